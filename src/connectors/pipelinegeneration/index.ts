@@ -1,0 +1,132 @@
+import { z } from 'zod'
+import type { RunStatus } from '../../core/domain.ts'
+import { getPath, joinUrl, requestJson } from '../request.ts'
+import { finalError, idempotencyHeaders, isRecord, mapStatus, messageOf } from '../shared.ts'
+import type { Connector, ConnectorContext, Observation, UpstreamWorkflow } from '../types.ts'
+
+/**
+ * PipelineGeneration (https://api.pipelinegeneration.ai), see shared/providers/pipelinegeneration.txt.
+ *
+ * - auth: `x-api-key`
+ * - `GET /v1/workflows` lists workflows (also used as the connection test)
+ * - `POST /v1/workflows/trigger` {workflow_id, company_id?, contact_id?, parameters?} → 202 {execution_id, status: queued}
+ * - `GET /v1/workflows/executions/{execution_id}` → {status: queued|running|completed|failed, started_at, completed_at, result}
+ * - errors: 400 `{"error": "..."}` (final, message kept by requestJson); 5xx/429 transient.
+ *
+ * No cancel/pause/resume endpoint is documented, so `commands` is absent.
+ */
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+const STATUS: Record<string, RunStatus> = {
+  queued: 'queued',
+  running: 'running',
+  completed: 'completed',
+  failed: 'failed',
+}
+
+const connectionConfig = z.object({
+  sendIdempotencyKey: z.boolean().optional(),
+}).passthrough()
+
+const credentials = z.object({ apiKey: z.string().min(1) })
+
+const workflowConfig = z.object({
+  /** Defaults merged under the run's input. */
+  company_id: z.string().regex(UUID, 'company_id must be a UUID').optional(),
+  contact_id: z.string().regex(UUID, 'contact_id must be a UUID').optional(),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+}).passthrough()
+
+const headers = (ctx: ConnectorContext): Record<string, string> => ({ 'x-api-key': String(ctx.connection.credentials.apiKey ?? '') })
+
+/**
+ * Build the trigger body. The run's input may carry `company_id`, `contact_id` and `parameters`;
+ * any other top-level input key is treated as a parameter too (so a flat input works).
+ */
+export function buildTriggerBody(workflowId: string, config: Record<string, unknown>, input: unknown): Record<string, unknown> {
+  const inp = isRecord(input) ? input : {}
+  const { company_id, contact_id, parameters, ...rest } = inp
+  const companyId = company_id ?? config.company_id
+  const contactId = contact_id ?? config.contact_id
+  for (const [name, v] of [['company_id', companyId], ['contact_id', contactId]] as const) {
+    if (v === undefined || v === null || v === '') continue
+    if (typeof v !== 'string' || !UUID.test(v)) throw finalError('invalid_input', `${name} must be a UUID, got ${JSON.stringify(v)}`)
+  }
+  if (parameters !== undefined && !isRecord(parameters)) throw finalError('invalid_input', 'parameters must be an object')
+  const params = { ...(isRecord(config.parameters) ? config.parameters : {}), ...rest, ...(parameters ?? {}) }
+  const body: Record<string, unknown> = { workflow_id: workflowId }
+  if (companyId) body.company_id = companyId
+  if (contactId) body.contact_id = contactId
+  if (Object.keys(params).length > 0) body.parameters = params
+  return body
+}
+
+/** Map an execution object (trigger or Get Execution answer) to an Observation. */
+export function observeExecution(body: unknown): Observation {
+  const b = isRecord(body) ? body : {}
+  const obs: Observation = { ...mapStatus(b.status, STATUS), raw: body }
+  if (obs.status === 'completed') obs.result = b.result ?? null
+  if (obs.status === 'failed') {
+    const message = messageOf(b) ?? messageOf(b.result) ?? 'execution failed'
+    obs.error = { code: 'upstream_run_failed', message, body }
+  }
+  const summary = getPath(b, 'result.summary')
+  if (typeof summary === 'string') obs.message = summary
+  return obs
+}
+
+export const pipelinegenerationConnector: Connector = {
+  provider: 'pipelinegeneration',
+  connectionConfig,
+  credentials,
+  workflowConfig,
+  // "Workflow executions may take up to 2 minutes": poll every few seconds, give up after 10.
+  defaultPollPolicy: { firstIntervalMs: 3_000, maxIntervalMs: 15_000, deadlineMs: 10 * 60_000 },
+
+  async trigger(ctx, req) {
+    const workflowId = ctx.workflow.upstreamWorkflowId
+    if (!workflowId) throw finalError('invalid_input', 'workflow_id is required')
+    const body = buildTriggerBody(workflowId, ctx.workflow.config, req.input)
+    const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, '/v1/workflows/trigger'), {
+      method: 'POST',
+      headers: { ...headers(ctx), ...idempotencyHeaders(ctx, req.runId) },
+      body,
+    })
+    const executionId = getPath(res.body, 'execution_id')
+    if (typeof executionId !== 'string' && typeof executionId !== 'number') {
+      throw finalError('upstream_bad_answer', 'trigger answer has no execution_id', { status: res.status, body: res.body })
+    }
+    const obs = observeExecution(res.body)
+    // A 202 without a status word still means the execution was accepted and is waiting.
+    if (!obs.status && obs.upstreamStatus === undefined) obs.status = 'queued'
+    return { ...obs, upstreamId: String(executionId) }
+  },
+
+  async poll(ctx, run) {
+    const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, `/v1/workflows/executions/${encodeURIComponent(run.upstreamId)}`), {
+      headers: headers(ctx),
+    })
+    return observeExecution(res.body)
+  },
+
+  async listWorkflows(ctx) {
+    const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, '/v1/workflows'), { headers: headers(ctx) })
+    const list = Array.isArray(res.body) ? res.body : Array.isArray(getPath(res.body, 'data')) ? (getPath(res.body, 'data') as unknown[]) : []
+    return list.filter(isRecord).map((w): UpstreamWorkflow => ({
+      id: String(w.id),
+      name: typeof w.name === 'string' ? w.name : undefined,
+      description: typeof w.description === 'string' ? w.description : undefined,
+      raw: w,
+    }))
+  },
+
+  async testConnection(ctx) {
+    try {
+      const list = await pipelinegenerationConnector.listWorkflows!(ctx)
+      return { ok: true, message: `authenticated; ${list.length} workflow(s) visible` }
+    } catch (err) {
+      return { ok: false, message: (err as Error).message }
+    }
+  },
+}
