@@ -1,0 +1,472 @@
+/**
+ * Outbound URL guard (SSRF protection) for every request runrelay makes on behalf of a tenant.
+ *
+ * Portable core code: this module imports nothing runtime-specific. DNS resolution is injected
+ * through `ResolveHost` by each runtime (Node: `dns.promises.lookup(host, { all: true })`;
+ * Deno: `Deno.resolveDns` for A and AAAA; Workers: none, or DNS-over-HTTPS).
+ *
+ * What is refused when `allowPrivate` is false:
+ *  - any scheme other than http: and https:;
+ *  - host names `localhost`, `*.localhost`, `*.local`, `*.internal` (incl. metadata.google.internal),
+ *    `*.localdomain`, `*.home.arpa`, `ip6-localhost`, `ip6-loopback`, and single-label names
+ *    (`http://metadata/`, `http://intranet/`: they depend on the resolver's search path);
+ *    a trailing dot (`localhost.`) does not help;
+ *  - literal addresses in a non-public range (see `isPrivateAddress`), in every form the WHATWG
+ *    URL parser accepts (2130706433, 0177.0.0.1, 0x7f.1, [::ffff:127.0.0.1], full-width digits…);
+ *  - host names for which `resolve` returns ANY non-public address, no address, or fails.
+ *
+ * Always refused, even with `allowPrivate: true`: URLs with credentials (`http://user:pass@host/`).
+ * The Fetch standard rejects them anyway (`new Request()` throws a TypeError), they end up in logs,
+ * and `https://trusted.example@evil.example/` is a classic confusion trick. Put credentials in
+ * headers instead.
+ *
+ * Limits (by design of a check-then-fetch guard):
+ *  - Without `resolve` (Cloudflare Workers has no DNS API) only the literal host is checked: a public
+ *    name pointing at 10.0.0.1 passes. On Workers, the platform itself cannot reach private networks
+ *    or loopback, which makes up for most of it; pass a DoH resolver for more.
+ *  - DNS rebinding (TOCTOU): `resolve` and the actual `fetch` resolve the name separately, so a
+ *    hostile DNS server with a zero TTL can answer a public address to the check and a private one
+ *    to the connection. Closing that needs IP pinning in the transport (Node: an undici Agent whose
+ *    `connect.lookup` also applies `isPrivateAddress`, passed as `fetch` or `init.dispatcher`).
+ *  - Proxies: if the runtime sends requests through an HTTP proxy, the proxy resolves the name.
+ */
+
+/** Resolves a host name to its IP addresses (text form). Injected by the runtime. */
+export type ResolveHost = (hostname: string) => Promise<string[]>
+
+export type OutboundRefusalReason =
+  | 'invalid_url'
+  | 'scheme'
+  | 'credentials'
+  | 'blocked_hostname'
+  | 'private_address'
+  | 'resolved_private_address'
+  | 'resolve_failed'
+  | 'too_many_redirects'
+  | 'redirect_not_allowed'
+
+/** Thrown when an outbound URL is refused. `reason` is a stable machine-readable token. */
+export class OutboundUrlError extends Error {
+  readonly code = 'outbound_url_refused' as const
+  readonly reason: OutboundRefusalReason | (string & {})
+  /** The refused URL, with any credentials removed. */
+  readonly url: string | undefined
+
+  constructor(reason: OutboundRefusalReason | (string & {}), message: string, url?: string) {
+    super(message)
+    this.name = 'OutboundUrlError'
+    this.reason = reason
+    this.url = url
+  }
+}
+
+export function isOutboundUrlError(err: unknown): err is OutboundUrlError {
+  return err instanceof OutboundUrlError
+}
+
+// ---------------------------------------------------------------------------------------------
+// IP address parsing
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Parses an IPv4 address the way the WHATWG URL parser (and inet_aton) does: 1 to 4 parts, each
+ * decimal, octal (leading 0) or hex (0x); the last part fills the remaining bytes; one trailing
+ * dot is allowed. `127.0.0.1`, `2130706433`, `0177.0.0.1`, `0x7f.1`, `127.1` all give 127.0.0.1.
+ * Returns the address as an unsigned 32-bit number, or null.
+ */
+export function parseIPv4(text: string): number | null {
+  const parts = text.split('.')
+  if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop()
+  if (parts.length === 0 || parts.length > 4) return null
+  const nums: number[] = []
+  for (const part of parts) {
+    let digits = part
+    let radix = 10
+    if (/^0x/i.test(part)) {
+      digits = part.slice(2)
+      radix = 16
+      if (digits === '') { nums.push(0); continue }
+      if (!/^[0-9a-f]+$/i.test(digits)) return null
+    } else if (part.length > 1 && part.startsWith('0')) {
+      digits = part.slice(1)
+      radix = 8
+      if (!/^[0-7]+$/.test(digits)) return null
+    } else if (!/^[0-9]+$/.test(part)) {
+      return null
+    }
+    const n = parseInt(digits, radix)
+    if (!Number.isFinite(n)) return null
+    nums.push(n)
+  }
+  const last = nums.pop()!
+  for (const n of nums) if (n > 255) return null
+  if (last >= 256 ** (4 - nums.length)) return null
+  let value = last
+  for (let i = 0; i < nums.length; i++) value += nums[i] * 256 ** (3 - i)
+  return value
+}
+
+/** Strict dotted quad (used inside IPv6 text, where only this form is valid). */
+function parseDottedQuad(text: string): number[] | null {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text)
+  if (!m) return null
+  const bytes = m.slice(1).map(Number)
+  return bytes.every((b) => b <= 255) ? bytes : null
+}
+
+/**
+ * Parses IPv6 text (optionally in brackets, optionally with a `%zone`, optionally ending in a
+ * dotted IPv4) into 16 bytes, or null.
+ */
+export function parseIPv6(text: string): Uint8Array | null {
+  let s = text
+  if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1)
+  const zone = s.indexOf('%')
+  if (zone !== -1) s = s.slice(0, zone)
+  if (!s.includes(':')) return null
+
+  let tail: number[] = []
+  const lastColon = s.lastIndexOf(':')
+  if (s.slice(lastColon + 1).includes('.')) {
+    const v4 = parseDottedQuad(s.slice(lastColon + 1))
+    if (!v4) return null
+    tail = [(v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]]
+    s = s.slice(0, lastColon + 1)
+    // keep "::" intact when the address is "::1.2.3.4"; otherwise drop the dangling ':'
+    if (!s.endsWith('::')) s = s.slice(0, -1)
+  }
+
+  const halves = s.split('::')
+  if (halves.length > 2) return null
+  const parseGroups = (part: string): number[] | null => {
+    if (part === '') return []
+    const out: number[] = []
+    for (const g of part.split(':')) {
+      if (!/^[0-9a-f]{1,4}$/i.test(g)) return null
+      out.push(parseInt(g, 16))
+    }
+    return out
+  }
+  const head = parseGroups(halves[0])
+  const rest = halves.length === 2 ? parseGroups(halves[1]) : []
+  if (!head || !rest) return null
+  const explicit = head.length + rest.length + tail.length
+  let groups: number[]
+  if (halves.length === 2) {
+    if (explicit > 7) return null
+    groups = [...head, ...new Array<number>(8 - explicit).fill(0), ...rest, ...tail]
+  } else {
+    if (explicit !== 8) return null
+    groups = [...head, ...tail]
+  }
+  const bytes = new Uint8Array(16)
+  groups.forEach((g, i) => { bytes[2 * i] = g >> 8; bytes[2 * i + 1] = g & 0xff })
+  return bytes
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classification
+// ---------------------------------------------------------------------------------------------
+
+const v4 = (a: number, b: number, c: number, d: number): number => ((a << 24) >>> 0) + (b << 16) + (c << 8) + d
+
+/** IPv4 ranges that are not public unicast (RFC 6890 and friends). */
+const PRIVATE_V4: ReadonlyArray<readonly [number, number]> = [
+  [v4(0, 0, 0, 0), 8], // "this network", 0.0.0.0
+  [v4(10, 0, 0, 0), 8], // RFC 1918
+  [v4(100, 64, 0, 0), 10], // CGNAT, RFC 6598
+  [v4(127, 0, 0, 0), 8], // loopback
+  [v4(169, 254, 0, 0), 16], // link-local, incl. 169.254.169.254 cloud metadata
+  [v4(172, 16, 0, 0), 12], // RFC 1918
+  [v4(192, 0, 0, 0), 24], // IETF protocol assignments (incl. 192.0.0.170/171 NAT64 discovery)
+  [v4(192, 0, 2, 0), 24], // TEST-NET-1
+  [v4(192, 88, 99, 0), 24], // 6to4 relay anycast (deprecated)
+  [v4(192, 168, 0, 0), 16], // RFC 1918
+  [v4(198, 18, 0, 0), 15], // benchmarking
+  [v4(198, 51, 100, 0), 24], // TEST-NET-2
+  [v4(203, 0, 113, 0), 24], // TEST-NET-3
+  [v4(224, 0, 0, 0), 4], // multicast
+  [v4(240, 0, 0, 0), 4], // reserved, incl. 255.255.255.255 broadcast
+]
+
+function isPrivateV4(addr: number): boolean {
+  for (const [base, bits] of PRIVATE_V4) {
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
+    if (((addr & mask) >>> 0) === base) return true
+  }
+  return false
+}
+
+function hasPrefix(bytes: Uint8Array, prefix: readonly number[], bits: number): boolean {
+  for (let i = 0; i < bits; i += 8) {
+    const take = Math.min(8, bits - i)
+    const mask = (0xff << (8 - take)) & 0xff
+    if ((bytes[i / 8] & mask) !== ((prefix[i / 8] ?? 0) & mask)) return false
+  }
+  return true
+}
+
+const v4At = (b: Uint8Array, i: number): number => ((b[i] << 24) >>> 0) + (b[i + 1] << 16) + (b[i + 2] << 8) + b[i + 3]
+
+function isPrivateV6(b: Uint8Array): boolean {
+  // ::/96 — unspecified (::), loopback (::1), deprecated IPv4-compatible (::127.0.0.1): judge the v4 part.
+  if (hasPrefix(b, [], 96)) return isPrivateV4(v4At(b, 12))
+  // ::ffff:0:0/96 — IPv4-mapped (::ffff:127.0.0.1 == ::ffff:7f00:1).
+  if (hasPrefix(b, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff], 96)) return isPrivateV4(v4At(b, 12))
+  // ::ffff:0:0:0/96 — IPv4-translated (SIIT, RFC 2765).
+  if (hasPrefix(b, [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0], 96)) return isPrivateV4(v4At(b, 12))
+  // 64:ff9b::/96 — NAT64 well-known prefix: judge the embedded v4.
+  if (hasPrefix(b, [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0], 96)) return isPrivateV4(v4At(b, 12))
+  // 64:ff9b:1::/48 — local-use NAT64 (RFC 8215): translates into the local network.
+  if (hasPrefix(b, [0, 0x64, 0xff, 0x9b, 0, 1], 48)) return true
+  // 2002::/16 — 6to4: the v4 is in bytes 2..5.
+  if (hasPrefix(b, [0x20, 0x02], 16)) return isPrivateV4(v4At(b, 2))
+  // 2001::/32 — Teredo: tunnels to obfuscated v4 endpoints; refused outright.
+  if (hasPrefix(b, [0x20, 0x01, 0, 0], 32)) return true
+  if (hasPrefix(b, [0x01, 0, 0, 0, 0, 0, 0, 0], 64)) return true // 100::/64 discard-only
+  if (hasPrefix(b, [0x20, 0x01, 0, 0x02, 0, 0], 48)) return true // 2001:2::/48 benchmarking
+  if (hasPrefix(b, [0x20, 0x01, 0x0d, 0xb8], 32)) return true // 2001:db8::/32 documentation
+  if (hasPrefix(b, [0x3f, 0xff], 20)) return true // 3fff::/20 documentation (RFC 9637)
+  if (hasPrefix(b, [0xfc], 7)) return true // fc00::/7 unique local
+  if (hasPrefix(b, [0xfe, 0x80], 10)) return true // fe80::/10 link-local
+  if (hasPrefix(b, [0xfe, 0xc0], 10)) return true // fec0::/10 site-local (deprecated)
+  if (hasPrefix(b, [0xff], 8)) return true // ff00::/8 multicast
+  return false
+}
+
+/**
+ * True when `ip` must not be contacted from a tenant-controlled URL: loopback, unspecified,
+ * RFC 1918, CGNAT, link-local (cloud metadata), benchmarking, documentation, multicast, reserved,
+ * broadcast; IPv6 loopback/unspecified, ULA, link-local, site-local, multicast, Teredo, and
+ * IPv4-mapped/-compatible/-translated, NAT64 and 6to4 addresses whose embedded IPv4 is private.
+ *
+ * Accepts IPv4 in any inet_aton form (2130706433, 0177.0.0.1, 0x7f.1) and IPv6 text (with or
+ * without brackets or zone). Fails closed: text that is not an IP address returns true.
+ */
+export function isPrivateAddress(ip: string): boolean {
+  const text = ip.trim()
+  if (text.includes(':')) {
+    const bytes = parseIPv6(text)
+    return bytes ? isPrivateV6(bytes) : true
+  }
+  const addr = parseIPv4(text)
+  return addr === null ? true : isPrivateV4(addr)
+}
+
+/** True when `host` (URL hostname, brackets allowed) is an IP literal rather than a name. */
+export function isIpLiteral(host: string): boolean {
+  return host.includes(':') ? parseIPv6(host) !== null : parseIPv4(host) !== null
+}
+
+const BLOCKED_NAMES = new Set(['localhost', 'ip6-localhost', 'ip6-loopback', 'metadata.google.internal'])
+const BLOCKED_SUFFIXES = ['localhost', 'local', 'internal', 'localdomain', 'home.arpa']
+
+/** True for host names that point into the local network by convention (trailing dots ignored). */
+export function isBlockedHostname(hostname: string): boolean {
+  const name = hostname.toLowerCase().replace(/\.+$/, '')
+  if (name === '' || BLOCKED_NAMES.has(name)) return true
+  if (!name.includes('.')) return true // single-label: resolved through the search path
+  return BLOCKED_SUFFIXES.some((s) => name === s || name.endsWith('.' + s))
+}
+
+// ---------------------------------------------------------------------------------------------
+// URL check
+// ---------------------------------------------------------------------------------------------
+
+export interface CheckOutboundOptions {
+  /** When true, every http(s) URL passes (self-hosted setups calling services on the LAN). */
+  allowPrivate: boolean
+  /** Resolves names to addresses. Without it only the literal host is checked. */
+  resolve?: ResolveHost
+  /** Aborts a pending resolution. */
+  signal?: AbortSignal
+}
+
+function redact(url: URL): string {
+  if (!url.username && !url.password) return url.href
+  const copy = new URL(url.href)
+  copy.username = ''
+  copy.password = ''
+  return copy.href
+}
+
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (v) => { signal.removeEventListener('abort', onAbort); resolve(v) },
+      (e) => { signal.removeEventListener('abort', onAbort); reject(e) },
+    )
+  })
+}
+
+/**
+ * Parses and checks an outbound URL; returns the parsed URL or throws `OutboundUrlError`.
+ * When `resolve` is given and the host is a name, every resolved address must be public.
+ */
+export async function checkOutboundUrl(url: string | URL, opts: CheckOutboundOptions): Promise<URL> {
+  let parsed: URL
+  try {
+    parsed = new URL(typeof url === 'string' ? url : url.href)
+  } catch {
+    throw new OutboundUrlError('invalid_url', 'Outbound URL is not a valid absolute URL')
+  }
+  const shown = redact(parsed)
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new OutboundUrlError('scheme', `Outbound URL scheme ${parsed.protocol} is not allowed (http or https only)`, shown)
+  }
+  if (parsed.username || parsed.password) {
+    throw new OutboundUrlError('credentials', 'Outbound URL must not contain credentials (user:pass@); send them in a header', shown)
+  }
+  if (opts.allowPrivate) return parsed
+
+  const host = parsed.hostname.replace(/\.+$/, '')
+  if (isIpLiteral(host)) {
+    if (isPrivateAddress(host)) {
+      throw new OutboundUrlError('private_address', `Outbound URL points to a private address (${parsed.hostname})`, shown)
+    }
+    return parsed
+  }
+  if (isBlockedHostname(host)) {
+    throw new OutboundUrlError('blocked_hostname', `Outbound URL host ${parsed.hostname} is a local name`, shown)
+  }
+  if (!opts.resolve) return parsed // literal check only; see the module comment
+
+  let addresses: string[]
+  try {
+    addresses = await raceSignal(opts.resolve(parsed.hostname), opts.signal)
+  } catch (err) {
+    if (opts.signal?.aborted) throw err
+    throw new OutboundUrlError('resolve_failed', `Could not resolve ${parsed.hostname}: ${(err as Error)?.message ?? String(err)}`, shown)
+  }
+  if (!Array.isArray(addresses) || addresses.length === 0) {
+    throw new OutboundUrlError('resolve_failed', `${parsed.hostname} resolved to no address`, shown)
+  }
+  const bad = addresses.find((a) => typeof a !== 'string' || isPrivateAddress(a))
+  if (bad !== undefined) {
+    throw new OutboundUrlError('resolved_private_address', `${parsed.hostname} resolves to a private address (${String(bad)})`, shown)
+  }
+  return parsed
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guarded fetch
+// ---------------------------------------------------------------------------------------------
+
+export interface GuardedFetchOptions {
+  allowPrivate: boolean
+  resolve?: ResolveHost
+  /** The fetch to wrap (default: globalThis.fetch). Called with `redirect: 'manual'`. */
+  fetch?: typeof fetch
+  /** Deadline of one call, all hops and the response body included. Default 15 000; 0 or Infinity: none. */
+  timeoutMs?: number
+  /** Redirects followed before refusing with `too_many_redirects`. Default 5. */
+  maxRedirects?: number
+}
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
+const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location']
+const CROSS_ORIGIN_STRIPPED = ['authorization', 'proxy-authorization', 'cookie']
+
+function timeoutSignal(ms: number): AbortSignal {
+  if (typeof AbortSignal.timeout === 'function') return AbortSignal.timeout(ms)
+  const ctrl = new AbortController()
+  setTimeout(() => ctrl.abort(new DOMException('The operation timed out.', 'TimeoutError')), ms)
+  return ctrl.signal
+}
+
+function anySignal(signals: AbortSignal[]): AbortSignal | undefined {
+  if (signals.length <= 1) return signals[0]
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any(signals)
+  const ctrl = new AbortController()
+  for (const s of signals) {
+    if (s.aborted) { ctrl.abort(s.reason); break }
+    s.addEventListener('abort', () => ctrl.abort(s.reason), { once: true })
+  }
+  return ctrl.signal
+}
+
+/**
+ * A `fetch` that checks the URL before each request and follows redirects itself, re-checking
+ * every hop (a redirect to a private address throws `OutboundUrlError`). Redirects follow the
+ * Fetch standard: 303 (non-GET/HEAD) and 301/302 on POST become GET without body; 307/308 keep
+ * method and body. On a cross-origin hop Authorization, Proxy-Authorization and Cookie are
+ * dropped (other secret-bearing headers such as X-Api-Key are not: the wrapper cannot know them).
+ * The request body is buffered so that it can be replayed on 307/308.
+ *
+ * `init.redirect: 'manual'` returns the first 3xx as is; `'error'` refuses any redirect.
+ * Network errors, timeouts (DOMException `TimeoutError`) and caller aborts reject as with fetch.
+ */
+export function createGuardedFetch(opts: GuardedFetchOptions): typeof fetch {
+  const baseFetch = opts.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init))
+  const timeoutMs = opts.timeoutMs ?? 15_000
+  const maxRedirects = opts.maxRedirects ?? 5
+
+  const guarded = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const isRequest = typeof Request !== 'undefined' && input instanceof Request
+    const firstUrl = isRequest ? (input as Request).url : input instanceof URL ? input.href : String(input)
+
+    const callerSignal = init?.signal ?? (isRequest ? (input as Request).signal : undefined) ?? undefined
+    const signals: AbortSignal[] = []
+    if (callerSignal) signals.push(callerSignal)
+    if (timeoutMs > 0 && Number.isFinite(timeoutMs)) signals.push(timeoutSignal(timeoutMs))
+    const signal = anySignal(signals)
+    signal?.throwIfAborted()
+
+    let url = await checkOutboundUrl(firstUrl, { allowPrivate: opts.allowPrivate, resolve: opts.resolve, signal })
+
+    // Normalise method/headers/body through a Request (after the check: credentials would throw).
+    const { signal: _s, redirect: _r, method: _m, headers: _h, body: _b, ...passthrough } = init ?? {}
+    const first = isRequest ? (init ? new Request(input as Request, init) : (input as Request)) : new Request(url.href, init)
+    let method = first.method
+    const headers = new Headers(first.headers)
+    let body: ArrayBuffer | null = first.body ? await raceSignal(first.arrayBuffer(), signal) : null
+    const redirectMode = init?.redirect ?? (isRequest ? (input as Request).redirect : 'follow')
+
+    for (let hop = 0; ; hop++) {
+      const response = await baseFetch(url.href, {
+        ...passthrough,
+        method,
+        headers,
+        body,
+        redirect: 'manual',
+        signal,
+      })
+      const location = response.headers.get('location')
+      if (!REDIRECT_STATUSES.has(response.status) || location === null || redirectMode === 'manual') {
+        if (hop > 0) {
+          try { Object.defineProperty(response, 'redirected', { value: true }) } catch { /* read-only: fine */ }
+        }
+        return response
+      }
+      await response.body?.cancel().catch(() => {})
+      if (redirectMode === 'error') {
+        throw new OutboundUrlError('redirect_not_allowed', `Redirect from ${redact(url)} refused (redirect: 'error')`, redact(url))
+      }
+      if (hop >= maxRedirects) {
+        throw new OutboundUrlError('too_many_redirects', `More than ${maxRedirects} redirects (last: ${redact(url)})`, redact(url))
+      }
+
+      let next: URL
+      try {
+        next = new URL(location, url)
+      } catch {
+        throw new OutboundUrlError('invalid_url', `Redirect to an invalid Location from ${redact(url)}`, redact(url))
+      }
+      next = await checkOutboundUrl(next, { allowPrivate: opts.allowPrivate, resolve: opts.resolve, signal })
+
+      const s = response.status
+      if ((s === 303 && method !== 'GET' && method !== 'HEAD') || ((s === 301 || s === 302) && method === 'POST')) {
+        method = 'GET'
+        body = null
+        for (const h of BODY_HEADERS) headers.delete(h)
+      }
+      if (next.origin !== url.origin) for (const h of CROSS_ORIGIN_STRIPPED) headers.delete(h)
+      url = next
+    }
+  }
+  return guarded as typeof fetch
+}
