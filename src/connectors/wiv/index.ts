@@ -1,0 +1,147 @@
+import { z } from 'zod'
+import type { RunStatus } from '../../core/domain.ts'
+import { getPath, joinUrl, requestJson } from '../request.ts'
+import { finalError, idempotencyHeaders, isRecord, mapStatus, messageOf, normaliseProgress } from '../shared.ts'
+import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
+
+/**
+ * Wiv (shared/providers/wiv.txt).
+ *
+ * - auth: `X-API-KEY`
+ * - `POST /workflows/{workflow_id}/run` {payload} → 200 {data: {event_type: WORKFLOW_TRIGGER,
+ *   execution_id, payload, run_by, tenant_id, timestamp (UTC, no zone), trigger_id, trigger_type, workflow_id}}
+ * - no status endpoint: there is no `poll`. Completion comes from the run's signed callback URL,
+ *   which is put into the payload under `callbackKey` (default `runrelay_callback_url`) so the
+ *   Wiv workflow's last step can POST to it (parseCallback), or, with `completeOnAccept: true`
+ *   in the workflow config, the accepted trigger is itself the completion.
+ * - run_by, tenant_id, trigger_type, trigger_id and the timestamp are kept in the run's state and in
+ *   the result.
+ *
+ * The callback body is whatever the Wiv workflow sends; we read it defensively:
+ *   {status?: 'completed'|'failed'|..., result?|output?|data?, error?, message?, progress?}
+ * A callback without a status word is taken as completion (it is the workflow's last step), unless
+ * it carries an `error`, which makes it a failure.
+ *
+ * No list, cancel, pause or resume endpoint is documented: `listWorkflows`, `commands` and
+ * `testConnection` are absent (the only documented call would start a workflow).
+ */
+
+export const DEFAULT_CALLBACK_KEY = 'runrelay_callback_url'
+
+const CALLBACK_STATUS: Record<string, RunStatus> = {
+  queued: 'queued', pending: 'queued', accepted: 'queued',
+  running: 'running', started: 'running', in_progress: 'running', processing: 'running',
+  paused: 'paused',
+  completed: 'completed', complete: 'completed', success: 'completed', succeeded: 'completed', successful: 'completed', done: 'completed', finished: 'completed', ok: 'completed',
+  failed: 'failed', failure: 'failed', error: 'failed', errored: 'failed',
+  canceled: 'canceled', cancelled: 'canceled', aborted: 'canceled', stopped: 'canceled',
+  timed_out: 'timed_out', timeout: 'timed_out',
+}
+
+const connectionConfig = z.object({
+  callbackKey: z.string().min(1).optional(),
+  sendIdempotencyKey: z.boolean().optional(),
+}).passthrough()
+
+const credentials = z.object({ apiKey: z.string().min(1) })
+
+const workflowConfig = z.object({
+  /** Count the accepted trigger as the run's completion (workflows that never call back). */
+  completeOnAccept: z.boolean().optional(),
+  /** Payload key carrying the run's callback URL; overrides the connection's. `false` disables. */
+  callbackKey: z.union([z.string().min(1), z.literal(false)]).optional(),
+}).passthrough()
+
+const TRIGGER_FIELDS = ['run_by', 'tenant_id', 'trigger_type', 'trigger_id', 'event_type', 'workflow_id'] as const
+
+/** Wiv answers `2025-05-22 20:59:07.014093` (UTC without a zone): make it ISO 8601 with Z. */
+export function wivTimestamp(ts: unknown): string | undefined {
+  if (typeof ts !== 'string') return undefined
+  const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d+)?$/.exec(ts.trim())
+  if (!m) return ts
+  return `${m[1]}T${m[2]}${m[3] ? m[3].slice(0, 4) : ''}Z`
+}
+
+function callbackKey(ctx: ConnectorContext): string | undefined {
+  const wf = ctx.workflow.config.callbackKey
+  if (wf === false) return undefined
+  if (typeof wf === 'string' && wf) return wf
+  const conn = ctx.connection.config.callbackKey
+  return typeof conn === 'string' && conn ? conn : DEFAULT_CALLBACK_KEY
+}
+
+export function buildPayload(ctx: ConnectorContext, input: unknown): Record<string, unknown> {
+  const payload: Record<string, unknown> = isRecord(input) ? { ...input } : input === undefined || input === null ? {} : { input }
+  const key = callbackKey(ctx)
+  if (key && ctx.callbackUrl) payload[key] = ctx.callbackUrl
+  return payload
+}
+
+export const wivConnector: Connector = {
+  provider: 'wiv',
+  connectionConfig,
+  credentials,
+  workflowConfig,
+  // No poll: the policy's deadline bounds how long a run waits for its callback.
+  defaultPollPolicy: { deadlineMs: 6 * 3_600_000 },
+
+  async trigger(ctx, req) {
+    const id = ctx.workflow.upstreamWorkflowId
+    if (!id) throw finalError('invalid_input', 'the Wiv workflow_id is required')
+    const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, `/workflows/${encodeURIComponent(id)}/run`), {
+      method: 'POST',
+      headers: { 'X-API-KEY': String(ctx.connection.credentials.apiKey ?? ''), ...idempotencyHeaders(ctx, req.runId) },
+      body: { payload: buildPayload(ctx, req.input) },
+    })
+    const data = getPath(res.body, 'data')
+    const executionId = getPath(data, 'execution_id')
+    if (typeof executionId !== 'string' && typeof executionId !== 'number') {
+      throw finalError('upstream_bad_answer', 'Wiv answered without data.execution_id', { status: res.status, body: res.body })
+    }
+    const d = isRecord(data) ? data : {}
+    const trigger: Record<string, unknown> = { execution_id: String(executionId) }
+    for (const f of TRIGGER_FIELDS) if (d[f] !== undefined) trigger[f] = d[f]
+    const ts = wivTimestamp(d.timestamp)
+    if (ts) trigger.timestamp = ts
+    const complete = ctx.workflow.config.completeOnAccept === true
+    const obs: Observation = {
+      // Accepted: Wiv has started the workflow; nothing more is known until the callback.
+      status: complete ? 'completed' : 'running',
+      upstreamStatus: typeof d.event_type === 'string' ? d.event_type : 'WORKFLOW_TRIGGER',
+      raw: res.body,
+      state: { trigger },
+    }
+    if (complete) obs.result = { ...trigger, payload: d.payload }
+    return { ...obs, upstreamId: String(executionId) }
+  },
+
+  parseCallback(_ctx, run: RunRef, body: unknown): Observation {
+    const b = isRecord(body) ? body : {}
+    const trigger = isRecord(run.state.trigger) ? run.state.trigger : {}
+    const word = b.status ?? b.state
+    const mapped = mapStatus(typeof word === 'string' ? word : undefined, CALLBACK_STATUS)
+    const obs: Observation = { ...mapped, raw: body }
+    const hasError = b.error !== undefined && b.error !== null && b.error !== false && b.error !== ''
+    if (mapped.upstreamStatus === undefined) {
+      obs.status = hasError ? 'failed' : 'completed'
+      obs.upstreamStatus = hasError ? 'callback_error' : 'callback'
+    }
+    const progress = normaliseProgress(b.progress)
+    if (progress !== undefined) obs.progress = progress
+    if (typeof b.message === 'string') obs.message = b.message
+    if (obs.status === 'completed') {
+      const out = b.result ?? b.output ?? b.outputs ?? b.data
+      obs.result = { ...trigger, result: out === undefined ? withoutControl(b) : out }
+    }
+    if (obs.status === 'failed') {
+      const message = (typeof b.error === 'string' && b.error) || messageOf(b.error) || messageOf(b) || 'Wiv workflow reported a failure'
+      obs.error = { code: 'upstream_run_failed', message, body }
+    }
+    return obs
+  },
+}
+
+function withoutControl(b: Record<string, unknown>): Record<string, unknown> {
+  const { status: _s, state: _st, progress: _p, message: _m, ...rest } = b
+  return rest
+}
