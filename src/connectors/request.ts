@@ -1,3 +1,4 @@
+import { isOutboundUrlError } from '../core/outbound.ts'
 import { UpstreamError, type ConnectorContext } from './types.ts'
 
 const TRANSIENT_STATUSES = new Set([408, 425, 429])
@@ -45,6 +46,7 @@ export async function requestJson<T = unknown>(ctx: ConnectorContext, url: strin
     res = await ctx.fetch(url, { method: req.method ?? (body === undefined ? 'GET' : 'POST'), headers, body })
   } catch (err) {
     if (err instanceof UpstreamError) throw err
+    if (isOutboundUrlError(err)) throw new UpstreamError({ message: err.message, code: 'outbound_url_refused', transient: false })
     const name = (err as Error)?.name
     const timeout = name === 'TimeoutError' || name === 'AbortError'
     throw new UpstreamError({

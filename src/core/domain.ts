@@ -24,14 +24,14 @@ export const SCOPES = ['workflows:read', 'workflows:write', 'runs:read', 'runs:w
 export const Scope = z.enum(SCOPES)
 export type Scope = z.infer<typeof Scope>
 
-/** An event as stored and as sent to subscribers. `id` orders the tenant feed; `seq` orders one run. */
+/** An event as sent to subscribers and listed by the API (snake_case like every API body). `id` orders the tenant feed; `seq` orders one run. */
 export const RunEvent = z.object({
   id: z.number().int(),
-  runId: z.string(),
+  run_id: z.string(),
   seq: z.number().int().positive(),
   type: EventType,
   at: z.string(),
-  workflowId: z.string(),
+  workflow_id: z.string(),
   /** The run's status once this event is applied. */
   status: RunStatus,
   tags: z.array(z.string()),

@@ -1,0 +1,35 @@
+import { z } from 'zod'
+
+const flag = z.enum(['0', '1', 'true', 'false', '']).optional().transform((v) => v === '1' || v === 'true')
+
+/** runrelay's configuration, parsed once from the environment (every runtime). */
+export const ConfigSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8787),
+  HOST: z.string().default('127.0.0.1'),
+  /** Directory for the embedded database and the generated encryption key (Node/Deno). */
+  RUNRELAY_DATA_DIR: z.string().default('./data'),
+  LIBSQL_URL: z.string().optional(),
+  LIBSQL_AUTH_TOKEN: z.string().optional(),
+  /** 32 bytes, base64 (or base64url). Generated under the data dir when unset (Node/Deno). */
+  RUNRELAY_ENCRYPTION_KEY: z.string().optional(),
+  /** The root key; when unset one is created on first start and printed once. */
+  RUNRELAY_ROOT_KEY: z.string().regex(/^rr_[\w-]{16,}$/, 'must look like rr_ followed by at least 16 letters, digits, - or _').optional(),
+  RUNRELAY_ALLOW_PRIVATE_NETWORK: flag,
+  /** Public base URL, for callback URLs; defaults to http://HOST:PORT. */
+  RUNRELAY_PUBLIC_URL: z.string().url().optional(),
+  RUNRELAY_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
+  RUNRELAY_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  RUNRELAY_LOG: z.enum(['silent', 'info', 'debug']).default('info'),
+})
+export type Config = z.infer<typeof ConfigSchema>
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const parsed = ConfigSchema.safeParse(env)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')
+    throw new Error(`invalid configuration:\n${lines}`)
+  }
+  return parsed.data
+}
+
+export const VERSION = '0.1.0'

@@ -1,0 +1,156 @@
+import { z } from 'zod'
+import { RunStatus } from '../../core/domain.ts'
+import { renderTemplate } from '../../core/template.ts'
+import { getPath, joinUrl, requestJson } from '../request.ts'
+import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
+import { UpstreamError } from '../types.ts'
+
+/**
+ * The declarative connector: enough to wire most poll-only HTTP APIs without code. The
+ * workflow says how to trigger (request template), where the upstream id is in the answer,
+ * how to ask for status, how to map the upstream's status words, and where the result is.
+ */
+const Auth = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('none') }),
+  /** `header: value` where value is `${scheme} ${credentials.token}` (scheme optional). */
+  z.object({ type: z.literal('header'), header: z.string().min(1).default('Authorization'), scheme: z.string().optional() }),
+  z.object({ type: z.literal('query'), param: z.string().min(1) }),
+])
+
+const ConnectionConfig = z.object({
+  auth: Auth.default({ type: 'none' }),
+  /** Extra headers on every request (not secret). */
+  headers: z.record(z.string(), z.string()).default({}),
+})
+
+const RequestTemplate = z.object({
+  method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).optional(),
+  /** Path relative to the connection's base URL; `{{upstream_id}}`, `{{workflow_id}}`, `{{run_id}}` and run variables are filled in. */
+  path: z.string().min(1),
+  /** JSON body template; `"{{input}}"` is the run's rendered input, `{{callback_url}}` its callback URL. Defaults to the input. */
+  body: z.unknown().optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+})
+
+const StatusMap = z.record(z.string(), RunStatus)
+
+const WorkflowConfig = z.object({
+  trigger: RequestTemplate,
+  /** Dotted path of the upstream id in the trigger answer, e.g. `data.execution_id`. */
+  upstreamIdPath: z.string().min(1).default('id'),
+  /** How to ask for the status; absent means the upstream pushes to the callback URL. */
+  status: RequestTemplate.extend({ method: z.enum(['GET', 'POST']).optional() }).optional(),
+  statusPath: z.string().default('status'),
+  /** Upstream status word (case-insensitive) → runrelay status. */
+  statusMap: StatusMap.default({}),
+  progressPath: z.string().optional(),
+  /** When the upstream's progress is a percentage (0..100) rather than a fraction. */
+  progressScale: z.number().positive().default(1),
+  messagePath: z.string().optional(),
+  resultPath: z.string().optional(),
+  errorPath: z.string().optional(),
+  cancel: RequestTemplate.optional(),
+})
+type WorkflowConfig = z.infer<typeof WorkflowConfig>
+
+/** Common status words, used when the workflow's map does not name a word. */
+const DEFAULT_STATUS_WORDS: Record<string, RunStatus> = {
+  pending: 'queued', queued: 'queued', waiting: 'queued', scheduled: 'queued', created: 'queued', accepted: 'queued', not_started: 'queued',
+  running: 'running', processing: 'running', in_progress: 'running', started: 'running', active: 'running',
+  paused: 'paused', suspended: 'paused',
+  completed: 'completed', complete: 'completed', succeeded: 'completed', success: 'completed', done: 'completed', finished: 'completed',
+  failed: 'failed', failure: 'failed', error: 'failed', errored: 'failed',
+  canceled: 'canceled', cancelled: 'canceled', stopped: 'canceled', aborted: 'canceled',
+  timed_out: 'timed_out', timeout: 'timed_out', expired: 'timed_out',
+}
+
+function config(ctx: ConnectorContext): { conn: z.infer<typeof ConnectionConfig>; wf: WorkflowConfig } {
+  return { conn: ConnectionConfig.parse(ctx.connection.config), wf: WorkflowConfig.parse(ctx.workflow.config) }
+}
+
+function vars(ctx: ConnectorContext, runId: string, extra: Record<string, unknown>): Record<string, unknown> {
+  return { ...extra, run_id: runId, workflow_id: ctx.workflow.upstreamWorkflowId, callback_url: ctx.callbackUrl }
+}
+
+async function send(ctx: ConnectorContext, tpl: z.infer<typeof RequestTemplate>, variables: Record<string, unknown>, defaultBody: unknown) {
+  const { conn } = config(ctx)
+  const encoded = Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, typeof v === 'string' ? encodeURIComponent(v) : v]))
+  const path = renderTemplate(tpl.path, encoded, {})
+  if (path.missing.length) throw new UpstreamError({ message: `path template needs ${path.missing.join(', ')}`, code: 'template_variable_missing', transient: false })
+  const url = new URL(joinUrl(ctx.connection.baseUrl, String(path.value)))
+  const headers: Record<string, string> = { ...conn.headers, ...tpl.headers }
+  const token = ctx.connection.credentials.token ?? ''
+  if (conn.auth.type === 'header') headers[conn.auth.header] = conn.auth.scheme ? `${conn.auth.scheme} ${token}` : token
+  if (conn.auth.type === 'query') url.searchParams.set(conn.auth.param, token)
+  const method = tpl.method ?? (tpl.body !== undefined || defaultBody !== undefined ? 'POST' : 'GET')
+  let body: unknown
+  if (method !== 'GET' && method !== 'DELETE') {
+    body = tpl.body === undefined ? defaultBody : renderTemplate(tpl.body, variables, {}).value
+  }
+  return requestJson(ctx, url.toString(), { method, headers, body })
+}
+
+function mapAnswer(wf: WorkflowConfig, answer: unknown): Observation {
+  const word = getPath(answer, wf.statusPath)
+  const upstreamStatus = word === undefined || word === null ? undefined : String(word)
+  let status: RunStatus | undefined
+  if (upstreamStatus !== undefined) {
+    const lower = upstreamStatus.toLowerCase()
+    const mapped = Object.entries(wf.statusMap).find(([k]) => k.toLowerCase() === lower)?.[1]
+    status = mapped ?? DEFAULT_STATUS_WORDS[lower]
+  }
+  const progressRaw = wf.progressPath ? getPath(answer, wf.progressPath) : undefined
+  const progress = typeof progressRaw === 'number' ? progressRaw / wf.progressScale : undefined
+  const message = wf.messagePath ? getPath(answer, wf.messagePath) : undefined
+  const obs: Observation = { status, upstreamStatus, progress, message: typeof message === 'string' ? message : undefined, raw: answer }
+  if (status === 'completed') obs.result = wf.resultPath ? getPath(answer, wf.resultPath) : answer
+  if (status === 'failed' || status === 'canceled' || status === 'timed_out') {
+    const e = wf.errorPath ? getPath(answer, wf.errorPath) : undefined
+    obs.error = { code: `upstream_${status}`, message: typeof e === 'string' ? e : e ? JSON.stringify(e) : `upstream reported ${upstreamStatus}` }
+  }
+  return obs
+}
+
+export const httpConnector: Connector = {
+  provider: 'http',
+  connectionConfig: ConnectionConfig as unknown as z.ZodType<Record<string, unknown>>,
+  credentials: z.object({ token: z.string().optional() }).catchall(z.string()) as z.ZodType<Record<string, string>>,
+  workflowConfig: WorkflowConfig as unknown as z.ZodType<Record<string, unknown>>,
+
+  async trigger(ctx, req) {
+    const { wf } = config(ctx)
+    const res = await send(ctx, wf.trigger, vars(ctx, req.runId, { ...req.variables, input: req.input }), req.input)
+    const id = getPath(res.body, wf.upstreamIdPath)
+    if (id === undefined || id === null || id === '') {
+      throw new UpstreamError({ message: `trigger answer has no upstream id at "${wf.upstreamIdPath}"`, code: 'upstream_id_missing', transient: false, status: res.status, body: res.body })
+    }
+    const obs = mapAnswer(wf, res.body)
+    // Without a status request the trigger answer is all there is; a status word in it counts.
+    return { ...obs, upstreamId: String(id) }
+  },
+
+  async poll(ctx, run: RunRef) {
+    const { wf } = config(ctx)
+    if (!wf.status) return { raw: undefined }
+    const res = await send(ctx, wf.status, vars(ctx, run.runId, { upstream_id: run.upstreamId }), undefined)
+    return mapAnswer(wf, res.body)
+  },
+
+  commands: {
+    async cancel(ctx, run) {
+      const { wf } = config(ctx)
+      if (!wf.cancel) return { status: 'canceled' }
+      await send(ctx, wf.cancel, vars(ctx, run.runId, { upstream_id: run.upstreamId }), undefined)
+      return { status: 'canceled' }
+    },
+  },
+
+  async testConnection(ctx) {
+    const res = await ctx.fetch(ctx.connection.baseUrl, { method: 'GET' })
+    return { ok: res.status < 500, message: `base URL answered ${res.status}` }
+  },
+
+  parseCallback(ctx, _run, body) {
+    return mapAnswer(config(ctx).wf, body)
+  },
+}

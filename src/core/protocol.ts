@@ -1,0 +1,75 @@
+import { z } from 'zod'
+import { RunEvent } from './domain.ts'
+
+/**
+ * The WebSocket protocol, shared by server and clients. Every message is JSON with a
+ * string-literal `type`; parse with `ServerMessage.safeParse` / `ClientMessage.safeParse`.
+ */
+export const PROTOCOL_VERSION = 1
+
+/** Close codes the server uses; clients reconnect (resuming) on all but the 40xx refusals. */
+export const CLOSE = {
+  /** The run finished and every event was sent. */
+  NORMAL: 1000,
+  /** The server is restarting; reconnect with `after`. */
+  SERVICE_RESTART: 1012,
+  TRY_AGAIN_LATER: 1013,
+  UNAUTHORIZED: 4001,
+  FORBIDDEN: 4003,
+  NOT_FOUND: 4004,
+  /** The client read too slowly and its buffer passed the limit; reconnect with `after`. */
+  SLOW_CONSUMER: 4008,
+  BAD_MESSAGE: 4400,
+} as const
+
+export const HelloMessage = z.object({
+  type: z.literal('hello'),
+  protocol: z.literal(PROTOCOL_VERSION),
+  stream: z.enum(['run', 'feed']),
+  run_id: z.string().optional(),
+  /** The position the replay starts after: a seq for a run stream, an event id for the feed. */
+  after: z.number().int(),
+  heartbeatMs: z.number().int(),
+})
+
+export const EventMessage = z.object({ type: z.literal('event'), event: RunEvent })
+/** Several events in one frame, in order (sent when many arrive together). */
+export const BatchMessage = z.object({ type: z.literal('batch'), events: z.array(RunEvent) })
+/** Sent once the replay of missed events is done and live events follow. */
+export const CaughtUpMessage = z.object({ type: z.literal('caught_up'), position: z.number().int() })
+export const HeartbeatMessage = z.object({ type: z.literal('heartbeat'), at: z.string() })
+export const PongMessage = z.object({ type: z.literal('pong'), at: z.string() })
+export const ErrorMessage = z.object({ type: z.literal('error'), code: z.string(), message: z.string() })
+export const TokenRefreshedMessage = z.object({ type: z.literal('token_refreshed'), expiresAt: z.string() })
+
+export const ServerMessage = z.discriminatedUnion('type', [
+  HelloMessage, EventMessage, BatchMessage, CaughtUpMessage, HeartbeatMessage, PongMessage, ErrorMessage, TokenRefreshedMessage,
+])
+export type ServerMessage = z.infer<typeof ServerMessage>
+
+export const PingMessage = z.object({ type: z.literal('ping') })
+/** Replace the subscriber token of an open connection before it expires. */
+export const RefreshTokenMessage = z.object({ type: z.literal('refresh_token'), token: z.string().min(1).max(4096) })
+export const ClientMessage = z.discriminatedUnion('type', [PingMessage, RefreshTokenMessage])
+export type ClientMessage = z.infer<typeof ClientMessage>
+
+/** Parse a raw frame into a server message, or null when it is not one. */
+export function parseServerMessage(data: unknown): ServerMessage | null {
+  if (typeof data !== 'string') return null
+  try {
+    const r = ServerMessage.safeParse(JSON.parse(data))
+    return r.success ? r.data : null
+  } catch {
+    return null
+  }
+}
+
+export function parseClientMessage(data: unknown): ClientMessage | null {
+  if (typeof data !== 'string' || data.length > 8192) return null
+  try {
+    const r = ClientMessage.safeParse(JSON.parse(data))
+    return r.success ? r.data : null
+  } catch {
+    return null
+  }
+}

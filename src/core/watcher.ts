@@ -1,0 +1,241 @@
+import type { CommandName, Observation } from '../connectors/types.ts'
+import { UpstreamError } from '../connectors/types.ts'
+import type { RunPatch, RunRow } from '../db/store.ts'
+import { pollDelay, retryDelay } from './backoff.ts'
+import { isTerminal, STATUS_RANK, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
+import type { BindConnector, Clock, ConnectorBinding, RunLedger } from './ports.ts'
+
+export interface WatcherDeps {
+  ledger: RunLedger
+  clock: Clock
+  random: () => number
+  bind: BindConnector
+}
+
+/** When the run wants its next tick (ms epoch), or null when it needs none. */
+export interface TickResult { nextAt: number | null }
+
+/** A command refused: the HTTP layer answers 409 with this code. */
+export class CommandRejected extends Error {
+  constructor(readonly code: string, message: string) { super(message) }
+}
+
+interface Change { patch: RunPatch; events: NewEvent[] }
+
+/**
+ * The per-run state machine. Each `tick` triggers or polls once, records what changed as
+ * events (persisted before they are published, through the ledger) and says when to tick
+ * next. Ticks are idempotent: a tick that comes early (alarms and timers may fire twice)
+ * only answers the time already planned.
+ */
+export class Watcher {
+  constructor(private readonly deps: WatcherDeps) {}
+
+  async tick(runId: string): Promise<TickResult> {
+    const run = await this.deps.ledger.getRun(runId)
+    if (!run || run.finishedAt || isTerminal(run.status as RunStatus)) return { nextAt: null }
+    const now = this.deps.clock.now()
+    if (run.status === 'scheduled' && run.scheduledAt && run.scheduledAt > now) return { nextAt: run.scheduledAt }
+    if (run.nextTickAt && run.nextTickAt > now) return { nextAt: run.nextTickAt }
+
+    const binding = await this.deps.bind(run)
+    if (run.deadlineAt && now >= run.deadlineAt) {
+      await this.timeOut(run, binding)
+      return { nextAt: null }
+    }
+    if (!run.upstreamId) return this.trigger(run, binding)
+    if (!binding.connector.poll) {
+      // Callback-only upstream: nothing to ask; the deadline is the only thing to wait for.
+      return this.plan(run, { patch: {}, events: [] }, run.deadlineAt ?? null)
+    }
+    try {
+      const obs = await binding.connector.poll(binding.ctx, { runId: run.id, upstreamId: run.upstreamId, state: run.connectorState })
+      const change = this.observe(run, obs)
+      const changed = change.events.length > 0
+      const unchanged = changed ? 0 : run.polls + 1
+      change.patch.polls = unchanged
+      change.patch.transientErrors = 0
+      const next = isTerminal((change.patch.status ?? run.status) as RunStatus)
+        ? null
+        : Math.max(now + pollDelay(binding.policy, unchanged, this.deps.random), obs.notBefore ?? 0)
+      return this.plan(run, change, next)
+    } catch (err) {
+      return this.failure(run, binding, err, 'poll')
+    }
+  }
+
+  private async trigger(run: RunRow, binding: ConnectorBinding): Promise<TickResult> {
+    const now = this.deps.clock.now()
+    if (!run.triggerAttemptedAt) {
+      // Written before the request leaves: after a crash we know a trigger may have reached
+      // the upstream, and the retry carries the same Idempotency-Key (the run id).
+      run = (await this.deps.ledger.commit(run, { triggerAttemptedAt: now }, [])).run
+    }
+    try {
+      const ctx = { ...binding.ctx, fetch: withIdempotencyKey(binding.ctx.fetch, run.id) }
+      const result = await binding.connector.trigger(ctx, {
+        runId: run.id, input: run.input, variables: run.variables, runtimeVariables: run.runtimeVariables,
+      })
+      const change = this.observe(run, { ...result, status: result.status ?? 'queued' })
+      change.patch.upstreamId = result.upstreamId
+      change.patch.startedAt = run.startedAt ?? now
+      change.patch.transientErrors = 0
+      change.patch.polls = 0
+      const status = (change.patch.status ?? run.status) as RunStatus
+      const next = isTerminal(status) ? null : Math.max(now + binding.policy.firstIntervalMs, result.notBefore ?? 0)
+      return this.plan(run, change, next)
+    } catch (err) {
+      return this.failure(run, binding, err, 'trigger')
+    }
+  }
+
+  /** Turn an observation into a patch and the events it implies (nothing if nothing changed). */
+  observe(run: RunRow, obs: Observation): Change {
+    const now = this.deps.clock.now()
+    const patch: RunPatch = {}
+    const events: NewEvent[] = []
+    if (obs.raw !== undefined) patch.lastRaw = obs.raw
+    if (obs.state) patch.connectorState = { ...run.connectorState, ...obs.state }
+    if (obs.upstreamStatus !== undefined && obs.upstreamStatus !== run.upstreamStatus) patch.upstreamStatus = obs.upstreamStatus
+
+    const progress = obs.progress === undefined ? undefined : Math.min(1, Math.max(0, obs.progress))
+    const progressChanged = progress !== undefined && progress !== run.progress
+    const messageChanged = obs.message !== undefined && obs.message !== run.message
+    if (progressChanged) patch.progress = progress
+    if (messageChanged) patch.message = obs.message
+    if (progressChanged || messageChanged) events.push({ type: 'run.progress', data: { progress: progress ?? run.progress, message: obs.message ?? run.message } })
+
+    if (obs.outputs?.length) {
+      const seen = new Set(run.outputKeys)
+      const fresh = obs.outputs.filter((o) => !seen.has(o.key))
+      for (const o of fresh) events.push({ type: 'run.output', data: { key: o.key, output: o.data } })
+      if (fresh.length) patch.outputKeys = [...run.outputKeys, ...fresh.map((o) => o.key)]
+    }
+
+    const from = run.status as RunStatus
+    const to = obs.status
+    // Statuses that go backwards (running → queued) are kept as the upstream status only.
+    if (to && to !== from && STATUS_RANK[to] >= STATUS_RANK[from]) {
+      patch.status = to
+      const data: Record<string, unknown> = { from, to, upstreamStatus: obs.upstreamStatus ?? null }
+      if (to === 'running' && !run.startedAt) patch.startedAt = now
+      if (isTerminal(to)) {
+        patch.finishedAt = now
+        patch.nextTickAt = null
+        if (obs.result !== undefined) { patch.result = obs.result; data.result = obs.result }
+        if (to !== 'completed') {
+          const error = obs.error ?? { code: `upstream_${to}`, message: `upstream reported ${obs.upstreamStatus ?? to}` }
+          patch.error = error
+          data.error = error
+        }
+      }
+      events.push({ type: 'run.status_changed', data })
+    }
+    return { patch, events }
+  }
+
+  private async failure(run: RunRow, binding: ConnectorBinding, err: unknown, phase: 'trigger' | 'poll' | 'timeout'): Promise<TickResult> {
+    const now = this.deps.clock.now()
+    const upstream = err instanceof UpstreamError ? err : null
+    if (!upstream) throw err // not the upstream's fault (store down, a bug): the host retries the tick
+    const attempt = run.transientErrors + 1
+    const error: ErrorInfo = upstream.toInfo()
+    if (upstream.transient && attempt <= binding.policy.maxTransientErrors) {
+      const next = Math.max(now + retryDelay(binding.policy, attempt, this.deps.random), upstream.notBefore ?? 0)
+      return this.plan(run, {
+        patch: { transientErrors: attempt },
+        events: [{ type: 'run.error', data: { phase, transient: true, attempt, retryAt: new Date(next).toISOString(), error } }],
+      }, next)
+    }
+    const reason = upstream.transient ? 'too_many_transient_errors' : 'upstream_error'
+    await this.finish(run, 'failed', { ...error, message: upstream.transient ? `gave up after ${attempt - 1} transient errors: ${error.message}` : error.message }, { phase, reason })
+    return { nextAt: null }
+  }
+
+  private async timeOut(run: RunRow, binding: ConnectorBinding): Promise<void> {
+    const cancel = binding.connector.commands?.cancel
+    let upstream = 'not_supported'
+    if (cancel && run.upstreamId) {
+      try { await cancel(binding.ctx, { runId: run.id, upstreamId: run.upstreamId, state: run.connectorState }, undefined); upstream = 'canceled' } catch { upstream = 'cancel_failed' }
+    }
+    await this.finish(run, 'timed_out', { code: 'deadline_exceeded', message: 'the run passed its deadline' }, { upstream })
+  }
+
+  private async finish(run: RunRow, to: RunStatus, error: ErrorInfo | null, extra: Record<string, unknown> = {}): Promise<RunRow> {
+    const now = this.deps.clock.now()
+    const data: Record<string, unknown> = { from: run.status, to, upstreamStatus: run.upstreamStatus, ...extra }
+    if (error) data.error = error
+    return (await this.deps.ledger.commit(run, { status: to, finishedAt: now, nextTickAt: null, error: error ?? run.error }, [{ type: 'run.status_changed', data }])).run
+  }
+
+  /** Persist a change with the next tick time; the deadline always gets a tick of its own. */
+  private async plan(run: RunRow, change: Change, next: number | null): Promise<TickResult> {
+    const terminal = isTerminal((change.patch.status ?? run.status) as RunStatus)
+    const at = terminal || next === null ? (terminal ? null : run.deadlineAt ?? null) : run.deadlineAt ? Math.min(next, run.deadlineAt) : next
+    change.patch.nextTickAt = at
+    await this.deps.ledger.commit(run, change.patch, change.events)
+    return { nextAt: at }
+  }
+
+  /** Apply an observation pushed by the upstream (a callback). Idempotent with polls. */
+  async push(runId: string, obs: Observation): Promise<RunRow | undefined> {
+    const run = await this.deps.ledger.getRun(runId)
+    if (!run || isTerminal(run.status as RunStatus)) return run
+    const change = this.observe(run, obs)
+    if (change.events.length === 0 && Object.keys(change.patch).length === 0) return run
+    return (await this.deps.ledger.commit(run, change.patch, change.events)).run
+  }
+
+  /**
+   * Run a user's command. Cancel always ends the run here (forwarded upstream where the
+   * connector can); pause, resume and input need the connector's support.
+   */
+  async command(runId: string, name: CommandName, payload: unknown, by: string): Promise<RunRow> {
+    const run = await this.deps.ledger.getRun(runId)
+    if (!run) throw new CommandRejected('not_found', 'run not found')
+    const status = run.status as RunStatus
+    if (isTerminal(status)) throw new CommandRejected('run_finished', `run is already ${status}`)
+    const binding = await this.deps.bind(run)
+    const handler = binding.connector.commands?.[name]
+    if (name !== 'cancel') {
+      if (!handler) throw new CommandRejected('command_not_supported', `the ${binding.connector.provider} connector cannot ${name} a run`)
+      if (!run.upstreamId) throw new CommandRejected('run_not_started', 'the run has not started upstream yet')
+      if (name === 'pause' && status === 'paused') throw new CommandRejected('run_paused', 'run is already paused')
+      if (name === 'resume' && status !== 'paused') throw new CommandRejected('run_not_paused', 'run is not paused')
+    }
+    let upstream = 'not_supported'
+    let obs: Observation | void = undefined
+    if (handler && run.upstreamId) {
+      try {
+        obs = await handler(binding.ctx, { runId: run.id, upstreamId: run.upstreamId, state: run.connectorState }, payload)
+        upstream = 'ok'
+      } catch (err) {
+        if (name !== 'cancel') {
+          const info = err instanceof UpstreamError ? err.toInfo() : { code: 'command_failed', message: String((err as Error)?.message ?? err) }
+          throw new CommandRejected(info.code, `upstream refused ${name}: ${info.message}`)
+        }
+        upstream = 'failed'
+      }
+    }
+    const commandEvent: NewEvent = { type: 'run.command', data: { command: name, by, upstream, ...(payload !== undefined ? { payload } : {}) } }
+    if (name === 'cancel') {
+      const now = this.deps.clock.now()
+      const data = { from: status, to: 'canceled', upstreamStatus: run.upstreamStatus, reason: 'canceled_by_user' }
+      return (await this.deps.ledger.commit(run, { status: 'canceled', finishedAt: now, nextTickAt: null }, [commandEvent, { type: 'run.status_changed', data }])).run
+    }
+    const implied: Observation = { ...(obs ?? {}) }
+    if (implied.status === undefined && name === 'pause') implied.status = 'paused'
+    if (implied.status === undefined && name === 'resume') implied.status = 'running'
+    const change = this.observe(run, implied)
+    return (await this.deps.ledger.commit(run, change.patch, [commandEvent, ...change.events])).run
+  }
+}
+
+/** Adds the run id as Idempotency-Key to a trigger's POST, so a retried trigger is one run upstream. */
+function withIdempotencyKey(f: typeof fetch, key: string): typeof fetch {
+  return (input, init) => {
+    const headers = new Headers(init?.headers)
+    if ((init?.method ?? 'GET').toUpperCase() === 'POST' && !headers.has('idempotency-key')) headers.set('idempotency-key', key)
+    return f(input, { ...init, headers })
+  }
+}

@@ -1,0 +1,334 @@
+import { and, asc, desc, eq, gt, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
+import type { LibSQLDatabase } from 'drizzle-orm/libsql'
+import type { NewEvent, RunEvent, RunStatus } from '../core/domain.ts'
+import { fromBase64Url, toBase64Url } from '../core/crypto.ts'
+import * as schema from './schema.ts'
+import { apiKeys, connections, events, idempotencyKeys, runs, settings, tenants, workflows } from './schema.ts'
+import { migrate } from './migrate.ts'
+
+export type Db = LibSQLDatabase<typeof schema>
+export type TenantRow = typeof tenants.$inferSelect
+export type ApiKeyRow = typeof apiKeys.$inferSelect
+export type ConnectionRow = typeof connections.$inferSelect
+export type WorkflowRow = typeof workflows.$inferSelect
+export type RunRow = typeof runs.$inferSelect
+export type EventRow = typeof events.$inferSelect
+export type RunPatch = Partial<Omit<RunRow, 'id' | 'tenantId' | 'workflowId' | 'createdAt' | 'lastSeq'>>
+
+export interface Page<T> { items: T[]; nextCursor: string | null }
+
+/** Thrown when an append races another writer of the same run (seq already taken). */
+export class SeqConflictError extends Error {
+  constructor(runId: string) { super(`events of run ${runId} were appended concurrently`) }
+}
+
+export function encodeCursor(createdAt: number, id: string): string {
+  return toBase64Url(new TextEncoder().encode(JSON.stringify([createdAt, id])))
+}
+
+export function decodeCursor(cursor: string): [number, string] | null {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(fromBase64Url(cursor)))
+    return Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'string' ? [v[0], v[1]] : null
+  } catch {
+    return null
+  }
+}
+
+/** Newest-first keyset pagination over (created_at, id). */
+function keyset(table: { createdAt: any; id: any }, cursor: [number, string] | null): SQL | undefined {
+  if (!cursor) return undefined
+  return or(lt(table.createdAt, cursor[0]), and(eq(table.createdAt, cursor[0]), lt(table.id, cursor[1])))
+}
+
+function page<T extends { createdAt: number; id: string }>(rows: T[], limit: number): Page<T> {
+  const items = rows.slice(0, limit)
+  const last = items[items.length - 1]
+  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null }
+}
+
+/** The wire form of an event. */
+export function toRunEvent(row: EventRow, tags: string[]): RunEvent {
+  return {
+    id: row.id, run_id: row.runId, seq: row.seq, type: row.type as RunEvent['type'], at: new Date(row.createdAt).toISOString(),
+    workflow_id: row.workflowId, status: row.status as RunStatus, tags, data: row.data,
+  }
+}
+
+export interface RunFilter {
+  workflowId?: string
+  status?: RunStatus[]
+  tag?: string
+  cursor?: [number, string] | null
+  limit: number
+}
+
+export interface FeedFilter {
+  runIds?: string[]
+  workflowIds?: string[]
+  statuses?: RunStatus[]
+  tags?: string[]
+}
+
+/** Whether a feed event passes a subscriber's filter (workflow, status, any of the tags). */
+export function matchesFeedFilter(event: Pick<RunEvent, 'run_id' | 'workflow_id' | 'status' | 'tags'>, f: FeedFilter): boolean {
+  if (f.runIds?.length && !f.runIds.includes(event.run_id)) return false
+  if (f.workflowIds?.length && !f.workflowIds.includes(event.workflow_id)) return false
+  if (f.statuses?.length && !f.statuses.includes(event.status)) return false
+  if (f.tags?.length && !f.tags.some((t) => event.tags.includes(t))) return false
+  return true
+}
+
+/** All of runrelay's persistence, over any libSQL client (embedded file, or HTTP on Workers). */
+export class Store {
+  constructor(readonly db: Db) {}
+
+  migrate(): Promise<number> { return migrate(this.db) }
+
+  // settings ---------------------------------------------------------------
+  async getSetting(key: string): Promise<string | undefined> {
+    const [row] = await this.db.select().from(settings).where(eq(settings.key, key))
+    return row?.value
+  }
+
+  /** Set a value only if none is set yet; returns the value in force. */
+  async initSetting(key: string, value: string, now: number): Promise<string> {
+    await this.db.insert(settings).values({ key, value, updatedAt: now }).onConflictDoNothing()
+    return (await this.getSetting(key))!
+  }
+
+  // tenants and keys -------------------------------------------------------
+  async createTenant(row: typeof tenants.$inferInsert): Promise<TenantRow> {
+    const [t] = await this.db.insert(tenants).values(row).returning()
+    return t!
+  }
+
+  async getTenant(id: string): Promise<TenantRow | undefined> {
+    const [t] = await this.db.select().from(tenants).where(eq(tenants.id, id))
+    return t
+  }
+
+  async listTenants(cursor: [number, string] | null, limit: number): Promise<Page<TenantRow>> {
+    const rows = await this.db.select().from(tenants).where(keyset(tenants, cursor)).orderBy(desc(tenants.createdAt), desc(tenants.id)).limit(limit + 1)
+    return page(rows, limit)
+  }
+
+  async createApiKey(row: typeof apiKeys.$inferInsert): Promise<ApiKeyRow> {
+    const [k] = await this.db.insert(apiKeys).values(row).returning()
+    return k!
+  }
+
+  async findApiKeyByHash(hash: string): Promise<ApiKeyRow | undefined> {
+    const [k] = await this.db.select().from(apiKeys).where(eq(apiKeys.hash, hash))
+    return k
+  }
+
+  async hasRootKey(): Promise<boolean> {
+    const [k] = await this.db.select({ id: apiKeys.id }).from(apiKeys).where(isNull(apiKeys.tenantId)).limit(1)
+    return !!k
+  }
+
+  async listApiKeys(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<ApiKeyRow>> {
+    const rows = await this.db.select().from(apiKeys).where(and(eq(apiKeys.tenantId, tenantId), keyset(apiKeys, cursor)))
+      .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id)).limit(limit + 1)
+    return page(rows, limit)
+  }
+
+  async revokeApiKey(tenantId: string, id: string, now: number): Promise<ApiKeyRow | undefined> {
+    const [k] = await this.db.update(apiKeys).set({ revokedAt: now })
+      .where(and(eq(apiKeys.id, id), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt))).returning()
+    return k
+  }
+
+  async touchApiKey(id: string, now: number): Promise<void> {
+    await this.db.update(apiKeys).set({ lastUsedAt: now }).where(eq(apiKeys.id, id))
+  }
+
+  // connections ------------------------------------------------------------
+  async createConnection(row: typeof connections.$inferInsert): Promise<ConnectionRow> {
+    const [c] = await this.db.insert(connections).values(row).returning()
+    return c!
+  }
+
+  async getConnection(tenantId: string, id: string): Promise<ConnectionRow | undefined> {
+    const [c] = await this.db.select().from(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId)))
+    return c
+  }
+
+  async listConnections(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<ConnectionRow>> {
+    const rows = await this.db.select().from(connections).where(and(eq(connections.tenantId, tenantId), keyset(connections, cursor)))
+      .orderBy(desc(connections.createdAt), desc(connections.id)).limit(limit + 1)
+    return page(rows, limit)
+  }
+
+  async updateConnection(tenantId: string, id: string, patch: Partial<typeof connections.$inferInsert>): Promise<ConnectionRow | undefined> {
+    const [c] = await this.db.update(connections).set(patch).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning()
+    return c
+  }
+
+  async deleteConnection(tenantId: string, id: string): Promise<boolean> {
+    const rows = await this.db.delete(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning({ id: connections.id })
+    return rows.length > 0
+  }
+
+  async countWorkflowsOfConnection(connectionId: string): Promise<number> {
+    const [r] = await this.db.select({ n: sql<number>`count(*)` }).from(workflows).where(eq(workflows.connectionId, connectionId))
+    return Number(r?.n ?? 0)
+  }
+
+  // workflows --------------------------------------------------------------
+  async createWorkflow(row: typeof workflows.$inferInsert): Promise<WorkflowRow> {
+    const [w] = await this.db.insert(workflows).values(row).returning()
+    return w!
+  }
+
+  async getWorkflow(tenantId: string, id: string): Promise<WorkflowRow | undefined> {
+    const [w] = await this.db.select().from(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId)))
+    return w
+  }
+
+  async listWorkflows(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<WorkflowRow>> {
+    const rows = await this.db.select().from(workflows).where(and(eq(workflows.tenantId, tenantId), keyset(workflows, cursor)))
+      .orderBy(desc(workflows.createdAt), desc(workflows.id)).limit(limit + 1)
+    return page(rows, limit)
+  }
+
+  async updateWorkflow(tenantId: string, id: string, patch: Partial<typeof workflows.$inferInsert>): Promise<WorkflowRow | undefined> {
+    const [w] = await this.db.update(workflows).set(patch).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning()
+    return w
+  }
+
+  async deleteWorkflow(tenantId: string, id: string): Promise<boolean> {
+    const rows = await this.db.delete(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning({ id: workflows.id })
+    return rows.length > 0
+  }
+
+  async countActiveRunsOfWorkflow(workflowId: string): Promise<number> {
+    const [r] = await this.db.select({ n: sql<number>`count(*)` }).from(runs).where(and(eq(runs.workflowId, workflowId), isNull(runs.finishedAt)))
+    return Number(r?.n ?? 0)
+  }
+
+  // runs and events --------------------------------------------------------
+  /** Insert a run together with its run.created event (seq 1), atomically. */
+  async createRun(row: typeof runs.$inferInsert, created: NewEvent): Promise<{ run: RunRow; event: RunEvent }> {
+    const [[run], [ev]] = await this.db.batch([
+      this.db.insert(runs).values({ ...row, lastSeq: 1 }).returning(),
+      this.db.insert(events).values({
+        tenantId: row.tenantId, runId: row.id, workflowId: row.workflowId, seq: 1, type: created.type,
+        status: row.status, data: created.data, createdAt: row.createdAt,
+      }).returning(),
+    ])
+    return { run: run!, event: toRunEvent(ev!, run!.tags) }
+  }
+
+  async getRun(tenantId: string, id: string): Promise<RunRow | undefined> {
+    const [r] = await this.db.select().from(runs).where(and(eq(runs.id, id), eq(runs.tenantId, tenantId)))
+    return r
+  }
+
+  async getRunById(id: string): Promise<RunRow | undefined> {
+    const [r] = await this.db.select().from(runs).where(eq(runs.id, id))
+    return r
+  }
+
+  async listRuns(tenantId: string, f: RunFilter): Promise<Page<RunRow>> {
+    const conds: (SQL | undefined)[] = [eq(runs.tenantId, tenantId), keyset(runs, f.cursor ?? null)]
+    if (f.workflowId) conds.push(eq(runs.workflowId, f.workflowId))
+    if (f.status?.length) conds.push(inArray(runs.status, f.status))
+    if (f.tag) conds.push(sql`exists (select 1 from json_each(${runs.tags}) where json_each.value = ${f.tag})`)
+    const rows = await this.db.select().from(runs).where(and(...conds)).orderBy(desc(runs.createdAt), desc(runs.id)).limit(f.limit + 1)
+    return page(rows, f.limit)
+  }
+
+  /** Runs that are not finished: the ones a host must watch again after a restart. */
+  async listUnfinishedRuns(limit = 10_000): Promise<RunRow[]> {
+    return this.db.select().from(runs).where(isNull(runs.finishedAt)).orderBy(asc(runs.nextTickAt)).limit(limit)
+  }
+
+  /**
+   * Apply a patch to a run and append its new events with the next seqs, in one atomic
+   * batch. The update is conditional on the seq the caller read, so two writers can never
+   * both append seq n+1: the loser gets SeqConflictError and nothing is written.
+   */
+  async applyRunChange(run: RunRow, patch: RunPatch, newEvents: NewEvent[], now: number): Promise<{ run: RunRow; events: RunEvent[] }> {
+    const status = (patch.status ?? run.status) as RunStatus
+    const lastSeq = run.lastSeq + newEvents.length
+    const update = this.db.update(runs).set({ ...patch, lastSeq, updatedAt: now })
+      .where(and(eq(runs.id, run.id), eq(runs.lastSeq, run.lastSeq))).returning()
+    if (newEvents.length === 0) {
+      const [updated] = await update
+      if (!updated) throw new SeqConflictError(run.id)
+      return { run: updated, events: [] }
+    }
+    const insert = this.db.insert(events).values(newEvents.map((e, i) => ({
+      tenantId: run.tenantId, runId: run.id, workflowId: run.workflowId, seq: run.lastSeq + 1 + i,
+      type: e.type, status, data: e.data, createdAt: now,
+    }))).returning()
+    let result: [RunRow[], EventRow[]]
+    try {
+      // The update goes first: if it matches nothing, the insert hits the unique (run, seq) index.
+      result = await this.db.batch([update, insert])
+    } catch (err) {
+      if (/UNIQUE constraint failed/i.test(String((err as Error)?.message ?? err))) throw new SeqConflictError(run.id)
+      throw err
+    }
+    const updated = result[0][0]
+    if (!updated) throw new SeqConflictError(run.id)
+    const rows = [...result[1]].sort((a, b) => a.seq - b.seq)
+    return { run: updated, events: rows.map((r) => toRunEvent(r, updated.tags)) }
+  }
+
+  /** A run's events after `afterSeq`, in seq order. */
+  async listRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]> {
+    const rows = await this.db.select({ e: events, tags: runs.tags }).from(events).innerJoin(runs, eq(runs.id, events.runId))
+      .where(and(eq(events.runId, runId), gt(events.seq, afterSeq))).orderBy(asc(events.seq)).limit(limit)
+    return rows.map((r) => toRunEvent(r.e, r.tags))
+  }
+
+  /** A tenant's events after feed position `afterId`, in id order, filtered. */
+  async listFeedEvents(tenantId: string, afterId: number, filter: FeedFilter, limit: number): Promise<RunEvent[]> {
+    const conds: (SQL | undefined)[] = [eq(events.tenantId, tenantId), gt(events.id, afterId)]
+    if (filter.runIds?.length) conds.push(inArray(events.runId, filter.runIds))
+    if (filter.workflowIds?.length) conds.push(inArray(events.workflowId, filter.workflowIds))
+    if (filter.statuses?.length) conds.push(inArray(events.status, filter.statuses))
+    if (filter.tags?.length) {
+      conds.push(sql`exists (select 1 from json_each(${runs.tags}) where json_each.value in (${sql.join(filter.tags.map((t) => sql`${t}`), sql`, `)}))`)
+    }
+    const rows = await this.db.select({ e: events, tags: runs.tags }).from(events).innerJoin(runs, eq(runs.id, events.runId))
+      .where(and(...conds)).orderBy(asc(events.id)).limit(limit)
+    return rows.map((r) => toRunEvent(r.e, r.tags))
+  }
+
+  async lastEventId(tenantId: string): Promise<number> {
+    const [r] = await this.db.select({ id: sql<number>`max(${events.id})` }).from(events).where(eq(events.tenantId, tenantId))
+    return Number(r?.id ?? 0)
+  }
+
+  // idempotency ------------------------------------------------------------
+  /**
+   * Claim an idempotency key. Returns 'claimed' for the first request, or the stored row
+   * (possibly still without a response while the first request runs).
+   */
+  async claimIdempotencyKey(tenantId: string, key: string, requestHash: string, now: number, ttlMs: number): Promise<'claimed' | typeof idempotencyKeys.$inferSelect> {
+    // Expired keys are forgotten, as Stripe does after 24 hours.
+    await this.db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key), lt(idempotencyKeys.createdAt, now - ttlMs)))
+    const inserted = await this.db.insert(idempotencyKeys).values({ tenantId, key, requestHash, createdAt: now }).onConflictDoNothing().returning()
+    if (inserted.length) return 'claimed'
+    const [row] = await this.db.select().from(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key)))
+    return row ?? 'claimed'
+  }
+
+  async completeIdempotencyKey(tenantId: string, key: string, status: number, body: string): Promise<void> {
+    await this.db.update(idempotencyKeys).set({ responseStatus: status, responseBody: body }).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key)))
+  }
+
+  async releaseIdempotencyKey(tenantId: string, key: string): Promise<void> {
+    await this.db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.responseStatus)))
+  }
+
+  async purgeIdempotencyKeys(before: number): Promise<void> {
+    await this.db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, before))
+  }
+}
+
+export { schema }

@@ -1,0 +1,100 @@
+import { zValidator } from '@hono/zod-validator'
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import type { z } from 'zod'
+import type { Binder } from '../core/binding.ts'
+import type { SecretBox } from '../core/crypto.ts'
+import type { Clock } from '../core/ports.ts'
+import { decodeCursor, type Store } from '../db/store.ts'
+import { authenticate, authMiddleware, type AuthEnv, type TokenVerifier } from './auth.ts'
+import { ApiError, errorResponse, toApiError, validationError } from './errors.ts'
+import type { RunHosts, Streams } from './hosts.ts'
+import { buildOpenApi, documented } from './openapi.ts'
+import { registerAdminRoutes } from './routes/admin.ts'
+import { registerConnectionRoutes } from './routes/connections.ts'
+import { registerRunRoutes } from './routes/runs.ts'
+import { registerWorkflowRoutes } from './routes/workflows.ts'
+
+export interface AppConfig {
+  /** Public base URL (for callback URLs and the OpenAPI server). */
+  publicUrl: string
+  /** Let connections point at loopback/private addresses (tests, on-premises upstreams). */
+  allowPrivateNetwork: boolean
+  maxBodyBytes: number
+  idempotencyTtlMs: number
+  version: string
+}
+
+/** Everything a runtime hands the app: the app itself imports no runtime. */
+export interface AppDeps {
+  store: Store
+  secrets: SecretBox
+  binder: Binder
+  hosts: RunHosts
+  streams: Streams
+  clock: Clock
+  config: AppConfig
+  /** Refuses outbound URLs that reach private networks (unless allowed). */
+  checkUrl(url: string): Promise<void>
+  tokens?: TokenVerifier
+  /** Routes a later feature adds (tokens, schedules…), registered after the core ones. */
+  extensions?: Array<(app: Hono<AuthEnv>, deps: AppDeps, ctx: RouteContext) => void>
+  log?: (msg: string, extra?: Record<string, unknown>) => void
+}
+
+type Target = 'json' | 'query' | 'param'
+const where: Record<Target, string> = { json: 'body', query: 'query', param: 'path' }
+
+/** zod validation answering runrelay's 400 format. */
+export const valid = <T extends z.ZodType, K extends Target>(target: K, schema: T) =>
+  zValidator(target, schema, (result) => {
+    if (!result.success) throw validationError(result.error as unknown as z.ZodError, where[target])
+  })
+
+export interface RouteContext {
+  auth: ReturnType<typeof authMiddleware>
+  authenticate: ReturnType<typeof authenticate>
+}
+
+/** Builds the runrelay HTTP app over the given runtime dependencies. */
+export function createApp(deps: AppDeps): Hono<AuthEnv> {
+  const app = new Hono<AuthEnv>()
+  const authn = authenticate(deps.store, deps.tokens, () => deps.clock.now())
+  const ctx: RouteContext = { auth: authMiddleware(authn), authenticate: authn }
+
+  app.onError((err, c) => {
+    const apiErr = toApiError(err)
+    if (apiErr.status >= 500) deps.log?.('request failed', { method: c.req.method, path: c.req.path, error: String((err as Error)?.stack ?? err) })
+    return errorResponse(c, apiErr)
+  })
+  app.notFound((c) => errorResponse(c, new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)))
+  app.use('*', async (c, next) => {
+    // Query strings and headers are bounded too (the body limit is below).
+    if (c.req.url.length > 8192) throw new ApiError(414, 'uri_too_long', 'URL is longer than 8 KiB')
+    await next()
+  })
+  app.use('/v1/*', bodyLimit({ maxSize: deps.config.maxBodyBytes, onError: () => { throw new ApiError(413, 'payload_too_large', `request body is larger than ${deps.config.maxBodyBytes} bytes`) } }))
+
+  const health = documented({ method: 'get', path: '/healthz', summary: 'Health check', tag: 'meta', auth: 'none' })
+  app.get(health.path, async (c) => {
+    await deps.store.getSetting('schema')
+    return c.json({ ok: true, version: deps.config.version })
+  })
+  app.get('/openapi.json', (c) => c.json(buildOpenApi({ title: 'runrelay', version: deps.config.version, serverUrl: deps.config.publicUrl })))
+
+  registerAdminRoutes(app, deps, ctx)
+  registerConnectionRoutes(app, deps, ctx)
+  registerWorkflowRoutes(app, deps, ctx)
+  registerRunRoutes(app, deps, ctx)
+  for (const extend of deps.extensions ?? []) extend(app, deps, ctx)
+  return app
+}
+
+
+/** The decoded cursor of a list request, or a 400. */
+export function cursorOf(cursor: string | undefined): [number, string] | null {
+  if (!cursor) return null
+  const decoded = decodeCursor(cursor)
+  if (!decoded) throw new ApiError(400, 'validation_failed', 'invalid cursor', [{ path: 'query.cursor', message: 'invalid cursor' }])
+  return decoded
+}

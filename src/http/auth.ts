@@ -1,0 +1,99 @@
+import type { Context, MiddlewareHandler } from 'hono'
+import { sha256Hex } from '../core/crypto.ts'
+import type { Scope } from '../core/domain.ts'
+import type { Store } from '../db/store.ts'
+import { ApiError } from './errors.ts'
+
+/** A subscriber token's reach: read-only, to some runs, a workflow, or tags. */
+export interface TokenScope { runIds?: string[]; workflowIds?: string[]; tags?: string[] }
+
+export type Principal =
+  | { kind: 'root'; keyId: string }
+  | { kind: 'key'; tenantId: string; keyId: string; scopes: ReadonlySet<string> }
+  | { kind: 'token'; tenantId: string; scope: TokenScope; expiresAt: number }
+
+export interface TokenVerifier {
+  verify(token: string): Promise<Extract<Principal, { kind: 'token' }> | null>
+}
+
+export type AuthEnv = { Variables: { principal: Principal } }
+
+/** The credential of a request: `Authorization: Bearer`, `X-API-Key`, or (streams only) `?token=`. */
+export function credentialOf(c: Context, allowQuery: boolean): string | undefined {
+  const auth = c.req.header('authorization')
+  if (auth) {
+    const m = /^Bearer\s+(.+)$/i.exec(auth.trim())
+    return m?.[1]?.trim()
+  }
+  const key = c.req.header('x-api-key')
+  if (key) return key.trim()
+  if (allowQuery) {
+    const q = c.req.query('token') ?? c.req.query('access_token')
+    if (q) return q
+    // Browsers cannot set headers on a WebSocket: the token may come as a subprotocol `runrelay.token.<token>`.
+    const proto = c.req.header('sec-websocket-protocol')
+    const t = proto?.split(',').map((s) => s.trim()).find((s) => s.startsWith('runrelay.token.'))
+    if (t) return t.slice('runrelay.token.'.length)
+  }
+  return undefined
+}
+
+const KEY_TOUCH_INTERVAL_MS = 60_000
+
+/** Who is calling, or a 401. API keys are looked up by their SHA-256; tokens verified by signature. */
+export function authenticate(store: Store, tokens: TokenVerifier | undefined, now: () => number) {
+  const touched = new Map<string, number>()
+  return async (c: Context, allowTokens: boolean): Promise<Principal> => {
+    const credential = credentialOf(c, allowTokens)
+    if (!credential) throw new ApiError(401, 'unauthorized', 'missing API key: send Authorization: Bearer <key> or X-API-Key', [], { 'WWW-Authenticate': 'Bearer' })
+    if (credential.length > 4096) throw new ApiError(401, 'unauthorized', 'invalid API key')
+    if (credential.startsWith('rr_')) {
+      const key = await store.findApiKeyByHash(await sha256Hex(credential))
+      if (!key || key.revokedAt) throw new ApiError(401, 'unauthorized', 'invalid or revoked API key', [], { 'WWW-Authenticate': 'Bearer' })
+      // last_used_at is informative: written at most once a minute per key, off the request path.
+      const t = now()
+      if ((touched.get(key.id) ?? 0) < t - KEY_TOUCH_INTERVAL_MS) {
+        touched.set(key.id, t)
+        store.touchApiKey(key.id, t).catch(() => {})
+      }
+      if (key.tenantId === null) return { kind: 'root', keyId: key.id }
+      return { kind: 'key', tenantId: key.tenantId, keyId: key.id, scopes: new Set(key.scopes) }
+    }
+    if (allowTokens && tokens) {
+      const p = await tokens.verify(credential)
+      if (p) return p
+    }
+    throw new ApiError(401, 'unauthorized', allowTokens ? 'invalid or expired key or token' : 'invalid API key', [], { 'WWW-Authenticate': 'Bearer' })
+  }
+}
+
+/** Tenant of a principal that must act inside one (the root key manages tenants only). */
+export function tenantOf(p: Principal): string {
+  if (p.kind === 'root') throw new ApiError(403, 'forbidden', 'the root key manages tenants and keys; use a tenant key')
+  return p.tenantId
+}
+
+export function requireScope(p: Principal, scope: Scope): void {
+  if (p.kind === 'root') throw new ApiError(403, 'forbidden', 'the root key manages tenants and keys; use a tenant key')
+  if (p.kind === 'token') {
+    if (scope !== 'runs:read') throw new ApiError(403, 'missing_scope', 'subscriber tokens are read-only', [{ scope }])
+    return
+  }
+  if (!p.scopes.has(scope) && !p.scopes.has('admin')) throw new ApiError(403, 'missing_scope', `this key lacks the ${scope} scope`, [{ scope }])
+}
+
+export type Authenticate = ReturnType<typeof authenticate>
+export type AuthMiddleware = (need: Scope | 'root' | 'root_or_admin', opts?: { tokens?: boolean }) => MiddlewareHandler<AuthEnv>
+
+export function authMiddleware(auth: Authenticate): AuthMiddleware {
+  return (need, opts = {}) => async (c, next) => {
+    const p = await auth(c, !!opts.tokens)
+    if (need === 'root') {
+      if (p.kind !== 'root') throw new ApiError(403, 'forbidden', 'this route needs the root key')
+    } else if (need === 'root_or_admin') {
+      if (p.kind !== 'root') requireScope(p, 'admin')
+    } else requireScope(p, need)
+    c.set('principal', p)
+    await next()
+  }
+}

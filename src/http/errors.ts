@@ -1,0 +1,47 @@
+import type { Context } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { z } from 'zod'
+
+/** The error body every route answers: `{"error": {"code", "message", "details"}}`. */
+export const ErrorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.array(z.unknown()) }),
+})
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly details: unknown[] = [],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message)
+  }
+}
+
+export const notFound = (what = 'resource') => new ApiError(404, 'not_found', `${what} not found`)
+export const conflict = (code: string, message: string) => new ApiError(409, code, message)
+
+/** zod issues as the `details` of a 400. */
+export function validationError(error: z.ZodError, where: string): ApiError {
+  const details = error.issues.map((i) => ({ path: [where, ...i.path].join('.'), message: i.message, code: i.code }))
+  return new ApiError(400, 'validation_failed', `invalid ${where}: ${details[0]?.path} ${details[0]?.message}`, details)
+}
+
+export function errorResponse(c: Context, err: ApiError): Response {
+  for (const [k, v] of Object.entries(err.headers)) c.header(k, v)
+  return c.json({ error: { code: err.code, message: err.message, details: err.details } }, err.status)
+}
+
+/** Maps anything thrown in a route to the JSON error format; unexpected errors are 500s with no internals. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err
+  if (err instanceof HTTPException) {
+    const status = err.status as ContentfulStatusCode
+    if (status === 413) return new ApiError(413, 'payload_too_large', 'request body is larger than the limit')
+    if (status === 400) return new ApiError(400, 'malformed_request', err.message || 'malformed request')
+    return new ApiError(status, 'http_error', err.message || 'request failed')
+  }
+  return new ApiError(500, 'internal_error', 'internal error')
+}

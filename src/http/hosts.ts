@@ -1,0 +1,33 @@
+import type { CommandName, Observation } from '../connectors/types.ts'
+import type { NewEvent } from '../core/domain.ts'
+import type { FeedFilter, RunRow, Store } from '../db/store.ts'
+import type { Context } from 'hono'
+
+/**
+ * What the HTTP app needs from a runtime: somewhere runs live (timers, commands) and a way to
+ * open streams. Node/Deno give in-process ones; Workers give Durable Objects.
+ */
+export interface RunHosts {
+  /** Persist a new run with its run.created event, publish it, and start watching it. */
+  create(row: Parameters<Store['createRun']>[0], created: NewEvent): Promise<RunRow>
+  command(run: RunRow, name: CommandName, payload: unknown, by: string): Promise<RunRow>
+  /** An observation the upstream pushed to the run's callback URL. */
+  push(run: RunRow, obs: Observation): Promise<void>
+}
+
+export interface StreamRequest {
+  tenantId: string
+  transport: 'ws' | 'sse'
+  /** A run stream resumes after a seq; the feed after an event id. */
+  after: number
+  runId?: string
+  filter?: FeedFilter
+  /** Subscriber-token streams can refresh their token over the socket. */
+  refresh?: (token: string) => Promise<{ expiresAt: number } | null>
+  /** When the credential used to open the stream stops being valid (ms epoch). */
+  expiresAt?: number
+}
+
+export interface Streams {
+  open(c: Context, req: StreamRequest): Response | Promise<Response>
+}

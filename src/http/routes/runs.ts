@@ -1,0 +1,215 @@
+import type { Context, Hono } from 'hono'
+import { z } from 'zod'
+import { getConnector } from '../../connectors/index.ts'
+import type { CommandName } from '../../connectors/types.ts'
+import { verifyCallbackSignature } from '../../core/binding.ts'
+import { newId, sha256Hex } from '../../core/crypto.ts'
+import { DEFAULT_POLL_POLICY, PollPolicy, type RunStatus } from '../../core/domain.ts'
+import { renderTemplate } from '../../core/template.ts'
+import { CommandRejected } from '../../core/watcher.ts'
+import type { FeedFilter, RunRow, WorkflowRow } from '../../db/store.ts'
+import type { AppDeps, RouteContext } from '../app.ts'
+import { cursorOf, valid } from '../app.ts'
+import { tenantOf, type AuthEnv, type Principal, type TokenScope } from '../auth.ts'
+import { ApiError, conflict, notFound } from '../errors.ts'
+import { documented } from '../openapi.ts'
+import {
+  CommandBody, EventList, EventsQuery, FeedQuery, IdParam, InputBody, list, Run, RunCreate, RunCreateWithWorkflow, RunListQuery, StreamQuery,
+} from '../schemas.ts'
+import { runBody } from '../serialize.ts'
+
+const IDEMPOTENCY_KEY_MAX = 255
+const Accepted = z.object({ accepted: z.literal(true) })
+
+/** Whether a subscriber token may see this run. */
+export function tokenSees(scope: TokenScope, run: Pick<RunRow, 'id' | 'workflowId' | 'tags'>): boolean {
+  if (scope.runIds?.includes(run.id)) return true
+  if (scope.workflowIds?.includes(run.workflowId)) return true
+  if (scope.tags?.some((t) => run.tags.includes(t))) return true
+  return false
+}
+
+/** Narrow a feed filter to what a token may see (its scope is a union: runs, workflows or tags). */
+function feedFilterFor(p: Principal, filter: FeedFilter): FeedFilter[] {
+  if (p.kind !== 'token') return [filter]
+  const parts: FeedFilter[] = []
+  const s = p.scope
+  if (s.runIds?.length) parts.push({ ...filter, runIds: s.runIds })
+  if (s.workflowIds?.length) parts.push({ ...filter, workflowIds: filter.workflowIds?.length ? filter.workflowIds.filter((w) => s.workflowIds!.includes(w)) : s.workflowIds })
+  if (s.tags?.length) parts.push({ ...filter, tags: filter.tags?.length ? filter.tags.filter((t) => s.tags!.includes(t)) : s.tags })
+  return parts.filter((f) => (f.workflowIds === undefined || f.workflowIds.length > 0) && (f.tags === undefined || f.tags.length > 0))
+}
+
+/** Runs: trigger, read, history, streams, commands, and the upstream's callbacks. */
+export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+  const { store, clock, hosts, streams } = deps
+
+  /** A run the caller may see, or a 404 (another tenant's run, or outside a token's scope). */
+  const loadRun = async (p: Principal, id: string): Promise<RunRow> => {
+    const run = await store.getRun(tenantOf(p), id)
+    if (!run || (p.kind === 'token' && !tokenSees(p.scope, run))) throw notFound('run')
+    return run
+  }
+
+  const trigger = async (c: Context<AuthEnv>, workflow: WorkflowRow, body: z.infer<typeof RunCreate>): Promise<RunRow> => {
+    const connection = await store.getConnection(workflow.tenantId, workflow.connectionId)
+    if (!connection) throw conflict('connection_missing', 'the workflow\'s connection is gone')
+    const connector = getConnector(connection.provider)!
+    const rendered = renderTemplate(workflow.inputTemplate, body.variables, body.runtime_variables)
+    if (rendered.missing.length) {
+      throw new ApiError(400, 'missing_variables', `the input template needs ${rendered.missing.join(', ')}`, rendered.missing.map((m) => ({ path: 'body.variables', message: `missing ${m}` })))
+    }
+    const policy = PollPolicy.parse({ ...DEFAULT_POLL_POLICY, ...connector.defaultPollPolicy, ...workflow.pollPolicy })
+    const now = clock.now()
+    const scheduledAt = body.scheduled_at ? Date.parse(body.scheduled_at) : null
+    const later = scheduledAt !== null && scheduledAt > now
+    const status: RunStatus = later ? 'scheduled' : 'queued'
+    const tags = [...new Set([...workflow.tags, ...body.tags])]
+    const id = newId('run')
+    return hosts.create({
+      id, tenantId: workflow.tenantId, workflowId: workflow.id, status, input: rendered.value, variables: body.variables,
+      runtimeVariables: body.runtime_variables, tags, connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0,
+      scheduledAt: later ? scheduledAt : null, deadlineAt: (later ? scheduledAt! : now) + policy.deadlineMs, nextTickAt: later ? scheduledAt : now,
+      createdAt: now, updatedAt: now,
+    }, { type: 'run.created', data: { status, workflow_id: workflow.id, tags, variables: body.variables, runtime_variables: body.runtime_variables, scheduled_at: later ? new Date(scheduledAt!).toISOString() : null } })
+  }
+
+  /**
+   * Stripe's idempotency rules: the same key and body answer the first answer again (no
+   * second run); the same key with another body is a 422; keys are kept 24 hours.
+   */
+  const idempotent = async (c: Context<AuthEnv>, tenantId: string, body: unknown, make: () => Promise<RunRow>): Promise<Response> => {
+    const key = c.req.header('idempotency-key')
+    if (key === undefined) return c.json(runBody(await make()), 202)
+    if (key.length === 0 || key.length > IDEMPOTENCY_KEY_MAX) throw new ApiError(400, 'validation_failed', `Idempotency-Key must be 1..${IDEMPOTENCY_KEY_MAX} characters`)
+    const hash = await sha256Hex(`${c.req.method} ${c.req.path} ${JSON.stringify(body)}`)
+    const claim = await store.claimIdempotencyKey(tenantId, key, hash, clock.now(), deps.config.idempotencyTtlMs)
+    if (claim !== 'claimed') {
+      if (claim.requestHash !== hash) throw new ApiError(422, 'idempotency_key_mismatch', 'this Idempotency-Key was used with a different request')
+      if (claim.responseStatus === null) throw conflict('idempotency_key_in_use', 'a request with this Idempotency-Key is still being processed')
+      c.header('Idempotent-Replayed', 'true')
+      return c.body(claim.responseBody ?? '', claim.responseStatus as 202, { 'content-type': 'application/json' })
+    }
+    try {
+      const payload = JSON.stringify(runBody(await make()))
+      await store.completeIdempotencyKey(tenantId, key, 202, payload)
+      return c.body(payload, 202, { 'content-type': 'application/json' })
+    } catch (err) {
+      // A failed request may be retried with the same key.
+      await store.releaseIdempotencyKey(tenantId, key)
+      throw err
+    }
+  }
+
+  let d = documented({ method: 'post', path: '/v1/workflows/:id/runs', summary: 'Trigger a run of a workflow (honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', params: IdParam, body: RunCreate, response: Run, status: 202 })
+  app.post(d.path, auth('runs:write'), valid('param', IdParam), valid('json', RunCreate), async (c) => {
+    const tenantId = tenantOf(c.get('principal'))
+    const workflow = await store.getWorkflow(tenantId, c.req.valid('param').id)
+    if (!workflow) throw notFound('workflow')
+    const body = c.req.valid('json')
+    return idempotent(c, tenantId, body, () => trigger(c, workflow, body))
+  })
+
+  d = documented({ method: 'post', path: '/v1/runs', summary: 'Trigger a run (workflow_id in the body; honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', body: RunCreateWithWorkflow, response: Run, status: 202 })
+  app.post(d.path, auth('runs:write'), valid('json', RunCreateWithWorkflow), async (c) => {
+    const tenantId = tenantOf(c.get('principal'))
+    const { workflow_id, ...body } = c.req.valid('json')
+    const workflow = await store.getWorkflow(tenantId, workflow_id)
+    if (!workflow) throw notFound('workflow')
+    return idempotent(c, tenantId, { workflow_id, ...body }, () => trigger(c, workflow, body))
+  })
+
+  d = documented({ method: 'get', path: '/v1/runs', summary: 'List runs, newest first, with filters and a cursor', tag: 'runs', scope: 'runs:read', query: RunListQuery, response: list(Run) })
+  app.get(d.path, auth('runs:read'), valid('query', RunListQuery), async (c) => {
+    const p = c.get('principal')
+    if (p.kind === 'token') throw new ApiError(403, 'missing_scope', 'subscriber tokens read single runs and streams only')
+    const q = c.req.valid('query')
+    const page = await store.listRuns(tenantOf(p), { workflowId: q.workflow_id, status: q.status, tag: q.tag, cursor: cursorOf(q.cursor), limit: q.limit })
+    return c.json({ items: page.items.map(runBody), next_cursor: page.nextCursor })
+  })
+
+  d = documented({ method: 'get', path: '/v1/runs/:id', summary: 'Read a run', tag: 'runs', scope: 'runs:read', params: IdParam, response: Run })
+  app.get(d.path, auth('runs:read', { tokens: true }), valid('param', IdParam), async (c) => c.json(runBody(await loadRun(c.get('principal'), c.req.valid('param').id))))
+
+  const afterOf = (c: Context, q: number | undefined): number => {
+    const last = c.req.header('last-event-id')
+    if (last !== undefined && /^\d+$/.test(last.trim())) return Number(last.trim())
+    return q ?? 0
+  }
+  const wantsSse = (c: Context) => (c.req.header('accept') ?? '').includes('text/event-stream')
+  const wantsWs = (c: Context) => (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket'
+  const streamTarget = (c: Context<AuthEnv>) => {
+    const p = c.get('principal')
+    return p.kind === 'token'
+      ? { expiresAt: p.expiresAt, refresh: deps.tokens ? async (t: string) => {
+          const next = await deps.tokens!.verify(t)
+          return next && next.tenantId === p.tenantId && JSON.stringify(next.scope) === JSON.stringify(p.scope) ? { expiresAt: next.expiresAt } : null
+        } : undefined }
+      : {}
+  }
+
+  d = documented({ method: 'get', path: '/v1/runs/:id/events', summary: 'A run\'s event history; with Accept: text/event-stream it streams (ids are seqs, Last-Event-ID resumes)', tag: 'runs', scope: 'runs:read', params: IdParam, query: EventsQuery, response: EventList, streams: true })
+  app.get(d.path, auth('runs:read', { tokens: true }), valid('param', IdParam), valid('query', EventsQuery), async (c) => {
+    const run = await loadRun(c.get('principal'), c.req.valid('param').id)
+    const q = c.req.valid('query')
+    if (wantsSse(c)) return streams.open(c, { tenantId: run.tenantId, runId: run.id, transport: 'sse', after: afterOf(c, q.after), ...streamTarget(c) })
+    const events = await store.listRunEvents(run.id, q.after, q.limit)
+    return c.json({ events, next_after: events.length === q.limit ? events[events.length - 1]!.seq : null })
+  })
+
+  d = documented({ method: 'get', path: '/v1/runs/:id/stream', summary: 'WebSocket (or SSE) stream of one run: replays after `after`, then live', tag: 'streams', scope: 'runs:read', params: IdParam, query: StreamQuery, streams: true })
+  app.get(d.path, auth('runs:read', { tokens: true }), valid('param', IdParam), valid('query', StreamQuery), async (c) => {
+    const run = await loadRun(c.get('principal'), c.req.valid('param').id)
+    const transport = wantsWs(c) ? 'ws' : wantsSse(c) ? 'sse' : null
+    if (!transport) throw new ApiError(426, 'upgrade_required', 'open a WebSocket, or send Accept: text/event-stream')
+    return streams.open(c, { tenantId: run.tenantId, runId: run.id, transport, after: afterOf(c, c.req.valid('query').after), ...streamTarget(c) })
+  })
+
+  d = documented({ method: 'get', path: '/v1/stream', summary: 'WebSocket (or SSE) feed of the tenant\'s events, filtered by workflow, status and tags; `after` is an event id', tag: 'streams', scope: 'runs:read', query: FeedQuery, streams: true })
+  app.get(d.path, auth('runs:read', { tokens: true }), valid('query', FeedQuery), async (c) => {
+    const p = c.get('principal')
+    const q = c.req.valid('query')
+    const transport = wantsWs(c) ? 'ws' : wantsSse(c) ? 'sse' : null
+    if (!transport) throw new ApiError(426, 'upgrade_required', 'open a WebSocket, or send Accept: text/event-stream')
+    const filters = feedFilterFor(p, { workflowIds: q.workflow_id, statuses: q.status, tags: q.tag })
+    if (filters.length !== 1) throw new ApiError(403, 'forbidden', 'this token may stream its own runs only: use /v1/runs/{id}/stream')
+    // A new feed subscriber without `after` starts at the live end, not at the tenant's first event.
+    const after = q.after ?? (c.req.header('last-event-id') ? afterOf(c, undefined) : await store.lastEventId(tenantOf(p)))
+    return streams.open(c, { tenantId: tenantOf(p), transport, after, filter: filters[0], ...streamTarget(c) })
+  })
+
+  for (const name of ['cancel', 'pause', 'resume', 'input'] as const satisfies readonly CommandName[]) {
+    const schema = name === 'input' ? InputBody : CommandBody
+    d = documented({ method: 'post', path: `/v1/runs/:id/${name}`, summary: `${name[0]!.toUpperCase()}${name.slice(1)} a run (409 when its state or the provider does not allow it)`, tag: 'runs', scope: 'runs:write', params: IdParam, body: schema, response: Run })
+    app.post(d.path, auth('runs:write'), valid('param', IdParam), valid('json', schema), async (c) => {
+      const p = c.get('principal')
+      const run = await loadRun(p, c.req.valid('param').id)
+      const body = c.req.valid('json') as { data?: unknown; reason?: string }
+      try {
+        const updated = await hosts.command(run, name, name === 'input' ? body.data : body.reason, p.kind === 'key' ? p.keyId : 'unknown')
+        return c.json(runBody(updated))
+      } catch (err) {
+        if (err instanceof CommandRejected) throw err.code === 'not_found' ? notFound('run') : conflict(err.code, err.message)
+        throw err
+      }
+    })
+  }
+
+  const CallbackQuery = z.object({ sig: z.string().min(1).max(200) })
+  d = documented({ method: 'post', path: '/v1/callbacks/:id', summary: 'Signed per-run callback URL for upstreams that push status', tag: 'callbacks', auth: 'signature', params: IdParam, query: CallbackQuery, response: Accepted, status: 202 })
+  app.post(d.path, async (c) => {
+    const id = c.req.param('id')!
+    const sig = c.req.query('sig')
+    if (!sig || !(await verifyCallbackSignature(deps.secrets, id, sig))) throw new ApiError(401, 'invalid_signature', 'the callback signature does not match this run')
+    const run = await store.getRunById(id)
+    if (!run) throw notFound('run')
+    let body: unknown
+    try { body = await c.req.json() } catch { throw new ApiError(400, 'malformed_request', 'callback body must be JSON') }
+    const { connector, ctx } = await deps.binder.bind(run)
+    const obs = connector.parseCallback
+      ? connector.parseCallback(ctx, { runId: run.id, upstreamId: run.upstreamId ?? '', state: run.connectorState }, body)
+      : { raw: body }
+    await hosts.push(run, obs)
+    return c.json({ accepted: true as const }, 202)
+  })
+}

@@ -1,0 +1,127 @@
+import { z } from 'zod'
+import { PollPolicy, RunEvent, RunStatus, Scope, SCOPES } from '../core/domain.ts'
+
+// Request and response bodies (snake_case). These schemas validate requests and produce /openapi.json.
+
+const id = z.string().min(1).max(64).regex(/^[\w-]+$/, 'not an id')
+export const IdParam = z.object({ id })
+export const Tag = z.string().min(1).max(64).regex(/^[\w:.\-/]+$/, 'tags are letters, digits and _ : . - /')
+const name = z.string().trim().min(1).max(200)
+const json = z.unknown()
+const iso = z.string()
+
+export const Pagination = z.object({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(500).optional(),
+})
+
+export const TenantCreate = z.object({
+  name,
+  retention_days: z.number().int().min(1).max(3650).optional(),
+  /** Create a first key with every scope and return it once. */
+  create_key: z.boolean().default(true),
+}).strict()
+export const Tenant = z.object({ id: z.string(), name: z.string(), retention_days: z.number().nullable(), created_at: iso })
+
+export const KeyCreate = z.object({ name, scopes: z.array(Scope).min(1).default([...SCOPES]) }).strict()
+export const ApiKey = z.object({
+  id: z.string(), tenant_id: z.string().nullable(), name: z.string(), prefix: z.string(), scopes: z.array(z.string()),
+  created_at: iso, last_used_at: iso.nullable(), revoked_at: iso.nullable(),
+  key: z.string().optional().describe('the key itself, shown only in the answer that created it'),
+})
+export const TenantCreated = z.object({ tenant: Tenant, key: ApiKey.optional() })
+
+const httpUrl = z.string().url().max(2048).refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL')
+export const ConnectionCreate = z.object({
+  name,
+  provider: z.string().min(1).max(50),
+  base_url: httpUrl.optional(),
+  config: z.record(z.string(), json).default({}),
+  /** Secrets; write-only, encrypted at rest, never returned. */
+  credentials: z.record(z.string(), z.string().max(8192)).default({}),
+  rate_limit_per_second: z.number().positive().max(10_000).nullable().optional(),
+}).strict()
+export const ConnectionUpdate = ConnectionCreate.omit({ provider: true }).partial().strict()
+export const Connection = z.object({
+  id: z.string(), name: z.string(), provider: z.string(), base_url: z.string(), config: z.record(z.string(), json),
+  credential_fields: z.array(z.string()).describe('names of the stored credentials; their values are never returned'),
+  rate_limit_per_second: z.number().nullable(), created_at: iso, updated_at: iso,
+})
+
+export const PollPolicyInput = z.object({
+  first_interval_ms: z.number().int().min(100).max(3_600_000).optional(),
+  max_interval_ms: z.number().int().min(100).max(3_600_000).optional(),
+  deadline_ms: z.number().int().min(1_000).max(7 * 24 * 3_600_000).optional(),
+  max_transient_errors: z.number().int().min(0).max(1_000).optional(),
+}).strict()
+export const WorkflowCreate = z.object({
+  name,
+  connection_id: id,
+  upstream_workflow_id: z.string().min(1).max(500),
+  input_template: json.optional(),
+  poll_policy: PollPolicyInput.default({}),
+  config: z.record(z.string(), json).default({}),
+  tags: z.array(Tag).max(20).default([]),
+}).strict()
+export const WorkflowUpdate = WorkflowCreate.partial().strict()
+export const Workflow = z.object({
+  id: z.string(), name: z.string(), connection_id: z.string(), upstream_workflow_id: z.string(), input_template: json,
+  poll_policy: PollPolicyInput, config: z.record(z.string(), json), tags: z.array(z.string()), created_at: iso, updated_at: iso,
+})
+
+export const RunCreate = z.object({
+  /** `{{name}}` values. */
+  variables: z.record(z.string(), json).default({}),
+  /** `[[name]]` values. */
+  runtime_variables: z.record(z.string(), json).default({}),
+  tags: z.array(Tag).max(20).default([]),
+  /** Start later (ISO 8601); the run is `scheduled` until then. */
+  scheduled_at: z.string().datetime({ offset: true }).optional(),
+}).strict()
+export const RunCreateWithWorkflow = RunCreate.extend({ workflow_id: id }).strict()
+
+export const Run = z.object({
+  id: z.string(), workflow_id: z.string(), status: RunStatus, upstream_status: z.string().nullable(), upstream_id: z.string().nullable(),
+  input: json, variables: z.record(z.string(), json), runtime_variables: z.record(z.string(), json), tags: z.array(z.string()),
+  progress: z.number().nullable(), message: z.string().nullable(), result: json, error: json, last_raw: json,
+  seq: z.number().int().describe('seq of the run\'s latest event'),
+  created_at: iso, scheduled_at: iso.nullable(), started_at: iso.nullable(), finished_at: iso.nullable(), deadline_at: iso.nullable(),
+  next_poll_at: iso.nullable(), updated_at: iso, duration_ms: z.number().nullable(),
+})
+
+const csv = <T extends z.ZodType<string, string>>(item: T) => z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)).pipe(z.array(item))
+
+export const RunListQuery = Pagination.extend({
+  workflow_id: id.optional(),
+  status: csv(RunStatus).optional(),
+  tag: Tag.optional(),
+})
+
+export const EventsQuery = z.object({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(500),
+})
+
+export const StreamQuery = z.object({
+  after: z.coerce.number().int().min(0).optional(),
+  token: z.string().max(4096).optional(),
+})
+
+export const FeedQuery = StreamQuery.extend({
+  workflow_id: csv(id).optional(),
+  status: csv(RunStatus).optional(),
+  tag: csv(Tag).optional(),
+})
+
+export const CommandBody = z.object({ reason: z.string().max(500).optional() }).strict()
+export const InputBody = z.object({ data: json }).strict()
+
+export const EventList = z.object({ events: z.array(RunEvent), next_after: z.number().int().nullable() })
+export const list = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() })
+export const PolicyFromInput = (p: z.infer<typeof PollPolicyInput>) => ({
+  ...(p.first_interval_ms !== undefined && { firstIntervalMs: p.first_interval_ms }),
+  ...(p.max_interval_ms !== undefined && { maxIntervalMs: p.max_interval_ms }),
+  ...(p.deadline_ms !== undefined && { deadlineMs: p.deadline_ms }),
+  ...(p.max_transient_errors !== undefined && { maxTransientErrors: p.max_transient_errors }),
+})
+export { PollPolicy }

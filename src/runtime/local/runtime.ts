@@ -1,0 +1,79 @@
+import type { UpgradeWebSocket } from 'hono/ws'
+import { createBinder } from '../../core/binding.ts'
+import { ensureRootKey } from '../../core/bootstrap.ts'
+import type { SecretBox } from '../../core/crypto.ts'
+import { checkOutboundUrl, createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
+import { systemClock, type Clock } from '../../core/ports.ts'
+import { RateBudget } from '../../core/rate-budget.ts'
+import { Watcher } from '../../core/watcher.ts'
+import type { Config } from '../../config.ts'
+import { VERSION } from '../../config.ts'
+import type { Store } from '../../db/store.ts'
+import { createApp, type AppDeps } from '../../http/app.ts'
+import { ApiError } from '../../http/errors.ts'
+import { LocalHub } from './hub.ts'
+import { LocalLedger } from './ledger.ts'
+import { LocalRunHost } from './run-host.ts'
+import { LocalStreams } from './streams.ts'
+
+export interface LocalRuntimeOptions {
+  store: Store
+  secrets: SecretBox
+  config: Config
+  upgradeWebSocket: UpgradeWebSocket
+  resolveHost?: ResolveHost
+  clock?: Clock
+  log?: (msg: string, extra?: Record<string, unknown>) => void
+  /** Extra route sets (subscriber tokens, schedules…). */
+  extensions?: AppDeps['extensions']
+}
+
+/**
+ * runrelay in one process (Node and Deno share this): in-process hub, run host and streams
+ * over the embedded store. The runtime entry only adds the server, files and signals.
+ */
+export async function createLocalRuntime(opts: LocalRuntimeOptions) {
+  const { store, secrets, config } = opts
+  const clock = opts.clock ?? systemClock
+  const log = opts.log ?? (() => {})
+  const allowPrivate = config.RUNRELAY_ALLOW_PRIVATE_NETWORK
+  const publicUrl = config.RUNRELAY_PUBLIC_URL ?? `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${config.PORT}`
+
+  await store.migrate()
+  const root = await ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now())
+
+  const hub = new LocalHub()
+  const ledger = new LocalLedger(store, hub, () => clock.now())
+  const binder = createBinder({
+    store, secrets, clock, publicUrl, budget: new RateBudget(() => clock.now()),
+    fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, timeoutMs: 30_000 }),
+  })
+  const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind })
+  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log)
+  const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
+    heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: 4 * 1024 * 1024, maxPendingWrites: 10_000,
+  })
+  const app = createApp({
+    store, secrets, binder, hosts: host, streams, clock, log, extensions: opts.extensions,
+    config: { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION },
+    async checkUrl(url) {
+      try {
+        await checkOutboundUrl(url, { allowPrivate, resolve: opts.resolveHost })
+      } catch (err) {
+        throw new ApiError(400, 'outbound_url_refused', `base_url is refused: ${(err as Error).message}`, [{ path: 'body.base_url', message: (err as Error).message }])
+      }
+    },
+  })
+
+  return {
+    app, host, hub, streams, store, publicUrl,
+    rootKeyCreated: root.createdKey,
+    /** Watch every unfinished run again (after a restart). */
+    resume: () => host.resumeAll(),
+    /** Close streams with 1012, then let ticks and commands in flight finish writing. */
+    async shutdown(): Promise<void> {
+      streams.closeAll()
+      await host.stop()
+    },
+  }
+}

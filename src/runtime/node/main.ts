@@ -1,0 +1,90 @@
+import { serve } from '@hono/node-server'
+import { createNodeWebSocket } from '@hono/node-ws'
+import { createClient } from '@libsql/client'
+import { drizzle } from 'drizzle-orm/libsql'
+import { lookup } from 'node:dns/promises'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Hono } from 'hono'
+import { parseConfig, type Config } from '../../config.ts'
+import { newEncryptionKey, SecretBox } from '../../core/crypto.ts'
+import { schema, Store } from '../../db/store.ts'
+import { createLocalRuntime } from '../local/runtime.ts'
+
+/** The encryption key: RUNRELAY_ENCRYPTION_KEY, or one generated once and kept in the data dir (mode 0600). */
+function encryptionKey(config: Config): string {
+  if (config.RUNRELAY_ENCRYPTION_KEY) return config.RUNRELAY_ENCRYPTION_KEY
+  const file = join(config.RUNRELAY_DATA_DIR, 'encryption.key')
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim()
+  const key = newEncryptionKey()
+  writeFileSync(file, key + '\n', { mode: 0o600 })
+  chmodSync(file, 0o600)
+  return key
+}
+
+function logger(level: Config['RUNRELAY_LOG']) {
+  return (msg: string, extra?: Record<string, unknown>) => {
+    if (level === 'silent') return
+    console.error(JSON.stringify({ at: new Date().toISOString(), msg, ...extra }))
+  }
+}
+
+/** Start runrelay on Node: embedded libSQL file, in-process hosts, HTTP + WebSocket server. */
+export async function startNode(env: Record<string, string | undefined> = process.env) {
+  const config = parseConfig(env)
+  mkdirSync(config.RUNRELAY_DATA_DIR, { recursive: true })
+  const url = config.LIBSQL_URL ?? `file:${join(config.RUNRELAY_DATA_DIR, 'runrelay.db')}`
+  const client = createClient({ url, authToken: config.LIBSQL_AUTH_TOKEN })
+  if (url.startsWith('file:')) {
+    // WAL lets readers (history replays) run beside the writer; a busy timeout rides out short locks.
+    await client.execute('PRAGMA journal_mode = WAL')
+    await client.execute('PRAGMA busy_timeout = 5000')
+  }
+  const store = new Store(drizzle(client, { schema }))
+  const log = logger(config.RUNRELAY_LOG)
+  let appRef: Hono<any> | undefined
+  const nodeWs = createNodeWebSocket({ app: { request: (...args: Parameters<Hono['request']>) => appRef!.request(...args) } as unknown as Hono })
+  const runtime = await createLocalRuntime({
+    store, config, log, upgradeWebSocket: nodeWs.upgradeWebSocket,
+    secrets: await SecretBox.fromKey(encryptionKey(config)),
+    resolveHost: async (host) => (await lookup(host.replace(/\.$/, ''), { all: true })).map((a) => a.address),
+  })
+  appRef = runtime.app
+
+  const server = serve({ fetch: runtime.app.fetch, port: config.PORT, hostname: config.HOST })
+  nodeWs.injectWebSocket(server)
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()))
+  const address = server.address()
+  const port = typeof address === 'object' && address ? address.port : config.PORT
+  const resumed = await runtime.resume()
+
+  let stopping: Promise<void> | undefined
+  const stop = () => (stopping ??= (async () => {
+    await runtime.shutdown()
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve())
+      ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+    })
+    client.close()
+  })())
+  return { runtime, server, port, url: `http://${config.HOST}:${port}`, resumed, stop, config, log }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('src/runtime/node/main.ts')) {
+  const started = await startNode().catch((err) => {
+    console.error(String(err?.message ?? err))
+    process.exit(1)
+  })
+  const { runtime, url, resumed, stop, log } = started
+  if (runtime.rootKeyCreated) {
+    // Shown once: only its hash is stored.
+    console.log(`\nroot key (shown once, keep it): ${runtime.rootKeyCreated}\n`)
+  }
+  log('runrelay listening', { url, resumedRuns: resumed })
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      log('shutting down', { signal })
+      stop().then(() => process.exit(0), (err) => { console.error(err); process.exit(1) })
+    })
+  }
+}
