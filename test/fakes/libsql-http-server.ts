@@ -106,6 +106,12 @@ export interface LibsqlHttpServerOptions {
   streamIdleTimeoutMs?: number
   /** How long a statement keeps retrying on SQLITE_BUSY. Default 5 000 ms. */
   busyTimeoutMs?: number
+  /**
+   * Expose `POST /__test/failing?on=1|0` (and `GET /__test/stats`) so code that
+   * cannot call setFailing() directly — e.g. tests running inside workerd — can
+   * flip the outage switch. Not part of the libSQL protocol. Default false.
+   */
+  controlEndpoints?: boolean
 }
 
 export interface LibsqlHttpServer {
@@ -186,6 +192,8 @@ export async function startLibsqlHttpServer(options: LibsqlHttpServerOptions = {
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const body = await readBody(req)
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    if (options.controlEndpoints && url.pathname.startsWith('/__test/')) return control(req, url, res)
     if (failing) {
       res.writeHead(503, { 'content-type': 'text/plain' })
       res.end('libsql test server: simulated outage')
@@ -195,7 +203,6 @@ export async function startLibsqlHttpServer(options: LibsqlHttpServerOptions = {
       sendJson(res, 401, { message: 'Unauthorized: missing or invalid bearer token', code: 'UNAUTHORIZED' })
       return
     }
-    const url = new URL(req.url ?? '/', 'http://localhost')
     const route = `${req.method} ${url.pathname.replace(/\/+$/, '') || '/'}`
     switch (route) {
       case 'GET /':
@@ -214,6 +221,17 @@ export async function startLibsqlHttpServer(options: LibsqlHttpServerOptions = {
       default:
         return sendText(res, 404, `not found: ${route}`)
     }
+  }
+
+  function control(req: http.IncomingMessage, url: URL, res: http.ServerResponse): void {
+    if (req.method === 'POST' && url.pathname === '/__test/failing') {
+      handle_.setFailing(url.searchParams.get('on') === '1' || url.searchParams.get('on') === 'true')
+      return sendJson(res, 200, { failing })
+    }
+    if (req.method === 'GET' && url.pathname === '/__test/stats') {
+      return sendJson(res, 200, { failing, requests, openStreams: streams.size })
+    }
+    sendText(res, 404, 'unknown control endpoint')
   }
 
   /** Resolves the baton to a stream (or opens one). Sends the HTTP error itself and returns undefined on failure. */
@@ -330,7 +348,7 @@ export async function startLibsqlHttpServer(options: LibsqlHttpServerOptions = {
   const port = (server.address() as AddressInfo).port
 
   let closing: Promise<void> | undefined
-  return {
+  const handle_: LibsqlHttpServer = {
     url: `http://127.0.0.1:${port}`,
     dbPath,
     requestCount: () => requests,
@@ -350,6 +368,7 @@ export async function startLibsqlHttpServer(options: LibsqlHttpServerOptions = {
       return closing
     },
   }
+  return handle_
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,25 @@
+/**
+ * globalSetup for the Workers test project (vitest.workers.config.ts).
+ *
+ * Runs in Node (vitest's main process, Node 22 via `npx`), NOT in workerd:
+ * starts the test-only libSQL HTTP server (Hrana over HTTP in front of an
+ * embedded libSQL database file) on 127.0.0.1:<random port> and hands its URL
+ * to the Workers project with `provide()`. vitest.workers.config.ts reads it
+ * with the pool's `inject()` and turns it into the `LIBSQL_URL` binding; tests
+ * can also read it with `inject('libsqlUrl')`.
+ */
+/// <reference path="./provided-context.d.ts" />
+import type { TestProject } from 'vitest/node'
+import { startLibsqlHttpServer } from '../fakes/libsql-http-server.ts'
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const authToken = 'workers-test-token'
+  // controlEndpoints: code inside workerd cannot call setFailing(), so it gets
+  // POST /__test/failing?on=1|0 instead.
+  const server = await startLibsqlHttpServer({ authToken, controlEndpoints: true })
+  project.provide('libsqlUrl', server.url)
+  project.provide('libsqlAuthToken', authToken)
+  return async () => {
+    await server.close()
+  }
+}
