@@ -309,6 +309,27 @@ describe('auth and outage switch', () => {
   })
 })
 
+describe('stream expiry', () => {
+  it('expires an idle stream, rolling back its transaction and releasing the write lock', async () => {
+    const short = await startLibsqlHttpServer({ streamIdleTimeoutMs: 100 })
+    const c = createWebClient({ url: short.url })
+    try {
+      await c.execute('CREATE TABLE idle (v INTEGER)')
+      const tx = await c.transaction('write')
+      await tx.execute('INSERT INTO idle VALUES (1)')
+      expect(short.openStreamCount()).toBe(1)
+      await new Promise((r) => setTimeout(r, 300))
+      expect(short.openStreamCount()).toBe(0)
+      await expect(tx.commit()).rejects.toThrow(/expired|baton/i)
+      await c.execute('INSERT INTO idle VALUES (2)')
+      expect((await c.execute('SELECT v FROM idle')).rows.map((r) => r.v)).toEqual([2])
+    } finally {
+      c.close()
+      await short.close()
+    }
+  })
+})
+
 describe('drizzle-orm over the web client', () => {
   const runs = sqliteTable('drz_runs', {
     id: integer('id').primaryKey({ autoIncrement: true }),
