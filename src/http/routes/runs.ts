@@ -1,11 +1,8 @@
 import type { Context, Hono } from 'hono'
 import { z } from 'zod'
-import { getConnector } from '../../connectors/index.ts'
 import type { CommandName } from '../../connectors/types.ts'
 import { verifyCallbackSignature } from '../../core/binding.ts'
-import { newId, sha256Hex } from '../../core/crypto.ts'
-import { DEFAULT_POLL_POLICY, PollPolicy, type RunStatus } from '../../core/domain.ts'
-import { renderTemplate } from '../../core/template.ts'
+import { sha256Hex } from '../../core/crypto.ts'
 import { CommandRejected } from '../../core/watcher.ts'
 import type { FeedFilter, RunRow, WorkflowRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
@@ -17,6 +14,7 @@ import {
   CommandBody, EventList, EventsQuery, FeedQuery, IdParam, InputBody, list, Run, RunCreate, RunCreateWithWorkflow, RunListQuery, StreamQuery,
 } from '../schemas.ts'
 import { runBody } from '../serialize.ts'
+import { triggerRun } from '../trigger.ts'
 
 const IDEMPOTENCY_KEY_MAX = 255
 const Accepted = z.object({ accepted: z.literal(true) })
@@ -51,28 +49,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     return run
   }
 
-  const trigger = async (c: Context<AuthEnv>, workflow: WorkflowRow, body: z.infer<typeof RunCreate>): Promise<RunRow> => {
-    const connection = await store.getConnection(workflow.tenantId, workflow.connectionId)
-    if (!connection) throw conflict('connection_missing', 'the workflow\'s connection is gone')
-    const connector = getConnector(connection.provider)!
-    const rendered = renderTemplate(workflow.inputTemplate, body.variables, body.runtime_variables)
-    if (rendered.missing.length) {
-      throw new ApiError(400, 'missing_variables', `the input template needs ${rendered.missing.join(', ')}`, rendered.missing.map((m) => ({ path: 'body.variables', message: `missing ${m}` })))
-    }
-    const policy = PollPolicy.parse({ ...DEFAULT_POLL_POLICY, ...connector.defaultPollPolicy, ...workflow.pollPolicy })
-    const now = clock.now()
-    const scheduledAt = body.scheduled_at ? Date.parse(body.scheduled_at) : null
-    const later = scheduledAt !== null && scheduledAt > now
-    const status: RunStatus = later ? 'scheduled' : 'queued'
-    const tags = [...new Set([...workflow.tags, ...body.tags])]
-    const id = newId('run')
-    return hosts.create({
-      id, tenantId: workflow.tenantId, workflowId: workflow.id, status, input: rendered.value, variables: body.variables,
-      runtimeVariables: body.runtime_variables, tags, connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0,
-      scheduledAt: later ? scheduledAt : null, deadlineAt: (later ? scheduledAt! : now) + policy.deadlineMs, nextTickAt: later ? scheduledAt : now,
-      createdAt: now, updatedAt: now,
-    }, { type: 'run.created', data: { status, workflow_id: workflow.id, tags, variables: body.variables, runtime_variables: body.runtime_variables, scheduled_at: later ? new Date(scheduledAt!).toISOString() : null } })
-  }
+  const trigger = (_c: Context<AuthEnv>, workflow: WorkflowRow, body: z.infer<typeof RunCreate>) => triggerRun(deps, workflow, body)
 
   /**
    * Stripe's idempotency rules: the same key and body answer the first answer again (no

@@ -1,0 +1,40 @@
+import type { z } from 'zod'
+import { getConnector } from '../connectors/index.ts'
+import { newId } from '../core/crypto.ts'
+import { DEFAULT_POLL_POLICY, PollPolicy, type RunStatus } from '../core/domain.ts'
+import { renderTemplate } from '../core/template.ts'
+import type { RunRow, WorkflowRow } from '../db/store.ts'
+import type { AppDeps } from './app.ts'
+import { ApiError, conflict } from './errors.ts'
+import type { RunCreate } from './schemas.ts'
+
+export type RunCreateInput = z.infer<typeof RunCreate>
+
+/**
+ * Create a run of a workflow: render its input from the variables (400 when one is missing),
+ * persist it with run.created, and hand it to the run host. Shared by the trigger routes,
+ * schedules and the proxy.
+ */
+export async function triggerRun(deps: Pick<AppDeps, 'store' | 'clock' | 'hosts'>, workflow: WorkflowRow, body: RunCreateInput): Promise<RunRow> {
+  const { store, clock, hosts } = deps
+  const connection = await store.getConnection(workflow.tenantId, workflow.connectionId)
+  if (!connection) throw conflict('connection_missing', 'the workflow\'s connection is gone')
+  const connector = getConnector(connection.provider)!
+  const rendered = renderTemplate(workflow.inputTemplate, body.variables, body.runtime_variables)
+  if (rendered.missing.length) {
+    throw new ApiError(400, 'missing_variables', `the input template needs ${rendered.missing.join(', ')}`, rendered.missing.map((m) => ({ path: 'body.variables', message: `missing ${m}` })))
+  }
+  const policy = PollPolicy.parse({ ...DEFAULT_POLL_POLICY, ...connector.defaultPollPolicy, ...workflow.pollPolicy })
+  const now = clock.now()
+  const scheduledAt = body.scheduled_at ? Date.parse(body.scheduled_at) : null
+  const later = scheduledAt !== null && scheduledAt > now
+  const status: RunStatus = later ? 'scheduled' : 'queued'
+  const tags = [...new Set([...workflow.tags, ...body.tags])]
+  const id = newId('run')
+  return hosts.create({
+    id, tenantId: workflow.tenantId, workflowId: workflow.id, status, input: rendered.value, variables: body.variables,
+    runtimeVariables: body.runtime_variables, tags, connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0,
+    scheduledAt: later ? scheduledAt : null, deadlineAt: (later ? scheduledAt! : now) + policy.deadlineMs, nextTickAt: later ? scheduledAt : now,
+    createdAt: now, updatedAt: now,
+  }, { type: 'run.created', data: { status, workflow_id: workflow.id, tags, variables: body.variables, runtime_variables: body.runtime_variables, scheduled_at: later ? new Date(scheduledAt!).toISOString() : null } })
+}

@@ -1,0 +1,119 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+
+/**
+ * A scriptable poll-only upstream for the `http` connector. A job follows its script, one
+ * step per status request (the last step repeats): a status answer, or a misbehaviour
+ * (5xx, 429 with Retry-After, a hanging answer, a reset connection, malformed or truncated
+ * JSON). The script comes in the trigger body (`script`), else the server default.
+ *
+ *   POST /jobs            → 201 {"id", "status": "pending"}   (Idempotency-Key honoured)
+ *   GET  /jobs/:id        → {"id", "status", "progress", "result"?, "error"?}
+ *   POST /jobs/:id/cancel → {"id", "status": "canceled"}
+ */
+export type Step =
+  | { status: string; progress?: number; result?: unknown; error?: string }
+  | { http: number; retryAfter?: number; body?: unknown }
+  | { hang: true }
+  | { reset: true }
+  | { malformed: true }
+  | { truncated: true }
+
+export interface Job { id: string; script: Step[]; polls: number; pollTimes: number[]; canceled: boolean; body: unknown }
+
+export interface GenericUpstream {
+  url: string
+  jobs: Map<string, Job>
+  /** Trigger requests received, including ones answered from the idempotency cache. */
+  triggerRequests: number
+  /** Jobs actually created. */
+  jobsCreated: number
+  requests: number
+  close(): Promise<void>
+}
+
+export async function startGenericUpstream(opts: { defaultScript?: Step[]; triggerStep?: Step } = {}): Promise<GenericUpstream> {
+  const jobs = new Map<string, Job>()
+  const byKey = new Map<string, string>()
+  const sockets = new Set<Socket>()
+  let next = 1
+  const state = { triggerRequests: 0, jobsCreated: 0, requests: 0 }
+
+  const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers })
+    res.end(JSON.stringify(body))
+  }
+  const readBody = (req: IncomingMessage) => new Promise<unknown>((resolve) => {
+    let data = ''
+    req.on('data', (c) => (data += c))
+    req.on('end', () => { try { resolve(data ? JSON.parse(data) : null) } catch { resolve(null) } })
+  })
+  const play = (res: ServerResponse, step: Step, job: Job) => {
+    if ('hang' in step) return // never answers; the client's timeout must fire
+    if ('reset' in step) return res.socket?.destroy()
+    if ('malformed' in step) { res.writeHead(200, { 'content-type': 'application/json' }); return res.end('{"status": runn') }
+    if ('truncated' in step) { res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' }); res.write('{"status":"running"'); return res.socket?.destroy() }
+    if ('http' in step) return send(res, step.http, step.body ?? { error: `status ${step.http}` }, step.retryAfter !== undefined ? { 'retry-after': String(step.retryAfter) } : {})
+    send(res, 200, { id: job.id, status: job.canceled ? 'canceled' : step.status, progress: step.progress ?? null, ...(step.result !== undefined ? { result: step.result } : {}), ...(step.error ? { error: step.error } : {}) })
+  }
+
+  const server = createServer(async (req, res) => {
+    state.requests++
+    const url = new URL(req.url ?? '/', 'http://x')
+    const parts = url.pathname.split('/').filter(Boolean)
+    if (req.method === 'POST' && url.pathname === '/jobs') {
+      state.triggerRequests++
+      const body = (await readBody(req)) as { script?: Step[] } | null
+      if (opts.triggerStep && !('status' in opts.triggerStep)) {
+        return play(res, opts.triggerStep, { id: '', script: [], polls: 0, pollTimes: [], canceled: false, body })
+      }
+      const key = req.headers['idempotency-key']
+      const existing = typeof key === 'string' ? byKey.get(key) : undefined
+      if (existing) return send(res, 201, { id: existing, status: 'pending' })
+      const id = `job-${next++}`
+      state.jobsCreated++
+      jobs.set(id, { id, script: body?.script ?? opts.defaultScript ?? [{ status: 'running' }, { status: 'completed', result: { ok: true } }], polls: 0, pollTimes: [], canceled: false, body })
+      if (typeof key === 'string') byKey.set(key, id)
+      return send(res, 201, { id, status: 'pending' })
+    }
+    const job = parts[0] === 'jobs' && parts[1] ? jobs.get(parts[1]) : undefined
+    if (!job) return send(res, 404, { error: 'no such job' })
+    if (req.method === 'POST' && parts[2] === 'cancel') {
+      job.canceled = true
+      return send(res, 200, { id: job.id, status: 'canceled' })
+    }
+    if (req.method === 'GET' && parts.length === 2) {
+      job.pollTimes.push(Date.now())
+      const step = job.script[Math.min(job.polls, job.script.length - 1)]!
+      job.polls++
+      return play(res, step, job)
+    }
+    send(res, 405, { error: 'method not allowed' })
+  })
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)) })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as AddressInfo).port
+  return {
+    url: `http://127.0.0.1:${port}`,
+    jobs,
+    get triggerRequests() { return state.triggerRequests },
+    get jobsCreated() { return state.jobsCreated },
+    get requests() { return state.requests },
+    async close() {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((r) => server.close(() => r()))
+    },
+  }
+}
+
+/** Workflow config for the `http` connector against this fake. */
+export const genericWorkflowConfig = {
+  trigger: { method: 'POST', path: '/jobs', body: { script: '{{script}}' } },
+  upstreamIdPath: 'id',
+  status: { method: 'GET', path: '/jobs/{{upstream_id}}' },
+  statusPath: 'status',
+  progressPath: 'progress',
+  resultPath: 'result',
+  errorPath: 'error',
+  cancel: { method: 'POST', path: '/jobs/{{upstream_id}}/cancel' },
+}
