@@ -73,7 +73,14 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
     if (c.req.url.length > 8192) throw new ApiError(414, 'uri_too_long', 'URL is longer than 8 KiB')
     await next()
   })
-  app.use('/v1/*', bodyLimit({ maxSize: deps.config.maxBodyBytes, onError: () => { throw new ApiError(413, 'payload_too_large', `request body is larger than ${deps.config.maxBodyBytes} bytes`) } }))
+  app.use('/v1/*', bodyLimit({
+    maxSize: deps.config.maxBodyBytes,
+    onError: async (c) => {
+      // Read (and drop) what the client is still sending, so it gets the 413 instead of a reset.
+      await drain(c.req.raw.body, 8 * deps.config.maxBodyBytes, 2_000)
+      throw new ApiError(413, 'payload_too_large', `request body is larger than ${deps.config.maxBodyBytes} bytes`)
+    },
+  }))
 
   const health = documented({ method: 'get', path: '/healthz', summary: 'Health check', tag: 'meta', auth: 'none' })
   app.get(health.path, async (c) => {
@@ -97,4 +104,24 @@ export function cursorOf(cursor: string | undefined): [number, string] | null {
   const decoded = decodeCursor(cursor)
   if (!decoded) throw new ApiError(400, 'validation_failed', 'invalid cursor', [{ path: 'query.cursor', message: 'invalid cursor' }])
   return decoded
+}
+
+/** Consume a request body up to `maxBytes` or `ms`, whichever comes first. */
+async function drain(body: ReadableStream<Uint8Array> | null, maxBytes: number, ms: number): Promise<void> {
+  if (!body || body.locked) return
+  const reader = body.getReader()
+  const deadline = Date.now() + ms
+  let read = 0
+  try {
+    while (read < maxBytes && Date.now() < deadline) {
+      const timeout = new Promise<{ done: true; value: undefined }>((r) => setTimeout(() => r({ done: true, value: undefined }), Math.max(0, deadline - Date.now())))
+      const { done, value } = await Promise.race([reader.read(), timeout])
+      if (done) break
+      read += value?.byteLength ?? 0
+    }
+  } catch {
+    // The client went away: nothing left to drain.
+  } finally {
+    reader.cancel().catch(() => {})
+  }
 }
