@@ -27,5 +27,29 @@ export const MIGRATIONS = [
     "bps": true,
     "folderMillis": 1795364488234,
     "hash": "d37e71624075f583c3b1c5893d99c4237f0ad9b3f620661ca1a6ef48653efb9c"
+  },
+  {
+    "tag": "0001_schedules_webhooks",
+    "sql": [
+      "CREATE TABLE `schedules` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`workflow_id` text NOT NULL,\n\t`name` text,\n\t`cron` text,\n\t`at` integer,\n\t`timezone` text NOT NULL,\n\t`variables` text NOT NULL,\n\t`runtime_variables` text NOT NULL,\n\t`tags` text NOT NULL,\n\t`misfire` text NOT NULL,\n\t`paused` integer NOT NULL,\n\t`next_fire_at` integer,\n\t`next_run_id` text,\n\t`last_fire_at` integer,\n\t`last_run_id` text,\n\t`fires` integer NOT NULL,\n\t`skipped` integer NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL\n);\n",
+      "\nCREATE INDEX `schedules_tenant` ON `schedules` (`tenant_id`,`created_at`,`id`);",
+      "\nCREATE INDEX `schedules_due` ON `schedules` (`next_fire_at`);",
+      "\nCREATE TABLE `webhook_attempts` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n\t`delivery_id` text NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`attempt` integer NOT NULL,\n\t`at` integer NOT NULL,\n\t`duration_ms` integer NOT NULL,\n\t`status_code` integer,\n\t`error` text,\n\t`response_body` text,\n\t`retry_after_ms` integer\n);\n",
+      "\nCREATE INDEX `webhook_attempts_delivery` ON `webhook_attempts` (`delivery_id`,`id`);",
+      "\nCREATE INDEX `webhook_attempts_tenant_at` ON `webhook_attempts` (`tenant_id`,`at`);",
+      "\nCREATE TABLE `webhook_deliveries` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`endpoint_id` text NOT NULL,\n\t`event_id` integer NOT NULL,\n\t`run_id` text NOT NULL,\n\t`workflow_id` text NOT NULL,\n\t`event_type` text NOT NULL,\n\t`payload` text NOT NULL,\n\t`status` text NOT NULL,\n\t`attempts` integer NOT NULL,\n\t`cycle_attempts` integer NOT NULL,\n\t`next_attempt_at` integer,\n\t`last_status_code` integer,\n\t`last_error` text,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\t`completed_at` integer\n);\n",
+      "\nCREATE UNIQUE INDEX `webhook_deliveries_endpoint_event` ON `webhook_deliveries` (`endpoint_id`,`event_id`);",
+      "\nCREATE INDEX `webhook_deliveries_due` ON `webhook_deliveries` (`status`,`next_attempt_at`);",
+      "\nCREATE INDEX `webhook_deliveries_tenant` ON `webhook_deliveries` (`tenant_id`,`created_at`,`id`);",
+      "\nCREATE TABLE `webhook_endpoints` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`workflow_id` text,\n\t`url` text NOT NULL,\n\t`description` text,\n\t`filter` text NOT NULL,\n\t`event_types` text NOT NULL,\n\t`secret` text NOT NULL,\n\t`previous_secret` text,\n\t`previous_secret_expires_at` integer,\n\t`enabled` integer NOT NULL,\n\t`disabled_reason` text,\n\t`disabled_at` integer,\n\t`failing_since` integer,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL\n);\n",
+      "\nCREATE INDEX `webhook_endpoints_tenant` ON `webhook_endpoints` (`tenant_id`,`created_at`,`id`);",
+      "\nALTER TABLE `runs` ADD `schedule_id` text;",
+      "\nALTER TABLE `runs` ADD `schedule_fire_at` integer;",
+      "\nCREATE INDEX `runs_workflow_summary` ON `runs` (`workflow_id`,`created_at`,`status`,`started_at`,`finished_at`);",
+      "\nCREATE UNIQUE INDEX `runs_schedule_fire` ON `runs` (`schedule_id`,`schedule_fire_at`) WHERE schedule_id is not null and status != 'canceled';"
+    ],
+    "bps": true,
+    "folderMillis": 1795365247308,
+    "hash": "221b112fa86620bc6115d177961e9f55c088020eacd56441f39531c92e44fa6b"
   }
 ]

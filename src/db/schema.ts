@@ -80,6 +80,9 @@ export const runs = sqliteTable('runs', {
   nextTickAt: integer('next_tick_at'),
   deadlineAt: integer('deadline_at'),
   scheduledAt: integer('scheduled_at'),
+  /** The schedule that made this run, and the occurrence (ms epoch) it stands for. */
+  scheduleId: text('schedule_id'),
+  scheduleFireAt: integer('schedule_fire_at'),
   createdAt: integer('created_at').notNull(),
   startedAt: integer('started_at'),
   finishedAt: integer('finished_at'),
@@ -89,6 +92,11 @@ export const runs = sqliteTable('runs', {
   index('runs_workflow_created').on(t.workflowId, t.createdAt),
   index('runs_tenant_status').on(t.tenantId, t.status),
   index('runs_unfinished').on(t.finishedAt, t.nextTickAt),
+  // Covers the workflow summary (counts, durations, timeline) without touching the table.
+  index('runs_workflow_summary').on(t.workflowId, t.createdAt, t.status, t.startedAt, t.finishedAt),
+  // One live run per schedule occurrence: two schedulers racing cannot both create it.
+  // Canceled ones (a paused schedule's pending run) leave the slot free for a later resume.
+  uniqueIndex('runs_schedule_fire').on(t.scheduleId, t.scheduleFireAt).where(sql`schedule_id is not null and status != 'canceled'`),
 ])
 
 export const events = sqliteTable('events', {
@@ -119,3 +127,96 @@ export const settings = sqliteTable('settings', {
   value: text('value').notNull(),
   updatedAt: integer('updated_at').notNull().default(sql`0`),
 })
+
+// Schedules, outbound webhooks ------------------------------------------------------------
+
+export const schedules = sqliteTable('schedules', {
+  id: text('id').primaryKey(),
+  tenantId: text('tenant_id').notNull(),
+  workflowId: text('workflow_id').notNull(),
+  name: text('name'),
+  /** Five-field cron pattern, or null for a one-off at `at`. */
+  cron: text('cron'),
+  at: integer('at'),
+  /** As given: an IANA name or GMT_plus_1 / GMT_minus_5_30. */
+  timezone: text('timezone').notNull(),
+  variables: text('variables', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+  runtimeVariables: text('runtime_variables', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+  tags: text('tags', { mode: 'json' }).$type<string[]>().notNull(),
+  /** What an occurrence missed while no scheduler ran becomes: 'run_once' or 'skip'. */
+  misfire: text('misfire').notNull(),
+  paused: integer('paused', { mode: 'boolean' }).notNull(),
+  /** The occurrence waiting to fire; null when paused or finished. Claimed by a conditional update. */
+  nextFireAt: integer('next_fire_at'),
+  /** The pre-created `scheduled` run of nextFireAt (null until it exists). */
+  nextRunId: text('next_run_id'),
+  lastFireAt: integer('last_fire_at'),
+  lastRunId: text('last_run_id'),
+  fires: integer('fires').notNull(),
+  skipped: integer('skipped').notNull(),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+}, (t) => [index('schedules_tenant').on(t.tenantId, t.createdAt, t.id), index('schedules_due').on(t.nextFireAt)])
+
+export const webhookEndpoints = sqliteTable('webhook_endpoints', {
+  id: text('id').primaryKey(),
+  tenantId: text('tenant_id').notNull(),
+  /** null: every workflow of the tenant. */
+  workflowId: text('workflow_id'),
+  url: text('url').notNull(),
+  description: text('description'),
+  /** 'terminal' | 'status' | 'all' | 'types' (then eventTypes lists them). */
+  filter: text('filter').notNull(),
+  eventTypes: text('event_types', { mode: 'json' }).$type<string[]>().notNull(),
+  /** Sealed whsec_ secret; the previous one keeps signing until previousSecretExpiresAt. */
+  secret: text('secret').notNull(),
+  previousSecret: text('previous_secret'),
+  previousSecretExpiresAt: integer('previous_secret_expires_at'),
+  enabled: integer('enabled', { mode: 'boolean' }).notNull(),
+  disabledReason: text('disabled_reason'),
+  disabledAt: integer('disabled_at'),
+  /** Start of the current run of failed attempts (null after a success). */
+  failingSince: integer('failing_since'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+}, (t) => [index('webhook_endpoints_tenant').on(t.tenantId, t.createdAt, t.id)])
+
+export const webhookDeliveries = sqliteTable('webhook_deliveries', {
+  /** Also the webhook-id header: the same for every attempt, so receivers can deduplicate. */
+  id: text('id').primaryKey(),
+  tenantId: text('tenant_id').notNull(),
+  endpointId: text('endpoint_id').notNull(),
+  eventId: integer('event_id').notNull(),
+  runId: text('run_id').notNull(),
+  workflowId: text('workflow_id').notNull(),
+  eventType: text('event_type').notNull(),
+  payload: text('payload').notNull(),
+  /** 'pending' | 'succeeded' | 'failed'. */
+  status: text('status').notNull(),
+  attempts: integer('attempts').notNull(),
+  /** Attempts since the last (re)delivery request: the index into the retry schedule. */
+  cycleAttempts: integer('cycle_attempts').notNull(),
+  nextAttemptAt: integer('next_attempt_at'),
+  lastStatusCode: integer('last_status_code'),
+  lastError: text('last_error'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+  completedAt: integer('completed_at'),
+}, (t) => [
+  uniqueIndex('webhook_deliveries_endpoint_event').on(t.endpointId, t.eventId),
+  index('webhook_deliveries_due').on(t.status, t.nextAttemptAt),
+  index('webhook_deliveries_tenant').on(t.tenantId, t.createdAt, t.id),
+])
+
+export const webhookAttempts = sqliteTable('webhook_attempts', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  deliveryId: text('delivery_id').notNull(),
+  tenantId: text('tenant_id').notNull(),
+  attempt: integer('attempt').notNull(),
+  at: integer('at').notNull(),
+  durationMs: integer('duration_ms').notNull(),
+  statusCode: integer('status_code'),
+  error: text('error'),
+  responseBody: text('response_body'),
+  retryAfterMs: integer('retry_after_ms'),
+}, (t) => [index('webhook_attempts_delivery').on(t.deliveryId, t.id), index('webhook_attempts_tenant_at').on(t.tenantId, t.at)])
