@@ -58,7 +58,7 @@ export function newEncryptionKey(): string {
 
 /** AES-256-GCM encryption of JSON values at rest. Format: `v1.<iv>.<ciphertext>`. */
 export class SecretBox {
-  private constructor(private readonly key: CryptoKey, private readonly hmacKey: CryptoKey) {}
+  private constructor(private readonly key: CryptoKey, private readonly hmacKey: CryptoKey, private readonly hkdfKey: CryptoKey) {}
 
   static async fromKey(base64Key: string): Promise<SecretBox> {
     let raw: Uint8Array
@@ -72,7 +72,17 @@ export class SecretBox {
     // A separate key for signing (callback URLs, subscriber tokens), derived so one secret suffices.
     const signRaw = new Uint8Array(await crypto.subtle.digest('SHA-256', concat(encoder.encode("runrelay-sign:"), raw) as BufferSource))
     const hmacKey = await crypto.subtle.importKey('raw', signRaw as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
-    return new SecretBox(key, hmacKey)
+    const hkdfKey = await crypto.subtle.importKey('raw', raw as BufferSource, 'HKDF', false, ['deriveBits'])
+    return new SecretBox(key, hmacKey, hkdfKey)
+  }
+
+  /** 32 bytes for one `purpose` (HKDF-SHA256), so each use of the secret gets its own key. */
+  async deriveKey(purpose: string): Promise<Uint8Array> {
+    const bits = await crypto.subtle.deriveBits(
+      { name: 'HKDF', hash: 'SHA-256', salt: encoder.encode('runrelay-hkdf-v1') as BufferSource, info: encoder.encode(purpose) as BufferSource },
+      this.hkdfKey, 256,
+    )
+    return new Uint8Array(bits)
   }
 
   async encrypt(value: unknown): Promise<string> {

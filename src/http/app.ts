@@ -13,6 +13,7 @@ import { buildOpenApi, documented } from './openapi.ts'
 import { registerAdminRoutes } from './routes/admin.ts'
 import { registerConnectionRoutes } from './routes/connections.ts'
 import { registerRunRoutes } from './routes/runs.ts'
+import { registerTokenRoutes, tokenService } from './routes/tokens.ts'
 import { registerWorkflowRoutes } from './routes/workflows.ts'
 
 export interface AppConfig {
@@ -58,6 +59,7 @@ export interface RouteContext {
 
 /** Builds the runrelay HTTP app over the given runtime dependencies. */
 export function createApp(deps: AppDeps): Hono<AuthEnv> {
+  deps = { ...deps, tokens: deps.tokens ?? tokenService(deps) }
   const app = new Hono<AuthEnv>()
   const authn = authenticate(deps.store, deps.tokens, () => deps.clock.now())
   const ctx: RouteContext = { auth: authMiddleware(authn), authenticate: authn }
@@ -93,6 +95,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   registerConnectionRoutes(app, deps, ctx)
   registerWorkflowRoutes(app, deps, ctx)
   registerRunRoutes(app, deps, ctx)
+  registerTokenRoutes(app, deps, ctx)
   for (const extend of deps.extensions ?? []) extend(app, deps, ctx)
   return app
 }
