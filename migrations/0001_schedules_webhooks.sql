@@ -17,6 +17,7 @@ CREATE TABLE `schedules` (
 	`last_run_id` text,
 	`fires` integer NOT NULL,
 	`skipped` integer NOT NULL,
+	`last_error` text,
 	`created_at` integer NOT NULL,
 	`updated_at` integer NOT NULL
 );

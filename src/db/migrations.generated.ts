@@ -31,7 +31,7 @@ export const MIGRATIONS = [
   {
     "tag": "0001_schedules_webhooks",
     "sql": [
-      "CREATE TABLE `schedules` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`workflow_id` text NOT NULL,\n\t`name` text,\n\t`cron` text,\n\t`at` integer,\n\t`timezone` text NOT NULL,\n\t`variables` text NOT NULL,\n\t`runtime_variables` text NOT NULL,\n\t`tags` text NOT NULL,\n\t`misfire` text NOT NULL,\n\t`paused` integer NOT NULL,\n\t`next_fire_at` integer,\n\t`next_run_id` text,\n\t`last_fire_at` integer,\n\t`last_run_id` text,\n\t`fires` integer NOT NULL,\n\t`skipped` integer NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL\n);\n",
+      "CREATE TABLE `schedules` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`workflow_id` text NOT NULL,\n\t`name` text,\n\t`cron` text,\n\t`at` integer,\n\t`timezone` text NOT NULL,\n\t`variables` text NOT NULL,\n\t`runtime_variables` text NOT NULL,\n\t`tags` text NOT NULL,\n\t`misfire` text NOT NULL,\n\t`paused` integer NOT NULL,\n\t`next_fire_at` integer,\n\t`next_run_id` text,\n\t`last_fire_at` integer,\n\t`last_run_id` text,\n\t`fires` integer NOT NULL,\n\t`skipped` integer NOT NULL,\n\t`last_error` text,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL\n);\n",
       "\nCREATE INDEX `schedules_tenant` ON `schedules` (`tenant_id`,`created_at`,`id`);",
       "\nCREATE INDEX `schedules_due` ON `schedules` (`next_fire_at`);",
       "\nCREATE TABLE `webhook_attempts` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n\t`delivery_id` text NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`attempt` integer NOT NULL,\n\t`at` integer NOT NULL,\n\t`duration_ms` integer NOT NULL,\n\t`status_code` integer,\n\t`error` text,\n\t`response_body` text,\n\t`retry_after_ms` integer\n);\n",
@@ -49,7 +49,7 @@ export const MIGRATIONS = [
       "\nCREATE UNIQUE INDEX `runs_schedule_fire` ON `runs` (`schedule_id`,`schedule_fire_at`) WHERE schedule_id is not null and status != 'canceled';"
     ],
     "bps": true,
-    "folderMillis": 1795365247308,
-    "hash": "221b112fa86620bc6115d177961e9f55c088020eacd56441f39531c92e44fa6b"
+    "folderMillis": 1795365289104,
+    "hash": "d037bc3936fe7c73a325ebdd99a5c85e308ea927fe72066b3e562b0f992692ca"
   }
 ]

@@ -154,6 +154,8 @@ export const schedules = sqliteTable('schedules', {
   lastRunId: text('last_run_id'),
   fires: integer('fires').notNull(),
   skipped: integer('skipped').notNull(),
+  /** Why the last attempt to create an occurrence's run failed (template variables, workflow gone). */
+  lastError: text('last_error'),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull(),
 }, (t) => [index('schedules_tenant').on(t.tenantId, t.createdAt, t.id), index('schedules_due').on(t.nextFireAt)])
