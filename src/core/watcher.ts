@@ -117,7 +117,7 @@ export class Watcher {
     // Statuses that go backwards (running → queued) are kept as the upstream status only.
     if (to && to !== from && STATUS_RANK[to] >= STATUS_RANK[from]) {
       patch.status = to
-      const data: Record<string, unknown> = { from, to, upstreamStatus: obs.upstreamStatus ?? null }
+      const data: Record<string, unknown> = { from, to, upstream_status: obs.upstreamStatus ?? null }
       if (to === 'running' && !run.startedAt) patch.startedAt = now
       if (isTerminal(to)) {
         patch.finishedAt = now
@@ -144,7 +144,7 @@ export class Watcher {
       const next = Math.max(now + retryDelay(binding.policy, attempt, this.deps.random), upstream.notBefore ?? 0)
       return this.plan(run, {
         patch: { transientErrors: attempt },
-        events: [{ type: 'run.error', data: { phase, transient: true, attempt, retryAt: new Date(next).toISOString(), error } }],
+        events: [{ type: 'run.error', data: { phase, transient: true, attempt, retry_at: new Date(next).toISOString(), error } }],
       }, next)
     }
     const reason = upstream.transient ? 'too_many_transient_errors' : 'upstream_error'
@@ -163,7 +163,7 @@ export class Watcher {
 
   private async finish(run: RunRow, to: RunStatus, error: ErrorInfo | null, extra: Record<string, unknown> = {}): Promise<RunRow> {
     const now = this.deps.clock.now()
-    const data: Record<string, unknown> = { from: run.status, to, upstreamStatus: run.upstreamStatus, ...extra }
+    const data: Record<string, unknown> = { from: run.status, to, upstream_status: run.upstreamStatus, ...extra }
     if (error) data.error = error
     return (await this.deps.ledger.commit(run, { status: to, finishedAt: now, nextTickAt: null, error: error ?? run.error }, [{ type: 'run.status_changed', data }])).run
   }
@@ -220,7 +220,7 @@ export class Watcher {
     const commandEvent: NewEvent = { type: 'run.command', data: { command: name, by, upstream, ...(payload !== undefined ? { payload } : {}) } }
     if (name === 'cancel') {
       const now = this.deps.clock.now()
-      const data = { from: status, to: 'canceled', upstreamStatus: run.upstreamStatus, reason: 'canceled_by_user' }
+      const data = { from: status, to: 'canceled', upstream_status: run.upstreamStatus, reason: 'canceled_by_user' }
       return (await this.deps.ledger.commit(run, { status: 'canceled', finishedAt: now, nextTickAt: null }, [commandEvent, { type: 'run.status_changed', data }])).run
     }
     const implied: Observation = { ...(obs ?? {}) }

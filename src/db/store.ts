@@ -251,7 +251,6 @@ export class Store {
    * both append seq n+1: the loser gets SeqConflictError and nothing is written.
    */
   async applyRunChange(run: RunRow, patch: RunPatch, newEvents: NewEvent[], now: number): Promise<{ run: RunRow; events: RunEvent[] }> {
-    const status = (patch.status ?? run.status) as RunStatus
     const lastSeq = run.lastSeq + newEvents.length
     const update = this.db.update(runs).set({ ...patch, lastSeq, updatedAt: now })
       .where(and(eq(runs.id, run.id), eq(runs.lastSeq, run.lastSeq))).returning()
@@ -260,10 +259,12 @@ export class Store {
       if (!updated) throw new SeqConflictError(run.id)
       return { run: updated, events: [] }
     }
-    const insert = this.db.insert(events).values(newEvents.map((e, i) => ({
-      tenantId: run.tenantId, runId: run.id, workflowId: run.workflowId, seq: run.lastSeq + 1 + i,
-      type: e.type, status, data: e.data, createdAt: now,
-    }))).returning()
+    // Each event carries the status in force once it is applied: a status change moves it.
+    let current = run.status
+    const insert = this.db.insert(events).values(newEvents.map((e, i) => {
+      if (e.type === 'run.status_changed' && typeof e.data.to === 'string') current = e.data.to
+      return { tenantId: run.tenantId, runId: run.id, workflowId: run.workflowId, seq: run.lastSeq + 1 + i, type: e.type, status: current, data: e.data, createdAt: now }
+    })).returning()
     let result: [RunRow[], EventRow[]]
     try {
       // The update goes first: if it matches nothing, the insert hits the unique (run, seq) index.
