@@ -1,0 +1,161 @@
+/// <reference lib="deno.ns" />
+import { createClient } from '@libsql/client'
+import { drizzle } from 'drizzle-orm/libsql'
+import { upgradeWebSocket } from 'hono/deno'
+import type { UpgradeWebSocket, WSEvents } from 'hono/ws'
+import { parseConfig, type Config } from '../../config.ts'
+import { newEncryptionKey, SecretBox } from '../../core/crypto.ts'
+import type { ResolveHost } from '../../core/outbound.ts'
+import { schema, Store } from '../../db/store.ts'
+import { createLocalRuntime } from '../local/runtime.ts'
+
+/** How long a clean shutdown waits for clients to answer the 1012 close handshake. */
+const CLOSE_HANDSHAKE_MS = 2_000
+/** How long a clean shutdown then waits for the remaining connections before exiting anyway. */
+const SHUTDOWN_GRACE_MS = 3_000
+
+function join(dir: string, name: string): string {
+  return dir.endsWith('/') ? dir + name : `${dir}/${name}`
+}
+
+/** The encryption key: RUNRELAY_ENCRYPTION_KEY, or one generated once and kept in the data dir (mode 0600). */
+async function encryptionKey(config: Config): Promise<string> {
+  if (config.RUNRELAY_ENCRYPTION_KEY) return config.RUNRELAY_ENCRYPTION_KEY
+  const file = join(config.RUNRELAY_DATA_DIR, 'encryption.key')
+  try {
+    return (await Deno.readTextFile(file)).trim()
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err
+  }
+  const key = newEncryptionKey()
+  // createNew: two processes racing on a fresh data dir must not overwrite each other's key.
+  try {
+    await Deno.writeTextFile(file, key + '\n', { mode: 0o600, createNew: true })
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) return (await Deno.readTextFile(file)).trim()
+    throw err
+  }
+  await Deno.chmod(file, 0o600)
+  return key
+}
+
+function logger(level: Config['RUNRELAY_LOG']) {
+  return (msg: string, extra?: Record<string, unknown>) => {
+    if (level === 'silent') return
+    console.error(JSON.stringify({ at: new Date().toISOString(), msg, ...extra }))
+  }
+}
+
+/**
+ * DNS for the outbound guard: A and AAAA through Deno's resolver. Unlike Node's `lookup`, this
+ * asks the DNS servers directly and does not read /etc/hosts, so names only known there fail
+ * to resolve and are refused (unless RUNRELAY_ALLOW_PRIVATE_NETWORK skips the check).
+ */
+export const resolveHost: ResolveHost = async (host) => {
+  const name = host.replace(/\.$/, '')
+  const answers = await Promise.allSettled([Deno.resolveDns(name, 'A'), Deno.resolveDns(name, 'AAAA')])
+  const addresses = answers.flatMap((a) => (a.status === 'fulfilled' ? a.value : []))
+  if (addresses.length === 0) {
+    const failed = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected')
+    if (failed) throw failed.reason
+  }
+  return addresses
+}
+
+/**
+ * hono/deno's upgradeWebSocket, remembering the open sockets. Deno.serve's shutdown() closes any
+ * socket still open with 1001, which would overtake the 1012 the runtime has just queued (Deno
+ * sends close frames asynchronously); so shutdown first waits here for those handshakes.
+ */
+function trackedUpgrade(inner: UpgradeWebSocket<WebSocket>) {
+  const open = new Set<WebSocket>()
+  const track = (events: WSEvents<WebSocket>): WSEvents<WebSocket> => ({
+    ...events,
+    onOpen: (evt, ws) => { if (ws.raw) open.add(ws.raw); events.onOpen?.(evt, ws) },
+    onClose: (evt, ws) => { if (ws.raw) open.delete(ws.raw); events.onClose?.(evt, ws) },
+  })
+  // deno-lint-ignore no-explicit-any
+  const wrapped = ((a: any, b?: any, c?: any) => typeof a === 'function'
+    ? inner(async (ctx) => track(await a(ctx)), b)
+    : inner(a, track(b), c)) as UpgradeWebSocket<WebSocket>
+  async function drained(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while ([...open].some((s) => s.readyState !== WebSocket.CLOSED) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+  return { upgradeWebSocket: wrapped, drained }
+}
+
+/** Start runrelay on Deno: embedded libSQL file, in-process hosts (shared with Node), Deno.serve + WebSockets. */
+export async function startDeno(env: Record<string, string | undefined> = Deno.env.toObject()) {
+  const config = parseConfig(env)
+  await Deno.mkdir(config.RUNRELAY_DATA_DIR, { recursive: true })
+  const url = config.LIBSQL_URL ?? `file:${join(config.RUNRELAY_DATA_DIR, 'runrelay.db')}`
+  // The package's `deno` export condition is its Node entry: the native `libsql` addon through Node-API.
+  const client = createClient({ url, authToken: config.LIBSQL_AUTH_TOKEN })
+  if (url.startsWith('file:')) {
+    // WAL lets readers (history replays) run beside the writer; a busy timeout rides out short locks.
+    await client.execute('PRAGMA journal_mode = WAL')
+    await client.execute('PRAGMA busy_timeout = 5000')
+  }
+  const store = new Store(drizzle(client, { schema }))
+  const log = logger(config.RUNRELAY_LOG)
+  const sockets = trackedUpgrade(upgradeWebSocket)
+  const runtime = await createLocalRuntime({
+    store, config, log, upgradeWebSocket: sockets.upgradeWebSocket,
+    secrets: await SecretBox.fromKey(await encryptionKey(config)),
+    resolveHost,
+  })
+
+  let listening!: (addr: Deno.NetAddr) => void
+  const listened = new Promise<Deno.NetAddr>((resolve) => (listening = resolve))
+  const server = Deno.serve({
+    hostname: config.HOST,
+    port: config.PORT,
+    // The default onListen prints to stdout; the entry logs its own line instead.
+    onListen: (addr) => listening(addr as Deno.NetAddr),
+    onError: (err) => {
+      log('request failed', { error: String((err as Error)?.stack ?? err) })
+      return new Response(JSON.stringify({ error: { code: 'internal', message: 'internal error', details: [] } }), { status: 500, headers: { 'content-type': 'application/json' } })
+    },
+  }, runtime.app.fetch)
+  const addr = await listened
+  const host = addr.hostname.includes(':') ? `[${addr.hostname}]` : addr.hostname
+  const resumed = await runtime.resume()
+
+  let stopping: Promise<void> | undefined
+  const stop = () => (stopping ??= (async () => {
+    await runtime.shutdown()
+    await sockets.drained(CLOSE_HANDSHAKE_MS)
+    // shutdown() waits for every connection; closed sockets and ended SSE streams go quickly,
+    // but a client that never answers the close handshake must not hold the process.
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([
+      server.shutdown(),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS))),
+    ])
+    clearTimeout(timer)
+    client.close()
+  })())
+  return { runtime, server, port: addr.port, url: `http://${host}:${addr.port}`, resumed, stop, config, log }
+}
+
+if (import.meta.main) {
+  const started = await startDeno().catch((err) => {
+    console.error(String(err?.message ?? err))
+    Deno.exit(1)
+  })
+  const { runtime, url, resumed, stop, log } = started
+  if (runtime.rootKeyCreated) {
+    // Shown once: only its hash is stored.
+    console.log(`\nroot key (shown once, keep it): ${runtime.rootKeyCreated}\n`)
+  }
+  log('runrelay listening', { url, resumedRuns: resumed, runtime: 'deno', version: Deno.version.deno })
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    Deno.addSignalListener(signal, () => {
+      log('shutting down', { signal })
+      stop().then(() => Deno.exit(0), (err) => { console.error(err); Deno.exit(1) })
+    })
+  }
+}

@@ -1,0 +1,110 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..')
+const DENO = join(ROOT, 'node_modules/.bin/deno')
+const ENTRY = join(ROOT, 'src/runtime/deno/main.ts')
+/** The same flags as `npm run start:deno`. */
+export const DENO_ARGS = ['run', '-A', '--node-modules-dir=manual', ENTRY]
+
+export interface LaunchedServer {
+  url: string
+  rootKey: string
+  dataDir: string
+  /** SIGTERM (clean shutdown: sockets closed with 1012), SIGKILL after a timeout; resolves on exit. */
+  stop(): Promise<void>
+  /** SIGKILL at once (a crash). */
+  kill(): void
+  /** Resolves with the exit code (or signal) once the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** Everything the process wrote so far (for failure messages). */
+  output(): string
+}
+
+/** A free loopback port: with RUNRELAY_LOG=silent there is no log line to read the port from. */
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr ? addr.port : 0
+      srv.close(() => resolvePort(port))
+    })
+  })
+}
+
+async function waitHealthy(url: string, exited: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  let gone = false
+  void exited.then(() => (gone = true))
+  while (Date.now() < deadline && !gone) {
+    try {
+      const res = await fetch(url + '/healthz', { signal: AbortSignal.timeout(1_000) })
+      if (res.ok) return true
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return false
+}
+
+/**
+ * runrelay on real Deno as a child process: loopback, a fresh data dir (unless RUNRELAY_DATA_DIR
+ * is given, which is then kept), a known root key, private network allowed, silent logs.
+ */
+export async function launchDeno(env: Record<string, string> = {}, opts: { startTimeoutMs?: number; stopTimeoutMs?: number } = {}): Promise<LaunchedServer> {
+  const startTimeoutMs = opts.startTimeoutMs ?? 20_000
+  const stopTimeoutMs = opts.stopTimeoutMs ?? 8_000
+  const ownDir = !env.RUNRELAY_DATA_DIR
+  const dataDir = env.RUNRELAY_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'runrelay-deno-'))
+  const rootKey = env.RUNRELAY_ROOT_KEY ?? 'rr_test_root_key_0123456789abcdef'
+  let lastError = ''
+  // The free port can be taken between probe and bind; one retry covers that race.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = env.PORT && env.PORT !== '0' ? Number(env.PORT) : await freePort()
+    const childEnv: Record<string, string> = {
+      ...(process.env as Record<string, string>),
+      NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1',
+      HOST: '127.0.0.1', RUNRELAY_LOG: 'silent', RUNRELAY_HEARTBEAT_MS: '1000', RUNRELAY_ALLOW_PRIVATE_NETWORK: '1',
+      ...env,
+      PORT: String(port), RUNRELAY_DATA_DIR: dataDir, RUNRELAY_ROOT_KEY: rootKey,
+    }
+    const child = spawn(DENO, DENO_ARGS, { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout!.on('data', (d) => (out += d))
+    child.stderr!.on('data', (d) => (out += d))
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => {
+      child.once('exit', (code, signal) => r({ code, signal }))
+      child.once('error', (err) => { out += String(err); r({ code: -1, signal: null }) })
+    })
+    const url = `http://127.0.0.1:${port}`
+    if (!(await waitHealthy(url, exited, startTimeoutMs))) {
+      child.kill('SIGKILL')
+      await exited
+      lastError = `runrelay on Deno did not become healthy on ${url} within ${startTimeoutMs} ms:\n${out}`
+      if (/AddrInUse|address already in use/i.test(out) && !(env.PORT && env.PORT !== '0')) continue
+      break
+    }
+    let stopping: Promise<void> | undefined
+    return {
+      url, rootKey, dataDir, exited,
+      output: () => out,
+      kill: () => { child.kill('SIGKILL') },
+      stop: () => (stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM')
+          const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeoutMs)
+          await exited
+          clearTimeout(timer)
+        }
+        if (ownDir) rmSync(dataDir, { recursive: true, force: true })
+      })()),
+    }
+  }
+  if (ownDir) rmSync(dataDir, { recursive: true, force: true })
+  throw new Error(lastError)
+}
