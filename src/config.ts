@@ -20,6 +20,13 @@ export const ConfigSchema = z.object({
   RUNRELAY_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
   RUNRELAY_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   RUNRELAY_LOG: z.enum(['silent', 'info', 'debug']).default('info'),
+  /** Deadline of one upstream call (all redirect hops and the body included). */
+  RUNRELAY_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  /** Node: time a client has to send its request headers (slow-loris), and the whole request. */
+  RUNRELAY_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  RUNRELAY_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  /** API requests per key per minute (token bucket, in memory per instance; per isolate on Workers). 0 turns it off. */
+  RUNRELAY_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(10_000_000).default(6_000),
 })
 export type Config = z.infer<typeof ConfigSchema>
 

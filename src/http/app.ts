@@ -6,8 +6,9 @@ import type { Binder } from '../core/binding.ts'
 import type { SecretBox } from '../core/crypto.ts'
 import type { Clock } from '../core/ports.ts'
 import { decodeCursor, type Store } from '../db/store.ts'
-import { authenticate, authMiddleware, type AuthEnv, type TokenVerifier } from './auth.ts'
+import { authenticate, authMiddleware, credentialOf, type AuthEnv, type TokenVerifier } from './auth.ts'
 import { ApiError, errorResponse, toApiError, validationError } from './errors.ts'
+import { KeyRateLimiter } from './rate-limit.ts'
 import type { RunHosts, Streams } from './hosts.ts'
 import { buildOpenApi, documented } from './openapi.ts'
 import { registerAdminRoutes } from './routes/admin.ts'
@@ -24,6 +25,8 @@ export interface AppConfig {
   maxBodyBytes: number
   idempotencyTtlMs: number
   version: string
+  /** API requests per key (or subscriber token) per minute; 0 turns the limit off. Default 6000. */
+  rateLimitPerMinute?: number
 }
 
 /** Everything a runtime hands the app: the app itself imports no runtime. */
@@ -62,7 +65,18 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   deps = { ...deps, tokens: deps.tokens ?? tokenService(deps) }
   const app = new Hono<AuthEnv>()
   const authn = authenticate(deps.store, deps.tokens, () => deps.clock.now())
-  const ctx: RouteContext = { auth: authMiddleware(authn), authenticate: authn }
+  const limiter = new KeyRateLimiter(deps.config.rateLimitPerMinute ?? 6_000, () => deps.clock.now())
+  const authMw = authMiddleware(authn)
+  // Every authenticated request draws from its key's bucket (a token's own bucket for subscriber tokens).
+  const limited: typeof authMw = (need, opts) => {
+    const mw = authMw(need, opts)
+    return (c, next) => mw(c, async () => {
+      const p = c.get('principal')
+      limiter.take(p.kind === 'token' ? `tok:${p.tenantId}:${(credentialOf(c, true) ?? '').slice(-22)}` : `key:${p.keyId}`)
+      await next()
+    })
+  }
+  const ctx: RouteContext = { auth: limited, authenticate: authn }
 
   app.onError((err, c) => {
     const apiErr = toApiError(err)

@@ -61,6 +61,8 @@ export function buildOpenApi(opts: { title: string; version: string; serverUrl?:
     if (r.scope) op.description = `Requires scope \`${r.scope}\`.`
     if (r.auth === 'none' || r.auth === 'signature') op.security = []
     if (r.auth === 'root') op.description = 'Requires the root key.'
+    // Machine-readable: what a caller needs (a scope, the root key, a signature or nothing).
+    op['x-runrelay-scope'] = r.auth === 'root' ? 'root' : r.auth === 'none' ? 'none' : r.auth === 'signature' ? 'signature' : r.scope ?? null
     if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: schema(r.body, 'input') } } }
     ;(paths[path] ??= {})[r.method] = op
   }

@@ -46,7 +46,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const ledger = new LocalLedger(store, hub, () => clock.now())
   const binder = createBinder({
     store, secrets, clock, publicUrl, budget: new RateBudget(() => clock.now()),
-    fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, timeoutMs: 30_000 }),
+    fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
   })
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind })
   const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log)
@@ -55,7 +55,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   })
   const app = createApp({
     store, secrets, binder, hosts: host, streams, clock, log, extensions: opts.extensions,
-    config: { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION },
+    config: { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE },
     async checkUrl(url) {
       try {
         await checkOutboundUrl(url, { allowPrivate, resolve: opts.resolveHost })

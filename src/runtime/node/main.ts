@@ -51,7 +51,17 @@ export async function startNode(env: Record<string, string | undefined> = proces
   })
   appRef = runtime.app
 
-  const server = serve({ fetch: runtime.app.fetch, port: config.PORT, hostname: config.HOST })
+  const server = serve({
+    fetch: runtime.app.fetch, port: config.PORT, hostname: config.HOST,
+    // Explicit, so a client that trickles its headers or body (slow loris) is cut off: Node checks
+    // these every connectionsCheckingInterval. Headers larger than 16 KiB get a 431 from Node itself.
+    serverOptions: {
+      headersTimeout: config.RUNRELAY_HEADERS_TIMEOUT_MS,
+      requestTimeout: Math.max(config.RUNRELAY_REQUEST_TIMEOUT_MS, config.RUNRELAY_HEADERS_TIMEOUT_MS),
+      connectionsCheckingInterval: Math.min(1_000, config.RUNRELAY_HEADERS_TIMEOUT_MS),
+      maxHeaderSize: 16 * 1024,
+    },
+  })
   nodeWs.injectWebSocket(server)
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))
   const address = server.address()
