@@ -96,6 +96,25 @@ export interface UpstreamWorkflow {
   raw?: unknown
 }
 
+/** A vendor-native call that went through the drop-in proxy, with the upstream's answer. */
+export interface ProxiedCall {
+  method: string
+  /** Path relative to the connection's base URL, with a leading slash and without the query. */
+  path: string
+  query: URLSearchParams
+  /** The request body as JSON (undefined when empty or not JSON). */
+  requestBody: unknown
+  status: number
+  /** The upstream's answer as JSON (undefined when not JSON). */
+  responseBody: unknown
+}
+
+/** The proxied call was this vendor's trigger: watch `upstreamId` as a run of `upstreamWorkflowId`. */
+export interface ProxyTriggerMatch extends Observation {
+  upstreamWorkflowId: string
+  upstreamId: string
+}
+
 export interface Connector {
   provider: string
   /** zod schema for the connection's non-secret config. */
@@ -117,6 +136,13 @@ export interface Connector {
   testConnection?(ctx: ConnectorContext): Promise<{ ok: boolean; message: string }>
   /** Map a callback body the upstream pushed to the run's callback URL. */
   parseCallback?(ctx: ConnectorContext, run: RunRef, body: unknown): Observation
+  /**
+   * The headers that authenticate a request to this upstream (drop-in proxy). The proxy drops
+   * the caller's own auth headers and these names, then sets these.
+   */
+  authHeaders?(ctx: ConnectorContext): Promise<Record<string, string>>
+  /** Whether a proxied call was the vendor's trigger, and which upstream run it started. */
+  matchTrigger?(call: ProxiedCall): ProxyTriggerMatch | null
 }
 
 /**

@@ -227,6 +227,24 @@ export const indigeniusConnector: Connector = {
     }
   },
 
+  async authHeaders(ctx) {
+    return headers(ctx)
+  },
+
+  matchTrigger(call) {
+    const m = /^\/v1\/workflows\/([^/]+)\/run\/?$/.exec(call.path)
+    if (call.method !== 'POST' || !m || m[1] === 'jobs' || call.status < 200 || call.status >= 300) return null
+    const b = call.responseBody
+    if (isRecord(b) && b.status === false) return null
+    const jobId = jobIdOf(b)
+    if (!jobId) return null
+    const obs = observeJob(b, Date.now())
+    if (!obs.status) obs.status = 'running'
+    const message = getPath(b, 'message')
+    if (obs.message === undefined && typeof message === 'string') obs.message = message
+    return { ...obs, raw: b, state: { push: false }, upstreamId: jobId, upstreamWorkflowId: decodeURIComponent(m[1]!) }
+  },
+
   parseCallback(ctx, run, body) {
     const jobId = jobIdOf(body)
     if (jobId !== undefined && jobId !== run.upstreamId) {

@@ -185,6 +185,20 @@ export const interactlyConnector: Connector = {
     return observeRun(res.body)
   },
 
+  async authHeaders(ctx) {
+    return headers(ctx)
+  },
+
+  matchTrigger(call) {
+    if (call.method !== 'POST' || !/^\/workflows\/v1\/workflow-runs\/?$/.test(call.path) || call.status < 200 || call.status >= 300) return null
+    const command = getPath(call.requestBody, 'command') ?? 'start'
+    if (command !== 'start') return null
+    const { outer, inner } = parts(call.responseBody)
+    if (typeof outer._id !== 'string' || !outer._id) return null
+    const wf = getPath(call.requestBody, 'workflow_id') ?? inner.workflow_id
+    return { ...observeRun(call.responseBody), upstreamId: outer._id, upstreamWorkflowId: typeof wf === 'string' && wf ? wf : 'unknown' }
+  },
+
   commands: {
     input: runCommand('data', true),
     pause: runCommand('pause', false),

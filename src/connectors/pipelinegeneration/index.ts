@@ -129,4 +129,18 @@ export const pipelinegenerationConnector: Connector = {
       return { ok: false, message: (err as Error).message }
     }
   },
+
+  async authHeaders(ctx) {
+    return headers(ctx)
+  },
+
+  matchTrigger(call) {
+    if (call.method !== 'POST' || !/^\/v1\/workflows\/trigger\/?$/.test(call.path) || call.status < 200 || call.status >= 300) return null
+    const executionId = getPath(call.responseBody, 'execution_id')
+    if (typeof executionId !== 'string' && typeof executionId !== 'number') return null
+    const wf = getPath(call.responseBody, 'workflow_id') ?? getPath(call.requestBody, 'workflow_id')
+    const obs = observeExecution(call.responseBody)
+    if (!obs.status && obs.upstreamStatus === undefined) obs.status = 'queued'
+    return { ...obs, upstreamId: String(executionId), upstreamWorkflowId: typeof wf === 'string' && wf ? wf : 'unknown' }
+  },
 }

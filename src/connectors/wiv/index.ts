@@ -115,6 +115,27 @@ export const wivConnector: Connector = {
     return { ...obs, upstreamId: String(executionId) }
   },
 
+  async authHeaders(ctx) {
+    return { 'X-API-KEY': String(ctx.connection.credentials.apiKey ?? '') }
+  },
+
+  matchTrigger(call) {
+    const m = /^\/workflows\/([^/]+)\/run\/?$/.exec(call.path)
+    if (call.method !== 'POST' || !m || call.status < 200 || call.status >= 300) return null
+    const data = getPath(call.responseBody, 'data')
+    const executionId = getPath(data, 'execution_id')
+    if (typeof executionId !== 'string' && typeof executionId !== 'number') return null
+    const d = isRecord(data) ? data : {}
+    const trigger: Record<string, unknown> = { execution_id: String(executionId) }
+    for (const f of TRIGGER_FIELDS) if (d[f] !== undefined) trigger[f] = d[f]
+    const ts = wivTimestamp(d.timestamp)
+    if (ts) trigger.timestamp = ts
+    return {
+      status: 'running', upstreamStatus: typeof d.event_type === 'string' ? d.event_type : 'WORKFLOW_TRIGGER', raw: call.responseBody,
+      state: { trigger }, upstreamId: String(executionId), upstreamWorkflowId: decodeURIComponent(m[1]!),
+    }
+  },
+
   parseCallback(_ctx, run: RunRef, body: unknown): Observation {
     const b = isRecord(body) ? body : {}
     const trigger = isRecord(run.state.trigger) ? run.state.trigger : {}

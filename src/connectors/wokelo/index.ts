@@ -324,6 +324,44 @@ export const wokeloConnector: Connector = {
     return obs
   },
 
+  async authHeaders(ctx) {
+    return authHeader(ctx, await getToken(ctx, false))
+  },
+
+  matchTrigger(call) {
+    if (call.method !== 'POST' || !/^\/api\/workflow_manager\/start\/?$/.test(call.path) || call.status < 200 || call.status >= 300) return null
+    const reportId = getPath(call.responseBody, 'report_id')
+    if (typeof reportId !== 'number' && typeof reportId !== 'string') return null
+    const wf = getPath(call.requestBody, 'workflow')
+    return { status: 'queued', raw: call.responseBody, state: { report_id: reportId }, upstreamId: String(reportId), upstreamWorkflowId: typeof wf === 'string' && wf ? wf : 'unknown' }
+  },
+
+  /**
+   * A webhook Wokelo pushes (set up by its support staff; the body is not documented): read
+   * defensively like a status answer. A body naming another report is ignored.
+   */
+  parseCallback(ctx, run, body) {
+    const b = isRecord(body) ? body : {}
+    const named = b.report_id ?? b.request_id ?? getPath(b, 'data.report_id')
+    if ((typeof named === 'string' || typeof named === 'number') && String(named) !== run.upstreamId) {
+      return { raw: body, message: `callback for another Wokelo report (${String(named)})` }
+    }
+    const sr = statusRequest(ctx)
+    const table: Record<string, RunStatusT> = { ...DEFAULT_STATUS_MAP, success: 'completed', succeeded: 'completed', done: 'completed', error: 'failed' }
+    for (const [k, v] of Object.entries(sr.statusMap ?? {})) { table[k] = v; table[k.toLowerCase()] = v }
+    const word = getPath(b, sr.statusPath) ?? b.status ?? b.state ?? getPath(b, 'data.status')
+    const obs: Observation = { ...mapStatus(word, table), raw: body }
+    const progress = normaliseProgress(b.progress)
+    if (progress !== undefined) obs.progress = progress
+    if (obs.status === 'completed') {
+      const result = describeResult(ctx, run.upstreamId, body)
+      if (b.result !== undefined) result.data = b.result
+      obs.result = result
+    }
+    if (obs.status === 'failed') obs.error = { code: 'upstream_run_failed', message: messageOf(b) ?? 'Wokelo report failed', body }
+    return obs
+  },
+
   async testConnection(ctx) {
     try {
       if (canExchange(ctx) && !ctx.connection.credentials.token) await getToken(ctx, true)
