@@ -38,6 +38,7 @@ export default defineConfig({
         bindings: {
           LIBSQL_URL: inject<string>('libsqlUrl'),
           LIBSQL_AUTH_TOKEN: inject<string>('libsqlAuthToken'),
+          UPSTREAM_URL: inject<string>('upstreamUrl'),
         },
       },
     })),

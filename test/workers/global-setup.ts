@@ -10,6 +10,7 @@
  */
 /// <reference path="./provided-context.d.ts" />
 import type { TestProject } from 'vitest/node'
+import { startGenericUpstream } from '../fakes/generic-upstream.ts'
 import { startLibsqlHttpServer } from '../fakes/libsql-http-server.ts'
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -19,7 +20,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const server = await startLibsqlHttpServer({ authToken, controlEndpoints: true })
   project.provide('libsqlUrl', server.url)
   project.provide('libsqlAuthToken', authToken)
+  // The scriptable poll-only upstream for the `http` connector (each run brings its script).
+  const upstream = await startGenericUpstream()
+  project.provide('upstreamUrl', upstream.url)
   return async () => {
+    await upstream.close()
     await server.close()
   }
 }

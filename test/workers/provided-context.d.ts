@@ -6,5 +6,6 @@ declare module 'vitest' {
   export interface ProvidedContext {
     libsqlUrl: string
     libsqlAuthToken: string
+    upstreamUrl: string
   }
 }

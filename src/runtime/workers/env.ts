@@ -1,0 +1,40 @@
+import { z } from 'zod'
+import { parseConfig, type Config } from '../../config.ts'
+import type { FeedObject, FeedRelayObject } from './feed-object.ts'
+import type { RunObject } from './run-object.ts'
+
+/** The Worker's bindings (wrangler.toml): Durable Object namespaces, variables and secrets. */
+export interface Env {
+  RUNS: DurableObjectNamespace<RunObject>
+  FEEDS: DurableObjectNamespace<FeedObject>
+  FEED_RELAYS: DurableObjectNamespace<FeedRelayObject>
+  /** libsql://… (Turso), https://… (sqld) or http://127.0.0.1:… (the test server). */
+  LIBSQL_URL?: string
+  LIBSQL_AUTH_TOKEN?: string
+  RUNRELAY_ENCRYPTION_KEY?: string
+  RUNRELAY_ROOT_KEY?: string
+  RUNRELAY_ALLOW_PRIVATE_NETWORK?: string
+  RUNRELAY_PUBLIC_URL?: string
+  RUNRELAY_HEARTBEAT_MS?: string
+  RUNRELAY_MAX_BODY_BYTES?: string
+  RUNRELAY_LOG?: string
+  /** Relay shards in front of each tenant's feed object; 0 = run objects notify the feed directly. */
+  RUNRELAY_FEED_SHARDS?: string
+}
+
+const WorkersOnly = z.object({
+  RUNRELAY_FEED_SHARDS: z.coerce.number().int().min(0).max(256).default(0),
+})
+
+export interface WorkersConfig extends Config {
+  RUNRELAY_FEED_SHARDS: number
+}
+
+/** The shared config schema plus the Workers-only knobs; bindings that are not strings are ignored. */
+export function workersConfig(env: Env): WorkersConfig {
+  const vars: Record<string, string | undefined> = {}
+  for (const [k, v] of Object.entries(env)) if (typeof v === 'string') vars[k] = v
+  const extra = WorkersOnly.safeParse(vars)
+  if (!extra.success) throw new Error(`invalid configuration: RUNRELAY_FEED_SHARDS: ${extra.error.issues[0]?.message}`)
+  return { ...parseConfig(vars), ...extra.data }
+}

@@ -1,0 +1,322 @@
+import { DurableObject } from 'cloudflare:workers'
+import type { RunEvent } from '../../core/domain.ts'
+import { eventsFrame } from '../../core/frames.ts'
+import { Mutex } from '../../core/mutex.ts'
+import { parseClientMessage, type ServerMessage } from '../../core/protocol.ts'
+import { matchesFeedFilter, type FeedFilter } from '../../db/store.ts'
+import type { Env } from './env.ts'
+import { getShared, type Shared } from './shared.ts'
+import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, type StreamParams } from './streams.ts'
+
+/** Per-socket state in the attachment (survives hibernation). */
+interface FeedSocket {
+  filter: FeedFilter
+  /**
+   * Every event of the tenant with an id up to `seen` that matches the filter has been sent.
+   * It moves past events that do not match, so a narrow filter does not re-read them.
+   */
+  seen: number
+  ready: boolean
+  expiresAt?: number
+}
+
+/** A feed subscriber, whatever its transport. */
+interface Subscriber {
+  filter: FeedFilter
+  seen: number
+  send(events: RunEvent[]): void
+  /** Record the new position (into the attachment for a WebSocket). */
+  save(seen: number): void
+}
+
+function log(shared: Shared | undefined, msg: string, where: string, extra: Record<string, unknown> = {}): void {
+  const l = shared?.log ?? ((m: string, e?: Record<string, unknown>) => console.error(JSON.stringify({ at: new Date().toISOString(), msg: m, ...e })))
+  l(msg, { where, ...extra })
+}
+
+/**
+ * A tenant's feed: one object per tenant, holding the feed's subscribers (hibernatable
+ * WebSockets; SSE keeps it awake).
+ *
+ * Ordering: run objects publish independently, so notifications reach this object in any
+ * order. It therefore never forwards what it is told; a notification only says "events up to
+ * id N exist", and the object reads the tenant's events after the lowest subscriber position
+ * from libSQL, in id order. libSQL has one writer and assigns ids in commit order, so a read
+ * that sees id N also sees every smaller id: each subscriber gets the events in id order,
+ * without gaps, each once, and `after=<last id received>` resumes exactly. Notifications that
+ * arrive while a read runs are coalesced into one more read, whose result goes out as one
+ * `batch` frame.
+ */
+export class FeedObject extends DurableObject<Env> {
+  private readonly lock = new Mutex()
+  private readonly sse = new Map<SseSink, FeedFilter>()
+  private shared?: Shared
+  private tenantId?: string
+  private pulling: Promise<void> | null = null
+  private again = false
+  private lastHeartbeat = 0
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
+  }
+
+  /** Events up to `maxId` are in libSQL: read and deliver them (cheap when nobody listens). */
+  async notify(tenantId: string, maxId: number): Promise<void> {
+    await this.entry('notify', async () => {
+      const subs = this.subscribers()
+      if (!subs.length || subs.every((s) => s.seen >= maxId)) return
+      await this.pull(tenantId)
+    })
+  }
+
+  async fetch(request: Request): Promise<Response> {
+    return this.entry('fetch', async () => {
+      const params = streamParams(request)
+      if (!params || params.runId) return Response.json({ error: { code: 'bad_request', message: 'not a feed request', details: [] } }, { status: 400 })
+      await this.rememberTenant(params.tenantId)
+      if (params.transport === 'sse') return this.openSse(params)
+      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
+        return Response.json({ error: { code: 'upgrade_required', message: 'use a WebSocket, or Accept: text/event-stream', details: [] } }, { status: 426 })
+      }
+      const pair = new WebSocketPair()
+      const [client, server] = [pair[0], pair[1]]
+      this.ctx.acceptWebSocket(server, ['feed'])
+      server.serializeAttachment({ filter: params.filter as FeedFilter ?? {}, seen: params.after, ready: false, expiresAt: params.expiresAt } satisfies FeedSocket)
+      this.ctx.waitUntil(this.startSocket(server, params))
+      return new Response(null, { status: 101, webSocket: client })
+    }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
+  }
+
+  async alarm(): Promise<void> {
+    await this.entry('alarm', async () => {
+      try {
+        const now = Date.now()
+        for (const ws of this.ctx.getWebSockets()) {
+          const at = (ws.deserializeAttachment() as FeedSocket | null)?.expiresAt
+          if (at !== undefined && at <= now) tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired')
+        }
+        for (const s of this.sse.keys()) if (s.expiresAt !== undefined && s.expiresAt <= now) s.end()
+        const tenantId = await this.tenant()
+        // A safety net for lost notifications: one read per heartbeat while someone listens.
+        if (tenantId && this.subscribers().length) await this.pull(tenantId)
+        this.heartbeat()
+      } finally {
+        await this.armAlarm()
+      }
+    }).catch(async () => { await this.ctx.storage.setAlarm(Date.now() + 2_000).catch(() => {}) })
+  }
+
+  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    await this.entry('webSocketMessage', async () => {
+      const send = (msg: ServerMessage) => trySend(ws, JSON.stringify(msg))
+      const msg = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
+      if (!msg) return void send({ type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
+      if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
+      send({ type: 'error', code: 'invalid_token', message: 'token refused' })
+    }).catch(() => {})
+  }
+
+  async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    await this.entry('webSocketClose', async () => {
+      tryClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason)
+      await this.armAlarm()
+    }).catch(() => {})
+  }
+
+  async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    await this.entry('webSocketError', async () => { log(this.shared, 'websocket error', 'FeedObject.webSocketError', { error: String(error) }); tryClose(ws, 1011, 'error') }).catch(() => {})
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  private async deps(): Promise<Shared> {
+    return (this.shared ??= await getShared(this.env))
+  }
+
+  private async rememberTenant(tenantId: string): Promise<void> {
+    if (this.tenantId === tenantId) return
+    this.tenantId = tenantId
+    if ((await this.ctx.storage.get<string>('tenant')) !== tenantId) await this.ctx.storage.put('tenant', tenantId)
+  }
+
+  private async tenant(): Promise<string | undefined> {
+    return (this.tenantId ??= await this.ctx.storage.get<string>('tenant'))
+  }
+
+  private subscribers(): Subscriber[] {
+    const subs: Subscriber[] = []
+    for (const ws of this.ctx.getWebSockets('feed')) {
+      const att = ws.deserializeAttachment() as FeedSocket | null
+      if (!att?.ready) continue
+      subs.push({
+        filter: att.filter, seen: att.seen,
+        send: (events) => trySend(ws, eventsFrame(events)),
+        save: (seen) => { att.seen = seen; ws.serializeAttachment(att) },
+      })
+    }
+    for (const [sink, filter] of this.sse) {
+      if (!sink.ready || sink.closed) continue
+      subs.push({ filter, seen: sink.position, send: (events) => sink.deliver(events), save: (seen) => { sink.position = seen } })
+    }
+    return subs
+  }
+
+  /** One read at a time; notifications during a read ask for one more. */
+  private pull(tenantId: string): Promise<void> {
+    if (this.pulling) { this.again = true; return this.pulling }
+    this.pulling = (async () => {
+      try {
+        do {
+          this.again = false
+          await this.lock.run(() => this.pullOnce(tenantId))
+        } while (this.again)
+      } finally {
+        this.pulling = null
+      }
+    })()
+    return this.pulling
+  }
+
+  private async pullOnce(tenantId: string): Promise<void> {
+    const subs = this.subscribers()
+    if (!subs.length) return
+    const { store } = await this.deps()
+    let from = Math.min(...subs.map((s) => s.seen))
+    for (;;) {
+      const page = await store.listFeedEvents(tenantId, from, {}, REPLAY_PAGE)
+      if (!page.length) break
+      const end = page[page.length - 1]!.id
+      for (const s of subs) {
+        const fresh = page.filter((e) => e.id > s.seen && matchesFeedFilter(e, s.filter))
+        if (fresh.length) s.send(fresh)
+        if (end > s.seen) { s.seen = end; s.save(end) }
+      }
+      from = end
+      if (page.length < REPLAY_PAGE) break
+    }
+  }
+
+  /**
+   * Replay the filtered history after `after`, then go live. The tenant's last id is read
+   * first: every event up to it is committed, so once the replay is done the subscriber has
+   * seen everything up to max(that id, the last event replayed).
+   */
+  private async replay(params: StreamParams, send: (events: RunEvent[]) => void): Promise<{ last: number; seen: number }> {
+    const { store } = await this.deps()
+    const filter = (params.filter ?? {}) as FeedFilter
+    const horizon = await store.lastEventId(params.tenantId)
+    let last = params.after
+    for (;;) {
+      const page = await store.listFeedEvents(params.tenantId, last, filter, REPLAY_PAGE)
+      if (page.length) { send(page); last = page[page.length - 1]!.id }
+      if (page.length < REPLAY_PAGE) break
+    }
+    return { last, seen: Math.max(horizon, last) }
+  }
+
+  private startSocket(ws: WebSocket, params: StreamParams): Promise<void> {
+    return this.lock.run(async () => {
+      const shared = await this.deps()
+      trySend(ws, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
+      let result: { last: number; seen: number }
+      try {
+        result = await this.replay(params, (events) => trySend(ws, eventsFrame(events)))
+      } catch (err) {
+        log(shared, 'replay failed', 'FeedObject.fetch', { error: String(err) })
+        return tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
+      }
+      ws.serializeAttachment({ filter: (params.filter ?? {}) as FeedFilter, seen: result.seen, ready: true, expiresAt: params.expiresAt } satisfies FeedSocket)
+      trySend(ws, JSON.stringify({ type: 'caught_up', position: result.last } satisfies ServerMessage))
+      await this.armAlarm()
+    }).catch((err) => log(this.shared, 'socket start failed', 'FeedObject.fetch', { error: String(err) }))
+  }
+
+  private openSse(params: StreamParams): Response {
+    const filter = (params.filter ?? {}) as FeedFilter
+    const sink = new SseSink(params.after, (e) => e.id, params.expiresAt, (s) => this.sse.delete(s))
+    this.sse.set(sink, filter)
+    this.ctx.waitUntil(this.lock.run(async () => {
+      try {
+        const { seen } = await this.replay(params, (events) => sink.deliver(events))
+        sink.position = seen
+        sink.ready = true
+        await this.armAlarm()
+      } catch (err) {
+        log(this.shared, 'replay failed', 'FeedObject.fetch', { error: String(err) })
+        sink.end()
+      }
+    }))
+    return sink.response
+  }
+
+  private heartbeat(): void {
+    const sockets = this.ctx.getWebSockets()
+    if (!sockets.length && !this.sse.size) return
+    this.lastHeartbeat = Date.now()
+    const frame = heartbeatFrame()
+    for (const ws of sockets) if ((ws.deserializeAttachment() as FeedSocket | null)?.ready) trySend(ws, frame)
+    for (const s of this.sse.keys()) if (s.ready) s.write(': heartbeat\n\n')
+  }
+
+  /** While anyone listens: one alarm for the next heartbeat (and safety-net read) or token expiry. */
+  private async armAlarm(): Promise<void> {
+    const sockets = this.ctx.getWebSockets()
+    if (!sockets.length && !this.sse.size) return this.ctx.storage.deleteAlarm()
+    const now = Date.now()
+    const { config } = await this.deps()
+    const due = [Math.max(now, this.lastHeartbeat || now) + config.RUNRELAY_HEARTBEAT_MS]
+    for (const ws of sockets) {
+      const at = (ws.deserializeAttachment() as FeedSocket | null)?.expiresAt
+      if (at !== undefined) due.push(at)
+    }
+    for (const s of this.sse.keys()) if (s.expiresAt !== undefined) due.push(s.expiresAt)
+    const at = Math.max(now, Math.min(...due))
+    const current = await this.ctx.storage.getAlarm()
+    // Keep an earlier alarm that is still due: heartbeats need not move on every call.
+    if (current === null || current > at || current < now) await this.ctx.storage.setAlarm(at)
+  }
+
+  private async entry<T>(handler: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      log(this.shared, 'handler failed', `FeedObject.${handler}`, { error: String((err as Error)?.stack ?? err) })
+      throw err
+    }
+  }
+}
+
+/**
+ * A relay shard in front of a tenant's feed object (when RUNRELAY_FEED_SHARDS > 0): run
+ * objects notify shard hash(run) % N, and each shard forwards at most one notification at a
+ * time, carrying the highest id it has heard of. Notifications carry no events (the feed
+ * reads libSQL), so coalescing loses nothing, and the feed object receives at most N
+ * concurrent requests however many runs publish.
+ */
+export class FeedRelayObject extends DurableObject<Env> {
+  private pending = 0
+  private forwarded = 0
+  private inflight: Promise<void> | null = null
+
+  async notify(tenantId: string, maxId: number): Promise<void> {
+    try {
+      this.pending = Math.max(this.pending, maxId)
+      this.inflight ??= (async () => {
+        try {
+          while (this.forwarded < this.pending) {
+            const target = this.pending
+            await this.env.FEEDS.get(this.env.FEEDS.idFromName(tenantId)).notify(tenantId, target)
+            this.forwarded = target
+          }
+        } finally {
+          this.inflight = null
+        }
+      })()
+      await this.inflight
+    } catch (err) {
+      log(undefined, 'handler failed', 'FeedRelayObject.notify', { tenantId, error: String((err as Error)?.stack ?? err) })
+      throw err
+    }
+  }
+}

@@ -1,0 +1,469 @@
+import { DurableObject } from 'cloudflare:workers'
+import type { CommandName, Observation } from '../../connectors/types.ts'
+import { createBinder, type Binder } from '../../core/binding.ts'
+import type { NewEvent, RunEvent } from '../../core/domain.ts'
+import { endsRun, eventsFrame } from '../../core/frames.ts'
+import { Mutex } from '../../core/mutex.ts'
+import type { BindConnector, ConnectorBinding, RunLedger } from '../../core/ports.ts'
+import { systemClock } from '../../core/ports.ts'
+import { parseClientMessage, type ServerMessage } from '../../core/protocol.ts'
+import { RateBudget } from '../../core/rate-budget.ts'
+import { CommandRejected, Watcher } from '../../core/watcher.ts'
+import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
+import type { Env } from './env.ts'
+import { flushToLibsql, type OutboxEvent } from './outbox.ts'
+import { getShared, type Shared } from './shared.ts'
+import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, type StreamParams } from './streams.ts'
+
+/** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
+const INFRA_RETRY_MS = 2_000
+/** Outbox flush retries back off from this to FLUSH_RETRY_MAX_MS while libSQL is unavailable. */
+const FLUSH_RETRY_MIN_MS = 250
+const FLUSH_RETRY_MAX_MS = 15_000
+/** A binding (workflow + connection) is re-read at most this often; a stale one is used while libSQL is down. */
+const BIND_FRESH_MS = 30_000
+
+/** Per-socket state, kept in the socket's attachment so that it survives hibernation. */
+interface RunSocket {
+  /** The last seq sent. */
+  last: number
+  /** False until the replay is done: live events wait for it (the replay reads them from libSQL). */
+  ready: boolean
+  expiresAt?: number
+}
+
+export type CommandOutcome = { ok: true; run: RunRow } | { ok: false; code: string; message: string }
+
+const budget = new RateBudget()
+
+/**
+ * One object per run (named by the run id). It owns the run's state while the run is not
+ * finished: ticks are driven by the object's alarm, commands and callback pushes go through
+ * it, and its subscribers are hibernatable WebSockets (SSE streams keep it awake).
+ *
+ * Durability: a change is written to the object's own SQLite storage first (the run row and
+ * its new events in an outbox, one transaction), then flushed to libSQL, which assigns the
+ * feed ids; only then are the events published. If libSQL is down the change is already
+ * durable here, the alarm retries the flush with backoff, and subscribers see the events
+ * late but in order and once.
+ */
+export class RunObject extends DurableObject<Env> {
+  private readonly lock = new Mutex()
+  private readonly sse = new Set<SseSink>()
+  private shared?: Shared
+  private watcher?: Watcher
+  private binder?: Binder
+  private bindCache?: { at: number; binding: ConnectorBinding }
+  private flushFailures = 0
+  private tickRetryAt: number | null = null
+  private lastHeartbeat = 0
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    this.initTables()
+    // The pong is a constant (the time this object started): the runtime answers without waking it.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
+  }
+
+  // ---- entry points (each catches and logs with class and handler) ----------------------
+
+  /** Persist a new run with run.created in libSQL (a 202 means it is there), then watch it. */
+  create(row: Parameters<Store['createRun']>[0], created: NewEvent, publicUrl: string): Promise<RunRow> {
+    return this.entry('create', () => this.lock.run(async () => {
+      const existing = this.getMeta<RunRow>('run')
+      if (existing) return existing
+      this.setMeta('publicUrl', publicUrl)
+      const { store } = await this.deps()
+      const { run, event } = await store.createRun(row, created)
+      this.setMeta('run', run)
+      this.notifyFeed(run.tenantId, run.id, event.id)
+      await this.armAlarm()
+      return run
+    }))
+  }
+
+  /** A user's command, serialised with the ticks. CommandRejected comes back as a value (RPC drops error classes). */
+  command(runId: string, name: CommandName, payload: unknown, by: string): Promise<CommandOutcome> {
+    return this.entry('command', () => this.lock.run(async () => {
+      const { watcher } = await this.deps()
+      try {
+        const run = await watcher.command(runId, name, payload, by)
+        return { ok: true as const, run }
+      } catch (err) {
+        if (err instanceof CommandRejected) return { ok: false as const, code: err.code, message: err.message }
+        throw err
+      } finally {
+        await this.armAlarm()
+      }
+    }))
+  }
+
+  /** An observation the upstream pushed to the callback URL. */
+  push(runId: string, obs: Observation): Promise<void> {
+    return this.entry('push', () => this.lock.run(async () => {
+      const { watcher } = await this.deps()
+      try {
+        await watcher.push(runId, obs)
+      } finally {
+        await this.armAlarm()
+      }
+    }))
+  }
+
+  /** Make sure an unfinished run has its alarm (the cron sweep calls this for runs that look idle). */
+  wake(runId: string): Promise<void> {
+    return this.entry('wake', () => this.lock.run(async () => {
+      await this.loadRun(runId)
+      await this.armAlarm()
+    }))
+  }
+
+  async alarm(): Promise<void> {
+    await this.entry('alarm', () => this.lock.run(async () => {
+      try {
+        if (this.hasPending()) await this.flush()
+        const run = this.getMeta<RunRow>('run')
+        if (run && !run.finishedAt) await this.tick(run.id)
+        this.heartbeat()
+        this.expireSockets()
+      } finally {
+        await this.armAlarm()
+        await this.cleanupIfDone()
+      }
+    })).catch(async () => {
+      // Our own retry, not the runtime's: keep one alarm at the earliest due time.
+      await this.ctx.storage.setAlarm(Date.now() + INFRA_RETRY_MS).catch(() => {})
+    })
+  }
+
+  async fetch(request: Request): Promise<Response> {
+    return this.entry('fetch', async () => {
+      const params = streamParams(request)
+      if (!params?.runId) return Response.json({ error: { code: 'bad_request', message: 'not a stream request', details: [] } }, { status: 400 })
+      if (params.transport === 'sse') return this.openSse(params)
+      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
+        return Response.json({ error: { code: 'upgrade_required', message: 'use a WebSocket, or Accept: text/event-stream', details: [] } }, { status: 426 })
+      }
+      const pair = new WebSocketPair()
+      const [client, server] = [pair[0], pair[1]]
+      this.ctx.acceptWebSocket(server, ['run'])
+      server.serializeAttachment({ last: params.after, ready: false, expiresAt: params.expiresAt } satisfies RunSocket)
+      this.ctx.waitUntil(this.startSocket(server, params))
+      return new Response(null, { status: 101, webSocket: client })
+    }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
+  }
+
+  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    await this.entry('webSocketMessage', async () => {
+      const send = (msg: ServerMessage) => trySend(ws, JSON.stringify(msg))
+      const msg = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
+      if (!msg) return void send({ type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
+      if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
+      // Token refresh needs the token verifier, which the run object does not have (as on Node without one).
+      send({ type: 'error', code: 'invalid_token', message: 'token refused' })
+    }).catch(() => {})
+  }
+
+  async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    await this.entry('webSocketClose', async () => {
+      tryClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason)
+      await this.lock.run(async () => { await this.armAlarm(); await this.cleanupIfDone() })
+    }).catch(() => {})
+  }
+
+  async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    await this.entry('webSocketError', async () => { this.log('websocket error', 'webSocketError', { error: String(error) }); tryClose(ws, 1011, 'error') }).catch(() => {})
+  }
+
+  // ---- run state --------------------------------------------------------------------------
+
+  private initTables(): void {
+    const sql = this.ctx.storage.sql
+    sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
+    sql.exec('CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL)')
+  }
+
+  private getMeta<T>(key: string): T | undefined {
+    const row = this.ctx.storage.sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0]
+    return row ? (JSON.parse(row.value) as T) : undefined
+  }
+
+  private setMeta(key: string, value: unknown): void {
+    this.ctx.storage.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value))
+  }
+
+  private pendingEvents(): OutboxEvent[] {
+    return this.ctx.storage.sql.exec<{ seq: number; type: string; status: string; data: string; created_at: number }>('SELECT seq, type, status, data, created_at FROM outbox ORDER BY seq').toArray()
+      .map((r) => ({ seq: r.seq, type: r.type, status: r.status, data: JSON.parse(r.data), createdAt: r.created_at }))
+  }
+
+  private hasPending(): boolean {
+    const n = this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM outbox').one().n
+    return n > 0 || this.getMeta<boolean>('dirty') === true
+  }
+
+  /** The run as this object knows it; loaded from libSQL the first time (or after cleanup). */
+  private async loadRun(runId: string): Promise<RunRow | undefined> {
+    const mine = this.getMeta<RunRow>('run')
+    if (mine) return mine
+    const { store } = await this.deps()
+    const run = await store.getRunById(runId)
+    if (run && !run.finishedAt) this.setMeta('run', run)
+    return run
+  }
+
+  /** The ledger's commit: durable here first, then flushed to libSQL, then published. */
+  private async commit(run: RunRow, patch: RunPatch, newEvents: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }> {
+    const current = this.getMeta<RunRow>('run')
+    if (current && current.lastSeq !== run.lastSeq) throw new SeqConflictError(run.id)
+    const now = Date.now()
+    // Each event carries the status in force once it is applied (as Store.applyRunChange does).
+    let status = run.status
+    const rows: OutboxEvent[] = newEvents.map((e, i) => {
+      if (e.type === 'run.status_changed' && typeof e.data.to === 'string') status = e.data.to
+      return { seq: run.lastSeq + 1 + i, type: e.type, status, data: e.data, createdAt: now }
+    })
+    const next: RunRow = { ...run, ...patch, lastSeq: run.lastSeq + newEvents.length, updatedAt: now }
+    const sql = this.ctx.storage.sql
+    this.ctx.storage.transactionSync(() => {
+      this.setMeta('run', next)
+      this.setMeta('dirty', true)
+      for (const r of rows) sql.exec('INSERT INTO outbox (seq, type, status, data, created_at) VALUES (?, ?, ?, ?, ?)', r.seq, r.type, r.status, JSON.stringify(r.data), r.createdAt)
+    })
+    const published = await this.flush()
+    // Events still in the outbox (libSQL down) are not returned: they are published by a later flush.
+    return { run: next, events: published.filter((e) => e.seq > run.lastSeq) }
+  }
+
+  /** Send the outbox to libSQL; on success publish what it held. Never throws: a failure arms a retry. */
+  private async flush(): Promise<RunEvent[]> {
+    const run = this.getMeta<RunRow>('run')
+    if (!run) return []
+    const pending = this.pendingEvents()
+    try {
+      const { store } = await this.deps()
+      const events = await flushToLibsql(store, run, pending)
+      const last = pending.length ? pending[pending.length - 1]!.seq : 0
+      this.ctx.storage.transactionSync(() => {
+        this.ctx.storage.sql.exec('DELETE FROM outbox WHERE seq <= ?', last)
+        this.setMeta('dirty', false)
+      })
+      this.flushFailures = 0
+      this.publish(run, events)
+      return events
+    } catch (err) {
+      this.flushFailures++
+      this.log('outbox flush failed; retrying', 'flush', { runId: run.id, pending: pending.length, attempt: this.flushFailures, error: String((err as Error)?.message ?? err) })
+      return []
+    }
+  }
+
+  private async tick(runId: string): Promise<void> {
+    const { watcher } = await this.deps()
+    try {
+      await watcher.tick(runId)
+      this.tickRetryAt = null
+    } catch (err) {
+      this.tickRetryAt = Date.now() + INFRA_RETRY_MS
+      this.log('tick failed', 'alarm', { runId, error: String((err as Error)?.stack ?? err) })
+    }
+  }
+
+  /** One alarm at the earliest due time: the next tick, a flush retry, a heartbeat or a token expiry. */
+  private async armAlarm(): Promise<void> {
+    const now = Date.now()
+    const due: number[] = []
+    const run = this.getMeta<RunRow>('run')
+    if (run && !run.finishedAt) {
+      let at = run.nextTickAt ?? run.scheduledAt ?? now
+      if (this.tickRetryAt !== null && at <= now) at = this.tickRetryAt
+      due.push(at)
+    }
+    if (this.hasPending()) due.push(now + Math.min(FLUSH_RETRY_MAX_MS, FLUSH_RETRY_MIN_MS * 2 ** Math.min(this.flushFailures, 10)))
+    const sockets = this.ctx.getWebSockets()
+    if (sockets.length || this.sse.size) {
+      due.push(Math.max(now, this.lastHeartbeat) + (await this.deps()).shared.config.RUNRELAY_HEARTBEAT_MS)
+      for (const ws of sockets) {
+        const at = (ws.deserializeAttachment() as RunSocket | null)?.expiresAt
+        if (at !== undefined) due.push(at)
+      }
+      for (const s of this.sse) if (s.expiresAt !== undefined) due.push(s.expiresAt)
+    }
+    if (due.length === 0) return this.ctx.storage.deleteAlarm()
+    const at = Math.max(now, Math.min(...due))
+    if ((await this.ctx.storage.getAlarm()) !== at) await this.ctx.storage.setAlarm(at)
+  }
+
+  /** A finished, fully flushed run with no subscriber keeps nothing here (libSQL has it all). */
+  private async cleanupIfDone(): Promise<void> {
+    const run = this.getMeta<RunRow>('run')
+    if (!run?.finishedAt || this.hasPending() || this.ctx.getWebSockets().length || this.sse.size) return
+    await this.ctx.storage.deleteAlarm()
+    await this.ctx.storage.deleteAll()
+    this.initTables()
+  }
+
+  // ---- subscribers --------------------------------------------------------------------------
+
+  private publish(run: RunRow, events: RunEvent[]): void {
+    if (events.length === 0) return
+    for (const ws of this.ctx.getWebSockets('run')) {
+      const att = ws.deserializeAttachment() as RunSocket | null
+      if (!att?.ready) continue
+      const fresh = events.filter((e) => e.seq > att.last)
+      if (!fresh.length) continue
+      trySend(ws, eventsFrame(fresh))
+      att.last = fresh[fresh.length - 1]!.seq
+      ws.serializeAttachment(att)
+      if (fresh.some(endsRun)) tryClose(ws, CLOSE.NORMAL, 'run finished')
+    }
+    for (const s of this.sse) {
+      if (!s.ready) continue
+      if (s.deliver(events).some(endsRun)) s.end()
+    }
+    this.notifyFeed(run.tenantId, run.id, events[events.length - 1]!.id)
+  }
+
+  /** Tell the tenant's feed (through a relay shard when configured) that events up to `maxId` exist. */
+  private notifyFeed(tenantId: string, runId: string, maxId: number): void {
+    const shards = this.shared?.config.RUNRELAY_FEED_SHARDS ?? 0
+    const p = shards > 0
+      ? this.env.FEED_RELAYS.get(this.env.FEED_RELAYS.idFromName(`${tenantId}:${shardOf(runId, shards)}`)).notify(tenantId, maxId)
+      : this.env.FEEDS.get(this.env.FEEDS.idFromName(tenantId)).notify(tenantId, maxId)
+    // The feed pulls from libSQL, so a lost notification only delays: its heartbeat pull catches up.
+    this.ctx.waitUntil(Promise.resolve(p).catch((err: unknown) => this.log('feed notify failed', 'publish', { tenantId, error: String(err) })))
+  }
+
+  /** Replay from libSQL, then live (under the lock, so no publish interleaves with the replay). */
+  private startSocket(ws: WebSocket, params: StreamParams): Promise<void> {
+    return this.lock.run(async () => {
+      const { shared } = await this.deps()
+      trySend(ws, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
+      let last = params.after
+      let ended = false
+      try {
+        for (;;) {
+          const page = await shared.store.listRunEvents(params.runId!, last, REPLAY_PAGE)
+          if (page.length) {
+            trySend(ws, eventsFrame(page))
+            last = page[page.length - 1]!.seq
+            ended ||= page.some(endsRun)
+          }
+          if (page.length < REPLAY_PAGE) break
+        }
+      } catch (err) {
+        this.log('replay failed', 'fetch', { runId: params.runId, error: String(err) })
+        return tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
+      }
+      if (ended) return tryClose(ws, CLOSE.NORMAL, 'run finished')
+      ws.serializeAttachment({ last, ready: true, expiresAt: params.expiresAt } satisfies RunSocket)
+      trySend(ws, JSON.stringify({ type: 'caught_up', position: last } satisfies ServerMessage))
+      await this.armAlarm()
+    }).catch((err) => this.log('socket start failed', 'fetch', { error: String(err) }))
+  }
+
+  private openSse(params: StreamParams): Response {
+    const sink = new SseSink(params.after, (e) => e.seq, params.expiresAt, (s) => this.sse.delete(s))
+    this.sse.add(sink)
+    this.ctx.waitUntil(this.lock.run(async () => {
+      const { shared } = await this.deps()
+      try {
+        for (;;) {
+          const page = await shared.store.listRunEvents(params.runId!, sink.position, REPLAY_PAGE)
+          if (sink.deliver(page).some(endsRun)) return sink.end()
+          if (page.length < REPLAY_PAGE) break
+        }
+      } catch (err) {
+        this.log('replay failed', 'fetch', { runId: params.runId, error: String(err) })
+        return sink.end()
+      }
+      sink.ready = true
+      await this.armAlarm()
+    }).catch(() => sink.end()))
+    return sink.response
+  }
+
+  private heartbeat(): void {
+    const sockets = this.ctx.getWebSockets()
+    if (!sockets.length && !this.sse.size) return
+    const hb = this.shared?.config.RUNRELAY_HEARTBEAT_MS ?? 15_000
+    if (Date.now() < this.lastHeartbeat + hb - 50) return
+    this.lastHeartbeat = Date.now()
+    const frame = heartbeatFrame()
+    // Not before the hello: a socket still replaying gets its heartbeat next time.
+    for (const ws of sockets) if ((ws.deserializeAttachment() as RunSocket | null)?.ready) trySend(ws, frame)
+    for (const s of this.sse) if (s.ready) s.write(': heartbeat\n\n')
+  }
+
+  private expireSockets(): void {
+    const now = Date.now()
+    for (const ws of this.ctx.getWebSockets()) {
+      const at = (ws.deserializeAttachment() as RunSocket | null)?.expiresAt
+      if (at !== undefined && at <= now) tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired')
+    }
+    for (const s of this.sse) if (s.expiresAt !== undefined && s.expiresAt <= now) s.end()
+  }
+
+  // ---- wiring -------------------------------------------------------------------------------
+
+  private async deps(): Promise<{ shared: Shared; store: Store; watcher: Watcher }> {
+    const shared = (this.shared ??= await getShared(this.env))
+    if (!this.watcher) {
+      const ledger: RunLedger = {
+        getRun: (runId) => this.loadRun(runId),
+        commit: (run, patch, events) => this.commit(run, patch, events),
+      }
+      this.watcher = new Watcher({ ledger, clock: systemClock, random: Math.random, bind: this.bind })
+    }
+    return { shared, store: shared.store, watcher: this.watcher }
+  }
+
+  /**
+   * The run's connector binding, re-read at most every BIND_FRESH_MS; while libSQL is down a
+   * stale one keeps the run polling (its events wait in the outbox).
+   */
+  private readonly bind: BindConnector = async (run) => {
+    const now = Date.now()
+    const hit = this.bindCache
+    if (hit && now - hit.at < BIND_FRESH_MS) return hit.binding
+    try {
+      const shared = this.shared ?? (await getShared(this.env))
+      this.binder ??= createBinder({
+        store: shared.store, secrets: shared.secrets, fetch: shared.fetch, clock: systemClock, budget,
+        publicUrl: shared.config.RUNRELAY_PUBLIC_URL ?? this.getMeta<string>('publicUrl') ?? 'http://localhost',
+      })
+      const binding = await this.binder.bind(run)
+      this.bindCache = { at: now, binding }
+      return binding
+    } catch (err) {
+      if (!hit) throw err
+      this.log('bind failed; using the cached binding', 'bind', { runId: run.id, error: String(err) })
+      return hit.binding
+    }
+  }
+
+  private log(msg: string, handler: string, extra: Record<string, unknown> = {}): void {
+    const log = this.shared?.log ?? ((m: string, e?: Record<string, unknown>) => console.error(JSON.stringify({ at: new Date().toISOString(), msg: m, ...e })))
+    log(msg, { where: `RunObject.${handler}`, ...extra })
+  }
+
+  /** Run an entry point; log a failure with the handler's name and rethrow it (RPC callers see it). */
+  private async entry<T>(handler: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      this.log('handler failed', handler, { error: String((err as Error)?.stack ?? err) })
+      throw err
+    }
+  }
+}
+
+/** A stable shard for a run (FNV-1a of its id). */
+export function shardOf(key: string, shards: number): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return (h >>> 0) % shards
+}

@@ -1,0 +1,77 @@
+import { createClient } from '@libsql/client/web'
+import { drizzle } from 'drizzle-orm/libsql/web'
+import { ensureRootKey } from '../../core/bootstrap.ts'
+import { SecretBox } from '../../core/crypto.ts'
+import { createGuardedFetch } from '../../core/outbound.ts'
+import { schema, Store } from '../../db/store.ts'
+import { workersConfig, type Env, type WorkersConfig } from './env.ts'
+
+export type Log = (msg: string, extra?: Record<string, unknown>) => void
+
+/** What every entry point of an isolate shares: config, store over libSQL's HTTP client, secrets. */
+export interface Shared {
+  config: WorkersConfig
+  store: Store
+  secrets: SecretBox
+  /** Outbound fetch with the literal-URL guard (no DNS API on Workers) and a timeout. */
+  fetch: typeof fetch
+  log: Log
+}
+
+let shared: Promise<Shared> | undefined
+let ready: Promise<void> | undefined
+
+/** A structured log line; `where` names the class and handler (e.g. RunObject.alarm). */
+export function logger(level: string | undefined): Log {
+  return (msg, extra) => {
+    if (level === 'silent') return
+    console.error(JSON.stringify({ at: new Date().toISOString(), msg, ...extra }))
+  }
+}
+
+async function build(env: Env): Promise<Shared> {
+  const config = workersConfig(env)
+  if (!config.LIBSQL_URL) throw new Error('LIBSQL_URL is not set (libsql://…, https://… or http://127.0.0.1:… for local dev)')
+  if (!config.RUNRELAY_ENCRYPTION_KEY) throw new Error('RUNRELAY_ENCRYPTION_KEY is not set (32 bytes, base64): wrangler secret put RUNRELAY_ENCRYPTION_KEY')
+  const client = createClient({ url: config.LIBSQL_URL, authToken: config.LIBSQL_AUTH_TOKEN })
+  const store = new Store(drizzle(client, { schema }) as unknown as ConstructorParameters<typeof Store>[0])
+  return {
+    config,
+    store,
+    secrets: await SecretBox.fromKey(config.RUNRELAY_ENCRYPTION_KEY),
+    fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, timeoutMs: 30_000 }),
+    log: logger(config.RUNRELAY_LOG),
+  }
+}
+
+/** The isolate's shared dependencies, built once (a failed build is retried by the next caller). */
+export function getShared(env: Env): Promise<Shared> {
+  return (shared ??= build(env).catch((err) => { shared = undefined; throw err }))
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Apply the embedded migrations and bootstrap the root key, once per isolate. Isolates may
+ * race: migrate() runs its statements in one atomic batch, so the loser's batch fails and
+ * rolls back, and its retry finds nothing pending; the root key's hash is unique, so a
+ * losing insert fails and the retry finds the key.
+ */
+export function ensureReady(env: Env): Promise<void> {
+  return (ready ??= (async () => {
+    const { store, config, log } = await getShared(env)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const applied = await store.migrate()
+        if (applied) log('migrations applied', { where: 'worker.ensureReady', applied })
+        const root = await ensureRootKey(store, config.RUNRELAY_ROOT_KEY, Date.now())
+        // Without RUNRELAY_ROOT_KEY a key is made once; the log is the only place it is shown.
+        if (root.createdKey) console.warn(`runrelay: created a root key (shown once, set RUNRELAY_ROOT_KEY instead): ${root.createdKey}`)
+        return
+      } catch (err) {
+        if (attempt >= 3) throw err
+        await sleep(50 * attempt)
+      }
+    }
+  })().catch((err) => { ready = undefined; throw err }))
+}

@@ -1,0 +1,123 @@
+import type { Context } from 'hono'
+import { z } from 'zod'
+import type { RunEvent } from '../../core/domain.ts'
+import { eventToJson } from '../../core/frames.ts'
+import { CLOSE, PROTOCOL_VERSION, type ServerMessage } from '../../core/protocol.ts'
+import type { StreamRequest, Streams } from '../../http/hosts.ts'
+import type { Env } from './env.ts'
+
+/** Header carrying a stream's parameters from the Worker to the Durable Object that serves it. */
+export const STREAM_HEADER = 'x-runrelay-stream'
+export const REPLAY_PAGE = 500
+/** Clients that send exactly this get PONG from the runtime without waking the object. */
+export const PING = '{"type":"ping"}'
+
+const FeedFilterSchema = z.object({
+  runIds: z.array(z.string()).optional(),
+  workflowIds: z.array(z.string()).optional(),
+  statuses: z.array(z.string()).optional(),
+  tags: z.array(z.string()).optional(),
+})
+export const StreamParams = z.object({
+  tenantId: z.string(),
+  transport: z.enum(['ws', 'sse']),
+  after: z.number().int(),
+  runId: z.string().optional(),
+  filter: FeedFilterSchema.optional(),
+  expiresAt: z.number().optional(),
+})
+export type StreamParams = z.infer<typeof StreamParams>
+
+/** Parse the parameters the Worker attached to a stream request (never trusted blindly). */
+export function streamParams(request: Request): StreamParams | null {
+  try {
+    const r = StreamParams.safeParse(JSON.parse(request.headers.get(STREAM_HEADER) ?? 'null'))
+    return r.success ? r.data : null
+  } catch {
+    return null
+  }
+}
+
+/** A run stream goes to the run's object; the feed to the tenant's feed object. */
+export class WorkersStreams implements Streams {
+  constructor(private readonly env: Env) {}
+
+  open(c: Context, req: StreamRequest): Promise<Response> {
+    const params: StreamParams = {
+      tenantId: req.tenantId, transport: req.transport, after: req.after, runId: req.runId,
+      filter: req.filter as StreamParams['filter'], expiresAt: req.expiresAt,
+    }
+    const headers = new Headers()
+    for (const h of ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions']) {
+      const v = c.req.header(h)
+      if (v !== undefined) headers.set(h, v)
+    }
+    headers.set(STREAM_HEADER, JSON.stringify(params))
+    const request = new Request('https://runrelay.internal/stream', { headers })
+    const stub = req.runId !== undefined
+      ? this.env.RUNS.get(this.env.RUNS.idFromName(req.runId))
+      : this.env.FEEDS.get(this.env.FEEDS.idFromName(req.tenantId))
+    return stub.fetch(request)
+  }
+}
+
+/** Send without throwing: a socket closing under us is not an error of the sender. */
+export function trySend(ws: WebSocket, data: string): boolean {
+  try {
+    ws.send(data)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export function tryClose(ws: WebSocket, code: number, reason: string): void {
+  try { ws.close(code, reason) } catch { /* already closed */ }
+}
+
+export function hello(params: StreamParams, heartbeatMs: number): string {
+  const msg: ServerMessage = { type: 'hello', protocol: PROTOCOL_VERSION, stream: params.runId ? 'run' : 'feed', run_id: params.runId, after: params.after, heartbeatMs }
+  return JSON.stringify(msg)
+}
+
+export const heartbeatFrame = () => JSON.stringify({ type: 'heartbeat', at: new Date().toISOString() } satisfies ServerMessage)
+
+/** An SSE subscriber held in memory (SSE cannot hibernate: the object stays awake while it is open). */
+export class SseSink {
+  private readonly writer: WritableStreamDefaultWriter<Uint8Array>
+  private readonly encoder = new TextEncoder()
+  readonly response: Response
+  closed = false
+  ready = false
+
+  constructor(public position: number, private readonly positionOf: (e: RunEvent) => number, readonly expiresAt: number | undefined, private readonly onEnd: (s: SseSink) => void) {
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
+    this.writer = writable.getWriter()
+    this.response = new Response(readable, {
+      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' },
+    })
+    this.write('retry: 1000\n\n')
+  }
+
+  write(text: string): void {
+    if (this.closed) return
+    this.writer.write(this.encoder.encode(text)).catch(() => this.end())
+  }
+
+  /** Write the events after this sink's position; returns the ones written. */
+  deliver(events: RunEvent[]): RunEvent[] {
+    const fresh = events.filter((e) => this.positionOf(e) > this.position)
+    for (const e of fresh) this.write(`id: ${this.positionOf(e)}\nevent: ${e.type}\ndata: ${eventToJson(e)}\n\n`)
+    if (fresh.length) this.position = this.positionOf(fresh[fresh.length - 1]!)
+    return fresh
+  }
+
+  end(): void {
+    if (this.closed) return
+    this.closed = true
+    this.writer.close().catch(() => {})
+    this.onEnd(this)
+  }
+}
+
+export { CLOSE }
