@@ -13,6 +13,7 @@ import type { RunHosts, Streams } from './hosts.ts'
 import { buildOpenApi, documented } from './openapi.ts'
 import { registerAdminRoutes } from './routes/admin.ts'
 import { registerConnectionRoutes } from './routes/connections.ts'
+import { registerProxyRoutes } from './routes/proxy.ts'
 import { registerRunRoutes } from './routes/runs.ts'
 import { registerTokenRoutes, tokenService } from './routes/tokens.ts'
 import { registerWorkflowRoutes } from './routes/workflows.ts'
@@ -110,6 +111,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   registerWorkflowRoutes(app, deps, ctx)
   registerRunRoutes(app, deps, ctx)
   registerTokenRoutes(app, deps, ctx)
+  registerProxyRoutes(app, deps, ctx)
   for (const extend of deps.extensions ?? []) extend(app, deps, ctx)
   return app
 }
