@@ -20,6 +20,12 @@ export const ConfigSchema = z.object({
   RUNRELAY_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
   RUNRELAY_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   RUNRELAY_LOG: z.enum(['silent', 'info', 'debug']).default('info'),
+  /** Period of the background jobs' loop (schedules, webhook deliveries). */
+  RUNRELAY_JOBS_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
+  /** Webhook retry delays in ms, comma-separated (default 0,5s,5m,30m,2h,5h,10h,10h). */
+  RUNRELAY_WEBHOOK_RETRY_SCHEDULE: z.string().regex(/^\d+(,\d+)*$/, 'comma-separated milliseconds').optional()
+    .transform((v) => v?.split(',').map(Number)),
+  RUNRELAY_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
   /** Deadline of one upstream call (all redirect hops and the body included). */
   RUNRELAY_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   /** Node: time a client has to send its request headers (slow-loris), and the whole request. */

@@ -15,8 +15,11 @@ import { registerAdminRoutes } from './routes/admin.ts'
 import { registerConnectionRoutes } from './routes/connections.ts'
 import { registerProxyRoutes } from './routes/proxy.ts'
 import { registerRunRoutes } from './routes/runs.ts'
+import { registerScheduleRoutes } from './routes/schedules.ts'
+import { registerSummaryRoutes } from './routes/summary.ts'
 import { registerTokenRoutes, tokenService } from './routes/tokens.ts'
 import { registerWorkflowRoutes } from './routes/workflows.ts'
+import { registerWebhookRoutes } from './routes/webhooks.ts'
 
 export interface AppConfig {
   /** Public base URL (for callback URLs and the OpenAPI server). */
@@ -111,6 +114,9 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   registerWorkflowRoutes(app, deps, ctx)
   registerRunRoutes(app, deps, ctx)
   registerTokenRoutes(app, deps, ctx)
+  registerScheduleRoutes(app, deps, ctx)
+  registerWebhookRoutes(app, deps, ctx)
+  registerSummaryRoutes(app, deps, ctx)
   registerProxyRoutes(app, deps, ctx)
   for (const extend of deps.extensions ?? []) extend(app, deps, ctx)
   return app

@@ -15,7 +15,11 @@ export type RunCreateInput = z.infer<typeof RunCreate>
  * persist it with run.created, and hand it to the run host. Shared by the trigger routes,
  * schedules and the proxy.
  */
-export async function triggerRun(deps: Pick<AppDeps, 'store' | 'clock' | 'hosts'>, workflow: WorkflowRow, body: RunCreateInput): Promise<RunRow> {
+export async function triggerRun(
+  deps: Pick<AppDeps, 'store' | 'clock' | 'hosts'>, workflow: WorkflowRow, body: RunCreateInput,
+  /** Set by schedules: the occurrence this run stands for (unique per schedule among live runs). */
+  occurrence?: { scheduleId: string; fireAt: number },
+): Promise<RunRow> {
   const { store, clock, hosts } = deps
   const connection = await store.getConnection(workflow.tenantId, workflow.connectionId)
   if (!connection) throw conflict('connection_missing', 'the workflow\'s connection is gone')
@@ -36,5 +40,9 @@ export async function triggerRun(deps: Pick<AppDeps, 'store' | 'clock' | 'hosts'
     runtimeVariables: body.runtime_variables, tags, connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0,
     scheduledAt: later ? scheduledAt : null, deadlineAt: (later ? scheduledAt! : now) + policy.deadlineMs, nextTickAt: later ? scheduledAt : now,
     createdAt: now, updatedAt: now,
-  }, { type: 'run.created', data: { status, workflow_id: workflow.id, tags, variables: body.variables, runtime_variables: body.runtime_variables, scheduled_at: later ? new Date(scheduledAt!).toISOString() : null } })
+    ...(occurrence && { scheduleId: occurrence.scheduleId, scheduleFireAt: occurrence.fireAt }),
+  }, { type: 'run.created', data: {
+    status, workflow_id: workflow.id, tags, variables: body.variables, runtime_variables: body.runtime_variables, scheduled_at: later ? new Date(scheduledAt!).toISOString() : null,
+    ...(occurrence && { schedule_id: occurrence.scheduleId }),
+  } })
 }

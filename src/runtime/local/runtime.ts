@@ -14,6 +14,7 @@ import { ApiError } from '../../http/errors.ts'
 import { LocalHub } from './hub.ts'
 import { LocalLedger } from './ledger.ts'
 import { LocalRunHost } from './run-host.ts'
+import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams } from './streams.ts'
 
 export interface LocalRuntimeOptions {
@@ -53,6 +54,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: 4 * 1024 * 1024, maxPendingWrites: 10_000,
   })
+  const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost })
   const app = createApp({
     store, secrets, binder, hosts: host, streams, clock, log, extensions: opts.extensions,
     config: { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE },
@@ -66,13 +68,15 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   })
 
   return {
-    app, host, hub, streams, store, publicUrl,
+    app, host, hub, streams, store, publicUrl, jobs,
     rootKeyCreated: root.createdKey,
     /** Watch every unfinished run again (after a restart). */
-    resume: () => host.resumeAll(),
+    // Schedules go first: a `skip` misfire cancels its late run before the host would start it.
+    resume: async () => { await jobs.start(); return host.resumeAll() },
     /** Close streams with 1012, then let ticks and commands in flight finish writing. */
     async shutdown(): Promise<void> {
       streams.closeAll()
+      await jobs.stop()
       await host.stop()
     },
   }

@@ -1,0 +1,106 @@
+import type { Config } from '../../config.ts'
+import type { SecretBox } from '../../core/crypto.ts'
+import { createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
+import type { Clock } from '../../core/ports.ts'
+import { pruneExpired } from '../../db/retention.ts'
+import type { Store } from '../../db/store.ts'
+import type { RunHosts } from '../../http/hosts.ts'
+import { ScheduleEngine } from '../../http/scheduling.ts'
+import { WebhookDispatcher } from '../../http/webhook-dispatcher.ts'
+
+const RETENTION_EVERY_MS = 3_600_000
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+export interface LocalSchedulerDeps {
+  store: Store
+  secrets: SecretBox
+  clock: Clock
+  hosts: RunHosts
+  config: Pick<Config, 'RUNRELAY_ALLOW_PRIVATE_NETWORK' | 'RUNRELAY_JOBS_INTERVAL_MS' | 'RUNRELAY_WEBHOOK_RETRY_SCHEDULE' | 'RUNRELAY_WEBHOOK_TIMEOUT_MS'>
+  resolveHost?: ResolveHost
+  log?: (msg: string, extra?: Record<string, unknown>) => void
+}
+
+/**
+ * Background jobs on Node and Deno, one in-process timer loop over the store: schedules
+ * (ScheduleEngine.runDueSchedules), webhook deliveries (WebhookDispatcher.runOnce) and,
+ * hourly, retention. The logic is portable; only the timers live here. Passes never overlap,
+ * and several instances over one database are safe (every step is claimed in the store).
+ */
+export class LocalScheduler {
+  readonly schedules: ScheduleEngine
+  readonly webhooks: WebhookDispatcher
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private running: Promise<void> | undefined
+  private pruning: Promise<void> | undefined
+  private stopped = false
+  private lastRetention = 0
+  private readonly intervalMs: number
+
+  constructor(private readonly deps: LocalSchedulerDeps) {
+    const { config } = deps
+    this.intervalMs = config.RUNRELAY_JOBS_INTERVAL_MS
+    this.schedules = new ScheduleEngine({ store: deps.store, clock: deps.clock, hosts: deps.hosts, log: deps.log })
+    this.webhooks = new WebhookDispatcher({
+      store: deps.store, secrets: deps.secrets, clock: deps.clock, log: deps.log,
+      fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, resolve: deps.resolveHost, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS }),
+    }, { retryScheduleMs: config.RUNRELAY_WEBHOOK_RETRY_SCHEDULE, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS })
+  }
+
+  /** One schedule pass now (before runs are resumed), then the loop. */
+  async start(): Promise<void> {
+    if (this.stopped || this.timer || this.running) return
+    this.lastRetention = this.deps.clock.now() - RETENTION_EVERY_MS + 60_000 // first retention pass a minute after start
+    await this.schedules.runDueSchedules().catch((err) => this.deps.log?.('schedules pass failed', { error: String(err?.stack ?? err) }))
+    this.arm(0)
+  }
+
+  /** Run a pass now (tests, or after a change that may be due at once). */
+  poke(): Promise<void> {
+    if (this.running) return this.running
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = undefined
+    return this.pass()
+  }
+
+  private arm(delay: number): void {
+    if (this.stopped) return
+    this.timer = setTimeout(() => { this.timer = undefined; void this.pass() }, Math.min(MAX_TIMER_MS, Math.max(0, delay)))
+  }
+
+  private pass(): Promise<void> {
+    this.running = (async () => {
+      let wakeAt: number | null = null
+      const now = this.deps.clock.now()
+      const earliest = (t: number | null) => { if (t !== null && (wakeAt === null || t < wakeAt)) wakeAt = t }
+      try {
+        earliest((await this.schedules.runDueSchedules(now)).wakeAt)
+      } catch (err) { this.deps.log?.('schedules pass failed', { error: String((err as Error)?.stack ?? err) }) }
+      try {
+        earliest((await this.webhooks.runOnce(now)).wakeAt)
+      } catch (err) { this.deps.log?.('webhooks pass failed', { error: String((err as Error)?.stack ?? err) }) }
+      if (now - this.lastRetention >= RETENTION_EVERY_MS && !this.pruning) {
+        this.lastRetention = now
+        // Off the loop: it deletes in small batches and yields between them, so nothing waits on it.
+        this.pruning = pruneExpired(this.deps.store.db, now, { stopped: () => this.stopped })
+          .then((pruned) => { if (pruned.runs || pruned.deliveries) this.deps.log?.('retention pruned', { ...pruned }) })
+          .catch((err) => this.deps.log?.('retention failed', { error: String(err?.stack ?? err) }))
+          .finally(() => { this.pruning = undefined })
+      }
+      // New events appear without telling us: poll at the interval, sooner when something is due sooner.
+      const delay = Math.min(this.intervalMs, wakeAt === null ? this.intervalMs : wakeAt - this.deps.clock.now())
+      this.running = undefined
+      this.arm(delay)
+    })()
+    return this.running
+  }
+
+  /** Stop the loop and wait for a pass in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = undefined
+    await this.running
+    await this.pruning
+  }
+}
