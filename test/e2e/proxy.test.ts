@@ -119,6 +119,14 @@ describe('drop-in proxy', () => {
     expect(pg.requests.length).toBe(n)
   })
 
+  it('applies the body limit (413) before anything reaches the vendor', async () => {
+    const n = pg.requests.length
+    const big = { workflow_id: 'wf_abc123', parameters: { blob: 'x'.repeat(3 * 1024 * 1024) } }
+    const res = await call(pgConn, 'POST', '/v1/workflows/trigger', big, { 'x-api-key': t.key })
+    expect(res.status).toBe(413)
+    expect(pg.requests.length).toBe(n)
+  })
+
   it('refuses paths that leave the base URL', () => {
     expect(upstreamUrl('http://h.test/api', '/v1/x', '?a=1')).toBe('http://h.test/api/v1/x?a=1')
     expect(() => upstreamUrl('http://h.test/api', '/%2e%2e/admin', '')).toThrow(/leaves/)
