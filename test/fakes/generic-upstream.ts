@@ -29,6 +29,8 @@ export interface GenericUpstream {
   /** Jobs actually created. */
   jobsCreated: number
   requests: number
+  /** Arrival time (ms epoch) of every request, in order. */
+  requestTimes: number[]
   close(): Promise<void>
 }
 
@@ -38,6 +40,7 @@ export async function startGenericUpstream(opts: { defaultScript?: Step[]; trigg
   const sockets = new Set<Socket>()
   let next = 1
   const state = { triggerRequests: 0, jobsCreated: 0, requests: 0 }
+  const requestTimes: number[] = []
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers })
@@ -59,6 +62,7 @@ export async function startGenericUpstream(opts: { defaultScript?: Step[]; trigg
 
   const server = createServer(async (req, res) => {
     state.requests++
+    requestTimes.push(Date.now())
     const url = new URL(req.url ?? '/', 'http://x')
     const parts = url.pathname.split('/').filter(Boolean)
     if (req.method === 'POST' && url.pathname === '/jobs') {
@@ -99,6 +103,7 @@ export async function startGenericUpstream(opts: { defaultScript?: Step[]; trigg
     get triggerRequests() { return state.triggerRequests },
     get jobsCreated() { return state.jobsCreated },
     get requests() { return state.requests },
+    requestTimes,
     async close() {
       for (const s of sockets) s.destroy()
       await new Promise<void>((r) => server.close(() => r()))
