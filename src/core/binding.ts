@@ -13,8 +13,8 @@ export interface BinderDeps {
   fetch: typeof fetch
   clock: Clock
   budget: RateBudget
-  /** Public base URL of this server, for callback URLs. */
-  publicUrl: string
+  /** Public base URL of this server, for callback URLs (a function when it is known late). */
+  publicUrl: string | (() => string)
 }
 
 /** The signed callback URL an upstream may POST to for this run. */
@@ -77,7 +77,7 @@ export function createBinder(deps: BinderDeps): Binder {
     const { connector, ctx } = await forConnection(connection)
     const policy = PollPolicy.parse({ ...DEFAULT_POLL_POLICY, ...connector.defaultPollPolicy, ...workflow.pollPolicy })
     ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config }
-    ctx.callbackUrl = await callbackUrl(deps.secrets, deps.publicUrl, run.id)
+    ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id)
     return { connector, policy, ctx }
   }
   return { bind, forConnection }

@@ -121,6 +121,7 @@ export async function startDeno(env: Record<string, string | undefined> = Deno.e
     },
   }, runtime.app.fetch)
   const addr = await listened
+  runtime.listeningOn(addr.port)
   const host = addr.hostname.includes(':') ? `[${addr.hostname}]` : addr.hostname
   const resumed = await runtime.resume()
 

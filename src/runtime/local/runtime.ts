@@ -38,7 +38,9 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const clock = opts.clock ?? systemClock
   const log = opts.log ?? (() => {})
   const allowPrivate = config.RUNRELAY_ALLOW_PRIVATE_NETWORK
-  const publicUrl = config.RUNRELAY_PUBLIC_URL ?? `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${config.PORT}`
+  const origin = (port: number) => `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`
+  // With PORT=0 the real port is known only once the server listens: see `listeningOn`.
+  let publicUrl = config.RUNRELAY_PUBLIC_URL ?? origin(config.PORT)
 
   await store.migrate()
   const root = await ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now())
@@ -46,18 +48,19 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const hub = new LocalHub()
   const ledger = new LocalLedger(store, hub, () => clock.now())
   const binder = createBinder({
-    store, secrets, clock, publicUrl, budget: new RateBudget(() => clock.now()),
+    store, secrets, clock, publicUrl: () => publicUrl, budget: new RateBudget(() => clock.now()),
     fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
   })
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind })
   const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log)
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
-    heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: 4 * 1024 * 1024, maxPendingWrites: 10_000,
+    heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, maxPendingWrites: 10_000,
   })
   const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost })
+  const appConfig = { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE }
   const app = createApp({
     store, secrets, binder, hosts: host, streams, clock, log, extensions: opts.extensions,
-    config: { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE },
+    config: appConfig,
     async checkUrl(url) {
       try {
         await checkOutboundUrl(url, { allowPrivate, resolve: opts.resolveHost })
@@ -68,7 +71,14 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   })
 
   return {
-    app, host, hub, streams, store, publicUrl, jobs,
+    app, host, hub, streams, store, jobs,
+    get publicUrl() { return publicUrl },
+    /** Tell the runtime the port it listens on, for callback URLs when RUNRELAY_PUBLIC_URL is unset. */
+    listeningOn(port: number): void {
+      if (config.RUNRELAY_PUBLIC_URL) return
+      publicUrl = origin(port)
+      appConfig.publicUrl = publicUrl
+    },
     rootKeyCreated: root.createdKey,
     /** Watch every unfinished run again (after a restart). */
     // Schedules go first: a `skip` misfire cancels its late run before the host would start it.

@@ -66,6 +66,7 @@ export async function startNode(env: Record<string, string | undefined> = proces
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))
   const address = server.address()
   const port = typeof address === 'object' && address ? address.port : config.PORT
+  runtime.listeningOn(port)
   const resumed = await runtime.resume()
 
   let stopping: Promise<void> | undefined
