@@ -122,7 +122,9 @@ export class WebhookQueries {
   }
 
   async earliestDue(): Promise<number | null> {
-    const [r] = await this.db.select({ at: sql<number | null>`min(${webhookDeliveries.nextAttemptAt})` }).from(webhookDeliveries).where(eq(webhookDeliveries.status, 'pending'))
+    const [r] = await this.db.select({ at: sql<number | null>`min(${webhookDeliveries.nextAttemptAt})` }).from(webhookDeliveries)
+      .innerJoin(webhookEndpoints, eq(webhookEndpoints.id, webhookDeliveries.endpointId))
+      .where(and(eq(webhookDeliveries.status, 'pending'), eq(webhookEndpoints.enabled, true)))
     return r?.at ?? null
   }
 

@@ -88,7 +88,9 @@ export class LocalScheduler {
           .finally(() => { this.pruning = undefined })
       }
       // New events appear without telling us: poll at the interval, sooner when something is due sooner.
-      const delay = Math.min(this.intervalMs, wakeAt === null ? this.intervalMs : wakeAt - this.deps.clock.now())
+      // Something still due after a pass could not be done now (a failing store): wait a full interval, never spin.
+      const dueIn = wakeAt === null ? this.intervalMs : (wakeAt as number) - this.deps.clock.now()
+      const delay = dueIn > 0 ? Math.min(this.intervalMs, dueIn) : this.intervalMs
       this.running = undefined
       this.arm(delay)
     })()
