@@ -25,7 +25,9 @@ export async function workflowSummary(db: Db, w: SummaryWindow): Promise<Workflo
   const window = and(eq(runs.workflowId, w.workflowId), gte(runs.createdAt, w.from), lt(runs.createdAt, w.to))
   const timed = and(window, isNotNull(runs.startedAt), isNotNull(runs.finishedAt))
   const duration = sql<number>`(${runs.finishedAt} - ${runs.startedAt})`
-  const bucket = sql<number>`((${runs.createdAt} / ${w.bucketMs}) * ${w.bucketMs})`
+  // An integer literal: a bound JS number arrives as REAL and the division would not truncate.
+  const size = sql.raw(String(Math.trunc(w.bucketMs)))
+  const bucket = sql<number>`((${runs.createdAt} / ${size}) * ${size})`
   const [byStatus, [stats], timeline] = await Promise.all([
     db.select({ status: runs.status, n: sql<number>`count(*)` }).from(runs).where(window).groupBy(runs.status),
     db.select({ n: sql<number>`count(*)`, avg: sql<number | null>`avg(${duration})`, max: sql<number | null>`max(${duration})` }).from(runs).where(timed),
