@@ -47,6 +47,8 @@ export default defineConfig({
     name: 'workers',
     include: ['test/workers/**/*.test.ts'],
     globalSetup: ['test/workers/global-setup.ts'],
+    // The libSQL outage switch is global to the test server: files must not overlap.
+    fileParallelism: false,
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },

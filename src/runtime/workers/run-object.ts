@@ -19,7 +19,7 @@ import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams,
 const INFRA_RETRY_MS = 2_000
 /** Outbox flush retries back off from this to FLUSH_RETRY_MAX_MS while libSQL is unavailable. */
 const FLUSH_RETRY_MIN_MS = 250
-const FLUSH_RETRY_MAX_MS = 15_000
+const FLUSH_RETRY_MAX_MS = 5_000
 /** A binding (workflow + connection) is re-read at most this often; a stale one is used while libSQL is down. */
 const BIND_FRESH_MS = 30_000
 

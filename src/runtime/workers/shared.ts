@@ -39,9 +39,32 @@ async function build(env: Env): Promise<Shared> {
     config,
     store,
     secrets: await SecretBox.fromKey(config.RUNRELAY_ENCRYPTION_KEY),
-    fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, timeoutMs: 30_000 }),
+    fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, timeoutMs: 0, fetch: withDeadline(30_000) }),
     log: logger(config.RUNRELAY_LOG),
   }
+}
+
+/**
+ * fetch with a deadline whose timer is cleared as soon as the answer's body is read (or the
+ * request fails). AbortSignal.timeout would leave a timer pending for the whole deadline
+ * after every upstream call, and a pending timer keeps a Durable Object in memory: an idle
+ * run would stay awake (and could not be evicted) for 30 s after each poll.
+ */
+export function withDeadline(ms: number, base: typeof fetch = (i, init) => globalThis.fetch(i, init)): typeof fetch {
+  return (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const ctrl = new AbortController()
+    const timer = setTimeout(() => ctrl.abort(new DOMException('The operation timed out.', 'TimeoutError')), ms)
+    const signal = init?.signal ? AbortSignal.any([init.signal, ctrl.signal]) : ctrl.signal
+    try {
+      const res = await base(input, { ...init, signal })
+      if (!res.body) { clearTimeout(timer); return res }
+      const body = res.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ flush: () => clearTimeout(timer) }))
+      return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers })
+    } catch (err) {
+      clearTimeout(timer)
+      throw err
+    }
+  }) as typeof fetch
 }
 
 /** The isolate's shared dependencies, built once (a failed build is retried by the next caller). */
