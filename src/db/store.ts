@@ -17,6 +17,20 @@ export type RunPatch = Partial<Omit<RunRow, 'id' | 'tenantId' | 'workflowId' | '
 
 export interface Page<T> { items: T[]; nextCursor: string | null }
 
+/** A write as statements plus how to read their results, so several can share one batch. */
+export interface PreparedWrite<T> {
+  /** The run it appends to, if any (names the loser of a seq race). */
+  runId?: string
+  queries: unknown[]
+  /** Event rows to append: a batch inserts those of all its writes in one statement. */
+  events: (typeof events.$inferInsert)[]
+  /** Read the results of `queries`, and the ids of `events` in the same order. */
+  finish(results: any[], eventIds: number[]): T
+}
+
+/** Event rows per insert statement (8 parameters each, well under SQLite's limit). */
+const EVENT_INSERT_CHUNK = 500
+
 /** Thrown when an append races another writer of the same run (seq already taken). */
 export class SeqConflictError extends Error {
   constructor(runId: string) { super(`events of run ${runId} were appended concurrently`) }
@@ -211,16 +225,60 @@ export class Store {
   // runs and events --------------------------------------------------------
   /** Insert a run together with its run.created event (seq 1), atomically. */
   async createRun(row: typeof runs.$inferInsert, created: NewEvent): Promise<{ run: RunRow; event: RunEvent }> {
-    const [[run], [ev]] = await this.db.batch([
-      this.db.insert(runs).values({ ...row, lastSeq: 1 }).returning(),
-      this.db.insert(events).values({
-        tenantId: row.tenantId, runId: row.id, workflowId: row.workflowId, seq: 1, type: created.type,
-        status: row.status, data: created.data, createdAt: row.createdAt,
-      }).returning(),
-    ])
-    return { run: run!, event: toRunEvent(ev!, run!.tags) }
+    const [r] = await this.writeBatch([this.prepareCreateRun(row, created)])
+    if (r!.error) throw r!.error
+    return r!.value!
   }
 
+  /** The statements of createRun, for a caller that commits several writes in one batch. */
+  prepareCreateRun(row: typeof runs.$inferInsert, created: NewEvent): PreparedWrite<{ run: RunRow; event: RunEvent }> {
+    const ev = {
+      tenantId: row.tenantId, runId: row.id, workflowId: row.workflowId, seq: 1, type: created.type,
+      status: row.status, data: created.data, createdAt: row.createdAt,
+    }
+    return {
+      queries: [this.db.insert(runs).values({ ...row, lastSeq: 1 }).returning()],
+      events: [ev],
+      finish: ([[run]], [id]) => ({ run: run as RunRow, event: toRunEvent({ ...ev, id: id! }, (run as RunRow).tags) }),
+    }
+  }
+
+  /**
+   * Run several prepared writes as one atomic batch (one transaction, one commit): group
+   * commit. Their statements run in order, then all their events go in one multi-row insert,
+   * so event ids follow the order of the writes. Each write's result or error is its own,
+   * except that a failing statement rolls back the whole batch and rejects.
+   */
+  async writeBatch<T>(writes: PreparedWrite<T>[]): Promise<Array<{ value?: T; error?: unknown }>> {
+    const queries: unknown[] = writes.flatMap((w) => w.queries)
+    const rows = writes.flatMap((w) => w.events)
+    const inserts = Math.ceil(rows.length / EVENT_INSERT_CHUNK)
+    for (let i = 0; i < rows.length; i += EVENT_INSERT_CHUNK) {
+      // Only the ids come back: the rest of each event is what was written.
+      queries.push(this.db.insert(events).values(rows.slice(i, i + EVENT_INSERT_CHUNK)).returning({ id: events.id, runId: events.runId, seq: events.seq }))
+    }
+    let results: unknown[]
+    try {
+      results = (await this.db.batch(queries as unknown as Parameters<Db['batch']>[0])) as unknown as unknown[]
+    } catch (err) {
+      // Only a lone write can tell whose statement failed: a seq already taken is a lost race.
+      if (writes.length === 1 && /UNIQUE constraint failed/i.test(String((err as Error)?.message ?? err)) && writes[0]!.runId) throw new SeqConflictError(writes[0]!.runId)
+      throw err
+    }
+    const ids = new Map<string, number>()
+    for (const chunk of results.slice(results.length - inserts) as { id: number; runId: string; seq: number }[][]) {
+      for (const r of chunk) ids.set(`${r.runId}:${r.seq}`, r.id)
+    }
+    let i = 0
+    return writes.map((w) => {
+      const mine = results.slice(i, (i += w.queries.length))
+      try {
+        return { value: w.finish(mine, w.events.map((e) => ids.get(`${e.runId}:${e.seq}`)!)) }
+      } catch (error) {
+        return { error }
+      }
+    })
+  }
   async getRun(tenantId: string, id: string): Promise<RunRow | undefined> {
     const [r] = await this.db.select().from(runs).where(and(eq(runs.id, id), eq(runs.tenantId, tenantId)))
     return r
@@ -251,32 +309,35 @@ export class Store {
    * both append seq n+1: the loser gets SeqConflictError and nothing is written.
    */
   async applyRunChange(run: RunRow, patch: RunPatch, newEvents: NewEvent[], now: number): Promise<{ run: RunRow; events: RunEvent[] }> {
+    const [r] = await this.writeBatch([this.prepareRunChange(run, patch, newEvents, now)])
+    if (r!.error) throw r!.error
+    return r!.value!
+  }
+
+  /** The statements of applyRunChange, for a caller that commits several writes in one batch. */
+  prepareRunChange(run: RunRow, patch: RunPatch, newEvents: NewEvent[], now: number): PreparedWrite<{ run: RunRow; events: RunEvent[] }> {
     const lastSeq = run.lastSeq + newEvents.length
-    const update = this.db.update(runs).set({ ...patch, lastSeq, updatedAt: now })
-      .where(and(eq(runs.id, run.id), eq(runs.lastSeq, run.lastSeq))).returning()
-    if (newEvents.length === 0) {
-      const [updated] = await update
-      if (!updated) throw new SeqConflictError(run.id)
-      return { run: updated, events: [] }
-    }
+    const set = { ...patch, lastSeq, updatedAt: now }
+    // The update goes first and is conditional on the seq read: if it matches nothing, the
+    // insert hits the unique (run, seq) index and the batch rolls back.
+    const update = this.db.update(runs).set(set).where(and(eq(runs.id, run.id), eq(runs.lastSeq, run.lastSeq)))
     // Each event carries the status in force once it is applied: a status change moves it.
     let current = run.status
-    const insert = this.db.insert(events).values(newEvents.map((e, i) => {
+    const rows = newEvents.map((e, i) => {
       if (e.type === 'run.status_changed' && typeof e.data.to === 'string') current = e.data.to
       return { tenantId: run.tenantId, runId: run.id, workflowId: run.workflowId, seq: run.lastSeq + 1 + i, type: e.type, status: current, data: e.data, createdAt: now }
-    })).returning()
-    let result: [RunRow[], EventRow[]]
-    try {
-      // The update goes first: if it matches nothing, the insert hits the unique (run, seq) index.
-      result = await this.db.batch([update, insert])
-    } catch (err) {
-      if (/UNIQUE constraint failed/i.test(String((err as Error)?.message ?? err))) throw new SeqConflictError(run.id)
-      throw err
+    })
+    return {
+      runId: run.id, queries: [update], events: rows,
+      finish: ([res], ids) => {
+        if (!(res as { rowsAffected: number }).rowsAffected) throw new SeqConflictError(run.id)
+        // The row as written, without reading it back (undefined fields are left as they were, as in the update).
+        const updated = { ...run } as Record<string, unknown>
+        for (const [k, v] of Object.entries(set)) if (v !== undefined) updated[k] = v
+        const tags = (updated as RunRow).tags
+        return { run: updated as RunRow, events: rows.map((r, i) => toRunEvent({ ...r, id: ids[i]! }, tags)) }
+      },
     }
-    const updated = result[0][0]
-    if (!updated) throw new SeqConflictError(run.id)
-    const rows = [...result[1]].sort((a, b) => a.seq - b.seq)
-    return { run: updated, events: rows.map((r) => toRunEvent(r, updated.tags)) }
   }
 
   /** A run's events after `afterSeq`, in seq order. */

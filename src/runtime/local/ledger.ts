@@ -1,17 +1,32 @@
-import type { NewEvent } from '../../core/domain.ts'
-import { Mutex } from '../../core/mutex.ts'
+import type { NewEvent, RunEvent } from '../../core/domain.ts'
 import type { RunLedger } from '../../core/ports.ts'
-import type { RunPatch, RunRow, Store } from '../../db/store.ts'
+import type { PreparedWrite, RunPatch, RunRow, Store } from '../../db/store.ts'
 import type { LocalHub } from './hub.ts'
 
+/** Most writes committed in one transaction. */
+const MAX_GROUP = 256
+
+interface Pending {
+  runId: string
+  tenantId: string
+  prepare: () => PreparedWrite<unknown>
+  events: (result: any) => RunEvent[]
+  resolve: (value: any) => void
+  reject: (err: unknown) => void
+}
+
 /**
- * Persist, then publish, under one process-wide lock: the feed's order (event ids) is then
- * the order subscribers receive, so resuming a feed after an id never skips an event that
- * was still in flight. The embedded engine serialises writes anyway, so the lock costs
- * little.
+ * Persist, then publish, one group at a time: the feed's order (event ids) is then the order
+ * subscribers receive, so resuming a feed after an id never skips an event that was still in
+ * flight. Writes that arrive while a group is being written wait and go together in the next
+ * one, in a single transaction (group commit): under load, runs share one commit instead of
+ * queueing for one each. A group holds at most one write per run, so a run's writes keep
+ * their order; if a group fails, its writes are retried one by one so each gets its own
+ * outcome (a lost seq race fails only its run).
  */
 export class LocalLedger implements RunLedger {
-  private readonly lock = new Mutex()
+  private queue: Pending[] = []
+  private flushing = false
 
   constructor(private readonly store: Store, private readonly hub: LocalHub, private readonly now: () => number) {}
 
@@ -19,19 +34,61 @@ export class LocalLedger implements RunLedger {
     return this.store.getRunById(runId)
   }
 
-  commit(run: RunRow, patch: RunPatch, events: NewEvent[]) {
-    return this.lock.run(async () => {
-      const result = await this.store.applyRunChange(run, patch, events, this.now())
-      this.hub.publish(run.tenantId, result.events)
-      return result
+  commit(run: RunRow, patch: RunPatch, events: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }> {
+    return this.enqueue(run.id, run.tenantId, () => this.store.prepareRunChange(run, patch, events, this.now()), (r) => r.events)
+  }
+
+  create(...args: Parameters<Store['createRun']>): Promise<Awaited<ReturnType<Store['createRun']>>> {
+    return this.enqueue(args[0].id, args[0].tenantId, () => this.store.prepareCreateRun(...args), (r) => [r.event])
+  }
+
+  private enqueue<T>(runId: string, tenantId: string, prepare: Pending['prepare'], events: Pending['events']): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ runId, tenantId, prepare, events, resolve, reject })
+      if (!this.flushing) {
+        this.flushing = true
+        // A microtask later, so writes made in the same turn already share the first group.
+        queueMicrotask(() => void this.flush())
+      }
     })
   }
 
-  create(...args: Parameters<Store['createRun']>) {
-    return this.lock.run(async () => {
-      const result = await this.store.createRun(...args)
-      this.hub.publish(result.run.tenantId, [result.event])
-      return result
+  private async flush(): Promise<void> {
+    try {
+      while (this.queue.length) {
+        const group: Pending[] = []
+        const rest: Pending[] = []
+        const runs = new Set<string>()
+        for (const p of this.queue) {
+          if (group.length < MAX_GROUP && !runs.has(p.runId)) { group.push(p); runs.add(p.runId) }
+          else rest.push(p)
+        }
+        this.queue = rest
+        await this.write(group)
+      }
+    } finally {
+      this.flushing = false
+    }
+  }
+
+  private async write(group: Pending[]): Promise<void> {
+    let results: Array<{ value?: unknown; error?: unknown }>
+    try {
+      results = await this.store.writeBatch(group.map((p) => p.prepare()))
+    } catch (err) {
+      if (group.length === 1) return group[0]!.reject(err)
+      for (const p of group) await this.write([p])
+      return
+    }
+    group.forEach((p, i) => {
+      const r = results[i]!
+      if (r.error !== undefined) return p.reject(r.error)
+      try {
+        this.hub.publish(p.tenantId, p.events(r.value))
+      } catch {
+        // The write is durable: a subscriber that fails catches up from the store on reconnect.
+      }
+      p.resolve(r.value)
     })
   }
 }
