@@ -18,6 +18,7 @@ import { registerRunRoutes } from './routes/runs.ts'
 import { registerScheduleRoutes } from './routes/schedules.ts'
 import { registerSummaryRoutes } from './routes/summary.ts'
 import { registerTokenRoutes, tokenService } from './routes/tokens.ts'
+import { registerUiRoutes } from './routes/ui.ts'
 import { registerWorkflowRoutes } from './routes/workflows.ts'
 import { registerWebhookRoutes } from './routes/webhooks.ts'
 
@@ -114,6 +115,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   registerWorkflowRoutes(app, deps, ctx)
   registerRunRoutes(app, deps, ctx)
   registerTokenRoutes(app, deps, ctx)
+  registerUiRoutes(app, deps, ctx)
   registerScheduleRoutes(app, deps, ctx)
   registerWebhookRoutes(app, deps, ctx)
   registerSummaryRoutes(app, deps, ctx)
