@@ -32,16 +32,25 @@ export const ApiKey = z.object({
 export const TenantCreated = z.object({ tenant: Tenant, key: ApiKey.optional() })
 
 const httpUrl = z.string().url().max(2048).refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL')
-export const ConnectionCreate = z.object({
+// Create bodies fill in defaults; PATCH bodies are the same fields without defaults, so an
+// absent field keeps the stored value.
+const ConnectionFields = {
   name,
-  provider: z.string().min(1).max(50),
-  base_url: httpUrl.optional(),
-  config: z.record(z.string(), json).default({}),
+  base_url: httpUrl,
+  config: z.record(z.string(), json),
   /** Secrets; write-only, encrypted at rest, never returned. */
-  credentials: z.record(z.string(), z.string().max(8192)).default({}),
-  rate_limit_per_second: z.number().positive().max(10_000).nullable().optional(),
+  credentials: z.record(z.string(), z.string().max(8192)),
+  rate_limit_per_second: z.number().positive().max(10_000).nullable(),
+}
+export const ConnectionCreate = z.object({
+  ...ConnectionFields,
+  provider: z.string().min(1).max(50),
+  base_url: ConnectionFields.base_url.optional(),
+  config: ConnectionFields.config.default({}),
+  credentials: ConnectionFields.credentials.default({}),
+  rate_limit_per_second: ConnectionFields.rate_limit_per_second.optional(),
 }).strict()
-export const ConnectionUpdate = ConnectionCreate.omit({ provider: true }).partial().strict()
+export const ConnectionUpdate = z.object(ConnectionFields).partial().strict()
 export const Connection = z.object({
   id: z.string(), name: z.string(), provider: z.string(), base_url: z.string(), config: z.record(z.string(), json),
   credential_fields: z.array(z.string()).describe('names of the stored credentials; their values are never returned'),
@@ -54,16 +63,23 @@ export const PollPolicyInput = z.object({
   deadline_ms: z.number().int().min(1_000).max(7 * 24 * 3_600_000).optional(),
   max_transient_errors: z.number().int().min(0).max(1_000).optional(),
 }).strict()
-export const WorkflowCreate = z.object({
+const WorkflowFields = {
   name,
   connection_id: id,
   upstream_workflow_id: z.string().min(1).max(500),
+  input_template: json,
+  poll_policy: PollPolicyInput,
+  config: z.record(z.string(), json),
+  tags: z.array(Tag).max(20),
+}
+export const WorkflowCreate = z.object({
+  ...WorkflowFields,
   input_template: json.optional(),
   poll_policy: PollPolicyInput.default({}),
-  config: z.record(z.string(), json).default({}),
-  tags: z.array(Tag).max(20).default([]),
+  config: WorkflowFields.config.default({}),
+  tags: WorkflowFields.tags.default([]),
 }).strict()
-export const WorkflowUpdate = WorkflowCreate.partial().strict()
+export const WorkflowUpdate = z.object(WorkflowFields).partial().strict()
 export const Workflow = z.object({
   id: z.string(), name: z.string(), connection_id: z.string(), upstream_workflow_id: z.string(), input_template: json,
   poll_policy: PollPolicyInput, config: z.record(z.string(), json), tags: z.array(z.string()), created_at: iso, updated_at: iso,

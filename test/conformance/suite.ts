@@ -110,6 +110,20 @@ export function conformanceSuite(runtime: string, launch: Launch): void {
       expect(JSON.stringify(list.body)).not.toContain('upstream-secret-token')
     })
 
+    it('PATCH changes only the fields given', async () => {
+      const wf = await client.post('/v1/workflows', { name: 'patchable', connection_id: httpConnection, upstream_workflow_id: 'x', config: genericWorkflowConfig, tags: ['keep'], poll_policy: { first_interval_ms: 300 } })
+      const patched = await client.patch(`/v1/workflows/${wf.body.id}`, { name: 'renamed' })
+      expect(patched.status).toBe(200)
+      expect(patched.body).toMatchObject({ name: 'renamed', tags: ['keep'], config: genericWorkflowConfig, poll_policy: { first_interval_ms: 300 } })
+      const policy = await client.patch(`/v1/workflows/${wf.body.id}`, { poll_policy: { max_interval_ms: 900 } })
+      expect(policy.body).toMatchObject({ tags: ['keep'], config: genericWorkflowConfig, poll_policy: { first_interval_ms: 300, max_interval_ms: 900 } })
+      const bad = await client.patch(`/v1/workflows/${wf.body.id}`, { poll_policy: { first_interval_ms: 5000 } })
+      expect(bad.status).toBe(400)
+      expect((await client.get(`/v1/workflows/${wf.body.id}`)).body.poll_policy).toEqual({ first_interval_ms: 300, max_interval_ms: 900 })
+      const conn = await client.patch(`/v1/connections/${httpConnection}`, { name: 'fake renamed' })
+      expect(conn.body).toMatchObject({ name: 'fake renamed', credential_fields: ['token'], base_url: upstream.url })
+    })
+
     it('paginates with a cursor', async () => {
       for (let i = 0; i < 3; i++) await client.post('/v1/workflows', { name: `page-${i}`, connection_id: httpConnection, upstream_workflow_id: 'x', config: genericWorkflowConfig })
       const seen: string[] = []
