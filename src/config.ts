@@ -31,6 +31,8 @@ export const ConfigSchema = z.object({
   /** Node: time a client has to send its request headers (slow-loris), and the whole request. */
   RUNRELAY_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   RUNRELAY_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  /** Bytes a WebSocket subscriber may have unread before it is closed with 4008 (slow consumer). */
+  RUNRELAY_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
   /** API requests per key per minute (token bucket, in memory per instance; per isolate on Workers). 0 turns it off. */
   RUNRELAY_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(10_000_000).default(6_000),
 })

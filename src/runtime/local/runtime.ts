@@ -23,6 +23,8 @@ export interface LocalRuntimeOptions {
   config: Config
   upgradeWebSocket: UpgradeWebSocket
   resolveHost?: ResolveHost
+  /** The fetch under the outbound guard (tests route names to loopback fakes); default globalThis.fetch. */
+  fetch?: typeof fetch
   clock?: Clock
   log?: (msg: string, extra?: Record<string, unknown>) => void
   /** Extra route sets (subscriber tokens, schedules…). */
@@ -49,7 +51,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const ledger = new LocalLedger(store, hub, () => clock.now())
   const binder = createBinder({
     store, secrets, clock, publicUrl: () => publicUrl, budget: new RateBudget(() => clock.now()),
-    fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
+    fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
   })
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind })
   const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log)

@@ -18,6 +18,8 @@ export interface LocalStreamOptions {
 }
 
 const REPLAY_PAGE = 500
+/** How long a slow consumer has to read up to its close frame before the socket is dropped. */
+const SLOW_CONSUMER_GRACE_MS = 5_000
 
 interface Session {
   gate: ReplayGate
@@ -81,6 +83,10 @@ export class LocalStreams implements Streams {
             closing = true
             cleanup(ws)
             ws.close(CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect with after')
+            // The close frame waits behind what is buffered; a client that never reads would hold
+            // that memory until ws's own 30 s close timeout: drop the connection sooner.
+            const raw = ws.raw as { terminate?: () => void } | undefined
+            if (raw?.terminate) setTimeout(() => raw.terminate!(), SLOW_CONSUMER_GRACE_MS).unref?.()
             return
           }
           ws.send(eventsFrame(events))
