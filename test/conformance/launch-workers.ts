@@ -1,0 +1,135 @@
+/**
+ * runrelay on workerd through `wrangler dev` (the repo's wrangler.toml, i.e. `npm run
+ * dev:worker`), for tests that run in Node: starts the libSQL test server (Hrana over HTTP
+ * in front of an embedded libSQL file) and wrangler dev on a free loopback port, with the
+ * variables a deployment would have as secrets, and waits for /healthz.
+ *
+ *   const server = await launchWorkers()   // { url, rootKey, stop() }
+ *
+ * Runnable by hand too: `npx tsx test/conformance/launch-workers.ts` prints the URL and the
+ * root key and keeps both servers up until Ctrl-C.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { delimiter, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startLibsqlHttpServer, type LibsqlHttpServer } from '../fakes/libsql-http-server.ts'
+
+const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..')
+const BIN = join(ROOT, 'node_modules/.bin')
+
+export interface LaunchedWorkers {
+  url: string
+  rootKey: string
+  /** The libSQL test server behind it (outage switch: libsql.setFailing). */
+  libsql: LibsqlHttpServer
+  /** Stop wrangler dev (SIGTERM, SIGKILL after a timeout) and the libSQL server. */
+  stop(): Promise<void>
+  output(): string
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr ? addr.port : 0
+      srv.close(() => resolvePort(port))
+    })
+  })
+}
+
+async function waitHealthy(url: string, exited: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  let gone = false
+  void exited.then(() => (gone = true))
+  while (Date.now() < deadline && !gone) {
+    try {
+      const res = await fetch(url + '/healthz', { signal: AbortSignal.timeout(2_000) })
+      if (res.ok) return true
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return false
+}
+
+/** wrangler dev + the libSQL test server; `vars` override the defaults (e.g. RUNRELAY_FEED_SHARDS). */
+export async function launchWorkers(vars: Record<string, string> = {}, opts: { startTimeoutMs?: number; stopTimeoutMs?: number } = {}): Promise<LaunchedWorkers> {
+  const startTimeoutMs = opts.startTimeoutMs ?? 60_000
+  const stopTimeoutMs = opts.stopTimeoutMs ?? 8_000
+  const rootKey = vars.RUNRELAY_ROOT_KEY ?? 'rr_test_root_key_0123456789abcdef'
+  const authToken = 'wrangler-dev-token'
+  const libsql = await startLibsqlHttpServer({ authToken, controlEndpoints: true })
+  const dir = mkdtempSync(join(tmpdir(), 'runrelay-wrangler-'))
+  // Secrets go in an env file (what `wrangler secret put` holds in production).
+  const envFile = join(dir, '.env')
+  const all: Record<string, string> = {
+    LIBSQL_URL: libsql.url, LIBSQL_AUTH_TOKEN: authToken,
+    RUNRELAY_ENCRYPTION_KEY: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8',
+    RUNRELAY_ROOT_KEY: rootKey, RUNRELAY_ALLOW_PRIVATE_NETWORK: '1', RUNRELAY_HEARTBEAT_MS: '1000', RUNRELAY_LOG: 'silent',
+    ...vars,
+  }
+  writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n', { mode: 0o600 })
+  let lastError = ''
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const [port, inspector] = [await freePort(), await freePort()]
+    const child = spawn(join(BIN, 'wrangler'), [
+      'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
+      '--env-file', envFile, '--persist-to', join(dir, 'state'), '--show-interactive-dev-session=false', '--log-level', 'warn',
+    ], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        // wrangler needs the pinned Node 22 (node_modules/.bin/node).
+        PATH: `${BIN}${delimiter}${process.env.PATH ?? ''}`,
+        WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1', CI: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    })
+    let out = ''
+    child.stdout!.on('data', (d) => (out += d))
+    child.stderr!.on('data', (d) => (out += d))
+    const exited = new Promise<void>((r) => {
+      child.once('exit', () => r())
+      child.once('error', (err) => { out += String(err); r() })
+    })
+    // wrangler starts workerd as a child: signal the whole process group.
+    const signal = (sig: NodeJS.Signals) => { try { process.kill(-child.pid!, sig) } catch { /* gone */ } }
+    const url = `http://127.0.0.1:${port}`
+    if (!(await waitHealthy(url, exited, startTimeoutMs))) {
+      signal('SIGKILL')
+      await exited
+      lastError = `wrangler dev did not become healthy on ${url} within ${startTimeoutMs} ms:\n${out}`
+      if (/EADDRINUSE|address already in use/i.test(out)) continue
+      break
+    }
+    let stopping: Promise<void> | undefined
+    return {
+      url, rootKey, libsql,
+      output: () => out,
+      stop: () => (stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          signal('SIGTERM')
+          const timer = setTimeout(() => signal('SIGKILL'), stopTimeoutMs)
+          await exited
+          clearTimeout(timer)
+        }
+        await libsql.close()
+        rmSync(dir, { recursive: true, force: true })
+      })()),
+    }
+  }
+  await libsql.close()
+  rmSync(dir, { recursive: true, force: true })
+  throw new Error(lastError)
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const server = await launchWorkers()
+  console.log(`runrelay (wrangler dev) on ${server.url}\nroot key: ${server.rootKey}\nlibSQL: ${server.libsql.url}`)
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void server.stop().then(() => process.exit(0)) })
+}
