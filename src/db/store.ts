@@ -7,6 +7,9 @@ import { apiKeys, connections, events, idempotencyKeys, runs, settings, tenants,
 import { migrate } from './migrate.ts'
 
 export type Db = LibSQLDatabase<typeof schema>
+
+/** How long an idempotency claim without an answer blocks its key (see claimIdempotencyKey). */
+const ABANDONED_CLAIM_MS = 60_000
 export type TenantRow = typeof tenants.$inferSelect
 export type ApiKeyRow = typeof apiKeys.$inferSelect
 export type ConnectionRow = typeof connections.$inferSelect
@@ -372,8 +375,10 @@ export class Store {
    * (possibly still without a response while the first request runs).
    */
   async claimIdempotencyKey(tenantId: string, key: string, requestHash: string, now: number, ttlMs: number): Promise<'claimed' | typeof idempotencyKeys.$inferSelect> {
-    // Expired keys are forgotten, as Stripe does after 24 hours.
-    await this.db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key), lt(idempotencyKeys.createdAt, now - ttlMs)))
+    // Expired keys are forgotten, as Stripe does after 24 hours. A claim that never got its
+    // answer (the process died mid-request) is abandoned after a minute, so a retry can proceed.
+    await this.db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key),
+      or(lt(idempotencyKeys.createdAt, now - ttlMs), and(isNull(idempotencyKeys.responseStatus), lt(idempotencyKeys.createdAt, now - ABANDONED_CLAIM_MS)))))
     const inserted = await this.db.insert(idempotencyKeys).values({ tenantId, key, requestHash, createdAt: now }).onConflictDoNothing().returning()
     if (inserted.length) return 'claimed'
     const [row] = await this.db.select().from(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key)))
