@@ -39,7 +39,7 @@ async function build(env: Env): Promise<Shared> {
     config,
     store,
     secrets: await SecretBox.fromKey(config.RUNRELAY_ENCRYPTION_KEY),
-    fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, timeoutMs: 0, fetch: withDeadline(30_000) }),
+    fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, timeoutMs: 0, fetch: withDeadline(config.RUNRELAY_UPSTREAM_TIMEOUT_MS) }),
     log: logger(config.RUNRELAY_LOG),
   }
 }
