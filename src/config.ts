@@ -19,6 +19,8 @@ export const ConfigSchema = z.object({
   RUNRELAY_PUBLIC_URL: z.string().url().optional(),
   RUNRELAY_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
   RUNRELAY_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  /** Comma-separated origins allowed to call the API from a browser (CORS), or `*`. */
+  RUNRELAY_CORS_ORIGINS: z.string().default('*').transform((v) => (v.trim() === '*' ? '*' : v.split(',').map((o) => o.trim()).filter(Boolean))),
   RUNRELAY_LOG: z.enum(['silent', 'info', 'debug']).default('info'),
   /** Period of the background jobs' loop (schedules, webhook deliveries). */
   RUNRELAY_JOBS_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),

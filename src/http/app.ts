@@ -1,6 +1,7 @@
 import { zValidator } from '@hono/zod-validator'
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
+import { cors } from 'hono/cors'
 import type { z } from 'zod'
 import type { Binder } from '../core/binding.ts'
 import type { SecretBox } from '../core/crypto.ts'
@@ -32,6 +33,8 @@ export interface AppConfig {
   version: string
   /** API requests per key (or subscriber token) per minute; 0 turns the limit off. Default 6000. */
   rateLimitPerMinute?: number
+  /** Origins browsers may call the API from (CORS); default any. */
+  corsOrigins?: string | string[]
 }
 
 /** Everything a runtime hands the app: the app itself imports no runtime. */
@@ -89,6 +92,14 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
     return errorResponse(c, apiErr)
   })
   app.notFound((c) => errorResponse(c, new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)))
+  // Browsers on other origins may call the API: credentials travel in headers, never cookies.
+  app.use('/v1/*', cors({
+    origin: deps.config.corsOrigins ?? '*',
+    allowMethods: ['GET', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'],
+    allowHeaders: ['authorization', 'x-api-key', 'content-type', 'idempotency-key', 'last-event-id'],
+    exposeHeaders: ['retry-after', 'idempotent-replayed', 'runrelay-run-id', 'runrelay-workflow-id'],
+    maxAge: 600,
+  }))
   app.use('*', async (c, next) => {
     // Query strings and headers are bounded too (the body limit is below).
     if (c.req.url.length > 8192) throw new ApiError(414, 'uri_too_long', 'URL is longer than 8 KiB')

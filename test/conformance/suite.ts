@@ -77,6 +77,13 @@ export function conformanceSuite(runtime: string, launch: Launch): void {
       expect(spec.paths['/v1/runs/{id}'].get).toBeTruthy()
     })
 
+    it('answers CORS preflights so browser pages on other origins can call the API', async () => {
+      const res = await fetch(`${server.url}/v1/runs`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } })
+      expect(res.status).toBeLessThan(300)
+      expect(res.headers.get('access-control-allow-origin')).toBe('*')
+      expect(res.headers.get('access-control-allow-headers')).toContain('authorization')
+    })
+
     it('authenticates with Bearer and X-API-Key, refuses missing and bad keys with 401', async () => {
       expect((await api(server.url).get('/v1/runs')).status).toBe(401)
       expect((await api(server.url, 'rr_not_a_real_key_at_all').get('/v1/runs')).status).toBe(401)
