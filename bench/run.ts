@@ -1,0 +1,331 @@
+/**
+ * `npm run bench [-- case…]`: each case with its baseline in the same run, on loopback.
+ * The server (runrelay or the baseline) and the load run in separate processes; server CPU
+ * and RSS are read inside the server process. Prints a table, writes bench/results.json.
+ * Cases: fanout (CPU + latency), memory, upstream, trigger, persist, feed; workers (opt-in).
+ * BENCH_ROUNDS=n repeats each pair (medians reported), BENCH_SCALE=0.1 shrinks counts,
+ * BENCH_CPU_PROF=<dir> profiles the agents, BENCH_SQL_STATS=1 times SQL by statement.
+ */
+import { createRequire } from 'node:module'
+import { writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { execSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { startAgent, sleep, type Agent } from './rpc.ts'
+
+const require = createRequire(import.meta.url)
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1))
+const SCALE = Math.max(0.01, Number(process.env.BENCH_SCALE ?? 1))
+const n = (x: number) => Math.max(1, Math.round(x * SCALE))
+
+interface Row { case: string; metric: string; runrelay: number; baseline: number; ratio: number; goal: string; met: boolean; unit: string; note?: string }
+const rows: Row[] = []
+const details: Record<string, unknown> = {}
+
+function row(r: Omit<Row, 'ratio' | 'met'> & { higherIsBetter?: boolean; limit: number }) {
+  const ratio = r.runrelay / r.baseline
+  const met = r.higherIsBetter ? ratio >= r.limit : ratio <= r.limit
+  const { higherIsBetter: _h, limit: _l, ...rest } = r
+  rows.push({ ...rest, ratio, met })
+  console.log(`  ${r.case} ${r.metric}: runrelay ${fmt(r.runrelay)} ${r.unit}, baseline ${fmt(r.baseline)} ${r.unit}, ratio ${ratio.toFixed(2)} (goal ${r.goal}) ${met ? 'met' : 'MISSED'}`)
+}
+const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(3))
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]! }
+
+/** A server agent and a client agent for one phase; both stopped whatever happens. */
+async function phase<T>(fn: (server: Agent, client: Agent) => Promise<T>): Promise<T> {
+  const server = startAgent('./server-agent.ts', 'server')
+  const client = startAgent('./client-agent.ts', 'client')
+  try {
+    return await fn(server, client)
+  } finally {
+    await Promise.allSettled([client.stop(), server.stop()])
+  }
+}
+
+async function runrelaySetup(server: Agent, workflows = 1, perWorkflow = 1) {
+  const s = await server.call('startRunrelay')
+  const workflowIds: string[] = await server.call('demoWorkflows', { n: workflows })
+  const runIds: string[] = await server.call('createRuns', { workflowIds, perWorkflow })
+  return { ...s, workflowIds, runIds, auth: { authorization: `Bearer ${s.key}` } }
+}
+
+// ---------------------------------------------------------------------------------------
+async function fanout() {
+  const SUBS = n(1000), RATE = 20, COUNT = n(160)
+  console.log(`fan-out + latency: ${SUBS} WebSocket subscribers of one run, ${COUNT} events at ${RATE}/s`)
+  const results: { rr: any; bare: any }[] = []
+  let sample: any
+  for (let round = 0; round < ROUNDS; round++) {
+    const rr = await phase(async (server, client) => {
+      const s = await runrelaySetup(server)
+      sample = await server.call('sampleEvent', { runId: s.runIds[0] })
+      const c = await client.call('connect', { urls: Array(SUBS).fill(`${s.wsUrl}/v1/runs/${s.runIds[0]}/stream`), headers: s.auth, latency: true })
+      await sleep(1000)
+      await client.call('reset')
+      await server.call('cpuMark')
+      await server.call('emit', { runIds: s.runIds, rate: RATE, count: COUNT, record: true }, 120_000)
+      const got = await client.call('waitFor', { total: COUNT * c.open, timeoutMs: 20_000 })
+      const cpuMs = await server.call('cpuSince')
+      const lat = await client.call('latency', { publishedAt: await server.call('publishedAt') })
+      return { open: c.open, failed: c.failed, delivered: got.received, cpuMs, cpuUsPerEvent: (cpuMs * 1000) / got.received, lat }
+    })
+    const bare = await phase(async (server, client) => {
+      const s = await server.call('startBare')
+      const c = await client.call('connect', { urls: Array(SUBS).fill(s.wsUrl), latency: true })
+      await sleep(1000)
+      await client.call('reset')
+      await server.call('cpuMark')
+      await server.call('bareEmit', { rate: RATE, count: COUNT, sample }, 120_000)
+      const got = await client.call('waitFor', { total: COUNT * c.open, timeoutMs: 20_000 })
+      const cpuMs = await server.call('cpuSince')
+      const lat = await client.call('latency', {})
+      return { open: c.open, failed: c.failed, delivered: got.received, cpuMs, cpuUsPerEvent: (cpuMs * 1000) / got.received, lat }
+    })
+    console.log(`  round ${round + 1}: runrelay ${JSON.stringify(rr)}\n           bare ${JSON.stringify(bare)}`)
+    results.push({ rr, bare })
+  }
+  details.fanout = results
+  const pick = (f: (r: { rr: any; bare: any }) => [number, number]) => { const xs = results.map(f); return [median(xs.map((x) => x[0])), median(xs.map((x) => x[1]))] as const }
+  const [cr, cb] = pick((r) => [r.rr.cpuUsPerEvent, r.bare.cpuUsPerEvent])
+  row({ case: 'fan-out CPU', metric: `server CPU per delivered event (${SUBS} subs)`, runrelay: cr, baseline: cb, unit: 'µs', goal: '≤ 1.5×', limit: 1.5 })
+  const [p50r, p50b] = pick((r) => [r.rr.lat.p50, r.bare.lat.p50])
+  const [p99r, p99b] = pick((r) => [r.rr.lat.p99, r.bare.lat.p99])
+  row({ case: 'delivery latency', metric: `p50 persisted → received (${SUBS} subs × ${RATE}/s)`, runrelay: p50r, baseline: p50b, unit: 'ms', goal: '≤ 1.5×', limit: 1.5 })
+  row({ case: 'delivery latency', metric: 'p99 persisted → received', runrelay: p99r, baseline: p99b, unit: 'ms', goal: '≤ 1.5×', limit: 1.5 })
+}
+
+// ---------------------------------------------------------------------------------------
+async function memory() {
+  const CONNS = n(10_000)
+  console.log(`idle memory: ${CONNS} idle connections`)
+  const measure = async (server: Agent, client: Agent, urls: string[], headers: Record<string, string>) => {
+    await sleep(500)
+    const before: number = await server.call('rss')
+    const c = await client.call('connect', { urls, headers, concurrency: 200 }, 300_000)
+    await sleep(2000)
+    const after: number = await server.call('rss')
+    const open: number = await server.call('sockets')
+    return { open, clientOpen: c.open, failed: c.failed, connectMs: c.ms, before, after, perConn: (after - before) / open }
+  }
+  const results: any[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    const rr = await phase(async (server, client) => {
+      const s = await runrelaySetup(server)
+      return measure(server, client, Array(CONNS).fill(`${s.wsUrl}/v1/runs/${s.runIds[0]}/stream`), s.auth)
+    })
+    const bare = await phase(async (server, client) => {
+      const s = await server.call('startBare')
+      return measure(server, client, Array(CONNS).fill(s.wsUrl), {})
+    })
+    console.log(`  round ${round + 1}: runrelay ${JSON.stringify(rr)}\n           bare ${JSON.stringify(bare)}`)
+    results.push({ rr, bare })
+  }
+  details.memory = results
+  row({ case: 'idle memory', metric: `RSS per idle connection (${CONNS})`, runrelay: median(results.map((r) => r.rr.perConn)) / 1024, baseline: median(results.map((r) => r.bare.perConn)) / 1024, unit: 'KiB', goal: '≤ 1.3×', limit: 1.3 })
+}
+
+// ---------------------------------------------------------------------------------------
+async function upstream() {
+  const INTERVAL = 1000, WINDOW = 4000
+  const Ns = [1, 10, 100, 1000].map(n)
+  console.log(`upstream economy: N subscribers of one run, poll interval ${INTERVAL} ms, window ${WINDOW} ms`)
+  const out: any[] = []
+  await phase(async (server, client) => {
+    const s = await server.call('startRunrelay')
+    const up = await server.call('startUpstream')
+    const wf = await server.call('httpWorkflow', { intervalMs: INTERVAL })
+    for (const N of Ns) {
+      const { runId, jobId } = await server.call('triggerHttpRun', { workflowId: wf })
+      const c = await client.call('connect', { urls: Array(N).fill(`${s.wsUrl}/v1/runs/${runId}/stream`), headers: { authorization: `Bearer ${s.key}` } })
+      const p0: number = await server.call('jobPolls', { jobId })
+      await sleep(WINDOW)
+      const rr = (await server.call('jobPolls', { jobId })) - p0
+      await client.call('closeAll')
+      await server.call('cancelRun', { runId })
+      const direct = await server.call('upstreamJob')
+      const base = await client.call('pollDirect', { url: `${up.url}/jobs/${direct}`, n: N, intervalMs: INTERVAL, durationMs: WINDOW }, 60_000)
+      console.log(`  N=${N}: runrelay ${rr} upstream requests (${c.open} subscribers), direct ${base.requests} (${base.errors} errors)`)
+      out.push({ N, subscribers: c.open, runrelay: rr, direct: base.requests })
+    }
+  })
+  details.upstream = out
+  const first = out[0], last = out[out.length - 1]
+  for (const o of out) {
+    rows.push({ case: 'upstream economy', metric: `upstream requests in ${WINDOW / 1000} s, N=${o.N}`, runrelay: o.runrelay, baseline: o.direct, ratio: o.runrelay / o.direct, unit: 'req', goal: 'independent of N', met: o.runrelay <= first.runrelay + 1 })
+  }
+  console.log(`  runrelay requests N=${first.N}→${last.N}: ${first.runrelay}→${last.runrelay}; direct ${first.direct}→${last.direct}`)
+}
+
+// ---------------------------------------------------------------------------------------
+async function trigger() {
+  const DURATION = 5000, CONCURRENCY = 16
+  console.log(`trigger throughput: ${CONCURRENCY} concurrent API triggers for ${DURATION} ms vs raw inserts of the same rows`)
+  const results: any[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    const r = await phase(async (server, client) => {
+      const s = await runrelaySetup(server)
+      const before: number = await server.call('countRuns')
+      await server.call('cpuMark')
+      const api = await client.call('triggerLoad', { url: s.url, key: s.key, workflowId: s.workflowIds[0], concurrency: CONCURRENCY, durationMs: DURATION, max: 50_000 }, 120_000)
+      const apiCpuMs: number = await server.call('cpuSince')
+      const persisted = (await server.call('countRuns')) - before
+      await server.call('cpuMark')
+      const raw = await server.call('rawRunInserts', { templateRunId: s.runIds[0], durationMs: DURATION, concurrency: CONCURRENCY }, 120_000)
+      const rawCpuMs: number = await server.call('cpuSince')
+      return {
+        api: { ...api, persisted, perSec: (persisted * 1000) / api.ms, serverCpuPct: (100 * apiCpuMs) / api.ms, cpuMsPerRun: apiCpuMs / persisted },
+        raw: { ...raw, perSec: (raw.n * 1000) / raw.ms, serverCpuPct: (100 * rawCpuMs) / raw.ms, cpuMsPerRun: rawCpuMs / raw.n },
+      }
+    })
+    console.log(`  round ${round + 1}: ${JSON.stringify(r)}`)
+    results.push(r)
+  }
+  details.trigger = results
+  row({ case: 'trigger throughput', metric: 'runs triggered and persisted per second', runrelay: median(results.map((r) => r.api.perSec)), baseline: median(results.map((r) => r.raw.perSec)), unit: 'runs/s', goal: '≥ 0.5×', limit: 0.5, higherIsBetter: true })
+}
+
+// ---------------------------------------------------------------------------------------
+async function persist() {
+  const RUNS = 100, DURATION = 3000
+  console.log(`event persistence: ${RUNS} runs appending concurrently for ${DURATION} ms`)
+  const results: any[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    const r = await phase(async (server) => {
+      const s = await runrelaySetup(server, 1, RUNS)
+      const single = await server.call('singleRowInserts', { runIds: s.runIds, durationMs: DURATION }, 60_000)
+      const ledger = await server.call('ledgerAppends', { runIds: s.runIds, durationMs: DURATION }, 60_000)
+      return { single: { ...single, perSec: (single.n * 1000) / single.ms }, ledger: { ...ledger, perSec: (ledger.n * 1000) / ledger.ms } }
+    })
+    console.log(`  round ${round + 1}: ${JSON.stringify(r)}`)
+    results.push(r)
+  }
+  details.persist = results
+  row({ case: 'event persistence', metric: `events appended per second (${RUNS} concurrent runs)`, runrelay: median(results.map((r) => r.ledger.perSec)), baseline: median(results.map((r) => r.single.perSec)), unit: 'ev/s', goal: '≥ 3×', limit: 3, higherIsBetter: true })
+}
+
+// ---------------------------------------------------------------------------------------
+async function feed() {
+  const SUBS = n(1000), EVENTS = n(10_000), RATE = 1000, WF = 20
+  console.log(`feed filter: ${SUBS} feed subscribers with mixed filters, ${EVENTS} events over ${WF} workflows at ${RATE}/s`)
+  const run = (filtered: boolean, subs: number) => phase(async (server, client) => {
+    const s = await runrelaySetup(server, WF, 1)
+    const wf = s.workflowIds
+    const urls = Array.from({ length: subs }, (_, i) => {
+      if (!filtered) return `${s.wsUrl}/v1/stream`
+      const k = i % WF, o = (k + 1) % WF
+      switch (i % 4) {
+        case 0: return `${s.wsUrl}/v1/stream?workflow_id=${wf[k]}`
+        case 1: return `${s.wsUrl}/v1/stream?tag=w${k}`
+        case 2: return `${s.wsUrl}/v1/stream?workflow_id=${wf[k]}&status=queued&status=running`
+        default: return `${s.wsUrl}/v1/stream?workflow_id=${wf[k]}&tag=w${o}` // matches nothing
+      }
+    })
+    const c = await client.call('connect', { urls, headers: s.auth })
+    await sleep(1000)
+    await client.call('reset')
+    await server.call('cpuMark')
+    const e = await server.call('emit', { runIds: s.runIds, rate: RATE, count: EVENTS }, 120_000)
+    await sleep(300)
+    let last = -1, got = 0
+    for (let i = 0; i < 100 && got !== last; i++) { last = got; await sleep(200); got = await client.call('received') }
+    const cpuMs: number = await server.call('cpuSince')
+    return { subs: c.open, delivered: got, emitMs: e.endedAt - e.startedAt, cpuMs, cpuUsPerDelivered: (cpuMs * 1000) / got }
+  })
+  const results: any[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    const filtered = await run(true, SUBS)
+    // Same events and about as many deliveries, without filters: SUBS × 3/4 subscribers match 1/WF of the events.
+    const plain = await run(false, Math.max(1, Math.round(filtered.delivered / EVENTS)))
+    console.log(`  round ${round + 1}: filtered ${JSON.stringify(filtered)}\n           unfiltered ${JSON.stringify(plain)}`)
+    results.push({ filtered, plain })
+  }
+  details.feed = results
+  row({ case: 'feed filter', metric: `server CPU per delivered event (${SUBS} filtered subs vs unfiltered, ${EVENTS} events)`, runrelay: median(results.map((r) => r.filtered.cpuUsPerDelivered)), baseline: median(results.map((r) => r.plain.cpuUsPerDelivered)), unit: 'µs', goal: '≤ 1.2×', limit: 1.2 })
+}
+
+// ---------------------------------------------------------------------------------------
+/** workerd CPU (ms) of the workerd processes this bench started: /proc/<pid>/stat utime + stime. */
+function workerdCpu(): Map<number, number> {
+  const tick = 100 // USER_HZ
+  const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs')
+  const procs = new Map<number, { ppid: number; comm: string; cpu: number }>()
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8')
+      const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
+      procs.set(Number(d), { ppid: Number(f[1]), comm, cpu: ((Number(f[11]) + Number(f[12])) * 1000) / tick })
+    } catch { /* gone */ }
+  }
+  const mine = (pid: number): boolean => { for (let p = pid, i = 0; p > 1 && i < 50; i++) { if (p === process.pid) return true; p = procs.get(p)?.ppid ?? 0 } return false }
+  const out = new Map<number, number>()
+  for (const [pid, p] of procs) if (p.comm.startsWith('workerd') && mine(pid)) out.set(pid, p.cpu)
+  return out
+}
+const cpuSince = (before: Map<number, number>) => { let ms = 0; for (const [pid, cpu] of workerdCpu()) ms += cpu - (before.get(pid) ?? 0); return ms }
+
+/** Indicative: one run's events fanned out by its Durable Object (hibernatable sockets) in local workerd. */
+async function workers() {
+  const SUBS = n(1000)
+  console.log(`workers (indicative): ${SUBS} WebSocket subscribers of one run's Durable Object in wrangler dev`)
+  const { launchWorkers } = await import('../test/conformance/launch-workers.ts')
+  const w = await launchWorkers({ RUNRELAY_RATE_LIMIT_PER_MINUTE: '0', RUNRELAY_HEARTBEAT_MS: '15000' }, { startTimeoutMs: 90_000 })
+  const client = startAgent('./client-agent.ts', 'client')
+  try {
+    const call = async (method: string, path: string, body: unknown, key: string) => {
+      const res = await fetch(w.url + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      const json: any = await res.json()
+      if (res.status >= 300) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`)
+      return json
+    }
+    const t = await call('POST', '/v1/tenants', { name: 'bench' }, w.rootKey)
+    const key = t.key.key
+    const conn = await call('POST', '/v1/connections', { name: 'demo', provider: 'demo' }, key)
+    const wf = await call('POST', '/v1/workflows', { name: 'demo', connection_id: conn.id, upstream_workflow_id: 'demo', config: { durationMs: 8000, steps: 100, queueMs: 40_000 }, poll_policy: { first_interval_ms: 100, max_interval_ms: 100 } }, key)
+    const run = await call('POST', `/v1/workflows/${wf.id}/runs`, { variables: {} }, key)
+    const wsUrl = w.url.replace(/^http/, 'ws')
+    const c = await client.call('connect', { urls: Array(SUBS).fill(`${wsUrl}/v1/runs/${run.id}/stream`), headers: { authorization: `Bearer ${key}` }, concurrency: 50, latency: true }, 120_000)
+    await client.call('reset')
+    const cpu0 = workerdCpu()
+    const t0 = Date.now()
+    // The demo run stays queued 40 s from its trigger (time to connect), then emits ~200 events (100 steps) over 8 s and ends.
+    let last = -1, got = 0
+    for (let i = 0; i < 400 && (got === 0 || got !== last); i++) { last = got; await sleep(got ? 1000 : 200); got = await client.call('received') }
+    const cpuMs = cpuSince(cpu0)
+    const lat = await client.call('latency', {})
+    const r = { connectMs: c.ms, waitedMs: Date.now() - t0, subs: c.open, failed: c.failed, delivered: got, workerdCpuMs: cpuMs, cpuUsPerDelivered: (cpuMs * 1000) / got, latencyFromEventAt: { p50: lat.atP50, p99: lat.atP99 } }
+    console.log(`  ${JSON.stringify(r)}`)
+    details.workers = r
+  } finally {
+    await client.stop()
+    await w.stop()
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+const CASES: Record<string, () => Promise<void>> = { fanout, memory, upstream, trigger, persist, feed, workers }
+// workers (wrangler dev) is opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
+const DEFAULT = ['fanout', 'memory', 'upstream', 'trigger', 'persist', 'feed']
+const wanted = process.argv.slice(2).filter((a) => a in CASES)
+const started = Date.now()
+const load = () => { try { return execSync('cat /proc/loadavg').toString().trim() } catch { return '?' } }
+console.log(`runrelay bench: node ${process.version}, ${cpus().length} cpus (${cpus()[0]?.model}), load ${load()}, rounds ${ROUNDS}, scale ${SCALE}`)
+for (const name of wanted.length ? wanted : DEFAULT) {
+  const t = Date.now()
+  try {
+    await CASES[name]!()
+  } catch (err) {
+    console.error(`case ${name} failed: ${(err as Error).stack ?? err}`)
+    details[`${name}_error`] = String(err)
+  }
+  console.log(`  (${name}: ${((Date.now() - t) / 1000).toFixed(1)} s, load ${load()})`)
+}
+
+console.log('\n| case | metric | runrelay | baseline | ratio | goal | met |\n|---|---|---|---|---|---|---|')
+for (const r of rows) console.log(`| ${r.case} | ${r.metric} | ${fmt(r.runrelay)} ${r.unit} | ${fmt(r.baseline)} ${r.unit} | ${r.ratio.toFixed(2)}× | ${r.goal} | ${r.met ? 'yes' : '**no**'} |`)
+const out = fileURLToPath(new URL('./results.json', import.meta.url))
+writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: cpus().length, rounds: ROUNDS, scale: SCALE, totalSeconds: (Date.now() - started) / 1000, rows, details }, null, 2) + '\n')
+console.log(`\nwrote ${out} (${((Date.now() - started) / 1000).toFixed(0)} s)`)
+process.exit(rows.length ? 0 : 1)
