@@ -116,7 +116,7 @@ serveAgent({
       PORT: '0', HOST: '127.0.0.1', RUNRELAY_DATA_DIR: dataDir, RUNRELAY_ROOT_KEY: ROOT_KEY, RUNRELAY_ALLOW_PRIVATE_NETWORK: '1',
       RUNRELAY_LOG: 'silent', RUNRELAY_RATE_LIMIT_PER_MINUTE: '0', ...env,
     })
-    if (process.env.BENCH_SQL_STATS) traceSql(node.runtime.store.db.$client as unknown as Record<string, (...a: any[]) => Promise<unknown>>)
+    if (process.env.BENCH_SQL_STATS) traceSql((node.runtime.store.db as unknown as { $client: unknown }).$client as Record<string, (...a: any[]) => Promise<unknown>>)
     const hub = node.runtime.hub
     const publish = hub.publish.bind(hub)
     hub.publish = (tenantId: string, evs: RunEvent[]) => {
