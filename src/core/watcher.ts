@@ -66,11 +66,9 @@ export class Watcher {
 
   private async trigger(run: RunRow, binding: ConnectorBinding): Promise<TickResult> {
     const now = this.deps.clock.now()
-    if (!run.triggerAttemptedAt) {
-      // Written before the request leaves: after a crash we know a trigger may have reached
-      // the upstream, and the retry carries the same Idempotency-Key (the run id).
-      run = (await this.deps.ledger.commit(run, { triggerAttemptedAt: now }, [])).run
-    }
+    // A crash before the answer is stored leaves the run without an upstream id, so the next
+    // tick triggers again: with the same Idempotency-Key (the run id), which an upstream that
+    // honours it answers with the job it already made.
     try {
       const ctx = { ...binding.ctx, fetch: withIdempotencyKey(binding.ctx.fetch, run.id) }
       const result = await binding.connector.trigger(ctx, {
@@ -78,6 +76,7 @@ export class Watcher {
       })
       const change = this.observe(run, { ...result, status: result.status ?? 'queued' })
       change.patch.upstreamId = result.upstreamId
+      change.patch.triggerAttemptedAt = run.triggerAttemptedAt ?? now
       change.patch.startedAt = run.startedAt ?? now
       change.patch.transientErrors = 0
       change.patch.polls = 0

@@ -75,7 +75,7 @@ export const runs = sqliteTable('runs', {
   /** Transient upstream failures in a row (reset by a good answer). */
   transientErrors: integer('transient_errors').notNull(),
   polls: integer('polls').notNull(),
-  /** Set before the trigger request leaves, so a restart never triggers blindly twice. */
+  /** When the trigger request was first sent (recorded with its answer). */
   triggerAttemptedAt: integer('trigger_attempted_at'),
   nextTickAt: integer('next_tick_at'),
   deadlineAt: integer('deadline_at'),
