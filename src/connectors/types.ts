@@ -137,6 +137,11 @@ export interface Connector {
   /** Map a callback body the upstream pushed to the run's callback URL. */
   parseCallback?(ctx: ConnectorContext, run: RunRef, body: unknown): Observation
   /**
+   * For account-wide webhooks (one URL per connection, like Wokelo's): the upstream id of the
+   * run a pushed body is about, so the connection's callback URL can route it.
+   */
+  callbackUpstreamId?(body: unknown): string | undefined
+  /**
    * The headers that authenticate a request to this upstream (drop-in proxy). The proxy drops
    * the caller's own auth headers and these names, then sets these.
    */

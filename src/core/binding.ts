@@ -22,6 +22,15 @@ export async function callbackUrl(secrets: SecretBox, publicUrl: string, runId: 
   return `${publicUrl.replace(/\/+$/, '')}/v1/callbacks/${runId}?sig=${await secrets.sign(`callback:${runId}`)}`
 }
 
+/** The signed callback URL of a whole connection, for upstreams with one webhook per account. */
+export async function connectionCallbackUrl(secrets: SecretBox, publicUrl: string, connectionId: string): Promise<string> {
+  return `${publicUrl.replace(/\/+$/, '')}/v1/connections/${connectionId}/callback?sig=${await secrets.sign(`connection-callback:${connectionId}`)}`
+}
+
+export function verifyConnectionCallbackSignature(secrets: SecretBox, connectionId: string, sig: string): Promise<boolean> {
+  return secrets.verify(`connection-callback:${connectionId}`, sig)
+}
+
 export function verifyCallbackSignature(secrets: SecretBox, runId: string, sig: string): Promise<boolean> {
   return secrets.verify(`callback:${runId}`, sig)
 }

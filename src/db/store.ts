@@ -220,6 +220,19 @@ export class Store {
     return rows.length > 0
   }
 
+  async getConnectionById(id: string): Promise<ConnectionRow | undefined> {
+    const [c] = await this.db.select().from(connections).where(eq(connections.id, id))
+    return c
+  }
+
+  /** The newest run of a connection (through its workflows) with this upstream id. */
+  async findRunByUpstreamId(connection: Pick<ConnectionRow, 'id' | 'tenantId'>, upstreamId: string): Promise<RunRow | undefined> {
+    const [r] = await this.db.select({ run: runs }).from(runs).innerJoin(workflows, eq(workflows.id, runs.workflowId))
+      .where(and(eq(runs.tenantId, connection.tenantId), eq(workflows.connectionId, connection.id), eq(runs.upstreamId, upstreamId)))
+      .orderBy(desc(runs.createdAt)).limit(1)
+    return r?.run
+  }
+
   async countActiveRunsOfWorkflow(workflowId: string): Promise<number> {
     const [r] = await this.db.select({ n: sql<number>`count(*)` }).from(runs).where(and(eq(runs.workflowId, workflowId), isNull(runs.finishedAt)))
     return Number(r?.n ?? 0)

@@ -54,6 +54,7 @@ export const ConnectionUpdate = z.object(ConnectionFields).partial().strict()
 export const Connection = z.object({
   id: z.string(), name: z.string(), provider: z.string(), base_url: z.string(), config: z.record(z.string(), json),
   credential_fields: z.array(z.string()).describe('names of the stored credentials; their values are never returned'),
+  callback_url: z.string().optional().describe('signed URL for the upstream\'s account-wide webhook (providers that push one webhook per account, like Wokelo)'),
   rate_limit_per_second: z.number().nullable(), created_at: iso, updated_at: iso,
 })
 

@@ -13,8 +13,9 @@ export const apiKeyBody = (k: ApiKeyRow, key?: string): z.infer<typeof ApiKey> =
   created_at: iso(k.createdAt)!, last_used_at: iso(k.lastUsedAt), revoked_at: iso(k.revokedAt), ...(key ? { key } : {}),
 })
 
-export const connectionBody = (c: ConnectionRow, credentialFields: string[]): z.infer<typeof Connection> => ({
+export const connectionBody = (c: ConnectionRow, credentialFields: string[], callbackUrl?: string): z.infer<typeof Connection> => ({
   id: c.id, name: c.name, provider: c.provider, base_url: c.baseUrl, config: c.config, credential_fields: credentialFields,
+  ...(callbackUrl ? { callback_url: callbackUrl } : {}),
   rate_limit_per_second: c.rateLimitPerSecond, created_at: iso(c.createdAt)!, updated_at: iso(c.updatedAt)!,
 })
 

@@ -134,6 +134,24 @@ describe('wokelo (username/password)', () => {
     expect(run.result.report_id).toBe(Number(reportId))
     await t.client.post(`/v1/runs/${other}/cancel`)
   })
+
+  it('routes the account-wide webhook (the connection\'s signed callback URL) to the run it names', async () => {
+    const wf = await t.workflow(conn, 'industry_custom_account_hook', { poll_policy: { first_interval_ms: 60_000, max_interval_ms: 60_000 }, input_template: { industry_research_topic: 'Solar' } })
+    const first = await t.trigger(wf)
+    const second = await t.trigger(wf)
+    const url = (await t.client.get(`/v1/connections/${conn}`)).body.callback_url as string
+    expect(url).toContain(`/v1/connections/${conn}/callback?sig=`)
+    expect((await post(withSig(url, null), { report_id: 1, status: 'COMPLETED' })).status).toBe(401)
+    const reportId = Number(await upstreamIdOf(second))
+    const res = await post(url, { report_id: reportId, status: 'COMPLETED' })
+    expect(res.status).toBe(202)
+    expect((await t.run(second)).status).toBe('completed')
+    expect((await t.run(first)).status).toBe('queued')
+    // A report runrelay does not watch is acknowledged and changes nothing.
+    expect((await post(url, { report_id: 987654, status: 'FAILED' })).status).toBe(202)
+    expect((await t.run(first)).status).toBe('queued')
+    await t.client.post(`/v1/runs/${first}/cancel`)
+  })
 })
 
 describe('wiv (completion by callback)', () => {

@@ -245,6 +245,10 @@ export const indigeniusConnector: Connector = {
     return { ...obs, raw: b, state: { push: false }, upstreamId: jobId, upstreamWorkflowId: decodeURIComponent(m[1]!) }
   },
 
+  callbackUpstreamId(body) {
+    return jobIdOf(body)
+  },
+
   parseCallback(ctx, run, body) {
     const jobId = jobIdOf(body)
     if (jobId !== undefined && jobId !== run.upstreamId) {

@@ -340,10 +340,16 @@ export const wokeloConnector: Connector = {
    * A webhook Wokelo pushes (set up by its support staff; the body is not documented): read
    * defensively like a status answer. A body naming another report is ignored.
    */
-  parseCallback(ctx, run, body) {
+  callbackUpstreamId(body) {
     const b = isRecord(body) ? body : {}
     const named = b.report_id ?? b.request_id ?? getPath(b, 'data.report_id')
-    if ((typeof named === 'string' || typeof named === 'number') && String(named) !== run.upstreamId) {
+    return typeof named === 'string' || typeof named === 'number' ? String(named) : undefined
+  },
+
+  parseCallback(ctx, run, body) {
+    const b = isRecord(body) ? body : {}
+    const named = wokeloConnector.callbackUpstreamId!(body)
+    if (named !== undefined && named !== run.upstreamId) {
       return { raw: body, message: `callback for another Wokelo report (${String(named)})` }
     }
     const sr = statusRequest(ctx)

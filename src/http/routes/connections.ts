@@ -2,6 +2,7 @@ import type { Hono } from 'hono'
 import { z } from 'zod'
 import { getConnector, PROVIDERS } from '../../connectors/index.ts'
 import { UpstreamError } from '../../connectors/types.ts'
+import { connectionCallbackUrl, verifyConnectionCallbackSignature } from '../../core/binding.ts'
 import { newId } from '../../core/crypto.ts'
 import type { ConnectionRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
@@ -23,7 +24,8 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
   const { store, clock, secrets } = deps
 
   const credentialFields = async (c: ConnectionRow) => Object.keys(await secrets.decrypt<Record<string, string>>(c.secret)).sort()
-  const body = async (c: ConnectionRow) => connectionBody(c, await credentialFields(c))
+  const body = async (c: ConnectionRow) => connectionBody(c, await credentialFields(c),
+    getConnector(c.provider)?.callbackUpstreamId ? await connectionCallbackUrl(secrets, deps.config.publicUrl, c.id) : undefined)
 
   /** Validate provider config and credentials with the connector's own schemas, and the base URL with the outbound guard. */
   const checked = async (provider: string, baseUrl: string | undefined, config: Record<string, unknown>, credentials: Record<string, string>) => {
@@ -124,5 +126,26 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
     if (!connector.listWorkflows) throw conflict('not_supported', `the ${row.provider} upstream cannot list its workflows`)
     const items = await upstreamCall(() => connector.listWorkflows!(ctx))
     return c.json({ items: items.map((w) => ({ id: w.id, name: w.name, description: w.description })) })
+  })
+
+  const CallbackQuery = z.object({ sig: z.string().min(1).max(200) })
+  const CallbackAccepted = z.object({ accepted: z.literal(true), run_id: z.string().nullable() })
+  d = documented({ method: 'post', path: '/v1/connections/:id/callback', summary: 'Signed account-wide webhook of a connection: routed to the run it names', tag: 'callbacks', auth: 'signature', params: IdParam, query: CallbackQuery, response: CallbackAccepted, status: 202 })
+  app.post(d.path, async (c) => {
+    const id = c.req.param('id')!
+    const sig = c.req.query('sig')
+    if (!sig || !(await verifyConnectionCallbackSignature(secrets, id, sig))) throw new ApiError(401, 'invalid_signature', 'the callback signature does not match this connection')
+    const connection = await store.getConnectionById(id)
+    const connector = connection ? getConnector(connection.provider) : undefined
+    if (!connection || !connector?.callbackUpstreamId) throw notFound('connection')
+    let payload: unknown
+    try { payload = await c.req.json() } catch { throw new ApiError(400, 'malformed_request', 'callback body must be JSON') }
+    const upstreamId = connector.callbackUpstreamId(payload)
+    const run = upstreamId ? await store.findRunByUpstreamId(connection, upstreamId) : undefined
+    // A webhook about a run runrelay does not watch is acknowledged (so the vendor stops retrying) and dropped.
+    if (!run) return c.json({ accepted: true as const, run_id: null }, 202)
+    const { ctx } = await deps.binder.bind(run)
+    await deps.hosts.push(run, connector.parseCallback ? connector.parseCallback(ctx, { runId: run.id, upstreamId: run.upstreamId ?? '', state: run.connectorState }, payload) : { raw: payload })
+    return c.json({ accepted: true as const, run_id: run.id }, 202)
   })
 }
