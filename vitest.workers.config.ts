@@ -39,6 +39,7 @@ export default defineConfig({
           LIBSQL_URL: inject<string>('libsqlUrl'),
           LIBSQL_AUTH_TOKEN: inject<string>('libsqlAuthToken'),
           UPSTREAM_URL: inject<string>('upstreamUrl'),
+          WEBHOOK_RECEIVER_URL: inject<string>('webhookReceiverUrl'),
         },
       },
     })),

@@ -94,6 +94,22 @@ describe('runrelay on Deno (real deno child process, embedded libSQL file)', () 
     expect(history.body.events.map((e: { seq: number }) => e.seq)).toEqual(seqs)
   })
 
+  it('selects the runrelay.v1 WebSocket subprotocol when the client offers it', async () => {
+    const wsUrl = `${server!.url.replace(/^http/, 'ws')}/v1/runs/${finishedRunId}/stream`
+    const plain = openWs(wsUrl, { authorization: `Bearer ${key}` }, ['runrelay.v1'])
+    await within(plain.opened, 5_000, 'the WebSocket with runrelay.v1 to open')
+    expect(plain.ws.protocol).toBe('runrelay.v1')
+    await within(plain.closed, 5_000, 'the finished run\'s stream to close')
+
+    // The SDK's offer: the token as a subprotocol (no header), runrelay.v1 selected even when offered second.
+    const minted = await api(server!.url, key).post('/v1/tokens', { run_ids: [finishedRunId], ttl_seconds: 60 })
+    expect(minted.status).toBe(201)
+    const sdk = openWs(wsUrl, {}, [`runrelay.token.${minted.body.token}`, 'runrelay.v1'])
+    await within(sdk.opened, 5_000, 'the token-subprotocol WebSocket to open')
+    expect(sdk.ws.protocol).toBe('runrelay.v1')
+    await within(sdk.closed, 5_000, 'the finished run\'s stream to close')
+  })
+
   it('closes open sockets with 1012 on SIGTERM and exits cleanly', async () => {
     const client = api(server!.url, key)
     const run = await client.post(`/v1/workflows/${workflowId}/runs`, { variables: { durationMs: 600_000 } })

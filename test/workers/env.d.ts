@@ -11,6 +11,8 @@ declare global {
       LIBSQL_AUTH_TOKEN: string
       /** The generic fake upstream started by globalSetup. */
       UPSTREAM_URL: string
+      /** The webhook receiver started by globalSetup (GET /__received/<name> lists what arrived). */
+      WEBHOOK_RECEIVER_URL: string
     }
   }
 }

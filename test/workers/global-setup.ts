@@ -12,6 +12,7 @@
 import type { TestProject } from 'vitest/node'
 import { startGenericUpstream } from '../fakes/generic-upstream.ts'
 import { startLibsqlHttpServer } from '../fakes/libsql-http-server.ts'
+import { startWebhookReceiver } from './webhook-receiver.ts'
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const authToken = 'workers-test-token'
@@ -23,7 +24,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // The scriptable poll-only upstream for the `http` connector (each run brings its script).
   const upstream = await startGenericUpstream()
   project.provide('upstreamUrl', upstream.url)
+  // Receives the webhooks the jobs object sends (workerd reaches it like the upstream).
+  const receiver = await startWebhookReceiver()
+  project.provide('webhookReceiverUrl', receiver.url)
   return async () => {
+    await receiver.close()
     await upstream.close()
     await server.close()
   }

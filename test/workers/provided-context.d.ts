@@ -7,5 +7,6 @@ declare module 'vitest' {
     libsqlUrl: string
     libsqlAuthToken: string
     upstreamUrl: string
+    webhookReceiverUrl: string
   }
 }

@@ -1,13 +1,13 @@
 /// <reference lib="deno.ns" />
 import { createClient } from '@libsql/client'
 import { drizzle } from 'drizzle-orm/libsql'
-import { upgradeWebSocket } from 'hono/deno'
 import type { UpgradeWebSocket, WSEvents } from 'hono/ws'
 import { parseConfig, type Config } from '../../config.ts'
 import { newEncryptionKey, SecretBox } from '../../core/crypto.ts'
 import type { ResolveHost } from '../../core/outbound.ts'
 import { schema, Store } from '../../db/store.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
+import { upgradeWebSocket } from './websocket.ts'
 
 /** How long a clean shutdown waits for clients to answer the 1012 close handshake. */
 const CLOSE_HANDSHAKE_MS = 2_000
@@ -63,7 +63,7 @@ export const resolveHost: ResolveHost = async (host) => {
 }
 
 /**
- * hono/deno's upgradeWebSocket, remembering the open sockets. Deno.serve's shutdown() closes any
+ * The upgradeWebSocket of websocket.ts, remembering the open sockets. Deno.serve's shutdown() closes any
  * socket still open with 1001, which would overtake the 1012 the runtime has just queued (Deno
  * sends close frames asynchronously); so shutdown first waits here for those handshakes.
  */

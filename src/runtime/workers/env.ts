@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { parseConfig, type Config } from '../../config.ts'
 import type { FeedObject, FeedRelayObject } from './feed-object.ts'
+import type { JobsObject } from './jobs-object.ts'
 import type { RunObject } from './run-object.ts'
 
 /** The Worker's bindings (wrangler.toml): Durable Object namespaces, variables and secrets. */
@@ -8,6 +9,8 @@ export interface Env {
   RUNS: DurableObjectNamespace<RunObject>
   FEEDS: DurableObjectNamespace<FeedObject>
   FEED_RELAYS: DurableObjectNamespace<FeedRelayObject>
+  /** One object ('jobs'): schedules, webhook deliveries, retention. */
+  JOBS: DurableObjectNamespace<JobsObject>
   /** libsql://… (Turso), https://… (sqld) or http://127.0.0.1:… (the test server). */
   LIBSQL_URL?: string
   LIBSQL_AUTH_TOKEN?: string
@@ -18,6 +21,11 @@ export interface Env {
   RUNRELAY_HEARTBEAT_MS?: string
   RUNRELAY_MAX_BODY_BYTES?: string
   RUNRELAY_LOG?: string
+  RUNRELAY_UPSTREAM_TIMEOUT_MS?: string
+  /** How often the jobs object scans for new events while a webhook endpoint is enabled. */
+  RUNRELAY_JOBS_INTERVAL_MS?: string
+  RUNRELAY_WEBHOOK_RETRY_SCHEDULE?: string
+  RUNRELAY_WEBHOOK_TIMEOUT_MS?: string
   /** Relay shards in front of each tenant's feed object; 0 = run objects notify the feed directly. */
   RUNRELAY_FEED_SHARDS?: string
 }

@@ -6,7 +6,7 @@ import { parseClientMessage, type ServerMessage } from '../../core/protocol.ts'
 import { matchesFeedFilter, type FeedFilter } from '../../db/store.ts'
 import type { Env } from './env.ts'
 import { getShared, type Shared } from './shared.ts'
-import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, type StreamParams } from './streams.ts'
+import { CLOSE, heartbeatFrame, hello, PING, refreshedExpiry, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
 interface FeedSocket {
@@ -17,7 +17,10 @@ interface FeedSocket {
    */
   seen: number
   ready: boolean
+  /** When the socket's credential expires (moved on by a token refresh). */
   expiresAt?: number
+  /** Digest of the opening token's tenant and scope (a refresh must match it). */
+  scopeKey?: string
 }
 
 /** A feed subscriber, whatever its transport. */
@@ -82,9 +85,9 @@ export class FeedObject extends DurableObject<Env> {
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server, ['feed'])
-      server.serializeAttachment({ filter: params.filter as FeedFilter ?? {}, seen: params.after, ready: false, expiresAt: params.expiresAt } satisfies FeedSocket)
+      server.serializeAttachment({ filter: params.filter as FeedFilter ?? {}, seen: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey } satisfies FeedSocket)
       this.ctx.waitUntil(this.startSocket(server, params))
-      return new Response(null, { status: 101, webSocket: client })
+      return upgraded(request, client)
     }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
   }
 
@@ -113,7 +116,16 @@ export class FeedObject extends DurableObject<Env> {
       const msg = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
       if (!msg) return void send({ type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
       if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
-      send({ type: 'error', code: 'invalid_token', message: 'token refused' })
+      if (msg.type !== 'refresh_token') return
+      const shared = await this.deps()
+      const expiresAt = await refreshedExpiry(shared.tokens, (ws.deserializeAttachment() as FeedSocket | null)?.scopeKey, msg.token)
+      if (expiresAt === null) return void send({ type: 'error', code: 'invalid_token', message: 'token refused' })
+      // Re-read after the await: a pull may have moved `seen` meanwhile.
+      const att = ws.deserializeAttachment() as FeedSocket | null
+      if (!att) return
+      ws.serializeAttachment({ ...att, expiresAt } satisfies FeedSocket)
+      await this.armAlarm()
+      send({ type: 'token_refreshed', expiresAt: new Date(expiresAt).toISOString() })
     }).catch(() => {})
   }
 
@@ -152,7 +164,8 @@ export class FeedObject extends DurableObject<Env> {
       subs.push({
         filter: att.filter, seen: att.seen,
         send: (events) => trySend(ws, eventsFrame(events)),
-        save: (seen) => { att.seen = seen; ws.serializeAttachment(att) },
+        // Re-read: a token refresh may have moved the expiry since this list was made (a pull awaits libSQL).
+        save: (seen) => { const cur = (ws.deserializeAttachment() as FeedSocket | null) ?? att; cur.seen = seen; ws.serializeAttachment(cur) },
       })
     }
     for (const [sink, filter] of this.sse) {
@@ -226,7 +239,9 @@ export class FeedObject extends DurableObject<Env> {
         log(shared, 'replay failed', 'FeedObject.fetch', { error: String(err) })
         return tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
       }
-      ws.serializeAttachment({ filter: (params.filter ?? {}) as FeedFilter, seen: result.seen, ready: true, expiresAt: params.expiresAt } satisfies FeedSocket)
+      // The expiry from the attachment: a refresh may have arrived during the replay.
+      const att = ws.deserializeAttachment() as FeedSocket | null
+      ws.serializeAttachment({ filter: (params.filter ?? {}) as FeedFilter, seen: result.seen, ready: true, expiresAt: att ? att.expiresAt : params.expiresAt, scopeKey: params.scopeKey } satisfies FeedSocket)
       trySend(ws, JSON.stringify({ type: 'caught_up', position: result.last } satisfies ServerMessage))
       await this.armAlarm()
     }).catch((err) => log(this.shared, 'socket start failed', 'FeedObject.fetch', { error: String(err) }))

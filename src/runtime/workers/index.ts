@@ -8,10 +8,12 @@ import { createApp } from '../../http/app.ts'
 import { ApiError } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { WorkersRunHosts } from './hosts.ts'
+import { JOBS_OBJECT } from './jobs-object.ts'
 import { ensureReady, getShared, logger } from './shared.ts'
 import { WorkersStreams } from './streams.ts'
 
 export { FeedObject, FeedRelayObject } from './feed-object.ts'
+export { JobsObject } from './jobs-object.ts'
 export { RunObject } from './run-object.ts'
 export type { Env } from './env.ts'
 
@@ -19,6 +21,16 @@ export type { Env } from './env.ts'
 const SWEEP_GRACE_MS = 5 * 60_000
 
 let app: Promise<Hono<any>> | undefined
+/** The public URL the app was built with (the jobs object creates scheduled runs with it). */
+let appUrl: string | undefined
+
+/** Changes after which the jobs object should look again (a new schedule, endpoint, …). */
+const JOBS_CHANGE = /^\/v1\/(schedules|webhooks|webhook-deliveries)(\/|$)/
+
+/** Ask the jobs object for a pass now (it re-arms its own alarm). */
+function kickJobs(env: Env, publicUrl?: string): Promise<void> {
+  return env.JOBS.get(env.JOBS.idFromName(JOBS_OBJECT)).kick(publicUrl)
+}
 
 /**
  * The HTTP app, built once per isolate after the migrations and the root key. The public URL
@@ -27,12 +39,13 @@ let app: Promise<Hono<any>> | undefined
 function appFor(env: Env, request: Request): Promise<Hono<any>> {
   return (app ??= (async () => {
     await ensureReady(env)
-    const { config, store, secrets, fetch, log } = await getShared(env)
+    const { config, store, secrets, fetch, log, tokens } = await getShared(env)
     const publicUrl = config.RUNRELAY_PUBLIC_URL ?? new URL(request.url).origin
+    appUrl = publicUrl
     const allowPrivate = config.RUNRELAY_ALLOW_PRIVATE_NETWORK
     const binder = createBinder({ store, secrets, fetch, clock: systemClock, budget: new RateBudget(), publicUrl })
     return createApp({
-      store, secrets, binder, clock: systemClock, log,
+      store, secrets, binder, clock: systemClock, log, tokens,
       hosts: new WorkersRunHosts(env, publicUrl),
       streams: new WorkersStreams(env),
       config: { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION },
@@ -59,12 +72,20 @@ export default {
       logger(env.RUNRELAY_LOG)('start-up failed', { where: 'worker.fetch', error: String((err as Error)?.stack ?? err) })
       return Response.json({ error: { code: 'unavailable', message: 'runrelay is starting or its database is unavailable', details: [] } }, { status: 503, headers: { 'retry-after': '2' } })
     }
-    return hono.fetch(request, env, ctx)
+    const res = await hono.fetch(request, env, ctx)
+    if (request.method !== 'GET' && res.status < 300 && JOBS_CHANGE.test(new URL(request.url).pathname)) {
+      ctx.waitUntil(kickJobs(env, appUrl).catch((err) => logger(env.RUNRELAY_LOG)('jobs kick failed', { where: 'worker.fetch', error: String(err) })))
+    }
+    return res
   },
 
-  /** Cron: wake unfinished runs whose tick is long overdue (an alarm lost before the run object stored the run). */
+  /**
+   * Cron: kick the jobs object (a safety net for its alarm), and wake unfinished runs whose
+   * tick is long overdue (an alarm lost before the run object stored the run).
+   */
   async scheduled(_controller, env): Promise<void> {
     const log = logger(env.RUNRELAY_LOG)
+    const jobs = kickJobs(env).catch((err) => log('jobs kick failed', { where: 'worker.scheduled', error: String((err as Error)?.stack ?? err) }))
     try {
       await ensureReady(env)
       const { store } = await getShared(env)
@@ -75,5 +96,6 @@ export default {
     } catch (err) {
       log('sweep failed', { where: 'worker.scheduled', error: String((err as Error)?.stack ?? err) })
     }
+    await jobs
   },
 } satisfies ExportedHandler<Env>

@@ -13,7 +13,7 @@ import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../
 import type { Env } from './env.ts'
 import { flushToLibsql, type OutboxEvent } from './outbox.ts'
 import { getShared, type Shared } from './shared.ts'
-import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, type StreamParams } from './streams.ts'
+import { CLOSE, heartbeatFrame, hello, PING, refreshedExpiry, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
 const INFRA_RETRY_MS = 2_000
@@ -29,7 +29,10 @@ interface RunSocket {
   last: number
   /** False until the replay is done: live events wait for it (the replay reads them from libSQL). */
   ready: boolean
+  /** When the socket's credential expires (moved on by a token refresh). */
   expiresAt?: number
+  /** Digest of the opening token's tenant and scope (a refresh must match it). */
+  scopeKey?: string
 }
 
 export type CommandOutcome = { ok: true; run: RunRow } | { ok: false; code: string; message: string }
@@ -147,9 +150,9 @@ export class RunObject extends DurableObject<Env> {
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server, ['run'])
-      server.serializeAttachment({ last: params.after, ready: false, expiresAt: params.expiresAt } satisfies RunSocket)
+      server.serializeAttachment({ last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey } satisfies RunSocket)
       this.ctx.waitUntil(this.startSocket(server, params))
-      return new Response(null, { status: 101, webSocket: client })
+      return upgraded(request, client)
     }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
   }
 
@@ -159,8 +162,16 @@ export class RunObject extends DurableObject<Env> {
       const msg = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
       if (!msg) return void send({ type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
       if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
-      // Token refresh needs the token verifier, which the run object does not have (as on Node without one).
-      send({ type: 'error', code: 'invalid_token', message: 'token refused' })
+      if (msg.type !== 'refresh_token') return
+      const { shared } = await this.deps()
+      const expiresAt = await refreshedExpiry(shared.tokens, (ws.deserializeAttachment() as RunSocket | null)?.scopeKey, msg.token)
+      if (expiresAt === null) return void send({ type: 'error', code: 'invalid_token', message: 'token refused' })
+      // Re-read after the await: publish may have moved `last` meanwhile.
+      const att = ws.deserializeAttachment() as RunSocket | null
+      if (!att) return
+      ws.serializeAttachment({ ...att, expiresAt } satisfies RunSocket)
+      await this.lock.run(() => this.armAlarm())
+      send({ type: 'token_refreshed', expiresAt: new Date(expiresAt).toISOString() })
     }).catch(() => {})
   }
 
@@ -356,7 +367,9 @@ export class RunObject extends DurableObject<Env> {
         return tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
       }
       if (ended) return tryClose(ws, CLOSE.NORMAL, 'run finished')
-      ws.serializeAttachment({ last, ready: true, expiresAt: params.expiresAt } satisfies RunSocket)
+      // The expiry from the attachment: a refresh may have arrived during the replay.
+      const att = ws.deserializeAttachment() as RunSocket | null
+      ws.serializeAttachment({ last, ready: true, expiresAt: att ? att.expiresAt : params.expiresAt, scopeKey: params.scopeKey } satisfies RunSocket)
       trySend(ws, JSON.stringify({ type: 'caught_up', position: last } satisfies ServerMessage))
       await this.armAlarm()
     }).catch((err) => this.log('socket start failed', 'fetch', { error: String(err) }))

@@ -4,6 +4,7 @@ import { ensureRootKey } from '../../core/bootstrap.ts'
 import { SecretBox } from '../../core/crypto.ts'
 import { createGuardedFetch } from '../../core/outbound.ts'
 import { schema, Store } from '../../db/store.ts'
+import { SubscriberTokens } from '../../http/tokens.ts'
 import { workersConfig, type Env, type WorkersConfig } from './env.ts'
 
 export type Log = (msg: string, extra?: Record<string, unknown>) => void
@@ -13,6 +14,8 @@ export interface Shared {
   config: WorkersConfig
   store: Store
   secrets: SecretBox
+  /** The subscriber-token verifier (same key derivation as the app's): objects check refreshed tokens with it. */
+  tokens: SubscriberTokens
   /** Outbound fetch with the literal-URL guard (no DNS API on Workers) and a timeout. */
   fetch: typeof fetch
   log: Log
@@ -35,10 +38,12 @@ async function build(env: Env): Promise<Shared> {
   if (!config.RUNRELAY_ENCRYPTION_KEY) throw new Error('RUNRELAY_ENCRYPTION_KEY is not set (32 bytes, base64): wrangler secret put RUNRELAY_ENCRYPTION_KEY')
   const client = createClient({ url: config.LIBSQL_URL, authToken: config.LIBSQL_AUTH_TOKEN })
   const store = new Store(drizzle(client, { schema }) as unknown as ConstructorParameters<typeof Store>[0])
+  const secrets = await SecretBox.fromKey(config.RUNRELAY_ENCRYPTION_KEY)
   return {
     config,
     store,
-    secrets: await SecretBox.fromKey(config.RUNRELAY_ENCRYPTION_KEY),
+    secrets,
+    tokens: new SubscriberTokens(secrets),
     fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, timeoutMs: 0, fetch: withDeadline(config.RUNRELAY_UPSTREAM_TIMEOUT_MS) }),
     log: logger(config.RUNRELAY_LOG),
   }
@@ -48,7 +53,8 @@ async function build(env: Env): Promise<Shared> {
  * fetch with a deadline whose timer is cleared as soon as the answer's body is read (or the
  * request fails). AbortSignal.timeout would leave a timer pending for the whole deadline
  * after every upstream call, and a pending timer keeps a Durable Object in memory: an idle
- * run would stay awake (and could not be evicted) for 30 s after each poll.
+ * run would stay awake (and could not be evicted) for the whole deadline
+ * (RUNRELAY_UPSTREAM_TIMEOUT_MS, 30 s by default) after each poll.
  */
 export function withDeadline(ms: number, base: typeof fetch = (i, init) => globalThis.fetch(i, init)): typeof fetch {
   return (async (input: RequestInfo | URL, init?: RequestInit) => {

@@ -2,7 +2,9 @@ import type { Context } from 'hono'
 import { z } from 'zod'
 import type { RunEvent } from '../../core/domain.ts'
 import { eventToJson } from '../../core/frames.ts'
+import { sha256Hex } from '../../core/crypto.ts'
 import { CLOSE, PROTOCOL_VERSION, type ServerMessage } from '../../core/protocol.ts'
+import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
 import type { Env } from './env.ts'
 
@@ -25,6 +27,11 @@ export const StreamParams = z.object({
   runId: z.string().optional(),
   filter: FeedFilterSchema.optional(),
   expiresAt: z.number().optional(),
+  /**
+   * For a stream opened with a subscriber token: the digest of the token's tenant and scope
+   * (tokenScopeKey). A refresh over the socket must carry a token with the same digest.
+   */
+  scopeKey: z.string().optional(),
 })
 export type StreamParams = z.infer<typeof StreamParams>
 
@@ -38,14 +45,55 @@ export function streamParams(request: Request): StreamParams | null {
   }
 }
 
+/** The WebSocket subprotocol runrelay speaks (the SDK offers it next to `runrelay.token.<t>`). */
+export const SUBPROTOCOL = 'runrelay.v1'
+
+/**
+ * The subprotocol a 101 selects: runrelay.v1 when offered, else the first offered (as Node's
+ * `ws` does). Browsers drop a connection whose offered subprotocols get no answer.
+ */
+export function selectSubprotocol(offered: string | null | undefined): string | undefined {
+  const list = (offered ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  return list.includes(SUBPROTOCOL) ? SUBPROTOCOL : list[0]
+}
+
+/** The 101 answer of an accepted WebSocket, with the selected subprotocol. */
+export function upgraded(request: Request, client: WebSocket): Response {
+  const protocol = selectSubprotocol(request.headers.get('sec-websocket-protocol'))
+  return new Response(null, { status: 101, webSocket: client, headers: protocol ? { 'sec-websocket-protocol': protocol } : undefined })
+}
+
+/**
+ * A compact digest of a subscriber token's tenant and (normalized) scope. Socket attachments
+ * are limited to 2 KiB, and a scope may list a hundred runs: the digest is what they keep.
+ */
+export function tokenScopeKey(tenantId: string, scope: TokenScope): Promise<string> {
+  return sha256Hex(JSON.stringify([tenantId, scope]))
+}
+
+/**
+ * A `refresh_token` over an open socket, as on Node: the new token must verify and be for the
+ * same tenant and the same scope as the one that opened the stream. Returns its expiry.
+ */
+export async function refreshedExpiry(tokens: TokenVerifier, scopeKey: string | undefined, token: string): Promise<number | null> {
+  if (scopeKey === undefined) return null // opened with an API key: nothing to refresh
+  const next = await tokens.verify(token)
+  if (!next || (await tokenScopeKey(next.tenantId, next.scope)) !== scopeKey) return null
+  return next.expiresAt
+}
+
 /** A run stream goes to the run's object; the feed to the tenant's feed object. */
 export class WorkersStreams implements Streams {
   constructor(private readonly env: Env) {}
 
-  open(c: Context, req: StreamRequest): Promise<Response> {
+  async open(c: Context, req: StreamRequest): Promise<Response> {
+    // The token's refresh callback cannot cross into the object: it gets the scope's digest and
+    // verifies refreshed tokens itself.
+    const principal = c.get('principal') as Principal | undefined
+    const scopeKey = principal?.kind === 'token' ? await tokenScopeKey(principal.tenantId, principal.scope) : undefined
     const params: StreamParams = {
       tenantId: req.tenantId, transport: req.transport, after: req.after, runId: req.runId,
-      filter: req.filter as StreamParams['filter'], expiresAt: req.expiresAt,
+      filter: req.filter as StreamParams['filter'], expiresAt: req.expiresAt, scopeKey,
     }
     const headers = new Headers()
     for (const h of ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions']) {

@@ -1,0 +1,112 @@
+/**
+ * Subscriber tokens over Workers sockets: the run and feed objects verify a refreshed token
+ * themselves (same tenant, same scope) and move the socket's expiry, which lives in the socket
+ * attachment; an expired token closes the socket with 4001. And the 101 selects runrelay.v1.
+ */
+import { SELF } from 'cloudflare:test'
+import { describe, expect, it } from 'vitest'
+import { BASE, call, openWs, running, setupTenant, trigger, until } from './helpers.ts'
+
+const UNAUTHORIZED = 4001
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function mint(key: string, body: Record<string, unknown>): Promise<{ token: string; expiresAt: number }> {
+  const res = await call('POST', '/v1/tokens', key, body)
+  if (res.status !== 201) throw new Error(`token: ${res.status} ${JSON.stringify(res.body)}`)
+  return { token: res.body.token, expiresAt: Date.parse(res.body.expires_at) }
+}
+
+function closedWithin(sub: { closed: Promise<{ code: number; reason: string }> }, ms: number, what: string) {
+  return Promise.race([sub.closed, sleep(ms).then(() => { throw new Error(`timed out after ${ms} ms waiting for ${what}`) })])
+}
+
+describe('runrelay on Workers: subscriber tokens over sockets', () => {
+  it('refreshes a run socket\'s token: open past the first expiry, refused for another scope, 4001 at the new expiry', async () => {
+    const t = await setupTenant('tok-run')
+    const run = await trigger(t, running(400))
+    const other = await trigger(t, running(400))
+    const first = await mint(t.key, { run_ids: [run.id], ttl_seconds: 2 })
+    const ws = await openWs(`/v1/runs/${run.id}/stream`, first.token)
+    await until(() => ws.messages.some((m) => m.type === 'caught_up'), 5_000, 'caught_up')
+
+    // Another run's token, and an API key, are not a refresh of this socket's token.
+    ws.send({ type: 'refresh_token', token: (await mint(t.key, { run_ids: [other.id], ttl_seconds: 60 })).token })
+    ws.send({ type: 'refresh_token', token: t.key })
+    await until(() => ws.messages.filter((m) => m.type === 'error' && m.code === 'invalid_token').length === 2, 5_000, 'two invalid_token errors')
+
+    const second = await mint(t.key, { run_ids: [run.id], ttl_seconds: 5 })
+    ws.send({ type: 'refresh_token', token: second.token })
+    const refreshed = await until(() => ws.messages.find((m) => m.type === 'token_refreshed'), 5_000, 'token_refreshed')
+    expect(Date.parse(refreshed.expiresAt)).toBe(second.expiresAt)
+
+    await sleep(Math.max(0, first.expiresAt - Date.now()) + 1_200)
+    expect(ws.closeInfo).toBeNull()
+    const seen = ws.events.length
+    await until(() => ws.events.length > seen, 5_000, 'events after the first expiry')
+
+    const closed = await closedWithin(ws, second.expiresAt - Date.now() + 5_000, 'the close at the refreshed expiry')
+    expect(closed.code).toBe(UNAUTHORIZED)
+    expect(Date.now()).toBeGreaterThanOrEqual(second.expiresAt)
+    await call('POST', `/v1/runs/${run.id}/cancel`, t.key, {})
+    await call('POST', `/v1/runs/${other.id}/cancel`, t.key, {})
+  })
+
+  it('closes a token-scoped run socket with 4001 when the token expires', async () => {
+    const t = await setupTenant('tok-expire')
+    const run = await trigger(t, running(400))
+    const tok = await mint(t.key, { run_ids: [run.id], ttl_seconds: 1 })
+    const ws = await openWs(`/v1/runs/${run.id}/stream`, tok.token)
+    const closed = await closedWithin(ws, 8_000, 'the close at expiry')
+    expect(closed.code).toBe(UNAUTHORIZED)
+    expect(Date.now()).toBeGreaterThanOrEqual(tok.expiresAt)
+    await call('POST', `/v1/runs/${run.id}/cancel`, t.key, {})
+  })
+
+  it('refreshes a feed socket\'s token and closes it with 4001 at the new expiry', async () => {
+    const t = await setupTenant('tok-feed')
+    const first = await mint(t.key, { workflow_ids: [t.workflowId], ttl_seconds: 2 })
+    const ws = await openWs(`/v1/stream?workflow_id=${t.workflowId}`, first.token)
+    await until(() => ws.messages.some((m) => m.type === 'caught_up'), 5_000, 'caught_up')
+    ws.send({ type: 'refresh_token', token: (await mint(t.key, { tags: ['fake'], ttl_seconds: 60 })).token })
+    await until(() => ws.messages.some((m) => m.type === 'error' && m.code === 'invalid_token'), 5_000, 'invalid_token')
+
+    const second = await mint(t.key, { workflow_ids: [t.workflowId], ttl_seconds: 5 })
+    ws.send({ type: 'refresh_token', token: second.token })
+    await until(() => ws.messages.some((m) => m.type === 'token_refreshed'), 5_000, 'token_refreshed')
+    await sleep(Math.max(0, first.expiresAt - Date.now()) + 1_200)
+    expect(ws.closeInfo).toBeNull()
+    const run = await trigger(t, [...running(1), { status: 'completed' }])
+    await until(() => ws.events.some((e) => e.run_id === run.id && e.status === 'completed'), 10_000, 'the feed to carry a run after the first expiry')
+
+    const closed = await closedWithin(ws, second.expiresAt - Date.now() + 5_000, 'the feed close at the refreshed expiry')
+    expect(closed.code).toBe(UNAUTHORIZED)
+  })
+
+  it('selects the runrelay.v1 subprotocol on run and feed sockets', async () => {
+    const t = await setupTenant('subprotocol')
+    const run = await trigger(t, running(400))
+    const tok = await mint(t.key, { run_ids: [run.id], ttl_seconds: 60 })
+    const upgrade = (path: string, protocols: string, auth?: string) => SELF.fetch(BASE + path, {
+      headers: { upgrade: 'websocket', 'sec-websocket-protocol': protocols, ...(auth ? { authorization: `Bearer ${auth}` } : {}) },
+    })
+    // As the SDK offers it: the token as a subprotocol, first.
+    const viaToken = await upgrade(`/v1/runs/${run.id}/stream`, `runrelay.token.${tok.token}, runrelay.v1`)
+    expect(viaToken.status).toBe(101)
+    expect(viaToken.headers.get('sec-websocket-protocol')).toBe('runrelay.v1')
+    viaToken.webSocket!.accept()
+    viaToken.webSocket!.close(1000, 'bye')
+
+    const feed = await upgrade('/v1/stream', 'runrelay.v1', t.key)
+    expect(feed.status).toBe(101)
+    expect(feed.headers.get('sec-websocket-protocol')).toBe('runrelay.v1')
+    feed.webSocket!.accept()
+    feed.webSocket!.close(1000, 'bye')
+
+    const none = await SELF.fetch(BASE + `/v1/runs/${run.id}/stream`, { headers: { upgrade: 'websocket', authorization: `Bearer ${t.key}` } })
+    expect(none.status).toBe(101)
+    expect(none.headers.get('sec-websocket-protocol')).toBeNull()
+    none.webSocket!.accept()
+    none.webSocket!.close(1000, 'bye')
+    await call('POST', `/v1/runs/${run.id}/cancel`, t.key, {})
+  })
+})
