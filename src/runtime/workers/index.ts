@@ -48,7 +48,7 @@ function appFor(env: Env, request: Request): Promise<Hono<any>> {
       store, secrets, binder, clock: systemClock, log, tokens,
       hosts: new WorkersRunHosts(env, publicUrl),
       streams: new WorkersStreams(env),
-      config: { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION },
+      config: { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS },
       async checkUrl(url) {
         // Workers have no DNS API: only the literal URL is checked (a public name that resolves
         // to a private address is not caught here; Cloudflare's egress does not reach RFC 1918
