@@ -3,6 +3,8 @@ import { isTerminal, type RunEvent } from './domain.ts'
 // Each event is serialised once however many subscribers receive it.
 const eventFrames = new WeakMap<RunEvent, string>()
 const eventJson = new WeakMap<RunEvent, string>()
+// A batch delivered as the same array to many subscribers (a hub group) is serialised once.
+const batchFrames = new WeakMap<RunEvent[], string>()
 
 /** The event as JSON (the SSE `data:` line). */
 export function eventToJson(e: RunEvent): string {
@@ -19,7 +21,9 @@ export function eventsFrame(events: RunEvent[]): string {
     if (s === undefined) eventFrames.set(e, (s = `{"type":"event","event":${eventToJson(e)}}`))
     return s
   }
-  return `{"type":"batch","events":[${events.map(eventToJson).join(',')}]}`
+  let s = batchFrames.get(events)
+  if (s === undefined) batchFrames.set(events, (s = `{"type":"batch","events":[${events.map(eventToJson).join(',')}]}`))
+  return s
 }
 
 /** Whether this event ends its run (a terminal status change). */

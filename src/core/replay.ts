@@ -40,9 +40,18 @@ export class ReplayGate {
   }
 
   private emit(events: RunEvent[]): void {
-    const fresh = events.filter((e) => this.position(e) > this.last)
+    if (events.length === 0) return
+    // Live events arrive in position order: when the first is new, all are (no copy).
+    const fresh = this.position(events[0]!) > this.last && isAscending(events, this.position)
+      ? events
+      : events.filter((e) => this.position(e) > this.last)
     if (fresh.length === 0) return
     this.last = this.position(fresh[fresh.length - 1]!)
     this.deliver(fresh)
   }
+}
+
+function isAscending(events: RunEvent[], position: (e: RunEvent) => number): boolean {
+  for (let i = 1; i < events.length; i++) if (position(events[i]!) <= position(events[i - 1]!)) return false
+  return true
 }
