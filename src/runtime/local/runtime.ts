@@ -15,13 +15,14 @@ import { LocalHub } from './hub.ts'
 import { LocalLedger } from './ledger.ts'
 import { LocalRunHost } from './run-host.ts'
 import { LocalScheduler } from './scheduler.ts'
-import { LocalStreams } from './streams.ts'
+import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
 
 export interface LocalRuntimeOptions {
   store: Store
   secrets: SecretBox
   config: Config
-  upgradeWebSocket: UpgradeWebSocket
+  /** Hono's upgrade helper (Deno), or a runtime that upgrades accepted stream requests itself (Node). */
+  upgradeWebSocket: UpgradeWebSocket | WebSocketAcceptor
   resolveHost?: ResolveHost
   /** The fetch under the outbound guard (tests route names to loopback fakes); default globalThis.fetch. */
   fetch?: typeof fetch

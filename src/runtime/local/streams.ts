@@ -26,100 +26,199 @@ interface Session {
   unsubscribe: () => void
 }
 
+/** What a stream writes to: `ws`'s WebSocket on Node, an adapter over Hono's WSContext elsewhere. */
+export interface StreamSocket {
+  send(data: string): void
+  close(code?: number, reason?: string): void
+  readonly bufferedAmount: number
+  terminate?(): void
+}
+
+/** What the runtime tells a stream about its socket. */
+export interface SocketHandler {
+  message(data: unknown): void
+  /** The socket closed or failed (called once or more). */
+  closed(): void
+}
+
+/**
+ * A runtime that upgrades stream requests itself (Node): the app authenticates and validates
+ * the request as usual, then `accept` marks it for upgrade; once the app has answered, the
+ * runtime upgrades the connection and hands the socket to `open`. Nothing of the request is
+ * kept past that point: a socket costs its session object.
+ */
+export interface WebSocketAcceptor {
+  /** Undefined when the request is not a WebSocket upgrade. */
+  accept(c: Context, open: (socket: StreamSocket) => SocketHandler): Response | undefined
+}
+
+const bySeq = (e: RunEvent) => e.seq
+const byId = (e: RunEvent) => e.id
+
+/** One WebSocket subscriber: its replay gate, subscription and (token streams) expiry timer. */
+class WsSession implements SocketHandler {
+  closing = false
+  private done = false
+  readonly gate: ReplayGate
+  private readonly unsubscribe: () => void
+  private expiry: ReturnType<typeof setTimeout> | undefined
+
+  constructor(private readonly streams: LocalStreams, readonly socket: StreamSocket, private readonly req: StreamRequest) {
+    const isRun = req.runId !== undefined
+    this.gate = new ReplayGate(req.after, isRun ? bySeq : byId, (events) => this.deliver(events))
+    this.unsubscribe = isRun ? streams.hub.subscribeRun(req.runId!, this.gate) : streams.hub.subscribeFeed(req.tenantId, req.filter ?? {}, this.gate)
+  }
+
+  start(heartbeatMs: number): void {
+    const req = this.req
+    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, stream: req.runId ? 'run' : 'feed', run_id: req.runId, after: req.after, heartbeatMs })
+    this.armExpiry(req.expiresAt)
+    this.gate.replay(this.streams.load(req), REPLAY_PAGE).then(
+      () => { if (!this.closing) this.send({ type: 'caught_up', position: this.gate.lastPosition }) },
+      () => this.end(CLOSE.TRY_AGAIN_LATER, 'history unavailable'),
+    )
+  }
+
+  send(msg: ServerMessage): void { this.socket.send(JSON.stringify(msg)) }
+
+  private deliver(events: RunEvent[]): void {
+    if (this.closing) return
+    if (this.socket.bufferedAmount > this.streams.opts.maxBufferedBytes) {
+      this.end(CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect with after')
+      // The close frame waits behind what is buffered; a client that never reads would hold
+      // that memory until ws's own 30 s close timeout: drop the connection sooner.
+      const socket = this.socket
+      if (socket.terminate) setTimeout(() => socket.terminate!(), SLOW_CONSUMER_GRACE_MS).unref?.()
+      return
+    }
+    this.socket.send(eventsFrame(events))
+    if (this.req.runId !== undefined && events.some(endsRun)) this.end(CLOSE.NORMAL, 'run finished')
+  }
+
+  private end(code: number, reason: string): void {
+    this.closing = true
+    this.closed()
+    this.socket.close(code, reason)
+  }
+
+  private armExpiry(at: number | undefined): void {
+    clearTimeout(this.expiry)
+    if (at !== undefined) this.expiry = setTimeout(() => this.socket.close(CLOSE.UNAUTHORIZED, 'token expired'), Math.max(0, at - Date.now()))
+  }
+
+  message(data: unknown): void {
+    void this.onMessage(data).catch(() => {})
+  }
+
+  private async onMessage(data: unknown): Promise<void> {
+    const msg = parseClientMessage(data)
+    if (!msg) return this.send({ type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
+    if (msg.type === 'ping') return this.send({ type: 'pong', at: new Date().toISOString() })
+    if (msg.type === 'refresh_token') {
+      const refreshed = this.req.refresh ? await this.req.refresh(msg.token) : null
+      if (!refreshed) return this.send({ type: 'error', code: 'invalid_token', message: 'token refused' })
+      this.armExpiry(refreshed.expiresAt)
+      this.send({ type: 'token_refreshed', expiresAt: new Date(refreshed.expiresAt).toISOString() })
+    }
+  }
+
+  closed(): void {
+    if (this.done) return
+    this.done = true
+    this.unsubscribe()
+    clearTimeout(this.expiry)
+    this.streams.forget(this)
+  }
+}
+
+/** A Hono WSContext as a StreamSocket (runtimes that upgrade through Hono's helper). */
+function fromWsContext(ws: WSContext): StreamSocket {
+  const raw = ws.raw as { bufferedAmount?: number; terminate?: () => void } | undefined
+  return {
+    send: (data) => ws.send(data),
+    close: (code, reason) => ws.close(code, reason),
+    get bufferedAmount() { return raw?.bufferedAmount ?? 0 },
+    ...(raw?.terminate ? { terminate: () => raw.terminate!() } : {}),
+  }
+}
+
 /** WebSocket and SSE streams for Node and Deno, over the in-process hub. */
 export class LocalStreams implements Streams {
-  private readonly sockets = new Set<WSContext>()
+  private readonly sessions = new Set<WsSession>()
   private readonly sseClosers = new Set<() => void>()
+  /** One heartbeat timer for every WebSocket, running while any is open. */
+  private heartbeat: ReturnType<typeof setInterval> | undefined
 
   constructor(
     private readonly store: Store,
-    private readonly hub: LocalHub,
-    private readonly upgradeWebSocket: UpgradeWebSocket,
-    private readonly opts: LocalStreamOptions,
+    readonly hub: LocalHub,
+    /** Hono's upgrade helper (Deno), or a runtime that upgrades accepted requests itself (Node). */
+    private readonly upgrade: UpgradeWebSocket | WebSocketAcceptor,
+    readonly opts: LocalStreamOptions,
   ) {}
 
   open(c: Context, req: StreamRequest): Response | Promise<Response> {
-    return req.transport === 'sse' ? this.sse(c, req) : this.ws(c, req)
+    if (req.transport === 'sse') return this.sse(c, req)
+    return typeof this.upgrade === 'function' ? this.wsViaHelper(c, this.upgrade, req) : this.wsViaAcceptor(c, this.upgrade, req)
   }
 
   private subscribe(req: StreamRequest, deliver: (events: RunEvent[]) => void): Session {
     const isRun = req.runId !== undefined
-    const gate = new ReplayGate(req.after, isRun ? (e) => e.seq : (e) => e.id, deliver)
+    const gate = new ReplayGate(req.after, isRun ? bySeq : byId, deliver)
     const unsubscribe = isRun
       ? this.hub.subscribeRun(req.runId!, gate)
       : this.hub.subscribeFeed(req.tenantId, req.filter ?? {}, gate)
     return { gate, unsubscribe }
   }
 
-  private load(req: StreamRequest) {
+  load(req: StreamRequest) {
     return req.runId !== undefined
       ? (after: number) => this.store.listRunEvents(req.runId!, after, REPLAY_PAGE)
       : (after: number) => this.store.listFeedEvents(req.tenantId, after, req.filter ?? {}, REPLAY_PAGE)
   }
 
-  private ws(c: Context, req: StreamRequest): Promise<Response> {
-    let session: Session | undefined
-    let heartbeat: ReturnType<typeof setInterval> | undefined
-    let expiry: ReturnType<typeof setTimeout> | undefined
-    const cleanup = (ws?: WSContext) => {
-      session?.unsubscribe()
-      clearInterval(heartbeat)
-      clearTimeout(expiry)
-      if (ws) this.sockets.delete(ws)
+  /** A socket is open: subscribe it (live events are buffered while its history replays). */
+  private attach(socket: StreamSocket, req: StreamRequest): WsSession {
+    const session = new WsSession(this, socket, req)
+    this.sessions.add(session)
+    if (!this.heartbeat) {
+      this.heartbeat = setInterval(() => this.beat(), this.opts.heartbeatMs)
+      this.heartbeat.unref?.()
     }
-    const armExpiry = (ws: WSContext, at: number | undefined) => {
-      clearTimeout(expiry)
-      if (at !== undefined) expiry = setTimeout(() => ws.close(CLOSE.UNAUTHORIZED, 'token expired'), Math.max(0, at - Date.now()))
+    session.start(this.opts.heartbeatMs)
+    return session
+  }
+
+  forget(session: WsSession): void {
+    this.sessions.delete(session)
+    if (this.sessions.size === 0 && this.heartbeat) { clearInterval(this.heartbeat); this.heartbeat = undefined }
+  }
+
+  private beat(): void {
+    const frame = JSON.stringify({ type: 'heartbeat', at: new Date().toISOString() } satisfies ServerMessage)
+    for (const s of this.sessions) {
+      try { s.socket.send(frame) } catch { /* closing: its close handler forgets it */ }
     }
-    const send = (ws: WSContext, msg: ServerMessage) => ws.send(JSON.stringify(msg))
-    const handler = this.upgradeWebSocket(() => ({
-      onOpen: (_evt, ws) => {
-        this.sockets.add(ws)
-        let closing = false
-        session = this.subscribe(req, (events) => {
-          if (closing) return
-          const buffered = (ws.raw as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0
-          if (buffered > this.opts.maxBufferedBytes) {
-            closing = true
-            cleanup(ws)
-            ws.close(CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect with after')
-            // The close frame waits behind what is buffered; a client that never reads would hold
-            // that memory until ws's own 30 s close timeout: drop the connection sooner.
-            const raw = ws.raw as { terminate?: () => void } | undefined
-            if (raw?.terminate) setTimeout(() => raw.terminate!(), SLOW_CONSUMER_GRACE_MS).unref?.()
-            return
-          }
-          ws.send(eventsFrame(events))
-          if (req.runId !== undefined && events.some(endsRun)) {
-            closing = true
-            cleanup(ws)
-            ws.close(CLOSE.NORMAL, 'run finished')
-          }
-        })
-        send(ws, { type: 'hello', protocol: PROTOCOL_VERSION, stream: req.runId ? 'run' : 'feed', run_id: req.runId, after: req.after, heartbeatMs: this.opts.heartbeatMs })
-        heartbeat = setInterval(() => send(ws, { type: 'heartbeat', at: new Date().toISOString() }), this.opts.heartbeatMs)
-        armExpiry(ws, req.expiresAt)
-        const gate = session.gate
-        gate.replay(this.load(req), REPLAY_PAGE).then(
-          () => { if (!closing) send(ws, { type: 'caught_up', position: gate.lastPosition }) },
-          () => { closing = true; cleanup(ws); ws.close(CLOSE.TRY_AGAIN_LATER, 'history unavailable') },
-        )
-      },
-      onMessage: async (evt, ws) => {
-        const msg = parseClientMessage(evt.data)
-        if (!msg) return send(ws, { type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
-        if (msg.type === 'ping') return send(ws, { type: 'pong', at: new Date().toISOString() })
-        if (msg.type === 'refresh_token') {
-          const refreshed = req.refresh ? await req.refresh(msg.token) : null
-          if (!refreshed) return send(ws, { type: 'error', code: 'invalid_token', message: 'token refused' })
-          armExpiry(ws, refreshed.expiresAt)
-          send(ws, { type: 'token_refreshed', expiresAt: new Date(refreshed.expiresAt).toISOString() })
-        }
-      },
-      onClose: (_evt, ws) => cleanup(ws),
-      onError: (_evt, ws) => cleanup(ws),
+  }
+
+  private upgradeRequired(c: Context): Response {
+    return c.json({ error: { code: 'upgrade_required', message: 'use a WebSocket, or Accept: text/event-stream', details: [] } }, 426)
+  }
+
+  // No closure here may capture `c`: the session outlives the request.
+  private wsViaAcceptor(c: Context, acceptor: WebSocketAcceptor, req: StreamRequest): Response {
+    return acceptor.accept(c, (socket) => this.attach(socket, req)) ?? this.upgradeRequired(c)
+  }
+
+  private wsViaHelper(c: Context, upgradeWebSocket: UpgradeWebSocket, req: StreamRequest): Promise<Response> {
+    let session: WsSession | undefined
+    const handler = upgradeWebSocket(() => ({
+      onOpen: (_evt, ws) => { session = this.attach(fromWsContext(ws), req) },
+      onMessage: (evt) => session?.message(evt.data),
+      onClose: () => session?.closed(),
+      onError: () => session?.closed(),
     }))
-    return Promise.resolve(handler(c, async () => {})).then((res) => res ?? c.json({ error: { code: 'upgrade_required', message: 'use a WebSocket, or Accept: text/event-stream', details: [] } }, 426))
+    return Promise.resolve(handler(c, async () => {})).then((res) => res ?? this.upgradeRequired(c))
   }
 
   private sse(c: Context, req: StreamRequest): Response {
@@ -162,12 +261,15 @@ export class LocalStreams implements Streams {
     })
   }
 
-  get openSockets(): number { return this.sockets.size }
+  get openSockets(): number { return this.sessions.size }
 
   /** Close every stream with 1012 (service restart): clients reconnect with `after`. */
   closeAll(): void {
-    for (const ws of this.sockets) ws.close(CLOSE.SERVICE_RESTART, 'server restarting')
-    this.sockets.clear()
+    for (const s of [...this.sessions]) {
+      s.closing = true
+      s.closed()
+      s.socket.close(CLOSE.SERVICE_RESTART, 'server restarting')
+    }
     for (const end of this.sseClosers) end()
   }
 }

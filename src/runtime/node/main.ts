@@ -1,5 +1,4 @@
 import { serve } from '@hono/node-server'
-import { createNodeWebSocket } from '@hono/node-ws'
 import { createClient } from '@libsql/client'
 import { drizzle } from 'drizzle-orm/libsql'
 import { lookup } from 'node:dns/promises'
@@ -10,6 +9,7 @@ import { parseConfig, type Config } from '../../config.ts'
 import { newEncryptionKey, SecretBox } from '../../core/crypto.ts'
 import { schema, Store } from '../../db/store.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
+import { createNodeWebSockets } from './websocket.ts'
 
 /** The encryption key: RUNRELAY_ENCRYPTION_KEY, or one generated once and kept in the data dir (mode 0600). */
 function encryptionKey(config: Config): string {
@@ -43,9 +43,10 @@ export async function startNode(env: Record<string, string | undefined> = proces
   const store = new Store(drizzle(client, { schema }))
   const log = logger(config.RUNRELAY_LOG)
   let appRef: Hono<any> | undefined
-  const nodeWs = createNodeWebSocket({ app: { request: (...args: Parameters<Hono['request']>) => appRef!.request(...args) } as unknown as Hono })
+  // Stream upgrades go through the app (auth, validation); the sockets are upgraded here with `ws`.
+  const nodeWs = createNodeWebSockets(() => appRef!.fetch)
   const runtime = await createLocalRuntime({
-    store, config, log, upgradeWebSocket: nodeWs.upgradeWebSocket,
+    store, config, log, upgradeWebSocket: nodeWs.acceptor,
     secrets: await SecretBox.fromKey(encryptionKey(config)),
     resolveHost: async (host) => (await lookup(host.replace(/\.$/, ''), { all: true })).map((a) => a.address),
   })
@@ -62,7 +63,7 @@ export async function startNode(env: Record<string, string | undefined> = proces
       maxHeaderSize: 16 * 1024,
     },
   })
-  nodeWs.injectWebSocket(server)
+  nodeWs.inject(server as import('node:http').Server)
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))
   const address = server.address()
   const port = typeof address === 'object' && address ? address.port : config.PORT
