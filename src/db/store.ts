@@ -96,9 +96,48 @@ export function matchesFeedFilter(event: Pick<RunEvent, 'run_id' | 'workflow_id'
   return true
 }
 
+/** Rows kept by key for a short while; the oldest go first past `max`. */
+class ReadCache<T> {
+  private readonly rows = new Map<string, { row: T; at: number }>()
+  constructor(private readonly ttlMs: number, private readonly max = 10_000) {}
+
+  get(key: string): T | undefined {
+    const hit = this.rows.get(key)
+    if (!hit) return undefined
+    if (Date.now() - hit.at > this.ttlMs) { this.rows.delete(key); return undefined }
+    return hit.row
+  }
+
+  set(key: string, row: T): void {
+    this.rows.delete(key)
+    if (this.rows.size >= this.max) this.rows.delete(this.rows.keys().next().value!)
+    this.rows.set(key, { row, at: Date.now() })
+  }
+
+  delete(key: string): void { this.rows.delete(key) }
+
+  deleteWhere(pred: (row: T) => boolean): void {
+    for (const [k, v] of this.rows) if (pred(v.row)) this.rows.delete(k)
+  }
+}
+
 /** All of runrelay's persistence, over any libSQL client (embedded file, or HTTP on Workers). */
 export class Store {
+  private caches?: { keys: ReadCache<ApiKeyRow>; workflows: ReadCache<WorkflowRow>; connections: ReadCache<ConnectionRow> }
+
   constructor(readonly db: Db) {}
+
+  /**
+   * Keep API keys (by hash), workflows and connections (by id) read through this store for up
+   * to `ttlMs`: they are read on every request and every tick. A change made through this
+   * store (revoking a key, PATCH or DELETE of a workflow or connection) drops the entry at
+   * once, so it holds from the next request or tick; a change made by another process
+   * sharing the database is seen within `ttlMs`. For runtimes where one process owns the
+   * database (Node, Deno); Workers isolates do not use it.
+   */
+  enableReadCache(ttlMs: number): void {
+    this.caches = ttlMs > 0 ? { keys: new ReadCache(ttlMs), workflows: new ReadCache(ttlMs), connections: new ReadCache(ttlMs) } : undefined
+  }
 
   migrate(): Promise<number> { return migrate(this.db) }
 
@@ -136,7 +175,11 @@ export class Store {
   }
 
   async findApiKeyByHash(hash: string): Promise<ApiKeyRow | undefined> {
+    const cached = this.caches?.keys.get(hash)
+    if (cached) return cached
+    const gen = this.generation
     const [k] = await this.db.select().from(apiKeys).where(eq(apiKeys.hash, hash))
+    if (k && gen === this.generation) this.caches?.keys.set(hash, k)
     return k
   }
 
@@ -152,8 +195,13 @@ export class Store {
   }
 
   async revokeApiKey(tenantId: string, id: string, now: number): Promise<ApiKeyRow | undefined> {
+    this.generation++
+    this.caches?.keys.deleteWhere((k) => k.id === id)
     const [k] = await this.db.update(apiKeys).set({ revokedAt: now })
       .where(and(eq(apiKeys.id, id), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt))).returning()
+    // Again once written: a lookup that read the row before the update must not stay cached.
+    this.generation++
+    this.caches?.keys.deleteWhere((k) => k.id === id)
     return k
   }
 
@@ -168,7 +216,13 @@ export class Store {
   }
 
   async getConnection(tenantId: string, id: string): Promise<ConnectionRow | undefined> {
+    const key = `${tenantId}:${id}`
+    const cached = this.caches?.connections.get(key)
+    if (cached) return cached
+    const gen = this.generation
     const [c] = await this.db.select().from(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId)))
+    // Not cached if a change went through meanwhile: the row read may predate it.
+    if (c && gen === this.generation) this.caches?.connections.set(key, c)
     return c
   }
 
@@ -179,12 +233,16 @@ export class Store {
   }
 
   async updateConnection(tenantId: string, id: string, patch: Partial<typeof connections.$inferInsert>): Promise<ConnectionRow | undefined> {
+    this.invalidate('connections', tenantId, id)
     const [c] = await this.db.update(connections).set(patch).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning()
+    this.invalidate('connections', tenantId, id)
     return c
   }
 
   async deleteConnection(tenantId: string, id: string): Promise<boolean> {
+    this.invalidate('connections', tenantId, id)
     const rows = await this.db.delete(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning({ id: connections.id })
+    this.invalidate('connections', tenantId, id)
     return rows.length > 0
   }
 
@@ -200,7 +258,12 @@ export class Store {
   }
 
   async getWorkflow(tenantId: string, id: string): Promise<WorkflowRow | undefined> {
+    const key = `${tenantId}:${id}`
+    const cached = this.caches?.workflows.get(key)
+    if (cached) return cached
+    const gen = this.generation
     const [w] = await this.db.select().from(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId)))
+    if (w && gen === this.generation) this.caches?.workflows.set(key, w)
     return w
   }
 
@@ -211,13 +274,25 @@ export class Store {
   }
 
   async updateWorkflow(tenantId: string, id: string, patch: Partial<typeof workflows.$inferInsert>): Promise<WorkflowRow | undefined> {
+    this.invalidate('workflows', tenantId, id)
     const [w] = await this.db.update(workflows).set(patch).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning()
+    this.invalidate('workflows', tenantId, id)
     return w
   }
 
   async deleteWorkflow(tenantId: string, id: string): Promise<boolean> {
+    this.invalidate('workflows', tenantId, id)
     const rows = await this.db.delete(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning({ id: workflows.id })
+    this.invalidate('workflows', tenantId, id)
     return rows.length > 0
+  }
+
+  /** Bumped by every change of a cached kind: a read that overlapped one does not fill the cache. */
+  private generation = 0
+
+  private invalidate(kind: 'workflows' | 'connections', tenantId: string, id: string): void {
+    this.generation++
+    this.caches?.[kind].delete(`${tenantId}:${id}`)
   }
 
   async getConnectionById(id: string): Promise<ConnectionRow | undefined> {

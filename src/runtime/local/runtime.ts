@@ -17,6 +17,9 @@ import { LocalRunHost } from './run-host.ts'
 import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
 
+/** How long a key, workflow or connection read stays cached (a change by another process sharing the database shows within this). */
+const READ_CACHE_MS = 5_000
+
 export interface LocalRuntimeOptions {
   store: Store
   secrets: SecretBox
@@ -46,6 +49,9 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   let publicUrl = config.RUNRELAY_PUBLIC_URL ?? origin(config.PORT)
 
   await store.migrate()
+  // One process owns the database here: keys, workflows and connections are read from memory
+  // between changes (changes made through this process drop their entries at once).
+  store.enableReadCache(READ_CACHE_MS)
   const root = await ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now())
 
   const hub = new LocalHub()
