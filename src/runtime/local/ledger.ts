@@ -5,6 +5,10 @@ import type { LocalHub } from './hub.ts'
 
 /** Most writes committed in one transaction. */
 const MAX_GROUP = 256
+const defer: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => { setImmediate(fn) } : (fn) => { setTimeout(fn, 0) }
+
+/** Runs whose last written row is kept for their next read. */
+const MAX_FRESH = 1_024
 
 interface Pending {
   runId: string
@@ -27,11 +31,28 @@ interface Pending {
 export class LocalLedger implements RunLedger {
   private queue: Pending[] = []
   private flushing = false
+  /**
+   * The row each unfinished run had after its last write here, for the next read of it (taken
+   * once, then read from the store again): a run's first tick right after its creation, or a
+   * command right after a tick, needs no read. Exact, because every write of a run goes through
+   * this ledger, one at a time per run (the host's per-run lock), and a write's row is computed
+   * from the row it was conditioned on; a failed write drops it.
+   */
+  private readonly fresh = new Map<string, RunRow>()
 
   constructor(private readonly store: Store, private readonly hub: LocalHub, private readonly now: () => number) {}
 
   getRun(runId: string): Promise<RunRow | undefined> {
+    const row = this.fresh.get(runId)
+    if (row) { this.fresh.delete(runId); return Promise.resolve(row) }
     return this.store.getRunById(runId)
+  }
+
+  private remember(run: RunRow): void {
+    this.fresh.delete(run.id)
+    if (run.finishedAt) return
+    if (this.fresh.size >= MAX_FRESH) this.fresh.delete(this.fresh.keys().next().value!)
+    this.fresh.set(run.id, run)
   }
 
   commit(run: RunRow, patch: RunPatch, events: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }> {
@@ -47,8 +68,11 @@ export class LocalLedger implements RunLedger {
       this.queue.push({ runId, tenantId, prepare, events, resolve, reject })
       if (!this.flushing) {
         this.flushing = true
-        // A microtask later, so writes made in the same turn already share the first group.
-        queueMicrotask(() => void this.flush())
+        // After the I/O of this loop iteration: writes made by every request and tick handled
+        // in it share the first group. The SQLite driver writes synchronously, so nothing can
+        // queue while a group is written: without this wait, only writes of the same microtask
+        // run would ever share a commit.
+        defer(() => void this.flush())
       }
     })
   }
@@ -73,6 +97,7 @@ export class LocalLedger implements RunLedger {
 
   private async write(group: Pending[]): Promise<void> {
     let results: Array<{ value?: unknown; error?: unknown }>
+    for (const p of group) this.fresh.delete(p.runId)
     try {
       results = await this.store.writeBatch(group.map((p) => p.prepare()))
     } catch (err) {
@@ -83,6 +108,7 @@ export class LocalLedger implements RunLedger {
     group.forEach((p, i) => {
       const r = results[i]!
       if (r.error !== undefined) return p.reject(r.error)
+      this.remember((r.value as { run: RunRow }).run)
       try {
         this.hub.publish(p.tenantId, p.events(r.value))
       } catch {
