@@ -1,11 +1,9 @@
 /// <reference lib="deno.ns" />
-import { createClient } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
 import type { UpgradeWebSocket, WSEvents } from 'hono/ws'
-import { parseConfig, type Config } from '../../config.ts'
-import { newEncryptionKey, SecretBox } from '../../core/crypto.ts'
+import { parseConfig } from '../../config.ts'
+import { SecretBox } from '../../core/crypto.ts'
 import type { ResolveHost } from '../../core/outbound.ts'
-import { schema, Store } from '../../db/store.ts'
+import { encryptionKey, logger, openEmbeddedStore, type KeyFiles } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
 import { upgradeWebSocket } from './websocket.ts'
 
@@ -14,36 +12,16 @@ const CLOSE_HANDSHAKE_MS = 2_000
 /** How long a clean shutdown then waits for the remaining connections before exiting anyway. */
 const SHUTDOWN_GRACE_MS = 3_000
 
-function join(dir: string, name: string): string {
-  return dir.endsWith('/') ? dir + name : `${dir}/${name}`
-}
-
-/** The encryption key: RUNRELAY_ENCRYPTION_KEY, or one generated once and kept in the data dir (mode 0600). */
-async function encryptionKey(config: Config): Promise<string> {
-  if (config.RUNRELAY_ENCRYPTION_KEY) return config.RUNRELAY_ENCRYPTION_KEY
-  const file = join(config.RUNRELAY_DATA_DIR, 'encryption.key')
-  try {
-    return (await Deno.readTextFile(file)).trim()
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err
-  }
-  const key = newEncryptionKey()
-  // createNew: two processes racing on a fresh data dir must not overwrite each other's key.
-  try {
-    await Deno.writeTextFile(file, key + '\n', { mode: 0o600, createNew: true })
-  } catch (err) {
-    if (err instanceof Deno.errors.AlreadyExists) return (await Deno.readTextFile(file)).trim()
-    throw err
-  }
-  await Deno.chmod(file, 0o600)
-  return key
-}
-
-function logger(level: Config['RUNRELAY_LOG']) {
-  return (msg: string, extra?: Record<string, unknown>) => {
-    if (level === 'silent') return
-    console.error(JSON.stringify({ at: new Date().toISOString(), msg, ...extra }))
-  }
+/** Key files through Deno's file API. */
+const denoKeyFiles: KeyFiles = {
+  async read(path) {
+    try { return await Deno.readTextFile(path) } catch (err) { if (err instanceof Deno.errors.NotFound) return undefined; throw err }
+  },
+  async createExclusive(path, text) {
+    try { await Deno.writeTextFile(path, text, { mode: 0o600, createNew: true }) } catch (err) { if (err instanceof Deno.errors.AlreadyExists) return false; throw err }
+    await Deno.chmod(path, 0o600)
+    return true
+  },
 }
 
 /**
@@ -91,20 +69,12 @@ function trackedUpgrade(inner: UpgradeWebSocket<WebSocket>) {
 export async function startDeno(env: Record<string, string | undefined> = Deno.env.toObject()) {
   const config = parseConfig(env)
   await Deno.mkdir(config.RUNRELAY_DATA_DIR, { recursive: true })
-  const url = config.LIBSQL_URL ?? `file:${join(config.RUNRELAY_DATA_DIR, 'runrelay.db')}`
-  // The package's `deno` export condition is its Node entry: the native `libsql` addon through Node-API.
-  const client = createClient({ url, authToken: config.LIBSQL_AUTH_TOKEN })
-  if (url.startsWith('file:')) {
-    // WAL lets readers (history replays) run beside the writer; a busy timeout rides out short locks.
-    await client.execute('PRAGMA journal_mode = WAL')
-    await client.execute('PRAGMA busy_timeout = 5000')
-  }
-  const store = new Store(drizzle(client, { schema }))
+  const { store, client } = await openEmbeddedStore(config)
   const log = logger(config.RUNRELAY_LOG)
   const sockets = trackedUpgrade(upgradeWebSocket)
   const runtime = await createLocalRuntime({
     store, config, log, upgradeWebSocket: sockets.upgradeWebSocket,
-    secrets: await SecretBox.fromKey(await encryptionKey(config)),
+    secrets: await SecretBox.fromKey(await encryptionKey(config, denoKeyFiles)),
     resolveHost,
   })
 

@@ -1,53 +1,38 @@
 import { serve } from '@hono/node-server'
-import { createClient } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
-import { lookup } from 'node:dns/promises'
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import type { Hono } from 'hono'
-import { parseConfig, type Config } from '../../config.ts'
-import { newEncryptionKey, SecretBox } from '../../core/crypto.ts'
-import { schema, Store } from '../../db/store.ts'
+import { lookup } from 'node:dns/promises'
+import { mkdirSync } from 'node:fs'
+import { chmod, readFile, writeFile } from 'node:fs/promises'
+import { parseConfig } from '../../config.ts'
+import { SecretBox } from '../../core/crypto.ts'
+import { encryptionKey, logger, openEmbeddedStore, type KeyFiles } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
 import { createNodeWebSockets } from './websocket.ts'
 
-/** The encryption key: RUNRELAY_ENCRYPTION_KEY, or one generated once and kept in the data dir (mode 0600). */
-function encryptionKey(config: Config): string {
-  if (config.RUNRELAY_ENCRYPTION_KEY) return config.RUNRELAY_ENCRYPTION_KEY
-  const file = join(config.RUNRELAY_DATA_DIR, 'encryption.key')
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim()
-  const key = newEncryptionKey()
-  writeFileSync(file, key + '\n', { mode: 0o600 })
-  chmodSync(file, 0o600)
-  return key
-}
-
-function logger(level: Config['RUNRELAY_LOG']) {
-  return (msg: string, extra?: Record<string, unknown>) => {
-    if (level === 'silent') return
-    console.error(JSON.stringify({ at: new Date().toISOString(), msg, ...extra }))
-  }
+/** Key files through node:fs. */
+const nodeKeyFiles: KeyFiles = {
+  async read(path) {
+    try { return await readFile(path, 'utf8') } catch (err) { if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw err }
+  },
+  async createExclusive(path, text) {
+    try { await writeFile(path, text, { mode: 0o600, flag: 'wx' }) } catch (err) { if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false; throw err }
+    await chmod(path, 0o600)
+    return true
+  },
 }
 
 /** Start runrelay on Node: embedded libSQL file, in-process hosts, HTTP + WebSocket server. */
 export async function startNode(env: Record<string, string | undefined> = process.env) {
   const config = parseConfig(env)
   mkdirSync(config.RUNRELAY_DATA_DIR, { recursive: true })
-  const url = config.LIBSQL_URL ?? `file:${join(config.RUNRELAY_DATA_DIR, 'runrelay.db')}`
-  const client = createClient({ url, authToken: config.LIBSQL_AUTH_TOKEN })
-  if (url.startsWith('file:')) {
-    // WAL lets readers (history replays) run beside the writer; a busy timeout rides out short locks.
-    await client.execute('PRAGMA journal_mode = WAL')
-    await client.execute('PRAGMA busy_timeout = 5000')
-  }
-  const store = new Store(drizzle(client, { schema }))
+  const { store, client } = await openEmbeddedStore(config)
   const log = logger(config.RUNRELAY_LOG)
   let appRef: Hono<any> | undefined
   // Stream upgrades go through the app (auth, validation); the sockets are upgraded here with `ws`.
   const nodeWs = createNodeWebSockets(() => appRef!.fetch)
   const runtime = await createLocalRuntime({
     store, config, log, upgradeWebSocket: nodeWs.acceptor,
-    secrets: await SecretBox.fromKey(encryptionKey(config)),
+    secrets: await SecretBox.fromKey(await encryptionKey(config, nodeKeyFiles)),
     resolveHost: async (host) => (await lookup(host.replace(/\.$/, ''), { all: true })).map((a) => a.address),
   })
   appRef = runtime.app

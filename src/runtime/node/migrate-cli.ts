@@ -1,17 +1,14 @@
-import { createClient } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
 import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { parseConfig } from '../../config.ts'
-import { schema, Store } from '../../db/store.ts'
+import { openEmbeddedStore } from '../local/embedded.ts'
 
 /** Apply pending migrations to LIBSQL_URL (default: the embedded file under the data dir) and exit. */
 export async function migrateOnly(env: Record<string, string | undefined> = process.env): Promise<number> {
   const config = parseConfig(env)
   mkdirSync(config.RUNRELAY_DATA_DIR, { recursive: true })
-  const client = createClient({ url: config.LIBSQL_URL ?? `file:${join(config.RUNRELAY_DATA_DIR, 'runrelay.db')}`, authToken: config.LIBSQL_AUTH_TOKEN })
+  const { store, client } = await openEmbeddedStore(config)
   try {
-    return await new Store(drizzle(client, { schema })).migrate()
+    return await store.migrate()
   } finally {
     client.close()
   }

@@ -1,0 +1,50 @@
+import { createClient, type Client } from '@libsql/client'
+import { drizzle } from 'drizzle-orm/libsql'
+import type { Config } from '../../config.ts'
+import { newEncryptionKey } from '../../core/crypto.ts'
+import { schema, Store } from '../../db/store.ts'
+
+// What Node and Deno share around the embedded database; file access is the runtime's.
+
+const inDataDir = (config: Config, name: string) => (config.RUNRELAY_DATA_DIR.endsWith('/') ? config.RUNRELAY_DATA_DIR + name : `${config.RUNRELAY_DATA_DIR}/${name}`)
+
+/** Open LIBSQL_URL, by default the embedded file in the data dir (which must exist). */
+export async function openEmbeddedStore(config: Config): Promise<{ store: Store; client: Client }> {
+  const url = config.LIBSQL_URL ?? `file:${inDataDir(config, 'runrelay.db')}`
+  // On Deno the package's `deno` export condition is its Node entry: the native addon through Node-API.
+  const client = createClient({ url, authToken: config.LIBSQL_AUTH_TOKEN })
+  if (url.startsWith('file:')) {
+    // WAL lets readers (history replays) run beside the writer; a busy timeout rides out short locks.
+    await client.execute('PRAGMA journal_mode = WAL')
+    await client.execute('PRAGMA busy_timeout = 5000')
+  }
+  return { store: new Store(drizzle(client, { schema })), client }
+}
+
+export interface KeyFiles {
+  read(path: string): Promise<string | undefined>
+  /** Write a new file with mode 0600; false when it exists already. */
+  createExclusive(path: string, text: string): Promise<boolean>
+}
+
+/**
+ * RUNRELAY_ENCRYPTION_KEY, or a key generated once and kept in the data dir (mode 0600).
+ * Created exclusively: two processes starting on a fresh data dir end up with the same key.
+ */
+export async function encryptionKey(config: Config, files: KeyFiles): Promise<string> {
+  if (config.RUNRELAY_ENCRYPTION_KEY) return config.RUNRELAY_ENCRYPTION_KEY
+  const file = inDataDir(config, 'encryption.key')
+  const existing = await files.read(file)
+  if (existing !== undefined) return existing.trim()
+  const key = newEncryptionKey()
+  if (await files.createExclusive(file, key + '\n')) return key
+  return (await files.read(file))!.trim()
+}
+
+/** JSON lines on stderr, unless silent. */
+export function logger(level: Config['RUNRELAY_LOG']) {
+  return (msg: string, extra?: Record<string, unknown>) => {
+    if (level === 'silent') return
+    console.error(JSON.stringify({ at: new Date().toISOString(), msg, ...extra }))
+  }
+}
