@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort, waitHealthy } from '../helpers/child.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..')
 const DENO = join(ROOT, 'node_modules/.bin/deno')
@@ -23,33 +23,6 @@ export interface LaunchedServer {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   /** Everything the process wrote so far (for failure messages). */
   output(): string
-}
-
-/** A free loopback port: with RUNRELAY_LOG=silent there is no log line to read the port from. */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr ? addr.port : 0
-      srv.close(() => resolvePort(port))
-    })
-  })
-}
-
-async function waitHealthy(url: string, exited: Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  let gone = false
-  void exited.then(() => (gone = true))
-  while (Date.now() < deadline && !gone) {
-    try {
-      const res = await fetch(url + '/healthz', { signal: AbortSignal.timeout(1_000) })
-      if (res.ok) return true
-    } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return false
 }
 
 /**

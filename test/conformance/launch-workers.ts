@@ -11,11 +11,11 @@
  */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startLibsqlHttpServer, type LibsqlHttpServer } from '../fakes/libsql-http-server.ts'
+import { freePort, waitHealthy } from '../helpers/child.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..')
 const BIN = join(ROOT, 'node_modules/.bin')
@@ -28,32 +28,6 @@ export interface LaunchedWorkers {
   /** Stop wrangler dev (SIGTERM, SIGKILL after a timeout) and the libSQL server. */
   stop(): Promise<void>
   output(): string
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr ? addr.port : 0
-      srv.close(() => resolvePort(port))
-    })
-  })
-}
-
-async function waitHealthy(url: string, exited: Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  let gone = false
-  void exited.then(() => (gone = true))
-  while (Date.now() < deadline && !gone) {
-    try {
-      const res = await fetch(url + '/healthz', { signal: AbortSignal.timeout(2_000) })
-      if (res.ok) return true
-    } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  return false
 }
 
 /** wrangler dev + the libSQL test server; `vars` override the defaults (e.g. RUNRELAY_FEED_SHARDS). */

@@ -14,6 +14,21 @@ export async function freePort(): Promise<number> {
   })
 }
 
+/** Poll /healthz until it answers, the process exits, or the time is up. */
+export async function waitHealthy(url: string, exited: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  let gone = false
+  void exited.then(() => (gone = true))
+  while (Date.now() < deadline && !gone) {
+    try {
+      const res = await fetch(url + '/healthz', { signal: AbortSignal.timeout(2_000) })
+      if (res.ok) return true
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return false
+}
+
 export interface ChildServer { url: string; proc: ChildProcess; output: () => string; exited: Promise<number | null> }
 
 /** `npm start`'s entry in a child process (tsx on the pinned Node), ready when /healthz answers. */
