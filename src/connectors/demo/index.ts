@@ -31,7 +31,7 @@ function observe(now: number, state: DemoState): Observation {
   const elapsed = (state.pausedAt ?? now) - state.startedAt
   const raw = { demo: true, elapsedMs: elapsed }
   if (state.pausedAt) return { status: 'paused', upstreamStatus: 'paused', raw }
-  if (elapsed < p.queueMs) return { status: 'queued', upstreamStatus: 'queued', progress: 0, raw }
+  if (elapsed < p.queueMs) return { status: 'queued', upstreamStatus: 'queued', raw }
   const running = elapsed - p.queueMs
   const done = Math.min(p.steps, Math.floor((running / Math.max(1, p.durationMs)) * p.steps))
   const outputs = Array.from({ length: done }, (_, i) => ({ key: `step-${i + 1}`, data: { step: i + 1, note: `step ${i + 1} of ${p.steps} done` } }))
