@@ -36,7 +36,13 @@ async function build(env: Env): Promise<Shared> {
   const config = workersConfig(env)
   if (!config.LIBSQL_URL) throw new Error('LIBSQL_URL is not set (libsql://…, https://… or http://127.0.0.1:… for local dev)')
   if (!config.RUNRELAY_ENCRYPTION_KEY) throw new Error('RUNRELAY_ENCRYPTION_KEY is not set (32 bytes, base64): wrangler secret put RUNRELAY_ENCRYPTION_KEY')
-  const client = createClient({ url: config.LIBSQL_URL, authToken: config.LIBSQL_AUTH_TOKEN })
+  // No client-side concurrency limit. The client is shared by every request of the isolate
+  // (the Worker's and the objects'), and its limiter (20 by default) starts a queued query
+  // from whichever request's query finished: workerd ties that fetch to the other request,
+  // cancels it when that request ends, and the queued request fails as "hung" (500). Past
+  // 20 concurrent requests (e.g. sockets connecting) 29 of 100 upgrades failed that way.
+  // Workers limits each request's own connections.
+  const client = createClient({ url: config.LIBSQL_URL, authToken: config.LIBSQL_AUTH_TOKEN, concurrency: Number.MAX_SAFE_INTEGER })
   const store = new Store(drizzle(client, { schema }) as unknown as ConstructorParameters<typeof Store>[0])
   const secrets = await SecretBox.fromKey(config.RUNRELAY_ENCRYPTION_KEY)
   return {
