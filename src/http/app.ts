@@ -49,8 +49,6 @@ export interface AppDeps {
   /** Refuses outbound URLs that reach private networks (unless allowed). */
   checkUrl(url: string): Promise<void>
   tokens?: TokenVerifier
-  /** Routes a later feature adds (tokens, schedules…), registered after the core ones. */
-  extensions?: Array<(app: Hono<AuthEnv>, deps: AppDeps, ctx: RouteContext) => void>
   log?: (msg: string, extra?: Record<string, unknown>) => void
 }
 
@@ -131,7 +129,6 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   registerWebhookRoutes(app, deps, ctx)
   registerSummaryRoutes(app, deps, ctx)
   registerProxyRoutes(app, deps, ctx)
-  for (const extend of deps.extensions ?? []) extend(app, deps, ctx)
   return app
 }
 

@@ -9,7 +9,7 @@ import { Watcher } from '../../core/watcher.ts'
 import type { Config } from '../../config.ts'
 import { VERSION } from '../../config.ts'
 import type { Store } from '../../db/store.ts'
-import { createApp, type AppDeps } from '../../http/app.ts'
+import { createApp } from '../../http/app.ts'
 import { ApiError } from '../../http/errors.ts'
 import { LocalHub } from './hub.ts'
 import { LocalLedger } from './ledger.ts'
@@ -31,8 +31,6 @@ export interface LocalRuntimeOptions {
   fetch?: typeof fetch
   clock?: Clock
   log?: (msg: string, extra?: Record<string, unknown>) => void
-  /** Extra route sets (subscriber tokens, schedules…). */
-  extensions?: AppDeps['extensions']
 }
 
 /**
@@ -68,7 +66,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost })
   const appConfig = { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS }
   const app = createApp({
-    store, secrets, binder, hosts: host, streams, clock, log, extensions: opts.extensions,
+    store, secrets, binder, hosts: host, streams, clock, log,
     config: appConfig,
     async checkUrl(url) {
       try {
