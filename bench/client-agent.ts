@@ -76,7 +76,10 @@ serveAgent({
     const fromStamp = selfStamped.slice().sort((a, b) => a - b)
     lat.sort((a, b) => a - b)
     const at = fromAt.slice().sort((a, b) => a - b)
+    let firstAt = Infinity, lastAt = -Infinity
+    for (const [, t] of recv) { if (t < firstAt) firstAt = t; if (t > lastAt) lastAt = t }
     return {
+      firstAt, lastAt,
       atP50: percentile(at, 50), atP99: percentile(at, 99),
       n: lat.length, p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1],
       stampP50: percentile(fromStamp, 50), stampP99: percentile(fromStamp, 99),

@@ -266,11 +266,18 @@ function workerdCpu(): Map<number, number> {
 }
 const cpuSince = (before: Map<number, number>) => { let ms = 0; for (const [pid, cpu] of workerdCpu()) ms += cpu - (before.get(pid) ?? 0); return ms }
 
-/** Indicative: one run's events fanned out by its Durable Object (hibernatable sockets) in local workerd. */
+/**
+ * Indicative: one run's events fanned out by its Durable Object (hibernatable sockets) in local
+ * workerd (wrangler dev). The run is an `http` run against the generic fake upstream (in this
+ * process) polled every 100 ms: it holds still (no new events) while the subscribers connect,
+ * then its script is extended so that each poll yields one run.progress event (~10/s).
+ */
 async function workers() {
-  const SUBS = n(1000)
-  console.log(`workers (indicative): ${SUBS} WebSocket subscribers of one run's Durable Object in wrangler dev`)
+  const SUBS = n(1000), COUNT = n(160), POLL_MS = 100
+  console.log(`workers (indicative): ${SUBS} WebSocket subscribers of one run's Durable Object in wrangler dev, ${COUNT} events at ~${1000 / POLL_MS}/s`)
   const { launchWorkers } = await import('../test/conformance/launch-workers.ts')
+  const { startGenericUpstream, genericWorkflowConfig } = await import('../test/fakes/generic-upstream.ts')
+  const up = await startGenericUpstream()
   const w = await launchWorkers({ RUNRELAY_RATE_LIMIT_PER_MINUTE: '0', RUNRELAY_HEARTBEAT_MS: '15000' }, { startTimeoutMs: 90_000 })
   const client = startAgent('./client-agent.ts', 'client')
   try {
@@ -282,26 +289,54 @@ async function workers() {
     }
     const t = await call('POST', '/v1/tenants', { name: 'bench' }, w.rootKey)
     const key = t.key.key
-    const conn = await call('POST', '/v1/connections', { name: 'demo', provider: 'demo' }, key)
-    const wf = await call('POST', '/v1/workflows', { name: 'demo', connection_id: conn.id, upstream_workflow_id: 'demo', config: { durationMs: 8000, steps: 100, queueMs: 40_000 }, poll_policy: { first_interval_ms: 100, max_interval_ms: 100 } }, key)
-    const run = await call('POST', `/v1/workflows/${wf.id}/runs`, { variables: {} }, key)
+    const conn = await call('POST', '/v1/connections', { name: 'fake', provider: 'http', base_url: up.url, config: {}, credentials: {} }, key)
+    const wf = await call('POST', '/v1/workflows', { name: 'fake', connection_id: conn.id, upstream_workflow_id: 'jobs', config: genericWorkflowConfig, input_template: { script: '{{script}}' }, poll_policy: { first_interval_ms: POLL_MS, max_interval_ms: POLL_MS, deadline_ms: 3_600_000 } }, key)
+    const hold = { status: 'running', progress: 0 }
+    const run = await call('POST', `/v1/workflows/${wf.id}/runs`, { variables: { script: [hold] } }, key)
     const wsUrl = w.url.replace(/^http/, 'ws')
-    const c = await client.call('connect', { urls: Array(SUBS).fill(`${wsUrl}/v1/runs/${run.id}/stream`), headers: { authorization: `Bearer ${key}` }, concurrency: 50, latency: true }, 120_000)
+    const c = await client.call('connect', { urls: Array(SUBS).fill(`${wsUrl}/v1/runs/${run.id}/stream`), headers: { authorization: `Bearer ${key}` }, concurrency: 50, latency: true }, 300_000)
+    // Every subscriber's replay is done once the object has heartbeat-free quiet: wait until no frame arrives for 1 s (bounded).
+    let prev = -1
+    for (let i = 0; i < 60; i++) { const r = await client.call('received'); if (r === prev) break; prev = r; await sleep(1000) }
     await client.call('reset')
+    const job = [...up.jobs.values()][0]
+    if (!job) throw new Error('the run never triggered its upstream job')
     const cpu0 = workerdCpu()
     const t0 = Date.now()
-    // The demo run stays queued 40 s from its trigger (time to connect), then emits ~200 events (100 steps) over 8 s and ends.
+    // From the next poll on: COUNT distinct progress values (one run.progress event each), then it holds.
+    job.script = [...Array(job.polls + 1).fill(hold), ...Array.from({ length: COUNT }, (_, k) => ({ status: 'running', progress: (k + 1) / (COUNT + 1) }))]
     let last = -1, got = 0
-    for (let i = 0; i < 400 && (got === 0 || got !== last); i++) { last = got; await sleep(got ? 1000 : 200); got = await client.call('received') }
+    for (let i = 0; i < 300 && got < COUNT * c.open; i++) {
+      await sleep(200)
+      got = await client.call('received')
+      if (got && got === last && Date.now() - t0 > (COUNT * POLL_MS) + 5_000) break // stalled well after the script's end
+      last = got
+    }
+    const cpu1 = workerdCpu()
     const cpuMs = cpuSince(cpu0)
     const lat = await client.call('latency', {})
-    const r = { connectMs: c.ms, waitedMs: Date.now() - t0, subs: c.open, failed: c.failed, delivered: got, workerdCpuMs: cpuMs, cpuUsPerDelivered: (cpuMs * 1000) / got, latencyFromEventAt: { p50: lat.atP50, p99: lat.atP99 } }
+    const spanMs = lat.lastAt - lat.firstAt
+    // wrangler dev runs two workerd instances: its proxy (listening on the dev port) and the Worker with its objects.
+    const port = new URL(w.url).port
+    const perProcess = [...cpu1].map(([pid, ms]) => ({ pid, role: cmdline(pid).includes(`entry=127.0.0.1:${port} `) ? 'wrangler proxy' : 'worker', cpuMs: ms - (cpu0.get(pid) ?? 0) }))
+    const workerCpuMs = perProcess.filter((p) => p.role === 'worker').reduce((a, p) => a + p.cpuMs, 0)
+    const r = {
+      subs: c.open, failed: c.failed, connectMs: Math.round(c.ms), events: COUNT, expected: COUNT * c.open, delivered: got,
+      spanMs: Math.round(spanMs), deliveredPerSec: (got * 1000) / spanMs, workerdCpuMs: cpuMs, cpuUsPerDelivered: (cpuMs * 1000) / got,
+      workerdCpuPct: (100 * cpuMs) / spanMs, workerCpuUsPerDelivered: (workerCpuMs * 1000) / got, proxyCpuUsPerDelivered: ((cpuMs - workerCpuMs) * 1000) / got, latencyFromEventAt: { p50: lat.atP50, p99: lat.atP99, n: lat.n }, perProcess,
+    }
     console.log(`  ${JSON.stringify(r)}`)
     details.workers = r
   } finally {
     await client.stop()
     await w.stop()
+    await up.close()
   }
+}
+
+function cmdline(pid: number): string {
+  const { readFileSync } = require('node:fs') as typeof import('node:fs')
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').slice(0, 400) } catch { return '?' }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -325,7 +360,9 @@ for (const name of wanted.length ? wanted : DEFAULT) {
 
 console.log('\n| case | metric | runrelay | baseline | ratio | goal | met |\n|---|---|---|---|---|---|---|')
 for (const r of rows) console.log(`| ${r.case} | ${r.metric} | ${fmt(r.runrelay)} ${r.unit} | ${fmt(r.baseline)} ${r.unit} | ${r.ratio.toFixed(2)}× | ${r.goal} | ${r.met ? 'yes' : '**no**'} |`)
+const wk = details.workers as any
+if (wk) console.log(`\nworkers (indicative, wrangler dev, no baseline): ${wk.subs} subs, ${wk.delivered}/${wk.expected} delivered at ${fmt(wk.deliveredPerSec)} ev/s, workerd CPU ${fmt(wk.cpuUsPerDelivered)} µs per delivered event (Worker + objects ${fmt(wk.workerCpuUsPerDelivered)}, wrangler's proxy ${fmt(wk.proxyCpuUsPerDelivered)}), event at → received p50 ${fmt(wk.latencyFromEventAt.p50)} ms, p99 ${fmt(wk.latencyFromEventAt.p99)} ms`)
 const out = fileURLToPath(new URL('./results.json', import.meta.url))
 writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: cpus().length, rounds: ROUNDS, scale: SCALE, totalSeconds: (Date.now() - started) / 1000, rows, details }, null, 2) + '\n')
 console.log(`\nwrote ${out} (${((Date.now() - started) / 1000).toFixed(0)} s)`)
-process.exit(rows.length ? 0 : 1)
+process.exit(rows.length || details.workers ? 0 : 1)
