@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
 import type { NewEvent, RunEvent, RunStatus } from '../core/domain.ts'
 import { fromBase64Url, toBase64Url } from '../core/crypto.ts'
@@ -25,6 +25,8 @@ export interface PreparedWrite<T> {
   /** The run it appends to, if any (names the loser of a seq race). */
   runId?: string
   queries: unknown[]
+  /** Run rows to insert (complete rows): a batch inserts those of all its writes in one statement, first. */
+  runs?: RunRow[]
   /** Event rows to append: a batch inserts those of all its writes in one statement. */
   events: (typeof events.$inferInsert)[]
   /** Read the results of `queries`, and the ids of `events` in the same order. */
@@ -33,6 +35,10 @@ export interface PreparedWrite<T> {
 
 /** Event rows per insert statement (8 parameters each, well under SQLite's limit). */
 const EVENT_INSERT_CHUNK = 500
+/** Run rows per insert statement (30 parameters each). */
+const RUN_INSERT_CHUNK = 100
+/** Every column of a run row, so a row built here has the shape a read returns (null where unset). */
+const RUN_KEYS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[]
 
 /** Thrown when an append races another writer of the same run (seq already taken). */
 export class SeqConflictError extends Error {
@@ -323,14 +329,18 @@ export class Store {
 
   /** The statements of createRun, for a caller that commits several writes in one batch. */
   prepareCreateRun(row: typeof runs.$inferInsert, created: NewEvent): PreparedWrite<{ run: RunRow; event: RunEvent }> {
+    // The row as it will read back, without reading it back: every column, null where unset.
+    const full = {} as Record<string, unknown>
+    for (const k of RUN_KEYS) full[k] = (row as Record<string, unknown>)[k] ?? null
+    full.lastSeq = 1
+    const run = full as RunRow
     const ev = {
       tenantId: row.tenantId, runId: row.id, workflowId: row.workflowId, seq: 1, type: created.type,
       status: row.status, data: created.data, createdAt: row.createdAt,
     }
     return {
-      queries: [this.db.insert(runs).values({ ...row, lastSeq: 1 }).returning()],
-      events: [ev],
-      finish: ([[run]], [id]) => ({ run: run as RunRow, event: toRunEvent({ ...ev, id: id! }, (run as RunRow).tags) }),
+      queries: [], runs: [run], events: [ev],
+      finish: (_, [id]) => ({ run, event: toRunEvent({ ...ev, id: id! }, run.tags) }),
     }
   }
 
@@ -341,7 +351,12 @@ export class Store {
    * except that a failing statement rolls back the whole batch and rejects.
    */
   async writeBatch<T>(writes: PreparedWrite<T>[]): Promise<Array<{ value?: T; error?: unknown }>> {
-    const queries: unknown[] = writes.flatMap((w) => w.queries)
+    // New runs first, all in one multi-row insert (a write's statements only touch its own run).
+    const runRows = writes.flatMap((w) => w.runs ?? [])
+    const queries: unknown[] = []
+    for (let i = 0; i < runRows.length; i += RUN_INSERT_CHUNK) queries.push(this.db.insert(runs).values(runRows.slice(i, i + RUN_INSERT_CHUNK)))
+    const first = queries.length
+    for (const w of writes) queries.push(...w.queries)
     const rows = writes.flatMap((w) => w.events)
     const inserts = Math.ceil(rows.length / EVENT_INSERT_CHUNK)
     for (let i = 0; i < rows.length; i += EVENT_INSERT_CHUNK) {
@@ -360,7 +375,7 @@ export class Store {
     for (const chunk of results.slice(results.length - inserts) as { id: number; runId: string; seq: number }[][]) {
       for (const r of chunk) ids.set(`${r.runId}:${r.seq}`, r.id)
     }
-    let i = 0
+    let i = first
     return writes.map((w) => {
       const mine = results.slice(i, (i += w.queries.length))
       try {
