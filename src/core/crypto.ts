@@ -6,6 +6,25 @@
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
+interface SyncDigest { update(data: string): SyncDigest; digest(encoding: 'hex' | 'base64url'): string }
+/** The synchronous hashes of `node:crypto`, where the runtime has them (Node; others may). */
+interface NodeHashes { createHash(algorithm: 'sha256'): SyncDigest; createHmac(algorithm: 'sha256', key: Uint8Array): SyncDigest }
+
+/**
+ * Node's `crypto.subtle` runs each digest or HMAC as an async job with heavy argument
+ * validation (~0.1 ms of CPU each, on every request and tick); `node:crypto` computes the same
+ * bytes synchronously in a few µs. Reached without an import so this module still loads on
+ * runtimes without it (Workers, Deno), which keep WebCrypto.
+ */
+const nodeHashes: NodeHashes | undefined = (() => {
+  try {
+    const m = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:crypto') as NodeHashes | undefined
+    return typeof m?.createHash === 'function' && typeof m.createHmac === 'function' ? m : undefined
+  } catch {
+    return undefined
+  }
+})()
+
 export function toBase64Url(bytes: Uint8Array): string {
   let bin = ''
   for (const b of bytes) bin += String.fromCharCode(b)
@@ -31,6 +50,7 @@ export function newId(prefix: string): string {
 
 /** SHA-256 hex of a string. API keys are high-entropy, so one hash round is enough. */
 export async function sha256Hex(text: string): Promise<string> {
+  if (nodeHashes) return nodeHashes.createHash('sha256').update(text).digest('hex')
   const digest = await crypto.subtle.digest('SHA-256', encoder.encode(text))
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('')
 }
@@ -58,7 +78,11 @@ export function newEncryptionKey(): string {
 
 /** AES-256-GCM encryption of JSON values at rest. Format: `v1.<iv>.<ciphertext>`. */
 export class SecretBox {
-  private constructor(private readonly key: CryptoKey, private readonly hmacKey: CryptoKey, private readonly hkdfKey: CryptoKey) {}
+  private constructor(
+    private readonly key: CryptoKey, private readonly hmacKey: CryptoKey, private readonly hkdfKey: CryptoKey,
+    /** The HMAC key's bytes, for node:crypto's synchronous HMAC (same signatures). */
+    private readonly hmacRaw: Uint8Array,
+  ) {}
 
   static async fromKey(base64Key: string): Promise<SecretBox> {
     let raw: Uint8Array
@@ -73,7 +97,7 @@ export class SecretBox {
     const signRaw = new Uint8Array(await crypto.subtle.digest('SHA-256', concat(encoder.encode("runrelay-sign:"), raw) as BufferSource))
     const hmacKey = await crypto.subtle.importKey('raw', signRaw as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
     const hkdfKey = await crypto.subtle.importKey('raw', raw as BufferSource, 'HKDF', false, ['deriveBits'])
-    return new SecretBox(key, hmacKey, hkdfKey)
+    return new SecretBox(key, hmacKey, hkdfKey, signRaw)
   }
 
   /** 32 bytes for one `purpose` (HKDF-SHA256), so each use of the secret gets its own key. */
@@ -100,6 +124,7 @@ export class SecretBox {
 
   /** HMAC-SHA256 of `message`, base64url. */
   async sign(message: string): Promise<string> {
+    if (nodeHashes) return nodeHashes.createHmac('sha256', this.hmacRaw).update(message).digest('base64url')
     const sig = await crypto.subtle.sign('HMAC', this.hmacKey, encoder.encode(message))
     return toBase64Url(new Uint8Array(sig))
   }
