@@ -17,6 +17,23 @@ export interface BinderDeps {
   publicUrl: string | (() => string)
 }
 
+const policies = new WeakMap<object, { defaults: Connector['defaultPollPolicy']; policy: PollPolicy }>()
+
+/**
+ * A workflow's poll policy over its connector's defaults and runrelay's. Parsed once per
+ * workflow row (rows come from the read cache, so the same object for a while): not on
+ * every trigger and tick. The policy returned is shared: read it, never change it.
+ */
+export function pollPolicyOf(workflow: { pollPolicy: unknown }, connector: Pick<Connector, 'defaultPollPolicy'>): PollPolicy {
+  const key = workflow.pollPolicy
+  if (key === null || typeof key !== 'object') return PollPolicy.parse({ ...DEFAULT_POLL_POLICY, ...connector.defaultPollPolicy, ...(key as object | null) })
+  const hit = policies.get(key)
+  if (hit && hit.defaults === connector.defaultPollPolicy) return hit.policy
+  const policy = PollPolicy.parse({ ...DEFAULT_POLL_POLICY, ...connector.defaultPollPolicy, ...key })
+  policies.set(key, { defaults: connector.defaultPollPolicy, policy })
+  return policy
+}
+
 /** The signed callback URL an upstream may POST to for this run. */
 export async function callbackUrl(secrets: SecretBox, publicUrl: string, runId: string): Promise<string> {
   return `${publicUrl.replace(/\/+$/, '')}/v1/callbacks/${runId}?sig=${await secrets.sign(`callback:${runId}`)}`
@@ -84,7 +101,7 @@ export function createBinder(deps: BinderDeps): Binder {
     const connection = await deps.store.getConnection(run.tenantId, workflow.connectionId)
     if (!connection) throw new Error(`connection ${workflow.connectionId} of run ${run.id} is gone`)
     const { connector, ctx } = await forConnection(connection)
-    const policy = PollPolicy.parse({ ...DEFAULT_POLL_POLICY, ...connector.defaultPollPolicy, ...workflow.pollPolicy })
+    const policy = pollPolicyOf(workflow, connector)
     ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config }
     ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id)
     return { connector, policy, ctx }

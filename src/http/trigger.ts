@@ -1,7 +1,8 @@
 import type { z } from 'zod'
 import { getConnector } from '../connectors/index.ts'
 import { newId } from '../core/crypto.ts'
-import { DEFAULT_POLL_POLICY, PollPolicy, type RunStatus } from '../core/domain.ts'
+import { pollPolicyOf } from '../core/binding.ts'
+import type { RunStatus } from '../core/domain.ts'
 import { renderTemplate } from '../core/template.ts'
 import type { RunRow, WorkflowRow } from '../db/store.ts'
 import type { AppDeps } from './app.ts'
@@ -28,7 +29,7 @@ export async function triggerRun(
   if (rendered.missing.length) {
     throw new ApiError(400, 'missing_variables', `the input template needs ${rendered.missing.join(', ')}`, rendered.missing.map((m) => ({ path: 'body.variables', message: `missing ${m}` })))
   }
-  const policy = PollPolicy.parse({ ...DEFAULT_POLL_POLICY, ...connector.defaultPollPolicy, ...workflow.pollPolicy })
+  const policy = pollPolicyOf(workflow, connector)
   const now = clock.now()
   const scheduledAt = body.scheduled_at ? Date.parse(body.scheduled_at) : null
   const later = scheduledAt !== null && scheduledAt > now
