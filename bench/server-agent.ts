@@ -168,6 +168,8 @@ serveAgent({
   },
   cpuSince() { const d = process.cpuUsage(cpuMark); return (d.user + d.system) / 1000 },
   rss() { gc(); return process.memoryUsage().rss },
+  /** RSS and V8 heap in use, after gc(): heap growth is live JS objects; RSS also counts freed heap V8 keeps and malloc. */
+  mem() { gc(); const m = process.memoryUsage(); return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external + m.arrayBuffers } },
   sockets() { return node ? node.runtime.streams.openSockets : bare!.clients.size },
 
   /** Append `count` events round-robin over `runIds` at `rate` a second through the ledger. */
