@@ -37,6 +37,10 @@ export interface PreparedWrite<T> {
 const EVENT_INSERT_CHUNK = 500
 /** Run rows per insert statement (30 parameters each). */
 const RUN_INSERT_CHUNK = 100
+/** How long a run row or history page read stays cached (see Store.runCache). */
+const RUN_CACHE_MS = 1_000
+/** History pages longer than this are not cached. */
+const RUN_CACHE_MAX_EVENTS = 100
 /** Every column of a run row, so a row built here has the shape a read returns (null where unset). */
 const RUN_KEYS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[]
 
@@ -143,6 +147,31 @@ export class Store {
    */
   enableReadCache(ttlMs: number): void {
     this.caches = ttlMs > 0 ? { keys: new ReadCache(ttlMs), workflows: new ReadCache(ttlMs), connections: new ReadCache(ttlMs) } : undefined
+    this.runCache = ttlMs > 0 ? { rows: new ReadCache(RUN_CACHE_MS, 1_024), history: new ReadCache(RUN_CACHE_MS, 256) } : undefined
+  }
+
+  /**
+   * With the read cache on: run rows read by id and short history pages, for about a second,
+   * so N subscribers connecting to one run cost one run read and one history read, not N
+   * each. Every write of a run through this store (writeBatch: creates, ticks, commands)
+   * drops the run's entries before and after it is written, and a read that overlapped a
+   * write does not fill them: an entry never predates a write made here, so a history page
+   * from it holds every event published before it was taken (replay-then-live stays exact).
+   * Rows deleted by retention may be seen for up to a second.
+   */
+  private runCache?: { rows: ReadCache<RunRow>; history: ReadCache<RunEvent[]> }
+  private runGeneration = 0
+  /** Cached history pages per run, to drop them with the run. */
+  private readonly historyKeys = new Map<string, Set<string>>()
+
+  private invalidateRuns(runIds: Iterable<string>): void {
+    if (!this.runCache) return
+    this.runGeneration++
+    for (const id of runIds) {
+      this.runCache.rows.delete(id)
+      const keys = this.historyKeys.get(id)
+      if (keys) { for (const k of keys) this.runCache.history.delete(k); this.historyKeys.delete(id) }
+    }
   }
 
   migrate(): Promise<number> { return migrate(this.db) }
@@ -364,13 +393,17 @@ export class Store {
       queries.push(this.db.insert(events).values(rows.slice(i, i + EVENT_INSERT_CHUNK)).returning({ id: events.id, runId: events.runId, seq: events.seq }))
     }
     let results: unknown[]
+    const touched = this.runCache ? writes.flatMap((w) => w.runId ?? w.runs?.map((r) => r.id) ?? []) : []
+    this.invalidateRuns(touched)
     try {
       results = (await this.db.batch(queries as unknown as Parameters<Db['batch']>[0])) as unknown as unknown[]
     } catch (err) {
+      this.invalidateRuns(touched)
       // Only a lone write can tell whose statement failed: a seq already taken is a lost race.
       if (writes.length === 1 && /UNIQUE constraint failed/i.test(String((err as Error)?.message ?? err)) && writes[0]!.runId) throw new SeqConflictError(writes[0]!.runId)
       throw err
     }
+    this.invalidateRuns(touched)
     const ids = new Map<string, number>()
     for (const chunk of results.slice(results.length - inserts) as { id: number; runId: string; seq: number }[][]) {
       for (const r of chunk) ids.set(`${r.runId}:${r.seq}`, r.id)
@@ -386,7 +419,12 @@ export class Store {
     })
   }
   async getRun(tenantId: string, id: string): Promise<RunRow | undefined> {
+    const cache = this.runCache
+    const hit = cache?.rows.get(id)
+    if (hit) return hit.tenantId === tenantId ? hit : undefined
+    const gen = this.runGeneration
     const [r] = await this.db.select().from(runs).where(and(eq(runs.id, id), eq(runs.tenantId, tenantId)))
+    if (r && cache && gen === this.runGeneration) cache.rows.set(id, r)
     return r
   }
 
@@ -448,6 +486,28 @@ export class Store {
 
   /** A run's events after `afterSeq`, in seq order. */
   async listRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]> {
+    const cache = this.runCache
+    if (!cache) return this.readRunEvents(runId, afterSeq, limit)
+    const key = `${runId}:${afterSeq}:${limit}`
+    const hit = cache.history.get(key)
+    // Shared by every reader: callers must not change the array or its events.
+    if (hit) return hit
+    const gen = this.runGeneration
+    const page = await this.readRunEvents(runId, afterSeq, limit)
+    if (gen === this.runGeneration && page.length <= RUN_CACHE_MAX_EVENTS) {
+      cache.history.set(key, page)
+      let keys = this.historyKeys.get(runId)
+      if (!keys) {
+        // Bounded: past 1,024 runs, drop every cached page with the index (never an index without its pages).
+        if (this.historyKeys.size >= 1_024) { this.historyKeys.clear(); cache.history.deleteWhere(() => true) }
+        this.historyKeys.set(runId, (keys = new Set()))
+      }
+      keys.add(key)
+    }
+    return page
+  }
+
+  private async readRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]> {
     const rows = await this.db.select({ e: events, tags: runs.tags }).from(events).innerJoin(runs, eq(runs.id, events.runId))
       .where(and(eq(events.runId, runId), gt(events.seq, afterSeq))).orderBy(asc(events.seq)).limit(limit)
     return rows.map((r) => toRunEvent(r.e, r.tags))

@@ -1,0 +1,32 @@
+import { createClient } from '@libsql/client'
+import { drizzle } from 'drizzle-orm/libsql'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { schema, Store } from '../../src/db/store.ts'
+
+describe('Store run cache (read cache on)', () => {
+  let dir: string
+  let store: Store
+  const row = { id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1 }
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'runrelay-runcache-'))
+    store = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
+    await store.migrate()
+    store.enableReadCache(5_000)
+  })
+  afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('a write through the store drops the run and its history pages', async () => {
+    const { run } = await store.createRun(row, { type: 'run.created', data: {} })
+    expect(run).toEqual(await store.getRunById('run_1'))
+    expect((await store.getRun('t', 'run_1'))!.lastSeq).toBe(1)
+    expect(await store.getRun('other', 'run_1')).toBeUndefined()
+    expect((await store.listRunEvents('run_1', 0, 500)).map((e) => e.seq)).toEqual([1])
+    await store.applyRunChange(run, { progress: 0.5 }, [{ type: 'run.progress', data: { progress: 0.5 } }], 2)
+    expect((await store.getRun('t', 'run_1'))!.lastSeq).toBe(2)
+    expect((await store.listRunEvents('run_1', 0, 500)).map((e) => e.seq)).toEqual([1, 2])
+  })
+})
