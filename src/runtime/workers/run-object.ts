@@ -25,7 +25,11 @@ const BIND_FRESH_MS = 30_000
 
 /** Per-socket state, kept in the socket's attachment so that it survives hibernation. */
 interface RunSocket {
-  /** The last seq sent. */
+  /**
+   * The last seq sent by the replay (written with each replay page, and with `ready`). Live
+   * events do not rewrite it: once ready, a socket has been sent every published event after
+   * it, so its position is max(last, the object's published seq) (see publish).
+   */
   last: number
   /** False until the replay is done: live events wait for it (the replay reads them from libSQL). */
   ready: boolean
@@ -33,6 +37,16 @@ interface RunSocket {
   expiresAt?: number
   /** Digest of the opening token's tenant and scope (a refresh must match it). */
   scopeKey?: string
+}
+
+/** A socket waiting for (or in) its replay: the last seq it was sent. */
+interface Joining {
+  ws: WebSocket
+  /** From the stream request (absent for a socket found not ready after a wake). */
+  runId?: string
+  pos: number
+  /** Made ready, or closed (run finished, attachment gone). */
+  done: boolean
 }
 
 export type CommandOutcome = { ok: true; run: RunRow } | { ok: false; code: string; message: string }
@@ -60,10 +74,31 @@ export class RunObject extends DurableObject<Env> {
   private flushFailures = 0
   private tickRetryAt: number | null = null
   private lastHeartbeat = 0
+  /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
+  private readonly atts = new Map<WebSocket, RunSocket>()
+  /** Sockets waiting for their replay, and the one replay loop that serves them in batches. */
+  private joining: Joining[] = []
+  private catchingUp: Promise<void> | null = null
+  /**
+   * The earliest token expiry among this instance's sockets (null: none). Kept incrementally
+   * (a socket's join lowers it; a refresh or a close leaves it early, which only wakes the
+   * alarm early, and the alarm's sweep recomputes it): armAlarm never reads every attachment.
+   */
+  private socketExpiry: number | null = null
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     this.initTables()
+    // A new instance (first start, or a wake from hibernation): the one full read of the
+    // sockets' attachments, for their earliest expiry. A socket whose replay was cut short by an
+    // eviction (not ready) gets the rest of it from its recorded position.
+    for (const ws of ctx.getWebSockets('run')) {
+      const att = this.att(ws)
+      if (!att) continue
+      if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
+      if (!att.ready) this.joining.push({ ws, pos: att.last, done: false })
+    }
+    if (this.joining.length) ctx.waitUntil(this.catchUp())
     // The pong is a constant (the time this object started): the runtime answers without waking it.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
   }
@@ -127,8 +162,7 @@ export class RunObject extends DurableObject<Env> {
         if (this.hasPending()) await this.flush()
         const run = this.getMeta<RunRow>('run')
         if (run && !run.finishedAt) await this.tick(run.id)
-        this.heartbeat()
-        this.expireSockets()
+        this.sweep()
       } finally {
         await this.armAlarm()
         await this.cleanupIfDone()
@@ -147,11 +181,15 @@ export class RunObject extends DurableObject<Env> {
       if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
         return Response.json({ error: { code: 'upgrade_required', message: 'use a WebSocket, or Accept: text/event-stream', details: [] } }, { status: 426 })
       }
+      const { shared } = await this.deps()
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server, ['run'])
-      server.serializeAttachment({ last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey } satisfies RunSocket)
-      this.ctx.waitUntil(this.startSocket(server, params))
+      this.save(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
+      // The hello goes out at once; the replay joins the next batch (catchUp).
+      trySend(server, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
+      this.joining.push({ ws: server, runId: params.runId, pos: params.after, done: false })
+      this.ctx.waitUntil(this.catchUp())
       return upgraded(request, client)
     }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
   }
@@ -164,12 +202,14 @@ export class RunObject extends DurableObject<Env> {
       if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
       if (msg.type !== 'refresh_token') return
       const { shared } = await this.deps()
-      const expiresAt = await refreshedExpiry(shared.tokens, (ws.deserializeAttachment() as RunSocket | null)?.scopeKey, msg.token)
+      const expiresAt = await refreshedExpiry(shared.tokens, this.att(ws)?.scopeKey, msg.token)
       if (expiresAt === null) return void send({ type: 'error', code: 'invalid_token', message: 'token refused' })
-      // Re-read after the await: publish may have moved `last` meanwhile.
-      const att = ws.deserializeAttachment() as RunSocket | null
+      // Re-read after the await: the replay may have moved `last` meanwhile.
+      const att = this.att(ws)
       if (!att) return
-      ws.serializeAttachment({ ...att, expiresAt } satisfies RunSocket)
+      this.save(ws, { ...att, expiresAt })
+      // A later expiry: the alarm may wake at the old one, and its sweep finds the new one.
+      this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, expiresAt)
       await this.lock.run(() => this.armAlarm())
       send({ type: 'token_refreshed', expiresAt: new Date(expiresAt).toISOString() })
     }).catch(() => {})
@@ -178,6 +218,7 @@ export class RunObject extends DurableObject<Env> {
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     await this.entry('webSocketClose', async () => {
       tryClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason)
+      this.atts.delete(ws)
       await this.lock.run(async () => { await this.armAlarm(); await this.cleanupIfDone() })
     }).catch(() => {})
   }
@@ -291,13 +332,11 @@ export class RunObject extends DurableObject<Env> {
       due.push(at)
     }
     if (this.hasPending()) due.push(now + Math.min(FLUSH_RETRY_MAX_MS, FLUSH_RETRY_MIN_MS * 2 ** Math.min(this.flushFailures, 10)))
-    const sockets = this.ctx.getWebSockets()
-    if (sockets.length || this.sse.size) {
-      due.push(Math.max(now, this.lastHeartbeat) + (await this.deps()).shared.config.RUNRELAY_HEARTBEAT_MS)
-      for (const ws of sockets) {
-        const at = (ws.deserializeAttachment() as RunSocket | null)?.expiresAt
-        if (at !== undefined) due.push(at)
-      }
+    if (this.ctx.getWebSockets().length || this.sse.size) {
+      // Heartbeats keep their period: connects and closes do not push the next one back.
+      this.lastHeartbeat ||= now
+      due.push(this.lastHeartbeat + (await this.deps()).shared.config.RUNRELAY_HEARTBEAT_MS)
+      if (this.socketExpiry !== null) due.push(this.socketExpiry)
       for (const s of this.sse) if (s.expiresAt !== undefined) due.push(s.expiresAt)
     }
     if (due.length === 0) return this.ctx.storage.deleteAlarm()
@@ -316,17 +355,32 @@ export class RunObject extends DurableObject<Env> {
 
   // ---- subscribers --------------------------------------------------------------------------
 
+  /**
+   * Send published events to the ready sockets. Events are published in seq order without gaps
+   * (a flush publishes the whole outbox), and a socket is made ready only at or past the
+   * published seq, so a ready socket has been sent everything up to max(att.last, first - 1):
+   * that is its position, and the attachment is not rewritten. After a wake from hibernation
+   * the same holds (the published seq is durable: the outbox is emptied in the same turn as
+   * the publish), so a socket's recorded position is never behind what it was sent
+   * (no duplicate) nor ahead of it (no gap). Sockets at the same position share one frame.
+   */
   private publish(run: RunRow, events: RunEvent[]): void {
     if (events.length === 0) return
+    const base = events[0]!.seq - 1
+    const top = events[events.length - 1]!.seq
+    const frames = new Map<number, { frame: string; ends: boolean }>()
     for (const ws of this.ctx.getWebSockets('run')) {
-      const att = ws.deserializeAttachment() as RunSocket | null
+      const att = this.att(ws)
       if (!att?.ready) continue
-      const fresh = events.filter((e) => e.seq > att.last)
-      if (!fresh.length) continue
-      trySend(ws, eventsFrame(fresh))
-      att.last = fresh[fresh.length - 1]!.seq
-      ws.serializeAttachment(att)
-      if (fresh.some(endsRun)) tryClose(ws, CLOSE.NORMAL, 'run finished')
+      const pos = Math.max(att.last, base)
+      if (pos >= top) continue
+      let f = frames.get(pos)
+      if (!f) {
+        const fresh = pos === base ? events : events.filter((e) => e.seq > pos)
+        frames.set(pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
+      }
+      trySend(ws, f.frame)
+      if (f.ends) tryClose(ws, CLOSE.NORMAL, 'run finished')
     }
     for (const s of this.sse) {
       if (!s.ready) continue
@@ -345,34 +399,128 @@ export class RunObject extends DurableObject<Env> {
     this.ctx.waitUntil(Promise.resolve(p).catch((err: unknown) => this.log('feed notify failed', 'publish', { tenantId, error: String(err) })))
   }
 
-  /** Replay from libSQL, then live (under the lock, so no publish interleaves with the replay). */
-  private startSocket(ws: WebSocket, params: StreamParams): Promise<void> {
-    return this.lock.run(async () => {
-      const { shared } = await this.deps()
-      trySend(ws, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
-      let last = params.after
-      let ended = false
+  /**
+   * The replay of joining sockets, in batches: every socket that joined while the previous
+   * batch was served is served by the next one, with one paged libSQL read from the lowest
+   * position of the batch (sockets at the same position share each frame). The read runs
+   * outside the object's lock: a socket that is not ready gets no live event, and events
+   * published during the read are read again under the lock (publishedSeq) before the
+   * sockets are made ready, so each socket gets every event after its `after` once, in order.
+   */
+  private catchUp(): Promise<void> {
+    this.catchingUp ??= (async () => {
       try {
-        for (;;) {
-          const page = await shared.store.listRunEvents(params.runId!, last, REPLAY_PAGE)
-          if (page.length) {
-            trySend(ws, eventsFrame(page))
-            last = page[page.length - 1]!.seq
-            ended ||= page.some(endsRun)
-          }
-          if (page.length < REPLAY_PAGE) break
+        while (this.joining.length) {
+          const batch = this.joining
+          this.joining = []
+          await this.replay(batch)
         }
-      } catch (err) {
-        this.log('replay failed', 'fetch', { runId: params.runId, error: String(err) })
-        return tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
+      } finally {
+        this.catchingUp = null
       }
-      if (ended) return tryClose(ws, CLOSE.NORMAL, 'run finished')
-      // The expiry from the attachment: a refresh may have arrived during the replay.
-      const att = ws.deserializeAttachment() as RunSocket | null
-      ws.serializeAttachment({ last, ready: true, expiresAt: att ? att.expiresAt : params.expiresAt, scopeKey: params.scopeKey } satisfies RunSocket)
-      trySend(ws, JSON.stringify({ type: 'caught_up', position: last } satisfies ServerMessage))
-      await this.armAlarm()
-    }).catch((err) => this.log('socket start failed', 'fetch', { error: String(err) }))
+    })().catch((err) => this.log('socket start failed', 'fetch', { error: String(err) }))
+    return this.catchingUp
+  }
+
+  private async replay(batch: Joining[]): Promise<void> {
+    const { shared } = await this.deps()
+    const runId = this.runIdOf(batch)
+    try {
+      if (runId === undefined) throw new Error('no run id for the replay')
+      let cursor = batch.reduce((m, j) => Math.min(m, j.pos), Infinity)
+      let tail: RunEvent[]
+      for (;;) {
+        const page = await shared.store.listRunEvents(runId, cursor, REPLAY_PAGE)
+        if (page.length < REPLAY_PAGE) { tail = page; break }
+        this.sendReplay(batch, page, false)
+        cursor = page[page.length - 1]!.seq
+      }
+      await this.lock.run(async () => {
+        // Published while the read ran (those sockets were skipped): read them now, under the lock.
+        const published = this.publishedSeq()
+        let end = tail.length ? tail[tail.length - 1]!.seq : cursor
+        while (end < published) {
+          const more = await shared.store.listRunEvents(runId, end, REPLAY_PAGE)
+          if (!more.length) break
+          tail = tail.concat(more)
+          end = more[more.length - 1]!.seq
+        }
+        this.sendReplay(batch, tail, true)
+        await this.armAlarm()
+      })
+    } catch (err) {
+      this.log('replay failed', 'fetch', { runId, error: String(err) })
+      for (const j of batch) if (!j.done) tryClose(j.ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
+    }
+  }
+
+  /**
+   * Send each socket of a replay batch the events after its position (one frame per distinct
+   * position) and record the position with the send, in the same turn. On the last page the
+   * socket becomes ready and gets caught_up.
+   */
+  private sendReplay(batch: Joining[], events: RunEvent[], final: boolean): void {
+    const last = events.length ? events[events.length - 1]!.seq : -Infinity
+    const frames = new Map<number, { frame: string; ends: boolean }>()
+    for (const j of batch) {
+      if (j.done) continue
+      const moved = j.pos < last
+      if (moved) {
+        let f = frames.get(j.pos)
+        if (!f) {
+          const i = events.findIndex((e) => e.seq > j.pos)
+          const fresh = i === 0 ? events : events.slice(i)
+          frames.set(j.pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
+        }
+        trySend(j.ws, f.frame)
+        j.pos = last
+        if (f.ends) {
+          j.done = true
+          tryClose(j.ws, CLOSE.NORMAL, 'run finished')
+          continue
+        }
+      }
+      if (!moved && !final) continue
+      // The expiry and scope from the attachment: a refresh may have arrived during the replay.
+      const att = this.att(j.ws)
+      if (!att) { j.done = true; continue }
+      this.save(j.ws, { ...att, last: j.pos, ready: final })
+      if (!final) continue
+      j.done = true
+      if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
+      trySend(j.ws, JSON.stringify({ type: 'caught_up', position: j.pos } satisfies ServerMessage))
+    }
+  }
+
+  /**
+   * The highest seq published to the sockets: the outbox is emptied in the same turn as its
+   * events are published, so it is the seq before the oldest pending event, or the run's last.
+   */
+  private publishedSeq(): number {
+    const run = this.getMeta<RunRow>('run')
+    if (!run) return 0 // nothing was ever published by this object's storage
+    const first = this.ctx.storage.sql.exec<{ s: number | null }>('SELECT min(seq) AS s FROM outbox').one().s
+    return first !== null ? first - 1 : run.lastSeq
+  }
+
+  private runIdOf(batch: Joining[]): string | undefined {
+    return batch.find((j) => j.runId !== undefined)?.runId ?? this.getMeta<RunRow>('run')?.id
+  }
+
+  /** A socket's attachment, read once per instance. */
+  private att(ws: WebSocket): RunSocket | null {
+    let a = this.atts.get(ws)
+    if (a === undefined) {
+      try { a = (ws.deserializeAttachment() as RunSocket | null) ?? undefined } catch { a = undefined }
+      if (a === undefined) return null
+      this.atts.set(ws, a)
+    }
+    return a
+  }
+
+  private save(ws: WebSocket, att: RunSocket): void {
+    try { ws.serializeAttachment(att) } catch { return } // closed
+    this.atts.set(ws, att)
   }
 
   private openSse(params: StreamParams): Response {
@@ -396,25 +544,30 @@ export class RunObject extends DurableObject<Env> {
     return sink.response
   }
 
-  private heartbeat(): void {
+  /**
+   * The alarm's pass over the sockets: heartbeats (when due; not before a socket's replay is
+   * done), closing sockets whose credential expired, and the earliest remaining expiry.
+   */
+  private sweep(): void {
     const sockets = this.ctx.getWebSockets()
-    if (!sockets.length && !this.sse.size) return
-    const hb = this.shared?.config.RUNRELAY_HEARTBEAT_MS ?? 15_000
-    if (Date.now() < this.lastHeartbeat + hb - 50) return
-    this.lastHeartbeat = Date.now()
-    const frame = heartbeatFrame()
-    // Not before the hello: a socket still replaying gets its heartbeat next time.
-    for (const ws of sockets) if ((ws.deserializeAttachment() as RunSocket | null)?.ready) trySend(ws, frame)
-    for (const s of this.sse) if (s.ready) s.write(': heartbeat\n\n')
-  }
-
-  private expireSockets(): void {
     const now = Date.now()
-    for (const ws of this.ctx.getWebSockets()) {
-      const at = (ws.deserializeAttachment() as RunSocket | null)?.expiresAt
-      if (at !== undefined && at <= now) tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired')
+    const hb = this.shared?.config.RUNRELAY_HEARTBEAT_MS ?? 15_000
+    const beat = (sockets.length > 0 || this.sse.size > 0) && now >= this.lastHeartbeat + hb - 50
+    if (beat) this.lastHeartbeat = now
+    const frame = beat ? heartbeatFrame() : ''
+    let earliest: number | null = null
+    for (const ws of sockets) {
+      const att = this.att(ws)
+      if (!att) continue
+      if (att.expiresAt !== undefined && att.expiresAt <= now) { tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired'); continue }
+      if (att.expiresAt !== undefined) earliest = Math.min(earliest ?? Infinity, att.expiresAt)
+      if (beat && att.ready) trySend(ws, frame)
     }
-    for (const s of this.sse) if (s.expiresAt !== undefined && s.expiresAt <= now) s.end()
+    this.socketExpiry = earliest
+    for (const s of this.sse) {
+      if (s.expiresAt !== undefined && s.expiresAt <= now) s.end()
+      else if (beat && s.ready) s.write(': heartbeat\n\n')
+    }
   }
 
   // ---- wiring -------------------------------------------------------------------------------
