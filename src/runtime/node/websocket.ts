@@ -18,6 +18,78 @@ function onClose(this: Tracked): void {
 }
 function ignore(): void {}
 
+/** The upgrade request's headers as an undici `Headers` copy (what the app got before the fast path). */
+function fullHeaders(incoming: IncomingMessage): Headers {
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(incoming.headers)) {
+    if (value === undefined) continue
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v)
+    else headers.append(name, value)
+  }
+  return headers
+}
+
+const INCOMING = Symbol('incoming')
+const FULL = Symbol('full')
+
+/**
+ * The headers of an upgrade request, read from the IncomingMessage without a copy: `get` and
+ * `has` (all the app reads on the upgrade path: credentials, Upgrade, Accept, Origin,
+ * Last-Event-ID) answer what the copied undici `Headers` would; anything else builds that
+ * copy once and delegates to it (and `get`/`has` follow it from then on).
+ */
+class UpgradeHeaders {
+  [FULL]: Headers | undefined
+  readonly [INCOMING]: IncomingMessage
+  constructor(incoming: IncomingMessage) { this[INCOMING] = incoming }
+  private full(): Headers { return (this[FULL] ??= fullHeaders(this[INCOMING])) }
+  get(name: string): string | null {
+    if (this[FULL]) return this[FULL].get(name)
+    const v = this[INCOMING].headers[name.toLowerCase()]
+    return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v
+  }
+  has(name: string): boolean { return this[FULL] ? this[FULL].has(name) : this[INCOMING].headers[name.toLowerCase()] !== undefined }
+  set(name: string, value: string): void { this.full().set(name, value) }
+  append(name: string, value: string): void { this.full().append(name, value) }
+  delete(name: string): void { this.full().delete(name) }
+  getSetCookie(): string[] { return this.full().getSetCookie() }
+  forEach(fn: (value: string, name: string, parent: Headers) => void, thisArg?: unknown): void { this.full().forEach(fn, thisArg) }
+  entries() { return this.full().entries() }
+  keys() { return this.full().keys() }
+  values() { return this.full().values() }
+  [Symbol.iterator]() { return this.full()[Symbol.iterator]() }
+}
+
+/**
+ * What the app gets for an upgrade: a `Request` (by prototype) whose url, method (GET, as a
+ * Request built without a method), body (none) and headers cost no undici objects; any other
+ * member builds the full Request once and answers from it.
+ */
+class UpgradeRequest {
+  [FULL]: Request | undefined
+  readonly headers: UpgradeHeaders
+  constructor(readonly url: string, incoming: IncomingMessage) { this.headers = new UpgradeHeaders(incoming) }
+  get method(): string { return 'GET' }
+  get body(): null { return null }
+  get bodyUsed(): boolean { return false }
+}
+Object.setPrototypeOf(UpgradeRequest.prototype, Request.prototype)
+for (const key of ['cache', 'credentials', 'destination', 'integrity', 'mode', 'redirect', 'referrer', 'referrerPolicy', 'signal', 'keepalive', 'duplex'] as const) {
+  Object.defineProperty(UpgradeRequest.prototype, key, { get(this: UpgradeRequest) { return materialize(this)[key as keyof Request] } })
+}
+for (const key of ['arrayBuffer', 'blob', 'bytes', 'clone', 'formData', 'json', 'text'] as const) {
+  Object.defineProperty(UpgradeRequest.prototype, key, { value(this: UpgradeRequest) { return (materialize(this)[key as keyof Request] as () => unknown).call(this[FULL]) } })
+}
+function materialize(r: UpgradeRequest): Request {
+  if (!r[FULL]) {
+    const h = r.headers
+    r[FULL] = new Request(r.url, { headers: h[FULL] ?? fullHeaders(h[INCOMING]) })
+    // One set of headers from here on: the Request's own.
+    h[FULL] = r[FULL].headers
+  }
+  return r[FULL]
+}
+
 type Fetch = (request: Request, env: { incoming: IncomingMessage; outgoing: undefined }) => Response | Promise<Response>
 
 /**
@@ -57,13 +129,8 @@ export function createNodeWebSockets(fetch: () => Fetch) {
     socket.on('error', ignore)
     let res: Response
     try {
-      const headers = new Headers()
-      for (const [name, value] of Object.entries(req.headers)) {
-        if (value === undefined) continue
-        if (Array.isArray(value)) for (const v of value) headers.append(name, v)
-        else headers.append(name, value)
-      }
-      res = await fetch()(new Request(new URL(req.url ?? '/', 'http://localhost'), { headers }), { incoming: req, outgoing: undefined })
+      const request = new UpgradeRequest(new URL(req.url ?? '/', 'http://localhost').href, req) as unknown as Request
+      res = await fetch()(request, { incoming: req, outgoing: undefined })
     } catch {
       accepted.delete(req)
       res = new Response('', { status: 500 })
