@@ -1,4 +1,7 @@
 import WebSocket from 'ws'
+import { readSse, type SseEvent } from './sse.ts'
+
+export type { SseEvent }
 
 export interface WsEventLike { id: number; seq: number; type: string; status: string; run_id: string; workflow_id: string; tags: string[]; data: any }
 
@@ -39,8 +42,6 @@ export function openWs(url: string, headers: Record<string, string> = {}, protoc
   }
 }
 
-export interface SseEvent { id?: string; event?: string; data: string }
-
 /** A real SSE client over fetch: parses the stream as a browser's EventSource would. */
 export function openSse(url: string, headers: Record<string, string> = {}) {
   const controller = new AbortController()
@@ -51,31 +52,7 @@ export function openSse(url: string, headers: Record<string, string> = {}) {
     const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: controller.signal })
     status = res.status
     if (!res.ok || !res.body) { ended = true; return }
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
-    let buf = ''
-    try {
-      for (;;) {
-        const { value, done } = await reader.read()
-        if (done) break
-        buf += value
-        let idx: number
-        while ((idx = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, idx)
-          buf = buf.slice(idx + 2)
-          const ev: SseEvent = { data: '' }
-          const data: string[] = []
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) continue
-            const [field, ...rest] = line.split(':')
-            const v = rest.join(':').replace(/^ /, '')
-            if (field === 'id') ev.id = v
-            else if (field === 'event') ev.event = v
-            else if (field === 'data') data.push(v)
-          }
-          if (data.length) { ev.data = data.join('\n'); events.push(ev) }
-        }
-      }
-    } catch { /* aborted */ }
+    await readSse(res.body, events)
     ended = true
   })()
   done.catch(() => { ended = true })

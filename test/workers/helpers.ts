@@ -1,6 +1,7 @@
 /** Helpers for the runrelay Workers tests: HTTP through SELF, WebSocket and SSE subscribers, waits. */
 import { env, SELF } from 'cloudflare:test'
 import { genericWorkflowConfig, type Step } from '../fakes/generic-upstream.ts'
+import { readSse, type SseEvent } from '../helpers/sse.ts'
 
 export const BASE = 'http://runrelay.test'
 
@@ -82,8 +83,6 @@ export async function openWs(path: string, key: string) {
   }
 }
 
-export interface SseEvent { id?: string; event?: string; data: string }
-
 /** An SSE subscriber through the Worker (parses the stream as EventSource would). */
 export async function openSse(path: string, key: string, headers: Record<string, string> = {}) {
   const controller = new AbortController()
@@ -91,32 +90,7 @@ export async function openSse(path: string, key: string, headers: Record<string,
   const events: SseEvent[] = []
   let ended = false
   const done = (async () => {
-    if (!res.body) return
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
-    let buf = ''
-    try {
-      for (;;) {
-        const { value, done } = await reader.read()
-        if (done) break
-        buf += value
-        let idx: number
-        while ((idx = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, idx)
-          buf = buf.slice(idx + 2)
-          const ev: SseEvent = { data: '' }
-          const data: string[] = []
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) continue
-            const [field, ...rest] = line.split(':')
-            const v = rest.join(':').replace(/^ /, '')
-            if (field === 'id') ev.id = v
-            else if (field === 'event') ev.event = v
-            else if (field === 'data') data.push(v)
-          }
-          if (data.length) { ev.data = data.join('\n'); events.push(ev) }
-        }
-      }
-    } catch { /* aborted */ }
+    if (res.body) await readSse(res.body, events)
     ended = true
   })()
   return { status: res.status, headers: res.headers, events, done, get ended() { return ended }, close: () => controller.abort() }
