@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import { sha256Hex } from '../core/crypto.ts'
 import type { Scope } from '../core/domain.ts'
-import type { Store } from '../db/store.ts'
+import type { ApiKeyRow, Store } from '../db/store.ts'
 import { ApiError } from './errors.ts'
 
 /** A subscriber token's reach: read-only, to some runs, a workflow, or tags. */
@@ -39,25 +39,45 @@ export function credentialOf(c: Context, allowQuery: boolean): string | undefine
 }
 
 const KEY_TOUCH_INTERVAL_MS = 60_000
+const KEY_HASHES_KEPT = 256
 
 /** Who is calling, or a 401. API keys are looked up by their SHA-256; tokens verified by signature. */
 export function authenticate(store: Store, tokens: TokenVerifier | undefined, now: () => number) {
   const touched = new Map<string, number>()
+  // Hashes of the last keys that authenticated, so a burst of requests or handshakes with one key
+  // hashes it once (bounded; unknown keys are never kept). The key row is still read every time.
+  const hashes = new Map<string, string>()
+  // One principal per key row: the store's read cache hands back the same row object while it
+  // holds the key, so its principal (and scope set) is built once, not per request.
+  const principals = new WeakMap<ApiKeyRow, Principal>()
   return async (c: Context, allowTokens: boolean): Promise<Principal> => {
     const credential = credentialOf(c, allowTokens)
     if (!credential) throw new ApiError(401, 'unauthorized', 'missing API key: send Authorization: Bearer <key> or X-API-Key', [], { 'WWW-Authenticate': 'Bearer' })
     if (credential.length > 4096) throw new ApiError(401, 'unauthorized', 'invalid API key')
     if (credential.startsWith('rr_')) {
-      const key = await store.findApiKeyByHash(await sha256Hex(credential))
-      if (!key || key.revokedAt) throw new ApiError(401, 'unauthorized', 'invalid or revoked API key', [], { 'WWW-Authenticate': 'Bearer' })
+      let hash = hashes.get(credential)
+      if (hash === undefined) hash = await sha256Hex(credential)
+      const key = await store.findApiKeyByHash(hash)
+      if (!key || key.revokedAt) {
+        hashes.delete(credential)
+        throw new ApiError(401, 'unauthorized', 'invalid or revoked API key', [], { 'WWW-Authenticate': 'Bearer' })
+      }
+      if (!hashes.has(credential)) {
+        if (hashes.size >= KEY_HASHES_KEPT) hashes.delete(hashes.keys().next().value!)
+        hashes.set(credential, hash)
+      }
       // last_used_at is informative: written at most once a minute per key, off the request path.
       const t = now()
       if ((touched.get(key.id) ?? 0) < t - KEY_TOUCH_INTERVAL_MS) {
         touched.set(key.id, t)
         store.touchApiKey(key.id, t).catch(() => {})
       }
-      if (key.tenantId === null) return { kind: 'root', keyId: key.id }
-      return { kind: 'key', tenantId: key.tenantId, keyId: key.id, scopes: new Set(key.scopes) }
+      let p = principals.get(key)
+      if (!p) {
+        p = key.tenantId === null ? { kind: 'root', keyId: key.id } : { kind: 'key', tenantId: key.tenantId, keyId: key.id, scopes: new Set(key.scopes) }
+        principals.set(key, p)
+      }
+      return p
     }
     if (allowTokens && tokens) {
       const p = await tokens.verify(credential)
