@@ -13,10 +13,14 @@ export class ReplayGate {
   constructor(
     after: number,
     private readonly position: (e: RunEvent) => number,
-    private readonly deliver: (events: RunEvent[]) => void,
+    deliver?: (events: RunEvent[]) => void,
   ) {
     this.last = after
+    if (deliver) this.deliver = deliver
   }
+
+  /** Where fresh events go, in position order: the constructor's `deliver`, or a subclass's own. */
+  protected deliver(_events: RunEvent[]): void {}
 
   get lastPosition(): number { return this.last }
   get replaying(): boolean { return this.buffer !== null }

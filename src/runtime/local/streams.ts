@@ -55,19 +55,24 @@ export interface WebSocketAcceptor {
 const bySeq = (e: RunEvent) => e.seq
 const byId = (e: RunEvent) => e.id
 
-/** One WebSocket subscriber: its replay gate, subscription and (token streams) expiry timer. */
-class WsSession implements SocketHandler {
+/**
+ * One WebSocket subscriber: its own replay gate (the hub pushes to the session itself, so a
+ * socket costs one object here, not a gate and a closure besides), its subscription and (token
+ * streams) expiry timer.
+ */
+class WsSession extends ReplayGate implements SocketHandler {
   closing = false
   private done = false
-  readonly gate: ReplayGate
   private readonly unsubscribe: () => void
   private expiry: ReturnType<typeof setTimeout> | undefined
 
   constructor(private readonly streams: LocalStreams, readonly socket: StreamSocket, private readonly req: StreamRequest) {
     const isRun = req.runId !== undefined
-    this.gate = new ReplayGate(req.after, isRun ? bySeq : byId, (events) => this.deliver(events))
-    this.unsubscribe = isRun ? streams.hub.subscribeRun(req.runId!, this.gate) : streams.hub.subscribeFeed(req.tenantId, req.filter ?? {}, this.gate)
+    super(req.after, isRun ? bySeq : byId)
+    this.unsubscribe = isRun ? streams.hub.subscribeRun(req.runId!, this) : streams.hub.subscribeFeed(req.tenantId, req.filter ?? {}, this)
   }
+
+  get gate(): ReplayGate { return this }
 
   start(heartbeatMs: number): void {
     const req = this.req
@@ -81,7 +86,7 @@ class WsSession implements SocketHandler {
 
   send(msg: ServerMessage): void { this.socket.send(JSON.stringify(msg)) }
 
-  private deliver(events: RunEvent[]): void {
+  protected override deliver(events: RunEvent[]): void {
     if (this.closing) return
     if (this.socket.bufferedAmount > this.streams.opts.maxBufferedBytes) {
       this.end(CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect with after')
