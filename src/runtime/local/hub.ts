@@ -69,13 +69,23 @@ export class LocalHub implements Publisher {
   }
 
   subscribeRun(runId: string, s: HubSubscriber): () => void {
+    this.joinRun(runId, s)
+    return () => this.leaveRun(runId, s)
+  }
+
+  /** `subscribeRun` without the closure (a subscriber that keeps its run id leaves with `leaveRun`). */
+  joinRun(runId: string, s: HubSubscriber): void {
     let room = this.rooms.get(runId)
     if (!room) this.rooms.set(runId, (room = new Set()))
     room.add(s)
-    return () => {
-      room!.delete(s)
-      if (room!.size === 0 && this.rooms.get(runId) === room) this.rooms.delete(runId)
-    }
+  }
+
+  /** Idempotent. A subscriber's room stays in the map while it holds the subscriber, so this is the room it joined. */
+  leaveRun(runId: string, s: HubSubscriber): void {
+    const room = this.rooms.get(runId)
+    if (!room) return
+    room.delete(s)
+    if (room.size === 0) this.rooms.delete(runId)
   }
 
   subscribeFeed(tenantId: string, filter: FeedFilter, s: HubSubscriber): () => void {

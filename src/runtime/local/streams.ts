@@ -63,13 +63,15 @@ const byId = (e: RunEvent) => e.id
 class WsSession extends ReplayGate implements SocketHandler {
   closing = false
   private done = false
-  private readonly unsubscribe: () => void
+  /** Feed streams; a run stream leaves its room by run id (no closure kept per socket). */
+  private readonly unsubscribe: (() => void) | undefined
   private expiry: ReturnType<typeof setTimeout> | undefined
 
   constructor(private readonly streams: LocalStreams, readonly socket: StreamSocket, private readonly req: StreamRequest) {
     const isRun = req.runId !== undefined
     super(req.after, isRun ? bySeq : byId)
-    this.unsubscribe = isRun ? streams.hub.subscribeRun(req.runId!, this) : streams.hub.subscribeFeed(req.tenantId, req.filter ?? {}, this)
+    if (isRun) streams.hub.joinRun(req.runId!, this)
+    else this.unsubscribe = streams.hub.subscribeFeed(req.tenantId, req.filter ?? {}, this)
   }
 
   get gate(): ReplayGate { return this }
@@ -130,7 +132,8 @@ class WsSession extends ReplayGate implements SocketHandler {
   closed(): void {
     if (this.done) return
     this.done = true
-    this.unsubscribe()
+    if (this.unsubscribe) this.unsubscribe()
+    else this.streams.hub.leaveRun(this.req.runId!, this)
     clearTimeout(this.expiry)
     this.streams.forget(this)
   }
