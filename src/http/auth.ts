@@ -39,14 +39,10 @@ export function credentialOf(c: Context, allowQuery: boolean): string | undefine
 }
 
 const KEY_TOUCH_INTERVAL_MS = 60_000
-const KEY_HASHES_KEPT = 256
 
 /** Who is calling, or a 401. API keys are looked up by their SHA-256; tokens verified by signature. */
 export function authenticate(store: Store, tokens: TokenVerifier | undefined, now: () => number) {
   const touched = new Map<string, number>()
-  // Hashes of the last keys that authenticated, so a burst of requests or handshakes with one key
-  // hashes it once (bounded; unknown keys are never kept). The key row is still read every time.
-  const hashes = new Map<string, string>()
   // One principal per key row: the store's read cache hands back the same row object while it
   // holds the key, so its principal (and scope set) is built once, not per request.
   const principals = new WeakMap<ApiKeyRow, Principal>()
@@ -55,17 +51,9 @@ export function authenticate(store: Store, tokens: TokenVerifier | undefined, no
     if (!credential) throw new ApiError(401, 'unauthorized', 'missing API key: send Authorization: Bearer <key> or X-API-Key', [], { 'WWW-Authenticate': 'Bearer' })
     if (credential.length > 4096) throw new ApiError(401, 'unauthorized', 'invalid API key')
     if (credential.startsWith('rr_')) {
-      let hash = hashes.get(credential)
-      if (hash === undefined) hash = await sha256Hex(credential)
-      const key = await store.findApiKeyByHash(hash)
-      if (!key || key.revokedAt) {
-        hashes.delete(credential)
-        throw new ApiError(401, 'unauthorized', 'invalid or revoked API key', [], { 'WWW-Authenticate': 'Bearer' })
-      }
-      if (!hashes.has(credential)) {
-        if (hashes.size >= KEY_HASHES_KEPT) hashes.delete(hashes.keys().next().value!)
-        hashes.set(credential, hash)
-      }
+      // Raw keys are not kept in memory beyond the request: hashing is a few µs per request.
+      const key = await store.findApiKeyByHash(await sha256Hex(credential))
+      if (!key || key.revokedAt) throw new ApiError(401, 'unauthorized', 'invalid or revoked API key', [], { 'WWW-Authenticate': 'Bearer' })
       // last_used_at is informative: written at most once a minute per key, off the request path.
       const t = now()
       if ((touched.get(key.id) ?? 0) < t - KEY_TOUCH_INTERVAL_MS) {
