@@ -20,18 +20,25 @@ export type RunPatch = Partial<Omit<RunRow, 'id' | 'tenantId' | 'workflowId' | '
 
 export interface Page<T> { items: T[]; nextCursor: string | null }
 
-/** A write as statements plus how to read their results, so several can share one batch. */
+/** A write as rows and a conditional run update, so several can share one batch. */
 export interface PreparedWrite<T> {
   /** The run it appends to, if any (names the loser of a seq race). */
   runId?: string
-  queries: unknown[]
   /** Run rows to insert (complete rows): a batch inserts those of all its writes in one statement, first. */
   runs?: RunRow[]
+  /** A change of an existing run, applied only if its last_seq is still the one read. */
+  update?: RunUpdate
   /** Event rows to append: a batch inserts those of all its writes in one statement. */
   events: (typeof events.$inferInsert)[]
-  /** Read the results of `queries`, and the ids of `events` in the same order. */
-  finish(results: any[], eventIds: number[]): T
+  /** The result, given whether `update` matched its run, and the ids of `events` in the same order. */
+  finish(updated: boolean, eventIds: number[]): T
 }
+
+/**
+ * Set the defined columns of `set` on run `id` if its last_seq is still `lastSeq`. A batch
+ * applies the updates of the same columns in one statement (see Store.writeBatch).
+ */
+export interface RunUpdate { id: string; lastSeq: number; set: Partial<RunRow> }
 
 /** Event rows per insert statement (8 parameters each, well under SQLite's limit). */
 const EVENT_INSERT_CHUNK = 500
@@ -43,6 +50,10 @@ const RUN_CACHE_MS = 1_000
 const RUN_CACHE_MAX_EVENTS = 100
 /** Every column of a run row, so a row built here has the shape a read returns (null where unset). */
 const RUN_KEYS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[]
+
+/** Parameters per batched run update statement (SQLite allows 32,766). */
+const UPDATE_PARAMS_MAX = 10_000
+const RUN_COLUMNS = getTableColumns(runs) as Record<string, { name: string; mapToDriverValue(v: unknown): unknown }>
 
 /** Thrown when an append races another writer of the same run (seq already taken). */
 export class SeqConflictError extends Error {
@@ -129,6 +140,53 @@ class ReadCache<T> {
   deleteWhere(pred: (row: T) => boolean): void {
     for (const [k, v] of this.rows) if (pred(v.row)) this.rows.delete(k)
   }
+}
+
+/**
+ * Run updates as statements: those setting the same columns share one
+ * `update … from (values (id, seq read, new values…), …) … returning id`, each row matched by
+ * id and by the seq it was read at, so a run whose seq moved is left alone (and not returned).
+ * Runs named twice (not from the ledger, which writes a run once per batch) get a statement
+ * each, in order.
+ */
+function runUpdates(updates: RunUpdate[]): { sql: string; args: unknown[] }[] {
+  const shapes = new Map<string, { cols: string[]; list: RunUpdate[] }>()
+  const seen = new Set<string>()
+  let unique = true
+  for (const u of updates) {
+    if (seen.has(u.id)) unique = false
+    seen.add(u.id)
+  }
+  updates.forEach((u, i) => {
+    const cols = Object.keys(u.set).filter((k) => (u.set as Record<string, unknown>)[k] !== undefined)
+    const key = unique ? cols.join(',') : String(i)
+    let shape = shapes.get(key)
+    if (!shape) shapes.set(key, (shape = { cols, list: [] }))
+    shape.list.push(u)
+  })
+  const out: { sql: string; args: unknown[] }[] = []
+  for (const { cols, list } of shapes.values()) {
+    const columns = cols.map((k) => RUN_COLUMNS[k]!)
+    const assign = columns.map((c, j) => `"${c.name}" = v.column${j + 3}`).join(', ')
+    const tuple = `(${Array(cols.length + 2).fill('?').join(', ')})`
+    const per = Math.max(1, Math.floor(UPDATE_PARAMS_MAX / (cols.length + 2)))
+    for (let i = 0; i < list.length; i += per) {
+      const chunk = list.slice(i, i + per)
+      const args: unknown[] = []
+      for (const u of chunk) {
+        args.push(u.id, u.lastSeq)
+        for (let j = 0; j < cols.length; j++) {
+          const v = (u.set as Record<string, unknown>)[cols[j]!]
+          args.push(v === null ? null : columns[j]!.mapToDriverValue(v))
+        }
+      }
+      out.push({
+        sql: `update "runs" set ${assign} from (values ${Array(chunk.length).fill(tuple).join(', ')}) as v where "runs"."id" = v.column1 and "runs"."last_seq" = v.column2 returning "runs"."id"`,
+        args,
+      })
+    }
+  }
+  return out
 }
 
 /** All of runrelay's persistence, over any libSQL client (embedded file, or HTTP on Workers). */
@@ -368,35 +426,42 @@ export class Store {
       status: row.status, data: created.data, createdAt: row.createdAt,
     }
     return {
-      queries: [], runs: [run], events: [ev],
+      runs: [run], events: [ev],
       finish: (_, [id]) => ({ run, event: toRunEvent({ ...ev, id: id! }, run.tags) }),
     }
   }
 
   /**
    * Run several prepared writes as one atomic batch (one transaction, one commit): group
-   * commit. Their statements run in order, then all their events go in one multi-row insert,
-   * so event ids follow the order of the writes. Each write's result or error is its own,
-   * except that a failing statement rolls back the whole batch and rejects.
+   * commit. New runs go first (one multi-row insert), then the run updates (one statement
+   * per set of changed columns), then all the events in one multi-row insert, so event ids
+   * follow the order of the writes. Each write's result or error is its own, except that a
+   * failing statement rolls back the whole batch and rejects.
    */
   async writeBatch<T>(writes: PreparedWrite<T>[]): Promise<Array<{ value?: T; error?: unknown }>> {
+    // Statements go to the libSQL client as they are (sql + args): a batch's statements need
+    // no result mapping.
+    const stmts: { sql: string; args: unknown[] }[] = []
     // New runs first, all in one multi-row insert (a write's statements only touch its own run).
     const runRows = writes.flatMap((w) => w.runs ?? [])
-    const queries: unknown[] = []
-    for (let i = 0; i < runRows.length; i += RUN_INSERT_CHUNK) queries.push(this.db.insert(runs).values(runRows.slice(i, i + RUN_INSERT_CHUNK)))
-    const first = queries.length
-    for (const w of writes) queries.push(...w.queries)
+    for (let i = 0; i < runRows.length; i += RUN_INSERT_CHUNK) {
+      const q = this.db.insert(runs).values(runRows.slice(i, i + RUN_INSERT_CHUNK)).toSQL()
+      stmts.push({ sql: q.sql, args: q.params })
+    }
+    const firstUpdate = stmts.length
+    for (const u of runUpdates(writes.flatMap((w) => (w.update ? [w.update] : [])))) stmts.push(u)
+    const lastUpdate = stmts.length
     const rows = writes.flatMap((w) => w.events)
-    const inserts = Math.ceil(rows.length / EVENT_INSERT_CHUNK)
     for (let i = 0; i < rows.length; i += EVENT_INSERT_CHUNK) {
       // Only the ids come back: the rest of each event is what was written.
-      queries.push(this.db.insert(events).values(rows.slice(i, i + EVENT_INSERT_CHUNK)).returning({ id: events.id, runId: events.runId, seq: events.seq }))
+      const q = this.db.insert(events).values(rows.slice(i, i + EVENT_INSERT_CHUNK)).returning({ id: events.id, runId: events.runId, seq: events.seq }).toSQL()
+      stmts.push({ sql: q.sql, args: q.params })
     }
-    let results: unknown[]
+    let results: { rows: ArrayLike<unknown>[] }[]
     const touched = this.runCache ? writes.flatMap((w) => w.runId ?? w.runs?.map((r) => r.id) ?? []) : []
     this.invalidateRuns(touched)
     try {
-      results = (await this.db.batch(queries as unknown as Parameters<Db['batch']>[0])) as unknown as unknown[]
+      results = (await (this.db as unknown as { $client: { batch(s: unknown[]): Promise<unknown[]> } }).$client.batch(stmts)) as typeof results
     } catch (err) {
       this.invalidateRuns(touched)
       // Only a lone write can tell whose statement failed: a seq already taken is a lost race.
@@ -404,15 +469,14 @@ export class Store {
       throw err
     }
     this.invalidateRuns(touched)
+    // Runs whose update matched (RETURNING id), and each event's id by (run, seq).
+    const updated = new Set<string>()
+    for (let i = firstUpdate; i < lastUpdate; i++) for (const r of results[i]!.rows) updated.add(r[0] as string)
     const ids = new Map<string, number>()
-    for (const chunk of results.slice(results.length - inserts) as { id: number; runId: string; seq: number }[][]) {
-      for (const r of chunk) ids.set(`${r.runId}:${r.seq}`, r.id)
-    }
-    let i = first
+    for (let i = lastUpdate; i < results.length; i++) for (const r of results[i]!.rows) ids.set(`${r[1] as string}:${Number(r[2])}`, Number(r[0]))
     return writes.map((w) => {
-      const mine = results.slice(i, (i += w.queries.length))
       try {
-        return { value: w.finish(mine, w.events.map((e) => ids.get(`${e.runId}:${e.seq}`)!)) }
+        return { value: w.finish(!!w.update && updated.has(w.update.id), w.events.map((e) => ids.get(`${e.runId}:${e.seq}`)!)) }
       } catch (error) {
         return { error }
       }
@@ -462,9 +526,9 @@ export class Store {
   prepareRunChange(run: RunRow, patch: RunPatch, newEvents: NewEvent[], now: number): PreparedWrite<{ run: RunRow; events: RunEvent[] }> {
     const lastSeq = run.lastSeq + newEvents.length
     const set = { ...patch, lastSeq, updatedAt: now }
-    // The update goes first and is conditional on the seq read: if it matches nothing, the
-    // insert hits the unique (run, seq) index and the batch rolls back.
-    const update = this.db.update(runs).set(set).where(and(eq(runs.id, run.id), eq(runs.lastSeq, run.lastSeq)))
+    // The update is conditional on the seq read: if it matches nothing, the insert hits the
+    // unique (run, seq) index and the batch rolls back (or, with no such event, finish fails).
+    const update: RunUpdate = { id: run.id, lastSeq: run.lastSeq, set }
     // Each event carries the status in force once it is applied: a status change moves it.
     let current = run.status
     const rows = newEvents.map((e, i) => {
@@ -472,9 +536,9 @@ export class Store {
       return { tenantId: run.tenantId, runId: run.id, workflowId: run.workflowId, seq: run.lastSeq + 1 + i, type: e.type, status: current, data: e.data, createdAt: now }
     })
     return {
-      runId: run.id, queries: [update], events: rows,
-      finish: ([res], ids) => {
-        if (!(res as { rowsAffected: number }).rowsAffected) throw new SeqConflictError(run.id)
+      runId: run.id, update, events: rows,
+      finish: (matched, ids) => {
+        if (!matched) throw new SeqConflictError(run.id)
         // The row as written, without reading it back (undefined fields are left as they were, as in the update).
         const updated = { ...run } as Record<string, unknown>
         for (const [k, v] of Object.entries(set)) if (v !== undefined) updated[k] = v

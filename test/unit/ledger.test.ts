@@ -75,4 +75,47 @@ describe('LocalLedger group commit', () => {
     await second
     expect((await store.listRunEvents('a', 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3])
   })
+
+  it('applies the different patches of one group (columns, JSON, null) as written, failing only the stale write', async () => {
+    const created = await Promise.all(['a', 'b', 'c', 'd'].map((id) => ledger.create(row(id), { type: 'run.created', data: {} })))
+    const [a, b, c, d] = created.map((r) => r.run)
+    await ledger.commit(d!, {}, [{ type: 'run.progress', data: {} }])
+    batches = 0
+    const results = await Promise.allSettled([
+      ledger.commit(a!, { progress: 0.25, message: 'half' }, [{ type: 'run.progress', data: { p: 1 } }]),
+      ledger.commit(b!, { result: { x: [1, 2] }, tags: ['y', 'z'], message: null }, [{ type: 'run.output', data: { k: 'v' } }, { type: 'run.progress', data: { p: 2 } }]),
+      ledger.commit(c!, { progress: 0.75, message: 'most' }, [{ type: 'run.status_changed', data: { from: 'queued', to: 'running' } }]),
+      ledger.commit(d!, { progress: 0.9, message: 'stale' }, [{ type: 'run.progress', data: { stale: true } }]),
+    ])
+    const [ra, rb, rc, rd] = results
+    expect(rd.status === 'rejected' && rd.reason).toBeInstanceOf(SeqConflictError)
+    for (const r of [ra, rb, rc]) {
+      expect(r.status).toBe('fulfilled')
+      const v = (r as PromiseFulfilledResult<Awaited<ReturnType<LocalLedger['commit']>>>).value
+      expect(await store.getRunById(v.run.id)).toEqual(v.run)
+      expect(await store.listRunEvents(v.run.id, 1, 10)).toEqual(v.events)
+    }
+    const vb = (rb as PromiseFulfilledResult<Awaited<ReturnType<LocalLedger['commit']>>>).value
+    expect(vb.run).toMatchObject({ lastSeq: 3, result: { x: [1, 2] }, tags: ['y', 'z'], message: null, progress: null, updatedAt: 1000 })
+    expect(vb.events.map((e) => [e.seq, e.tags])).toEqual([[2, ['y', 'z']], [3, ['y', 'z']]])
+    const vc = (rc as PromiseFulfilledResult<Awaited<ReturnType<LocalLedger['commit']>>>).value
+    expect(vc.run).toMatchObject({ lastSeq: 2, progress: 0.75, message: 'most', status: 'queued' })
+    expect(await store.getRunById('d')).toMatchObject({ lastSeq: 2, progress: null, message: null })
+    expect((await store.listRunEvents('d', 0, 10)).map((e) => e.data)).toEqual([{}, {}])
+    const ids = published.filter((e) => e.run_id !== 'd').map((e) => e.id)
+    expect(ids).toEqual([...ids].sort((x, y) => x - y))
+  })
+
+  it('writes a large group of the same patch shape with per-run seqs and no gaps', async () => {
+    const ids = Array.from({ length: 300 }, (_, i) => `r${i}`)
+    let runs = (await Promise.all(ids.map((id) => ledger.create(row(id), { type: 'run.created', data: {} })))).map((r) => r.run)
+    for (let round = 0; round < 3; round++) {
+      runs = (await Promise.all(runs.map((r) => ledger.commit(r, { polls: round + 1 }, [{ type: 'run.progress', data: { round } }])))).map((r) => r.run)
+    }
+    for (const r of runs) expect(r).toMatchObject({ lastSeq: 4, polls: 3 })
+    for (const id of ['r0', 'r150', 'r299']) {
+      expect(await store.getRunById(id)).toMatchObject({ lastSeq: 4, polls: 3 })
+      expect((await store.listRunEvents(id, 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3, 4])
+    }
+  })
 })
