@@ -189,6 +189,17 @@ function runUpdates(updates: RunUpdate[]): { sql: string; args: unknown[] }[] {
   return out
 }
 
+const EVENT_COLUMNS = ['tenantId', 'runId', 'workflowId', 'seq', 'type', 'status', 'data', 'createdAt'] as const
+const EVENT_INSERT_HEAD = `insert into "events" (${EVENT_COLUMNS.map((k) => `"${events[k].name}"`).join(', ')}) values `
+const EVENT_TUPLE = `(${EVENT_COLUMNS.map(() => '?').join(', ')})`
+
+/** A multi-row insert of event rows returning (id, run_id, seq) for each. */
+function eventInsert(rows: (typeof events.$inferInsert)[]): { sql: string; args: unknown[] } {
+  const args: unknown[] = []
+  for (const r of rows) args.push(r.tenantId, r.runId, r.workflowId, r.seq, r.type, r.status, JSON.stringify(r.data), r.createdAt)
+  return { sql: `${EVENT_INSERT_HEAD}${Array(rows.length).fill(EVENT_TUPLE).join(', ')} returning "id", "run_id", "seq"`, args }
+}
+
 /** All of runrelay's persistence, over any libSQL client (embedded file, or HTTP on Workers). */
 export class Store {
   private caches?: { keys: ReadCache<ApiKeyRow>; workflows: ReadCache<WorkflowRow>; connections: ReadCache<ConnectionRow> }
@@ -439,8 +450,8 @@ export class Store {
    * failing statement rolls back the whole batch and rejects.
    */
   async writeBatch<T>(writes: PreparedWrite<T>[]): Promise<Array<{ value?: T; error?: unknown }>> {
-    // Statements go to the libSQL client as they are (sql + args): a batch's statements need
-    // no result mapping.
+    // Statements go to the libSQL client as they are (sql + args): drizzle's builders cost
+    // more than the writes here, and a batch's statements need no result mapping.
     const stmts: { sql: string; args: unknown[] }[] = []
     // New runs first, all in one multi-row insert (a write's statements only touch its own run).
     const runRows = writes.flatMap((w) => w.runs ?? [])
@@ -452,11 +463,7 @@ export class Store {
     for (const u of runUpdates(writes.flatMap((w) => (w.update ? [w.update] : [])))) stmts.push(u)
     const lastUpdate = stmts.length
     const rows = writes.flatMap((w) => w.events)
-    for (let i = 0; i < rows.length; i += EVENT_INSERT_CHUNK) {
-      // Only the ids come back: the rest of each event is what was written.
-      const q = this.db.insert(events).values(rows.slice(i, i + EVENT_INSERT_CHUNK)).returning({ id: events.id, runId: events.runId, seq: events.seq }).toSQL()
-      stmts.push({ sql: q.sql, args: q.params })
-    }
+    for (let i = 0; i < rows.length; i += EVENT_INSERT_CHUNK) stmts.push(eventInsert(rows.slice(i, i + EVENT_INSERT_CHUNK)))
     let results: { rows: ArrayLike<unknown>[] }[]
     const touched = this.runCache ? writes.flatMap((w) => w.runId ?? w.runs?.map((r) => r.id) ?? []) : []
     this.invalidateRuns(touched)
