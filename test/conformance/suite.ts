@@ -108,6 +108,17 @@ export function conformanceSuite(runtime: string, launch: Launch): void {
       expect((await reader.get('/v1/runs')).status).toBe(401)
     })
 
+    it('tells a credential who it is (GET /v1/me)', async () => {
+      const me = await client.get('/v1/me')
+      expect(me.status).toBe(200)
+      expect(me.body).toMatchObject({ kind: 'key', key_id: expect.any(String), token_scope: null })
+      expect(me.body.scopes).toContain('runs:write')
+      const reader = (await client.post('/v1/keys', { name: 'me-reader', scopes: ['runs:read'] })).body.key
+      expect((await api(server.url, reader).get('/v1/me')).body.scopes).toEqual(['runs:read'])
+      expect((await api(server.url, server.rootKey).get('/v1/me')).body.kind).toBe('root')
+      expect((await api(server.url).get('/v1/me')).status).toBe(401)
+    })
+
     it('never returns connection credentials', async () => {
       const res = await client.get(`/v1/connections/${httpConnection}`)
       expect(res.status).toBe(200)

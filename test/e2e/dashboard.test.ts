@@ -130,6 +130,27 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     await page.close()
   })
 
+  it('a key without runs:write sees the runs but no trigger or cancel buttons', async () => {
+    const long = await t.workflow('long-running', { durationMs: 60_000, steps: 2, queueMs: 0 })
+    const runId = await t.trigger(long)
+    const reader = (await t.client.post('/v1/keys', { name: 'reader', scopes: ['runs:read', 'workflows:read'] })).body.key as string
+    const page = await open()
+    await signIn(page, reader)
+    await page.locator(`tr[data-run="${runId}"]`).waitFor()
+    expect(await page.locator('#trigger-btn').count()).toBe(0)
+    await page.goto(`${server.url}/#/runs/${runId}`)
+    await page.locator('.chip[data-status="running"]').first().waitFor({ timeout: 15_000 })
+    expect(await page.locator('#cancel-btn').count()).toBe(0)
+    // The admin key of the same tenant gets them.
+    await page.click('#signout')
+    await signIn(page, t.key)
+    await page.locator('#trigger-btn').waitFor()
+    await page.goto(`${server.url}/#/runs/${runId}`)
+    await page.locator('#cancel-btn').waitFor()
+    await t.client.post(`/v1/runs/${runId}/cancel`)
+    await page.close()
+  })
+
   it('/docs renders the OpenAPI document', async () => {
     const page = await open()
     await page.goto(server.url + '/docs')

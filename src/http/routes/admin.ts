@@ -13,7 +13,7 @@ import { z } from 'zod'
 const KeyParams = z.object({ id: IdParam.shape.id, keyId: IdParam.shape.id })
 
 /** Tenants (root key) and API keys (root key for any tenant, an admin key for its own). */
-export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, authenticate }: RouteContext): void {
   const { store, clock } = deps
 
   const createKey = async (tenantId: string, name: string, scopes: string[]) => {
@@ -31,7 +31,27 @@ export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }:
     return p.tenantId
   }
 
-  let d = documented({ method: 'post', path: '/v1/tenants', summary: 'Create a tenant (and its first key, shown once)', tag: 'admin', auth: 'root', body: TenantCreate, response: TenantCreated, status: 201 })
+  const Me = z.object({
+    kind: z.enum(['root', 'key', 'token']),
+    tenant_id: z.string().nullable(),
+    key_id: z.string().nullable(),
+    scopes: z.array(z.string()).describe('what this credential may do (a subscriber token: runs:read)'),
+    token_scope: z.object({ run_ids: z.array(z.string()), workflow_ids: z.array(z.string()), tags: z.array(z.string()) }).nullable(),
+    expires_at: z.string().nullable(),
+  })
+  let d = documented({ method: 'get', path: '/v1/me', summary: 'Who this credential is: its tenant and scopes (any key or subscriber token)', tag: 'admin', response: Me })
+  app.get(d.path, async (c) => {
+    const p = await authenticate(c, true)
+    const body: z.infer<typeof Me> = p.kind === 'root'
+      ? { kind: 'root', tenant_id: null, key_id: p.keyId, scopes: ['root'], token_scope: null, expires_at: null }
+      : p.kind === 'key'
+        ? { kind: 'key', tenant_id: p.tenantId, key_id: p.keyId, scopes: [...p.scopes].sort(), token_scope: null, expires_at: null }
+        : { kind: 'token', tenant_id: p.tenantId, key_id: null, scopes: ['runs:read'], expires_at: new Date(p.expiresAt).toISOString(),
+            token_scope: { run_ids: p.scope.runIds ?? [], workflow_ids: p.scope.workflowIds ?? [], tags: p.scope.tags ?? [] } }
+    return c.json(body)
+  })
+
+  d = documented({ method: 'post', path: '/v1/tenants', summary: 'Create a tenant (and its first key, shown once)', tag: 'admin', auth: 'root', body: TenantCreate, response: TenantCreated, status: 201 })
   app.post(d.path, auth('root'), valid('json', TenantCreate), async (c) => {
     const body = c.req.valid('json')
     const tenant = await store.createTenant({ id: newId('ten'), name: body.name, retentionDays: body.retention_days ?? null, createdAt: clock.now() })

@@ -138,6 +138,8 @@ dialog::backdrop{background:rgba(0,0,0,.35)}
     clearTimeout(toast.timer); toast.timer = setTimeout(function () { t.classList.add('hidden') }, 4000)
   }
   var isKey = function () { return state.cred.indexOf('rr_') === 0 }
+  // Write buttons only for keys that may use them (GET /v1/me names the key's scopes).
+  var canWrite = function () { return isKey() && (state.scopes || []).some(function (s) { return s === 'runs:write' || s === 'admin' }) }
   function tokenScope() {
     try {
       var p = state.cred.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')
@@ -242,13 +244,13 @@ dialog::backdrop{background:rgba(0,0,0,.35)}
     input.focus()
   }
   function check() {
-    if (isKey()) return api('GET', '/v1/runs?limit=1')
+    if (isKey()) return api('GET', '/v1/runs?limit=1').then(function () { return api('GET', '/v1/me') }).then(function (me) { state.scopes = me.scopes })
     var s = tokenScope()
     if (s.r && s.r.length) return api('GET', '/v1/runs/' + encodeURIComponent(s.r[0]))
     if (!s.w && !s.t) return Promise.reject(new Error('not an API key or a subscriber token'))
     return Promise.resolve()
   }
-  document.getElementById('signout').addEventListener('click', function () { sessionStorage.removeItem(STORE); state.cred = ''; stopSockets(); location.hash = '#/'; renderSignIn() })
+  document.getElementById('signout').addEventListener('click', function () { sessionStorage.removeItem(STORE); state.cred = ''; state.scopes = null; stopSockets(); location.hash = '#/'; renderSignIn() })
   function stopSockets() {
     if (state.feed) { state.feed.close(); state.feed = null }
     if (state.runSock) { state.runSock.close(); state.runSock = null }
@@ -319,7 +321,7 @@ dialog::backdrop{background:rgba(0,0,0,.35)}
     var tagIn = h('input', { id: 'f-tag', placeholder: 'tag', value: state.filters.tag, onchange: function () { state.filters.tag = tagIn.value.trim(); reload() } })
     app.replaceChildren(
       h('div', { class: 'row', style: 'margin-bottom:14px' }, h('div', null, h('h1', { text: 'Runs' }), h('div', { class: 'small muted', id: 'runs-count' })), h('span', { class: 'spacer' }),
-        isKey() ? h('button', { class: 'primary', id: 'trigger-btn', onclick: openTrigger, text: 'Trigger run' }) : null),
+        canWrite() ? h('button', { class: 'primary', id: 'trigger-btn', onclick: openTrigger, text: 'Trigger run' }) : null),
       h('div', { class: 'card' },
         h('div', { class: 'filters' }, h('label', null, 'Workflow', wfSel), h('label', null, 'Status', stSel), h('label', null, 'Tag', tagIn),
           h('span', { class: 'spacer' }), h('button', { onclick: function () { state.filters = { workflow: '', status: '', tag: '' }; renderList(); reload() }, text: 'Clear' })),
@@ -369,7 +371,7 @@ dialog::backdrop{background:rgba(0,0,0,.35)}
     var run = null
     function paint() {
       if (!run) return
-      var canAct = isKey() && !TERMINAL[run.status]
+      var canAct = canWrite() && !TERMINAL[run.status]
       head.replaceChildren(h('div', { class: 'card pad' },
         h('div', { class: 'row' }, h('h1', { class: 'mono', text: run.id }), chip(run.status), h('span', { class: 'spacer' }),
           canAct && run.status === 'running' ? h('button', { onclick: function () { command('pause') }, text: 'Pause' }) : null,
@@ -407,7 +409,8 @@ dialog::backdrop{background:rgba(0,0,0,.35)}
     if (state.runSock) { state.runSock.close(); state.runSock = null }
     var m = /^#\/runs\/([\w-]+)/.exec(location.hash)
     var wf = isKey() ? api('GET', '/v1/workflows?limit=200').then(function (p) { state.workflows = p.items }, function () {}) : Promise.resolve()
-    wf.then(function () {
+    var me = isKey() && !state.scopes ? api('GET', '/v1/me').then(function (r) { state.scopes = r.scopes }, function () {}) : Promise.resolve()
+    Promise.all([wf, me]).then(function () {
       if (m) { if (state.feed) { state.feed.close(); state.feed = null } return renderRun(m[1]) }
       renderList(); reload().then(startFeed)
     })
