@@ -54,6 +54,21 @@ const workflowConfig = z.object({
 
 const TRIGGER_FIELDS = ['run_by', 'tenant_id', 'trigger_type', 'trigger_id', 'event_type', 'workflow_id'] as const
 
+const headers = (ctx: ConnectorContext): Record<string, string> => ({ 'X-API-KEY': String(ctx.connection.credentials.apiKey ?? '') })
+
+/** The run answer's `data` (trigger facts kept in state and result), or undefined without an execution_id. */
+function accepted(body: unknown): { executionId: string; d: Record<string, unknown>; trigger: Record<string, unknown>; upstreamStatus: string } | undefined {
+  const data = getPath(body, 'data')
+  const executionId = getPath(data, 'execution_id')
+  if (typeof executionId !== 'string' && typeof executionId !== 'number') return undefined
+  const d = isRecord(data) ? data : {}
+  const trigger: Record<string, unknown> = { execution_id: String(executionId) }
+  for (const f of TRIGGER_FIELDS) if (d[f] !== undefined) trigger[f] = d[f]
+  const ts = wivTimestamp(d.timestamp)
+  if (ts) trigger.timestamp = ts
+  return { executionId: String(executionId), d, trigger, upstreamStatus: typeof d.event_type === 'string' ? d.event_type : 'WORKFLOW_TRIGGER' }
+}
+
 /** Wiv answers `2025-05-22 20:59:07.014093` (UTC without a zone): make it ISO 8601 with Z. */
 export function wivTimestamp(ts: unknown): string | undefined {
   if (typeof ts !== 'string') return undefined
@@ -90,49 +105,36 @@ export const wivConnector: Connector = {
     if (!id) throw finalError('invalid_input', 'the Wiv workflow_id is required')
     const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, `/workflows/${encodeURIComponent(id)}/run`), {
       method: 'POST',
-      headers: { 'X-API-KEY': String(ctx.connection.credentials.apiKey ?? ''), ...idempotencyHeaders(ctx, req.runId) },
+      headers: { ...headers(ctx), ...idempotencyHeaders(ctx, req.runId) },
       body: { payload: buildPayload(ctx, req.input) },
     })
-    const data = getPath(res.body, 'data')
-    const executionId = getPath(data, 'execution_id')
-    if (typeof executionId !== 'string' && typeof executionId !== 'number') {
-      throw finalError('upstream_bad_answer', 'Wiv answered without data.execution_id', { status: res.status, body: res.body })
-    }
-    const d = isRecord(data) ? data : {}
-    const trigger: Record<string, unknown> = { execution_id: String(executionId) }
-    for (const f of TRIGGER_FIELDS) if (d[f] !== undefined) trigger[f] = d[f]
-    const ts = wivTimestamp(d.timestamp)
-    if (ts) trigger.timestamp = ts
+    const a = accepted(res.body)
+    if (!a) throw finalError('upstream_bad_answer', 'Wiv answered without data.execution_id', { status: res.status, body: res.body })
+    const { d, trigger } = a
     const complete = ctx.workflow.config.completeOnAccept === true
     const obs: Observation = {
       // Accepted: Wiv has started the workflow; nothing more is known until the callback.
       status: complete ? 'completed' : 'running',
-      upstreamStatus: typeof d.event_type === 'string' ? d.event_type : 'WORKFLOW_TRIGGER',
+      upstreamStatus: a.upstreamStatus,
       raw: res.body,
       state: { trigger },
     }
     if (complete) obs.result = { ...trigger, payload: d.payload }
-    return { ...obs, upstreamId: String(executionId) }
+    return { ...obs, upstreamId: a.executionId }
   },
 
   async authHeaders(ctx) {
-    return { 'X-API-KEY': String(ctx.connection.credentials.apiKey ?? '') }
+    return headers(ctx)
   },
 
   matchTrigger(call) {
     const m = /^\/workflows\/([^/]+)\/run\/?$/.exec(call.path)
     if (call.method !== 'POST' || !m || call.status < 200 || call.status >= 300) return null
-    const data = getPath(call.responseBody, 'data')
-    const executionId = getPath(data, 'execution_id')
-    if (typeof executionId !== 'string' && typeof executionId !== 'number') return null
-    const d = isRecord(data) ? data : {}
-    const trigger: Record<string, unknown> = { execution_id: String(executionId) }
-    for (const f of TRIGGER_FIELDS) if (d[f] !== undefined) trigger[f] = d[f]
-    const ts = wivTimestamp(d.timestamp)
-    if (ts) trigger.timestamp = ts
+    const a = accepted(call.responseBody)
+    if (!a) return null
     return {
-      status: 'running', upstreamStatus: typeof d.event_type === 'string' ? d.event_type : 'WORKFLOW_TRIGGER', raw: call.responseBody,
-      state: { trigger }, upstreamId: String(executionId), upstreamWorkflowId: decodeURIComponent(m[1]!),
+      status: 'running', upstreamStatus: a.upstreamStatus, raw: call.responseBody,
+      state: { trigger: a.trigger }, upstreamId: a.executionId, upstreamWorkflowId: decodeURIComponent(m[1]!),
     }
   },
 
