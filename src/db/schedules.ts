@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, isNotNull, isNull, lte, min, ne, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, isNotNull, isNull, lte, min, ne } from 'drizzle-orm'
 import { runs, schedules } from './schema.ts'
-import { encodeCursor, type Db, type Page, type RunRow } from './store.ts'
+import { keyset, page, type Db, type Page, type RunRow } from './store.ts'
 
 export type ScheduleRow = typeof schedules.$inferSelect
 export type ScheduleInsert = typeof schedules.$inferInsert
@@ -26,13 +26,10 @@ export class ScheduleQueries {
   }
 
   async list(tenantId: string, f: { workflowId?: string; cursor: [number, string] | null; limit: number }): Promise<Page<ScheduleRow>> {
-    const conds = [eq(schedules.tenantId, tenantId)]
+    const conds = [eq(schedules.tenantId, tenantId), keyset(schedules, f.cursor)]
     if (f.workflowId) conds.push(eq(schedules.workflowId, f.workflowId))
-    if (f.cursor) conds.push(sql`(${schedules.createdAt} < ${f.cursor[0]} or (${schedules.createdAt} = ${f.cursor[0]} and ${schedules.id} < ${f.cursor[1]}))`)
     const rows = await this.db.select().from(schedules).where(and(...conds)).orderBy(desc(schedules.createdAt), desc(schedules.id)).limit(f.limit + 1)
-    const items = rows.slice(0, f.limit)
-    const last = items[items.length - 1]
-    return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(last.createdAt, last.id) : null }
+    return page(rows, f.limit)
   }
 
   async update(id: string, patch: SchedulePatch): Promise<ScheduleRow | undefined> {

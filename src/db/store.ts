@@ -74,12 +74,13 @@ export function decodeCursor(cursor: string): [number, string] | null {
 }
 
 /** Newest-first keyset pagination over (created_at, id). */
-function keyset(table: { createdAt: any; id: any }, cursor: [number, string] | null): SQL | undefined {
+export function keyset(table: { createdAt: any; id: any }, cursor: [number, string] | null): SQL | undefined {
   if (!cursor) return undefined
   return or(lt(table.createdAt, cursor[0]), and(eq(table.createdAt, cursor[0]), lt(table.id, cursor[1])))
 }
 
-function page<T extends { createdAt: number; id: string }>(rows: T[], limit: number): Page<T> {
+/** A page of `limit` rows from `limit + 1` read, with the cursor of the next one if there is more. */
+export function page<T extends { createdAt: number; id: string }>(rows: T[], limit: number): Page<T> {
   const items = rows.slice(0, limit)
   const last = items[items.length - 1]
   return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null }

@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, gt, inArray, lte, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, inArray, lte, sql } from 'drizzle-orm'
 import { events, runs, settings, webhookAttempts, webhookDeliveries, webhookEndpoints } from './schema.ts'
-import { encodeCursor, type Db, type EventRow, type Page, type RunRow } from './store.ts'
+import { keyset, page, type Db, type EventRow, type Page, type RunRow } from './store.ts'
 
 export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect
@@ -13,15 +13,6 @@ export interface DeliveryFilter {
   eventType?: string
   cursor: [number, string] | null
   limit: number
-}
-
-const newestFirst = (t: { createdAt: any; id: any }, cursor: [number, string] | null): SQL | undefined =>
-  cursor ? sql`(${t.createdAt} < ${cursor[0]} or (${t.createdAt} = ${cursor[0]} and ${t.id} < ${cursor[1]}))` : undefined
-
-function page<T extends { createdAt: number; id: string }>(rows: T[], limit: number): Page<T> {
-  const items = rows.slice(0, limit)
-  const last = items[items.length - 1]
-  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null }
 }
 
 /** Outbound webhook persistence: endpoints, deliveries (one per endpoint and event), attempts. */
@@ -40,7 +31,7 @@ export class WebhookQueries {
   }
 
   async listEndpoints(tenantId: string, f: { workflowId?: string; cursor: [number, string] | null; limit: number }): Promise<Page<WebhookEndpointRow>> {
-    const conds = [eq(webhookEndpoints.tenantId, tenantId), newestFirst(webhookEndpoints, f.cursor)]
+    const conds = [eq(webhookEndpoints.tenantId, tenantId), keyset(webhookEndpoints, f.cursor)]
     if (f.workflowId) conds.push(eq(webhookEndpoints.workflowId, f.workflowId))
     const rows = await this.db.select().from(webhookEndpoints).where(and(...conds)).orderBy(desc(webhookEndpoints.createdAt), desc(webhookEndpoints.id)).limit(f.limit + 1)
     return page(rows, f.limit)
@@ -149,7 +140,7 @@ export class WebhookQueries {
   }
 
   async listDeliveries(tenantId: string, f: DeliveryFilter): Promise<Page<WebhookDeliveryRow>> {
-    const conds = [eq(webhookDeliveries.tenantId, tenantId), newestFirst(webhookDeliveries, f.cursor)]
+    const conds = [eq(webhookDeliveries.tenantId, tenantId), keyset(webhookDeliveries, f.cursor)]
     if (f.endpointId) conds.push(eq(webhookDeliveries.endpointId, f.endpointId))
     if (f.status?.length) conds.push(inArray(webhookDeliveries.status, f.status))
     if (f.runId) conds.push(eq(webhookDeliveries.runId, f.runId))
