@@ -2,11 +2,11 @@ import { DurableObject } from 'cloudflare:workers'
 import type { RunEvent } from '../../core/domain.ts'
 import { eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
-import { parseClientMessage, type ServerMessage } from '../../core/protocol.ts'
+import type { ServerMessage } from '../../core/protocol.ts'
 import { matchesFeedFilter, type FeedFilter } from '../../db/store.ts'
 import type { Env } from './env.ts'
 import { getShared, type Shared } from './shared.ts'
-import { CLOSE, heartbeatFrame, hello, PING, refreshedExpiry, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
 interface FeedSocket {
@@ -111,22 +111,18 @@ export class FeedObject extends DurableObject<Env> {
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.entry('webSocketMessage', async () => {
-      const send = (msg: ServerMessage) => trySend(ws, JSON.stringify(msg))
-      const msg = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
-      if (!msg) return void send({ type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
-      if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
-      if (msg.type !== 'refresh_token') return
-      const shared = await this.deps()
-      const expiresAt = await refreshedExpiry(shared.tokens, (ws.deserializeAttachment() as FeedSocket | null)?.scopeKey, msg.token)
-      if (expiresAt === null) return void send({ type: 'error', code: 'invalid_token', message: 'token refused' })
-      // Re-read after the await: a pull may have moved `seen` meanwhile.
-      const att = ws.deserializeAttachment() as FeedSocket | null
-      if (!att) return
-      ws.serializeAttachment({ ...att, expiresAt } satisfies FeedSocket)
-      await this.armAlarm()
-      send({ type: 'token_refreshed', expiresAt: new Date(expiresAt).toISOString() })
-    }).catch(() => {})
+    await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
+      tokens: async () => (await this.deps()).tokens,
+      scopeKey: () => (ws.deserializeAttachment() as FeedSocket | null)?.scopeKey,
+      apply: async (expiresAt) => {
+        // Re-read after the await: a pull may have moved `seen` meanwhile.
+        const att = ws.deserializeAttachment() as FeedSocket | null
+        if (!att) return false
+        ws.serializeAttachment({ ...att, expiresAt } satisfies FeedSocket)
+        await this.armAlarm()
+        return true
+      },
+    })).catch(() => {})
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {

@@ -6,14 +6,14 @@ import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
 import type { BindConnector, ConnectorBinding, RunLedger } from '../../core/ports.ts'
 import { systemClock } from '../../core/ports.ts'
-import { parseClientMessage, type ServerMessage } from '../../core/protocol.ts'
+import type { ServerMessage } from '../../core/protocol.ts'
 import { RateBudget } from '../../core/rate-budget.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
 import type { Env } from './env.ts'
 import { flushToLibsql, type OutboxEvent } from './outbox.ts'
 import { getShared, type Shared } from './shared.ts'
-import { CLOSE, heartbeatFrame, hello, PING, refreshedExpiry, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
 const INFRA_RETRY_MS = 2_000
@@ -195,24 +195,20 @@ export class RunObject extends DurableObject<Env> {
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.entry('webSocketMessage', async () => {
-      const send = (msg: ServerMessage) => trySend(ws, JSON.stringify(msg))
-      const msg = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
-      if (!msg) return void send({ type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
-      if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
-      if (msg.type !== 'refresh_token') return
-      const { shared } = await this.deps()
-      const expiresAt = await refreshedExpiry(shared.tokens, this.att(ws)?.scopeKey, msg.token)
-      if (expiresAt === null) return void send({ type: 'error', code: 'invalid_token', message: 'token refused' })
-      // Re-read after the await: the replay may have moved `last` meanwhile.
-      const att = this.att(ws)
-      if (!att) return
-      this.save(ws, { ...att, expiresAt })
-      // A later expiry: the alarm may wake at the old one, and its sweep finds the new one.
-      this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, expiresAt)
-      await this.lock.run(() => this.armAlarm())
-      send({ type: 'token_refreshed', expiresAt: new Date(expiresAt).toISOString() })
-    }).catch(() => {})
+    await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
+      tokens: async () => (await this.deps()).shared.tokens,
+      scopeKey: () => this.att(ws)?.scopeKey,
+      apply: async (expiresAt) => {
+        // Re-read after the await: the replay may have moved `last` meanwhile.
+        const att = this.att(ws)
+        if (!att) return false
+        this.save(ws, { ...att, expiresAt })
+        // A later expiry: the alarm may wake at the old one, and its sweep finds the new one.
+        this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, expiresAt)
+        await this.lock.run(() => this.armAlarm())
+        return true
+      },
+    })).catch(() => {})
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {

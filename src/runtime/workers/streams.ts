@@ -3,7 +3,7 @@ import { z } from 'zod'
 import type { RunEvent } from '../../core/domain.ts'
 import { eventToJson } from '../../core/frames.ts'
 import { sha256Hex } from '../../core/crypto.ts'
-import { CLOSE, PROTOCOL_VERSION, type ServerMessage } from '../../core/protocol.ts'
+import { CLOSE, parseClientMessage, PROTOCOL_VERSION, type ServerMessage } from '../../core/protocol.ts'
 import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
 import type { Env } from './env.ts'
@@ -80,6 +80,32 @@ export async function refreshedExpiry(tokens: TokenVerifier, scopeKey: string | 
   const next = await tokens.verify(token)
   if (!next || (await tokenScopeKey(next.tenantId, next.scope)) !== scopeKey) return null
   return next.expiresAt
+}
+
+/** How an object takes a refreshed token's expiry for one socket. */
+export interface SocketRefresh {
+  tokens: () => Promise<TokenVerifier>
+  /** The socket's scope digest (undefined: opened with an API key). */
+  scopeKey: () => string | undefined
+  /** Store the new expiry; false when the socket is gone (nothing is answered). */
+  apply: (expiresAt: number) => Promise<boolean>
+}
+
+/**
+ * A client's message on an object's socket, the same for runs and the feed: `ping` → pong, a
+ * malformed message → bad_message, `refresh_token` → verified (refreshedExpiry) and applied.
+ */
+export async function answerClientMessage(ws: WebSocket, message: string | ArrayBuffer, refresh: SocketRefresh): Promise<void> {
+  const send = (msg: ServerMessage) => trySend(ws, JSON.stringify(msg))
+  const msg = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
+  if (!msg) return void send({ type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
+  if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
+  if (msg.type !== 'refresh_token') return
+  const tokens = await refresh.tokens()
+  const expiresAt = await refreshedExpiry(tokens, refresh.scopeKey(), msg.token)
+  if (expiresAt === null) return void send({ type: 'error', code: 'invalid_token', message: 'token refused' })
+  if (!(await refresh.apply(expiresAt))) return
+  send({ type: 'token_refreshed', expiresAt: new Date(expiresAt).toISOString() })
 }
 
 /** A run stream goes to the run's object; the feed to the tenant's feed object. */
