@@ -260,6 +260,24 @@ function statusRequest(ctx: ConnectorContext): Required<Pick<StatusRequest, 'met
   }
 }
 
+/** The status request for a report: the id as a query parameter (GET) or a JSON body key (POST). */
+function statusCall(sr: ReturnType<typeof statusRequest>, reportId: string): { path: string; req: UpstreamRequest } {
+  let path = fillPath(sr.path, { id: reportId })
+  const req: UpstreamRequest = { method: sr.method }
+  if (sr.param) {
+    if (sr.method === 'GET') path += (path.includes('?') ? '&' : '?') + `${encodeURIComponent(sr.param)}=${encodeURIComponent(reportId)}`
+    else req.body = { [sr.param]: /^\d+$/.test(reportId) ? Number(reportId) : reportId }
+  } else if (sr.method === 'POST') req.body = {}
+  return { path, req }
+}
+
+/** A status table: `base` with the configured statusMap over it (each word also lower-cased, for mapStatus). */
+function statusTable(sr: StatusRequest, base: Record<string, RunStatusT>): Record<string, RunStatusT> {
+  const table = { ...base }
+  for (const [k, v] of Object.entries(sr.statusMap ?? {})) { table[k] = v; table[k.toLowerCase()] = v }
+  return table
+}
+
 function option<T>(ctx: ConnectorContext, name: string): T | undefined {
   return (ctx.workflow.config[name] ?? ctx.connection.config[name]) as T | undefined
 }
@@ -295,16 +313,9 @@ export const wokeloConnector: Connector = {
 
   async poll(ctx, run) {
     const sr = statusRequest(ctx)
-    let path = fillPath(sr.path, { id: run.upstreamId })
-    const req: UpstreamRequest = { method: sr.method }
-    if (sr.param) {
-      if (sr.method === 'GET') path += (path.includes('?') ? '&' : '?') + `${encodeURIComponent(sr.param)}=${encodeURIComponent(run.upstreamId)}`
-      else req.body = { [sr.param]: /^\d+$/.test(run.upstreamId) ? Number(run.upstreamId) : run.upstreamId }
-    } else if (sr.method === 'POST') req.body = {}
+    const { path, req } = statusCall(sr, run.upstreamId)
     const res = await wokeloRequest(ctx, path, req, `poll:${run.runId}`)
-    const table: Record<string, RunStatusT> = { ...DEFAULT_STATUS_MAP }
-    for (const [k, v] of Object.entries(sr.statusMap ?? {})) table[k] = v
-    for (const [k, v] of Object.entries(sr.statusMap ?? {})) table[k.toLowerCase()] = v
+    const table = statusTable(sr, DEFAULT_STATUS_MAP)
     const obs: Observation = { ...mapStatus(getPath(res.body, sr.statusPath), table), raw: res.body }
     const progress = normaliseProgress(sr.progressPath ? getPath(res.body, sr.progressPath) : undefined)
     if (progress !== undefined) obs.progress = progress
@@ -353,8 +364,7 @@ export const wokeloConnector: Connector = {
       return { raw: body, message: `callback for another Wokelo report (${String(named)})` }
     }
     const sr = statusRequest(ctx)
-    const table: Record<string, RunStatusT> = { ...DEFAULT_STATUS_MAP, success: 'completed', succeeded: 'completed', done: 'completed', error: 'failed' }
-    for (const [k, v] of Object.entries(sr.statusMap ?? {})) { table[k] = v; table[k.toLowerCase()] = v }
+    const table = statusTable(sr, { ...DEFAULT_STATUS_MAP, success: 'completed', succeeded: 'completed', done: 'completed', error: 'failed' })
     const word = getPath(b, sr.statusPath) ?? b.status ?? b.state ?? getPath(b, 'data.status')
     const obs: Observation = { ...mapStatus(word, table), raw: body }
     const progress = normaliseProgress(b.progress)
@@ -374,11 +384,8 @@ export const wokeloConnector: Connector = {
       // No cheap documented read: ask the status of report 0. 400/404 still prove the token works.
       const sr = statusRequest(ctx)
       const token = await getToken(ctx, false)
-      const path = sr.method === 'GET' && sr.param ? `${fillPath(sr.path, { id: '0' })}?${encodeURIComponent(sr.param)}=0` : fillPath(sr.path, { id: '0' })
-      const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, path), {
-        method: sr.method, headers: authHeader(ctx, token), accept: [400, 401, 403, 404],
-        body: sr.method === 'POST' ? (sr.param ? { [sr.param]: 0 } : {}) : undefined,
-      })
+      const { path, req } = statusCall(sr, '0')
+      const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, path), { ...req, headers: authHeader(ctx, token), accept: [400, 401, 403, 404] })
       if (res.status === 401 || res.status === 403) return { ok: false, message: `Wokelo refused the token (${res.status})` }
       return { ok: true, message: 'authenticated' }
     } catch (err) {
