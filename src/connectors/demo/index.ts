@@ -1,6 +1,6 @@
 import { z } from 'zod'
+import { finalError } from '../shared.ts'
 import type { Connector, Observation, RunRef } from '../types.ts'
-import { UpstreamError } from '../types.ts'
 
 /**
  * A simulated upstream with no network, so a newcomer sees live runs with nothing set up.
@@ -22,7 +22,7 @@ interface DemoState { startedAt: number; pausedAt?: number | null; plan: DemoWor
 function plan(config: Record<string, unknown>, variables: Record<string, unknown>): DemoWorkflowConfig {
   const merged = { ...config, ...Object.fromEntries(Object.entries(variables).filter(([k]) => k in DemoWorkflowConfig.shape)) }
   const parsed = DemoWorkflowConfig.safeParse(merged)
-  if (!parsed.success) throw new UpstreamError({ message: `demo: ${parsed.error.issues[0]?.message}`, code: 'demo_invalid_input', transient: false })
+  if (!parsed.success) throw finalError('demo_invalid_input', `demo: ${parsed.error.issues[0]?.message}`)
   return parsed.data
 }
 

@@ -2,8 +2,8 @@ import { z } from 'zod'
 import { RunStatus } from '../../core/domain.ts'
 import { renderTemplate } from '../../core/template.ts'
 import { getPath, joinUrl, requestJson } from '../request.ts'
+import { finalError } from '../shared.ts'
 import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
-import { UpstreamError } from '../types.ts'
 
 /**
  * The declarative connector: enough to wire most poll-only HTTP APIs without code. The
@@ -76,7 +76,7 @@ async function send(ctx: ConnectorContext, tpl: z.infer<typeof RequestTemplate>,
   const { conn } = config(ctx)
   const encoded = Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, typeof v === 'string' ? encodeURIComponent(v) : v]))
   const path = renderTemplate(tpl.path, encoded, {})
-  if (path.missing.length) throw new UpstreamError({ message: `path template needs ${path.missing.join(', ')}`, code: 'template_variable_missing', transient: false })
+  if (path.missing.length) throw finalError('template_variable_missing', `path template needs ${path.missing.join(', ')}`)
   const url = new URL(joinUrl(ctx.connection.baseUrl, String(path.value)))
   const headers: Record<string, string> = { ...conn.headers, ...tpl.headers }
   const token = ctx.connection.credentials.token ?? ''
@@ -122,7 +122,7 @@ export const httpConnector: Connector = {
     const res = await send(ctx, wf.trigger, vars(ctx, req.runId, { ...req.variables, input: req.input }), req.input)
     const id = getPath(res.body, wf.upstreamIdPath)
     if (id === undefined || id === null || id === '') {
-      throw new UpstreamError({ message: `trigger answer has no upstream id at "${wf.upstreamIdPath}"`, code: 'upstream_id_missing', transient: false, status: res.status, body: res.body })
+      throw finalError('upstream_id_missing', `trigger answer has no upstream id at "${wf.upstreamIdPath}"`, { status: res.status, body: res.body })
     }
     const obs = mapAnswer(wf, res.body)
     // Without a status request the trigger answer is all there is; a status word in it counts.
