@@ -74,14 +74,12 @@ class WsSession extends ReplayGate implements SocketHandler {
     else this.unsubscribe = streams.hub.subscribeFeed(req.tenantId, req.filter ?? {}, this)
   }
 
-  get gate(): ReplayGate { return this }
-
   start(heartbeatMs: number): void {
     const req = this.req
     this.send({ type: 'hello', protocol: PROTOCOL_VERSION, stream: req.runId ? 'run' : 'feed', run_id: req.runId, after: req.after, heartbeatMs })
     this.armExpiry(req.expiresAt)
-    this.gate.replay(this.streams.load(req), REPLAY_PAGE).then(
-      () => { if (!this.closing) this.send({ type: 'caught_up', position: this.gate.lastPosition }) },
+    this.replay(this.streams.load(req), REPLAY_PAGE).then(
+      () => { if (!this.closing) this.send({ type: 'caught_up', position: this.lastPosition }) },
       () => this.end(CLOSE.TRY_AGAIN_LATER, 'history unavailable'),
     )
   }
