@@ -170,7 +170,7 @@ export class Watcher {
   /** Persist a change with the next tick time; the deadline always gets a tick of its own. */
   private async plan(run: RunRow, change: Change, next: number | null): Promise<TickResult> {
     const terminal = isTerminal((change.patch.status ?? run.status) as RunStatus)
-    const at = terminal || next === null ? (terminal ? null : run.deadlineAt ?? null) : run.deadlineAt ? Math.min(next, run.deadlineAt) : next
+    const at = terminal ? null : next === null ? run.deadlineAt ?? null : run.deadlineAt ? Math.min(next, run.deadlineAt) : next
     change.patch.nextTickAt = at
     await this.deps.ledger.commit(run, change.patch, change.events)
     return { nextAt: at }
