@@ -5,7 +5,8 @@ import { getConnector } from '../../connectors/index.ts'
 import { joinUrl } from '../../connectors/request.ts'
 import { UpstreamError, type Connector, type ProxyTriggerMatch } from '../../connectors/types.ts'
 import { newId } from '../../core/crypto.ts'
-import { DEFAULT_POLL_POLICY, PollPolicy, type RunStatus } from '../../core/domain.ts'
+import { pollPolicyOf } from '../../core/binding.ts'
+import type { RunStatus } from '../../core/domain.ts'
 import { isOutboundUrlError } from '../../core/outbound.ts'
 import { workflows } from '../../db/schema.ts'
 import type { ConnectionRow, RunRow, WorkflowRow } from '../../db/store.ts'
@@ -192,7 +193,7 @@ export async function workflowFor(deps: Pick<AppDeps, 'store' | 'clock'>, connec
  */
 async function startWatching(deps: AppDeps, connection: ConnectionRow, connector: Connector, match: ProxyTriggerMatch, input: unknown): Promise<RunRow> {
   const workflow = await workflowFor(deps, connection, match.upstreamWorkflowId)
-  const policy = PollPolicy.parse({ ...DEFAULT_POLL_POLICY, ...connector.defaultPollPolicy, ...workflow.pollPolicy })
+  const policy = pollPolicyOf(workflow, connector)
   const now = deps.clock.now()
   const tags = [...new Set([...workflow.tags, PROXY_TAG])]
   const status: RunStatus = 'queued'
