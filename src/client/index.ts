@@ -10,11 +10,12 @@
  * - refreshes a subscriber token over the open socket before it expires when given
  *   `refreshToken`.
  */
-import { isTerminal, type RunEvent, type RunStatus } from '../core/domain.ts'
+import type { RunEvent, RunStatus } from '../core/domain.ts'
+import { endsRun } from '../core/frames.ts'
 import { CLOSE, parseServerMessage, type ClientMessage, type ServerMessage } from '../core/protocol.ts'
 
 export type { RunEvent, RunStatus, ServerMessage }
-export { CLOSE }
+export { CLOSE, endsRun }
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
 
@@ -104,9 +105,6 @@ export interface Subscription extends AsyncIterable<RunEvent> {
 const REFUSALS: ReadonlySet<number> = new Set([CLOSE.UNAUTHORIZED, CLOSE.FORBIDDEN, CLOSE.NOT_FOUND])
 const HTTP_REFUSAL: Record<number, number> = { 401: CLOSE.UNAUTHORIZED, 403: CLOSE.FORBIDDEN, 404: CLOSE.NOT_FOUND }
 const WS_OPEN = 1
-
-/** Whether an event ends its run: a status change to a terminal status. */
-export const endsRun = (e: RunEvent): boolean => e.type === 'run.status_changed' && isTerminal(e.status)
 
 /** The `exp` and `iat` (ms) of a JWT, read without verifying (the server verifies). */
 function jwtTimes(token: string): { exp: number; iat: number } | null {
