@@ -145,6 +145,15 @@ function jobIdOf(body: unknown): string | undefined {
   return undefined
 }
 
+/** The answer of `/run` (trigger or proxied): "Workflow execution started", unless it names a status word of its own. */
+function started(body: unknown, now: number): Observation {
+  const obs = observeJob(body, now)
+  if (!obs.status) obs.status = 'running'
+  const message = getPath(body, 'message')
+  if (obs.message === undefined && typeof message === 'string') obs.message = message
+  return obs
+}
+
 const pushEnabled = (ctx: ConnectorContext) => ctx.workflow.config.pushCallback !== false && ctx.connection.config.pushCallback !== false && !!ctx.callbackUrl
 
 export const indigeniusConnector: Connector = {
@@ -174,11 +183,7 @@ export const indigeniusConnector: Connector = {
     if (isRecord(b) && b.status === false) throw finalError('upstream_rejected', `Indigenius did not start workflow ${id}: ${messageText(b) ?? 'status false'}`, { status: res.status, body: b })
     const jobId = jobIdOf(b)
     if (!jobId) throw finalError('upstream_bad_answer', 'Indigenius run answered without a jobId', { status: res.status, body: b })
-    const obs = observeJob(b, ctx.now())
-    // "Workflow execution started": unless the answer names a status word of its own.
-    if (!obs.status) obs.status = 'running'
-    obs.message ??= typeof getPath(b, 'message') === 'string' ? (getPath(b, 'message') as string) : undefined
-    return { ...obs, raw: b, upstreamId: jobId, state }
+    return { ...started(b, ctx.now()), upstreamId: jobId, state }
   },
 
   async poll(ctx, run) {
@@ -238,11 +243,7 @@ export const indigeniusConnector: Connector = {
     if (isRecord(b) && b.status === false) return null
     const jobId = jobIdOf(b)
     if (!jobId) return null
-    const obs = observeJob(b, Date.now())
-    if (!obs.status) obs.status = 'running'
-    const message = getPath(b, 'message')
-    if (obs.message === undefined && typeof message === 'string') obs.message = message
-    return { ...obs, raw: b, state: { push: false }, upstreamId: jobId, upstreamWorkflowId: decodeURIComponent(m[1]!) }
+    return { ...started(b, Date.now()), state: { push: false }, upstreamId: jobId, upstreamWorkflowId: decodeURIComponent(m[1]!) }
   },
 
   callbackUpstreamId(body) {
