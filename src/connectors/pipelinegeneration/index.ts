@@ -76,6 +76,13 @@ export function observeExecution(body: unknown): Observation {
   return obs
 }
 
+/** The trigger answer (ours or proxied): a 202 without a status word still means the execution was accepted and is waiting. */
+function observeAccepted(body: unknown): Observation {
+  const obs = observeExecution(body)
+  if (!obs.status && obs.upstreamStatus === undefined) obs.status = 'queued'
+  return obs
+}
+
 export const pipelinegenerationConnector: Connector = {
   provider: 'pipelinegeneration',
   connectionConfig,
@@ -97,10 +104,7 @@ export const pipelinegenerationConnector: Connector = {
     if (typeof executionId !== 'string' && typeof executionId !== 'number') {
       throw finalError('upstream_bad_answer', 'trigger answer has no execution_id', { status: res.status, body: res.body })
     }
-    const obs = observeExecution(res.body)
-    // A 202 without a status word still means the execution was accepted and is waiting.
-    if (!obs.status && obs.upstreamStatus === undefined) obs.status = 'queued'
-    return { ...obs, upstreamId: String(executionId) }
+    return { ...observeAccepted(res.body), upstreamId: String(executionId) }
   },
 
   async poll(ctx, run) {
@@ -139,8 +143,6 @@ export const pipelinegenerationConnector: Connector = {
     const executionId = getPath(call.responseBody, 'execution_id')
     if (typeof executionId !== 'string' && typeof executionId !== 'number') return null
     const wf = getPath(call.responseBody, 'workflow_id') ?? getPath(call.requestBody, 'workflow_id')
-    const obs = observeExecution(call.responseBody)
-    if (!obs.status && obs.upstreamStatus === undefined) obs.status = 'queued'
-    return { ...obs, upstreamId: String(executionId), upstreamWorkflowId: typeof wf === 'string' && wf ? wf : 'unknown' }
+    return { ...observeAccepted(call.responseBody), upstreamId: String(executionId), upstreamWorkflowId: typeof wf === 'string' && wf ? wf : 'unknown' }
   },
 }
