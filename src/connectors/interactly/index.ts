@@ -176,11 +176,8 @@ export const interactlyConnector: Connector = {
   async poll(ctx, run) {
     checkId('workflow_run_id', run.upstreamId)
     const opt = pollOption(ctx)
-    if (opt.mode === 'data') {
-      const body: Record<string, unknown> = { command: 'data', workflow_run_id: run.upstreamId }
-      if (HEX24.test(ctx.workflow.upstreamWorkflowId)) body.workflow_id = ctx.workflow.upstreamWorkflowId
-      return observeRun((await post(ctx, body)).body)
-    }
+    // A `data` command without data: the run's answer (and one more input/output pair).
+    if (opt.mode === 'data') return runCommand('data', false)(ctx, run, undefined)
     const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, fillPath(opt.path, { id: run.upstreamId })), { headers: headers(ctx) })
     return observeRun(res.body)
   },
