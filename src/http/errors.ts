@@ -2,6 +2,7 @@ import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { z } from 'zod'
+import type { UpstreamError } from '../connectors/types.ts'
 
 /** The error body every route answers: `{"error": {"code", "message", "details"}}`. */
 export const ErrorBody = z.object({
@@ -22,6 +23,8 @@ export class ApiError extends Error {
 
 export const notFound = (what = 'resource') => new ApiError(404, 'not_found', `${what} not found`)
 export const conflict = (code: string, message: string) => new ApiError(409, code, message)
+/** An upstream's refusal as a 502 with its code (and its HTTP status in the details). */
+export const upstreamApiError = (err: UpstreamError) => new ApiError(502, err.code, `upstream: ${err.message}`, err.status ? [{ upstream_status: err.status }] : [])
 
 /** zod issues as the `details` of a 400. */
 export function validationError(error: z.ZodError, where: string): ApiError {

@@ -8,7 +8,7 @@ import type { ConnectionRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
-import { ApiError, conflict, notFound, validationError } from '../errors.ts'
+import { ApiError, conflict, notFound, upstreamApiError, validationError } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { Connection, ConnectionCreate, ConnectionUpdate, IdParam, list, Pagination } from '../schemas.ts'
 import { connectionBody } from '../serialize.ts'
@@ -102,7 +102,7 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
     try {
       return await fn()
     } catch (err) {
-      if (err instanceof UpstreamError) throw new ApiError(502, err.code, `upstream: ${err.message}`, err.status ? [{ upstream_status: err.status }] : [])
+      if (err instanceof UpstreamError) throw upstreamApiError(err)
       throw err
     }
   }

@@ -12,7 +12,7 @@ import { workflows } from '../../db/schema.ts'
 import type { ConnectionRow, RunRow, WorkflowRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
-import { ApiError, notFound } from '../errors.ts'
+import { ApiError, notFound, upstreamApiError } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { IdParam } from '../schemas.ts'
 
@@ -157,7 +157,7 @@ function parseJson(bytes: Uint8Array | undefined): unknown {
 function upstreamFailure(err: unknown): ApiError {
   if (err instanceof ApiError) return err
   if (isOutboundUrlError(err)) return new ApiError(502, 'outbound_url_refused', `upstream refused by the outbound guard: ${(err as Error).message}`)
-  if (err instanceof UpstreamError) return new ApiError(502, err.code, `upstream: ${err.message}`, err.status ? [{ upstream_status: err.status }] : [])
+  if (err instanceof UpstreamError) return upstreamApiError(err)
   const name = (err as Error)?.name
   const timeout = name === 'TimeoutError' || name === 'AbortError'
   return new ApiError(timeout ? 504 : 502, timeout ? 'upstream_timeout' : 'upstream_unreachable', `upstream ${timeout ? 'timed out' : 'unreachable'}: ${(err as Error)?.message ?? String(err)}`)
