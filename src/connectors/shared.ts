@@ -1,5 +1,5 @@
 import type { RunStatus } from '../core/domain.ts'
-import { UpstreamError, type ConnectorContext } from './types.ts'
+import { UpstreamError, type ConnectorContext, type ProxiedCall } from './types.ts'
 
 /**
  * Small helpers shared by the vendor connectors (wokelo, pipelinegeneration, wiv, indigenius,
@@ -50,6 +50,11 @@ export function messageOf(body: unknown): string | undefined {
 /** Headers sent on every trigger: an Idempotency-Key (the run id) unless disabled in the connection config. */
 export function idempotencyHeaders(ctx: ConnectorContext, runId: string): Record<string, string> {
   return ctx.connection.config.sendIdempotencyKey === false ? {} : { 'Idempotency-Key': runId }
+}
+
+/** For matchTrigger: the match of `path` against a proxied call that was a successful (2xx) POST, else null. */
+export function matchOkPost(call: ProxiedCall, path: RegExp): RegExpExecArray | null {
+  return call.method === 'POST' && call.status >= 200 && call.status < 300 ? path.exec(call.path) : null
 }
 
 /** Fill `{name}` placeholders of a path template with URL-encoded values. */

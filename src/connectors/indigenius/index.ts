@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { RunStatus } from '../../core/domain.ts'
 import { getPath, joinUrl, requestJson, type UpstreamRequest, type UpstreamResponse } from '../request.ts'
-import { finalError, idempotencyHeaders, isRecord, mapStatus, messageOf, normaliseProgress, rewrap } from '../shared.ts'
+import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress, rewrap } from '../shared.ts'
 import { UpstreamError, type Connector, type ConnectorContext, type Observation, type UpstreamWorkflow } from '../types.ts'
 
 /**
@@ -237,8 +237,8 @@ export const indigeniusConnector: Connector = {
   },
 
   matchTrigger(call) {
-    const m = /^\/v1\/workflows\/([^/]+)\/run\/?$/.exec(call.path)
-    if (call.method !== 'POST' || !m || m[1] === 'jobs' || call.status < 200 || call.status >= 300) return null
+    const m = matchOkPost(call, /^\/v1\/workflows\/([^/]+)\/run\/?$/)
+    if (!m || m[1] === 'jobs') return null
     const b = call.responseBody
     if (isRecord(b) && b.status === false) return null
     const jobId = jobIdOf(b)

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { RunStatus } from '../../core/domain.ts'
 import { getPath, joinUrl, requestJson } from '../request.ts'
-import { fillPath, finalError, idempotencyHeaders, isRecord, mapStatus, messageOf } from '../shared.ts'
+import { fillPath, finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf } from '../shared.ts'
 import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
 
 /**
@@ -187,7 +187,7 @@ export const interactlyConnector: Connector = {
   },
 
   matchTrigger(call) {
-    if (call.method !== 'POST' || !/^\/workflows\/v1\/workflow-runs\/?$/.test(call.path) || call.status < 200 || call.status >= 300) return null
+    if (!matchOkPost(call, /^\/workflows\/v1\/workflow-runs\/?$/)) return null
     const command = getPath(call.requestBody, 'command') ?? 'start'
     if (command !== 'start') return null
     const { outer, inner } = parts(call.responseBody)

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { RunStatus } from '../../core/domain.ts'
 import { getPath, joinUrl, requestJson } from '../request.ts'
-import { finalError, idempotencyHeaders, isRecord, mapStatus, messageOf } from '../shared.ts'
+import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf } from '../shared.ts'
 import type { Connector, ConnectorContext, Observation, UpstreamWorkflow } from '../types.ts'
 
 /**
@@ -139,7 +139,7 @@ export const pipelinegenerationConnector: Connector = {
   },
 
   matchTrigger(call) {
-    if (call.method !== 'POST' || !/^\/v1\/workflows\/trigger\/?$/.test(call.path) || call.status < 200 || call.status >= 300) return null
+    if (!matchOkPost(call, /^\/v1\/workflows\/trigger\/?$/)) return null
     const executionId = getPath(call.responseBody, 'execution_id')
     if (typeof executionId !== 'string' && typeof executionId !== 'number') return null
     const wf = getPath(call.responseBody, 'workflow_id') ?? getPath(call.requestBody, 'workflow_id')

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { RunStatus } from '../../core/domain.ts'
 import { getPath, joinUrl, requestJson } from '../request.ts'
-import { finalError, idempotencyHeaders, isRecord, mapStatus, messageOf, normaliseProgress } from '../shared.ts'
+import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress } from '../shared.ts'
 import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
 
 /**
@@ -128,8 +128,8 @@ export const wivConnector: Connector = {
   },
 
   matchTrigger(call) {
-    const m = /^\/workflows\/([^/]+)\/run\/?$/.exec(call.path)
-    if (call.method !== 'POST' || !m || call.status < 200 || call.status >= 300) return null
+    const m = matchOkPost(call, /^\/workflows\/([^/]+)\/run\/?$/)
+    if (!m) return null
     const a = accepted(call.responseBody)
     if (!a) return null
     return {

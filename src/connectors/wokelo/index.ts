@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { RunStatus, type RunStatus as RunStatusT } from '../../core/domain.ts'
 import { getPath, joinUrl, requestJson, type UpstreamRequest, type UpstreamResponse } from '../request.ts'
-import { fillPath, finalError, idempotencyHeaders, isRecord, mapStatus, messageOf, normaliseProgress, rewrap } from '../shared.ts'
+import { fillPath, finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress, rewrap } from '../shared.ts'
 import { UpstreamError, type Connector, type ConnectorContext, type Observation } from '../types.ts'
 
 /**
@@ -340,7 +340,7 @@ export const wokeloConnector: Connector = {
   },
 
   matchTrigger(call) {
-    if (call.method !== 'POST' || !/^\/api\/workflow_manager\/start\/?$/.test(call.path) || call.status < 200 || call.status >= 300) return null
+    if (!matchOkPost(call, /^\/api\/workflow_manager\/start\/?$/)) return null
     const reportId = getPath(call.responseBody, 'report_id')
     if (typeof reportId !== 'number' && typeof reportId !== 'string') return null
     const wf = getPath(call.requestBody, 'workflow')
