@@ -11,6 +11,7 @@ import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, conflict, notFound, upstreamApiError, validationError } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { Connection, ConnectionCreate, ConnectionUpdate, IdParam, list, Pagination } from '../schemas.ts'
+import { callbackBody, callbackObservation, CallbackQuery, signedCallbackId } from '../callbacks.ts'
 import { connectionBody } from '../serialize.ts'
 
 /** Connectors without a network (demo) get this base URL; it is never fetched. */
@@ -128,24 +129,20 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
     return c.json({ items: items.map((w) => ({ id: w.id, name: w.name, description: w.description })) })
   })
 
-  const CallbackQuery = z.object({ sig: z.string().min(1).max(200) })
   const CallbackAccepted = z.object({ accepted: z.literal(true), run_id: z.string().nullable() })
   d = documented({ method: 'post', path: '/v1/connections/:id/callback', summary: 'Signed account-wide webhook of a connection: routed to the run it names', tag: 'callbacks', auth: 'signature', params: IdParam, query: CallbackQuery, response: CallbackAccepted, status: 202 })
   app.post(d.path, async (c) => {
-    const id = c.req.param('id')!
-    const sig = c.req.query('sig')
-    if (!sig || !(await verifyConnectionCallbackSignature(secrets, id, sig))) throw new ApiError(401, 'invalid_signature', 'the callback signature does not match this connection')
+    const id = await signedCallbackId(c, (connectionId, sig) => verifyConnectionCallbackSignature(secrets, connectionId, sig), 'connection')
     const connection = await store.getConnectionById(id)
     const connector = connection ? getConnector(connection.provider) : undefined
     if (!connection || !connector?.callbackUpstreamId) throw notFound('connection')
-    let payload: unknown
-    try { payload = await c.req.json() } catch { throw new ApiError(400, 'malformed_request', 'callback body must be JSON') }
+    const payload = await callbackBody(c)
     const upstreamId = connector.callbackUpstreamId(payload)
     const run = upstreamId ? await store.findRunByUpstreamId(connection, upstreamId) : undefined
     // A webhook about a run runrelay does not watch is acknowledged (so the vendor stops retrying) and dropped.
     if (!run) return c.json({ accepted: true as const, run_id: null }, 202)
     const { ctx } = await deps.binder.bind(run)
-    await deps.hosts.push(run, connector.parseCallback ? connector.parseCallback(ctx, { runId: run.id, upstreamId: run.upstreamId ?? '', state: run.connectorState }, payload) : { raw: payload })
+    await deps.hosts.push(run, callbackObservation(connector, ctx, run, payload))
     return c.json({ accepted: true as const, run_id: run.id }, 202)
   })
 }

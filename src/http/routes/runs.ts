@@ -13,6 +13,7 @@ import { documented } from '../openapi.ts'
 import {
   CommandBody, EventList, EventsQuery, FeedQuery, IdParam, InputBody, list, Run, RunCreate, RunCreateWithWorkflow, RunListQuery, StreamQuery,
 } from '../schemas.ts'
+import { callbackBody, callbackObservation, CallbackQuery, signedCallbackId } from '../callbacks.ts'
 import { runBody } from '../serialize.ts'
 import { triggerRun } from '../trigger.ts'
 
@@ -172,20 +173,14 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     })
   }
 
-  const CallbackQuery = z.object({ sig: z.string().min(1).max(200) })
   d = documented({ method: 'post', path: '/v1/callbacks/:id', summary: 'Signed per-run callback URL for upstreams that push status', tag: 'callbacks', auth: 'signature', params: IdParam, query: CallbackQuery, response: Accepted, status: 202 })
   app.post(d.path, async (c) => {
-    const id = c.req.param('id')!
-    const sig = c.req.query('sig')
-    if (!sig || !(await verifyCallbackSignature(deps.secrets, id, sig))) throw new ApiError(401, 'invalid_signature', 'the callback signature does not match this run')
+    const id = await signedCallbackId(c, (runId, sig) => verifyCallbackSignature(deps.secrets, runId, sig), 'run')
     const run = await store.getRunById(id)
     if (!run) throw notFound('run')
-    let body: unknown
-    try { body = await c.req.json() } catch { throw new ApiError(400, 'malformed_request', 'callback body must be JSON') }
+    const body = await callbackBody(c)
     const { connector, ctx } = await deps.binder.bind(run)
-    const obs = connector.parseCallback
-      ? connector.parseCallback(ctx, { runId: run.id, upstreamId: run.upstreamId ?? '', state: run.connectorState }, body)
-      : { raw: body }
+    const obs = callbackObservation(connector, ctx, run, body)
     await hosts.push(run, obs)
     return c.json({ accepted: true as const }, 202)
   })
