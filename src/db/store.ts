@@ -252,12 +252,6 @@ export class Store {
     return row?.value
   }
 
-  /** Set a value only if none is set yet; returns the value in force. */
-  async initSetting(key: string, value: string, now: number): Promise<string> {
-    await this.db.insert(settings).values({ key, value, updatedAt: now }).onConflictDoNothing()
-    return (await this.getSetting(key))!
-  }
-
   // tenants and keys -------------------------------------------------------
   async createTenant(row: typeof tenants.$inferInsert): Promise<TenantRow> {
     const [t] = await this.db.insert(tenants).values(row).returning()

@@ -128,13 +128,6 @@ export class LocalHub implements Publisher {
       if (tenantFeed.size === 0 && this.feeds.get(tenantId) === tenantFeed) this.feeds.delete(tenantId)
     }
   }
-
-  get subscriberCount(): number {
-    let n = 0
-    for (const r of this.rooms.values()) n += r.size
-    for (const f of this.feeds.values()) n += f.size
-    return n
-  }
 }
 
 /** The events a group's filter passes, evaluated once, pushed (the same array) to each of its subscribers. */

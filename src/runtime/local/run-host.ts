@@ -97,8 +97,6 @@ export class LocalRunHost implements RunHosts {
     return p
   }
 
-  get watchedRuns(): number { return this.timers.size }
-
   /** Stop timers and wait for ticks and commands in flight to be written. */
   async stop(): Promise<void> {
     this.stopped = true

@@ -55,14 +55,6 @@ export class LocalScheduler {
     this.arm(0)
   }
 
-  /** Run a pass now (tests, or after a change that may be due at once). */
-  poke(): Promise<void> {
-    if (this.running) return this.running
-    if (this.timer) clearTimeout(this.timer)
-    this.timer = undefined
-    return this.pass()
-  }
-
   private arm(delay: number): void {
     if (this.stopped) return
     this.timer = setTimeout(() => { this.timer = undefined; void this.pass() }, Math.min(MAX_TIMER_MS, Math.max(0, delay)))
