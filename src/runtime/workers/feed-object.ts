@@ -5,7 +5,7 @@ import { Mutex } from '../../core/mutex.ts'
 import type { ServerMessage } from '../../core/protocol.ts'
 import { matchesFeedFilter, type FeedFilter } from '../../db/store.ts'
 import type { Env } from './env.ts'
-import { getShared, type Shared } from './shared.ts'
+import { getShared, logger, type Shared } from './shared.ts'
 import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
@@ -33,7 +33,7 @@ interface Subscriber {
 }
 
 function log(shared: Shared | undefined, msg: string, where: string, extra: Record<string, unknown> = {}): void {
-  const l = shared?.log ?? ((m: string, e?: Record<string, unknown>) => console.error(JSON.stringify({ at: new Date().toISOString(), msg: m, ...e })))
+  const l = shared?.log ?? logger(undefined)
   l(msg, { where, ...extra })
 }
 

@@ -6,7 +6,7 @@ import { ScheduleEngine } from '../../http/scheduling.ts'
 import { WebhookDispatcher } from '../../http/webhook-dispatcher.ts'
 import type { Env } from './env.ts'
 import { WorkersRunHosts } from './hosts.ts'
-import { ensureReady, getShared, withDeadline, type Shared } from './shared.ts'
+import { ensureReady, getShared, logger, withDeadline, type Shared } from './shared.ts'
 
 /** The one jobs object's name. */
 export const JOBS_OBJECT = 'jobs'
@@ -129,7 +129,7 @@ export class JobsObject extends DurableObject<Env> {
     try {
       return await fn()
     } catch (err) {
-      const log = this.shared?.log ?? ((m: string, e?: Record<string, unknown>) => console.error(JSON.stringify({ at: new Date().toISOString(), msg: m, ...e })))
+      const log = this.shared?.log ?? logger(undefined)
       log('handler failed', { where: `JobsObject.${handler}`, error: String((err as Error)?.stack ?? err) })
       throw err
     }

@@ -12,7 +12,7 @@ import { CommandRejected, Watcher } from '../../core/watcher.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
 import type { Env } from './env.ts'
 import { flushToLibsql, type OutboxEvent } from './outbox.ts'
-import { getShared, type Shared } from './shared.ts'
+import { getShared, logger, type Shared } from './shared.ts'
 import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
@@ -605,7 +605,7 @@ export class RunObject extends DurableObject<Env> {
   }
 
   private log(msg: string, handler: string, extra: Record<string, unknown> = {}): void {
-    const log = this.shared?.log ?? ((m: string, e?: Record<string, unknown>) => console.error(JSON.stringify({ at: new Date().toISOString(), msg: m, ...e })))
+    const log = this.shared?.log ?? logger(undefined)
     log(msg, { where: `RunObject.${handler}`, ...extra })
   }
 
