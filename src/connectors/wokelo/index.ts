@@ -178,8 +178,8 @@ async function wokeloRequest<T = unknown>(ctx: ConnectorContext, path: string, r
       token = await getToken(ctx, true)
       res = await requestJson<T>(ctx, url, { ...req, headers: { ...req.headers, ...authHeader(ctx, token) } })
     }
-    ctx.cache.delete(`wokelo:429:${ctx.connection.id}`)
-    ctx.cache.delete(`wokelo:5xx:${retryKey}`)
+    ctx.cache.delete(rateLimitKey(ctx))
+    ctx.cache.delete(serverErrorKey(retryKey))
     return res
   } catch (err) {
     throw applyRetryRules(ctx, err, retryKey)
@@ -188,23 +188,30 @@ async function wokeloRequest<T = unknown>(ctx: ConnectorContext, path: string, r
 
 const RETRY_LIMITS: Record<number, number> = { 500: 3, 502: 5, 503: 5 }
 
+/** ctx.cache counters: consecutive 429s on the connection, consecutive 5xx of one trigger or poll. */
+const rateLimitKey = (ctx: ConnectorContext) => `wokelo:429:${ctx.connection.id}`
+const serverErrorKey = (retryKey: string) => `wokelo:5xx:${retryKey}`
+
+function bump(ctx: ConnectorContext, key: string): number {
+  const n = ((ctx.cache.get(key) as number | undefined) ?? 0) + 1
+  ctx.cache.set(key, n)
+  return n
+}
+
 function applyRetryRules(ctx: ConnectorContext, err: unknown, retryKey: string): unknown {
   if (!(err instanceof UpstreamError) || err.code === 'upstream_auth_failed') return err
   if (err.status === 401) return rewrap(err, { code: 'upstream_unauthorized', message: `Wokelo refused the token (401)${canExchange(ctx) ? ' even after re-authenticating' : ''}` })
   if (err.status === 403) return rewrap(err, { code: 'upstream_forbidden' })
   if (err.status === 404) return rewrap(err, { code: 'upstream_not_found' })
   if (err.status === 429) {
-    const key = `wokelo:429:${ctx.connection.id}`
-    const n = ((ctx.cache.get(key) as number | undefined) ?? 0) + 1
-    ctx.cache.set(key, n)
+    const n = bump(ctx, rateLimitKey(ctx))
     const backoff = Math.min(60_000, 1_000 * 2 ** (n - 1))
     return rewrap(err, { notBefore: err.notBefore ?? ctx.now() + backoff })
   }
   const limit = err.status !== undefined ? RETRY_LIMITS[err.status] : undefined
   if (limit !== undefined) {
-    const key = `wokelo:5xx:${retryKey}`
-    const n = ((ctx.cache.get(key) as number | undefined) ?? 0) + 1
-    ctx.cache.set(key, n)
+    const key = serverErrorKey(retryKey)
+    const n = bump(ctx, key)
     if (n > limit) {
       ctx.cache.delete(key)
       return rewrap(err, { transient: false, code: 'upstream_retries_exhausted', message: `${err.message} (Wokelo ${err.status} retried ${limit} times)` })
