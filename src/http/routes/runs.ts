@@ -4,7 +4,7 @@ import type { CommandName } from '../../connectors/types.ts'
 import { verifyCallbackSignature } from '../../core/binding.ts'
 import { sha256Hex } from '../../core/crypto.ts'
 import { CommandRejected } from '../../core/watcher.ts'
-import type { FeedFilter, RunRow, WorkflowRow } from '../../db/store.ts'
+import type { FeedFilter, RunRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv, type Principal, type TokenScope } from '../auth.ts'
@@ -50,8 +50,6 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     return run
   }
 
-  const trigger = (_c: Context<AuthEnv>, workflow: WorkflowRow, body: z.infer<typeof RunCreate>) => triggerRun(deps, workflow, body)
-
   /**
    * Stripe's idempotency rules: the same key and body answer the first answer again (no
    * second run); the same key with another body is a 422; keys are kept 24 hours.
@@ -85,7 +83,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     const workflow = await store.getWorkflow(tenantId, c.req.valid('param').id)
     if (!workflow) throw notFound('workflow')
     const body = c.req.valid('json')
-    return idempotent(c, tenantId, body, () => trigger(c, workflow, body))
+    return idempotent(c, tenantId, body, () => triggerRun(deps, workflow, body))
   })
 
   d = documented({ method: 'post', path: '/v1/runs', summary: 'Trigger a run (workflow_id in the body; honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', body: RunCreateWithWorkflow, response: Run, status: 202 })
@@ -94,7 +92,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     const { workflow_id, ...body } = c.req.valid('json')
     const workflow = await store.getWorkflow(tenantId, workflow_id)
     if (!workflow) throw notFound('workflow')
-    return idempotent(c, tenantId, { workflow_id, ...body }, () => trigger(c, workflow, body))
+    return idempotent(c, tenantId, { workflow_id, ...body }, () => triggerRun(deps, workflow, body))
   })
 
   d = documented({ method: 'get', path: '/v1/runs', summary: 'List runs, newest first, with filters and a cursor', tag: 'runs', scope: 'runs:read', query: RunListQuery, response: list(Run) })
@@ -116,6 +114,12 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   }
   const wantsSse = (c: Context) => (c.req.header('accept') ?? '').includes('text/event-stream')
   const wantsWs = (c: Context) => (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket'
+  /** A stream route's transport: WebSocket, SSE, or a 426. */
+  const transportOf = (c: Context): 'ws' | 'sse' => {
+    if (wantsWs(c)) return 'ws'
+    if (wantsSse(c)) return 'sse'
+    throw new ApiError(426, 'upgrade_required', 'open a WebSocket, or send Accept: text/event-stream')
+  }
   const streamTarget = (c: Context<AuthEnv>) => {
     const p = c.get('principal')
     return p.kind === 'token'
@@ -138,8 +142,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   d = documented({ method: 'get', path: '/v1/runs/:id/stream', summary: 'WebSocket (or SSE) stream of one run: replays after `after`, then live', tag: 'streams', scope: 'runs:read', params: IdParam, query: StreamQuery, streams: true })
   app.get(d.path, auth('runs:read', { tokens: true }), valid('param', IdParam), valid('query', StreamQuery), async (c) => {
     const run = await loadRun(c.get('principal'), c.req.valid('param').id)
-    const transport = wantsWs(c) ? 'ws' : wantsSse(c) ? 'sse' : null
-    if (!transport) throw new ApiError(426, 'upgrade_required', 'open a WebSocket, or send Accept: text/event-stream')
+    const transport = transportOf(c)
     return streams.open(c, { tenantId: run.tenantId, runId: run.id, transport, after: afterOf(c, c.req.valid('query').after), ...streamTarget(c) })
   })
 
@@ -147,8 +150,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   app.get(d.path, auth('runs:read', { tokens: true }), valid('query', FeedQuery), async (c) => {
     const p = c.get('principal')
     const q = c.req.valid('query')
-    const transport = wantsWs(c) ? 'ws' : wantsSse(c) ? 'sse' : null
-    if (!transport) throw new ApiError(426, 'upgrade_required', 'open a WebSocket, or send Accept: text/event-stream')
+    const transport = transportOf(c)
     const filters = feedFilterFor(p, { workflowIds: q.workflow_id, statuses: q.status, tags: q.tag })
     if (filters.length !== 1) throw new ApiError(403, 'forbidden', 'this token may stream its own runs only: use /v1/runs/{id}/stream')
     // A new feed subscriber without `after` starts at the live end, not at the tenant's first event.
