@@ -1,5 +1,5 @@
 import { and, eq, inArray, isNotNull, lt, ne } from 'drizzle-orm'
-import { events, runs, tenants, webhookAttempts, webhookDeliveries } from './schema.ts'
+import { events, idempotencyKeys, runs, tenants, webhookAttempts, webhookDeliveries } from './schema.ts'
 import type { Db } from './store.ts'
 
 export interface PruneResult { runs: number; events: number; deliveries: number }
@@ -13,12 +13,16 @@ export interface PruneOptions {
   stopped?: () => boolean
 }
 
+/** Stripe keeps idempotency keys 24 hours (the trigger routes use the same TTL). */
+export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000
+
 const yieldToOthers = () => new Promise<void>((resolve) => setTimeout(resolve, 0))
 
 /**
  * Retention: for each tenant with `retention_days`, delete finished runs created more than that
  * many days ago with all their events, and finished webhook deliveries (with their attempts) as
  * old. Unfinished runs and their events are kept whatever their age (a resume needs them).
+ * Idempotency keys past their 24 hours are dropped for every tenant.
  */
 export async function pruneExpired(db: Db, now: number, opts: PruneOptions = {}): Promise<PruneResult> {
   const batch = opts.batch ?? 500
@@ -53,5 +57,7 @@ export async function pruneExpired(db: Db, now: number, opts: PruneOptions = {})
       await pause()
     }
   }
+  // Expired keys are otherwise only dropped when the same key comes again.
+  await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, now - IDEMPOTENCY_TTL_MS))
   return out
 }

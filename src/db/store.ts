@@ -622,9 +622,6 @@ export class Store {
     await this.db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.responseStatus)))
   }
 
-  async purgeIdempotencyKeys(before: number): Promise<void> {
-    await this.db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, before))
-  }
 }
 
 export { schema }

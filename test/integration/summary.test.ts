@@ -130,4 +130,21 @@ describe('retention', () => {
       db.close()
     }
   })
+
+  it('drops idempotency keys past their 24 hours, every tenant, and keeps the fresh ones', async () => {
+    const db = await tempDatabase()
+    try {
+      const now = Date.parse('2027-03-01T00:00:00Z')
+      await db.store.claimIdempotencyKey('t1', 'old', 'h', now - 25 * 3_600_000, 1e12)
+      await db.store.claimIdempotencyKey('t2', 'fresh', 'h', now - 3_600_000, 1e12)
+      // Answered keys: only their age can drop them.
+      await db.store.completeIdempotencyKey('t1', 'old', 202, '{}')
+      await db.store.completeIdempotencyKey('t2', 'fresh', 202, '{}')
+      await pruneExpired(db.store.db, now)
+      expect(await db.store.claimIdempotencyKey('t1', 'old', 'other', now, 1e12)).toBe('claimed')
+      expect(await db.store.claimIdempotencyKey('t2', 'fresh', 'other', now, 1e12)).toMatchObject({ requestHash: 'h' })
+    } finally {
+      db.close()
+    }
+  })
 })

@@ -13,6 +13,7 @@ import { createApp } from '../../http/app.ts'
 import { ApiError } from '../../http/errors.ts'
 import { LocalHub } from './hub.ts'
 import { LocalLedger } from './ledger.ts'
+import { IDEMPOTENCY_TTL_MS } from '../../db/retention.ts'
 import { LocalRunHost } from './run-host.ts'
 import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
@@ -64,7 +65,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, maxPendingWrites: 10_000,
   })
   const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost })
-  const appConfig = { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS }
+  const appConfig = { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS }
   const app = createApp({
     store, secrets, binder, hosts: host, streams, clock, log,
     config: appConfig,
