@@ -198,7 +198,8 @@ export class FeedObject extends DurableObject<Env> {
       const end = page[page.length - 1]!.id
       for (const s of subs) {
         const fresh = page.filter((e) => e.id > s.seen && matchesFeedFilter(e, s.filter))
-        if (fresh.length) s.send(fresh)
+        // All of the page: send the page itself, so the subscribers that take all of it share one frame.
+        if (fresh.length) s.send(fresh.length === page.length ? page : fresh)
         if (end > s.seen) { s.seen = end; s.save(end) }
       }
       from = end
