@@ -3,8 +3,8 @@ import { PollPolicy, RunEvent, RunStatus, Scope, SCOPES } from '../core/domain.t
 
 // Request and response bodies (snake_case). These schemas validate requests and produce /openapi.json.
 
-const id = z.string().min(1).max(64).regex(/^[\w-]+$/, 'not an id')
-export const IdParam = z.object({ id })
+export const Id = z.string().min(1).max(64).regex(/^[\w-]+$/, 'not an id')
+export const IdParam = z.object({ id: Id })
 export const Tag = z.string().min(1).max(64).regex(/^[\w:.\-/]+$/, 'tags are letters, digits and _ : . - /')
 const name = z.string().trim().min(1).max(200)
 const json = z.unknown()
@@ -31,12 +31,12 @@ export const ApiKey = z.object({
 })
 export const TenantCreated = z.object({ tenant: Tenant, key: ApiKey.optional() })
 
-const httpUrl = z.string().url().max(2048).refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL')
+export const HttpUrl = z.string().url().max(2048).refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL')
 // Create bodies fill in defaults; PATCH bodies are the same fields without defaults, so an
 // absent field keeps the stored value.
 const ConnectionFields = {
   name,
-  base_url: httpUrl,
+  base_url: HttpUrl,
   config: z.record(z.string(), json),
   /** Secrets; write-only, encrypted at rest, never returned. */
   credentials: z.record(z.string(), z.string().max(8192)),
@@ -66,7 +66,7 @@ export const PollPolicyInput = z.object({
 }).strict()
 const WorkflowFields = {
   name,
-  connection_id: id,
+  connection_id: Id,
   upstream_workflow_id: z.string().min(1).max(500),
   input_template: json,
   poll_policy: PollPolicyInput,
@@ -95,7 +95,7 @@ export const RunCreate = z.object({
   /** Start later (ISO 8601); the run is `scheduled` until then. */
   scheduled_at: z.string().datetime({ offset: true }).optional(),
 }).strict()
-export const RunCreateWithWorkflow = RunCreate.extend({ workflow_id: id }).strict()
+export const RunCreateWithWorkflow = RunCreate.extend({ workflow_id: Id }).strict()
 
 export const Run = z.object({
   id: z.string(), workflow_id: z.string(), status: RunStatus, upstream_status: z.string().nullable(), upstream_id: z.string().nullable(),
@@ -106,10 +106,11 @@ export const Run = z.object({
   next_poll_at: iso.nullable(), updated_at: iso, duration_ms: z.number().nullable(),
 })
 
-const csv = <T extends z.ZodType<string, string>>(item: T) => z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)).pipe(z.array(item))
+/** A list given comma-separated or as repeated query parameters. */
+export const csv = <T extends z.ZodType<string, string>>(item: T) => z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)).pipe(z.array(item))
 
 export const RunListQuery = Pagination.extend({
-  workflow_id: id.optional(),
+  workflow_id: Id.optional(),
   status: csv(RunStatus).optional(),
   tag: Tag.optional(),
 })
@@ -125,7 +126,7 @@ export const StreamQuery = z.object({
 })
 
 export const FeedQuery = StreamQuery.extend({
-  workflow_id: csv(id).optional(),
+  workflow_id: csv(Id).optional(),
   status: csv(RunStatus).optional(),
   tag: csv(Tag).optional(),
 })

@@ -6,11 +6,11 @@ import { cursorOf, valid } from '../app.ts'
 import type { AuthEnv, Principal } from '../auth.ts'
 import { notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
-import { ApiKey, IdParam, KeyCreate, list, Pagination, Tenant, TenantCreate, TenantCreated } from '../schemas.ts'
+import { ApiKey, Id, IdParam, KeyCreate, list, Pagination, Tenant, TenantCreate, TenantCreated } from '../schemas.ts'
 import { apiKeyBody, tenantBody } from '../serialize.ts'
 import { z } from 'zod'
 
-const KeyParams = z.object({ id: IdParam.shape.id, keyId: IdParam.shape.id })
+const KeyParams = z.object({ id: Id, keyId: Id })
 
 /** Tenants (root key) and API keys (root key for any tenant, an admin key for its own). */
 export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, authenticate }: RouteContext): void {

@@ -8,9 +8,8 @@ import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { checkCron, nextOccurrence, resolveAt, ScheduleEngine, timeZoneOptions, upcoming } from '../scheduling.ts'
-import { IdParam, Pagination, Tag, list } from '../schemas.ts'
+import { Id, IdParam, Pagination, Tag, list } from '../schemas.ts'
 
-const id = z.string().min(1).max(64).regex(/^[\w-]+$/, 'not an id')
 const NEXT_SHOWN = 5
 
 const ScheduleFields = z.object({
@@ -26,7 +25,7 @@ const ScheduleFields = z.object({
   misfire: z.enum(['run_once', 'skip']).default('run_once').describe('an occurrence missed while no scheduler ran: fire it once late, or skip it'),
   paused: z.boolean().default(false),
 })
-export const ScheduleCreate = ScheduleFields.extend({ workflow_id: id }).strict()
+export const ScheduleCreate = ScheduleFields.extend({ workflow_id: Id }).strict()
   .refine((b) => (b.at === undefined) !== (b.cron === undefined), { message: 'give exactly one of at and cron', path: ['cron'] })
 export const ScheduleUpdate = z.object({
   name: z.string().trim().min(1).max(200).nullable().optional(),
@@ -50,7 +49,7 @@ export const Schedule = z.object({
   last_fire_at: iso.nullable(), last_run_id: z.string().nullable(), fires: z.number().int(), skipped: z.number().int(),
   last_error: z.string().nullable(), created_at: iso, updated_at: iso,
 })
-const ScheduleListQuery = Pagination.extend({ workflow_id: id.optional() })
+const ScheduleListQuery = Pagination.extend({ workflow_id: Id.optional() })
 
 const isoOf = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 

@@ -5,14 +5,12 @@ import { valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
-import { Tag } from '../schemas.ts'
+import { Id, Tag } from '../schemas.ts'
 import { SubscriberTokens, TOKEN_DEFAULT_TTL_S, TOKEN_MAX_TTL_S } from '../tokens.ts'
 
-const id = z.string().min(1).max(64).regex(/^[\w-]+$/, 'not an id')
-
 export const TokenCreate = z.object({
-  run_ids: z.array(id).max(100).optional(),
-  workflow_ids: z.array(id).max(20).optional(),
+  run_ids: z.array(Id).max(100).optional(),
+  workflow_ids: z.array(Id).max(20).optional(),
   tags: z.array(Tag).max(20).optional(),
   ttl_seconds: z.number().int().min(1).max(TOKEN_MAX_TTL_S).default(TOKEN_DEFAULT_TTL_S).describe('lifetime; default 900 (15 minutes), at most 86400'),
 }).strict().refine((b) => (b.run_ids?.length ?? 0) + (b.workflow_ids?.length ?? 0) + (b.tags?.length ?? 0) > 0, {

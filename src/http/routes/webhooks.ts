@@ -9,23 +9,21 @@ import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, conflict, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
-import { IdParam, Pagination, list } from '../schemas.ts'
+import { csv, HttpUrl, Id, IdParam, Pagination, list } from '../schemas.ts'
 import { newWebhookSecret, type WebhookFilter } from '../webhook-dispatcher.ts'
 
-const id = z.string().min(1).max(64).regex(/^[\w-]+$/, 'not an id')
-const httpUrl = z.string().url().max(2048).refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL')
 const iso = z.string()
 const Events = z.union([z.enum(['terminal', 'status', 'all']), z.array(EventType).min(1).max(20)])
   .describe('"terminal" (a run ended), "status" (created and every status change), "all", or a list of event types')
 
 const EndpointCreate = z.object({
-  url: httpUrl,
-  workflow_id: id.nullable().default(null).describe('null: every workflow of the tenant'),
+  url: HttpUrl,
+  workflow_id: Id.nullable().default(null).describe('null: every workflow of the tenant'),
   events: Events.default('terminal'),
   description: z.string().max(500).optional(),
 }).strict()
 const EndpointUpdate = z.object({
-  url: httpUrl.optional(),
+  url: HttpUrl.optional(),
   events: Events.optional(),
   description: z.string().max(500).nullable().optional(),
   enabled: z.boolean().optional().describe('true re-enables a disabled endpoint (its pending deliveries resume)'),
@@ -49,12 +47,11 @@ const Delivery = z.object({
   last_status_code: z.number().int().nullable(), last_error: z.string().nullable(), created_at: iso, updated_at: iso, completed_at: iso.nullable(),
   payload: z.unknown().optional(), attempt_log: z.array(Attempt).optional(),
 })
-const EndpointListQuery = Pagination.extend({ workflow_id: id.optional() })
+const EndpointListQuery = Pagination.extend({ workflow_id: Id.optional() })
 const DeliveryListQuery = Pagination.extend({
-  endpoint_id: id.optional(),
-  status: z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean))
-    .pipe(z.array(z.enum(['pending', 'succeeded', 'failed']))).optional(),
-  run_id: id.optional(),
+  endpoint_id: Id.optional(),
+  status: csv(z.enum(['pending', 'succeeded', 'failed'])).optional(),
+  run_id: Id.optional(),
   event_type: EventType.optional(),
 })
 
