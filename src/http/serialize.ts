@@ -4,19 +4,20 @@ import type { ApiKey, Connection, Run, Tenant, Workflow } from './schemas.ts'
 
 // Stored rows → API bodies. Secrets never pass through here: connections show credential names only.
 
-const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString())
+/** An epoch-ms time as ISO 8601, null for none. */
+export const isoOf = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString())
 
-export const tenantBody = (t: TenantRow): z.infer<typeof Tenant> => ({ id: t.id, name: t.name, retention_days: t.retentionDays, created_at: iso(t.createdAt)! })
+export const tenantBody = (t: TenantRow): z.infer<typeof Tenant> => ({ id: t.id, name: t.name, retention_days: t.retentionDays, created_at: isoOf(t.createdAt)! })
 
 export const apiKeyBody = (k: ApiKeyRow, key?: string): z.infer<typeof ApiKey> => ({
   id: k.id, tenant_id: k.tenantId, name: k.name, prefix: k.prefix, scopes: k.scopes,
-  created_at: iso(k.createdAt)!, last_used_at: iso(k.lastUsedAt), revoked_at: iso(k.revokedAt), ...(key ? { key } : {}),
+  created_at: isoOf(k.createdAt)!, last_used_at: isoOf(k.lastUsedAt), revoked_at: isoOf(k.revokedAt), ...(key ? { key } : {}),
 })
 
 export const connectionBody = (c: ConnectionRow, credentialFields: string[], callbackUrl?: string): z.infer<typeof Connection> => ({
   id: c.id, name: c.name, provider: c.provider, base_url: c.baseUrl, config: c.config, credential_fields: credentialFields,
   ...(callbackUrl ? { callback_url: callbackUrl } : {}),
-  rate_limit_per_second: c.rateLimitPerSecond, created_at: iso(c.createdAt)!, updated_at: iso(c.updatedAt)!,
+  rate_limit_per_second: c.rateLimitPerSecond, created_at: isoOf(c.createdAt)!, updated_at: isoOf(c.updatedAt)!,
 })
 
 export const workflowBody = (w: WorkflowRow): z.infer<typeof Workflow> => ({
@@ -27,14 +28,14 @@ export const workflowBody = (w: WorkflowRow): z.infer<typeof Workflow> => ({
     ...(w.pollPolicy.deadlineMs !== undefined && { deadline_ms: w.pollPolicy.deadlineMs }),
     ...(w.pollPolicy.maxTransientErrors !== undefined && { max_transient_errors: w.pollPolicy.maxTransientErrors }),
   },
-  config: w.config, tags: w.tags, created_at: iso(w.createdAt)!, updated_at: iso(w.updatedAt)!,
+  config: w.config, tags: w.tags, created_at: isoOf(w.createdAt)!, updated_at: isoOf(w.updatedAt)!,
 })
 
 export const runBody = (r: RunRow): z.infer<typeof Run> => ({
   id: r.id, workflow_id: r.workflowId, status: r.status as z.infer<typeof Run>['status'], upstream_status: r.upstreamStatus, upstream_id: r.upstreamId,
   input: r.input ?? null, variables: r.variables, runtime_variables: r.runtimeVariables, tags: r.tags,
   progress: r.progress, message: r.message, result: r.result ?? null, error: r.error ?? null, last_raw: r.lastRaw ?? null, seq: r.lastSeq,
-  created_at: iso(r.createdAt)!, scheduled_at: iso(r.scheduledAt), started_at: iso(r.startedAt), finished_at: iso(r.finishedAt),
-  deadline_at: iso(r.deadlineAt), next_poll_at: iso(r.nextTickAt), updated_at: iso(r.updatedAt)!,
+  created_at: isoOf(r.createdAt)!, scheduled_at: isoOf(r.scheduledAt), started_at: isoOf(r.startedAt), finished_at: isoOf(r.finishedAt),
+  deadline_at: isoOf(r.deadlineAt), next_poll_at: isoOf(r.nextTickAt), updated_at: isoOf(r.updatedAt)!,
   duration_ms: r.startedAt && r.finishedAt ? r.finishedAt - r.startedAt : null,
 })

@@ -7,6 +7,7 @@ import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
+import { isoOf } from '../serialize.ts'
 import { checkCron, nextOccurrence, resolveAt, ScheduleEngine, timeZoneOptions, upcoming } from '../scheduling.ts'
 import { Id, IdParam, Pagination, Tag, list } from '../schemas.ts'
 
@@ -50,8 +51,6 @@ export const Schedule = z.object({
   last_error: z.string().nullable(), created_at: iso, updated_at: iso,
 })
 const ScheduleListQuery = Pagination.extend({ workflow_id: Id.optional() })
-
-const isoOf = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
 export const scheduleBody = (s: ScheduleRow): z.infer<typeof Schedule> => ({
   id: s.id, workflow_id: s.workflowId, name: s.name, kind: s.cron ? 'cron' : 'at', cron: s.cron, at: isoOf(s.at), timezone: s.timezone,

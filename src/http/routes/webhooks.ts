@@ -10,6 +10,7 @@ import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, conflict, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { csv, HttpUrl, Id, IdParam, Pagination, list } from '../schemas.ts'
+import { isoOf } from '../serialize.ts'
 import { newWebhookSecret, type WebhookFilter } from '../webhook-dispatcher.ts'
 
 const iso = z.string()
@@ -54,8 +55,6 @@ const DeliveryListQuery = Pagination.extend({
   run_id: Id.optional(),
   event_type: EventType.optional(),
 })
-
-const isoOf = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
 const endpointBody = (e: WebhookEndpointRow, secret?: string): z.infer<typeof Endpoint> => ({
   id: e.id, url: e.url, workflow_id: e.workflowId, events: e.filter === 'types' ? (e.eventTypes as z.infer<typeof EventType>[]) : (e.filter as 'terminal'),
