@@ -22,6 +22,11 @@ export class ApiError extends Error {
 }
 
 export const notFound = (what = 'resource') => new ApiError(404, 'not_found', `${what} not found`)
+/** A row that was looked up, or a 404 naming `what` when there is none. */
+export function found<T>(row: T | null | undefined, what: string): T {
+  if (row === null || row === undefined) throw notFound(what)
+  return row
+}
 export const conflict = (code: string, message: string) => new ApiError(409, code, message)
 /** An upstream's refusal as a 502 with its code (and its HTTP status in the details). */
 export const upstreamApiError = (err: UpstreamError) => new ApiError(502, err.code, `upstream: ${err.message}`, err.status ? [{ upstream_status: err.status }] : [])

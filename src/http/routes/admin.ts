@@ -4,7 +4,7 @@ import { SCOPES } from '../../core/domain.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { cursorOf, valid } from '../app.ts'
 import type { AuthEnv, Principal } from '../auth.ts'
-import { notFound } from '../errors.ts'
+import { found, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { ApiKey, Id, IdParam, KeyCreate, list, Pagination, Tenant, TenantCreate, TenantCreated } from '../schemas.ts'
 import { apiKeyBody, tenantBody } from '../serialize.ts'
@@ -88,8 +88,7 @@ export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, a
     d = documented({ method: 'delete', path, summary: 'Revoke a key', tag: 'admin', scope: 'admin', params: forTenant ? KeyParams : KeyParams.pick({ keyId: true }), response: ApiKey })
     app.delete(path, auth('root_or_admin'), valid('param', forTenant ? KeyParams : KeyParams.pick({ keyId: true })), async (c) => {
       const tenantId = await keyTenant(c.get('principal'), c.req.param('id'))
-      const revoked = await store.revokeApiKey(tenantId, c.req.param('keyId')!, clock.now())
-      if (!revoked) throw notFound('key')
+      const revoked = found(await store.revokeApiKey(tenantId, c.req.param('keyId')!, clock.now()), 'key')
       return c.json(apiKeyBody(revoked))
     })
   }

@@ -8,7 +8,7 @@ import type { ConnectionRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
-import { ApiError, conflict, notFound, upstreamApiError, validationError } from '../errors.ts'
+import { ApiError, conflict, found, notFound, upstreamApiError, validationError } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { Connection, ConnectionCreate, ConnectionUpdate, IdParam, list, Pagination } from '../schemas.ts'
 import { callbackBody, callbackObservation, CallbackQuery, signedCallbackId } from '../callbacks.ts'
@@ -42,11 +42,7 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
     return { config: cfg.data, credentials: cred.data, baseUrl: url }
   }
 
-  const load = async (tenantId: string, id: string) => {
-    const row = await store.getConnection(tenantId, id)
-    if (!row) throw notFound('connection')
-    return row
-  }
+  const load = async (tenantId: string, id: string) => found(await store.getConnection(tenantId, id), 'connection')
 
   let d = documented({ method: 'post', path: '/v1/connections', summary: 'Create a connection', tag: 'connections', scope: 'workflows:write', body: ConnectionCreate, response: Connection, status: 201 })
   app.post(d.path, auth('workflows:write'), valid('json', ConnectionCreate), async (c) => {

@@ -12,7 +12,7 @@ import { workflows } from '../../db/schema.ts'
 import type { ConnectionRow, RunRow, WorkflowRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
-import { ApiError, notFound, upstreamApiError } from '../errors.ts'
+import { ApiError, found, notFound, upstreamApiError } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { IdParam } from '../schemas.ts'
 
@@ -59,8 +59,7 @@ async function proxy(c: Context<AuthEnv>, deps: AppDeps): Promise<Response> {
   const tenantId = tenantOf(c.get('principal'))
   const id = c.req.param('id') ?? ''
   if (!IdParam.safeParse({ id }).success) throw notFound('connection')
-  const connection = await deps.store.getConnection(tenantId, id)
-  if (!connection) throw notFound('connection')
+  const connection = found(await deps.store.getConnection(tenantId, id), 'connection')
   const { connector, ctx } = await deps.binder.forConnection(connection)
   if (!connector.authHeaders) throw new ApiError(409, 'not_supported', `the ${connection.provider} connector cannot be proxied`)
 

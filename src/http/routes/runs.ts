@@ -8,7 +8,7 @@ import type { FeedFilter, RunRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv, type Principal, type TokenScope } from '../auth.ts'
-import { ApiError, conflict, notFound } from '../errors.ts'
+import { ApiError, conflict, found, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import {
   CommandBody, EventList, EventsQuery, FeedQuery, IdParam, InputBody, list, Run, RunCreate, RunCreateWithWorkflow, RunListQuery, StreamQuery,
@@ -80,8 +80,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   let d = documented({ method: 'post', path: '/v1/workflows/:id/runs', summary: 'Trigger a run of a workflow (honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', params: IdParam, body: RunCreate, response: Run, status: 202 })
   app.post(d.path, auth('runs:write'), valid('param', IdParam), valid('json', RunCreate), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
-    const workflow = await store.getWorkflow(tenantId, c.req.valid('param').id)
-    if (!workflow) throw notFound('workflow')
+    const workflow = found(await store.getWorkflow(tenantId, c.req.valid('param').id), 'workflow')
     const body = c.req.valid('json')
     return idempotent(c, tenantId, body, () => triggerRun(deps, workflow, body))
   })
@@ -90,8 +89,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   app.post(d.path, auth('runs:write'), valid('json', RunCreateWithWorkflow), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const { workflow_id, ...body } = c.req.valid('json')
-    const workflow = await store.getWorkflow(tenantId, workflow_id)
-    if (!workflow) throw notFound('workflow')
+    const workflow = found(await store.getWorkflow(tenantId, workflow_id), 'workflow')
     return idempotent(c, tenantId, { workflow_id, ...body }, () => triggerRun(deps, workflow, body))
   })
 
@@ -178,8 +176,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   d = documented({ method: 'post', path: '/v1/callbacks/:id', summary: 'Signed per-run callback URL for upstreams that push status', tag: 'callbacks', auth: 'signature', params: IdParam, query: CallbackQuery, response: Accepted, status: 202 })
   app.post(d.path, async (c) => {
     const id = await signedCallbackId(c, (runId, sig) => verifyCallbackSignature(deps.secrets, runId, sig), 'run')
-    const run = await store.getRunById(id)
-    if (!run) throw notFound('run')
+    const run = found(await store.getRunById(id), 'run')
     const body = await callbackBody(c)
     const { connector, ctx } = await deps.binder.bind(run)
     const obs = callbackObservation(connector, ctx, run, body)

@@ -5,7 +5,7 @@ import type { ScheduleRow } from '../../db/schedules.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
-import { ApiError, notFound } from '../errors.ts'
+import { ApiError, found } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { isoOf } from '../serialize.ts'
 import { checkCron, nextOccurrence, resolveAt, ScheduleEngine, timeZoneOptions, upcoming } from '../scheduling.ts'
@@ -67,11 +67,7 @@ export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
   const engine = new ScheduleEngine(deps)
   const q = engine.q
 
-  const load = async (tenantId: string, scheduleId: string) => {
-    const s = await q.get(tenantId, scheduleId)
-    if (!s) throw notFound('schedule')
-    return s
-  }
+  const load = async (tenantId: string, scheduleId: string) => found(await q.get(tenantId, scheduleId), 'schedule')
 
   /** The first occurrence from now on, or a 400 when a one-off time has passed. */
   const firstFire = (s: Pick<ScheduleRow, 'cron' | 'at' | 'timezone' | 'misfire'>, now: number, creating: boolean): number | null => {
@@ -96,8 +92,7 @@ export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
   app.post(d.path, auth('runs:write'), valid('json', ScheduleCreate), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const b = c.req.valid('json')
-    const workflow = await store.getWorkflow(tenantId, b.workflow_id)
-    if (!workflow) throw notFound('workflow')
+    const workflow = found(await store.getWorkflow(tenantId, b.workflow_id), 'workflow')
     const now = clock.now()
     timeZoneOptions(b.timezone)
     if (b.cron) checkCron(b.cron, b.timezone, now)
@@ -138,8 +133,7 @@ export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     else if (patch.at !== undefined) { at = resolveAt(patch.at, timezone); cron = null }
     else if (cron) checkCron(cron, timezone, now)
     // Stop the waiting occurrence first (conditional on it), so no scheduler fires the old plan meanwhile.
-    const stopped = await q.update(s.id, { nextFireAt: null, nextRunId: null, updatedAt: now })
-    if (!stopped) throw notFound('schedule')
+    found(await q.update(s.id, { nextFireAt: null, nextRunId: null, updatedAt: now }), 'schedule')
     await engine.dropPending(s, 'schedule_changed')
     const updated = (await q.update(s.id, {
       name: patch.name === undefined ? s.name : patch.name, cron, at, timezone,

@@ -4,7 +4,7 @@ import { workflowSummary } from '../../db/summary.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
-import { ApiError, notFound } from '../errors.ts'
+import { ApiError, found } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { IdParam } from '../schemas.ts'
 
@@ -31,8 +31,7 @@ export function registerSummaryRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth 
   const d = documented({ method: 'get', path: '/v1/workflows/:id/summary', summary: 'Counts by status, success rate, p50/p95 durations and runs per hour or day over a window', tag: 'workflows', scope: 'runs:read', params: IdParam, query: SummaryQuery, response: Summary })
   app.get(d.path, auth('runs:read'), valid('param', IdParam), valid('query', SummaryQuery), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
-    const workflow = await deps.store.getWorkflow(tenantId, c.req.valid('param').id)
-    if (!workflow) throw notFound('workflow')
+    const workflow = found(await deps.store.getWorkflow(tenantId, c.req.valid('param').id), 'workflow')
     const q = c.req.valid('query')
     const to = q.to ? Date.parse(q.to) : deps.clock.now()
     const from = q.from ? Date.parse(q.from) : to - DEFAULT_SPAN[q.bucket]

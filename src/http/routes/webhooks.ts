@@ -7,7 +7,7 @@ import { WebhookQueries } from '../../db/webhooks.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
-import { ApiError, conflict, notFound } from '../errors.ts'
+import { ApiError, conflict, found, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { csv, HttpUrl, Id, IdParam, Pagination, list } from '../schemas.ts'
 import { isoOf } from '../serialize.ts'
@@ -88,11 +88,7 @@ export function registerWebhookRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth 
       throw new ApiError(400, 'outbound_url_refused', message, [{ path: 'body.url', message }])
     }
   }
-  const load = async (tenantId: string, endpointId: string) => {
-    const e = await q.getEndpoint(tenantId, endpointId)
-    if (!e) throw notFound('webhook endpoint')
-    return e
-  }
+  const load = async (tenantId: string, endpointId: string) => found(await q.getEndpoint(tenantId, endpointId), 'webhook endpoint')
 
   let d = documented({ method: 'post', path: '/v1/webhooks', summary: 'Create a webhook endpoint; the signing secret is shown once', tag: 'webhooks', scope: 'workflows:write', body: EndpointCreate, response: Endpoint, status: 201 })
   app.post(d.path, auth('workflows:write'), valid('json', EndpointCreate), async (c) => {
@@ -160,11 +156,7 @@ export function registerWebhookRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth 
     return c.json({ items: page.items.map((x) => deliveryBody(x)), next_cursor: page.nextCursor })
   })
 
-  const loadDelivery = async (tenantId: string, deliveryId: string) => {
-    const x = await q.getDelivery(tenantId, deliveryId)
-    if (!x) throw notFound('webhook delivery')
-    return x
-  }
+  const loadDelivery = async (tenantId: string, deliveryId: string) => found(await q.getDelivery(tenantId, deliveryId), 'webhook delivery')
 
   d = documented({ method: 'get', path: '/v1/webhook-deliveries/:id', summary: 'A delivery with its payload and every attempt', tag: 'webhooks', scope: 'workflows:read', params: IdParam, response: Delivery })
   app.get(d.path, auth('workflows:read'), valid('param', IdParam), async (c) => {

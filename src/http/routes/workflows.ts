@@ -6,7 +6,7 @@ import { DEFAULT_POLL_POLICY, PollPolicy } from '../../core/domain.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
-import { ApiError, conflict, notFound, validationError } from '../errors.ts'
+import { ApiError, conflict, found, validationError } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { IdParam, list, Pagination, PolicyFromInput, Workflow, WorkflowCreate, WorkflowUpdate } from '../schemas.ts'
 import { workflowBody } from '../serialize.ts'
@@ -27,11 +27,7 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     return { config, policy }
   }
 
-  const load = async (tenantId: string, id: string) => {
-    const row = await store.getWorkflow(tenantId, id)
-    if (!row) throw notFound('workflow')
-    return row
-  }
+  const load = async (tenantId: string, id: string) => found(await store.getWorkflow(tenantId, id), 'workflow')
 
   let d = documented({ method: 'post', path: '/v1/workflows', summary: 'Create a workflow', tag: 'workflows', scope: 'workflows:write', body: WorkflowCreate, response: Workflow, status: 201 })
   app.post(d.path, auth('workflows:write'), valid('json', WorkflowCreate), async (c) => {
