@@ -53,6 +53,8 @@ function log(shared: Shared | undefined, msg: string, where: string, extra: Reco
 export class FeedObject extends DurableObject<Env> {
   private readonly lock = new Mutex()
   private readonly sse = new Map<SseSink, FeedFilter>()
+  /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
+  private readonly atts = new Map<WebSocket, FeedSocket>()
   private shared?: Shared
   private tenantId?: string
   private pulling: Promise<void> | null = null
@@ -85,7 +87,7 @@ export class FeedObject extends DurableObject<Env> {
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server, ['feed'])
-      server.serializeAttachment({ filter: params.filter as FeedFilter ?? {}, seen: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey } satisfies FeedSocket)
+      this.save(server, { filter: params.filter as FeedFilter ?? {}, seen: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
       this.ctx.waitUntil(this.startSocket(server, params))
       return upgraded(request, client)
     }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
@@ -96,7 +98,7 @@ export class FeedObject extends DurableObject<Env> {
       try {
         const now = Date.now()
         for (const ws of this.ctx.getWebSockets()) {
-          const at = (ws.deserializeAttachment() as FeedSocket | null)?.expiresAt
+          const at = this.att(ws)?.expiresAt
           if (at !== undefined && at <= now) tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired')
         }
         for (const s of this.sse.keys()) if (s.expiresAt !== undefined && s.expiresAt <= now) s.end()
@@ -113,12 +115,12 @@ export class FeedObject extends DurableObject<Env> {
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
       tokens: async () => (await this.deps()).tokens,
-      scopeKey: () => (ws.deserializeAttachment() as FeedSocket | null)?.scopeKey,
+      scopeKey: () => this.att(ws)?.scopeKey,
       apply: async (expiresAt) => {
         // Re-read after the await: a pull may have moved `seen` meanwhile.
-        const att = ws.deserializeAttachment() as FeedSocket | null
+        const att = this.att(ws)
         if (!att) return false
-        ws.serializeAttachment({ ...att, expiresAt } satisfies FeedSocket)
+        this.save(ws, { ...att, expiresAt })
         await this.armAlarm()
         return true
       },
@@ -128,6 +130,7 @@ export class FeedObject extends DurableObject<Env> {
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     await this.entry('webSocketClose', async () => {
       tryClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason)
+      this.atts.delete(ws)
       await this.armAlarm()
     }).catch(() => {})
   }
@@ -137,6 +140,22 @@ export class FeedObject extends DurableObject<Env> {
   }
 
   // ---- internals ------------------------------------------------------------------------------
+
+  /** A socket's attachment, read once per instance (a notification checks every subscriber's position). */
+  private att(ws: WebSocket): FeedSocket | null {
+    let a = this.atts.get(ws)
+    if (a === undefined) {
+      try { a = (ws.deserializeAttachment() as FeedSocket | null) ?? undefined } catch { a = undefined }
+      if (a === undefined) return null
+      this.atts.set(ws, a)
+    }
+    return a
+  }
+
+  private save(ws: WebSocket, att: FeedSocket): void {
+    try { ws.serializeAttachment(att) } catch { return } // closed
+    this.atts.set(ws, att)
+  }
 
   private async deps(): Promise<Shared> {
     return (this.shared ??= await getShared(this.env))
@@ -155,13 +174,13 @@ export class FeedObject extends DurableObject<Env> {
   private subscribers(): Subscriber[] {
     const subs: Subscriber[] = []
     for (const ws of this.ctx.getWebSockets('feed')) {
-      const att = ws.deserializeAttachment() as FeedSocket | null
+      const att = this.att(ws)
       if (!att?.ready) continue
       subs.push({
         filter: att.filter, seen: att.seen,
         send: (events) => trySend(ws, eventsFrame(events)),
         // Re-read: a token refresh may have moved the expiry since this list was made (a pull awaits libSQL).
-        save: (seen) => { const cur = (ws.deserializeAttachment() as FeedSocket | null) ?? att; cur.seen = seen; ws.serializeAttachment(cur) },
+        save: (seen) => this.save(ws, { ...(this.att(ws) ?? att), seen }),
       })
     }
     for (const [sink, filter] of this.sse) {
@@ -237,8 +256,8 @@ export class FeedObject extends DurableObject<Env> {
         return tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
       }
       // The expiry from the attachment: a refresh may have arrived during the replay.
-      const att = ws.deserializeAttachment() as FeedSocket | null
-      ws.serializeAttachment({ filter: (params.filter ?? {}) as FeedFilter, seen: result.seen, ready: true, expiresAt: att ? att.expiresAt : params.expiresAt, scopeKey: params.scopeKey } satisfies FeedSocket)
+      const att = this.att(ws)
+      this.save(ws, { filter: (params.filter ?? {}) as FeedFilter, seen: result.seen, ready: true, expiresAt: att ? att.expiresAt : params.expiresAt, scopeKey: params.scopeKey })
       trySend(ws, JSON.stringify({ type: 'caught_up', position: result.last } satisfies ServerMessage))
       await this.armAlarm()
     }).catch((err) => log(this.shared, 'socket start failed', 'FeedObject.fetch', { error: String(err) }))
@@ -267,7 +286,7 @@ export class FeedObject extends DurableObject<Env> {
     if (!sockets.length && !this.sse.size) return
     this.lastHeartbeat = Date.now()
     const frame = heartbeatFrame()
-    for (const ws of sockets) if ((ws.deserializeAttachment() as FeedSocket | null)?.ready) trySend(ws, frame)
+    for (const ws of sockets) if (this.att(ws)?.ready) trySend(ws, frame)
     for (const s of this.sse.keys()) if (s.ready) s.write(': heartbeat\n\n')
   }
 
@@ -279,7 +298,7 @@ export class FeedObject extends DurableObject<Env> {
     const { config } = await this.deps()
     const due = [Math.max(now, this.lastHeartbeat || now) + config.RUNRELAY_HEARTBEAT_MS]
     for (const ws of sockets) {
-      const at = (ws.deserializeAttachment() as FeedSocket | null)?.expiresAt
+      const at = this.att(ws)?.expiresAt
       if (at !== undefined) due.push(at)
     }
     for (const s of this.sse.keys()) if (s.expiresAt !== undefined) due.push(s.expiresAt)
