@@ -1,4 +1,5 @@
 import { Webhook } from 'standardwebhooks'
+import { parseRetryAfter } from '../connectors/request.ts'
 import { newId, randomBytes, type SecretBox } from '../core/crypto.ts'
 import { isTerminal, type RunStatus } from '../core/domain.ts'
 import type { Clock } from '../core/ports.ts'
@@ -75,12 +76,10 @@ export function wants(e: Pick<WebhookEndpointRow, 'tenantId' | 'workflowId' | 'f
   return false
 }
 
-/** Retry-After as milliseconds (delta seconds or an HTTP date), capped. */
-export function parseRetryAfter(value: string | null, now: number): number | null {
-  if (!value) return null
-  const v = value.trim()
-  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now
-  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS) : null
+/** Retry-After as a delay in milliseconds (connectors' parseRetryAfter gives the instant), capped. */
+function retryAfterDelay(value: string | null, now: number): number | null {
+  const at = parseRetryAfter(value, now)
+  return at === undefined ? null : Math.min(at - now, MAX_RETRY_AFTER_MS)
 }
 
 export class WebhookDispatcher {
@@ -181,7 +180,7 @@ export class WebhookDispatcher {
     try {
       const res = await this.deps.fetch(e.url, { method: 'POST', headers, body: d.payload, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs) })
       status = res.status
-      retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), this.deps.clock.now())
+      retryAfterMs = retryAfterDelay(res.headers.get('retry-after'), this.deps.clock.now())
       responseBody = (await res.text().catch(() => '')).slice(0, RESPONSE_KEPT)
     } catch (err) {
       const x = err as Error
