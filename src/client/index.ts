@@ -12,7 +12,7 @@
  */
 import type { RunEvent, RunStatus } from '../core/domain.ts'
 import { endsRun } from '../core/frames.ts'
-import { CLOSE, parseServerMessage, type ClientMessage, type ServerMessage } from '../core/protocol.ts'
+import { CLOSE, parseServerMessage, SUBPROTOCOL, type ClientMessage, type ServerMessage } from '../core/protocol.ts'
 
 export type { RunEvent, RunStatus, ServerMessage }
 export { CLOSE, endsRun }
@@ -193,7 +193,7 @@ class Sub implements Subscription {
       try { this.token = await this.opts.refreshToken() } catch (err) { this.opts.onError?.(err as Error) }
       if (this.done) return
     }
-    const protocols = this.token && this.opts.tokenTransport !== 'query' ? ['runrelay.v1', `runrelay.token.${this.token}`] : undefined
+    const protocols = this.token && this.opts.tokenTransport !== 'query' ? [SUBPROTOCOL, `runrelay.token.${this.token}`] : undefined
     let ws: WebSocketLike
     try {
       ws = new this.WS(this.url(), protocols)

@@ -7,6 +7,18 @@ import { RunEvent } from './domain.ts'
  */
 export const PROTOCOL_VERSION = 1
 
+/** The WebSocket subprotocol runrelay speaks (clients offer it next to `runrelay.token.<t>`). */
+export const SUBPROTOCOL = 'runrelay.v1'
+
+/**
+ * The subprotocol a 101 selects: runrelay.v1 when offered, else the first offered (as Node's
+ * `ws` does), else none. Browsers drop a connection whose offered subprotocols get no answer.
+ */
+export function selectSubprotocol(offered: string | null | undefined): string | undefined {
+  const list = (offered ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  return list.includes(SUBPROTOCOL) ? SUBPROTOCOL : list[0]
+}
+
 /** Close codes the server uses; clients reconnect (resuming) on all but the 40xx refusals. */
 export const CLOSE = {
   /** The run finished and every event was sent. */

@@ -1,14 +1,6 @@
 /// <reference lib="deno.ns" />
 import { defineWebSocketHelper, WSContext, type UpgradeWebSocket } from 'hono/ws'
-
-/** The WebSocket subprotocol runrelay speaks (src/client offers it next to `runrelay.token.<t>`). */
-export const SUBPROTOCOL = 'runrelay.v1'
-
-/** runrelay.v1 when offered, else the first offered (as Node's `ws` does), else none. */
-export function selectSubprotocol(offered: string | null | undefined): string | undefined {
-  const list = (offered ?? '').split(',').map((s) => s.trim()).filter(Boolean)
-  return list.includes(SUBPROTOCOL) ? SUBPROTOCOL : list[0]
-}
+import { selectSubprotocol } from '../../core/protocol.ts'
 
 /**
  * The request as Deno.upgradeWebSocket must see it. Deno looks the selected protocol up in the

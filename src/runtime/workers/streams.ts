@@ -3,7 +3,7 @@ import { z } from 'zod'
 import type { RunEvent } from '../../core/domain.ts'
 import { eventToJson } from '../../core/frames.ts'
 import { sha256Hex } from '../../core/crypto.ts'
-import { CLOSE, parseClientMessage, PROTOCOL_VERSION, type ServerMessage } from '../../core/protocol.ts'
+import { CLOSE, parseClientMessage, PROTOCOL_VERSION, selectSubprotocol, type ServerMessage } from '../../core/protocol.ts'
 import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
 import type { Env } from './env.ts'
@@ -43,18 +43,6 @@ export function streamParams(request: Request): StreamParams | null {
   } catch {
     return null
   }
-}
-
-/** The WebSocket subprotocol runrelay speaks (the SDK offers it next to `runrelay.token.<t>`). */
-export const SUBPROTOCOL = 'runrelay.v1'
-
-/**
- * The subprotocol a 101 selects: runrelay.v1 when offered, else the first offered (as Node's
- * `ws` does). Browsers drop a connection whose offered subprotocols get no answer.
- */
-export function selectSubprotocol(offered: string | null | undefined): string | undefined {
-  const list = (offered ?? '').split(',').map((s) => s.trim()).filter(Boolean)
-  return list.includes(SUBPROTOCOL) ? SUBPROTOCOL : list[0]
 }
 
 /** The 101 answer of an accepted WebSocket, with the selected subprotocol. */
