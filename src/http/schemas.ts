@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { PollPolicy, RunEvent, RunStatus, Scope, SCOPES } from '../core/domain.ts'
+import { RunEvent, RunStatus, Scope, SCOPES } from '../core/domain.ts'
 
 // Request and response bodies (snake_case). These schemas validate requests and produce /openapi.json.
 
@@ -142,4 +142,3 @@ export const PolicyFromInput = (p: z.infer<typeof PollPolicyInput>) => ({
   ...(p.deadline_ms !== undefined && { deadlineMs: p.deadline_ms }),
   ...(p.max_transient_errors !== undefined && { maxTransientErrors: p.max_transient_errors }),
 })
-export { PollPolicy }
