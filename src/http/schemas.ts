@@ -135,6 +135,8 @@ export const CommandBody = z.object({ reason: z.string().max(500).optional() }).
 export const InputBody = z.object({ data: json }).strict()
 
 export const EventList = z.object({ events: z.array(RunEvent), next_after: z.number().int().nullable() })
+/** The answer of a DELETE. */
+export const Deleted = z.object({ deleted: z.literal(true), id: z.string() })
 export const list = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() })
 export const PolicyFromInput = (p: z.infer<typeof PollPolicyInput>) => ({
   ...(p.first_interval_ms !== undefined && { firstIntervalMs: p.first_interval_ms }),

@@ -10,7 +10,7 @@ import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, conflict, found, notFound, upstreamApiError, validationError } from '../errors.ts'
 import { documented } from '../openapi.ts'
-import { Connection, ConnectionCreate, ConnectionUpdate, IdParam, list, Pagination } from '../schemas.ts'
+import { Deleted, Connection, ConnectionCreate, ConnectionUpdate, IdParam, list, Pagination } from '../schemas.ts'
 import { callbackBody, callbackObservation, CallbackQuery, signedCallbackId } from '../callbacks.ts'
 import { connectionBody } from '../serialize.ts'
 
@@ -85,7 +85,7 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
     return c.json(await body(updated!))
   })
 
-  d = documented({ method: 'delete', path: '/v1/connections/:id', summary: 'Delete a connection (409 while workflows use it)', tag: 'connections', scope: 'workflows:write', params: IdParam, response: z.object({ deleted: z.literal(true), id: z.string() }) })
+  d = documented({ method: 'delete', path: '/v1/connections/:id', summary: 'Delete a connection (409 while workflows use it)', tag: 'connections', scope: 'workflows:write', params: IdParam, response: Deleted })
   app.delete(d.path, auth('workflows:write'), valid('param', IdParam), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const row = await load(tenantId, c.req.valid('param').id)

@@ -9,7 +9,7 @@ import { ApiError, found } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { isoOf } from '../serialize.ts'
 import { checkCron, nextOccurrence, resolveAt, ScheduleEngine, timeZoneOptions, upcoming } from '../scheduling.ts'
-import { Id, IdParam, Pagination, Tag, list } from '../schemas.ts'
+import { Deleted, Id, IdParam, Pagination, Tag, list } from '../schemas.ts'
 
 const NEXT_SHOWN = 5
 
@@ -155,7 +155,7 @@ export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
   app.post(d.path, auth('runs:write'), valid('param', IdParam), async (c) =>
     c.json(scheduleBody(await change(tenantOf(c.get('principal')), c.req.valid('param').id, { paused: false }))))
 
-  d = documented({ method: 'delete', path: '/v1/schedules/:id', summary: 'Delete a schedule (its pending run is canceled)', tag: 'schedules', scope: 'runs:write', params: IdParam, response: z.object({ deleted: z.literal(true), id: z.string() }) })
+  d = documented({ method: 'delete', path: '/v1/schedules/:id', summary: 'Delete a schedule (its pending run is canceled)', tag: 'schedules', scope: 'runs:write', params: IdParam, response: Deleted })
   app.delete(d.path, auth('runs:write'), valid('param', IdParam), async (c) => {
     const s = await load(tenantOf(c.get('principal')), c.req.valid('param').id)
     await q.delete(s.id)

@@ -9,7 +9,7 @@ import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, conflict, found, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
-import { csv, HttpUrl, Id, IdParam, Pagination, list } from '../schemas.ts'
+import { Deleted, csv, HttpUrl, Id, IdParam, Pagination, list } from '../schemas.ts'
 import { isoOf } from '../serialize.ts'
 import { newWebhookSecret, type WebhookFilter } from '../webhook-dispatcher.ts'
 
@@ -142,7 +142,7 @@ export function registerWebhookRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth 
     return c.json(endpointBody(updated!, secret))
   })
 
-  d = documented({ method: 'delete', path: '/v1/webhooks/:id', summary: 'Delete a webhook endpoint (its pending deliveries are dropped; the log stays)', tag: 'webhooks', scope: 'workflows:write', params: IdParam, response: z.object({ deleted: z.literal(true), id: z.string() }) })
+  d = documented({ method: 'delete', path: '/v1/webhooks/:id', summary: 'Delete a webhook endpoint (its pending deliveries are dropped; the log stays)', tag: 'webhooks', scope: 'workflows:write', params: IdParam, response: Deleted })
   app.delete(d.path, auth('workflows:write'), valid('param', IdParam), async (c) => {
     const e = await load(tenantOf(c.get('principal')), c.req.valid('param').id)
     await q.deleteEndpoint(e.id)

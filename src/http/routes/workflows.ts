@@ -8,7 +8,7 @@ import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, conflict, found, validationError } from '../errors.ts'
 import { documented } from '../openapi.ts'
-import { IdParam, list, Pagination, PolicyFromInput, Workflow, WorkflowCreate, WorkflowUpdate } from '../schemas.ts'
+import { Deleted, IdParam, list, Pagination, PolicyFromInput, Workflow, WorkflowCreate, WorkflowUpdate } from '../schemas.ts'
 import { workflowBody } from '../serialize.ts'
 
 /** Workflows: a named binding of a connection, an upstream workflow, an input template and a poll policy. */
@@ -67,7 +67,7 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     return c.json(workflowBody(updated!))
   })
 
-  d = documented({ method: 'delete', path: '/v1/workflows/:id', summary: 'Delete a workflow (409 while it has unfinished runs)', tag: 'workflows', scope: 'workflows:write', params: IdParam, response: z.object({ deleted: z.literal(true), id: z.string() }) })
+  d = documented({ method: 'delete', path: '/v1/workflows/:id', summary: 'Delete a workflow (409 while it has unfinished runs)', tag: 'workflows', scope: 'workflows:write', params: IdParam, response: Deleted })
   app.delete(d.path, auth('workflows:write'), valid('param', IdParam), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const row = await load(tenantId, c.req.valid('param').id)
