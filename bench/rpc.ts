@@ -10,11 +10,15 @@ export interface Agent {
 
 type Handlers = Record<string, (args: any) => unknown>
 
-/** Start `file` (a bench agent) with tsx, --expose-gc and a bounded lifetime. */
-export function startAgent(file: string, name: string): Agent {
+/** The Bun binary of the `bun` devDependency (bench agents can run on it: Bun speaks Node's IPC). */
+export const BUN_BIN = fileURLToPath(new URL('../node_modules/bun/bin/bun.exe', import.meta.url))
+
+/** Start `file` (a bench agent) with tsx, --expose-gc and a bounded lifetime; on Bun when asked. */
+export function startAgent(file: string, name: string, runtime: 'node' | 'bun' = 'node'): Agent {
   const child: ChildProcess = fork(fileURLToPath(new URL(file, import.meta.url)), [], {
+    ...(runtime === 'bun' ? { execPath: BUN_BIN } : {}),
     // BENCH_CPU_PROF=<dir> profiles every agent (node --cpu-prof) for a look at where time goes.
-    execArgv: ['--expose-gc', '--max-old-space-size=2048', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : []), '--import', 'tsx'],
+    execArgv: runtime === 'bun' ? [] : ['--expose-gc', '--max-old-space-size=2048', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : []), '--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, BENCH_AGENT: name },
   })

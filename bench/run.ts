@@ -2,7 +2,7 @@
  * `npm run bench [-- case…]`: each case with its baseline in the same run, on loopback.
  * The server (runrelay or the baseline) and the load run in separate processes; server CPU
  * and RSS are read inside the server process. Prints a table, writes bench/results.json.
- * Cases: fanout (CPU + latency), memory, upstream, trigger, persist, feed; workers (opt-in).
+ * Cases: fanout (CPU + latency), bun (the Bun runtime against bare Bun and ws), memory, upstream, trigger, persist, feed; workers (opt-in).
  * BENCH_ROUNDS=n repeats each pair (medians reported), BENCH_SCALE=0.1 shrinks counts,
  * BENCH_CPU_PROF=<dir> profiles the agents, BENCH_SQL_STATS=1 times SQL by statement.
  */
@@ -33,8 +33,8 @@ const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]! }
 
 /** A server agent and a client agent for one phase; both stopped whatever happens. */
-async function phase<T>(fn: (server: Agent, client: Agent) => Promise<T>): Promise<T> {
-  const server = startAgent('./server-agent.ts', 'server')
+async function phase<T>(fn: (server: Agent, client: Agent) => Promise<T>, runtime: 'node' | 'bun' = 'node'): Promise<T> {
+  const server = startAgent('./server-agent.ts', 'server', runtime)
   const client = startAgent('./client-agent.ts', 'client')
   try {
     return await fn(server, client)
@@ -50,6 +50,23 @@ async function runrelaySetup(server: Agent, workflows = 1, perWorkflow = 1) {
   return { ...s, workflowIds, runIds, auth: { authorization: `Bearer ${s.key}` } }
 }
 
+/**
+ * One fan-out measurement: `urls.length` WebSocket subscribers, then the server agent's `emit`
+ * command; server CPU per delivered event and latency (from the recorded publish times, or the
+ * stamp in each frame).
+ */
+async function fanoutPhase(server: Agent, client: Agent, urls: string[], headers: Record<string, string>, [emit, args]: [string, { count: number } & Record<string, unknown>], publishedAt: boolean) {
+  const c = await client.call('connect', { urls, headers, latency: true })
+  await sleep(1000)
+  await client.call('reset')
+  await server.call('cpuMark')
+  await server.call(emit, args, 120_000)
+  const got = await client.call('waitFor', { total: args.count * c.open, timeoutMs: 20_000 })
+  const cpuMs = await server.call('cpuSince')
+  const lat = await client.call('latency', publishedAt ? { publishedAt: await server.call('publishedAt') } : {})
+  return { open: c.open, failed: c.failed, delivered: got.received, cpuMs, cpuUsPerEvent: (cpuMs * 1000) / got.received, lat }
+}
+
 // ---------------------------------------------------------------------------------------
 async function fanout() {
   const SUBS = n(1000), RATE = 20, COUNT = n(160)
@@ -60,27 +77,11 @@ async function fanout() {
     const rr = await phase(async (server, client) => {
       const s = await runrelaySetup(server)
       sample = await server.call('sampleEvent', { runId: s.runIds[0] })
-      const c = await client.call('connect', { urls: Array(SUBS).fill(`${s.wsUrl}/v1/runs/${s.runIds[0]}/stream`), headers: s.auth, latency: true })
-      await sleep(1000)
-      await client.call('reset')
-      await server.call('cpuMark')
-      await server.call('emit', { runIds: s.runIds, rate: RATE, count: COUNT, record: true }, 120_000)
-      const got = await client.call('waitFor', { total: COUNT * c.open, timeoutMs: 20_000 })
-      const cpuMs = await server.call('cpuSince')
-      const lat = await client.call('latency', { publishedAt: await server.call('publishedAt') })
-      return { open: c.open, failed: c.failed, delivered: got.received, cpuMs, cpuUsPerEvent: (cpuMs * 1000) / got.received, lat }
+      return fanoutPhase(server, client, Array(SUBS).fill(`${s.wsUrl}/v1/runs/${s.runIds[0]}/stream`), s.auth, ['emit', { runIds: s.runIds, rate: RATE, count: COUNT, record: true }], true)
     })
     const bare = await phase(async (server, client) => {
       const s = await server.call('startBare')
-      const c = await client.call('connect', { urls: Array(SUBS).fill(s.wsUrl), latency: true })
-      await sleep(1000)
-      await client.call('reset')
-      await server.call('cpuMark')
-      await server.call('bareEmit', { rate: RATE, count: COUNT, sample }, 120_000)
-      const got = await client.call('waitFor', { total: COUNT * c.open, timeoutMs: 20_000 })
-      const cpuMs = await server.call('cpuSince')
-      const lat = await client.call('latency', {})
-      return { open: c.open, failed: c.failed, delivered: got.received, cpuMs, cpuUsPerEvent: (cpuMs * 1000) / got.received, lat }
+      return fanoutPhase(server, client, Array(SUBS).fill(s.wsUrl), {}, ['bareEmit', { rate: RATE, count: COUNT, sample }], false)
     })
     console.log(`  round ${round + 1}: runrelay ${JSON.stringify(rr)}\n           bare ${JSON.stringify(bare)}`)
     results.push({ rr, bare })
@@ -93,6 +94,38 @@ async function fanout() {
   const [p99r, p99b] = pick((r) => [r.rr.lat.p99, r.bare.lat.p99])
   row({ case: 'delivery latency', metric: `p50 persisted → received (${SUBS} subs × ${RATE}/s)`, runrelay: p50r, baseline: p50b, unit: 'ms', goal: '≤ 1.5×', limit: 1.5 })
   row({ case: 'delivery latency', metric: 'p99 persisted → received', runrelay: p99r, baseline: p99b, unit: 'ms', goal: '≤ 1.5×', limit: 1.5 })
+}
+
+// ---------------------------------------------------------------------------------------
+/** The fourth runtime: runrelay on Bun against Bun's native topic publish and bare `ws` on Node. */
+async function bun() {
+  const SUBS = n(1000), RATE = 20, COUNT = n(160)
+  console.log(`bun fan-out: ${SUBS} WebSocket subscribers of one run, ${COUNT} events at ${RATE}/s; runrelay on Bun, bare Bun publish, bare ws on Node`)
+  const results: { rrBun: any; bareBun: any; bareWs: any }[] = []
+  let sample: any
+  for (let round = 0; round < ROUNDS; round++) {
+    const rrBun = await phase(async (server, client) => {
+      const s = await runrelaySetup(server)
+      sample = await server.call('sampleEvent', { runId: s.runIds[0] })
+      return fanoutPhase(server, client, Array(SUBS).fill(`${s.wsUrl}/v1/runs/${s.runIds[0]}/stream`), s.auth, ['emit', { runIds: s.runIds, rate: RATE, count: COUNT, record: true }], true)
+    }, 'bun')
+    const bareBun = await phase(async (server, client) => {
+      const s = await server.call('startBareBun')
+      return fanoutPhase(server, client, Array(SUBS).fill(s.wsUrl), {}, ['bareBunEmit', { rate: RATE, count: COUNT, sample }], false)
+    }, 'bun')
+    const bareWs = await phase(async (server, client) => {
+      const s = await server.call('startBare')
+      return fanoutPhase(server, client, Array(SUBS).fill(s.wsUrl), {}, ['bareEmit', { rate: RATE, count: COUNT, sample }], false)
+    })
+    console.log(`  round ${round + 1}: runrelay on bun ${JSON.stringify(rrBun)}\n           bare bun ${JSON.stringify(bareBun)}\n           bare ws ${JSON.stringify(bareWs)}`)
+    results.push({ rrBun, bareBun, bareWs })
+  }
+  details.bun = results
+  const med = (f: (r: (typeof results)[number]) => number) => median(results.map(f))
+  row({ case: 'bun fan-out CPU', metric: `server CPU per delivered event, runrelay on Bun vs bare Bun publish (${SUBS} subs)`, runrelay: med((r) => r.rrBun.cpuUsPerEvent), baseline: med((r) => r.bareBun.cpuUsPerEvent), unit: 'µs', goal: '≤ 1.2×', limit: 1.2 })
+  row({ case: 'bun fan-out CPU', metric: 'runrelay on Bun vs bare ws on Node', runrelay: med((r) => r.rrBun.cpuUsPerEvent), baseline: med((r) => r.bareWs.cpuUsPerEvent), unit: 'µs', goal: '≤ 1.0×', limit: 1.0 })
+  row({ case: 'bun delivery latency', metric: 'p50, runrelay on Bun vs bare Bun publish', runrelay: med((r) => r.rrBun.lat.p50), baseline: med((r) => r.bareBun.lat.stampP50), unit: 'ms', goal: '≤ 1.5×', limit: 1.5 })
+  row({ case: 'bun delivery latency', metric: 'p99, runrelay on Bun vs bare Bun publish', runrelay: med((r) => r.rrBun.lat.p99), baseline: med((r) => r.bareBun.lat.stampP99), unit: 'ms', goal: '≤ 1.5×', limit: 1.5 })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -347,9 +380,9 @@ function cmdline(pid: number): string {
 }
 
 // ---------------------------------------------------------------------------------------
-const CASES: Record<string, () => Promise<void>> = { fanout, memory, upstream, trigger, persist, feed, workers }
+const CASES: Record<string, () => Promise<void>> = { fanout, bun, memory, upstream, trigger, persist, feed, workers }
 // workers (wrangler dev) is opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
-const DEFAULT = ['fanout', 'memory', 'upstream', 'trigger', 'persist', 'feed']
+const DEFAULT = ['fanout', 'bun', 'memory', 'upstream', 'trigger', 'persist', 'feed']
 const wanted = process.argv.slice(2).filter((a) => a in CASES)
 const started = Date.now()
 const load = () => { try { return execSync('cat /proc/loadavg').toString().trim() } catch { return '?' } }

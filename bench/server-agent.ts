@@ -19,12 +19,15 @@ import { genericWorkflowConfig, startGenericUpstream, type GenericUpstream } fro
 import { nowMs, serveAgent, sleep } from './rpc.ts'
 
 const ROOT_KEY = 'rr_bench_root_key_0123456789abcdef'
+/** Bun, when this agent was started on it (bench/rpc.ts startAgent(…, 'bun')). */
+const Bun = (globalThis as { Bun?: { serve(o: unknown): { port: number; publish(topic: string, data: string): number; stop(force?: boolean): void }; gc(force: boolean): void } }).Bun
 type Started = Awaited<ReturnType<typeof startNode>>
 
 let node: Started | undefined
 let dataDir: string | undefined
 let key = ''
 let bare: { server: Server; wss: WebSocketServer; clients: Set<WebSocket> } | undefined
+let bareBun: { publish(topic: string, data: string): number } | undefined
 let upstream: GenericUpstream | undefined
 const runsById = new Map<string, RunRow>()
 /** When each event left the store for the hub (persisted → publish), by run and seq. */
@@ -44,7 +47,7 @@ async function api(method: string, path: string, body?: unknown, k = key) {
   return json
 }
 
-function gc() { for (let i = 0; i < 3; i++) (globalThis as { gc?: () => void }).gc?.() }
+function gc() { for (let i = 0; i < 3; i++) { (globalThis as { gc?: () => void }).gc?.(); Bun?.gc(true) } }
 
 /** Run `fn` over `items` with at most `limit` in flight. */
 async function pool<T>(items: T[], limit: number, fn: (t: T) => Promise<unknown>) {
@@ -109,10 +112,18 @@ function printSqlStats() {
   }
 }
 
+/** Event i of a baseline broadcast: serialised once, in the shape of runrelay's frame. */
+function bareFrame(sample: RunEvent, i: number, count: number): string {
+  const e = { ...sample, id: sample.id + i, seq: sample.seq + i, data: { progress: i / count, message: `step ${i + 1} of ${count}`, bench_i: i, bench_t: nowMs() } }
+  return `{"type":"event","event":${JSON.stringify(e)}}`
+}
+
 serveAgent({
   async startRunrelay(env: Record<string, string> = {}) {
     dataDir = mkdtempSync(join(tmpdir(), 'runrelay-bench-'))
-    node = await startNode({
+    // On Bun the production entry of the Bun runtime; on Node, Node's.
+    const start = Bun ? ((await import('../src/runtime/bun/main.ts')).startBun as unknown as typeof startNode) : startNode
+    node = await start({
       PORT: '0', HOST: '127.0.0.1', RUNRELAY_DATA_DIR: dataDir, RUNRELAY_ROOT_KEY: ROOT_KEY, RUNRELAY_ALLOW_PRIVATE_NETWORK: '1',
       RUNRELAY_LOG: 'silent', RUNRELAY_RATE_LIMIT_PER_MINUTE: '0', ...env,
     })
@@ -195,11 +206,27 @@ serveAgent({
     return { wsUrl: `ws://127.0.0.1:${port}`, pid: process.pid }
   },
 
+  /** The Bun baseline: a bare Bun.serve whose clients all subscribe to one native topic. */
+  async startBareBun() {
+    if (!Bun) throw new Error('startBareBun needs the agent on Bun')
+    const server = Bun.serve({
+      hostname: '127.0.0.1', port: 0,
+      fetch(req: Request, srv: { upgrade(r: Request): boolean }) { return srv.upgrade(req) ? undefined : new Response(null, { status: 404 }) },
+      websocket: { open(ws: { subscribe(t: string): void }) { ws.subscribe('all') }, message() {} },
+    })
+    bareBun = server
+    return { wsUrl: `ws://127.0.0.1:${server.port}`, pid: process.pid }
+  },
+
+  /** Broadcast through Bun's native publish (µWebSockets writes the frame to every subscriber). */
+  async bareBunEmit({ rate, count, sample }: { rate: number; count: number; sample: RunEvent }) {
+    return paced(count, rate, (i) => { bareBun!.publish('all', bareFrame(sample, i, count)) })
+  },
+
   /** Broadcast `count` events at `rate`: each serialised once (same shape as runrelay's frame), sent to every client. */
   async bareEmit({ rate, count, sample }: { rate: number; count: number; sample: RunEvent }) {
     return paced(count, rate, (i) => {
-      const e = { ...sample, id: sample.id + i, seq: sample.seq + i, data: { progress: i / count, message: `step ${i + 1} of ${count}`, bench_i: i, bench_t: nowMs() } }
-      const frame = `{"type":"event","event":${JSON.stringify(e)}}`
+      const frame = bareFrame(sample, i, count)
       for (const c of bare!.clients) c.send(frame)
     })
   },

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchDeno, type LaunchedServer } from '../conformance/launch-deno.ts'
+import { launchDeno, type LaunchedServer } from '../conformance/launch.ts'
 import { openSse, openWs } from '../helpers/clients.ts'
 import { api } from '../helpers/server.ts'
 

@@ -2,24 +2,12 @@ import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
 import { lookup } from 'node:dns/promises'
 import { mkdirSync } from 'node:fs'
-import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { parseConfig } from '../../config.ts'
 import { SecretBox } from '../../core/crypto.ts'
-import { encryptionKey, logger, openEmbeddedStore, type KeyFiles } from '../local/embedded.ts'
+import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
+import { nodeKeyFiles } from './key-files.ts'
 import { createNodeWebSockets } from './websocket.ts'
-
-/** Key files through node:fs. */
-const nodeKeyFiles: KeyFiles = {
-  async read(path) {
-    try { return await readFile(path, 'utf8') } catch (err) { if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw err }
-  },
-  async createExclusive(path, text) {
-    try { await writeFile(path, text, { mode: 0o600, flag: 'wx' }) } catch (err) { if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false; throw err }
-    await chmod(path, 0o600)
-    return true
-  },
-}
 
 /** Start runrelay on Node: embedded libSQL file, in-process hosts, HTTP + WebSocket server. */
 export async function startNode(env: Record<string, string | undefined> = process.env) {

@@ -7,9 +7,11 @@ import { freePort, waitHealthy } from '../helpers/child.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..')
 const DENO = join(ROOT, 'node_modules/.bin/deno')
-const ENTRY = join(ROOT, 'src/runtime/deno/main.ts')
 /** The same flags as `npm run start:deno`. */
-export const DENO_ARGS = ['run', '-A', '--node-modules-dir=manual', ENTRY]
+export const DENO_ARGS = ['run', '-A', '--node-modules-dir=manual', join(ROOT, 'src/runtime/deno/main.ts')]
+const BUN = join(ROOT, 'node_modules/.bin/bun')
+/** The same command as `npm run start:bun`. */
+export const BUN_ARGS = [join(ROOT, 'src/runtime/bun/main.ts')]
 
 export interface LaunchedServer {
   url: string
@@ -25,15 +27,24 @@ export interface LaunchedServer {
   output(): string
 }
 
+interface LaunchOptions { startTimeoutMs?: number; stopTimeoutMs?: number }
+
+/** runrelay on real Deno as a child process (see launchRuntime). */
+export const launchDeno = (env: Record<string, string> = {}, opts: LaunchOptions = {}) => launchRuntime('Deno', DENO, DENO_ARGS, env, opts)
+
+/** runrelay on real Bun as a child process (see launchRuntime). */
+export const launchBun = (env: Record<string, string> = {}, opts: LaunchOptions = {}) => launchRuntime('Bun', BUN, BUN_ARGS, env, opts)
+
 /**
- * runrelay on real Deno as a child process: loopback, a fresh data dir (unless RUNRELAY_DATA_DIR
- * is given, which is then kept), a known root key, private network allowed, silent logs.
+ * runrelay on a real runtime as a child process: loopback, a fresh data dir (unless
+ * RUNRELAY_DATA_DIR is given, which is then kept), a known root key, private network allowed,
+ * silent logs.
  */
-export async function launchDeno(env: Record<string, string> = {}, opts: { startTimeoutMs?: number; stopTimeoutMs?: number } = {}): Promise<LaunchedServer> {
+async function launchRuntime(name: string, command: string, args: string[], env: Record<string, string>, opts: LaunchOptions): Promise<LaunchedServer> {
   const startTimeoutMs = opts.startTimeoutMs ?? 20_000
   const stopTimeoutMs = opts.stopTimeoutMs ?? 8_000
   const ownDir = !env.RUNRELAY_DATA_DIR
-  const dataDir = env.RUNRELAY_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'runrelay-deno-'))
+  const dataDir = env.RUNRELAY_DATA_DIR ?? mkdtempSync(join(tmpdir(), `runrelay-${name.toLowerCase()}-`))
   const rootKey = env.RUNRELAY_ROOT_KEY ?? 'rr_test_root_key_0123456789abcdef'
   let lastError = ''
   // The free port can be taken between probe and bind; one retry covers that race.
@@ -46,7 +57,7 @@ export async function launchDeno(env: Record<string, string> = {}, opts: { start
       ...env,
       PORT: String(port), RUNRELAY_DATA_DIR: dataDir, RUNRELAY_ROOT_KEY: rootKey,
     }
-    const child = spawn(DENO, DENO_ARGS, { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(command, args, { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout!.on('data', (d) => (out += d))
     child.stderr!.on('data', (d) => (out += d))
@@ -58,7 +69,7 @@ export async function launchDeno(env: Record<string, string> = {}, opts: { start
     if (!(await waitHealthy(url, exited, startTimeoutMs))) {
       child.kill('SIGKILL')
       await exited
-      lastError = `runrelay on Deno did not become healthy on ${url} within ${startTimeoutMs} ms:\n${out}`
+      lastError = `runrelay on ${name} did not become healthy on ${url} within ${startTimeoutMs} ms:\n${out}`
       if (/AddrInUse|address already in use/i.test(out) && !(env.PORT && env.PORT !== '0')) continue
       break
     }

@@ -1,0 +1,93 @@
+import { lookup } from 'node:dns/promises'
+import { mkdirSync } from 'node:fs'
+import { parseConfig } from '../../config.ts'
+import { SecretBox } from '../../core/crypto.ts'
+import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
+import { createLocalRuntime } from '../local/runtime.ts'
+import { nodeKeyFiles } from '../node/key-files.ts'
+import { createBunWebSockets, type BunEnv, type BunUpgrader } from './websocket.ts'
+
+/** How long a clean shutdown waits for clients to answer the 1012 close handshake. */
+const CLOSE_HANDSHAKE_MS = 2_000
+/**
+ * Bun closes an HTTP connection idle this many seconds (its default is 10, the maximum 255). SSE
+ * streams send a comment every heartbeat (15 s by default), so the limit must be above it.
+ */
+const HTTP_IDLE_TIMEOUT_S = 255
+
+/** The part of Bun's global the runtime uses (typed here so the Node type check needs no Bun types). */
+interface BunServer extends BunUpgrader {
+  readonly port: number
+  readonly hostname: string
+  readonly pendingWebSockets: number
+  stop(closeActiveConnections?: boolean): Promise<void>
+}
+declare const Bun: {
+  version: string
+  serve(options: {
+    hostname: string
+    port: number
+    idleTimeout: number
+    fetch(req: Request, server: BunServer): Response | Promise<Response> | undefined
+    error(err: Error): Response
+    websocket: ReturnType<typeof createBunWebSockets>['websocket']
+  }): BunServer
+}
+
+/** Start runrelay on Bun: embedded libSQL file, the in-process hosts Node and Deno use, Bun.serve + its WebSockets. */
+export async function startBun(env: Record<string, string | undefined> = process.env) {
+  const config = parseConfig(env)
+  mkdirSync(config.RUNRELAY_DATA_DIR, { recursive: true })
+  const { store, client } = await openEmbeddedStore(config)
+  const log = logger(config.RUNRELAY_LOG)
+  const sockets = createBunWebSockets()
+  const runtime = await createLocalRuntime({
+    store, config, log, upgradeWebSocket: sockets.acceptor,
+    secrets: await SecretBox.fromKey(await encryptionKey(config, nodeKeyFiles)),
+    resolveHost: async (host) => (await lookup(host.replace(/\.$/, ''), { all: true })).map((a) => a.address),
+  })
+
+  const server = Bun.serve({
+    hostname: config.HOST,
+    port: config.PORT,
+    idleTimeout: HTTP_IDLE_TIMEOUT_S,
+    fetch: (req, srv) => runtime.app.fetch(req, { server: srv } satisfies BunEnv),
+    error(err) {
+      log('request failed', { error: String(err?.stack ?? err) })
+      return new Response(JSON.stringify({ error: { code: 'internal', message: 'internal error', details: [] } }), { status: 500, headers: { 'content-type': 'application/json' } })
+    },
+    websocket: sockets.websocket,
+  })
+  runtime.listeningOn(server.port)
+  const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST
+  const resumed = await runtime.resume()
+
+  let stopping: Promise<void> | undefined
+  const stop = () => (stopping ??= (async () => {
+    await runtime.shutdown()
+    // The 1012 close frames are queued; give clients a moment to answer before cutting the rest.
+    await sockets.drained(CLOSE_HANDSHAKE_MS)
+    await server.stop(true)
+    client.close()
+  })())
+  return { runtime, server, port: server.port, url: `http://${host}:${server.port}`, resumed, stop, config, log }
+}
+
+if (import.meta.main) {
+  const started = await startBun().catch((err) => {
+    console.error(String(err?.message ?? err))
+    process.exit(1)
+  })
+  const { runtime, url, resumed, stop, log } = started
+  if (runtime.rootKeyCreated) {
+    // Shown once: only its hash is stored.
+    console.log(`\nroot key (shown once, keep it): ${runtime.rootKeyCreated}\n`)
+  }
+  log('runrelay listening', { url, resumedRuns: resumed, runtime: 'bun', version: Bun.version })
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      log('shutting down', { signal })
+      stop().then(() => process.exit(0), (err) => { console.error(err); process.exit(1) })
+    })
+  }
+}
