@@ -2,7 +2,7 @@
  * `npm run bench [-- case…]`: each case with its baseline in the same run, on loopback.
  * The server (runrelay or the baseline) and the load run in separate processes; server CPU
  * and RSS are read inside the server process. Prints a table, writes bench/results.json.
- * Cases: fanout (CPU + latency), bun (the Bun runtime against bare Bun and ws), memory, upstream, trigger, persist, feed; workers (opt-in).
+ * Cases: fanout (CPU + latency), bun (the Bun runtime against bare Bun and ws), detection (adaptive polling), memory, upstream, trigger, persist, feed; workers (opt-in).
  * BENCH_ROUNDS=n repeats each pair (medians reported), BENCH_SCALE=0.1 shrinks counts,
  * BENCH_CPU_PROF=<dir> profiles the agents, BENCH_SQL_STATS=1 times SQL by statement.
  */
@@ -12,6 +12,7 @@ import { cpus } from 'node:os'
 import { execSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { startAgent, sleep, type Agent } from './rpc.ts'
+import { detection as replayDetection } from './detection.ts'
 
 const require = createRequire(import.meta.url)
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1))
@@ -126,6 +127,21 @@ async function bun() {
   row({ case: 'bun fan-out CPU', metric: 'runrelay on Bun vs bare ws on Node', runrelay: med((r) => r.rrBun.cpuUsPerEvent), baseline: med((r) => r.bareWs.cpuUsPerEvent), unit: 'µs', goal: '≤ 1.0×', limit: 1.0 })
   row({ case: 'bun delivery latency', metric: 'p50, runrelay on Bun vs bare Bun publish', runrelay: med((r) => r.rrBun.lat.p50), baseline: med((r) => r.bareBun.lat.stampP50), unit: 'ms', goal: '≤ 1.5×', limit: 1.5 })
   row({ case: 'bun delivery latency', metric: 'p99, runrelay on Bun vs bare Bun publish', runrelay: med((r) => r.rrBun.lat.p99), baseline: med((r) => r.bareBun.lat.stampP99), unit: 'ms', goal: '≤ 1.5×', limit: 1.5 })
+}
+
+// ---------------------------------------------------------------------------------------
+/** Adaptive polling against fixed 1 s / 5 s pollers and the backoff (bench/detection.ts: a replay in virtual time). */
+async function detection() {
+  console.log('detection: log-normal run durations (medians 30 s, 2 min, 10 min), 500 runs per strategy, virtual time')
+  const all = replayDetection()
+  details.detection = all
+  for (const r of all) console.log(`  ${r.median} ${r.strategy}: ${r.requestsPerRun.toFixed(1)} requests/run, terminal delay p50 ${(r.terminalP50 / 1000).toFixed(2)} s p95 ${(r.terminalP95 / 1000).toFixed(2)} s, any change p50 ${(r.changeP50 / 1000).toFixed(2)} s p95 ${(r.changeP95 / 1000).toFixed(2)} s`)
+  for (const median of new Set(all.map((r) => r.median))) {
+    const fixed = all.find((r) => r.median === median && r.strategy === 'fixed 1 s')!
+    const ours = all.find((r) => r.median === median && r.strategy === 'runrelay adaptive')!
+    row({ case: 'detection', metric: `upstream requests per run vs fixed 1 s (median ${median})`, runrelay: ours.requestsPerRun, baseline: fixed.requestsPerRun, unit: 'req', goal: '≤ 0.5×', limit: 0.5 })
+    row({ case: 'detection', metric: `p50 terminal detection delay vs fixed 1 s (median ${median})`, runrelay: ours.terminalP50, baseline: fixed.terminalP50, unit: 'ms', goal: '≤ 1.5×', limit: 1.5 })
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -380,9 +396,9 @@ function cmdline(pid: number): string {
 }
 
 // ---------------------------------------------------------------------------------------
-const CASES: Record<string, () => Promise<void>> = { fanout, bun, memory, upstream, trigger, persist, feed, workers }
+const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, workers }
 // workers (wrangler dev) is opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
-const DEFAULT = ['fanout', 'bun', 'memory', 'upstream', 'trigger', 'persist', 'feed']
+const DEFAULT = ['fanout', 'bun', 'detection', 'memory', 'upstream', 'trigger', 'persist', 'feed']
 const wanted = process.argv.slice(2).filter((a) => a in CASES)
 const started = Date.now()
 const load = () => { try { return execSync('cat /proc/loadavg').toString().trim() } catch { return '?' } }

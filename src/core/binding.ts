@@ -3,6 +3,7 @@ import type { ConnectionView, Connector, ConnectorContext } from '../connectors/
 import type { ConnectionRow, RunRow, Store } from '../db/store.ts'
 import type { SecretBox } from './crypto.ts'
 import { DEFAULT_POLL_POLICY, PollPolicy } from './domain.ts'
+import { fitDurations, MAX_SAMPLES, type DurationModel } from './poll-planner.ts'
 import type { BindConnector, Clock } from './ports.ts'
 import type { RateBudget } from './rate-budget.ts'
 
@@ -16,6 +17,9 @@ export interface BinderDeps {
   /** Public base URL of this server, for callback URLs (a function when it is known late). */
   publicUrl: string | (() => string)
 }
+
+/** How long a workflow's fitted duration model is reused before it is fitted again from newer runs. */
+const DURATION_MODEL_TTL_MS = 60_000
 
 const policies = new WeakMap<object, { defaults: Connector['defaultPollPolicy']; policy: PollPolicy }>()
 
@@ -63,6 +67,17 @@ export interface Binder {
 export function createBinder(deps: BinderDeps): Binder {
   const credentialCache = new Map<string, { updatedAt: number; view: ConnectionView }>()
   const connectorCaches = new Map<string, Map<string, unknown>>()
+  const durationModels = new Map<string, { at: number; model: Promise<DurationModel | undefined> }>()
+
+  /** A workflow's duration model, refitted at most once a minute (one indexed query). */
+  const durationsOf = (workflowId: string): Promise<DurationModel | undefined> => {
+    const now = deps.clock.now()
+    const hit = durationModels.get(workflowId)
+    if (hit && now - hit.at < DURATION_MODEL_TTL_MS) return hit.model
+    const model = deps.store.workflowDurations(workflowId, MAX_SAMPLES).then(fitDurations, () => undefined)
+    durationModels.set(workflowId, { at: now, model })
+    return model
+  }
 
   const viewOf = async (c: ConnectionRow): Promise<ConnectionView> => {
     const hit = credentialCache.get(c.id)
@@ -104,7 +119,8 @@ export function createBinder(deps: BinderDeps): Binder {
     const policy = pollPolicyOf(workflow, connector)
     ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config }
     ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id)
-    return { connector, policy, ctx }
+    const durations = policy.adaptive && run.upstreamId ? await durationsOf(workflow.id) : undefined
+    return { connector, policy, ctx, durations }
   }
   return { bind, forConnection }
 }

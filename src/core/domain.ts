@@ -53,13 +53,15 @@ export const ErrorInfo = z.object({
 })
 export type ErrorInfo = z.infer<typeof ErrorInfo>
 
-/** A poll policy: first interval, the cap of the exponential backoff, and the deadline of a run. */
+/** A poll policy: first interval, the cap of the exponential backoff (and of adaptive polling), and the deadline of a run. */
 export const PollPolicy = z.object({
   firstIntervalMs: z.number().int().min(100).max(3_600_000).default(2_000),
   maxIntervalMs: z.number().int().min(100).max(3_600_000).default(60_000),
   deadlineMs: z.number().int().min(1_000).max(7 * 24 * 3_600_000).default(3_600_000),
   /** Transient upstream failures tolerated in a row before the run fails. */
   maxTransientErrors: z.number().int().min(0).max(1_000).default(20),
+  /** Plan polls from the workflow's own run durations once it has enough finished runs (src/core/poll-planner.ts). */
+  adaptive: z.boolean().default(true),
 }).refine((p) => p.maxIntervalMs >= p.firstIntervalMs, { message: 'maxIntervalMs must be >= firstIntervalMs', path: ['maxIntervalMs'] })
 export type PollPolicy = z.infer<typeof PollPolicy>
 export const DEFAULT_POLL_POLICY: PollPolicy = PollPolicy.parse({})

@@ -1,6 +1,7 @@
 import type { Connector, ConnectorContext } from '../connectors/types.ts'
 import type { RunPatch, RunRow } from '../db/store.ts'
 import type { NewEvent, PollPolicy, RunEvent } from './domain.ts'
+import type { DurationModel } from './poll-planner.ts'
 
 /** Time, injected so the watcher is tested with a fake clock. */
 export interface Clock { now(): number }
@@ -24,6 +25,8 @@ export interface ConnectorBinding {
   connector: Connector
   ctx: ConnectorContext
   policy: PollPolicy
+  /** How long this workflow's runs take, once it has enough history (adaptive polling). */
+  durations?: DurationModel
 }
 
 export type BindConnector = (run: RunRow) => Promise<ConnectorBinding>

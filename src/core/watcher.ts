@@ -1,7 +1,8 @@
 import type { CommandName, Observation } from '../connectors/types.ts'
 import { UpstreamError } from '../connectors/types.ts'
 import type { RunPatch, RunRow } from '../db/store.ts'
-import { pollDelay, retryDelay } from './backoff.ts'
+import { retryDelay } from './backoff.ts'
+import { nextPollDelay } from './poll-planner.ts'
 import { isTerminal, STATUS_RANK, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
 import type { BindConnector, Clock, ConnectorBinding, RunLedger } from './ports.ts'
 
@@ -57,7 +58,7 @@ export class Watcher {
       change.patch.transientErrors = 0
       const next = isTerminal((change.patch.status ?? run.status) as RunStatus)
         ? null
-        : Math.max(now + pollDelay(binding.policy, unchanged, this.deps.random), obs.notBefore ?? 0)
+        : Math.max(now + nextPollDelay(binding.policy, binding.durations, now - (run.startedAt ?? now), unchanged, this.deps.random), obs.notBefore ?? 0)
       return this.plan(run, change, next)
     } catch (err) {
       return this.failure(run, binding, err, 'poll')

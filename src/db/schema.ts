@@ -1,6 +1,9 @@
 import { sql } from 'drizzle-orm'
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
 
+/** A workflow's poll policy as given (camelCase): runrelay's and the connector's defaults fill the rest when it is used. */
+export interface StoredPollPolicy { firstIntervalMs?: number; maxIntervalMs?: number; deadlineMs?: number; maxTransientErrors?: number; adaptive?: boolean }
+
 // Times are integer milliseconds since the epoch: cheap to index, compare and bucket in SQL.
 
 export const tenants = sqliteTable('tenants', {
@@ -45,7 +48,7 @@ export const workflows = sqliteTable('workflows', {
   connectionId: text('connection_id').notNull(),
   upstreamWorkflowId: text('upstream_workflow_id').notNull(),
   inputTemplate: text('input_template', { mode: 'json' }).$type<unknown>(),
-  pollPolicy: text('poll_policy', { mode: 'json' }).$type<Record<string, number>>().notNull(),
+  pollPolicy: text('poll_policy', { mode: 'json' }).$type<StoredPollPolicy>().notNull(),
   config: text('config', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
   tags: text('tags', { mode: 'json' }).$type<string[]>().notNull(),
   createdAt: integer('created_at').notNull(),

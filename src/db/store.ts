@@ -494,6 +494,14 @@ export class Store {
     return r
   }
 
+  /** How long a workflow's newest finished runs took (started → finished, ms): what adaptive polling learns from. */
+  async workflowDurations(workflowId: string, limit: number): Promise<number[]> {
+    const rows = await this.db.select({ started: runs.startedAt, finished: runs.finishedAt }).from(runs)
+      .where(and(eq(runs.workflowId, workflowId), inArray(runs.status, ['completed', 'failed'])))
+      .orderBy(desc(runs.createdAt)).limit(limit)
+    return rows.flatMap((r) => (r.started !== null && r.finished !== null ? [r.finished - r.started] : []))
+  }
+
   async getRunById(id: string): Promise<RunRow | undefined> {
     const [r] = await this.db.select().from(runs).where(eq(runs.id, id))
     return r

@@ -63,6 +63,7 @@ export const PollPolicyInput = z.object({
   max_interval_ms: z.number().int().min(100).max(3_600_000).optional(),
   deadline_ms: z.number().int().min(1_000).max(7 * 24 * 3_600_000).optional(),
   max_transient_errors: z.number().int().min(0).max(1_000).optional(),
+  adaptive: z.boolean().optional().describe('plan polls from this workflow\'s own run durations once it has 10 finished runs (default true); false keeps the exponential backoff'),
 }).strict()
 const WorkflowFields = {
   name,
@@ -143,4 +144,5 @@ export const PolicyFromInput = (p: z.infer<typeof PollPolicyInput>) => ({
   ...(p.max_interval_ms !== undefined && { maxIntervalMs: p.max_interval_ms }),
   ...(p.deadline_ms !== undefined && { deadlineMs: p.deadline_ms }),
   ...(p.max_transient_errors !== undefined && { maxTransientErrors: p.max_transient_errors }),
+  ...(p.adaptive !== undefined && { adaptive: p.adaptive }),
 })

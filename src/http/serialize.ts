@@ -27,6 +27,7 @@ export const workflowBody = (w: WorkflowRow): z.infer<typeof Workflow> => ({
     ...(w.pollPolicy.maxIntervalMs !== undefined && { max_interval_ms: w.pollPolicy.maxIntervalMs }),
     ...(w.pollPolicy.deadlineMs !== undefined && { deadline_ms: w.pollPolicy.deadlineMs }),
     ...(w.pollPolicy.maxTransientErrors !== undefined && { max_transient_errors: w.pollPolicy.maxTransientErrors }),
+    ...(w.pollPolicy.adaptive !== undefined && { adaptive: w.pollPolicy.adaptive }),
   },
   config: w.config, tags: w.tags, created_at: isoOf(w.createdAt)!, updated_at: isoOf(w.updatedAt)!,
 })

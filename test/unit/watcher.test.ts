@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { UpstreamError, type Connector, type Observation } from '../../src/connectors/types.ts'
 import { pollDelay, retryDelay } from '../../src/core/backoff.ts'
 import { PollPolicy, type RunEvent } from '../../src/core/domain.ts'
+import { fitDurations, type DurationModel } from '../../src/core/poll-planner.ts'
 import { Watcher } from '../../src/core/watcher.ts'
 import { schema, Store } from '../../src/db/store.ts'
 import { LocalHub } from '../../src/runtime/local/hub.ts'
@@ -40,6 +41,8 @@ describe('watcher (real store, fake upstream connector, injected clock)', () => 
   let script: Array<Observation | UpstreamError>
   let calls: { trigger: number; poll: number; cancel: number }
   let watcher: Watcher
+  /** The workflow's learned run durations handed to the watcher with its binding (adaptive polling). */
+  let durations: DurationModel | undefined
   const policy = PollPolicy.parse({ firstIntervalMs: 1000, maxIntervalMs: 8000, deadlineMs: 60_000, maxTransientErrors: 3 })
 
   beforeEach(async () => {
@@ -48,6 +51,7 @@ describe('watcher (real store, fake upstream connector, injected clock)', () => 
     await store.migrate()
     clock = { t: 1_700_000_000_000, now() { return this.t } }
     published = []
+    durations = undefined
     calls = { trigger: 0, poll: 0, cancel: 0 }
     script = []
     const next = (): Observation => {
@@ -67,7 +71,7 @@ describe('watcher (real store, fake upstream connector, injected clock)', () => 
     const ledger = new LocalLedger(store, hub, () => clock.now())
     watcher = new Watcher({
       ledger, clock, random: () => 1,
-      bind: async () => ({ connector, policy, ctx: { fetch, connection: {} as any, workflow: {} as any, callbackUrl: '', now: () => clock.now(), cache: new Map() } }),
+      bind: async () => ({ connector, policy, durations, ctx: { fetch, connection: {} as any, workflow: {} as any, callbackUrl: '', now: () => clock.now(), cache: new Map() } }),
     })
     await ledger.create({
       id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [],
@@ -96,6 +100,30 @@ describe('watcher (real store, fake upstream connector, injected clock)', () => 
     expect((await watcher.tick('run_1')).nextAt).toBe(clock.t + 2000)
     expect(types()).toEqual(['run.created:queued', 'run.status_changed:running'])
     expect((await run()).upstreamStatus).toBe('RUNNING')
+  })
+
+  it('with a learned duration model, skips ahead early and polls every first interval where runs usually end', async () => {
+    // Twenty earlier runs took 20–40 s: nothing is likely to change in the first seconds.
+    durations = fitDurations(Array.from({ length: 20 }, (_, i) => 20_000 + i * 1_000))
+    script = [{ status: 'running' }]
+    await watcher.tick('run_1') // the trigger: the first poll still comes after the first interval
+    clock.t += 1000
+    script = [{ status: 'running' }]
+    const early = (await watcher.tick('run_1')).nextAt! - clock.t
+    expect(early).toBe(policy.maxIntervalMs) // a long step, within the policy
+    // Follow the planned ticks to 35 s: a few long steps, then every first interval.
+    const startedAt = (await run()).startedAt!
+    let next = clock.t + early
+    const gaps: Array<[number, number]> = []
+    while (next - startedAt < 35_000) {
+      clock.t = next
+      script = [{ status: 'running' }]
+      next = (await watcher.tick('run_1')).nextAt!
+      gaps.push([clock.t - startedAt, next - clock.t])
+    }
+    expect(gaps.filter(([at]) => at < 20_000).length).toBeLessThanOrEqual(4)
+    expect(gaps.filter(([at]) => at >= 27_000).every(([, gap]) => gap === policy.firstIntervalMs)).toBe(true)
+    expect(gaps.filter(([at]) => at >= 27_000).length).toBeGreaterThanOrEqual(7)
   })
 
   it('never polls sooner than a Retry-After, records transient errors, and resets after a good answer', async () => {

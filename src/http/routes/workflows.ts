@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { getConnector } from '../../connectors/index.ts'
 import { newId } from '../../core/crypto.ts'
 import { DEFAULT_POLL_POLICY, PollPolicy } from '../../core/domain.ts'
+import type { StoredPollPolicy } from '../../db/schema.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
@@ -15,7 +16,7 @@ import { workflowBody } from '../serialize.ts'
 export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
   const { store, clock } = deps
 
-  const checked = async (tenantId: string, connectionId: string, config: Record<string, unknown>, policy: Record<string, number>) => {
+  const checked = async (tenantId: string, connectionId: string, config: Record<string, unknown>, policy: StoredPollPolicy) => {
     const connection = await store.getConnection(tenantId, connectionId)
     if (!connection) throw new ApiError(400, 'validation_failed', 'connection_id names no connection of yours', [{ path: 'body.connection_id', message: 'unknown connection' }])
     const connector = getConnector(connection.provider)!
