@@ -51,5 +51,16 @@ export const MIGRATIONS = [
     "bps": true,
     "folderMillis": 1795365289104,
     "hash": "d037bc3936fe7c73a325ebdd99a5c85e308ea927fe72066b3e562b0f992692ca"
+  },
+  {
+    "tag": "0002_curly_freak",
+    "sql": [
+      "ALTER TABLE `runs` ADD `replay_of` text;",
+      "\nCREATE INDEX `runs_tenant_upstream` ON `runs` (`tenant_id`,`upstream_id`);",
+      "\nCREATE INDEX `events_workflow_type_created` ON `events` (`workflow_id`,`type`,`created_at`);"
+    ],
+    "bps": true,
+    "folderMillis": 1795688040911,
+    "hash": "8c1cd9de88179079bc669a9f2436976b19e9980b58ae29438d6f5596968d2a13"
   }
 ]

@@ -86,6 +86,8 @@ export const runs = sqliteTable('runs', {
   /** The schedule that made this run, and the occurrence (ms epoch) it stands for. */
   scheduleId: text('schedule_id'),
   scheduleFireAt: integer('schedule_fire_at'),
+  /** The run this one replays (same workflow, variables and tags), from the dashboard's "Replay" or POST /v1/runs/{id}/replay. */
+  replayOf: text('replay_of'),
   createdAt: integer('created_at').notNull(),
   startedAt: integer('started_at'),
   finishedAt: integer('finished_at'),
@@ -95,6 +97,8 @@ export const runs = sqliteTable('runs', {
   index('runs_workflow_created').on(t.workflowId, t.createdAt),
   index('runs_tenant_status').on(t.tenantId, t.status),
   index('runs_unfinished').on(t.finishedAt, t.nextTickAt),
+  // Search by upstream id (GET /v1/runs?q=): a support person has the vendor's job id in hand.
+  index('runs_tenant_upstream').on(t.tenantId, t.upstreamId),
   // Covers the workflow summary (counts, durations, timeline) without touching the table.
   index('runs_workflow_summary').on(t.workflowId, t.createdAt, t.status, t.startedAt, t.finishedAt),
   // One live run per schedule occurrence: two schedulers racing cannot both create it.
@@ -113,7 +117,11 @@ export const events = sqliteTable('events', {
   status: text('status').notNull(),
   data: text('data', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
   createdAt: integer('created_at').notNull(),
-}, (t) => [uniqueIndex('events_run_seq').on(t.runId, t.seq), index('events_tenant_id').on(t.tenantId, t.id)])
+}, (t) => [
+  uniqueIndex('events_run_seq').on(t.runId, t.seq), index('events_tenant_id').on(t.tenantId, t.id),
+  // A workflow's upstream errors over a window (the summary's errors per bucket).
+  index('events_workflow_type_created').on(t.workflowId, t.type, t.createdAt),
+])
 
 export const idempotencyKeys = sqliteTable('idempotency_keys', {
   tenantId: text('tenant_id').notNull(),

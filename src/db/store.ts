@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
 import type { NewEvent, RunEvent, RunStatus } from '../core/domain.ts'
 import { fromBase64Url, toBase64Url } from '../core/crypto.ts'
@@ -95,9 +95,14 @@ export function toRunEvent(row: EventRow, tags: string[]): RunEvent {
 }
 
 export interface RunFilter {
-  workflowId?: string
+  workflowIds?: string[]
   status?: RunStatus[]
   tag?: string
+  /** A run id, an upstream id or a tag, matched exactly. */
+  search?: string
+  /** Created at or after / before (ms epoch). */
+  createdAfter?: number
+  createdBefore?: number
   cursor?: [number, string] | null
   limit: number
 }
@@ -509,9 +514,13 @@ export class Store {
 
   async listRuns(tenantId: string, f: RunFilter): Promise<Page<RunRow>> {
     const conds: (SQL | undefined)[] = [eq(runs.tenantId, tenantId), keyset(runs, f.cursor ?? null)]
-    if (f.workflowId) conds.push(eq(runs.workflowId, f.workflowId))
+    if (f.workflowIds?.length) conds.push(inArray(runs.workflowId, f.workflowIds))
     if (f.status?.length) conds.push(inArray(runs.status, f.status))
-    if (f.tag) conds.push(sql`exists (select 1 from json_each(${runs.tags}) where json_each.value = ${f.tag})`)
+    const hasTag = (tag: string) => sql`exists (select 1 from json_each(${runs.tags}) where json_each.value = ${tag})`
+    if (f.tag) conds.push(hasTag(f.tag))
+    if (f.search) conds.push(or(eq(runs.id, f.search), eq(runs.upstreamId, f.search), hasTag(f.search)))
+    if (f.createdAfter !== undefined) conds.push(gte(runs.createdAt, f.createdAfter))
+    if (f.createdBefore !== undefined) conds.push(lt(runs.createdAt, f.createdBefore))
     const rows = await this.db.select().from(runs).where(and(...conds)).orderBy(desc(runs.createdAt), desc(runs.id)).limit(f.limit + 1)
     return page(rows, f.limit)
   }

@@ -1,5 +1,5 @@
 import { and, asc, eq, gte, isNotNull, lt, sql } from 'drizzle-orm'
-import { runs } from './schema.ts'
+import { events, runs } from './schema.ts'
 import type { Db } from './store.ts'
 
 export interface SummaryWindow { workflowId: string; from: number; to: number; bucketMs: number }
@@ -12,7 +12,9 @@ export interface WorkflowSummary {
   /** completed / finished (terminal) runs, null when none finished. */
   successRate: number | null
   durations: { count: number; p50: number | null; p95: number | null; avg: number | null; max: number | null }
-  timeline: Array<{ start: number; total: number; completed: number; failed: number; canceled: number; timedOut: number }>
+  timeline: Array<{ start: number; total: number; completed: number; failed: number; canceled: number; timedOut: number; upstreamErrors: number }>
+  /** Transient upstream errors (run.error events) in the window. */
+  upstreamErrors: number
 }
 
 /**
@@ -28,7 +30,8 @@ export async function workflowSummary(db: Db, w: SummaryWindow): Promise<Workflo
   // An integer literal: a bound JS number arrives as REAL and the division would not truncate.
   const size = sql.raw(String(Math.trunc(w.bucketMs)))
   const bucket = sql<number>`((${runs.createdAt} / ${size}) * ${size})`
-  const [byStatus, [stats], timeline] = await Promise.all([
+  const errorBucket = sql<number>`((${events.createdAt} / ${size}) * ${size})`
+  const [byStatus, [stats], timeline, errors] = await Promise.all([
     db.select({ status: runs.status, n: sql<number>`count(*)` }).from(runs).where(window).groupBy(runs.status),
     db.select({ n: sql<number>`count(*)`, avg: sql<number | null>`avg(${duration})`, max: sql<number | null>`max(${duration})` }).from(runs).where(timed),
     db.select({
@@ -38,7 +41,11 @@ export async function workflowSummary(db: Db, w: SummaryWindow): Promise<Workflo
       canceled: sql<number>`sum(case when ${runs.status} = 'canceled' then 1 else 0 end)`,
       timedOut: sql<number>`sum(case when ${runs.status} = 'timed_out' then 1 else 0 end)`,
     }).from(runs).where(window).groupBy(bucket).orderBy(asc(bucket)),
+    db.select({ start: errorBucket, n: sql<number>`count(*)` }).from(events)
+      .where(and(eq(events.workflowId, w.workflowId), eq(events.type, 'run.error'), gte(events.createdAt, w.from), lt(events.createdAt, w.to)))
+      .groupBy(errorBucket),
   ])
+  const errorsAt = new Map(errors.map((e) => [Number(e.start), Number(e.n)]))
   const n = Number(stats?.n ?? 0)
   const rank = async (p: number): Promise<number | null> => {
     if (n === 0) return null
@@ -54,6 +61,11 @@ export async function workflowSummary(db: Db, w: SummaryWindow): Promise<Workflo
   return {
     counts, total, finished, completed, successRate: finished ? completed / finished : null,
     durations: { count: n, p50, p95, avg: stats?.avg === null || stats?.avg === undefined ? null : Math.round(Number(stats.avg)), max: stats?.max === null || stats?.max === undefined ? null : Number(stats.max) },
-    timeline: timeline.map((t) => ({ start: Number(t.start), total: Number(t.total), completed: Number(t.completed), failed: Number(t.failed), canceled: Number(t.canceled), timedOut: Number(t.timedOut) })),
+    // Buckets with errors but no runs created in them still show their errors.
+    timeline: [...new Set([...timeline.map((t) => Number(t.start)), ...errorsAt.keys()])].sort((a, b) => a - b).map((start) => {
+      const t = timeline.find((x) => Number(x.start) === start)
+      return { start, total: Number(t?.total ?? 0), completed: Number(t?.completed ?? 0), failed: Number(t?.failed ?? 0), canceled: Number(t?.canceled ?? 0), timedOut: Number(t?.timedOut ?? 0), upstreamErrors: errorsAt.get(start) ?? 0 }
+    }),
+    upstreamErrors: [...errorsAt.values()].reduce((a, b) => a + b, 0),
   }
 }

@@ -183,7 +183,7 @@ export class ScheduleEngine {
         if (!workflow) throw new ApiError(409, 'workflow_missing', 'the schedule\'s workflow is gone')
         run = await triggerRun(this.deps, workflow, {
           variables: s.variables, runtime_variables: s.runtimeVariables, tags: s.tags, scheduled_at: new Date(fireAt).toISOString(),
-        }, { scheduleId: s.id, fireAt })
+        }, { occurrence: { scheduleId: s.id, fireAt } })
         created = true
       } catch (err) {
         if (isUniqueViolation(err)) {

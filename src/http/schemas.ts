@@ -105,15 +105,19 @@ export const Run = z.object({
   seq: z.number().int().describe('seq of the run\'s latest event'),
   created_at: iso, scheduled_at: iso.nullable(), started_at: iso.nullable(), finished_at: iso.nullable(), deadline_at: iso.nullable(),
   next_poll_at: iso.nullable(), updated_at: iso, duration_ms: z.number().nullable(),
+  replay_of: z.string().nullable().describe('the run this one replays (POST /v1/runs/{id}/replay)'),
 })
 
 /** A list given comma-separated or as repeated query parameters. */
 export const csv = <T extends z.ZodType<string, string>>(item: T) => z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)).pipe(z.array(item))
 
 export const RunListQuery = Pagination.extend({
-  workflow_id: Id.optional(),
-  status: csv(RunStatus).optional(),
+  workflow_id: csv(Id).optional().describe('one or more workflow ids, comma-separated'),
+  status: csv(RunStatus).optional().describe('one or more statuses, comma-separated'),
   tag: Tag.optional(),
+  q: z.string().trim().min(1).max(500).optional().describe('search: a run id, an upstream id or a tag, matched exactly'),
+  created_after: z.iso.datetime({ offset: true }).optional().describe('runs created at or after this time (ISO 8601)'),
+  created_before: z.iso.datetime({ offset: true }).optional().describe('runs created before this time (ISO 8601)'),
 })
 
 export const EventsQuery = z.object({

@@ -39,4 +39,5 @@ export const runBody = (r: RunRow): z.infer<typeof Run> => ({
   created_at: isoOf(r.createdAt)!, scheduled_at: isoOf(r.scheduledAt), started_at: isoOf(r.startedAt), finished_at: isoOf(r.finishedAt),
   deadline_at: isoOf(r.deadlineAt), next_poll_at: isoOf(r.nextTickAt), updated_at: isoOf(r.updatedAt)!,
   duration_ms: r.startedAt && r.finishedAt ? r.finishedAt - r.startedAt : null,
+  replay_of: r.replayOf ?? null,
 })

@@ -18,9 +18,14 @@ export type RunCreateInput = z.infer<typeof RunCreate>
  */
 export async function triggerRun(
   deps: Pick<AppDeps, 'store' | 'clock' | 'hosts'>, workflow: WorkflowRow, body: RunCreateInput,
-  /** Set by schedules: the occurrence this run stands for (unique per schedule among live runs). */
-  occurrence?: { scheduleId: string; fireAt: number },
+  origin: {
+    /** Set by schedules: the occurrence this run stands for (unique per schedule among live runs). */
+    occurrence?: { scheduleId: string; fireAt: number }
+    /** Set by replays: the run this one repeats. */
+    replayOf?: string
+  } = {},
 ): Promise<RunRow> {
+  const { occurrence, replayOf } = origin
   const { store, clock, hosts } = deps
   const connection = await store.getConnection(workflow.tenantId, workflow.connectionId)
   if (!connection) throw conflict('connection_missing', 'the workflow\'s connection is gone')
@@ -42,8 +47,10 @@ export async function triggerRun(
     scheduledAt: later ? scheduledAt : null, deadlineAt: (later ? scheduledAt! : now) + policy.deadlineMs, nextTickAt: later ? scheduledAt : now,
     createdAt: now, updatedAt: now,
     ...(occurrence && { scheduleId: occurrence.scheduleId, scheduleFireAt: occurrence.fireAt }),
+    ...(replayOf && { replayOf }),
   }, { type: 'run.created', data: {
     status, workflow_id: workflow.id, tags, variables: body.variables, runtime_variables: body.runtime_variables, scheduled_at: later ? new Date(scheduledAt!).toISOString() : null,
     ...(occurrence && { schedule_id: occurrence.scheduleId }),
+    ...(replayOf && { replay_of: replayOf }),
   } })
 }

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { demoTenant } from '../helpers/live.ts'
-import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { createTenant, startTestServer, type TestServer } from '../helpers/server.ts'
 
 // The dashboard and the API reference in real headless Chromium against the real server.
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -47,15 +47,31 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     await page.goto(server.url + '/')
     await page.fill('#cred', credential)
     await page.click('#signin-btn')
+    await page.locator('#signout').waitFor()
   }
 
-  it('shows a run triggered through the API and moves it to completed live, without a reload', async () => {
-    // Some history so the table is not empty.
+  const VIEWPORTS = { desktop: { width: 1440, height: 900 }, phone: { width: 390, height: 844 } } as const
+  /** A screenshot of the page at both sizes (kept under test-artifacts/), and no horizontal scrolling on the phone. */
+  const shoot = async (page: Page, name: string) => {
+    for (const [size, viewport] of Object.entries(VIEWPORTS)) {
+      await page.setViewportSize(viewport)
+      await page.waitForTimeout(100)
+      await page.screenshot({ path: `${ARTIFACTS}/dashboard-${name}-${size}.png`, fullPage: true })
+      if (size === 'phone') {
+        const wide = await page.evaluate(() => [...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5).map((el) => `${el.tagName}#${el.id}.${el.className}`))
+        expect(await page.evaluate(() => document.documentElement.scrollWidth), `${name} overflows a phone: ${wide.join(' ')}`).toBeLessThanOrEqual(viewport.width)
+      }
+    }
+    await page.setViewportSize(VIEWPORTS.desktop)
+  }
+  const rowIds = (page: Page) => page.locator('#runs-body tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run')))
+
+  it('shows a run triggered through the API and moves it to completed live, without a reload; filters live in the URL', async () => {
     await t.trigger(wfB, { tags: ['team:billing'] })
-    const page = await open()
+    const page = await open(VIEWPORTS.desktop)
     await signIn(page, t.key)
     await page.waitForSelector('#runs-body tr')
-    await page.waitForSelector('#live.on')
+    await page.waitForSelector('#live.live')
     await page.evaluate(() => { (window as unknown as { __noReload: boolean }).__noReload = true })
 
     const runId = await t.trigger(wfA, { tags: ['team:reports', 'nightly'] })
@@ -65,30 +81,73 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     await row.locator('.chip[data-status="completed"]').waitFor({ timeout: 15_000 })
     await expect.poll(() => row.locator('.c-up').textContent()).toContain('demo-')
     expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true)
-    await page.screenshot({ path: `${ARTIFACTS}/dashboard.png`, fullPage: true })
+    await shoot(page, 'list')
 
-    // The workflow filter: only B's runs stay, and a new B run arrives live.
-    await page.selectOption('#f-workflow', wfB)
+    // Filtered by workflow B (the URL says so): A's run leaves, a new B run arrives live.
+    await page.click(`#f-workflow [data-workflow="${wfB}"]`)
     await row.waitFor({ state: 'detached' })
+    expect(decodeURIComponent(new URL(page.url()).hash)).toContain(`workflow=${wfB}`)
     const b = await t.trigger(wfB)
     await page.locator(`tr[data-run="${b}"] .chip[data-status="failed"]`).waitFor({ timeout: 15_000 })
-    const shown = await page.locator('#runs-body tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run')))
     const bRuns = (await t.client.get(`/v1/runs?workflow_id=${wfB}`)).body.items.map((r: { id: string }) => r.id)
-    expect(new Set(shown)).toEqual(new Set(bRuns))
-    // The status filter.
-    await page.selectOption('#f-workflow', '')
-    await page.selectOption('#f-status', 'completed')
+    expect(new Set(await rowIds(page))).toEqual(new Set(bRuns))
+    // A reload keeps the view.
+    await page.reload()
+    await page.locator(`tr[data-run="${b}"]`).waitFor()
+    expect(await page.locator(`tr[data-run="${runId}"]`).count()).toBe(0)
+
+    // Several statuses at once, several workflows at once.
+    await page.goto(`${server.url}/#/runs?status=completed,failed&workflow=${wfA},${wfB}`)
+    await row.waitFor()
+    await page.locator(`tr[data-run="${b}"]`).waitFor()
+    await page.click('#f-status [data-status="failed"]')
     await page.locator(`tr[data-run="${b}"]`).waitFor({ state: 'detached' })
     await row.waitFor()
-    await page.selectOption('#f-status', '')
-    await page.fill('#f-tag', 'nightly')
-    await page.press('#f-tag', 'Enter')
-    await expect.poll(() => page.locator('#runs-body tr').count()).toBe(1)
     await page.close()
   })
 
-  it('a run page shows the timeline and result; trigger and cancel from the page', async () => {
-    const page = await open()
+  it('finds a run by run id, upstream id or tag, and within a time range', async () => {
+    const runId = await t.trigger(wfA, { tags: ['findme'] })
+    await expect.poll(async () => (await t.client.get(`/v1/runs/${runId}`)).body.upstream_id, { timeout: 10_000 }).toBeTruthy()
+    const upstreamId = (await t.client.get(`/v1/runs/${runId}`)).body.upstream_id as string
+    const page = await open(VIEWPORTS.desktop)
+    await signIn(page, t.key)
+    await page.waitForSelector('#runs-body tr')
+    for (const q of [runId, upstreamId, 'findme']) {
+      await page.fill('#f-q', q)
+      await page.click('#f-apply')
+      await expect.poll(() => rowIds(page)).toEqual([runId])
+    }
+    await shoot(page, 'search')
+    // A range that ends before the run was created hides it.
+    await page.fill('#f-q', '')
+    await page.fill('#f-to', '2001-01-01T00:00')
+    await page.click('#f-apply')
+    await page.locator('#runs-empty').waitFor()
+    await page.close()
+  })
+
+  it('pages through more than 250 runs with "load more"', async () => {
+    const pager = await demoTenant(server, 'pager')
+    const wf = await pager.workflow('later')
+    const far = new Date(Date.now() + 30 * 86_400_000).toISOString()
+    const ids: string[] = []
+    for (let i = 0; i < 260; i++) ids.push(await pager.trigger(wf, { scheduled_at: far }))
+    const page = await open(VIEWPORTS.desktop)
+    await signIn(page, pager.key)
+    await expect.poll(() => page.locator('#runs-body tr').count()).toBe(100)
+    await page.click('#load-more')
+    await expect.poll(() => page.locator('#runs-body tr').count()).toBe(200)
+    await page.click('#load-more')
+    await expect.poll(() => page.locator('#runs-body tr').count()).toBe(260)
+    expect(await page.locator('#load-more').count()).toBe(0)
+    const shown = await rowIds(page)
+    expect(shown).toEqual([...ids].reverse()) // newest first, each once
+    await page.close()
+  })
+
+  it('a run page: waterfall, JSON views, errors with the upstream body; trigger, cancel and replay from the page', async () => {
+    const page = await open(VIEWPORTS.desktop)
     await signIn(page, t.key)
     await page.waitForSelector('#trigger-btn')
     await page.click('#trigger-btn')
@@ -104,33 +163,83 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     page.once('dialog', (d) => d.accept())
     await page.click('#cancel-btn')
     await page.locator('#run-head .chip[data-status="canceled"]').waitFor()
-    await page.locator('#timeline li.canceled').waitFor()
+    await page.locator('#timeline li.canceled').first().waitFor()
 
-    const done = await t.trigger(wfA)
+    const done = await t.trigger(wfA, { variables: { who: 'replay-me' }, tags: ['orig'] })
     await page.goto(`${server.url}/#/runs/${done}`)
     await page.locator('#result-json').waitFor({ timeout: 15_000 })
-    expect(await page.locator('#result-json').textContent()).toContain('"ok": true')
-    await page.screenshot({ path: `${ARTIFACTS}/run.png`, fullPage: true })
+    expect(await page.locator('#result-json pre').textContent()).toContain('"ok": true')
+    await page.locator('#live.finished').waitFor() // a finished run is labelled finished, not offline
+    await page.locator('#waterfall rect.ph.running').waitFor()
+    expect(await page.locator('#waterfall .phase-list li').count()).toBeGreaterThanOrEqual(2)
+    await page.locator('#outputs-json').waitFor()
+    await shoot(page, 'run')
+
+    // Replay: a new run, linked to the first, with the same variables and tags.
+    await page.click('#replay-btn')
+    await page.locator('#replay-of').waitFor()
+    expect(await page.locator('#replay-of').textContent()).toBe(done)
+    const replayId = decodeURIComponent(new URL(page.url()).hash.replace('#/runs/', ''))
+    const replayed = (await t.client.get(`/v1/runs/${replayId}`)).body
+    expect(replayed.replay_of).toBe(done)
+    expect(replayed.variables).toEqual({ who: 'replay-me' })
+    expect(replayed.tags).toContain('orig')
+
+    // A failed run shows its error.
+    const failed = await t.trigger(wfB)
+    await page.goto(`${server.url}/#/runs/${failed}`)
+    await page.locator('#run-error pre').waitFor({ timeout: 15_000 })
+    expect(await page.locator('#run-error pre').textContent()).toContain('"code"')
+    await page.close()
+  })
+
+  it('a workflow page draws its health from the summary', async () => {
+    // Settled numbers: no run of the workflow still going while the page and the API are compared.
+    await expect.poll(async () => (await t.client.get(`/v1/runs?workflow_id=${wfA}&status=scheduled,queued,running,paused`)).body.items.length, { timeout: 20_000 }).toBe(0)
+    const page = await open(VIEWPORTS.desktop)
+    await signIn(page, t.key)
+    await page.goto(`${server.url}/#/workflows/${wfA}?range=24h`)
+    await page.locator('#stat-total').waitFor()
+    const to = new Date(Date.now() + 60_000).toISOString()
+    const summary = (await t.client.get(`/v1/workflows/${wfA}/summary?from=${new Date(Date.now() - 86_400_000).toISOString()}&to=${to}&bucket=hour`)).body
+    expect(await page.locator('#stat-total span').textContent()).toBe(String(summary.total))
+    expect(await page.locator('#stat-success span').textContent()).toBe(summary.success_rate === null ? '—' : `${Math.round(summary.success_rate * 100)}%`)
+    expect(await page.locator('#chart-runs rect').count()).toBeGreaterThanOrEqual(24)
+    await shoot(page, 'workflow')
+    await page.click('#range button:has-text("7d")')
+    await expect.poll(() => new URL(page.url()).hash).toContain('range=7d')
+    await page.close()
+  })
+
+  it('an empty tenant is shown how to start, and the demo is one click', async () => {
+    const empty = await createTenant(server, 'empty')
+    const page = await open(VIEWPORTS.desktop)
+    await signIn(page, empty.key)
+    await page.locator('#empty-tenant').waitFor()
+    expect(await page.locator('#trigger-btn').count()).toBe(0)
+    await shoot(page, 'empty')
+    await page.click('#demo-btn')
+    await page.locator('#trigger-btn').waitFor()
+    expect((await empty.client.get('/v1/workflows')).body.items).toHaveLength(1)
     await page.close()
   })
 
   it('a subscriber token sees its scope, live, with no write buttons; readable on a phone', async () => {
     const runId = await t.trigger(wfA, { tags: ['team:reports'] })
     const token = await t.mint({ workflow_ids: [wfA] })
-    const page = await open({ width: 390, height: 844 })
+    const page = await open(VIEWPORTS.phone)
     await signIn(page, token)
     await page.locator(`tr[data-run="${runId}"] .chip[data-status="completed"]`).waitFor({ timeout: 15_000 })
     expect(await page.locator('#trigger-btn').count()).toBe(0)
-    const other = await page.locator('#runs-body tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run')))
+    const other = await rowIds(page)
     const aRuns = (await t.client.get(`/v1/runs?workflow_id=${wfA}`)).body.items.map((r: { id: string }) => r.id)
     expect(other.every((id) => aRuns.includes(id))).toBe(true)
-    // No horizontal scrolling on a phone.
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390)
-    await page.screenshot({ path: `${ARTIFACTS}/dashboard-phone.png`, fullPage: true })
+    await page.screenshot({ path: `${ARTIFACTS}/dashboard-token-phone.png`, fullPage: true })
     await page.close()
   })
 
-  it('a key without runs:write sees the runs but no trigger or cancel buttons', async () => {
+  it('a key without runs:write sees the runs but no trigger, cancel or replay buttons', async () => {
     const long = await t.workflow('long-running', { durationMs: 60_000, steps: 2, queueMs: 0 })
     const runId = await t.trigger(long)
     const reader = (await t.client.post('/v1/keys', { name: 'reader', scopes: ['runs:read', 'workflows:read'] })).body.key as string
@@ -141,6 +250,7 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     await page.goto(`${server.url}/#/runs/${runId}`)
     await page.locator('.chip[data-status="running"]').first().waitFor({ timeout: 15_000 })
     expect(await page.locator('#cancel-btn').count()).toBe(0)
+    expect(await page.locator('#replay-btn').count()).toBe(0)
     // The admin key of the same tenant gets them.
     await page.click('#signout')
     await signIn(page, t.key)
@@ -168,6 +278,7 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
   })
 
   it('ran without script errors or CSP violations', () => {
+    if (consoleErrors.length) console.error(consoleErrors)
     expect(consoleErrors.filter((e) => !/Failed to load resource/.test(e))).toEqual([])
   })
 })

@@ -93,12 +93,24 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     return idempotent(c, tenantId, { workflow_id, ...body }, () => triggerRun(deps, workflow, body))
   })
 
+  d = documented({ method: 'post', path: '/v1/runs/:id/replay', summary: 'Trigger the run again: a new run of the same workflow with the same variables and tags, linked by replay_of (honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', params: IdParam, response: Run, status: 202 })
+  app.post(d.path, auth('runs:write'), valid('param', IdParam), async (c) => {
+    const p = c.get('principal')
+    const original = await loadRun(p, c.req.valid('param').id)
+    const workflow = found(await store.getWorkflow(original.tenantId, original.workflowId), 'workflow')
+    const body = { variables: original.variables, runtime_variables: original.runtimeVariables, tags: original.tags.filter((t) => !workflow.tags.includes(t)) }
+    return idempotent(c, original.tenantId, { replay_of: original.id }, () => triggerRun(deps, workflow, body, { replayOf: original.id }))
+  })
+
   d = documented({ method: 'get', path: '/v1/runs', summary: 'List runs, newest first, with filters and a cursor', tag: 'runs', scope: 'runs:read', query: RunListQuery, response: list(Run) })
   app.get(d.path, auth('runs:read'), valid('query', RunListQuery), async (c) => {
     const p = c.get('principal')
     if (p.kind === 'token') throw new ApiError(403, 'missing_scope', 'subscriber tokens read single runs and streams only')
     const q = c.req.valid('query')
-    const page = await store.listRuns(tenantOf(p), { workflowId: q.workflow_id, status: q.status, tag: q.tag, cursor: cursorOf(q.cursor), limit: q.limit })
+    const page = await store.listRuns(tenantOf(p), {
+      workflowIds: q.workflow_id, status: q.status, tag: q.tag, search: q.q, cursor: cursorOf(q.cursor), limit: q.limit,
+      createdAfter: q.created_after ? Date.parse(q.created_after) : undefined, createdBefore: q.created_before ? Date.parse(q.created_before) : undefined,
+    })
     return c.json({ items: page.items.map(runBody), next_cursor: page.nextCursor })
   })
 

@@ -23,7 +23,8 @@ const Summary = z.object({
   total: z.number().int(), counts: z.record(z.string(), z.number().int()).describe('runs by current status'),
   finished: z.number().int(), success_rate: z.number().nullable().describe('completed / finished runs'),
   duration_ms: z.object({ count: z.number().int(), p50: z.number().nullable(), p95: z.number().nullable(), avg: z.number().nullable(), max: z.number().nullable() }),
-  timeline: z.array(z.object({ start: z.string(), total: z.number().int(), completed: z.number().int(), failed: z.number().int(), canceled: z.number().int(), timed_out: z.number().int() })),
+  upstream_errors: z.number().int().describe('transient upstream errors (run.error events) in the window'),
+  timeline: z.array(z.object({ start: z.string(), total: z.number().int(), completed: z.number().int(), failed: z.number().int(), canceled: z.number().int(), timed_out: z.number().int(), upstream_errors: z.number().int() })),
 })
 
 /** GET /v1/workflows/{id}/summary: counts, success rate, durations and a timeline, computed in SQL. */
@@ -41,8 +42,8 @@ export function registerSummaryRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth 
     const s = await workflowSummary(deps.store.db, { workflowId: workflow.id, from, to, bucketMs })
     return c.json({
       workflow_id: workflow.id, from: new Date(from).toISOString(), to: new Date(to).toISOString(), bucket: q.bucket,
-      total: s.total, counts: s.counts, finished: s.finished, success_rate: s.successRate, duration_ms: s.durations,
-      timeline: s.timeline.map((t) => ({ start: new Date(t.start).toISOString(), total: t.total, completed: t.completed, failed: t.failed, canceled: t.canceled, timed_out: t.timedOut })),
+      total: s.total, counts: s.counts, finished: s.finished, success_rate: s.successRate, duration_ms: s.durations, upstream_errors: s.upstreamErrors,
+      timeline: s.timeline.map((t) => ({ start: new Date(t.start).toISOString(), total: t.total, completed: t.completed, failed: t.failed, canceled: t.canceled, timed_out: t.timedOut, upstream_errors: t.upstreamErrors })),
     })
   })
 }

@@ -1,8 +1,11 @@
 /**
- * The live dashboard served at `/`: one self-contained page (inline CSS and JS, no CDN) so
- * every runtime serves it from memory. `__NONCE__` is replaced per response (CSP nonce).
- * The inline script avoids backticks and dollar-brace so this stays a plain String.raw.
+ * The live dashboard served at `/`: an HTML shell with inline CSS and the bundled page
+ * (src/http/ui/dashboard/*.tsx, hono/jsx/dom, bundled by `npm run build:ui` into
+ * dashboard.generated.ts), so every runtime serves it from memory with no CDN. `__NONCE__`
+ * is replaced per response (CSP nonce).
  */
+import { DASHBOARD_JS } from './dashboard.generated.ts'
+
 export const DASHBOARD_HTML = String.raw`<!doctype html>
 <html lang="en">
 <head>
@@ -71,11 +74,41 @@ tbody tr.flash{animation:flash 1.2s ease-out}@keyframes flash{from{background:va
 pre{margin:6px 0 0;padding:10px;border-radius:8px;background:var(--bg);border:1px solid var(--line);overflow:auto;max-height:320px;font-size:.8rem}
 .toast{position:fixed;bottom:18px;left:50%;transform:translateX(-50%);background:#1b1f24;color:#fff;padding:10px 16px;border-radius:8px;box-shadow:var(--shadow);z-index:20;max-width:90vw}
 .hidden{display:none!important}
-dialog{border:1px solid var(--line);border-radius:var(--radius);background:var(--panel);color:var(--text);padding:0;width:min(520px,94vw)}
-dialog::backdrop{background:rgba(0,0,0,.35)}
 .dlg-body{padding:18px;display:flex;flex-direction:column;gap:12px}.dlg-body label{display:flex;flex-direction:column;gap:4px;font-size:.85rem}
+nav{display:flex;gap:4px}nav a{padding:6px 10px;border-radius:8px;color:var(--muted)}nav a.on{background:var(--accent-2);color:var(--accent)}
+.head{margin-bottom:14px}.crumbs{margin-bottom:10px}.section{margin-top:16px}.tags{margin-top:10px}
+.filters .grow{flex:2 1 220px}.filters .grow input{width:100%}
+.toggles{display:flex;flex-wrap:wrap;gap:6px;flex-basis:100%}
+.toggle{padding:3px 10px;border-radius:999px;font-size:.8rem}.toggle.on{background:var(--accent);border-color:var(--accent);color:#fff}
+.presets{display:flex;gap:4px;align-self:flex-end}
+button.link{border:0;background:none;color:var(--accent);padding:4px 6px}
+.more{padding:12px;text-align:center}
+progress{width:80px;height:8px;accent-color:var(--accent)}
+.modal{position:fixed;inset:0;background:rgba(0,0,0,.35);display:flex;align-items:center;justify-content:center;z-index:30;padding:12px}
+.modal .card{width:min(520px,100%)}
+.dlg-body{padding:18px;display:flex;flex-direction:column;gap:12px}.dlg-body label{display:flex;flex-direction:column;gap:4px;font-size:.85rem}
+details.json{margin:8px 0;border:1px solid var(--line);border-radius:8px}
+details.json>summary{display:flex;gap:8px;align-items:center;padding:6px 10px;cursor:pointer;font-weight:600;font-size:.9rem}
+details.json>summary>span:first-child{flex:1}
+details.json pre{margin:0;border:0;border-top:1px solid var(--line);border-radius:0 0 8px 8px}
+.error-box details.json{border-color:var(--bad)}
+.waterfall svg{width:100%;height:auto;max-height:220px;display:block;background:var(--bg);border-radius:8px}
+.ph{fill:var(--idle)}.ph.running{fill:var(--run)}.ph.paused{fill:var(--warn)}.ph.queued,.ph.scheduled{fill:var(--idle)}
+.mk{stroke-width:.3}.mk.output{stroke:var(--ok)}.mk.progress{stroke:var(--accent)}.mk.error{stroke:var(--bad)}.mk.command{stroke:var(--warn)}
+.phase-list{list-style:none;padding:0;margin:10px 0 0;display:flex;flex-wrap:wrap;gap:8px 18px}
+.marks{margin-top:8px;display:flex;flex-wrap:wrap;gap:4px 12px}.mark.error{color:var(--bad)}
+.stats{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px}
+.stat{display:flex;flex-direction:column;gap:4px}.stat b{font-size:.72rem;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}.stat span{font-size:1.5rem;font-weight:700}
+svg.chart{width:100%;height:160px;display:block;background:var(--bg);border-radius:8px;margin-bottom:16px}svg.small-chart{height:70px}
+.bar-completed{fill:var(--ok)}.bar-failed{fill:var(--bad)}.bar-timed_out{fill:#f97066}.bar-canceled{fill:var(--idle)}.bar-running{fill:var(--run)}
+.legend{display:flex;flex-wrap:wrap;gap:12px;margin:-8px 0 14px}.sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px}
+.sw.bar-completed{background:var(--ok)}.sw.bar-failed{background:var(--bad)}.sw.bar-timed_out{background:#f97066}.sw.bar-canceled{background:var(--idle)}.sw.bar-running{background:var(--run)}
+.axis{display:flex;justify-content:space-between}
+.onboarding ol{padding-left:20px;line-height:1.8}.onboarding code{background:var(--bg);padding:1px 5px;border-radius:4px;word-break:break-all}
+.bad{color:var(--bad)}
+.live.live .dot{background:#12b76a;box-shadow:0 0 0 3px rgba(18,183,106,.2)}.live.retrying .dot,.live.connecting .dot{background:#f79009}.live.finished .dot{background:var(--ok)}.live.refused .dot{background:var(--bad)}
 @media (max-width:760px){
- header{padding:10px 12px}main{padding:12px}.cols{grid-template-columns:1fr}
+ header{padding:10px 12px;gap:8px}main{padding:12px}#live-text{display:none}header button{padding:6px 9px}.cols{grid-template-columns:1fr}
  thead{display:none}table,tbody{display:block;width:100%}
  tbody tr{padding:10px 12px;border-bottom:1px solid var(--line);display:grid;grid-template-columns:minmax(0,1fr) auto;gap:3px 10px}
  td{display:block;border:0;padding:0;min-width:0;grid-column:1/3;overflow:hidden;text-overflow:ellipsis}
@@ -84,345 +117,13 @@ dialog::backdrop{background:rgba(0,0,0,.35)}
  td.c-wf{grid-column:1}td.c-up{grid-column:2;text-align:right}td.c-dur{grid-column:1}td.c-created{grid-column:2;text-align:right}
  .hide-sm{display:none}
  .filters label{flex:1 1 40%}
+ nav a{padding:6px 6px}.presets{flex-basis:100%}
 }
 </style>
 </head>
 <body>
-<header>
-  <a class="brand" href="#/"><span class="logo"></span>runrelay</a>
-  <span class="spacer"></span>
-  <span id="live" class="live hidden"><span class="dot"></span><span id="live-text">offline</span></span>
-  <a class="small hide-sm" href="/docs">API reference</a>
-  <button id="signout" class="hidden">Sign out</button>
-</header>
-<main id="app"></main>
-<div id="toast" class="toast hidden"></div>
-<dialog id="trigger-dlg"><form id="trigger-form" method="dialog" class="dlg-body">
-  <h2>Trigger a run</h2>
-  <label>Workflow<select id="tr-wf" required></select></label>
-  <label>Variables (JSON)<textarea id="tr-vars">{}</textarea></label>
-  <label>Tags (comma separated)<input id="tr-tags" placeholder="team:a, nightly"></label>
-  <div class="row"><span class="spacer"></span><button type="button" id="tr-cancel">Cancel</button><button class="primary" id="tr-go" type="submit">Trigger</button></div>
-</form></dialog>
-<script nonce="__NONCE__">
-(function () {
-  'use strict'
-  var STORE = 'runrelay.credential'
-  var TERMINAL = { completed: 1, failed: 1, canceled: 1, timed_out: 1 }
-  var STATUSES = ['scheduled', 'queued', 'running', 'paused', 'completed', 'failed', 'canceled', 'timed_out']
-  var app = document.getElementById('app')
-  var state = { cred: sessionStorage.getItem(STORE) || '', runs: new Map(), workflows: [], filters: { workflow: '', status: '', tag: '' }, feed: null, runSock: null, view: null }
-
-  function h(tag, attrs) {
-    var el = document.createElement(tag)
-    if (attrs) for (var k in attrs) {
-      var v = attrs[k]
-      if (v === undefined || v === null || v === false) continue
-      if (k === 'text') el.textContent = v
-      else if (k === 'class') el.className = v
-      else if (k === 'style') el.style.cssText = v // CSSOM, which the CSP allows (style attributes it does not)
-      else if (k.slice(0, 2) === 'on') el.addEventListener(k.slice(2), v)
-      else el.setAttribute(k, v === true ? '' : v)
-    }
-    for (var i = 2; i < arguments.length; i++) {
-      var c = arguments[i]
-      if (c === null || c === undefined || c === false) continue
-      if (Array.isArray(c)) c.forEach(function (x) { if (x) el.appendChild(typeof x === 'string' ? document.createTextNode(x) : x) })
-      else el.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c)
-    }
-    return el
-  }
-  function toast(msg) {
-    var t = document.getElementById('toast')
-    t.textContent = msg; t.classList.remove('hidden')
-    clearTimeout(toast.timer); toast.timer = setTimeout(function () { t.classList.add('hidden') }, 4000)
-  }
-  var isKey = function () { return state.cred.indexOf('rr_') === 0 }
-  // Write buttons only for keys that may use them (GET /v1/me names the key's scopes).
-  var canWrite = function () { return isKey() && (state.scopes || []).some(function (s) { return s === 'runs:write' || s === 'admin' }) }
-  function tokenScope() {
-    try {
-      var p = state.cred.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')
-      return JSON.parse(atob(p + '==='.slice((p.length + 3) % 4))).scope || {}
-    } catch (e) { return {} }
-  }
-  function api(method, path, body) {
-    return fetch(path, { method: method, headers: Object.assign({ authorization: 'Bearer ' + state.cred }, body !== undefined ? { 'content-type': 'application/json' } : {}), body: body === undefined ? undefined : JSON.stringify(body) })
-      .then(function (res) {
-        return res.text().then(function (text) {
-          var json = null; try { json = text ? JSON.parse(text) : null } catch (e) {}
-          if (!res.ok) { var err = new Error((json && json.error && json.error.message) || ('HTTP ' + res.status)); err.status = res.status; throw err }
-          return json
-        })
-      })
-  }
-  function fmtDur(ms) {
-    if (ms === null || ms === undefined || ms < 0) return ''
-    var s = Math.round(ms / 1000)
-    if (s < 60) return s + 's'
-    var m = Math.floor(s / 60); s = s % 60
-    if (m < 60) return m + 'm ' + (s < 10 ? '0' : '') + s + 's'
-    return Math.floor(m / 60) + 'h ' + (m % 60) + 'm'
-  }
-  function durationOf(r) {
-    if (r.duration_ms !== null && r.duration_ms !== undefined) return r.duration_ms
-    if (r.started_at && !TERMINAL[r.status]) return Date.now() - Date.parse(r.started_at)
-    return null
-  }
-  function ago(iso) {
-    if (!iso) return ''
-    var s = Math.round((Date.now() - Date.parse(iso)) / 1000)
-    if (s < 5) return 'just now'
-    if (s < 60) return s + 's ago'
-    if (s < 3600) return Math.floor(s / 60) + 'm ago'
-    if (s < 86400) return Math.floor(s / 3600) + 'h ago'
-    return new Date(iso).toLocaleString()
-  }
-  function chip(status) { return h('span', { class: 'chip ' + status, 'data-status': status, text: status.replace('_', ' ') }) }
-  function wfName(id) { var w = state.workflows.find(function (x) { return x.id === id }); return w ? w.name : id }
-
-  /** A WebSocket that reconnects (full-jitter backoff) and resumes after the last position. */
-  function socket(path, opts) {
-    var pos = opts.after, attempt = 0, ws = null, closed = false, watchdog = null, hb = 15000
-    function url() {
-      var q = path.indexOf('?') >= 0 ? '&' : '?'
-      return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + path + (pos !== undefined ? q + 'after=' + pos : '')
-    }
-    function arm() { clearTimeout(watchdog); watchdog = setTimeout(function () { if (ws) { var w = ws; ws = null; w.onclose = null; try { w.close() } catch (e) {} lost(1006) } }, hb * 2.5) }
-    function lost(code) {
-      clearTimeout(watchdog)
-      if (closed || code === 1000) { opts.onState('idle'); return }
-      if (code === 4001 || code === 4003 || code === 4004) { opts.onState('idle'); toast('The server refused the live connection (' + code + ')'); return }
-      opts.onState('retry')
-      var delay = Math.random() * Math.min(15000, 400 * Math.pow(2, attempt++))
-      setTimeout(connect, delay)
-    }
-    function connect() {
-      if (closed) return
-      ws = new WebSocket(url(), ['runrelay.v1', 'runrelay.token.' + state.cred])
-      var me = ws
-      arm()
-      ws.onmessage = function (m) {
-        if (ws !== me) return
-        arm()
-        var msg; try { msg = JSON.parse(m.data) } catch (e) { return }
-        if (msg.type === 'hello') { attempt = 0; hb = msg.heartbeatMs || hb; if (pos === undefined) pos = msg.after; opts.onState('on') }
-        var evs = msg.type === 'event' ? [msg.event] : msg.type === 'batch' ? msg.events : []
-        evs.forEach(function (e) {
-          var p = opts.key(e)
-          if (pos !== undefined && p <= pos) return
-          pos = p; opts.onEvent(e)
-        })
-      }
-      ws.onclose = function (e) { if (ws === me) { ws = null; lost(e.code) } }
-    }
-    connect()
-    return { close: function () { closed = true; clearTimeout(watchdog); if (ws) { ws.onclose = null; ws.close() } ws = null } }
-  }
-  function setLive(s) {
-    var el = document.getElementById('live')
-    el.classList.remove('hidden', 'on', 'retry')
-    if (s === 'on') el.classList.add('on')
-    if (s === 'retry') el.classList.add('retry')
-    document.getElementById('live-text').textContent = s === 'on' ? 'live' : s === 'retry' ? 'reconnecting' : 'offline'
-  }
-
-  // ---- sign in ----
-  function renderSignIn(error) {
-    document.getElementById('signout').classList.add('hidden')
-    document.getElementById('live').classList.add('hidden')
-    var input = h('input', { id: 'cred', type: 'password', placeholder: 'rr_… API key or subscriber token', autocomplete: 'off', required: true })
-    app.replaceChildren(h('div', { class: 'card pad signin' },
-      h('h1', { text: 'Sign in' }),
-      h('p', { class: 'muted small', text: 'Paste an API key (runs:read, and runs:write to trigger and cancel) or a subscriber token. It is kept in this tab only (sessionStorage).' }),
-      h('form', { class: 'row', onsubmit: function (e) {
-        e.preventDefault()
-        state.cred = input.value.trim()
-        check().then(function () { sessionStorage.setItem(STORE, state.cred); route() }, function (err) { state.cred = ''; renderSignIn(err.message) })
-      } }, input, h('button', { class: 'primary', id: 'signin-btn', type: 'submit', text: 'Sign in' })),
-      error ? h('p', { class: 'small', text: error }) : null))
-    input.focus()
-  }
-  function check() {
-    if (isKey()) return api('GET', '/v1/runs?limit=1').then(function () { return api('GET', '/v1/me') }).then(function (me) { state.scopes = me.scopes })
-    var s = tokenScope()
-    if (s.r && s.r.length) return api('GET', '/v1/runs/' + encodeURIComponent(s.r[0]))
-    if (!s.w && !s.t) return Promise.reject(new Error('not an API key or a subscriber token'))
-    return Promise.resolve()
-  }
-  document.getElementById('signout').addEventListener('click', function () { sessionStorage.removeItem(STORE); state.cred = ''; state.scopes = null; stopSockets(); location.hash = '#/'; renderSignIn() })
-  function stopSockets() {
-    if (state.feed) { state.feed.close(); state.feed = null }
-    if (state.runSock) { state.runSock.close(); state.runSock = null }
-  }
-
-  // ---- runs list ----
-  function matches(r) {
-    var f = state.filters
-    return (!f.workflow || r.workflow_id === f.workflow) && (!f.status || r.status === f.status) && (!f.tag || (r.tags || []).indexOf(f.tag) >= 0)
-  }
-  function loadRuns() {
-    if (!isKey()) {
-      var s = tokenScope()
-      return Promise.all((s.r || []).map(function (id) { return api('GET', '/v1/runs/' + encodeURIComponent(id)).then(upsert, function () {}) }))
-    }
-    var q = new URLSearchParams({ limit: '100' })
-    if (state.filters.workflow) q.set('workflow_id', state.filters.workflow)
-    if (state.filters.status) q.set('status', state.filters.status)
-    if (state.filters.tag) q.set('tag', state.filters.tag)
-    return api('GET', '/v1/runs?' + q).then(function (page) { state.runs.clear(); page.items.forEach(function (r) { state.runs.set(r.id, r) }) })
-  }
-  function upsert(r) { state.runs.set(r.id, r) }
-  var refetching = new Map()
-  function refetch(id) {
-    if (refetching.has(id)) return
-    refetching.set(id, setTimeout(function () {
-      api('GET', '/v1/runs/' + encodeURIComponent(id)).then(function (r) { refetching.delete(id); upsert(r); paintRows([id]) }, function () { refetching.delete(id) })
-    }, 120))
-  }
-  function onFeedEvent(e) {
-    var r = state.runs.get(e.run_id)
-    if (r) { r.status = e.status; if (typeof e.data.progress === 'number') r.progress = e.data.progress; if (e.data.message) r.message = e.data.message }
-    else state.runs.set(e.run_id, r = { id: e.run_id, workflow_id: e.workflow_id, status: e.status, tags: e.tags, created_at: e.at, started_at: null, duration_ms: null, upstream_id: null, progress: null })
-    paintRows([e.run_id])
-    refetch(e.run_id)
-  }
-  function row(r) {
-    var p = typeof r.progress === 'number' ? Math.round(r.progress * 100) : null
-    return h('tr', { 'data-run': r.id, onclick: function () { location.hash = '#/runs/' + r.id } },
-      h('td', { class: 'c-id' }, h('a', { class: 'mono', href: '#/runs/' + r.id, text: r.id }), h('div', { class: 'small muted' }, (r.tags || []).map(function (t) { return h('span', { class: 'tag', text: t }) }))),
-      h('td', { class: 'c-status' }, chip(r.status)),
-      h('td', { class: 'c-wf', text: wfName(r.workflow_id) }),
-      h('td', { class: 'c-up mono', text: r.upstream_id || '—' }),
-      h('td', { class: 'c-prog' }, p === null ? h('span', { class: 'muted', text: r.message || '' }) : h('div', { class: 'row' }, h('div', { class: 'bar', title: p + '%' }, h('i', { style: 'width:' + p + '%' })), h('span', { class: 'small muted', text: p + '%' }))),
-      h('td', { class: 'c-dur', 'data-dur': r.id, text: fmtDur(durationOf(r)) }),
-      h('td', { class: 'c-created small muted', text: ago(r.created_at) }))
-  }
-  function sorted() { return Array.from(state.runs.values()).filter(matches).sort(function (a, b) { return a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0 }).slice(0, 200) }
-  function paintRows(changed) {
-    var body = document.getElementById('runs-body')
-    if (!body) return
-    var list = sorted()
-    var rows = list.map(function (r) {
-      var el = row(r)
-      if (changed && changed.indexOf(r.id) >= 0) el.classList.add('flash')
-      return el
-    })
-    body.replaceChildren.apply(body, rows)
-    document.getElementById('runs-empty').classList.toggle('hidden', list.length > 0)
-    document.getElementById('runs-count').textContent = list.length + (list.length === 1 ? ' run' : ' runs')
-  }
-  function renderList() {
-    state.view = 'list'
-    var wfSel = h('select', { id: 'f-workflow', onchange: function () { state.filters.workflow = wfSel.value; reload() } }, h('option', { value: '', text: 'All workflows' }),
-      state.workflows.map(function (w) { return h('option', { value: w.id, text: w.name, selected: state.filters.workflow === w.id }) }))
-    var stSel = h('select', { id: 'f-status', onchange: function () { state.filters.status = stSel.value; reload() } }, h('option', { value: '', text: 'Any status' }),
-      STATUSES.map(function (s) { return h('option', { value: s, text: s.replace('_', ' '), selected: state.filters.status === s }) }))
-    var tagIn = h('input', { id: 'f-tag', placeholder: 'tag', value: state.filters.tag, onchange: function () { state.filters.tag = tagIn.value.trim(); reload() } })
-    app.replaceChildren(
-      h('div', { class: 'row', style: 'margin-bottom:14px' }, h('div', null, h('h1', { text: 'Runs' }), h('div', { class: 'small muted', id: 'runs-count' })), h('span', { class: 'spacer' }),
-        canWrite() ? h('button', { class: 'primary', id: 'trigger-btn', onclick: openTrigger, text: 'Trigger run' }) : null),
-      h('div', { class: 'card' },
-        h('div', { class: 'filters' }, h('label', null, 'Workflow', wfSel), h('label', null, 'Status', stSel), h('label', null, 'Tag', tagIn),
-          h('span', { class: 'spacer' }), h('button', { onclick: function () { state.filters = { workflow: '', status: '', tag: '' }; renderList(); reload() }, text: 'Clear' })),
-        h('table', null, h('thead', null, h('tr', null, ['Run', 'Status', 'Workflow', 'Upstream id', 'Progress', 'Duration', 'Created'].map(function (t) { return h('th', { text: t }) }))),
-          h('tbody', { id: 'runs-body' })),
-        h('div', { id: 'runs-empty', class: 'empty hidden', text: 'No runs match. Trigger one, or clear the filters.' })))
-    paintRows()
-  }
-  function reload() { return loadRuns().then(function () { paintRows() }, function (e) { toast(e.message) }) }
-  function startFeed() {
-    if (state.feed) return
-    var after
-    if (!isKey()) {
-      var s = tokenScope(), kinds = (s.r ? 1 : 0) + (s.w ? 1 : 0) + (s.t ? 1 : 0)
-      if (kinds !== 1) return
-      after = 0 // a token's feed replays its scope from the start: that is how its runs are found
-    }
-    state.feed = socket('/v1/stream', { after: after, key: function (e) { return e.id }, onEvent: onFeedEvent, onState: setLive })
-  }
-
-  // ---- trigger ----
-  function openTrigger() {
-    var sel = document.getElementById('tr-wf')
-    sel.replaceChildren.apply(sel, state.workflows.map(function (w) { return h('option', { value: w.id, text: w.name }) }))
-    if (state.filters.workflow) sel.value = state.filters.workflow
-    document.getElementById('trigger-dlg').showModal()
-  }
-  document.getElementById('tr-cancel').addEventListener('click', function () { document.getElementById('trigger-dlg').close() })
-  document.getElementById('trigger-form').addEventListener('submit', function (e) {
-    e.preventDefault()
-    var vars
-    try { vars = JSON.parse(document.getElementById('tr-vars').value || '{}') } catch (err) { toast('Variables must be JSON'); return }
-    var tags = document.getElementById('tr-tags').value.split(',').map(function (s) { return s.trim() }).filter(Boolean)
-    api('POST', '/v1/workflows/' + encodeURIComponent(document.getElementById('tr-wf').value) + '/runs', { variables: vars, tags: tags }).then(function (r) {
-      document.getElementById('trigger-dlg').close(); upsert(r); paintRows([r.id]); toast('Triggered ' + r.id)
-    }, function (err) { toast(err.status === 403 ? 'This key may not trigger runs (runs:write)' : err.message) })
-  })
-
-  // ---- one run ----
-  function renderRun(id) {
-    state.view = 'run'; state.runId = id
-    var timeline = h('ol', { class: 'timeline', id: 'timeline' })
-    var head = h('div', { id: 'run-head' })
-    var result = h('div', { id: 'run-result' })
-    app.replaceChildren(h('div', { class: 'small', style: 'margin-bottom:10px' }, h('a', { href: '#/', text: '← All runs' })), head,
-      h('div', { class: 'cols' }, h('div', { class: 'card pad' }, h('h2', { text: 'Timeline' }), timeline), h('div', { class: 'card pad' }, h('h2', { text: 'Result' }), result)))
-    var run = null
-    function paint() {
-      if (!run) return
-      var canAct = canWrite() && !TERMINAL[run.status]
-      head.replaceChildren(h('div', { class: 'card pad' },
-        h('div', { class: 'row' }, h('h1', { class: 'mono', text: run.id }), chip(run.status), h('span', { class: 'spacer' }),
-          canAct && run.status === 'running' ? h('button', { onclick: function () { command('pause') }, text: 'Pause' }) : null,
-          canAct && run.status === 'paused' ? h('button', { onclick: function () { command('resume') }, text: 'Resume' }) : null,
-          canAct ? h('button', { class: 'danger', id: 'cancel-btn', onclick: function () { if (confirm('Cancel this run?')) command('cancel') }, text: 'Cancel' }) : null),
-        h('div', { class: 'grid', style: 'margin-top:12px' },
-          kv('Workflow', wfName(run.workflow_id)), kv('Upstream id', run.upstream_id || '—', true), kv('Upstream status', run.upstream_status || '—'),
-          kv('Created', run.created_at ? new Date(run.created_at).toLocaleString() : '—'), kv('Duration', fmtDur(durationOf(run)) || '—', false, 'run-dur'),
-          kv('Progress', typeof run.progress === 'number' ? Math.round(run.progress * 100) + '%' : '—'), kv('Message', run.message || '—')),
-        (run.tags || []).length ? h('div', { style: 'margin-top:10px' }, run.tags.map(function (t) { return h('span', { class: 'tag', text: t }) })) : null))
-      result.replaceChildren.apply(result, [
-        run.error ? h('div', null, h('div', { class: 'chip failed', text: 'error' }), h('pre', { text: JSON.stringify(run.error, null, 2) })) : null,
-        run.result !== null && run.result !== undefined ? h('pre', { id: 'result-json', text: JSON.stringify(run.result, null, 2) }) : (!run.error ? h('p', { class: 'muted', text: TERMINAL[run.status] ? 'No result.' : 'The result appears here when the run finishes.' }) : null)].filter(Boolean))
-    }
-    function kv(k, v, mono, id) { return h('div', { class: 'kv' }, h('b', { text: k }), h('span', { class: mono ? 'mono' : '', id: id, text: v })) }
-    function command(name) {
-      api('POST', '/v1/runs/' + encodeURIComponent(id) + '/' + name, {}).then(function (r) { run = r; paint() }, function (err) { toast(err.status === 403 ? 'This key may not ' + name + ' runs (runs:write)' : err.message) })
-    }
-    function refresh() { return api('GET', '/v1/runs/' + encodeURIComponent(id)).then(function (r) { if (state.runId === id) { run = r; upsert(r); paint() } }) }
-    refresh().then(function () {
-      state.runSock = socket('/v1/runs/' + encodeURIComponent(id) + '/stream', { after: 0, key: function (e) { return e.seq }, onState: setLive, onEvent: function (e) {
-        timeline.appendChild(h('li', { class: e.type === 'run.status_changed' ? e.status : '' },
-          h('div', { class: 'ev-head' }, h('b', { text: e.type.replace('run.', '') }), e.type === 'run.status_changed' ? chip(e.status) : null, h('span', { class: 'small muted', text: '#' + e.seq + ' · ' + new Date(e.at).toLocaleTimeString() })),
-          Object.keys(e.data || {}).length ? h('pre', { text: JSON.stringify(e.data, null, 2) }) : null))
-        if (run) { run.status = e.status; paint() }
-        clearTimeout(renderRun.t); renderRun.t = setTimeout(refresh, 150)
-      } })
-    }, function (err) { app.replaceChildren(h('div', { class: 'card pad' }, h('h1', { text: 'Run not found' }), h('p', { class: 'muted', text: err.message }), h('a', { href: '#/', text: '← All runs' }))) })
-  }
-
-  // ---- routing ----
-  function route() {
-    if (!state.cred) return renderSignIn()
-    document.getElementById('signout').classList.remove('hidden')
-    if (state.runSock) { state.runSock.close(); state.runSock = null }
-    var m = /^#\/runs\/([\w-]+)/.exec(location.hash)
-    var wf = isKey() ? api('GET', '/v1/workflows?limit=200').then(function (p) { state.workflows = p.items }, function () {}) : Promise.resolve()
-    var me = isKey() && !state.scopes ? api('GET', '/v1/me').then(function (r) { state.scopes = r.scopes }, function () {}) : Promise.resolve()
-    Promise.all([wf, me]).then(function () {
-      if (m) { if (state.feed) { state.feed.close(); state.feed = null } return renderRun(m[1]) }
-      renderList(); reload().then(startFeed)
-    })
-  }
-  window.addEventListener('hashchange', route)
-  setInterval(function () {
-    document.querySelectorAll('[data-dur]').forEach(function (el) { var r = state.runs.get(el.getAttribute('data-dur')); if (r) el.textContent = fmtDur(durationOf(r)) })
-    var d = document.getElementById('run-dur'); var r = state.runs.get(state.runId); if (d && r && state.view === 'run') d.textContent = fmtDur(durationOf(r)) || '—'
-  }, 1000)
-  route()
-})()
-</script>
+<div id="root"></div>
+<script nonce="__NONCE__">__BUNDLE__</script>
 </body>
 </html>
-`
+`.replace('__BUNDLE__', () => DASHBOARD_JS)
