@@ -3,7 +3,8 @@ import type { ConnectionView, Connector, ConnectorContext } from '../connectors/
 import type { ConnectionRow, RunRow, Store } from '../db/store.ts'
 import type { SecretBox } from './crypto.ts'
 import { DEFAULT_POLL_POLICY, PollPolicy } from './domain.ts'
-import type { BindConnector, Clock } from './ports.ts'
+import { instrumentFetch } from './metrics.ts'
+import { noMetrics, noTracer, type BindConnector, type Clock, type Metrics, type Tracer } from './ports.ts'
 import type { RateBudget } from './rate-budget.ts'
 
 export interface BinderDeps {
@@ -15,6 +16,9 @@ export interface BinderDeps {
   budget: RateBudget
   /** Public base URL of this server, for callback URLs (a function when it is known late). */
   publicUrl: string | (() => string)
+  /** Upstream requests are counted and traced when these are given. */
+  metrics?: Metrics
+  tracer?: Tracer
 }
 
 const policies = new WeakMap<object, { defaults: Connector['defaultPollPolicy']; policy: PollPolicy }>()
@@ -79,9 +83,10 @@ export function createBinder(deps: BinderDeps): Binder {
     const connector = getConnector(connection.provider)
     if (!connector) throw new Error(`unknown provider ${connection.provider}`)
     const rps = connection.rateLimitPerSecond
+    const upstream = deps.metrics || deps.tracer ? instrumentFetch(deps.fetch, connection.provider, deps.metrics ?? noMetrics, deps.tracer ?? noTracer) : deps.fetch
     const fetcher: typeof fetch = rps
-      ? async (input, init) => { await deps.budget.take(connection.id, rps); return deps.fetch(input, init) }
-      : deps.fetch
+      ? async (input, init) => { await deps.budget.take(connection.id, rps); return upstream(input, init) }
+      : upstream
     let cache = connectorCaches.get(connection.id)
     if (!cache) connectorCaches.set(connection.id, (cache = new Map()))
     const ctx: ConnectorContext = {
