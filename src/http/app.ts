@@ -11,6 +11,7 @@ import { decodeCursor, type Store } from '../db/store.ts'
 import { authenticate, authMiddleware, credentialOf, type AuthEnv, type TokenVerifier } from './auth.ts'
 import { ApiError, errorResponse, toApiError, validationError } from './errors.ts'
 import { KeyRateLimiter } from './rate-limit.ts'
+import { accessLog } from './request-log.ts'
 import type { RunHosts, Streams } from './hosts.ts'
 import { buildOpenApi, documented } from './openapi.ts'
 import { registerAdminRoutes } from './routes/admin.ts'
@@ -56,6 +57,8 @@ export interface AppDeps {
   metrics?: MetricsDeps
   /** Middleware run first on every request, after the request id (tracing). */
   middleware?: MiddlewareHandler[]
+  /** Log every request (RUNRELAY_LOG=debug). */
+  accessLog?: boolean
 }
 
 type Target = 'json' | 'query' | 'param'
@@ -97,6 +100,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   })
   // Every answer carries X-Request-Id (a sane incoming one is kept), and so do error bodies and log lines.
   app.use('*', requestId())
+  if (deps.accessLog && deps.log) app.use('*', accessLog(deps.log))
   for (const mw of deps.middleware ?? []) app.use('*', mw)
   app.notFound((c) => errorResponse(c, new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)))
   // Browsers on other origins may call the API: credentials travel in headers, never cookies.

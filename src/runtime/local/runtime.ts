@@ -75,7 +75,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
     store, secrets, binder, hosts: host, streams, clock, log,
     config: appConfig,
     metrics: { scrape: () => metrics.scrape(), token: config.RUNRELAY_METRICS_TOKEN },
-    middleware: tracing ? [tracing.middleware] : [],
+    middleware: tracing ? [tracing.middleware] : [], accessLog: config.RUNRELAY_LOG === 'debug',
     async checkUrl(url) {
       try {
         await checkOutboundUrl(url, { allowPrivate, resolve: opts.resolveHost })
