@@ -1,6 +1,8 @@
 import { z } from 'zod'
 
 const flag = z.enum(['0', '1', 'true', 'false', '']).optional().transform((v) => v === '1' || v === 'true')
+/** A URL, or unset (an empty value counts as unset, as OpenTelemetry's own env parsing does). */
+const optionalUrl = z.union([z.string().url(), z.literal('')]).optional().transform((v) => v || undefined)
 
 /** runrelay's configuration, parsed once from the environment (every runtime). */
 export const ConfigSchema = z.object({
@@ -40,8 +42,8 @@ export const ConfigSchema = z.object({
   /** Node/Deno: a bearer token that may read GET /metrics (the root key may too). */
   RUNRELAY_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
   /** OpenTelemetry (standard names): traces go over OTLP/HTTP when an endpoint is set; nothing is loaded otherwise. */
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalUrl,
   OTEL_EXPORTER_OTLP_HEADERS: z.string().optional(),
   OTEL_SERVICE_NAME: z.string().min(1).default('runrelay'),
   OTEL_SDK_DISABLED: flag,

@@ -4,7 +4,12 @@
  * `traceparent`) → runrelay.trigger → runrelay.poll (each a child of the trigger), each with
  * its upstream call and runrelay.persist → runrelay.publish. No credential reaches a span.
  */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort, waitHealthy } from '../helpers/child.ts'
 import { genericWorkflowConfig, startGenericUpstream, type GenericUpstream } from '../fakes/generic-upstream.ts'
 import { startOtlpReceiver, type ReceivedSpan } from '../fakes/otlp-receiver.ts'
 import { openSse } from '../helpers/clients.ts'
@@ -101,5 +106,33 @@ describe('tracing over OTLP/HTTP', () => {
     expect(res.status).toBe(404)
     expect(res.body.error.request_id).toBe(res.headers.get('x-request-id'))
     await until(() => receiver.spans.some((s) => s.name === 'GET /v1/runs/:id' && s.attributes['http.response.status_code'] === 404), 10_000, 'the 404 span')
+  })
+})
+
+describe('tracing off (no OTLP endpoint)', () => {
+  it('loads nothing of the OpenTelemetry SDK, exporter or @hono/otel', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'runrelay-notrace-'))
+    const port = await freePort()
+    const out = join(dir, 'imports.txt')
+    // The pinned Node 22 (synchronous module hooks) runs `npm start`'s entry and records every module it resolves.
+    const child = spawn(join('node_modules', '.bin', 'node'), ['--import', './test/helpers/record-imports.mjs', '--import', 'tsx', 'src/runtime/node/main.ts'], {
+      env: { ...process.env, IMPORTS_OUT: out, PORT: String(port), HOST: '127.0.0.1', RUNRELAY_DATA_DIR: dir, RUNRELAY_LOG: 'silent', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' },
+      stdio: 'ignore',
+    })
+    const exited = new Promise((r) => child.once('exit', r))
+    try {
+      expect(await waitHealthy(`http://127.0.0.1:${port}`, exited, 20_000)).toBe(true)
+      expect((await fetch(`http://127.0.0.1:${port}/v1/nowhere`)).status).toBe(404)
+      child.kill('SIGTERM')
+      await exited
+      const modules = readFileSync(out, 'utf8').split('\n')
+      expect(modules.some((m) => m.endsWith('/src/runtime/local/telemetry.ts')), 'the recorder saw the app').toBe(true)
+      // prom-client loads @opentelemetry/api (a no-op facade) for its exemplars; nothing that records or sends.
+      const loaded = modules.filter((m) => /node_modules\/(@opentelemetry\/(?!api\/)|@hono\/otel\/)/.test(m))
+      expect(loaded).toEqual([])
+    } finally {
+      child.kill('SIGKILL')
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
