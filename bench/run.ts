@@ -2,7 +2,7 @@
  * `npm run bench [-- case…]`: each case with its baseline in the same run, on loopback.
  * The server (runrelay or the baseline) and the load run in separate processes; server CPU
  * and RSS are read inside the server process. Prints a table, writes bench/results.json.
- * Cases: fanout (CPU + latency), bun (the Bun runtime against bare Bun and ws), detection (adaptive polling), memory, upstream, trigger, persist, feed; workers (opt-in).
+ * Cases: fanout (CPU + latency), bun (the Bun runtime against bare Bun and ws), detection (adaptive polling), memory, upstream, trigger, persist, feed, tracing; workers (opt-in).
  * BENCH_ROUNDS=n repeats each pair (medians reported), BENCH_SCALE=0.1 shrinks counts,
  * BENCH_CPU_PROF=<dir> profiles the agents, BENCH_SQL_STATS=1 times SQL by statement.
  */
@@ -301,6 +301,48 @@ async function feed() {
 }
 
 // ---------------------------------------------------------------------------------------
+/** A loopback OTLP/HTTP endpoint that accepts and drops every export, counting bytes. */
+async function otlpSink(): Promise<{ url: string; bytes: () => number; close: () => Promise<void> }> {
+  const { createServer } = await import('node:http')
+  let bytes = 0
+  const srv = createServer((req, res) => { req.on('data', (c: Buffer) => (bytes += c.length)); req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}') }) })
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+  const port = (srv.address() as { port: number }).port
+  return { url: `http://127.0.0.1:${port}`, bytes: () => bytes, close: () => new Promise((r) => { srv.closeAllConnections(); srv.close(() => r()) }) }
+}
+
+async function tracing() {
+  const DURATION = 5000, CONCURRENCY = 16
+  console.log(`tracing: ${CONCURRENCY} concurrent API triggers for ${DURATION} ms with OTLP export on vs off (metrics on in both)`)
+  const sink = await otlpSink()
+  const load = (env: Record<string, string>) => phase(async (server, client) => {
+    const s = await server.call('startRunrelay', env)
+    const workflowIds: string[] = await server.call('demoWorkflows', { n: 1 })
+    const before: number = await server.call('countRuns')
+    await server.call('cpuMark')
+    const api = await client.call('triggerLoad', { url: s.url, key: s.key, workflowId: workflowIds[0], concurrency: CONCURRENCY, durationMs: DURATION, max: 50_000 }, 120_000)
+    const cpuMs: number = await server.call('cpuSince')
+    const persisted = (await server.call('countRuns')) - before
+    return { persisted, perSec: (persisted * 1000) / api.ms, cpuMsPerRun: cpuMs / persisted }
+  })
+  const results: any[] = []
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      const off = await load({})
+      const sent = sink.bytes()
+      const on = await load({ OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '200' })
+      const r = { off, on, exportedBytesPerRun: (sink.bytes() - sent) / on.persisted }
+      console.log(`  round ${round + 1}: ${JSON.stringify(r)}`)
+      results.push(r)
+    }
+  } finally {
+    await sink.close()
+  }
+  details.tracing = results
+  row({ case: 'tracing', metric: 'runs triggered per second, traces exported', runrelay: median(results.map((r) => r.on.perSec)), baseline: median(results.map((r) => r.off.perSec)), unit: 'runs/s', goal: '≥ 0.7×', limit: 0.7, higherIsBetter: true })
+}
+
+// ---------------------------------------------------------------------------------------
 /** workerd CPU (ms) of the workerd processes this bench started: /proc/<pid>/stat utime + stime. */
 function workerdCpu(): Map<number, number> {
   const tick = 100 // USER_HZ
@@ -396,9 +438,9 @@ function cmdline(pid: number): string {
 }
 
 // ---------------------------------------------------------------------------------------
-const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, workers }
+const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, tracing, workers }
 // workers (wrangler dev) is opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
-const DEFAULT = ['fanout', 'bun', 'detection', 'memory', 'upstream', 'trigger', 'persist', 'feed']
+const DEFAULT = ['fanout', 'bun', 'detection', 'memory', 'upstream', 'trigger', 'persist', 'feed', 'tracing']
 const wanted = process.argv.slice(2).filter((a) => a in CASES)
 const started = Date.now()
 const load = () => { try { return execSync('cat /proc/loadavg').toString().trim() } catch { return '?' } }

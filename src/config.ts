@@ -1,6 +1,8 @@
 import { z } from 'zod'
 
 const flag = z.enum(['0', '1', 'true', 'false', '']).optional().transform((v) => v === '1' || v === 'true')
+/** A URL, or unset (an empty value counts as unset, as OpenTelemetry's own env parsing does). */
+const optionalUrl = z.union([z.string().url(), z.literal('')]).optional().transform((v) => v || undefined)
 
 /** runrelay's configuration, parsed once from the environment (every runtime). */
 export const ConfigSchema = z.object({
@@ -37,6 +39,17 @@ export const ConfigSchema = z.object({
   RUNRELAY_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
   /** API requests per key per minute (token bucket, in memory per instance; per isolate on Workers). 0 turns it off. */
   RUNRELAY_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(10_000_000).default(6_000),
+  /** Node/Deno: a bearer token that may read GET /metrics (the root key may too). */
+  RUNRELAY_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  /** OpenTelemetry (standard names): traces go over OTLP/HTTP when an endpoint is set; nothing is loaded otherwise. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalUrl,
+  OTEL_EXPORTER_OTLP_HEADERS: z.string().optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default('runrelay'),
+  OTEL_SDK_DISABLED: flag,
+  OTEL_TRACES_EXPORTER: z.string().optional(),
+  /** Delay between two exports of finished spans (ms). */
+  OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().min(10).max(600_000).default(5_000),
 })
 export type Config = z.infer<typeof ConfigSchema>
 

@@ -4,7 +4,8 @@ import type { ConnectionRow, RunRow, Store } from '../db/store.ts'
 import type { SecretBox } from './crypto.ts'
 import { DEFAULT_POLL_POLICY, PollPolicy } from './domain.ts'
 import { fitDurations, MAX_SAMPLES, type DurationModel } from './poll-planner.ts'
-import type { BindConnector, Clock } from './ports.ts'
+import { instrumentFetch } from './metrics.ts'
+import { noMetrics, noTracer, type BindConnector, type Clock, type Metrics, type Tracer } from './ports.ts'
 import type { RateBudget } from './rate-budget.ts'
 
 export interface BinderDeps {
@@ -16,6 +17,9 @@ export interface BinderDeps {
   budget: RateBudget
   /** Public base URL of this server, for callback URLs (a function when it is known late). */
   publicUrl: string | (() => string)
+  /** Upstream requests are counted and traced when these are given. */
+  metrics?: Metrics
+  tracer?: Tracer
 }
 
 /** How long a workflow's fitted duration model is reused before it is fitted again from newer runs. */
@@ -94,9 +98,10 @@ export function createBinder(deps: BinderDeps): Binder {
     const connector = getConnector(connection.provider)
     if (!connector) throw new Error(`unknown provider ${connection.provider}`)
     const rps = connection.rateLimitPerSecond
+    const upstream = deps.metrics || deps.tracer ? instrumentFetch(deps.fetch, connection.provider, deps.metrics ?? noMetrics, deps.tracer ?? noTracer) : deps.fetch
     const fetcher: typeof fetch = rps
-      ? async (input, init) => { await deps.budget.take(connection.id, rps); return deps.fetch(input, init) }
-      : deps.fetch
+      ? async (input, init) => { await deps.budget.take(connection.id, rps); return upstream(input, init) }
+      : upstream
     let cache = connectorCaches.get(connection.id)
     if (!cache) connectorCaches.set(connection.id, (cache = new Map()))
     const ctx: ConnectorContext = {

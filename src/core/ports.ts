@@ -2,6 +2,7 @@ import type { Connector, ConnectorContext } from '../connectors/types.ts'
 import type { RunPatch, RunRow } from '../db/store.ts'
 import type { NewEvent, PollPolicy, RunEvent } from './domain.ts'
 import type { DurationModel } from './poll-planner.ts'
+import type { CounterName, GaugeName, HistogramName, MetricLabels } from './metrics.ts'
 
 /** Time, injected so the watcher is tested with a fake clock. */
 export interface Clock { now(): number }
@@ -30,3 +31,39 @@ export interface ConnectorBinding {
 }
 
 export type BindConnector = (run: RunRow) => Promise<ConnectorBinding>
+
+/**
+ * Where runrelay's counters go (see METRICS in metrics.ts for every name). The core calls it;
+ * Node and Deno back it with a Prometheus registry, elsewhere it is `noMetrics`.
+ */
+export interface Metrics {
+  /** Add `by` (default 1) to a counter. */
+  inc(name: CounterName, labels?: MetricLabels, by?: number): void
+  /** Move a gauge by `delta`. */
+  add(name: GaugeName, labels: MetricLabels, delta: number): void
+  /** One observation of a histogram, in seconds. */
+  observe(name: HistogramName, labels: MetricLabels, seconds: number): void
+}
+export const noMetrics: Metrics = { inc() {}, add() {}, observe() {} }
+
+export type SpanAttributes = Record<string, string | number | boolean>
+/** A span while it runs: attributes learnt on the way. */
+export interface SpanHandle { set(key: string, value: string | number | boolean): void }
+/** An opaque reference to a span, to parent work that runs later (a queued write under its tick). */
+export type SpanParent = { readonly spanParent: true }
+
+/**
+ * Tracing of trigger → poll → persist → publish. The runtime wires OpenTelemetry when an OTLP
+ * endpoint is configured; otherwise it is `noTracer`, which only calls `fn` (nothing loaded).
+ */
+export interface Tracer {
+  /**
+   * Run `fn` in a span named `name`, a child of `parent` or else of the active span. A promise
+   * ends the span when it settles (a rejection is recorded); anything else ends it at once.
+   * `fn` gets a handle while tracing, undefined otherwise.
+   */
+  span<T>(name: string, attributes: SpanAttributes, fn: (span: SpanHandle | undefined) => T, parent?: SpanParent): T
+  /** The active span, or undefined (always, when not tracing). */
+  current(): SpanParent | undefined
+}
+export const noTracer: Tracer = { span: (_name, _attributes, fn) => fn(undefined), current: () => undefined }

@@ -4,14 +4,19 @@ import type { RunPatch, RunRow } from '../db/store.ts'
 import { retryDelay } from './backoff.ts'
 import { nextPollDelay } from './poll-planner.ts'
 import { isTerminal, STATUS_RANK, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
-import type { BindConnector, Clock, ConnectorBinding, RunLedger } from './ports.ts'
+import { noMetrics, noTracer, type BindConnector, type Clock, type ConnectorBinding, type Metrics, type RunLedger, type SpanParent, type Tracer } from './ports.ts'
 
 export interface WatcherDeps {
   ledger: RunLedger
   clock: Clock
   random: () => number
   bind: BindConnector
+  metrics?: Metrics
+  tracer?: Tracer
 }
+
+/** Runs whose trigger span is kept to parent their polls (tracing only). */
+const MAX_TRACED_RUNS = 10_000
 
 /** When the run wants its next tick (ms epoch), or null when it needs none. */
 export interface TickResult { nextAt: number | null }
@@ -30,6 +35,9 @@ interface Change { patch: RunPatch; events: NewEvent[] }
  * only answers the time already planned.
  */
 export class Watcher {
+  /** The trigger span of each run being traced, so its polls join the same trace. */
+  private readonly triggerSpans = new Map<string, SpanParent>()
+
   constructor(private readonly deps: WatcherDeps) {}
 
   async tick(runId: string): Promise<TickResult> {
@@ -41,16 +49,19 @@ export class Watcher {
 
     const binding = await this.deps.bind(run)
     if (run.deadlineAt && now >= run.deadlineAt) {
-      await this.timeOut(run, binding)
-      return { nextAt: null }
+      return this.traced('timeout', run, binding, async () => { await this.timeOut(run, binding); return { nextAt: null } })
     }
-    if (!run.upstreamId) return this.trigger(run, binding)
+    if (!run.upstreamId) return this.traced('trigger', run, binding, () => this.trigger(run, binding))
     if (!binding.connector.poll) {
       // Callback-only upstream: nothing to ask; the deadline is the only thing to wait for.
       return this.plan(run, { patch: {}, events: [] }, run.deadlineAt ?? null)
     }
+    return this.traced('poll', run, binding, () => this.poll(run, binding, now))
+  }
+
+  private async poll(run: RunRow, binding: ConnectorBinding, now: number): Promise<TickResult> {
     try {
-      const obs = await binding.connector.poll(binding.ctx, { runId: run.id, upstreamId: run.upstreamId, state: run.connectorState })
+      const obs = await binding.connector.poll!(binding.ctx, { runId: run.id, upstreamId: run.upstreamId!, state: run.connectorState })
       const change = this.observe(run, obs)
       const changed = change.events.length > 0
       const unchanged = changed ? 0 : run.polls + 1
@@ -63,6 +74,33 @@ export class Watcher {
     } catch (err) {
       return this.failure(run, binding, err, 'poll')
     }
+  }
+
+  /**
+   * A tick's upstream phase, timed, counted and traced. A run's polls (and its timeout) are
+   * children of its trigger's span when this process triggered it: one trace per run.
+   */
+  private traced(phase: 'trigger' | 'poll' | 'timeout', run: RunRow, binding: ConnectorBinding, fn: () => Promise<TickResult>): Promise<TickResult> {
+    const { metrics = noMetrics, tracer = noTracer } = this.deps
+    const started = performance.now()
+    const parent = phase === 'trigger' ? undefined : this.triggerSpans.get(run.id)
+    return tracer.span(`runrelay.${phase}`, { 'runrelay.run_id': run.id, 'runrelay.provider': binding.connector.provider }, async () => {
+      const current = phase === 'trigger' ? tracer.current() : undefined
+      if (current) {
+        if (this.triggerSpans.size >= MAX_TRACED_RUNS) this.triggerSpans.delete(this.triggerSpans.keys().next().value!)
+        this.triggerSpans.set(run.id, current)
+      }
+      let outcome = 'error'
+      try {
+        const result = await fn()
+        outcome = 'ok'
+        if (result.nextAt === null) this.triggerSpans.delete(run.id)
+        return result
+      } finally {
+        metrics.inc('runrelay_ticks_total', { phase, outcome })
+        metrics.observe('runrelay_tick_duration_seconds', { phase }, (performance.now() - started) / 1000)
+      }
+    }, parent)
   }
 
   private async trigger(run: RunRow, binding: ConnectorBinding): Promise<TickResult> {
@@ -138,6 +176,7 @@ export class Watcher {
     const now = this.deps.clock.now()
     const upstream = err instanceof UpstreamError ? err : null
     if (!upstream) throw err // not the upstream's fault (store down, a bug): the host retries the tick
+    this.deps.metrics?.inc('runrelay_upstream_errors_total', { provider: binding.connector.provider, phase, code: upstream.code, transient: String(upstream.transient) })
     const attempt = run.transientErrors + 1
     const error: ErrorInfo = upstream.toInfo()
     if (upstream.transient && attempt <= binding.policy.maxTransientErrors) {

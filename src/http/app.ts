@@ -1,7 +1,8 @@
 import { zValidator } from '@hono/zod-validator'
-import { Hono } from 'hono'
+import { Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { cors } from 'hono/cors'
+import { requestId } from 'hono/request-id'
 import type { z } from 'zod'
 import type { Binder } from '../core/binding.ts'
 import type { SecretBox } from '../core/crypto.ts'
@@ -10,10 +11,12 @@ import { decodeCursor, type Store } from '../db/store.ts'
 import { authenticate, authMiddleware, credentialOf, type AuthEnv, type TokenVerifier } from './auth.ts'
 import { ApiError, errorResponse, toApiError, validationError } from './errors.ts'
 import { KeyRateLimiter } from './rate-limit.ts'
+import { accessLog } from './request-log.ts'
 import type { RunHosts, Streams } from './hosts.ts'
 import { buildOpenApi, documented } from './openapi.ts'
 import { registerAdminRoutes } from './routes/admin.ts'
 import { registerConnectionRoutes } from './routes/connections.ts'
+import { registerMetricsRoutes, type MetricsDeps } from './routes/metrics.ts'
 import { registerProxyRoutes } from './routes/proxy.ts'
 import { registerRunRoutes } from './routes/runs.ts'
 import { registerScheduleRoutes } from './routes/schedules.ts'
@@ -50,6 +53,12 @@ export interface AppDeps {
   checkUrl(url: string): Promise<void>
   tokens?: TokenVerifier
   log?: (msg: string, extra?: Record<string, unknown>) => void
+  /** GET /metrics (Node and Deno). */
+  metrics?: MetricsDeps
+  /** Middleware run first on every request, after the request id (tracing). */
+  middleware?: MiddlewareHandler[]
+  /** Log every request (RUNRELAY_LOG=debug). */
+  accessLog?: boolean
 }
 
 type Target = 'json' | 'query' | 'param'
@@ -86,9 +95,13 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
 
   app.onError((err, c) => {
     const apiErr = toApiError(err)
-    if (apiErr.status >= 500) deps.log?.('request failed', { method: c.req.method, path: c.req.path, error: String((err as Error)?.stack ?? err) })
+    if (apiErr.status >= 500) deps.log?.('request failed', { request_id: c.get('requestId'), method: c.req.method, path: c.req.path, error: String((err as Error)?.stack ?? err) })
     return errorResponse(c, apiErr)
   })
+  // Every answer carries X-Request-Id (a sane incoming one is kept), and so do error bodies and log lines.
+  app.use('*', requestId())
+  if (deps.accessLog && deps.log) app.use('*', accessLog(deps.log))
+  for (const mw of deps.middleware ?? []) app.use('*', mw)
   app.notFound((c) => errorResponse(c, new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)))
   // Browsers on other origins may call the API: credentials travel in headers, never cookies.
   app.use('/v1/*', cors({
@@ -129,6 +142,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   registerWebhookRoutes(app, deps, ctx)
   registerSummaryRoutes(app, deps, ctx)
   registerProxyRoutes(app, deps, ctx)
+  registerMetricsRoutes(app, deps, ctx)
   return app
 }
 

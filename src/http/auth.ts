@@ -16,7 +16,7 @@ export interface TokenVerifier {
   verify(token: string): Promise<Extract<Principal, { kind: 'token' }> | null>
 }
 
-export type AuthEnv = { Variables: { principal: Principal } }
+export type AuthEnv = { Variables: { principal: Principal; requestId: string } }
 
 /** The credential of a request: `Authorization: Bearer`, `X-API-Key`, or (streams only) `?token=`. */
 export function credentialOf(c: Context, allowQuery: boolean): string | undefined {

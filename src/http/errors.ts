@@ -6,7 +6,7 @@ import type { UpstreamError } from '../connectors/types.ts'
 
 /** The error body every route answers: `{"error": {"code", "message", "details"}}`. */
 export const ErrorBody = z.object({
-  error: z.object({ code: z.string(), message: z.string(), details: z.array(z.unknown()) }),
+  error: z.object({ code: z.string(), message: z.string(), details: z.array(z.unknown()), request_id: z.string().optional() }),
 })
 
 export class ApiError extends Error {
@@ -39,7 +39,8 @@ export function validationError(error: z.ZodError, where: string): ApiError {
 
 export function errorResponse(c: Context, err: ApiError): Response {
   for (const [k, v] of Object.entries(err.headers)) c.header(k, v)
-  return c.json({ error: { code: err.code, message: err.message, details: err.details } }, err.status)
+  const requestId = c.get('requestId') as string | undefined
+  return c.json({ error: { code: err.code, message: err.message, details: err.details, ...(requestId ? { request_id: requestId } : {}) } }, err.status)
 }
 
 /** Maps anything thrown in a route to the JSON error format; unexpected errors are 500s with no internals. */

@@ -2,7 +2,7 @@ import { Webhook } from 'standardwebhooks'
 import { parseRetryAfter } from '../connectors/request.ts'
 import { newId, randomBytes, type SecretBox } from '../core/crypto.ts'
 import { isTerminal, type RunStatus } from '../core/domain.ts'
-import type { Clock } from '../core/ports.ts'
+import type { Clock, Metrics } from '../core/ports.ts'
 import type { EventRow, RunRow, Store } from '../db/store.ts'
 import { toRunEvent } from '../db/store.ts'
 import { WebhookQueries, type WebhookDeliveryRow, type WebhookEndpointRow } from '../db/webhooks.ts'
@@ -42,6 +42,7 @@ export interface WebhookDispatcherDeps {
   /** The guarded fetch (private networks refused unless allowed), with its timeout. */
   fetch: typeof fetch
   log?: (msg: string, extra?: Record<string, unknown>) => void
+  metrics?: Metrics
 }
 
 export interface WebhookDispatcherOptions {
@@ -191,6 +192,7 @@ export class WebhookDispatcher {
     const attempts = d.attempts + 1
     const cycle = d.cycleAttempts + 1
     const attempt = { deliveryId: d.id, tenantId: d.tenantId, attempt: attempts, at: started, durationMs: Math.max(0, done - started), statusCode: status, error, responseBody, retryAfterMs }
+    this.deps.metrics?.inc('runrelay_webhook_deliveries_total', { outcome: ok ? 'succeeded' : status === 410 ? 'gone' : cycle >= this.retrySchedule.length ? 'failed' : 'retrying' })
     const base = { attempts, cycleAttempts: cycle, lastStatusCode: status, lastError: error ?? (ok ? null : `HTTP ${status}`), updatedAt: done }
     if (ok) {
       await this.q.recordAttempt(attempt, d.id, { ...base, status: 'succeeded', nextAttemptAt: null, completedAt: done })

@@ -1,5 +1,6 @@
 import type { NewEvent, RunEvent } from '../../core/domain.ts'
-import type { RunLedger } from '../../core/ports.ts'
+import { countCommitted } from '../../core/metrics.ts'
+import { noMetrics, noTracer, type Metrics, type RunLedger, type SpanParent, type Tracer } from '../../core/ports.ts'
 import type { PreparedWrite, RunPatch, RunRow, Store } from '../../db/store.ts'
 import type { LocalHub } from './hub.ts'
 
@@ -17,6 +18,8 @@ interface Pending {
   events: (result: any) => RunEvent[]
   resolve: (value: any) => void
   reject: (err: unknown) => void
+  /** The write's persist span (tracing only): its publish is a child of it. */
+  span: SpanParent | undefined
 }
 
 /**
@@ -40,7 +43,13 @@ export class LocalLedger implements RunLedger {
    */
   private readonly fresh = new Map<string, RunRow>()
 
-  constructor(private readonly store: Store, private readonly hub: LocalHub, private readonly now: () => number) {}
+  private readonly metrics: Metrics
+  private readonly tracer: Tracer
+
+  constructor(private readonly store: Store, private readonly hub: LocalHub, private readonly now: () => number, telemetry: { metrics?: Metrics; tracer?: Tracer } = {}) {
+    this.metrics = telemetry.metrics ?? noMetrics
+    this.tracer = telemetry.tracer ?? noTracer
+  }
 
   getRun(runId: string): Promise<RunRow | undefined> {
     const row = this.fresh.get(runId)
@@ -64,8 +73,9 @@ export class LocalLedger implements RunLedger {
   }
 
   private enqueue<T>(runId: string, tenantId: string, prepare: Pending['prepare'], events: Pending['events']): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ runId, tenantId, prepare, events, resolve, reject })
+    // The persist span runs from the queue to the commit; it is a child of the tick or request that wrote.
+    return this.tracer.span('runrelay.persist', { 'runrelay.run_id': runId }, () => new Promise<T>((resolve, reject) => {
+      this.queue.push({ runId, tenantId, prepare, events, resolve, reject, span: this.tracer.current() })
       if (!this.flushing) {
         this.flushing = true
         // After the I/O of this loop iteration: writes made by every request and tick handled
@@ -74,7 +84,7 @@ export class LocalLedger implements RunLedger {
         // run would ever share a commit.
         defer(() => void this.flush())
       }
-    })
+    }))
   }
 
   private async flush(): Promise<void> {
@@ -110,7 +120,10 @@ export class LocalLedger implements RunLedger {
       if (r.error !== undefined) return p.reject(r.error)
       this.remember((r.value as { run: RunRow }).run)
       try {
-        this.hub.publish(p.tenantId, p.events(r.value))
+        const events = p.events(r.value)
+        countCommitted(this.metrics, events)
+        this.tracer.span('runrelay.publish', { 'runrelay.run_id': p.runId, 'runrelay.events': events.length }, () => this.hub.publish(p.tenantId, events), p.span)
+        this.metrics.inc('runrelay_events_published_total', undefined, events.length)
       } catch {
         // The write is durable: a subscriber that fails catches up from the store on reconnect.
       }

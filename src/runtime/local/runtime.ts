@@ -13,6 +13,8 @@ import { createApp } from '../../http/app.ts'
 import { ApiError } from '../../http/errors.ts'
 import { LocalHub } from './hub.ts'
 import { LocalLedger } from './ledger.ts'
+import { PromMetrics } from './metrics.ts'
+import { startTracing } from './telemetry.ts'
 import { IDEMPOTENCY_TTL_MS } from '../../db/retention.ts'
 import { LocalRunHost } from './run-host.ts'
 import { LocalScheduler } from './scheduler.ts'
@@ -53,22 +55,27 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   store.enableReadCache(READ_CACHE_MS)
   const root = await ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now())
 
+  const metrics = new PromMetrics(store)
+  const tracing = await startTracing(config)
+  const telemetry = { metrics, tracer: tracing?.tracer }
   const hub = new LocalHub()
-  const ledger = new LocalLedger(store, hub, () => clock.now())
+  const ledger = new LocalLedger(store, hub, () => clock.now(), telemetry)
   const binder = createBinder({
-    store, secrets, clock, publicUrl: () => publicUrl, budget: new RateBudget(() => clock.now()),
+    store, secrets, clock, publicUrl: () => publicUrl, budget: new RateBudget(() => clock.now()), ...telemetry,
     fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
   })
-  const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind })
+  const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind, ...telemetry })
   const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log)
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
-    heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, maxPendingWrites: 10_000,
+    heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, maxPendingWrites: 10_000, metrics,
   })
-  const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost })
+  const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost, metrics })
   const appConfig = { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS }
   const app = createApp({
     store, secrets, binder, hosts: host, streams, clock, log,
     config: appConfig,
+    metrics: { scrape: () => metrics.scrape(), token: config.RUNRELAY_METRICS_TOKEN },
+    middleware: tracing ? [tracing.middleware] : [], accessLog: config.RUNRELAY_LOG === 'debug',
     async checkUrl(url) {
       try {
         await checkOutboundUrl(url, { allowPrivate, resolve: opts.resolveHost })
@@ -79,7 +86,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   })
 
   return {
-    app, host, hub, streams, store, jobs,
+    app, host, hub, streams, store, jobs, metrics,
     get publicUrl() { return publicUrl },
     /** Tell the runtime the port it listens on, for callback URLs when RUNRELAY_PUBLIC_URL is unset. */
     listeningOn(port: number): void {
@@ -96,6 +103,8 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
       streams.closeAll()
       await jobs.stop()
       await host.stop()
+      // The last spans (the writes just finished) are exported before the process goes.
+      await tracing?.shutdown().catch(() => {})
     },
   }
 }

@@ -1,7 +1,7 @@
 import type { Config } from '../../config.ts'
 import type { SecretBox } from '../../core/crypto.ts'
 import { createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
-import type { Clock } from '../../core/ports.ts'
+import type { Clock, Metrics } from '../../core/ports.ts'
 import { pruneExpired } from '../../db/retention.ts'
 import type { Store } from '../../db/store.ts'
 import type { RunHosts } from '../../http/hosts.ts'
@@ -19,6 +19,7 @@ export interface LocalSchedulerDeps {
   config: Pick<Config, 'RUNRELAY_ALLOW_PRIVATE_NETWORK' | 'RUNRELAY_JOBS_INTERVAL_MS' | 'RUNRELAY_WEBHOOK_RETRY_SCHEDULE' | 'RUNRELAY_WEBHOOK_TIMEOUT_MS'>
   resolveHost?: ResolveHost
   log?: (msg: string, extra?: Record<string, unknown>) => void
+  metrics?: Metrics
 }
 
 /**
@@ -42,7 +43,7 @@ export class LocalScheduler {
     this.intervalMs = config.RUNRELAY_JOBS_INTERVAL_MS
     this.schedules = new ScheduleEngine({ store: deps.store, clock: deps.clock, hosts: deps.hosts, log: deps.log })
     this.webhooks = new WebhookDispatcher({
-      store: deps.store, secrets: deps.secrets, clock: deps.clock, log: deps.log,
+      store: deps.store, secrets: deps.secrets, clock: deps.clock, log: deps.log, metrics: deps.metrics,
       fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, resolve: deps.resolveHost, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS }),
     }, { retryScheduleMs: config.RUNRELAY_WEBHOOK_RETRY_SCHEDULE, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS })
   }

@@ -2,6 +2,7 @@ import type { Context } from 'hono'
 import { streamSSE } from 'hono/streaming'
 import type { UpgradeWebSocket, WSContext } from 'hono/ws'
 import type { RunEvent } from '../../core/domain.ts'
+import { noMetrics, type Metrics } from '../../core/ports.ts'
 import { endsRun, eventsFrame, eventToJson } from '../../core/frames.ts'
 import { CLOSE, parseClientMessage, PROTOCOL_VERSION, type ServerMessage } from '../../core/protocol.ts'
 import { ReplayGate } from '../../core/replay.ts'
@@ -15,6 +16,7 @@ export interface LocalStreamOptions {
   maxBufferedBytes: number
   /** SSE writes a client may have pending before it counts as a slow consumer. */
   maxPendingWrites: number
+  metrics?: Metrics
 }
 
 const REPLAY_PAGE = 500
@@ -72,6 +74,7 @@ class WsSession extends ReplayGate implements SocketHandler {
     super(req.after, isRun ? bySeq : byId)
     if (isRun) streams.hub.joinRun(req.runId!, this)
     else this.unsubscribe = streams.hub.subscribeFeed(req.tenantId, req.filter ?? {}, this)
+    streams.metrics.add('runrelay_subscribers', { transport: 'ws', stream: isRun ? 'run' : 'feed' }, 1)
   }
 
   start(heartbeatMs: number): void {
@@ -89,6 +92,7 @@ class WsSession extends ReplayGate implements SocketHandler {
   protected override deliver(events: RunEvent[]): void {
     if (this.closing) return
     if (this.socket.bufferedAmount > this.streams.opts.maxBufferedBytes) {
+      this.streams.metrics.inc('runrelay_slow_consumer_closes_total', { transport: 'ws' })
       this.end(CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect with after')
       // The close frame waits behind what is buffered; a client that never reads would hold
       // that memory until ws's own 30 s close timeout: drop the connection sooner.
@@ -133,6 +137,7 @@ class WsSession extends ReplayGate implements SocketHandler {
     if (this.unsubscribe) this.unsubscribe()
     else this.streams.hub.leaveRun(this.req.runId!, this)
     clearTimeout(this.expiry)
+    this.streams.metrics.add('runrelay_subscribers', { transport: 'ws', stream: this.req.runId !== undefined ? 'run' : 'feed' }, -1)
     this.streams.forget(this)
   }
 }
@@ -161,7 +166,11 @@ export class LocalStreams implements Streams {
     /** Hono's upgrade helper (Deno), or a runtime that upgrades accepted requests itself (Node). */
     private readonly upgrade: UpgradeWebSocket | WebSocketAcceptor,
     readonly opts: LocalStreamOptions,
-  ) {}
+  ) {
+    this.metrics = opts.metrics ?? noMetrics
+  }
+
+  readonly metrics: Metrics
 
   open(c: Context, req: StreamRequest): Response | Promise<Response> {
     if (req.transport === 'sse') return this.sse(c, req)
@@ -243,6 +252,7 @@ export class LocalStreams implements Streams {
       const session = this.subscribe(req, (events) => {
         if (finished) return
         if (pending > this.opts.maxPendingWrites) {
+          this.metrics.inc('runrelay_slow_consumer_closes_total', { transport: 'sse' })
           write(() => stream.writeSSE({ event: 'error', data: JSON.stringify({ code: 'slow_consumer', message: 'reconnect with Last-Event-ID' }) }))
           return end()
         }
@@ -250,6 +260,8 @@ export class LocalStreams implements Streams {
         if (req.runId !== undefined && events.some(endsRun)) write(async () => end())
       })
       this.sseClosers.add(end)
+      const gauge = { transport: 'sse', stream: req.runId !== undefined ? 'run' : 'feed' }
+      this.metrics.add('runrelay_subscribers', gauge, 1)
       stream.onAbort(end)
       const heartbeat = setInterval(() => write(() => stream.write(': heartbeat\n\n')), this.opts.heartbeatMs)
       const expiry = req.expiresAt !== undefined ? setTimeout(end, Math.max(0, req.expiresAt - Date.now())) : undefined
@@ -263,6 +275,7 @@ export class LocalStreams implements Streams {
         clearInterval(heartbeat)
         clearTimeout(expiry)
         this.sseClosers.delete(end)
+        this.metrics.add('runrelay_subscribers', gauge, -1)
       }
     })
   }

@@ -48,6 +48,7 @@ function appFor(env: Env, request: Request): Promise<Hono<any>> {
       store, secrets, binder, clock: systemClock, log, tokens,
       hosts: new WorkersRunHosts(env, publicUrl),
       streams: new WorkersStreams(env),
+      accessLog: config.RUNRELAY_LOG === 'debug',
       config: { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS },
       async checkUrl(url) {
         // Workers have no DNS API: only the literal URL is checked (a public name that resolves

@@ -1,0 +1,35 @@
+import type { Context, Hono } from 'hono'
+import { sha256Hex } from '../../core/crypto.ts'
+import type { AppDeps, RouteContext } from '../app.ts'
+import { credentialOf, type AuthEnv } from '../auth.ts'
+import { ApiError } from '../errors.ts'
+
+/** What the metrics route needs from a runtime (Node and Deno; Workers have none). */
+export interface MetricsDeps {
+  /** The Prometheus text exposition. */
+  scrape(): Promise<{ contentType: string; body: string }>
+  /** A bearer token that may read /metrics besides the root key (RUNRELAY_METRICS_TOKEN). */
+  token?: string
+}
+
+/**
+ * GET /metrics: Prometheus text, for the root key or the metrics token. Process-wide figures
+ * (every tenant's runs), so tenant keys, even admin ones, get a 403.
+ */
+export function registerMetricsRoutes(app: Hono<AuthEnv>, deps: AppDeps, { authenticate }: RouteContext): void {
+  const metrics = deps.metrics
+  if (!metrics) return
+  // Compared as hashes: equal-length strings, so the comparison leaks nothing of the token.
+  const tokenHash = metrics.token ? sha256Hex(metrics.token) : undefined
+  const allowed = async (c: Context): Promise<void> => {
+    const credential = credentialOf(c, false)
+    if (credential && tokenHash && (await sha256Hex(credential)) === (await tokenHash)) return
+    const principal = await authenticate(c, false)
+    if (principal.kind !== 'root') throw new ApiError(403, 'forbidden', '/metrics needs the root key or RUNRELAY_METRICS_TOKEN')
+  }
+  app.get('/metrics', async (c) => {
+    await allowed(c)
+    const { contentType, body } = await metrics.scrape()
+    return c.body(body, 200, { 'content-type': contentType, 'cache-control': 'no-store' })
+  })
+}

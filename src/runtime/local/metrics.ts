@@ -1,0 +1,60 @@
+import { count, isNull } from 'drizzle-orm'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { TERMINAL_STATUSES, RUN_STATUSES } from '../../core/domain.ts'
+import { METRICS, type CounterName, type GaugeName, type HistogramName, type MetricLabels } from '../../core/metrics.ts'
+import type { Metrics } from '../../core/ports.ts'
+import { runs } from '../../db/schema.ts'
+import type { Store } from '../../db/store.ts'
+
+const UNFINISHED = RUN_STATUSES.filter((s) => !TERMINAL_STATUSES.has(s))
+
+/**
+ * The metrics port over a prom-client registry (Node and Deno), one per runtime instance:
+ * every metric of the catalogue, the process's own (CPU, memory, event loop, GC), and
+ * `runrelay_runs` read from the store at scrape time (so it is right across processes).
+ */
+export class PromMetrics implements Metrics {
+  readonly registry = new Registry()
+  private readonly counters = new Map<string, Counter>()
+  private readonly gauges = new Map<string, Gauge>()
+  private readonly histograms = new Map<string, Histogram>()
+
+  constructor(store: Store) {
+    for (const [name, def] of Object.entries(METRICS)) {
+      const common = { name, help: def.help, labelNames: [...def.labels], registers: [this.registry] }
+      if (def.type === 'counter') this.counters.set(name, new Counter(common))
+      else if (def.type === 'histogram') this.histograms.set(name, new Histogram(common))
+      else if (name === 'runrelay_runs') {
+        this.gauges.set(name, new Gauge({
+          ...common,
+          async collect() {
+            const rows = await store.db.select({ status: runs.status, n: count() }).from(runs).where(isNull(runs.finishedAt)).groupBy(runs.status)
+            const by = new Map(rows.map((r) => [r.status, r.n]))
+            for (const status of UNFINISHED) this.set({ status }, by.get(status) ?? 0)
+          },
+        }))
+      } else this.gauges.set(name, new Gauge(common))
+    }
+    // Deno's Node compatibility lacks a few of these (event loop histograms): the rest still counts.
+    try { collectDefaultMetrics({ register: this.registry }) } catch { /* process metrics are optional */ }
+  }
+
+  inc(name: CounterName, labels?: MetricLabels, by = 1): void {
+    const c = this.counters.get(name)!
+    if (labels) c.inc(labels, by)
+    else c.inc(by)
+  }
+
+  add(name: GaugeName, labels: MetricLabels, delta: number): void {
+    this.gauges.get(name)!.inc(labels, delta)
+  }
+
+  observe(name: HistogramName, labels: MetricLabels, seconds: number): void {
+    this.histograms.get(name)!.observe(labels, seconds)
+  }
+
+  /** The Prometheus text exposition of everything. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+}
