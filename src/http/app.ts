@@ -112,11 +112,12 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
     },
   }))
 
-  const health = documented({ method: 'get', path: '/healthz', summary: 'Health check', tag: 'meta', auth: 'none' })
+  const health = documented({ method: 'get', path: '/healthz', summary: 'Health check', tag: 'meta', auth: 'none', operationId: 'getHealth' })
   app.get(health.path, async (c) => {
     await deps.store.getSetting('schema')
     return c.json({ ok: true, version: deps.config.version })
   })
+  documented({ method: 'get', path: '/openapi.json', summary: 'This OpenAPI document', tag: 'meta', auth: 'none', operationId: 'getOpenApi' })
   app.get('/openapi.json', (c) => c.json(buildOpenApi({ title: 'runrelay', version: deps.config.version, serverUrl: deps.config.publicUrl })))
 
   registerAdminRoutes(app, deps, ctx)

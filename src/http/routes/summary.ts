@@ -24,7 +24,7 @@ const Summary = z.object({
   finished: z.number().int(), success_rate: z.number().nullable().describe('completed / finished runs'),
   duration_ms: z.object({ count: z.number().int(), p50: z.number().nullable(), p95: z.number().nullable(), avg: z.number().nullable(), max: z.number().nullable() }),
   timeline: z.array(z.object({ start: z.string(), total: z.number().int(), completed: z.number().int(), failed: z.number().int(), canceled: z.number().int(), timed_out: z.number().int() })),
-})
+}).meta({ id: 'WorkflowSummary' })
 
 /** GET /v1/workflows/{id}/summary: counts, success rate, durations and a timeline, computed in SQL. */
 export function registerSummaryRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
