@@ -11,6 +11,7 @@ import { authenticate, authMiddleware, credentialOf, type AuthEnv, type TokenVer
 import { ApiError, errorResponse, toApiError, validationError } from './errors.ts'
 import { KeyRateLimiter } from './rate-limit.ts'
 import type { RunHosts, Streams } from './hosts.ts'
+import { buildAsyncApi } from './asyncapi.ts'
 import { buildOpenApi, documented } from './openapi.ts'
 import { registerAdminRoutes } from './routes/admin.ts'
 import { registerConnectionRoutes } from './routes/connections.ts'
@@ -119,6 +120,8 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   })
   documented({ method: 'get', path: '/openapi.json', summary: 'This OpenAPI document', tag: 'meta', auth: 'none', operationId: 'getOpenApi' })
   app.get('/openapi.json', (c) => c.json(buildOpenApi({ title: 'runrelay', version: deps.config.version, serverUrl: deps.config.publicUrl })))
+  documented({ method: 'get', path: '/asyncapi.json', summary: 'The AsyncAPI 3 document of the WebSocket and SSE streams', tag: 'meta', auth: 'none', operationId: 'getAsyncApi' })
+  app.get('/asyncapi.json', (c) => c.json(buildAsyncApi({ title: 'runrelay', version: deps.config.version, publicUrl: deps.config.publicUrl })))
 
   registerAdminRoutes(app, deps, ctx)
   registerConnectionRoutes(app, deps, ctx)

@@ -65,42 +65,46 @@ const ERROR_RESPONSES: Record<number, [name: string, description: string]> = {
 const SSE_DESCRIPTION = 'Server-Sent Events: each event has `id` (its position: a run\'s seq, or the feed\'s event id), `event` (the event type) and `data` (a `RunEvent` as JSON). Reconnect with `Last-Event-ID` to resume. The messages are described in `/asyncapi.json`.'
 const WS_DESCRIPTION = 'Switching Protocols: a WebSocket speaking the `runrelay.v1` subprotocol. Every frame is JSON with a `type` (`hello`, `event`, `batch`, `caught_up`, `heartbeat`, …); the protocol is described in `/asyncapi.json`.'
 
-type Json = Record<string, unknown>
+export type Json = Record<string, unknown>
 
 /**
- * Named zod schemas (`.meta({ id })`) collected as `components.schemas`. zod puts them in
- * `$defs`; here they move to the components and their refs follow. A name whose input form
- * differs from its output form (defaults make fields optional) gets a second entry `<Name>Input`.
+ * Named zod schemas (`.meta({ id })`) collected as components. zod puts them in `$defs` (or
+ * `definitions` for draft-07); here they move to the components and their refs follow. A name
+ * whose input form differs from its output form (defaults make fields optional) gets a second
+ * entry `<Name>Input` (or `<Name>Output`, whichever comes second).
  */
-class SchemaComponents {
+export class SchemaComponents {
   readonly schemas: Record<string, Json> = {}
   private readonly raw = new Map<string, string>()
 
+  constructor(private readonly target: 'draft-2020-12' | 'draft-7' = 'draft-2020-12', private readonly refBase = '#/components/schemas/') {}
+
   /** The JSON Schema of `s` with refs into the components. */
   add(s: z.ZodType, io: 'input' | 'output'): Json {
-    const json = z.toJSONSchema(s, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Json
+    const json = z.toJSONSchema(s, { io, unrepresentable: 'any', target: this.target }) as Json
+    const defsKey = this.target === 'draft-7' ? 'definitions' : '$defs'
     delete json.$schema
-    const defs = (json.$defs ?? {}) as Record<string, Json>
-    delete json.$defs
+    const defs = (json[defsKey] ?? {}) as Record<string, Json>
+    delete json[defsKey]
+    const suffix = io === 'input' ? 'Input' : 'Output'
     const names = new Map<string, string>()
     for (const [id, def] of Object.entries(defs)) {
-      const text = JSON.stringify(def)
       const seen = this.raw.get(id)
-      names.set(id, seen === undefined || seen === text ? id : `${id}${io === 'input' ? 'Input' : 'Output'}`)
+      names.set(id, seen === undefined || seen === JSON.stringify(def) ? id : `${id}${suffix}`)
     }
     // A def that refers to a renamed def is itself a different schema under this io.
+    const refsOf = (def: Json) => [...JSON.stringify(def).matchAll(/"#\/(?:\$defs|definitions)\/([^"]+)"/g)].map((m) => m[1]!)
     for (let changed = true; changed;) {
       changed = false
       for (const [id, def] of Object.entries(defs)) {
-        if (names.get(id) !== id) continue
-        const refs = JSON.stringify(def).match(/#\/\$defs\/[^"]+/g) ?? []
-        if (refs.some((r) => names.get(r.slice(8)) !== r.slice(8))) {
-          names.set(id, `${id}${io === 'input' ? 'Input' : 'Output'}`)
+        if (names.get(id) === id && refsOf(def).some((r) => names.get(r) !== r)) {
+          names.set(id, `${id}${suffix}`)
           changed = true
         }
       }
     }
-    const relink = (v: Json): Json => JSON.parse(JSON.stringify(v).replace(/"#\/\$defs\/([^"]+)"/g, (_, id: string) => `"#/components/schemas/${names.get(id) ?? id}"`))
+    const refPattern = new RegExp(`"#/${defsKey.replace('$', '\\$')}/([^"]+)"`, 'g')
+    const relink = (v: Json): Json => JSON.parse(JSON.stringify(v).replace(refPattern, (_, id: string) => `"${this.refBase}${names.get(id) ?? id}"`))
     for (const [id, def] of Object.entries(defs)) {
       const name = names.get(id)!
       if (!this.raw.has(name)) this.raw.set(name, JSON.stringify(def))
