@@ -81,7 +81,7 @@ export class SchemaComponents {
 
   /** The JSON Schema of `s` with refs into the components. */
   add(s: z.ZodType, io: 'input' | 'output'): Json {
-    const json = z.toJSONSchema(s, { io, unrepresentable: 'any', target: this.target }) as Json
+    const json = z.toJSONSchema(s, { io, unrepresentable: 'any', target: this.target, override: io === 'input' ? defaultsAsText : undefined }) as Json
     const defsKey = this.target === 'draft-7' ? 'definitions' : '$defs'
     delete json.$schema
     const defs = (json[defsKey] ?? {}) as Record<string, Json>
@@ -112,6 +112,18 @@ export class SchemaComponents {
     }
     return relink(json)
   }
+}
+
+/**
+ * Request schemas keep their defaults in words only: openapi-typescript (by default) reads a
+ * `default` as "always present", which would make every defaulted request field required.
+ */
+function defaultsAsText(ctx: { zodSchema: unknown; jsonSchema: Json }): void {
+  const js = ctx.jsonSchema
+  if (!('default' in js) || (ctx.zodSchema as { _zod?: { def?: { type?: string } } })._zod?.def?.type !== 'default') return
+  const text = `Default: ${JSON.stringify(js.default)}.`
+  js.description = js.description ? `${js.description}. ${text}` : text
+  delete js.default
 }
 
 const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1)
