@@ -70,6 +70,13 @@ describe.skipIf(!haveBrowser)('/docs in Chromium', () => {
       await page.locator('details.op').first().waitFor()
       expect(await page.locator('details.op').count()).toBeGreaterThan(50)
       await page.screenshot({ path: `${ARTIFACTS}/docs-${size.width}.png` })
+      const fits = async () => {
+        const o = await overflow(page)
+        expect(o.offenders).toEqual([])
+        expect(o.documentWidth).toBeLessThanOrEqual(size.width)
+        expect(o.bodyWidth).toBeLessThanOrEqual(size.width)
+      }
+      await fits()
 
       // Open the widest operations: long paths, headers, a request body, stream answers.
       for (const id of ['post-v1-workflows-id-runs', 'get-v1-runs-id-stream', 'get-v1-connections-id-proxy-path']) {
@@ -87,10 +94,7 @@ describe.skipIf(!haveBrowser)('/docs in Chromium', () => {
       await trigger.scrollIntoViewIfNeeded()
       await page.screenshot({ path: `${ARTIFACTS}/docs-${size.width}-open.png` })
 
-      const o = await overflow(page)
-      expect(o.offenders).toEqual([])
-      expect(o.documentWidth).toBeLessThanOrEqual(size.width)
-      expect(o.bodyWidth).toBeLessThanOrEqual(size.width)
+      await fits()
       await trigger.screenshot({ path: `${ARTIFACTS}/docs-${size.width}-trigger.png` })
       expect(problems).toEqual([])
       await page.close()
