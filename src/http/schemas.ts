@@ -107,7 +107,9 @@ export const Run = z.object({
 }).meta({ id: 'Run' })
 
 /** A list given comma-separated or as repeated query parameters. */
-export const csv = <T extends z.ZodType<string, string>>(item: T) => z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)).pipe(z.array(item))
+export const csv = <T extends z.ZodType<string, string>>(item: T) => z.union([z.string(), z.array(z.string())])
+  .describe(`a comma-separated list, or the parameter repeated${'options' in item ? `; each one of ${(item.options as string[]).join(', ')}` : ''}`)
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)).pipe(z.array(item))
 
 export const RunListQuery = Pagination.extend({
   workflow_id: Id.optional(),
