@@ -2,11 +2,14 @@ import { execFile } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import addFormats from 'ajv-formats'
 import openapiTS, { astToString } from 'openapi-typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ClientMessage, ServerMessage } from '../../src/core/protocol.ts'
 import { routeDocs } from '../../src/http/openapi.ts'
 import { asyncApiValidate, lintApi, redoclyLint } from '../../scripts/lint-api.ts'
+import { demoTenant } from '../helpers/live.ts'
 import { createTenant, startTestServer, type TestServer } from '../helpers/server.ts'
 
 // The API contract as client generators meet it: every Hono route documented, the OpenAPI
@@ -102,6 +105,79 @@ describe('API contract', () => {
     // The event payload is the same RunEvent the HTTP API documents.
     expect(asyncapi.components.schemas.EventMessage.properties.event).toEqual({ $ref: '#/components/schemas/RunEvent' })
     expect(Object.keys(asyncapi.components.schemas.RunEvent.properties).sort()).toEqual(Object.keys(openapi.components.schemas.RunEvent.properties).sort())
+  }, 60_000)
+
+  it('describes what the server really answers: every status declared, every JSON body valid against its schema', async () => {
+    const ajv = new Ajv2020({ strict: false, allErrors: true, unicodeRegExp: false })
+    addFormats.default(ajv)
+    // The validator bites: a Run without its fields, or with a status outside RunStatus, is refused.
+    const run0 = ajv.compile({ $ref: '#/components/schemas/Run', components: openapi.components })
+    expect(run0({})).toBe(false)
+    const seen: string[] = []
+    /** Call the live server and check the answer against the operation `method template`. */
+    const conforms = async (method: string, template: string, path: string, opts: { key?: string; body?: unknown; headers?: Record<string, string> } = {}) => {
+      const res = await fetch(server.url + path, {
+        method: method.toUpperCase(),
+        headers: { ...(opts.key ? { authorization: `Bearer ${opts.key}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      })
+      const text = await res.text()
+      const isJson = (res.headers.get('content-type') ?? '').includes('application/json')
+      const body = isJson && text ? JSON.parse(text) : text
+      const op = openapi.paths[template]?.[method]
+      expect(op, `${method} ${template} is in the document`).toBeDefined()
+      let declared = op.responses[String(res.status)]
+      expect(declared, `${method} ${template} answered ${res.status}, which it does not declare`).toBeDefined()
+      if (declared.$ref) declared = openapi.components.responses[declared.$ref.split('/').pop()]
+      const schema = declared.content?.['application/json']?.schema
+      if (schema && isJson) {
+        const validate = ajv.compile({ ...schema, components: openapi.components })
+        expect(validate(body), `${method} ${template} ${res.status}: ${JSON.stringify(validate.errors)}`).toBe(true)
+      }
+      seen.push(`${res.status}`)
+      return { status: res.status, body }
+    }
+
+    const t = await demoTenant(server, 'conformance')
+    const wf = await t.workflow('slow', { durationMs: 60_000 })
+    const root = server.rootKey
+    await conforms('get', '/healthz', '/healthz')
+    await conforms('get', '/v1/me', '/v1/me', { key: t.key })
+    await conforms('get', '/v1/runs', '/v1/runs', {})
+    await conforms('post', '/v1/tenants', '/v1/tenants', { key: root, body: { name: 'other' } })
+    await conforms('get', '/v1/tenants', '/v1/tenants', { key: root })
+    await conforms('get', '/v1/keys', '/v1/keys', { key: t.key })
+    const reader = await conforms('post', '/v1/keys', '/v1/keys', { key: t.key, body: { name: 'reader', scopes: ['workflows:read'] } })
+    await conforms('post', '/v1/runs', '/v1/runs', { key: reader.body.key, body: { workflow_id: wf } })
+
+    const trigger = (variables: unknown) => conforms('post', '/v1/workflows/{id}/runs', `/v1/workflows/${wf}/runs`, { key: t.key, body: { variables }, headers: { 'idempotency-key': 'conformance-1' } })
+    const run = await trigger({ n: 1 })
+    expect(run.status).toBe(202)
+    expect((await trigger({ n: 1 })).body.id).toBe(run.body.id)
+    expect((await trigger({ n: 2 })).status).toBe(422)
+    const read = await conforms('get', '/v1/runs/{id}', `/v1/runs/${run.body.id}`, { key: t.key })
+    expect(run0(read.body)).toBe(true)
+    expect(run0({ ...read.body, status: 'exploded' })).toBe(false)
+    await conforms('get', '/v1/runs/{id}', '/v1/runs/run_missing', { key: t.key })
+    await conforms('get', '/v1/runs', `/v1/runs?workflow_id=${wf}&status=queued,running`, { key: t.key })
+    await conforms('get', '/v1/runs/{id}/events', `/v1/runs/${run.body.id}/events`, { key: t.key })
+    await conforms('get', '/v1/runs/{id}/stream', `/v1/runs/${run.body.id}/stream`, { key: t.key })
+    await conforms('post', '/v1/tokens', '/v1/tokens', { key: t.key, body: { run_ids: [run.body.id] } })
+    await conforms('post', '/v1/connections', '/v1/connections', { key: t.key, body: {} })
+    await conforms('get', '/v1/connections', '/v1/connections', { key: t.key })
+    await conforms('get', '/v1/connections/{id}', `/v1/connections/${t.connectionId}`, { key: t.key })
+    await conforms('get', '/v1/workflows', '/v1/workflows', { key: t.key })
+    await conforms('get', '/v1/workflows/{id}', `/v1/workflows/${wf}`, { key: t.key })
+    await conforms('get', '/v1/workflows/{id}/summary', `/v1/workflows/${wf}/summary`, { key: t.key })
+    await conforms('delete', '/v1/workflows/{id}', `/v1/workflows/${wf}`, { key: t.key })
+    await conforms('post', '/v1/schedules', '/v1/schedules', { key: t.key, body: { workflow_id: wf, cron: '0 3 * * *', timezone: 'Europe/Berlin' } })
+    await conforms('get', '/v1/schedules', '/v1/schedules', { key: t.key })
+    await conforms('get', '/v1/webhook-deliveries', '/v1/webhook-deliveries', { key: t.key })
+    await conforms('post', '/v1/runs/{id}/cancel', `/v1/runs/${run.body.id}/cancel`, { key: t.key, body: { reason: 'done' } })
+    await conforms('post', '/v1/runs/{id}/pause', `/v1/runs/${run.body.id}/pause`, { key: t.key, body: {} })
+    await conforms('get', '/openapi.json', '/openapi.json')
+    await conforms('get', '/asyncapi.json', '/asyncapi.json')
+    expect(new Set(seen)).toEqual(new Set(['200', '201', '202', '400', '401', '403', '404', '409', '422', '426']))
   }, 60_000)
 
   it('generates a typed client with openapi-typescript that type-checks and makes real calls with openapi-fetch', async () => {
