@@ -20,6 +20,8 @@ export interface RouteDoc {
   headers?: z.ZodType
   body?: z.ZodType
   response?: z.ZodType
+  /** Media type of an answer that is not JSON (`text/html`, `text/plain` for metrics, `*\/*` for the proxy). */
+  contentType?: string
   status?: number
   /** Headers of the success answer: name → description (string values). */
   responseHeaders?: Record<string, string>
@@ -207,7 +209,7 @@ export function buildOpenApi(opts: { title: string; version: string; serverUrl?:
     const content: Json = {}
     if (r.response) content['application/json'] = { schema: components.add(r.response, 'output') }
     if (r.streams) content['text/event-stream'] = { schema: { type: 'string', description: SSE_DESCRIPTION } }
-    if (!r.response && !r.streams) content[r.tag === 'proxy' ? '*/*' : r.path === '/' || r.path === '/docs' ? 'text/html' : 'application/json'] = { schema: {} }
+    if (!r.response && !r.streams) content[r.contentType ?? 'application/json'] = { schema: r.contentType?.startsWith('text/') ? { type: 'string' } : {} }
     success.content = content
     if (r.responseHeaders) {
       success.headers = Object.fromEntries(Object.entries(r.responseHeaders).map(([name, description]) => [name, { description, schema: { type: 'string' } }]))
