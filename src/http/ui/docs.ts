@@ -102,7 +102,8 @@ code,.t{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.82rem
     if (s.minLength !== undefined) c.push('min length ' + s.minLength)
     if (s.maxLength !== undefined) c.push('max length ' + s.maxLength)
     if (s.maxItems !== undefined) c.push('at most ' + s.maxItems + ' items')
-    if (s.pattern) c.push('pattern ' + s.pattern)
+    // A format (date-time, uri) says it better than the long pattern zod derives for it.
+    if (s.pattern && !s.format) c.push('pattern ' + s.pattern)
     if (s.default !== undefined) c.push('default ' + JSON.stringify(s.default))
     return c.join(', ')
   }
