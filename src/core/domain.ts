@@ -2,7 +2,7 @@ import { z } from 'zod'
 
 /** Every status a run can have; the order of the lifecycle is documented in the README. */
 export const RUN_STATUSES = ['scheduled', 'queued', 'running', 'paused', 'completed', 'failed', 'canceled', 'timed_out'] as const
-export const RunStatus = z.enum(RUN_STATUSES)
+export const RunStatus = z.enum(RUN_STATUSES).meta({ id: 'RunStatus' })
 export type RunStatus = z.infer<typeof RunStatus>
 
 export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'canceled', 'timed_out'])
@@ -17,26 +17,26 @@ export const STATUS_RANK: Record<RunStatus, number> = {
 }
 
 export const EVENT_TYPES = ['run.created', 'run.status_changed', 'run.progress', 'run.output', 'run.error', 'run.command'] as const
-export const EventType = z.enum(EVENT_TYPES)
+export const EventType = z.enum(EVENT_TYPES).meta({ id: 'EventType' })
 export type EventType = z.infer<typeof EventType>
 
 export const SCOPES = ['workflows:read', 'workflows:write', 'runs:read', 'runs:write', 'admin'] as const
-export const Scope = z.enum(SCOPES)
+export const Scope = z.enum(SCOPES).meta({ id: 'Scope' })
 export type Scope = z.infer<typeof Scope>
 
 /** An event as sent to subscribers and listed by the API (snake_case like every API body). `id` orders the tenant feed; `seq` orders one run. */
 export const RunEvent = z.object({
-  id: z.number().int(),
+  id: z.number().int().describe('position in the tenant feed (resume a feed with after=<id>)'),
   run_id: z.string(),
-  seq: z.number().int().positive(),
+  seq: z.number().int().positive().describe('position in the run: 1, 2, 3 … without gaps (resume a run stream with after=<seq>)'),
   type: EventType,
-  at: z.string(),
+  at: z.string().describe('when it happened (ISO 8601)'),
   workflow_id: z.string(),
   /** The run's status once this event is applied. */
-  status: RunStatus,
+  status: RunStatus.describe('the run\'s status once this event is applied'),
   tags: z.array(z.string()),
   data: z.record(z.string(), z.unknown()),
-})
+}).meta({ id: 'RunEvent' })
 export type RunEvent = z.infer<typeof RunEvent>
 
 /** An event the watcher has decided on but that has no id or seq yet. */

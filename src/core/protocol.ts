@@ -42,26 +42,26 @@ export const HelloMessage = z.object({
   /** The position the replay starts after: a seq for a run stream, an event id for the feed. */
   after: z.number().int(),
   heartbeatMs: z.number().int(),
-})
+}).describe('The first frame: which stream, the position the replay starts after, the heartbeat interval.')
 
-export const EventMessage = z.object({ type: z.literal('event'), event: RunEvent })
+export const EventMessage = z.object({ type: z.literal('event'), event: RunEvent }).describe('One event.')
 /** Several events in one frame, in order (sent when many arrive together). */
-export const BatchMessage = z.object({ type: z.literal('batch'), events: z.array(RunEvent) })
+export const BatchMessage = z.object({ type: z.literal('batch'), events: z.array(RunEvent) }).describe('Several events in one frame, in order.')
 /** Sent once the replay of missed events is done and live events follow. */
-export const CaughtUpMessage = z.object({ type: z.literal('caught_up'), position: z.number().int() })
-export const HeartbeatMessage = z.object({ type: z.literal('heartbeat'), at: z.string() })
-export const PongMessage = z.object({ type: z.literal('pong'), at: z.string() })
-export const ErrorMessage = z.object({ type: z.literal('error'), code: z.string(), message: z.string() })
-export const TokenRefreshedMessage = z.object({ type: z.literal('token_refreshed'), expiresAt: z.string() })
+export const CaughtUpMessage = z.object({ type: z.literal('caught_up'), position: z.number().int() }).describe('The replay of missed events is done; live events follow.')
+export const HeartbeatMessage = z.object({ type: z.literal('heartbeat'), at: z.string() }).describe('Every heartbeatMs; silence for about 2.5 times that means the connection is dead.')
+export const PongMessage = z.object({ type: z.literal('pong'), at: z.string() }).describe('The answer to a ping.')
+export const ErrorMessage = z.object({ type: z.literal('error'), code: z.string(), message: z.string() }).describe('A client message the server could not use.')
+export const TokenRefreshedMessage = z.object({ type: z.literal('token_refreshed'), expiresAt: z.string() }).describe('The subscriber token was replaced; its new expiry.')
 
 export const ServerMessage = z.discriminatedUnion('type', [
   HelloMessage, EventMessage, BatchMessage, CaughtUpMessage, HeartbeatMessage, PongMessage, ErrorMessage, TokenRefreshedMessage,
 ])
 export type ServerMessage = z.infer<typeof ServerMessage>
 
-export const PingMessage = z.object({ type: z.literal('ping') })
+export const PingMessage = z.object({ type: z.literal('ping') }).describe('Ask for a pong (a client-side liveness check).')
 /** Replace the subscriber token of an open connection before it expires. */
-export const RefreshTokenMessage = z.object({ type: z.literal('refresh_token'), token: z.string().min(1).max(4096) })
+export const RefreshTokenMessage = z.object({ type: z.literal('refresh_token'), token: z.string().min(1).max(4096) }).describe('Replace the subscriber token of an open connection before it expires.')
 export const ClientMessage = z.discriminatedUnion('type', [PingMessage, RefreshTokenMessage])
 export type ClientMessage = z.infer<typeof ClientMessage>
 

@@ -13,6 +13,7 @@ import { ApiError, errorResponse, toApiError, validationError } from './errors.t
 import { KeyRateLimiter } from './rate-limit.ts'
 import { accessLog } from './request-log.ts'
 import type { RunHosts, Streams } from './hosts.ts'
+import { buildAsyncApi } from './asyncapi.ts'
 import { buildOpenApi, documented } from './openapi.ts'
 import { registerAdminRoutes } from './routes/admin.ts'
 import { registerConnectionRoutes } from './routes/connections.ts'
@@ -125,12 +126,15 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
     },
   }))
 
-  const health = documented({ method: 'get', path: '/healthz', summary: 'Health check', tag: 'meta', auth: 'none' })
+  const health = documented({ method: 'get', path: '/healthz', summary: 'Health check', tag: 'meta', auth: 'none', operationId: 'getHealth' })
   app.get(health.path, async (c) => {
     await deps.store.getSetting('schema')
     return c.json({ ok: true, version: deps.config.version })
   })
+  documented({ method: 'get', path: '/openapi.json', summary: 'This OpenAPI document', tag: 'meta', auth: 'none', operationId: 'getOpenApi' })
   app.get('/openapi.json', (c) => c.json(buildOpenApi({ title: 'runrelay', version: deps.config.version, serverUrl: deps.config.publicUrl })))
+  documented({ method: 'get', path: '/asyncapi.json', summary: 'The AsyncAPI 3 document of the WebSocket and SSE streams', tag: 'meta', auth: 'none', operationId: 'getAsyncApi' })
+  app.get('/asyncapi.json', (c) => c.json(buildAsyncApi({ title: 'runrelay', version: deps.config.version, publicUrl: deps.config.publicUrl })))
 
   registerAdminRoutes(app, deps, ctx)
   registerConnectionRoutes(app, deps, ctx)

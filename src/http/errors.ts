@@ -7,7 +7,7 @@ import type { UpstreamError } from '../connectors/types.ts'
 /** The error body every route answers: `{"error": {"code", "message", "details"}}`. */
 export const ErrorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.array(z.unknown()), request_id: z.string().optional() }),
-})
+}).meta({ id: 'Error' })
 
 export class ApiError extends Error {
   constructor(

@@ -20,16 +20,16 @@ export const TenantCreate = z.object({
   retention_days: z.number().int().min(1).max(3650).optional(),
   /** Create a first key with every scope and return it once. */
   create_key: z.boolean().default(true),
-}).strict()
-export const Tenant = z.object({ id: z.string(), name: z.string(), retention_days: z.number().nullable(), created_at: iso })
+}).strict().meta({ id: 'TenantCreate' })
+export const Tenant = z.object({ id: z.string(), name: z.string(), retention_days: z.number().nullable(), created_at: iso }).meta({ id: 'Tenant' })
 
-export const KeyCreate = z.object({ name, scopes: z.array(Scope).min(1).default([...SCOPES]) }).strict()
+export const KeyCreate = z.object({ name, scopes: z.array(Scope).min(1).default([...SCOPES]) }).strict().meta({ id: 'KeyCreate' })
 export const ApiKey = z.object({
   id: z.string(), tenant_id: z.string().nullable(), name: z.string(), prefix: z.string(), scopes: z.array(z.string()),
   created_at: iso, last_used_at: iso.nullable(), revoked_at: iso.nullable(),
   key: z.string().optional().describe('the key itself, shown only in the answer that created it'),
-})
-export const TenantCreated = z.object({ tenant: Tenant, key: ApiKey.optional() })
+}).meta({ id: 'ApiKey' })
+export const TenantCreated = z.object({ tenant: Tenant, key: ApiKey.optional() }).meta({ id: 'TenantCreated' })
 
 export const HttpUrl = z.string().url().max(2048).refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL')
 // Create bodies fill in defaults; PATCH bodies are the same fields without defaults, so an
@@ -49,14 +49,14 @@ export const ConnectionCreate = z.object({
   config: ConnectionFields.config.default({}),
   credentials: ConnectionFields.credentials.default({}),
   rate_limit_per_second: ConnectionFields.rate_limit_per_second.optional(),
-}).strict()
-export const ConnectionUpdate = z.object(ConnectionFields).partial().strict()
+}).strict().meta({ id: 'ConnectionCreate' })
+export const ConnectionUpdate = z.object(ConnectionFields).partial().strict().meta({ id: 'ConnectionUpdate' })
 export const Connection = z.object({
   id: z.string(), name: z.string(), provider: z.string(), base_url: z.string(), config: z.record(z.string(), json),
   credential_fields: z.array(z.string()).describe('names of the stored credentials; their values are never returned'),
   callback_url: z.string().optional().describe('signed URL for the upstream\'s account-wide webhook (providers that push one webhook per account, like Wokelo)'),
   rate_limit_per_second: z.number().nullable(), created_at: iso, updated_at: iso,
-})
+}).meta({ id: 'Connection' })
 
 export const PollPolicyInput = z.object({
   first_interval_ms: z.number().int().min(100).max(3_600_000).optional(),
@@ -64,7 +64,7 @@ export const PollPolicyInput = z.object({
   deadline_ms: z.number().int().min(1_000).max(7 * 24 * 3_600_000).optional(),
   max_transient_errors: z.number().int().min(0).max(1_000).optional(),
   adaptive: z.boolean().optional().describe('plan polls from this workflow\'s own run durations once it has 10 finished runs (default true); false keeps the exponential backoff'),
-}).strict()
+}).strict().meta({ id: 'PollPolicy' })
 const WorkflowFields = {
   name,
   connection_id: Id,
@@ -80,12 +80,12 @@ export const WorkflowCreate = z.object({
   poll_policy: PollPolicyInput.default({}),
   config: WorkflowFields.config.default({}),
   tags: WorkflowFields.tags.default([]),
-}).strict()
-export const WorkflowUpdate = z.object(WorkflowFields).partial().strict()
+}).strict().meta({ id: 'WorkflowCreate' })
+export const WorkflowUpdate = z.object(WorkflowFields).partial().strict().meta({ id: 'WorkflowUpdate' })
 export const Workflow = z.object({
   id: z.string(), name: z.string(), connection_id: z.string(), upstream_workflow_id: z.string(), input_template: json,
   poll_policy: PollPolicyInput, config: z.record(z.string(), json), tags: z.array(z.string()), created_at: iso, updated_at: iso,
-})
+}).meta({ id: 'Workflow' })
 
 export const RunCreate = z.object({
   /** `{{name}}` values. */
@@ -95,8 +95,8 @@ export const RunCreate = z.object({
   tags: z.array(Tag).max(20).default([]),
   /** Start later (ISO 8601); the run is `scheduled` until then. */
   scheduled_at: z.string().datetime({ offset: true }).optional(),
-}).strict()
-export const RunCreateWithWorkflow = RunCreate.extend({ workflow_id: Id }).strict()
+}).strict().meta({ id: 'RunCreate' })
+export const RunCreateWithWorkflow = RunCreate.extend({ workflow_id: Id }).strict().meta({ id: 'RunTrigger' })
 
 export const Run = z.object({
   id: z.string(), workflow_id: z.string(), status: RunStatus, upstream_status: z.string().nullable(), upstream_id: z.string().nullable(),
@@ -106,10 +106,12 @@ export const Run = z.object({
   created_at: iso, scheduled_at: iso.nullable(), started_at: iso.nullable(), finished_at: iso.nullable(), deadline_at: iso.nullable(),
   next_poll_at: iso.nullable(), updated_at: iso, duration_ms: z.number().nullable(),
   replay_of: z.string().nullable().describe('the run this one replays (POST /v1/runs/{id}/replay)'),
-})
+}).meta({ id: 'Run' })
 
 /** A list given comma-separated or as repeated query parameters. */
-export const csv = <T extends z.ZodType<string, string>>(item: T) => z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)).pipe(z.array(item))
+export const csv = <T extends z.ZodType<string, string>>(item: T) => z.union([z.string(), z.array(z.string())])
+  .describe(`a comma-separated list, or the parameter repeated${'options' in item ? `; each one of ${(item.options as string[]).join(', ')}` : ''}`)
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)).pipe(z.array(item))
 
 export const RunListQuery = Pagination.extend({
   workflow_id: csv(Id).optional().describe('one or more workflow ids, comma-separated'),
@@ -136,13 +138,28 @@ export const FeedQuery = StreamQuery.extend({
   tag: csv(Tag).optional(),
 })
 
-export const CommandBody = z.object({ reason: z.string().max(500).optional() }).strict()
-export const InputBody = z.object({ data: json }).strict()
+/** The trigger routes' request headers. */
+export const TriggerHeaders = z.object({
+  'Idempotency-Key': z.string().min(1).max(255).optional().describe('Stripe\'s rules: the same key and body answer the first answer again (no second run); another body is a 422; kept 24 hours.'),
+})
 
-export const EventList = z.object({ events: z.array(RunEvent), next_after: z.number().int().nullable() })
+export const CommandBody = z.object({ reason: z.string().max(500).optional() }).strict().meta({ id: 'CommandBody' })
+export const InputBody = z.object({ data: json }).strict().meta({ id: 'InputBody' })
+
+export const EventList = z.object({ events: z.array(RunEvent), next_after: z.number().int().nullable() }).meta({ id: 'EventList' })
 /** The answer of a DELETE. */
-export const Deleted = z.object({ deleted: z.literal(true), id: z.string() })
-export const list = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() })
+export const Deleted = z.object({ deleted: z.literal(true), id: z.string() }).meta({ id: 'Deleted' })
+const lists = new WeakMap<z.ZodType, z.ZodType>()
+/** A page of `item`s; named `<Item>List` in the OpenAPI document when the item is named. */
+export const list = <T extends z.ZodType>(item: T) => {
+  const made = lists.get(item) ?? (() => {
+    const page = z.object({ items: z.array(item), next_cursor: z.string().nullable() })
+    const id = z.globalRegistry.get(item)?.id
+    return id ? page.meta({ id: `${id}List` }) : page
+  })()
+  lists.set(item, made)
+  return made as z.ZodObject<{ items: z.ZodArray<T>; next_cursor: z.ZodNullable<z.ZodString> }>
+}
 export const PolicyFromInput = (p: z.infer<typeof PollPolicyInput>) => ({
   ...(p.first_interval_ms !== undefined && { firstIntervalMs: p.first_interval_ms }),
   ...(p.max_interval_ms !== undefined && { maxIntervalMs: p.max_interval_ms }),

@@ -38,7 +38,7 @@ export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, a
     scopes: z.array(z.string()).describe('what this credential may do (a subscriber token: runs:read)'),
     token_scope: z.object({ run_ids: z.array(z.string()), workflow_ids: z.array(z.string()), tags: z.array(z.string()) }).nullable(),
     expires_at: z.string().nullable(),
-  })
+  }).meta({ id: 'Me' })
   let d = documented({ method: 'get', path: '/v1/me', summary: 'Who this credential is: its tenant and scopes (any key or subscriber token)', tag: 'admin', response: Me })
   app.get(d.path, async (c) => {
     const p = await authenticate(c, true)

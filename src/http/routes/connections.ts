@@ -17,8 +17,8 @@ import { connectionBody } from '../serialize.ts'
 /** Connectors without a network (demo) get this base URL; it is never fetched. */
 const NO_NETWORK_BASE_URL = 'http://demo.invalid'
 
-export const UpstreamWorkflowList = z.object({ items: z.array(z.object({ id: z.string(), name: z.string().optional(), description: z.string().optional() })) })
-const TestResult = z.object({ ok: z.boolean(), message: z.string() })
+export const UpstreamWorkflowList = z.object({ items: z.array(z.object({ id: z.string(), name: z.string().optional(), description: z.string().optional() })) }).meta({ id: 'UpstreamWorkflowList' })
+const TestResult = z.object({ ok: z.boolean(), message: z.string() }).meta({ id: 'ConnectionTestResult' })
 
 /** Connections: upstream credentials, write-only and encrypted at rest. */
 export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
@@ -85,7 +85,7 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
     return c.json(await body(updated!))
   })
 
-  d = documented({ method: 'delete', path: '/v1/connections/:id', summary: 'Delete a connection (409 while workflows use it)', tag: 'connections', scope: 'workflows:write', params: IdParam, response: Deleted })
+  d = documented({ method: 'delete', path: '/v1/connections/:id', summary: 'Delete a connection (409 while workflows use it)', tag: 'connections', scope: 'workflows:write', params: IdParam, response: Deleted, errors: [409] })
   app.delete(d.path, auth('workflows:write'), valid('param', IdParam), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const row = await load(tenantId, c.req.valid('param').id)
@@ -104,7 +104,7 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
     }
   }
 
-  d = documented({ method: 'post', path: '/v1/connections/:id/test', summary: 'Check that the connection reaches its upstream', tag: 'connections', scope: 'workflows:write', params: IdParam, response: TestResult })
+  d = documented({ method: 'post', path: '/v1/connections/:id/test', summary: 'Check that the connection reaches its upstream', tag: 'connections', scope: 'workflows:write', params: IdParam, response: TestResult, errors: [409, 502] })
   app.post(d.path, auth('workflows:write'), valid('param', IdParam), async (c) => {
     const row = await load(tenantOf(c.get('principal')), c.req.valid('param').id)
     const { connector, ctx } = await deps.binder.forConnection(row)
@@ -116,7 +116,7 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
     }
   })
 
-  d = documented({ method: 'get', path: '/v1/connections/:id/workflows', summary: 'Discover the upstream workflows', tag: 'connections', scope: 'workflows:read', params: IdParam, response: UpstreamWorkflowList })
+  d = documented({ method: 'get', path: '/v1/connections/:id/workflows', summary: 'Discover the upstream workflows', tag: 'connections', scope: 'workflows:read', operationId: 'listUpstreamWorkflows', params: IdParam, response: UpstreamWorkflowList, errors: [409, 502] })
   app.get(d.path, auth('workflows:read'), valid('param', IdParam), async (c) => {
     const row = await load(tenantOf(c.get('principal')), c.req.valid('param').id)
     const { connector, ctx } = await deps.binder.forConnection(row)
@@ -126,7 +126,7 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
   })
 
   const CallbackAccepted = z.object({ accepted: z.literal(true), run_id: z.string().nullable() })
-  d = documented({ method: 'post', path: '/v1/connections/:id/callback', summary: 'Signed account-wide webhook of a connection: routed to the run it names', tag: 'callbacks', auth: 'signature', params: IdParam, query: CallbackQuery, response: CallbackAccepted, status: 202 })
+  d = documented({ method: 'post', path: '/v1/connections/:id/callback', summary: 'Signed account-wide webhook of a connection: routed to the run it names', tag: 'callbacks', auth: 'signature', operationId: 'postConnectionCallback', params: IdParam, query: CallbackQuery, response: CallbackAccepted, status: 202 })
   app.post(d.path, async (c) => {
     const id = await signedCallbackId(c, (connectionId, sig) => verifyConnectionCallbackSignature(secrets, connectionId, sig), 'connection')
     const connection = await store.getConnectionById(id)

@@ -3,6 +3,7 @@ import { sha256Hex } from '../../core/crypto.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { credentialOf, type AuthEnv } from '../auth.ts'
 import { ApiError } from '../errors.ts'
+import { documented } from '../openapi.ts'
 
 /** What the metrics route needs from a runtime (Node and Deno; Workers have none). */
 export interface MetricsDeps {
@@ -27,7 +28,12 @@ export function registerMetricsRoutes(app: Hono<AuthEnv>, deps: AppDeps, { authe
     const principal = await authenticate(c, false)
     if (principal.kind !== 'root') throw new ApiError(403, 'forbidden', '/metrics needs the root key or RUNRELAY_METRICS_TOKEN')
   }
-  app.get('/metrics', async (c) => {
+  const d = documented({
+    method: 'get', path: '/metrics', summary: 'Prometheus metrics of this process (Node, Deno and Bun)', tag: 'meta', auth: 'root', operationId: 'getMetrics',
+    description: 'Text exposition format. The root key or RUNRELAY_METRICS_TOKEN as a bearer token; tenant keys get 403 (the figures cover every tenant).',
+    contentType: 'text/plain', errors: [403],
+  })
+  app.get(d.path, async (c) => {
     await allowed(c)
     const { contentType, body } = await metrics.scrape()
     return c.body(body, 200, { 'content-type': contentType, 'cache-control': 'no-store' })

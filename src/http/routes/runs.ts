@@ -11,7 +11,7 @@ import { tenantOf, type AuthEnv, type Principal, type TokenScope } from '../auth
 import { ApiError, conflict, found, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import {
-  CommandBody, EventList, EventsQuery, FeedQuery, IdParam, InputBody, list, Run, RunCreate, RunCreateWithWorkflow, RunListQuery, StreamQuery,
+  CommandBody, EventList, EventsQuery, FeedQuery, IdParam, InputBody, list, Run, RunCreate, RunCreateWithWorkflow, RunListQuery, StreamQuery, TriggerHeaders,
 } from '../schemas.ts'
 import { callbackBody, callbackObservation, CallbackQuery, signedCallbackId } from '../callbacks.ts'
 import { runBody } from '../serialize.ts'
@@ -77,7 +77,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     }
   }
 
-  let d = documented({ method: 'post', path: '/v1/workflows/:id/runs', summary: 'Trigger a run of a workflow (honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', params: IdParam, body: RunCreate, response: Run, status: 202 })
+  let d = documented({ method: 'post', path: '/v1/workflows/:id/runs', summary: 'Trigger a run of a workflow (honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', operationId: 'triggerWorkflowRun', params: IdParam, headers: TriggerHeaders, body: RunCreate, response: Run, status: 202, errors: [409, 422], responseHeaders: { 'Idempotent-Replayed': '`true` when this answers a repeated Idempotency-Key with the first answer (no second run)' } })
   app.post(d.path, auth('runs:write'), valid('param', IdParam), valid('json', RunCreate), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const workflow = found(await store.getWorkflow(tenantId, c.req.valid('param').id), 'workflow')
@@ -85,7 +85,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     return idempotent(c, tenantId, body, () => triggerRun(deps, workflow, body))
   })
 
-  d = documented({ method: 'post', path: '/v1/runs', summary: 'Trigger a run (workflow_id in the body; honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', body: RunCreateWithWorkflow, response: Run, status: 202 })
+  d = documented({ method: 'post', path: '/v1/runs', summary: 'Trigger a run (workflow_id in the body; honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', operationId: 'triggerRun', headers: TriggerHeaders, body: RunCreateWithWorkflow, response: Run, status: 202, errors: [404, 409, 422], responseHeaders: { 'Idempotent-Replayed': '`true` when this answers a repeated Idempotency-Key with the first answer (no second run)' } })
   app.post(d.path, auth('runs:write'), valid('json', RunCreateWithWorkflow), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const { workflow_id, ...body } = c.req.valid('json')
@@ -149,14 +149,14 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     return c.json({ events, next_after: events.length === q.limit ? events[events.length - 1]!.seq : null })
   })
 
-  d = documented({ method: 'get', path: '/v1/runs/:id/stream', summary: 'WebSocket (or SSE) stream of one run: replays after `after`, then live', tag: 'streams', scope: 'runs:read', params: IdParam, query: StreamQuery, streams: true })
+  d = documented({ method: 'get', path: '/v1/runs/:id/stream', summary: 'WebSocket (or SSE) stream of one run: replays after `after`, then live', tag: 'streams', scope: 'runs:read', operationId: 'streamRun', params: IdParam, query: StreamQuery, streams: true })
   app.get(d.path, auth('runs:read', { tokens: true }), valid('param', IdParam), valid('query', StreamQuery), async (c) => {
     const run = await loadRun(c.get('principal'), c.req.valid('param').id)
     const transport = transportOf(c)
     return streams.open(c, { tenantId: run.tenantId, runId: run.id, transport, after: afterOf(c, c.req.valid('query').after), ...streamTarget(c) })
   })
 
-  d = documented({ method: 'get', path: '/v1/stream', summary: 'WebSocket (or SSE) feed of the tenant\'s events, filtered by workflow, status and tags; `after` is an event id', tag: 'streams', scope: 'runs:read', query: FeedQuery, streams: true })
+  d = documented({ method: 'get', path: '/v1/stream', summary: 'WebSocket (or SSE) feed of the tenant\'s events, filtered by workflow, status and tags; `after` is an event id', tag: 'streams', scope: 'runs:read', operationId: 'streamFeed', query: FeedQuery, streams: true })
   app.get(d.path, auth('runs:read', { tokens: true }), valid('query', FeedQuery), async (c) => {
     const p = c.get('principal')
     const q = c.req.valid('query')
@@ -170,7 +170,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
 
   for (const name of ['cancel', 'pause', 'resume', 'input'] as const satisfies readonly CommandName[]) {
     const schema = name === 'input' ? InputBody : CommandBody
-    d = documented({ method: 'post', path: `/v1/runs/:id/${name}`, summary: `${name[0]!.toUpperCase()}${name.slice(1)} a run (409 when its state or the provider does not allow it)`, tag: 'runs', scope: 'runs:write', params: IdParam, body: schema, response: Run })
+    d = documented({ method: 'post', path: `/v1/runs/:id/${name}`, summary: `${name[0]!.toUpperCase()}${name.slice(1)} a run (409 when its state or the provider does not allow it)`, tag: 'runs', scope: 'runs:write', operationId: name === 'input' ? 'sendRunInput' : undefined, params: IdParam, body: schema, response: Run, errors: [409] })
     app.post(d.path, auth('runs:write'), valid('param', IdParam), valid('json', schema), async (c) => {
       const p = c.get('principal')
       const run = await loadRun(p, c.req.valid('param').id)
@@ -185,7 +185,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     })
   }
 
-  d = documented({ method: 'post', path: '/v1/callbacks/:id', summary: 'Signed per-run callback URL for upstreams that push status', tag: 'callbacks', auth: 'signature', params: IdParam, query: CallbackQuery, response: Accepted, status: 202 })
+  d = documented({ method: 'post', path: '/v1/callbacks/:id', summary: 'Signed per-run callback URL for upstreams that push status', tag: 'callbacks', auth: 'signature', operationId: 'postRunCallback', params: IdParam, query: CallbackQuery, response: Accepted, status: 202 })
   app.post(d.path, async (c) => {
     const id = await signedCallbackId(c, (runId, sig) => verifyCallbackSignature(deps.secrets, runId, sig), 'run')
     const run = found(await store.getRunById(id), 'run')

@@ -27,7 +27,7 @@ const ScheduleFields = z.object({
   paused: z.boolean().default(false),
 })
 export const ScheduleCreate = ScheduleFields.extend({ workflow_id: Id }).strict()
-  .refine((b) => (b.at === undefined) !== (b.cron === undefined), { message: 'give exactly one of at and cron', path: ['cron'] })
+  .refine((b) => (b.at === undefined) !== (b.cron === undefined), { message: 'give exactly one of at and cron', path: ['cron'] }).meta({ id: 'ScheduleCreate' })
 export const ScheduleUpdate = z.object({
   name: z.string().trim().min(1).max(200).nullable().optional(),
   variables: z.record(z.string(), z.unknown()).optional(),
@@ -38,7 +38,7 @@ export const ScheduleUpdate = z.object({
   timezone: z.string().min(1).max(64).optional(),
   misfire: z.enum(['run_once', 'skip']).optional(),
   paused: z.boolean().optional(),
-}).strict().refine((b) => b.at === undefined || b.cron === undefined, { message: 'give at most one of at and cron', path: ['cron'] })
+}).strict().refine((b) => b.at === undefined || b.cron === undefined, { message: 'give at most one of at and cron', path: ['cron'] }).meta({ id: 'ScheduleUpdate' })
 
 const iso = z.string()
 export const Schedule = z.object({
@@ -49,7 +49,7 @@ export const Schedule = z.object({
   next_fire_times: z.array(iso).describe(`the next ${NEXT_SHOWN} occurrences`),
   last_fire_at: iso.nullable(), last_run_id: z.string().nullable(), fires: z.number().int(), skipped: z.number().int(),
   last_error: z.string().nullable(), created_at: iso, updated_at: iso,
-})
+}).meta({ id: 'Schedule' })
 const ScheduleListQuery = Pagination.extend({ workflow_id: Id.optional() })
 
 export const scheduleBody = (s: ScheduleRow): z.infer<typeof Schedule> => ({

@@ -25,7 +25,7 @@ const Summary = z.object({
   duration_ms: z.object({ count: z.number().int(), p50: z.number().nullable(), p95: z.number().nullable(), avg: z.number().nullable(), max: z.number().nullable() }),
   upstream_errors: z.number().int().describe('transient upstream errors (run.error events) in the window'),
   timeline: z.array(z.object({ start: z.string(), total: z.number().int(), completed: z.number().int(), failed: z.number().int(), canceled: z.number().int(), timed_out: z.number().int(), upstream_errors: z.number().int() })),
-})
+}).meta({ id: 'WorkflowSummary' })
 
 /** GET /v1/workflows/{id}/summary: counts, success rate, durations and a timeline, computed in SQL. */
 export function registerSummaryRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {

@@ -15,7 +15,7 @@ export const TokenCreate = z.object({
   ttl_seconds: z.number().int().min(1).max(TOKEN_MAX_TTL_S).default(TOKEN_DEFAULT_TTL_S).describe('lifetime; default 900 (15 minutes), at most 86400'),
 }).strict().refine((b) => (b.run_ids?.length ?? 0) + (b.workflow_ids?.length ?? 0) + (b.tags?.length ?? 0) > 0, {
   message: 'give at least one of run_ids, workflow_ids, tags', path: ['run_ids'],
-})
+}).meta({ id: 'TokenCreate' })
 
 export const TokenCreated = z.object({
   token: z.string(),
@@ -23,7 +23,7 @@ export const TokenCreated = z.object({
   expires_at: z.string(),
   expires_in: z.number().int(),
   scope: z.object({ run_ids: z.array(z.string()), workflow_ids: z.array(z.string()), tags: z.array(z.string()) }),
-})
+}).meta({ id: 'TokenCreated' })
 
 /** The verifier createApp uses when the runtime gives none: every runtime gets tokens from the encryption key. */
 export function tokenService(deps: Pick<AppDeps, 'secrets' | 'clock' | 'tokens'>): SubscriberTokens {
@@ -36,7 +36,7 @@ export function registerTokenRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }:
   const tokens = tokenService(deps)
   const d = documented({
     method: 'post', path: '/v1/tokens', summary: 'Mint a short-lived, read-only subscriber token scoped to runs, workflows or tags (for browsers)',
-    tag: 'tokens', scope: 'runs:read', body: TokenCreate, response: TokenCreated, status: 201,
+    tag: 'tokens', scope: 'runs:read', body: TokenCreate, response: TokenCreated, status: 201, errors: [404],
   })
   app.post(d.path, auth('runs:read'), valid('json', TokenCreate), async (c) => {
     const p = c.get('principal')

@@ -21,8 +21,8 @@ function page(c: Context, html: string): Response {
 
 /** `GET /` (live dashboard) and `GET /docs` (API reference): self-contained pages, the same on every runtime. */
 export function registerUiRoutes(app: Hono<AuthEnv>, _deps: AppDeps, _ctx: RouteContext): void {
-  let d = documented({ method: 'get', path: '/', summary: 'Live dashboard (HTML; sign in with a key or a subscriber token)', tag: 'meta', auth: 'none' })
+  let d = documented({ method: 'get', path: '/', summary: 'Live dashboard (HTML; sign in with a key or a subscriber token)', tag: 'meta', auth: 'none', operationId: 'getDashboard', contentType: 'text/html' })
   app.get(d.path, (c) => page(c, DASHBOARD_HTML))
-  d = documented({ method: 'get', path: '/docs', summary: 'API reference (HTML rendering of /openapi.json)', tag: 'meta', auth: 'none' })
+  d = documented({ method: 'get', path: '/docs', summary: 'API reference (HTML rendering of /openapi.json)', tag: 'meta', auth: 'none', operationId: 'getDocs', contentType: 'text/html' })
   app.get(d.path, (c) => page(c, DOCS_HTML))
 }

@@ -22,13 +22,13 @@ const EndpointCreate = z.object({
   workflow_id: Id.nullable().default(null).describe('null: every workflow of the tenant'),
   events: Events.default('terminal'),
   description: z.string().max(500).optional(),
-}).strict()
+}).strict().meta({ id: 'WebhookEndpointCreate' })
 const EndpointUpdate = z.object({
   url: HttpUrl.optional(),
   events: Events.optional(),
   description: z.string().max(500).nullable().optional(),
   enabled: z.boolean().optional().describe('true re-enables a disabled endpoint (its pending deliveries resume)'),
-}).strict()
+}).strict().meta({ id: 'WebhookEndpointUpdate' })
 const RotateBody = z.object({
   grace_period_seconds: z.number().int().min(0).max(7 * 86_400).default(86_400).describe('how long the old secret keeps signing too'),
 }).strict()
@@ -37,17 +37,17 @@ const Endpoint = z.object({
   enabled: z.boolean(), disabled_reason: z.string().nullable(), disabled_at: iso.nullable(), failing_since: iso.nullable(),
   previous_secret_expires_at: iso.nullable(), created_at: iso, updated_at: iso,
   secret: z.string().optional().describe('the whsec_ signing secret, shown only when created or rotated'),
-})
+}).meta({ id: 'WebhookEndpoint' })
 const Attempt = z.object({
   attempt: z.number().int(), at: iso, duration_ms: z.number().int(), status_code: z.number().int().nullable(), error: z.string().nullable(),
   response_body: z.string().nullable(), retry_after_ms: z.number().int().nullable(),
-})
+}).meta({ id: 'WebhookAttempt' })
 const Delivery = z.object({
   id: z.string().describe('also the webhook-id header'), endpoint_id: z.string(), event_id: z.number().int(), run_id: z.string(), workflow_id: z.string(),
   event_type: z.string(), status: z.enum(['pending', 'succeeded', 'failed']), attempts: z.number().int(), next_attempt_at: iso.nullable(),
   last_status_code: z.number().int().nullable(), last_error: z.string().nullable(), created_at: iso, updated_at: iso, completed_at: iso.nullable(),
   payload: z.unknown().optional(), attempt_log: z.array(Attempt).optional(),
-})
+}).meta({ id: 'WebhookDelivery' })
 const EndpointListQuery = Pagination.extend({ workflow_id: Id.optional() })
 const DeliveryListQuery = Pagination.extend({
   endpoint_id: Id.optional(),
@@ -130,7 +130,7 @@ export function registerWebhookRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth 
     return c.json(endpointBody(updated!))
   })
 
-  d = documented({ method: 'post', path: '/v1/webhooks/:id/rotate-secret', summary: 'Rotate the signing secret; the old one keeps signing during the grace period. The new secret is shown once', tag: 'webhooks', scope: 'workflows:write', params: IdParam, body: RotateBody, response: Endpoint })
+  d = documented({ method: 'post', path: '/v1/webhooks/:id/rotate-secret', operationId: 'rotateWebhookSecret', summary: 'Rotate the signing secret; the old one keeps signing during the grace period. The new secret is shown once', tag: 'webhooks', scope: 'workflows:write', params: IdParam, body: RotateBody, response: Endpoint })
   app.post(d.path, auth('workflows:write'), valid('param', IdParam), valid('json', RotateBody), async (c) => {
     const e = await load(tenantOf(c.get('principal')), c.req.valid('param').id)
     const grace = c.req.valid('json').grace_period_seconds * 1000
@@ -170,7 +170,7 @@ export function registerWebhookRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth 
     return c.json({ items: (await q.listAttempts(x.id)).map(attemptBody) })
   })
 
-  d = documented({ method: 'post', path: '/v1/webhook-deliveries/:id/redeliver', summary: 'Send a delivery again now (same webhook-id; the retry schedule starts over)', tag: 'webhooks', scope: 'workflows:write', params: IdParam, response: Delivery, status: 202 })
+  d = documented({ method: 'post', path: '/v1/webhook-deliveries/:id/redeliver', errors: [409], summary: 'Send a delivery again now (same webhook-id; the retry schedule starts over)', tag: 'webhooks', scope: 'workflows:write', params: IdParam, response: Delivery, status: 202 })
   app.post(d.path, auth('workflows:write'), valid('param', IdParam), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const x = await loadDelivery(tenantId, c.req.valid('param').id)

@@ -68,7 +68,7 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     return c.json(workflowBody(updated!))
   })
 
-  d = documented({ method: 'delete', path: '/v1/workflows/:id', summary: 'Delete a workflow (409 while it has unfinished runs)', tag: 'workflows', scope: 'workflows:write', params: IdParam, response: Deleted })
+  d = documented({ method: 'delete', path: '/v1/workflows/:id', summary: 'Delete a workflow (409 while it has unfinished runs)', tag: 'workflows', scope: 'workflows:write', params: IdParam, response: Deleted, errors: [409] })
   app.delete(d.path, auth('workflows:write'), valid('param', IdParam), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const row = await load(tenantId, c.req.valid('param').id)
