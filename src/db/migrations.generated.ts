@@ -51,5 +51,15 @@ export const MIGRATIONS = [
     "bps": true,
     "folderMillis": 1795365289104,
     "hash": "d037bc3936fe7c73a325ebdd99a5c85e308ea927fe72066b3e562b0f992692ca"
+  },
+  {
+    "tag": "0002_lucky_bedlam",
+    "sql": [
+      "CREATE TABLE `trigger_tokens` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`workflow_id` text NOT NULL,\n\t`max_runs` integer NOT NULL,\n\t`used_runs` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\t`created_at` integer NOT NULL\n);\n",
+      "\nCREATE INDEX `trigger_tokens_expiry` ON `trigger_tokens` (`expires_at`);"
+    ],
+    "bps": true,
+    "folderMillis": 1795687073686,
+    "hash": "19088ef087351e6c50c31ff9d19f66f6d33c8c6c1b0db847beb38e0b8836105a"
   }
 ]

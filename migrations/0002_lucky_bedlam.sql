@@ -1,0 +1,11 @@
+CREATE TABLE `trigger_tokens` (
+	`id` text PRIMARY KEY NOT NULL,
+	`tenant_id` text NOT NULL,
+	`workflow_id` text NOT NULL,
+	`max_runs` integer NOT NULL,
+	`used_runs` integer NOT NULL,
+	`expires_at` integer NOT NULL,
+	`created_at` integer NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX `trigger_tokens_expiry` ON `trigger_tokens` (`expires_at`);
