@@ -1,7 +1,7 @@
-import { TriggerTokenQueries } from './trigger-tokens.ts'
 import { and, eq, inArray, isNotNull, lt, ne } from 'drizzle-orm'
 import { events, idempotencyKeys, runs, tenants, webhookAttempts, webhookDeliveries } from './schema.ts'
 import type { Db } from './store.ts'
+import { TriggerTokenQueries } from './trigger-tokens.ts'
 
 export interface PruneResult { runs: number; events: number; deliveries: number }
 
