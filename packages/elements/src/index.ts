@@ -69,7 +69,8 @@ abstract class LiveElement<V> extends Base {
   }
 
   attributeChangedCallback(_name: string, old: string | null, value: string | null): void {
-    if (old !== value && this.isConnected) this.restart()
+    // During an upgrade this runs before connectedCallback, which starts the element anyway.
+    if (old !== value && this.root && this.isConnected) this.restart()
   }
 
   protected get url(): string | undefined { return this.getAttribute('url') ?? undefined }
