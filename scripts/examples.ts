@@ -5,9 +5,10 @@
 import { spawn } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
+import { createServer as createNetServer } from 'node:net'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { extname, join, resolve } from 'node:path'
+import { delimiter, extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -146,19 +147,44 @@ export function scriptCommand(name: 'node' | 'node20' | 'deno' | 'bun', dir: str
   }
 }
 
-/** Bundle the Worker example (its @runrelay/client from the installed tarball) and run one request through real workerd. */
-export async function runWorker(dir: string, query: Record<string, string>): Promise<unknown> {
-  const { build } = await import('esbuild')
-  const out = await build({ entryPoints: [join(dir, 'worker', 'src', 'index.ts')], bundle: true, format: 'esm', platform: 'neutral', write: false, target: 'es2022' })
-  const { Miniflare } = await import('miniflare')
-  const mf = new Miniflare({ workers: [{ name: 'example', modules: true, script: out.outputFiles[0]!.text, compatibilityDate: '2025-09-01' }] })
+/** A free loopback port. */
+async function freePort(): Promise<number> {
+  const srv = createNetServer()
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+  const { port } = srv.address() as { port: number }
+  await new Promise((r) => srv.close(r))
+  return port
+}
+
+/** Run the Worker example in real workerd (`wrangler dev` in its folder: its @runrelay/client is the installed tarball) and send it one request. */
+export async function runWorker(dir: string, query: Record<string, string>, timeoutMs = 60_000): Promise<unknown> {
+  const [port, inspector] = [await freePort(), await freePort()]
+  const child = spawn(bin('wrangler'), ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector), '--show-interactive-dev-session=false'], {
+    cwd: join(dir, 'worker'), detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+    // wrangler needs the pinned Node 22 (node_modules/.bin/node).
+    env: { ...process.env, PATH: `${join(ROOT, 'node_modules', '.bin')}${delimiter}${process.env.PATH ?? ''}`, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1', CI: '1' },
+  })
+  let out = ''
+  const ready = new Promise<void>((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`wrangler dev was not ready within ${timeoutMs} ms:\n${out}`)), timeoutMs)
+    const seen = (d: Buffer) => { out += d; if (/Ready on/i.test(out)) { clearTimeout(timer); resolveReady() } }
+    child.stdout!.on('data', seen)
+    child.stderr!.on('data', seen)
+    child.once('exit', () => { clearTimeout(timer); reject(new Error(`wrangler dev exited:\n${out}`)) })
+  })
   try {
-    const res = await mf.dispatchFetch(`http://example.local/?${new URLSearchParams(query)}`)
+    await ready
+    const res = await fetch(`http://127.0.0.1:${port}/?${new URLSearchParams(query)}`, { signal: AbortSignal.timeout(timeoutMs) })
     const text = await res.text()
-    if (res.status !== 200) throw new Error(`worker answered ${res.status}: ${text}`)
+    if (res.status !== 200) throw new Error(`worker answered ${res.status}: ${text}\n${out}`)
     return JSON.parse(text)
   } finally {
-    await mf.dispose()
+    // wrangler starts workerd as a child: signal the whole process group.
+    const exited = new Promise((r) => { if (child.exitCode !== null || child.signalCode !== null) r(null); else child.once('exit', r) })
+    try { process.kill(-child.pid!, 'SIGTERM') } catch { /* gone */ }
+    const kill = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL') } catch { /* gone */ } }, 5_000)
+    await exited
+    clearTimeout(kill)
   }
 }
 

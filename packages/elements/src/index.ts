@@ -123,15 +123,20 @@ export class RunRelayRunElement extends LiveElement<RunView> {
   }
 }
 
-/** `<runrelay-runs workflow-id="wf_…" status="running,failed" tag="…" token="…">`: a live table of runs. */
+/**
+ * `<runrelay-runs workflow-id="wf_…" status="running,failed" tag="…" token="…">`: a live table of
+ * runs. With an API key it starts from the current list; a token cannot list, so it starts at
+ * the live end, or replays the feed after the event id in `after` (`after="0"`: all history in scope).
+ */
 export class RunRelayRunsElement extends LiveElement<RunsView> {
-  static observedAttributes = ['workflow-id', 'status', 'tag', 'token', 'url', 'limit']
+  static observedAttributes = ['workflow-id', 'status', 'tag', 'token', 'url', 'limit', 'after']
 
   protected open(): Live<RunsView> {
     const list = (name: string) => this.getAttribute(name)?.split(',').map((s) => s.trim()).filter(Boolean)
     return watchRuns({
       url: this.url, token: this.token, refreshToken: this.refreshToken && (() => this.refreshToken!()),
       workflowId: list('workflow-id'), status: list('status') as never, tag: list('tag'), limit: Number(this.getAttribute('limit') ?? 50),
+      after: this.hasAttribute('after') ? Number(this.getAttribute('after')) : undefined,
     })
   }
 
