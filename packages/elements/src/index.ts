@@ -91,7 +91,7 @@ abstract class LiveElement<V> extends Base {
 
 /** `<runrelay-run run-id="run_…" token="…" url="https://relay.example.com">`: one run, live. */
 export class RunRelayRunElement extends LiveElement<RunView> {
-  static observedAttributes = ['run-id', 'token', 'url']
+  static observedAttributes: string[] = ['run-id', 'token', 'url']
 
   /** The run's current snapshot. */
   get run(): RunSnapshot | undefined { return this.live?.get().run }
@@ -129,7 +129,7 @@ export class RunRelayRunElement extends LiveElement<RunView> {
  * the live end, or replays the feed after the event id in `after` (`after="0"`: all history in scope).
  */
 export class RunRelayRunsElement extends LiveElement<RunsView> {
-  static observedAttributes = ['workflow-id', 'status', 'tag', 'token', 'url', 'limit', 'after']
+  static observedAttributes: string[] = ['workflow-id', 'status', 'tag', 'token', 'url', 'limit', 'after']
 
   protected open(): Live<RunsView> {
     const list = (name: string) => this.getAttribute(name)?.split(',').map((s) => s.trim()).filter(Boolean)

@@ -3,7 +3,7 @@
  * snapshot), `useRuns` (a live list), `useTrigger` (start a run with a key or a trigger token).
  * Nothing connects during server rendering: connections open in effects, in the browser.
  */
-import { createContext, createElement, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from 'react'
+import { createContext, createElement, useCallback, useContext, useEffect, useRef, useState, type ReactElement, type ReactNode } from 'react'
 import {
   emptyRun, triggerRun, watchRun, watchRuns, type RunRecord, type RunsView, type RunSnapshot, type RunTypes, type RunView,
   type WatchRunsOptions, type WebSocketConstructor,
@@ -25,13 +25,13 @@ export interface RunRelayConfig {
 const RunRelayContext = createContext<RunRelayConfig>({})
 
 /** Gives every hook below it the server URL and credential. */
-export function RunRelayProvider(props: RunRelayConfig & { children?: ReactNode }) {
+export function RunRelayProvider(props: RunRelayConfig & { children?: ReactNode }): ReactElement {
   const { children, ...config } = props
   return createElement(RunRelayContext.Provider, { value: config }, children)
 }
 
 /** The config from the provider, overridden by the hook's own options; the refresh callback kept in a ref so a new closure does not reconnect. */
-function useConfig(options: RunRelayConfig) {
+function useConfig(options: RunRelayConfig): RunRelayConfig {
   const config = { ...useContext(RunRelayContext), ...options }
   const refresh = useRef(config.refreshToken)
   refresh.current = config.refreshToken

@@ -33,10 +33,13 @@ export function runsStore(options: WatchRunsOptions): Readable<RunsView> {
   return fromLive<RunsView>({ runs: [], state: 'closed', error: undefined }, () => watchRuns(options))
 }
 
+export interface TriggerInput { variables?: Record<string, unknown>; tags?: string[]; idempotencyKey?: string }
+export interface TriggerState { run: RunRecord | undefined; isLoading: boolean; error: Error | undefined }
+
 /** Trigger runs of a workflow: `trigger()` starts one; the store holds the last run, loading flag and error. */
-export function triggerStore(options: { url?: string; token?: string; workflowId: string }) {
-  const state = writable<{ run: RunRecord | undefined; isLoading: boolean; error: Error | undefined }>({ run: undefined, isLoading: false, error: undefined })
-  const trigger = async (input: { variables?: Record<string, unknown>; tags?: string[]; idempotencyKey?: string } = {}): Promise<RunRecord> => {
+export function triggerStore(options: { url?: string; token?: string; workflowId: string }): Readable<TriggerState> & { trigger: (input?: TriggerInput) => Promise<RunRecord> } {
+  const state = writable<TriggerState>({ run: undefined, isLoading: false, error: undefined })
+  const trigger = async (input: TriggerInput = {}): Promise<RunRecord> => {
     state.update((s) => ({ ...s, isLoading: true, error: undefined }))
     try {
       const run = await triggerRun({ ...options, ...input })

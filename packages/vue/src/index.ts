@@ -57,12 +57,20 @@ export function useRuns(filter: MaybeRefOrGetter<RunsFilter> = {}, config: RunRe
   )
 }
 
+export interface TriggerInput { variables?: Record<string, unknown>; tags?: string[]; idempotencyKey?: string }
+export interface UseTrigger {
+  run: ShallowRef<RunRecord | undefined>
+  isLoading: ShallowRef<boolean>
+  error: ShallowRef<Error | undefined>
+  trigger: (input?: TriggerInput) => Promise<RunRecord>
+}
+
 /** Trigger runs of a workflow (with a trigger token, or a key on a trusted page). */
-export function useTrigger(workflowId: MaybeRefOrGetter<string>, config: RunRelayConfig = {}) {
+export function useTrigger(workflowId: MaybeRefOrGetter<string>, config: RunRelayConfig = {}): UseTrigger {
   const run = shallowRef<RunRecord | undefined>()
   const isLoading = shallowRef(false)
   const error = shallowRef<Error | undefined>()
-  const trigger = async (input: { variables?: Record<string, unknown>; tags?: string[]; idempotencyKey?: string } = {}): Promise<RunRecord> => {
+  const trigger = async (input: TriggerInput = {}): Promise<RunRecord> => {
     isLoading.value = true
     error.value = undefined
     try {
