@@ -2,7 +2,7 @@
 // tarballs into one directory with the examples copied next to them, then run an example
 // against a live runrelay server. `npm run example:<name>` and test/packages/examples.test.ts
 // both use this module.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
@@ -137,11 +137,20 @@ export async function seedDemo(url: string, rootKey: string, config: Record<stri
   }
 }
 
-/** The command that runs a script example, per runtime. */
-export function scriptCommand(name: 'node' | 'node20' | 'deno' | 'bun', dir: string): [string, string[]] {
+/** A node binary of the given major version, if this machine has one (here the system node is 20 and node_modules/node is 22). */
+export function nodeOf(major: number): string | undefined {
+  for (const candidate of ['/usr/bin/node', '/usr/local/bin/node', join(ROOT, 'node_modules', 'node', 'bin', 'node'), process.execPath]) {
+    if (!existsSync(candidate)) continue
+    try { if (execFileSync(candidate, ['--version'], { encoding: 'utf8' }).startsWith(`v${major}.`)) return candidate } catch { /* not runnable */ }
+  }
+  return undefined
+}
+
+/** The command that runs a script example, per runtime (undefined when this machine lacks it). */
+export function scriptCommand(name: 'node' | 'node20' | 'deno' | 'bun', dir: string): [string, string[]] | undefined {
   switch (name) {
     case 'node': return [join(ROOT, 'node_modules', 'node', 'bin', 'node'), [join(dir, 'node', 'watch.mjs')]]
-    case 'node20': return ['/usr/bin/node', [join(dir, 'node', 'watch.mjs')]]
+    case 'node20': { const node = nodeOf(20); return node ? [node, [join(dir, 'node', 'watch.mjs')]] : undefined }
     case 'deno': return [bin('deno'), ['run', '-A', '--node-modules-dir=manual', join(dir, 'deno', 'watch.ts')]]
     case 'bun': return [bin('bun'), ['run', join(dir, 'bun', 'watch.ts')]]
   }
@@ -204,7 +213,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const demo = await seedDemo(server.url, rootKey)
   let code = 0
   if (name === 'node' || name === 'deno' || name === 'bun') {
-    const [cmd, args] = scriptCommand(name, dir)
+    const [cmd, args] = scriptCommand(name, dir)!
     const env = { RUNRELAY_URL: server.url, RUNRELAY_TOKEN: await demo.triggerToken(), RUNRELAY_WORKFLOW: demo.workflowId }
     await new Promise<void>((r) => spawn(cmd, args, { cwd: dir, env: { ...process.env, ...env }, stdio: 'inherit' }).on('close', (c) => { code = c ?? 1; r() }))
   } else if (name === 'worker') {

@@ -1,5 +1,6 @@
-import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { nodeOf } from '../../scripts/examples.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { demoTenant } from '../helpers/live.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
@@ -9,14 +10,6 @@ let server: TestServer
 let t: Awaited<ReturnType<typeof demoTenant>>
 let ok: string, bad: string
 
-/** A node binary of the given major version, if this machine has one (the system node is 20 here; node_modules/node is 22). */
-function nodeOf(major: number): string | undefined {
-  for (const bin of ['/usr/bin/node', '/usr/local/bin/node', 'node_modules/node/bin/node']) {
-    if (!existsSync(bin)) continue
-    try { if (execFileSync(bin, ['--version'], { encoding: 'utf8' }).startsWith(`v${major}.`)) return bin } catch { /* not runnable */ }
-  }
-  return undefined
-}
 const NODE20 = nodeOf(20)
 const NODE22 = nodeOf(22)
 

@@ -63,8 +63,8 @@ describe('packages from their tarballs', () => {
 
 describe('script examples', () => {
   for (const runtime of ['node20', 'node', 'deno', 'bun'] as const) {
-    it(`${runtime === 'node' ? 'Node 22' : runtime === 'node20' ? 'Node 20 (with ws)' : runtime}: trigger with a trigger token, follow live to completed`, async () => {
-      const [cmd, args] = scriptCommand(runtime, installed.dir)
+    it.runIf(scriptCommand(runtime, ROOT))(`${runtime === 'node' ? 'Node 22' : runtime === 'node20' ? 'Node 20 (with ws)' : runtime}: trigger with a trigger token, follow live to completed`, async () => {
+      const [cmd, args] = scriptCommand(runtime, installed.dir)!
       const { stdout, ms } = await exec(cmd, args, { cwd: installed.dir, env: await env(), timeoutMs: 60_000 })
       const result = JSON.parse(stdout.trim().split('\n').at(-1)!)
       expect(result.status).toBe('completed')
