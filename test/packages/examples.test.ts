@@ -61,6 +61,25 @@ describe('packages from their tarballs', () => {
   })
 })
 
+describe('server rendering', () => {
+  it('importing every package touches no window, and rendering on a server opens no connection', async () => {
+    // Node 22 has a global WebSocket: it is replaced by one that fails loudly if anything connects.
+    const code = `
+      globalThis.WebSocket = class { constructor() { throw new Error('a WebSocket was opened during server rendering') } }
+      const mods = await Promise.all(['client', 'react', 'vue', 'svelte', 'elements', 'elements/define'].map((p) => import('@runrelay/' + p)))
+      const { createElement } = await import('react')
+      const { renderToString } = await import('react-dom/server')
+      const { useRun, useRuns } = mods[1]
+      const App = () => { const { run, state } = useRun('run_x', { url: 'http://127.0.0.1:9' }); const { runs } = useRuns({}, { url: 'http://127.0.0.1:9' }); return createElement('p', null, (run.status ?? 'pending') + ' ' + state + ' ' + runs.length) }
+      console.log(JSON.stringify({ html: renderToString(createElement(App)), window: typeof window, exports: mods.map((m) => Object.keys(m).length) }))`
+    const { stdout } = await exec(scriptCommand('node', installed.dir)![0], ['--input-type=module', '-e', code], { cwd: installed.dir })
+    const out = JSON.parse(stdout.trim().split('\n').at(-1)!)
+    expect(out.window).toBe('undefined')
+    expect(out.html).toBe('<p>pending closed 0</p>')
+    expect(out.exports.every((n: number) => n > 0)).toBe(true)
+  })
+})
+
 describe('script examples', () => {
   for (const runtime of ['node20', 'node', 'deno', 'bun'] as const) {
     it.runIf(scriptCommand(runtime, ROOT))(`${runtime === 'node' ? 'Node 22' : runtime === 'node20' ? 'Node 20 (with ws)' : runtime}: trigger with a trigger token, follow live to completed`, async () => {
