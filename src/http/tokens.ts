@@ -121,6 +121,9 @@ export class SubscriberTokens implements TokenVerifier {
 export function triggerBodyFor<B extends { tags: string[] }>(p: Principal, workflowId: string, body: B): B {
   if (p.kind !== 'token') return body
   if (!p.trigger || p.trigger.workflowId !== workflowId) throw notFound('workflow')
+  // Another token's tag would let that token read this run.
+  const foreign = body.tags.filter((t) => t.startsWith('rr-token:') && t !== p.trigger!.tag)
+  if (foreign.length) throw new ApiError(400, 'validation_failed', 'rr-token: tags are set by runrelay', foreign.map(() => ({ path: 'body.tags', message: 'reserved tag' })))
   return { ...body, tags: [...new Set([...body.tags, p.trigger.tag])] }
 }
 

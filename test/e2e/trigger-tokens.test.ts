@@ -62,6 +62,8 @@ describe('trigger tokens', () => {
     expect((await t.client.get(`/v1/runs/${first.body.id}`)).body.status).not.toBe('canceled')
     expect((await browser.get('/v1/runs')).status).toBe(401)
     expect((await browser.get('/v1/workflows')).status).toBe(401)
+    // A trigger token cannot tag its run for another token to read.
+    expect((await browser.post(`/v1/workflows/${wf}/runs`, { tags: ['rr-token:tok_someone_else'] })).status).toBe(400)
     const over = await browser.post(`/v1/workflows/${wf}/runs`, {})
     expect(over.status).toBe(403)
     expect(over.body.error.code).toBe('trigger_limit_reached')
