@@ -2,8 +2,9 @@ import { z } from 'zod'
 import { RunEvent } from './domain.ts'
 
 /**
- * The WebSocket protocol, shared by server and clients. Every message is JSON with a
- * string-literal `type`; parse with `ServerMessage.safeParse` / `ClientMessage.safeParse`.
+ * The WebSocket protocol: the contract. Every message is JSON with a string-literal `type`;
+ * parse with `ServerMessage.safeParse` / `ClientMessage.safeParse`. The zod-free client SDK
+ * mirrors it in packages/client/src/protocol.ts; test/packages/protocol.test.ts keeps the two equal.
  */
 export const PROTOCOL_VERSION = 1
 

@@ -53,14 +53,16 @@ export const MIGRATIONS = [
     "hash": "d037bc3936fe7c73a325ebdd99a5c85e308ea927fe72066b3e562b0f992692ca"
   },
   {
-    "tag": "0002_curly_freak",
+    "tag": "0002_yummy_shatterstar",
     "sql": [
-      "ALTER TABLE `runs` ADD `replay_of` text;",
+      "CREATE TABLE `trigger_tokens` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`workflow_id` text NOT NULL,\n\t`max_runs` integer NOT NULL,\n\t`used_runs` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\t`created_at` integer NOT NULL\n);\n",
+      "\nCREATE INDEX `trigger_tokens_expiry` ON `trigger_tokens` (`expires_at`);",
+      "\nALTER TABLE `runs` ADD `replay_of` text;",
       "\nCREATE INDEX `runs_tenant_upstream` ON `runs` (`tenant_id`,`upstream_id`);",
       "\nCREATE INDEX `events_workflow_type_created` ON `events` (`workflow_id`,`type`,`created_at`);"
     ],
     "bps": true,
-    "folderMillis": 1795688040911,
-    "hash": "8c1cd9de88179079bc669a9f2436976b19e9980b58ae29438d6f5596968d2a13"
+    "folderMillis": 1795690260678,
+    "hash": "4552adc6f26c4b1270989591a4b7a05908538d6e63f2008ba6033812c90b2770"
   }
 ]

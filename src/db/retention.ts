@@ -1,6 +1,7 @@
 import { and, eq, inArray, isNotNull, lt, ne } from 'drizzle-orm'
 import { events, idempotencyKeys, runs, tenants, webhookAttempts, webhookDeliveries } from './schema.ts'
 import type { Db } from './store.ts'
+import { TriggerTokenQueries } from './trigger-tokens.ts'
 
 export interface PruneResult { runs: number; events: number; deliveries: number }
 
@@ -59,5 +60,7 @@ export async function pruneExpired(db: Db, now: number, opts: PruneOptions = {})
   }
   // Expired keys are otherwise only dropped when the same key comes again.
   await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, now - IDEMPOTENCY_TTL_MS))
+  // A trigger token's budget is useless once the token has expired.
+  await new TriggerTokenQueries(db).purgeExpired(now)
   return out
 }

@@ -233,3 +233,19 @@ export const webhookAttempts = sqliteTable('webhook_attempts', {
   responseBody: text('response_body'),
   retryAfterMs: integer('retry_after_ms'),
 }, (t) => [index('webhook_attempts_delivery').on(t.deliveryId, t.id), index('webhook_attempts_tenant_at').on(t.tenantId, t.at)])
+
+/**
+ * Trigger tokens (`POST /v1/tokens` with `scope: trigger`): a browser may start at most
+ * `maxRuns` runs of one workflow with it. The count lives here, not in the token, so every
+ * process (and every Worker isolate) on the database enforces the same limit.
+ */
+export const triggerTokens = sqliteTable('trigger_tokens', {
+  /** The token's `jti`. */
+  id: text('id').primaryKey(),
+  tenantId: text('tenant_id').notNull(),
+  workflowId: text('workflow_id').notNull(),
+  maxRuns: integer('max_runs').notNull(),
+  usedRuns: integer('used_runs').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  createdAt: integer('created_at').notNull(),
+}, (t) => [index('trigger_tokens_expiry').on(t.expiresAt)])

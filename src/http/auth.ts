@@ -10,7 +10,10 @@ export interface TokenScope { runIds?: string[]; workflowIds?: string[]; tags?: 
 export type Principal =
   | { kind: 'root'; keyId: string }
   | { kind: 'key'; tenantId: string; keyId: string; scopes: ReadonlySet<string> }
-  | { kind: 'token'; tenantId: string; scope: TokenScope; expiresAt: number }
+  | { kind: 'token'; tenantId: string; scope: TokenScope; expiresAt: number; trigger?: TriggerGrant }
+
+/** What a trigger token may start: runs of one workflow, within a budget kept in the database. */
+export interface TriggerGrant { tokenId: string; workflowId: string; tag: string }
 
 export interface TokenVerifier {
   verify(token: string): Promise<Extract<Principal, { kind: 'token' }> | null>
@@ -91,11 +94,16 @@ export function requireScope(p: Principal, scope: Scope): void {
 }
 
 export type Authenticate = ReturnType<typeof authenticate>
-export type AuthMiddleware = (need: Scope | 'root' | 'root_or_admin', opts?: { tokens?: boolean }) => MiddlewareHandler<AuthEnv>
+export type AuthMiddleware = (need: Scope | 'root' | 'root_or_admin', opts?: { tokens?: boolean; triggerTokens?: boolean }) => MiddlewareHandler<AuthEnv>
 
 export function authMiddleware(auth: Authenticate): AuthMiddleware {
   return (need, opts = {}) => async (c, next) => {
-    const p = await auth(c, !!opts.tokens)
+    const p = await auth(c, !!opts.tokens || !!opts.triggerTokens)
+    // A trigger route lets trigger tokens through; the route checks their workflow and budget.
+    if (opts.triggerTokens && p.kind === 'token' && p.trigger) {
+      c.set('principal', p)
+      return next()
+    }
     if (need === 'root') {
       if (p.kind !== 'root') throw new ApiError(403, 'forbidden', 'this route needs the root key')
     } else if (need === 'root_or_admin') {

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { nodeOf } from '../../scripts/examples.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { demoTenant } from '../helpers/live.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
@@ -7,6 +9,9 @@ import { startTestServer, type TestServer } from '../helpers/server.ts'
 let server: TestServer
 let t: Awaited<ReturnType<typeof demoTenant>>
 let ok: string, bad: string
+
+const NODE20 = nodeOf(20)
+const NODE22 = nodeOf(22)
 
 beforeAll(async () => {
   server = await startTestServer()
@@ -17,9 +22,9 @@ beforeAll(async () => {
 afterAll(async () => { await server?.stop() })
 
 /** Run the CLI to completion (bounded), capturing its output and exit code. */
-function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000, node = process.execPath): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/runrelay.mjs', ...args], {
+    const child = spawn(node, ['bin/runrelay.mjs', ...args], {
       env: { ...process.env, RUNRELAY_URL: server.url, RUNRELAY_KEY: t.key, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = '', stderr = ''
@@ -29,6 +34,9 @@ function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_00
     child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
   })
 }
+
+/** Every stdout line parsed as JSON: throws if any line is not (`--json` prints JSON lines only). */
+const jsonLines = (stdout: string) => stdout.trimEnd().split('\n').map((l) => JSON.parse(l))
 
 const statusLines = (stdout: string) => stdout.split('\n').map((l) => /^\d\d:\d\d:\d\d (\w+)/.exec(l)?.[1]).filter(Boolean)
 
@@ -60,14 +68,14 @@ describe('runrelay CLI', () => {
     expect(runs.stdout).toContain(runId)
     expect(runs.stdout.split('\n')[0]).toMatch(/^ID\s+STATUS/)
     const wfs = await cli(['workflows', 'list', '--json'])
-    expect(JSON.parse(wfs.stdout).map((x: { name: string }) => x.name).sort()).toEqual(['doomed', 'quick'])
+    expect(jsonLines(wfs.stdout).map((x: { name: string }) => x.name).sort()).toEqual(['doomed', 'quick'])
     expect((await cli(['watch', 'run_nope'])).code).toBe(2)
   })
 
   it('keys create, list and revoke; errors exit 2', async () => {
     const created = await cli(['keys', 'create', '--name', 'ci', '--scopes', 'runs:read', '--json'])
     expect(created.code).toBe(0)
-    const key = JSON.parse(created.stdout)
+    const key = jsonLines(created.stdout)[0]
     expect(key.key).toMatch(/^rr_/)
     const list = await cli(['keys', 'list'])
     expect(list.stdout).toContain(key.id)
@@ -78,4 +86,55 @@ describe('runrelay CLI', () => {
     expect((await cli(['nonsense'])).code).toBe(2)
     expect((await cli(['trigger', 'no-such-workflow'])).stderr).toContain('no workflow no-such-workflow')
   })
+
+  it('--version, per-command --help, and usage errors exit 2 with a hint', async () => {
+    const v = await cli(['--version'])
+    expect(v.code).toBe(0)
+    expect(v.stdout.trim()).toBe(JSON.parse(readFileSync('package.json', 'utf8')).version)
+    const h = await cli(['trigger', '--help'])
+    expect(h.code).toBe(0)
+    expect(h.stdout).toContain('Usage: runrelay trigger')
+    expect(h.stdout).toContain('--follow')
+    expect(h.stdout).toContain('--url')
+    const bad = await cli(['runs', 'list', '--bogus'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain("unknown option '--bogus'")
+  })
+
+  it('--json prints JSON lines only, and without a TTY the progress is plain lines', async () => {
+    const j = await cli(['trigger', 'quick', '--follow', '--json'])
+    expect(j.code).toBe(0)
+    const [run, ...events] = jsonLines(j.stdout)
+    expect(run.id).toMatch(/^run_/)
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1))
+    expect(events.at(-1).status).toBe('completed')
+    const plain = await cli(['trigger', 'quick', '--follow'])
+    expect(plain.stdout + plain.stderr).not.toMatch(/[\r\x1b]/)
+  })
+
+  it('a closed pipe (| head -1) ends quietly', async () => {
+    const runId = await t.trigger(ok)
+    const r = await new Promise<{ code: number | null; stderr: string; out: string }>((resolve, reject) => {
+      const child = spawn('sh', ['-c', `"${process.execPath}" bin/runrelay.mjs watch ${runId} --json | head -1`], {
+        env: { ...process.env, RUNRELAY_URL: server.url, RUNRELAY_KEY: t.key }, stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let stderr = '', out = ''
+      child.stderr.on('data', (d) => (stderr += d))
+      child.stdout.on('data', (d) => (out += d))
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('pipe case timed out')) }, 20_000)
+      child.on('close', (code) => { clearTimeout(timer); resolve({ code, stderr, out }) })
+    })
+    expect(r.out.trim().split('\n')).toHaveLength(1)
+    expect(r.stderr).toBe('')
+  })
+
+  // Node 20 has no global WebSocket: the CLI uses `ws` (a dependency). Node 22 uses the global one.
+  for (const [name, node] of [['Node 20', NODE20], ['Node 22', NODE22]] as const) {
+    it.runIf(node)(`trigger --follow works on ${name}`, async () => {
+      const r = await cli(['trigger', 'quick', '--follow'], {}, 30_000, node!)
+      expect(r.stderr).toBe('')
+      expect(r.code).toBe(0)
+      expect(statusLines(r.stdout).at(-1)).toBe('completed')
+    })
+  }
 })

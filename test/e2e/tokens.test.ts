@@ -89,7 +89,7 @@ describe('scope matrix', () => {
     expect((await c.get('/v1/runs')).status).toBe(401) // the list route does not take tokens
     expect((await c.get('/v1/workflows')).status).toBe(401)
     expect((await c.post(`/v1/runs/${r1}/cancel`, {})).status).toBe(401)
-    expect((await c.post(`/v1/workflows/${wf1}/runs`, {})).status).toBe(401)
+    expect((await c.post(`/v1/workflows/${wf1}/runs`, {})).status).toBe(403) // trigger routes take trigger tokens only
     expect(await wsStatus(`/v1/runs/${r1}/stream`, token)).toBe(0)
     expect(await wsStatus(`/v1/runs/${r2}/stream`, token)).toBe(404)
     expect(await wsStatus(`/v1/runs/${otherRun}/stream`, token)).toBe(404)

@@ -109,4 +109,22 @@ describe('runrelay on Workers: subscriber tokens over sockets', () => {
     none.webSocket!.close(1000, 'bye')
     await call('POST', `/v1/runs/${run.id}/cancel`, t.key, {})
   })
+
+  it('trigger tokens: start runs of their workflow within the budget the database keeps, and stream exactly those runs', async () => {
+    const t = await setupTenant('tok-trigger')
+    const minted = await call('POST', '/v1/tokens', t.key, { scope: 'trigger', workflow_id: t.workflowId, max_runs: 2, ttl_seconds: 120 })
+    expect(minted.status).toBe(201)
+    const token = minted.body.token as string
+    const results = await Promise.all([0, 1, 2, 3].map(() => call('POST', `/v1/workflows/${t.workflowId}/runs`, token, { variables: { script: running(2) } })))
+    expect(results.map((r) => r.status).sort()).toEqual([202, 202, 403, 403])
+    const runId = results.find((r) => r.status === 202)!.body.id as string
+    expect((await call('GET', `/v1/runs/${runId}`, token)).status).toBe(200)
+    expect((await call('POST', `/v1/runs/${runId}/cancel`, token, {})).status).toBe(401)
+    const ws = await openWs(`/v1/runs/${runId}/stream`, token)
+    await until(() => ws.messages.some((m) => m.type === 'caught_up'), 5_000, 'caught_up')
+    expect(ws.events[0]?.run_id).toBe(runId)
+    ws.close()
+    const other = await trigger(t, running(1))
+    expect((await call('GET', `/v1/runs/${other.id}`, token)).status).toBe(404)
+  })
 })

@@ -2,13 +2,14 @@ import type { Context, Hono } from 'hono'
 import { z } from 'zod'
 import type { CommandName } from '../../connectors/types.ts'
 import { verifyCallbackSignature } from '../../core/binding.ts'
-import { sha256Hex } from '../../core/crypto.ts'
 import { CommandRejected } from '../../core/watcher.ts'
 import type { FeedFilter, RunRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { cursorOf, valid } from '../app.ts'
 import { tenantOf, type AuthEnv, type Principal, type TokenScope } from '../auth.ts'
 import { ApiError, conflict, found, notFound } from '../errors.ts'
+import { idempotentJson } from '../idempotency.ts'
+import { spendTrigger, triggerBodyFor } from '../tokens.ts'
 import { documented } from '../openapi.ts'
 import {
   CommandBody, EventList, EventsQuery, FeedQuery, IdParam, InputBody, list, Run, RunCreate, RunCreateWithWorkflow, RunListQuery, StreamQuery, TriggerHeaders,
@@ -17,7 +18,6 @@ import { callbackBody, callbackObservation, CallbackQuery, signedCallbackId } fr
 import { runBody } from '../serialize.ts'
 import { triggerRun } from '../trigger.ts'
 
-const IDEMPOTENCY_KEY_MAX = 255
 const Accepted = z.object({ accepted: z.literal(true) })
 
 /** Whether a subscriber token may see this run. */
@@ -50,46 +50,24 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     return run
   }
 
-  /**
-   * Stripe's idempotency rules: the same key and body answer the first answer again (no
-   * second run); the same key with another body is a 422; keys are kept 24 hours.
-   */
-  const idempotent = async (c: Context<AuthEnv>, tenantId: string, body: unknown, make: () => Promise<RunRow>): Promise<Response> => {
-    const key = c.req.header('idempotency-key')
-    if (key === undefined) return c.json(runBody(await make()), 202)
-    if (key.length === 0 || key.length > IDEMPOTENCY_KEY_MAX) throw new ApiError(400, 'validation_failed', `Idempotency-Key must be 1..${IDEMPOTENCY_KEY_MAX} characters`)
-    const hash = await sha256Hex(`${c.req.method} ${c.req.path} ${JSON.stringify(body)}`)
-    const claim = await store.claimIdempotencyKey(tenantId, key, hash, clock.now(), deps.config.idempotencyTtlMs)
-    if (claim !== 'claimed') {
-      if (claim.requestHash !== hash) throw new ApiError(422, 'idempotency_key_mismatch', 'this Idempotency-Key was used with a different request')
-      if (claim.responseStatus === null) throw conflict('idempotency_key_in_use', 'a request with this Idempotency-Key is still being processed')
-      c.header('Idempotent-Replayed', 'true')
-      return c.body(claim.responseBody ?? '', claim.responseStatus as 202, { 'content-type': 'application/json' })
-    }
-    try {
-      const payload = JSON.stringify(runBody(await make()))
-      await store.completeIdempotencyKey(tenantId, key, 202, payload)
-      return c.body(payload, 202, { 'content-type': 'application/json' })
-    } catch (err) {
-      // A failed request may be retried with the same key.
-      await store.releaseIdempotencyKey(tenantId, key)
-      throw err
-    }
-  }
+  /** A trigger under Stripe's idempotency rules; a trigger token's run also takes one from its budget. */
+  const idempotent = (c: Context<AuthEnv>, tenantId: string, body: unknown, make: () => Promise<RunRow>): Promise<Response> =>
+    idempotentJson(c, deps, tenantId, body, 202, async () => runBody(await spendTrigger(deps, c.get('principal'), make)))
 
   let d = documented({ method: 'post', path: '/v1/workflows/:id/runs', summary: 'Trigger a run of a workflow (honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', operationId: 'triggerWorkflowRun', params: IdParam, headers: TriggerHeaders, body: RunCreate, response: Run, status: 202, errors: [409, 422], responseHeaders: { 'Idempotent-Replayed': '`true` when this answers a repeated Idempotency-Key with the first answer (no second run)' } })
-  app.post(d.path, auth('runs:write'), valid('param', IdParam), valid('json', RunCreate), async (c) => {
+  app.post(d.path, auth('runs:write', { triggerTokens: true }), valid('param', IdParam), valid('json', RunCreate), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const workflow = found(await store.getWorkflow(tenantId, c.req.valid('param').id), 'workflow')
-    const body = c.req.valid('json')
+    const body = triggerBodyFor(c.get('principal'), workflow.id, c.req.valid('json'))
     return idempotent(c, tenantId, body, () => triggerRun(deps, workflow, body))
   })
 
   d = documented({ method: 'post', path: '/v1/runs', summary: 'Trigger a run (workflow_id in the body; honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', operationId: 'triggerRun', headers: TriggerHeaders, body: RunCreateWithWorkflow, response: Run, status: 202, errors: [404, 409, 422], responseHeaders: { 'Idempotent-Replayed': '`true` when this answers a repeated Idempotency-Key with the first answer (no second run)' } })
-  app.post(d.path, auth('runs:write'), valid('json', RunCreateWithWorkflow), async (c) => {
+  app.post(d.path, auth('runs:write', { triggerTokens: true }), valid('json', RunCreateWithWorkflow), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
-    const { workflow_id, ...body } = c.req.valid('json')
+    const { workflow_id, ...requested } = c.req.valid('json')
     const workflow = found(await store.getWorkflow(tenantId, workflow_id), 'workflow')
+    const body = triggerBodyFor(c.get('principal'), workflow.id, requested)
     return idempotent(c, tenantId, { workflow_id, ...body }, () => triggerRun(deps, workflow, body))
   })
 

@@ -1,0 +1,14 @@
+CREATE TABLE `trigger_tokens` (
+	`id` text PRIMARY KEY NOT NULL,
+	`tenant_id` text NOT NULL,
+	`workflow_id` text NOT NULL,
+	`max_runs` integer NOT NULL,
+	`used_runs` integer NOT NULL,
+	`expires_at` integer NOT NULL,
+	`created_at` integer NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX `trigger_tokens_expiry` ON `trigger_tokens` (`expires_at`);--> statement-breakpoint
+ALTER TABLE `runs` ADD `replay_of` text;--> statement-breakpoint
+CREATE INDEX `runs_tenant_upstream` ON `runs` (`tenant_id`,`upstream_id`);--> statement-breakpoint
+CREATE INDEX `events_workflow_type_created` ON `events` (`workflow_id`,`type`,`created_at`);
