@@ -2,6 +2,7 @@ import { getConnector } from '../connectors/index.ts'
 import type { ConnectionView, Connector, ConnectorContext } from '../connectors/types.ts'
 import type { ConnectionRow, RunRow, Store } from '../db/store.ts'
 import type { SecretBox } from './crypto.ts'
+import { withCredentials } from './outbound.ts'
 import { DEFAULT_POLL_POLICY, PollPolicy } from './domain.ts'
 import type { BindConnector, Clock } from './ports.ts'
 import type { RateBudget } from './rate-budget.ts'
@@ -79,14 +80,18 @@ export function createBinder(deps: BinderDeps): Binder {
     const connector = getConnector(connection.provider)
     if (!connector) throw new Error(`unknown provider ${connection.provider}`)
     const rps = connection.rateLimitPerSecond
-    const fetcher: typeof fetch = rps
-      ? async (input, init) => { await deps.budget.take(connection.id, rps); return deps.fetch(input, init) }
-      : deps.fetch
+    const view = await viewOf(connection)
+    // Every request carries the connection's secret values, so no redirect takes them to another origin.
+    const secretValues = Object.values(view.credentials)
+    const fetcher: typeof fetch = async (input, init) => {
+      if (rps) await deps.budget.take(connection.id, rps)
+      return deps.fetch(input, withCredentials(init, secretValues))
+    }
     let cache = connectorCaches.get(connection.id)
     if (!cache) connectorCaches.set(connection.id, (cache = new Map()))
     const ctx: ConnectorContext = {
       fetch: fetcher,
-      connection: await viewOf(connection),
+      connection: view,
       workflow: { id: '', upstreamWorkflowId: '', config: {} },
       callbackUrl: '',
       now: () => deps.clock.now(),

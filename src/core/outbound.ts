@@ -31,6 +31,8 @@
  *  - Proxies: if the runtime sends requests through an HTTP proxy, the proxy resolves the name.
  */
 
+import { isCredentialName, redactUrl } from './redact.ts'
+
 /** Resolves a host name to its IP addresses (text form). Injected by the runtime. */
 export type ResolveHost = (hostname: string) => Promise<string[]>
 
@@ -282,13 +284,8 @@ export interface CheckOutboundOptions {
   signal?: AbortSignal
 }
 
-function redact(url: URL): string {
-  if (!url.username && !url.password) return url.href
-  const copy = new URL(url.href)
-  copy.username = ''
-  copy.password = ''
-  return copy.href
-}
+/** A URL fit for a message: no userinfo, no credential-named query values (see redact.ts). */
+const redact = (url: URL): string => redactUrl(url)
 
 function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise
@@ -371,6 +368,34 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
 const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location']
 const CROSS_ORIGIN_STRIPPED = ['authorization', 'proxy-authorization', 'cookie']
 
+/** Where `withCredentials` keeps a request's secret values on its init (read by the guarded fetch). */
+const CREDENTIALS = Symbol.for('runrelay.outbound.credentials')
+
+/**
+ * `init` marked with the secret values its request carries (a connection's credentials), so
+ * that the guarded fetch strips every header and query parameter holding one of them on a
+ * cross-origin redirect, whatever its name.
+ */
+export function withCredentials(init: RequestInit | undefined, values: Iterable<string>): RequestInit {
+  const list = [...values].filter((v) => typeof v === 'string' && v.length > 0)
+  return list.length === 0 ? { ...init } : { ...init, [CREDENTIALS]: list } as RequestInit
+}
+
+const credentialsOf = (init: RequestInit | undefined): string[] => ((init as Record<symbol, unknown> | undefined)?.[CREDENTIALS] as string[] | undefined) ?? []
+
+/**
+ * What a cross-origin hop must not carry: Authorization, Proxy-Authorization and Cookie (as
+ * browsers do), headers named like credentials (X-Api-Key, X-Auth-Token…), and any header or
+ * query parameter holding one of the request's known secret values (`withCredentials`).
+ */
+function stripCredentials(headers: Headers, next: URL, secrets: readonly string[]): void {
+  const holdsSecret = (v: string) => secrets.some((s) => v.includes(s) || v.includes(encodeURIComponent(s)))
+  for (const h of CROSS_ORIGIN_STRIPPED) headers.delete(h)
+  for (const [name, value] of [...headers]) if (isCredentialName(name) || holdsSecret(value)) headers.delete(name)
+  for (const [name, value] of [...next.searchParams]) if (isCredentialName(name) || holdsSecret(value)) next.searchParams.delete(name)
+  if (next.username || next.password) { next.username = ''; next.password = '' }
+}
+
 function timeoutSignal(ms: number): AbortSignal {
   if (typeof AbortSignal.timeout === 'function') return AbortSignal.timeout(ms)
   const ctrl = new AbortController()
@@ -393,8 +418,9 @@ function anySignal(signals: AbortSignal[]): AbortSignal | undefined {
  * A `fetch` that checks the URL before each request and follows redirects itself, re-checking
  * every hop (a redirect to a private address throws `OutboundUrlError`). Redirects follow the
  * Fetch standard: 303 (non-GET/HEAD) and 301/302 on POST become GET without body; 307/308 keep
- * method and body. On a cross-origin hop Authorization, Proxy-Authorization and Cookie are
- * dropped (other secret-bearing headers such as X-Api-Key are not: the wrapper cannot know them).
+ * method and body. On a cross-origin hop credentials are dropped (see `stripCredentials`):
+ * Authorization, Proxy-Authorization, Cookie, credential-named headers and query parameters,
+ * and whatever holds a secret value the caller marked with `withCredentials`.
  * The request body is buffered so that it can be replayed on 307/308.
  *
  * `init.redirect: 'manual'` returns the first 3xx as is; `'error'` refuses any redirect.
@@ -425,6 +451,7 @@ export function createGuardedFetch(opts: GuardedFetchOptions): typeof fetch {
     const headers = new Headers(first.headers)
     let body: ArrayBuffer | null = first.body ? await raceSignal(first.arrayBuffer(), signal) : null
     const redirectMode = init?.redirect ?? (isRequest ? (input as Request).redirect : 'follow')
+    const secrets = credentialsOf(init)
 
     for (let hop = 0; ; hop++) {
       const response = await baseFetch(url.href, {
@@ -464,7 +491,7 @@ export function createGuardedFetch(opts: GuardedFetchOptions): typeof fetch {
         body = null
         for (const h of BODY_HEADERS) headers.delete(h)
       }
-      if (next.origin !== url.origin) for (const h of CROSS_ORIGIN_STRIPPED) headers.delete(h)
+      if (next.origin !== url.origin) stripCredentials(headers, next, secrets)
       url = next
     }
   }

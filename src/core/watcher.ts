@@ -3,6 +3,7 @@ import { UpstreamError } from '../connectors/types.ts'
 import type { RunPatch, RunRow } from '../db/store.ts'
 import { pollDelay, retryDelay } from './backoff.ts'
 import { isTerminal, STATUS_RANK, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
+import { redactDeep } from './redact.ts'
 import type { BindConnector, Clock, ConnectorBinding, RunLedger } from './ports.ts'
 
 export interface WatcherDeps {
@@ -123,7 +124,8 @@ export class Watcher {
         patch.nextTickAt = null
         if (obs.result !== undefined) { patch.result = obs.result; data.result = obs.result }
         if (to !== 'completed') {
-          const error = obs.error ?? { code: `upstream_${to}`, message: `upstream reported ${obs.upstreamStatus ?? to}` }
+          // Last guard: an upstream's error text may quote a URL with its credentials.
+          const error = obs.error ? redactDeep(obs.error) : { code: `upstream_${to}`, message: `upstream reported ${obs.upstreamStatus ?? to}` }
           patch.error = error
           data.error = error
         }
@@ -138,7 +140,8 @@ export class Watcher {
     const upstream = err instanceof UpstreamError ? err : null
     if (!upstream) throw err // not the upstream's fault (store down, a bug): the host retries the tick
     const attempt = run.transientErrors + 1
-    const error: ErrorInfo = upstream.toInfo()
+    // Last guard before the error is stored and published: no credential of the connection, no URL credential.
+    const error: ErrorInfo = redactDeep(upstream.toInfo(), Object.values(binding.ctx.connection.credentials))
     if (upstream.transient && attempt <= binding.policy.maxTransientErrors) {
       const next = Math.max(now + retryDelay(binding.policy, attempt, this.deps.random), upstream.notBefore ?? 0)
       return this.plan(run, {
