@@ -35,9 +35,24 @@ export function pollPolicyOf(workflow: { pollPolicy: unknown }, connector: Pick<
   return policy
 }
 
-/** The signed callback URL an upstream may POST to for this run. */
-export async function callbackUrl(secrets: SecretBox, publicUrl: string, runId: string): Promise<string> {
-  return `${publicUrl.replace(/\/+$/, '')}/v1/callbacks/${runId}?sig=${await secrets.sign(`callback:${runId}`)}`
+/** How long after its run's deadline a callback URL still verifies (a vendor's late final push). */
+export const CALLBACK_GRACE_MS = 60 * 60_000
+/** The expiry of a run without a deadline's callback URL, counted from its creation. */
+const CALLBACK_MAX_LIFE_MS = 8 * 24 * 3_600_000
+
+/** When a run's callback URL stops verifying (ms epoch): its deadline plus a grace period. */
+export function callbackExpiry(run: { deadlineAt: number | null; createdAt: number }): number {
+  return (run.deadlineAt ?? run.createdAt + CALLBACK_MAX_LIFE_MS) + CALLBACK_GRACE_MS
+}
+
+/**
+ * The signed callback URL an upstream may POST to for this run, valid until `expiresAt`.
+ * The signature covers the run id (the URL's nonce: one per run) and the expiry, so a leaked
+ * URL cannot be stretched; the route also refuses it once the run has finished.
+ */
+export async function callbackUrl(secrets: SecretBox, publicUrl: string, runId: string, expiresAt: number): Promise<string> {
+  const exp = Math.ceil(expiresAt / 1000)
+  return `${publicUrl.replace(/\/+$/, '')}/v1/callbacks/${runId}?exp=${exp}&sig=${await secrets.sign(`callback:${runId}:${exp}`)}`
 }
 
 /** The signed callback URL of a whole connection, for upstreams with one webhook per account. */
@@ -49,8 +64,10 @@ export function verifyConnectionCallbackSignature(secrets: SecretBox, connection
   return secrets.verify(`connection-callback:${connectionId}`, sig)
 }
 
-export function verifyCallbackSignature(secrets: SecretBox, runId: string, sig: string): Promise<boolean> {
-  return secrets.verify(`callback:${runId}`, sig)
+/** Whether `sig` signs this run id with this expiry (seconds); the caller checks the expiry against its clock. */
+export async function verifyCallbackSignature(secrets: SecretBox, runId: string, sig: string, exp: string | undefined): Promise<boolean> {
+  if (!exp || !/^\d{1,12}$/.test(exp)) return false
+  return secrets.verify(`callback:${runId}:${exp}`, sig)
 }
 
 export interface Binder {
@@ -108,7 +125,7 @@ export function createBinder(deps: BinderDeps): Binder {
     const { connector, ctx } = await forConnection(connection)
     const policy = pollPolicyOf(workflow, connector)
     ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config }
-    ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id)
+    ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id, callbackExpiry(run))
     return { connector, policy, ctx }
   }
   return { bind, forConnection }
