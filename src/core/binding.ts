@@ -125,6 +125,7 @@ export function createBinder(deps: BinderDeps): Binder {
     const { connector, ctx } = await forConnection(connection)
     const policy = pollPolicyOf(workflow, connector)
     ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config }
+    ctx.otherActiveRuns = async () => (await deps.store.activeRunIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
     ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id, callbackExpiry(run))
     return { connector, policy, ctx }
   }

@@ -9,6 +9,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { startFakeIndigenius } from '../fakes/indigenius.ts'
 import { api, createTenant, startTestServer, until, type TestServer } from '../helpers/server.ts'
 
 const SECRET = 'sk-live-QUERY-secret-9f8e7d6c5b4a'
@@ -172,4 +173,33 @@ describe('reliability: secrets', () => {
     expect(((await forged.json()) as any).error.code).toBe('callback_spent')
     expect((await call('GET', `/v1/runs/${run.body.id}`)).body.status).toBe('completed')
   })
+
+  it('items 11, 12: cancelling one Indigenius run leaves a concurrent run alone, and the last run to end restores the workflow\'s own callback', async () => {
+    const WF = '665e4a34c65bb95f2f2d7abc'
+    const own = { callbackUrl: 'https://client.example.com/hooks/workflow', webhook: { url: 'https://client.example.com/hooks/workflow', secret: 'whsec_own' } }
+    const ind = await startFakeIndigenius({ workflows: [{ _id: WF, title: 'Shared', ...own }], push: false })
+    servers.push({ close: () => void ind.close() } as unknown as Server)
+    const conn = await call('POST', '/v1/connections', { name: 'ind', provider: 'indigenius', base_url: ind.url, credentials: { apiKey: 'ind-key' } })
+    const wf = await call('POST', '/v1/workflows', { name: 'ind', connection_id: conn.body.id, upstream_workflow_id: WF, poll_policy: { first_interval_ms: 200, max_interval_ms: 300 } })
+    const a = (await call('POST', `/v1/workflows/${wf.body.id}/runs`, {})).body.id as string
+    const b = (await call('POST', `/v1/workflows/${wf.body.id}/runs`, {})).body.id as string
+    const upstreamOf = (id: string) => until(async () => (await call('GET', `/v1/runs/${id}`)).body.upstream_id as string | null, 10_000, `${id} triggered`)
+    const [jobA, jobB] = [await upstreamOf(a), await upstreamOf(b)]
+    expect(ind.state.workflows.get(WF)!.webhook).toMatchObject({ secret: 'whsec_own' })
+
+    const canceled = await call('POST', `/v1/runs/${a}/cancel`, {})
+    expect(canceled.status).toBe(200)
+    expect((await call('GET', `/v1/runs/${a}`)).body.status).toBe('canceled')
+    const command = (await call('GET', `/v1/runs/${a}/events`)).body.events.find((e: any) => e.type === 'run.command')
+    expect(command.data).toMatchObject({ command: 'cancel', upstream: 'skipped' })
+    expect(command.data.upstream_note).toContain(b)
+    expect(ind.count('POST', `/v1/workflows/${WF}/cancel`)).toBe(0)
+    expect(ind.state.jobs.get(jobB)!.state).not.toBe('cancelled')
+    // B goes on and completes; being the last, its end puts the workflow's own targets back.
+    await ind.advance(jobB, 'completed')
+    expect((await finished(b)).status).toBe('completed')
+    await until(() => ind.state.workflows.get(WF)!.callbackUrl === own.callbackUrl, 5_000, 'callback restored')
+    expect(ind.state.workflows.get(WF)).toMatchObject(own)
+    expect(ind.state.jobs.get(jobA)!.state).toBe('queued')
+  }, 30_000)
 })
