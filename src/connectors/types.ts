@@ -129,6 +129,8 @@ export interface Connector {
   credentials: z.ZodType<Record<string, string>>
   /** zod schema for a workflow's config. */
   workflowConfig: z.ZodType<Record<string, unknown>>
+  /** zod schema a workflow's `input_template` must match, where the upstream takes a fixed body shape. */
+  inputTemplate?: z.ZodType<unknown>
   /** Default poll policy for workflows on this provider (the vendor's own guidance). */
   defaultPollPolicy?: Partial<{ firstIntervalMs: number; maxIntervalMs: number; deadlineMs: number }>
 

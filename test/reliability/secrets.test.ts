@@ -202,4 +202,16 @@ describe('reliability: secrets', () => {
     expect(ind.state.workflows.get(WF)).toMatchObject(own)
     expect(ind.state.jobs.get(jobA)!.state).toBe('queued')
   }, 30_000)
+
+  it('item 14: an Interactly workflow with a flat input template is refused with a 400 at creation and on update', async () => {
+    const conn = await call('POST', '/v1/connections', { name: 'ix', provider: 'interactly', base_url: 'http://127.0.0.1:9', credentials: { apiKey: 'ix' } })
+    const flat = await call('POST', '/v1/workflows', { name: 'ix', connection_id: conn.body.id, upstream_workflow_id: '5eb7cf5a86d9755df3a6c593', input_template: { greeting: 'Hello {{customer}}' } })
+    expect(flat.status).toBe(400)
+    expect(flat.body.error).toMatchObject({ code: 'validation_failed' })
+    expect(flat.body.error.details[0].path).toBe('body.input_template')
+    const ok = await call('POST', '/v1/workflows', { name: 'ix', connection_id: conn.body.id, upstream_workflow_id: '5eb7cf5a86d9755df3a6c593', input_template: { dynamic_variables: { greeting: 'Hello {{customer}}' } } })
+    expect(ok.status).toBe(201)
+    expect((await call('PATCH', `/v1/workflows/${ok.body.id}`, { input_template: { greeting: 'x' } })).status).toBe(400)
+    expect((await call('GET', `/v1/workflows/${ok.body.id}`)).body.input_template).toEqual({ dynamic_variables: { greeting: 'Hello {{customer}}' } })
+  })
 })

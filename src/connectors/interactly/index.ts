@@ -63,6 +63,15 @@ const workflowConfig = z.object({
 
 const RUN_INPUT_KEYS = ['dynamic_variables', 'runtime_variables', 'miscellaneous', 'thread_to_node_inputs'] as const
 
+/**
+ * A workflow's input template names the parts of the `start` body it fills: a flat template
+ * such as `{"greeting": "Hello {{customer}}"}` has no place in that body, so it is refused
+ * when the workflow is created rather than rendered and silently dropped. Each part is an
+ * object, or a `{{variable}}` that renders to one.
+ */
+const RunPart = z.union([z.record(z.string(), z.unknown()), z.string()])
+const inputTemplate = z.object(Object.fromEntries(RUN_INPUT_KEYS.map((k) => [k, RunPart.optional()]))).strict()
+
 const headers = (ctx: ConnectorContext) => ({ Authorization: `Bearer ${ctx.connection.credentials.apiKey ?? ''}` })
 
 function checkId(kind: string, id: string): void {
@@ -73,6 +82,9 @@ const obj = (v: unknown): Record<string, unknown> => (isRecord(v) ? v : {})
 
 export function buildStartBody(ctx: ConnectorContext, input: unknown, variables: Record<string, unknown>, runtimeVariables: Record<string, unknown>): Record<string, unknown> {
   const inp = obj(input)
+  // Workflows created before templates were checked: refuse rather than drop the input.
+  const stray = Object.keys(inp).filter((k) => !(RUN_INPUT_KEYS as readonly string[]).includes(k))
+  if (stray.length > 0) throw finalError('invalid_input', `Interactly's start body has no place for ${stray.join(', ')}: put values under ${RUN_INPUT_KEYS.join(', ')}`)
   const cfg = ctx.workflow.config
   return {
     command: 'start',
@@ -163,6 +175,7 @@ export const interactlyConnector: Connector = {
   connectionConfig,
   credentials,
   workflowConfig,
+  inputTemplate,
   defaultPollPolicy: { firstIntervalMs: 2_000, maxIntervalMs: 30_000, deadlineMs: 2 * 3_600_000 },
 
   async trigger(ctx, req) {
