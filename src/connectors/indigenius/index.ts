@@ -5,26 +5,28 @@ import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messa
 import { CANCEL_NOT_FORWARDED, UpstreamError, type Connector, type ConnectorContext, type Observation, type RunRef, type UpstreamWorkflow } from '../types.ts'
 
 /**
- * Indigenius (shared/providers/indigenius.txt).
+ * Indigenius: its API as runrelay uses it (described in docs/connectors.md).
  *
  * - auth: `X-API-Key`; reads need the `workflows:read` scope, writes `workflows:write`.
- * - trigger: `POST /v1/workflows/{id}/run` (no body on the page) → 201 {status: true, message, jobId}.
+ * - trigger: `POST /v1/workflows/{id}/run` (no body documented) → 201 {status: true, message, jobId}.
  * - poll: `GET /v1/workflows/jobs/{jobId}`. Its answer's shape is not documented, so it is read
  *   defensively (see observeJob): a status word from `status` (when a string), `state`, `jobStatus`…
  *   at the top level or under `data` / `job`; failing that, Agenda-style timestamps (`failedAt` /
  *   `failReason`, `lastFinishedAt`, `lockedAt` / `lastRunAt`, `nextRunAt`); progress, result and error
  *   from the usual names. The raw answer is always kept.
- * - cancel: `POST /v1/workflows/{id}/cancel`. The page lists it under the *workflow* id and says
- *   nothing about a body, so it cancels the workflow's pending execution(s) on Indigenius; runrelay
- *   records the run as canceled once the call is accepted. A later 404 for the job after a cancel
- *   is read as canceled too.
+ * - cancel: `POST /v1/workflows/{id}/cancel` cancels the whole workflow (every unfinished job of it),
+ *   so it is sent only when no other run of that upstream workflow is active in runrelay; otherwise
+ *   the cancel throws CANCEL_NOT_FORWARDED and the run is canceled in runrelay only. A later 404 for
+ *   the job after a cancel is read as canceled.
  * - list: `GET /v1/workflows` (array, or {data|items|workflows: [...]}); also the connection test.
  * - push: the callback target lives on the workflow (`callbackUrl`, `webhook.url`), not on the run, so
- *   before each run the connector PATCHes `/v1/workflows/{id}` with both aimed at ctx.callbackUrl
- *   (`pushCallback: false` in the workflow or connection config turns that off; it also replaces any
- *   webhook object set by hand, minus its other fields). Best effort: if the PATCH fails the run still
- *   starts and is polled. With concurrent runs of one workflow the last PATCH wins; parseCallback
- *   therefore ignores a callback naming another jobId, and polling still settles the other runs.
+ *   before each run the connector PATCHes `/v1/workflows/{id}` with both aimed at ctx.callbackUrl,
+ *   sending the workflow's webhook object with only `url` changed (pointCallback; `pushCallback:
+ *   false` turns it off), retried on 429 per Retry-After within a bound. The customer's own targets
+ *   are kept in the run's state and put back when the last active run of the workflow ends
+ *   (restoreCallback, from `finished`). Best effort: if the PATCH fails the run still starts and is
+ *   polled. With concurrent runs of one workflow the last PATCH wins; parseCallback therefore
+ *   ignores a callback naming another jobId, and polling still settles the other runs.
  * - errors: 400 validation → `upstream_validation`; 401 → `upstream_unauthorized`; 403 → code
  *   `upstream_forbidden_scope`, naming the scope (from the answer when it names one, else the one the
  *   endpoint needs); 404 → `upstream_not_found`; 5xx transient.
@@ -52,7 +54,7 @@ const credentials = z.object({ apiKey: z.string().min(1) })
 
 const workflowConfig = z.object({
   pushCallback: z.boolean().optional(),
-  /** Send the run's input as the JSON body of /run (the page shows no body; off by default). */
+  /** Send the run's input as the JSON body of /run (Indigenius documents no body; off by default). */
   sendInput: z.boolean().optional(),
 }).passthrough()
 

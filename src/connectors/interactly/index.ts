@@ -5,7 +5,7 @@ import { fillPath, finalError, idempotencyHeaders, isRecord, mapStatus, matchOkP
 import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
 
 /**
- * Interactly (shared/providers/interactly.txt).
+ * Interactly: its API as runrelay uses it (described in docs/connectors.md).
  *
  * - auth: `Authorization: Bearer <apiKey>`
  * - every action is `POST /workflows/v1/workflow-runs` with a `command`:
@@ -16,16 +16,16 @@ import type { Connector, ConnectorContext, Observation, RunRef } from '../types.
  *   Each answers the run object {workflow_run: {_id, workflow_run: {status, input_output_pairs, comments}}}.
  * - ids are 24 hex chars (Mongo ObjectIds): a workflow or run id that is not is a final
  *   `invalid_upstream_id` error, raised before calling.
- * - status: `workflow_run.workflow_run.status`; the page shows only `not_started` (→ queued). The other
+ * - status: `workflow_run.workflow_run.status`; the API reference shows only `not_started` (→ queued). The other
  *   words are not documented; the table maps the plausible ones and anything else keeps upstreamStatus
  *   with no status.
  * - outputs: every event of every input/output pair is an Observation output keyed
  *   `pair<i>.event<j>` (stable: pairs and events are only appended), plus `pair<i>.thread_outputs` for a
  *   pair's non-empty thread_to_node_outputs, so the watcher emits run.output events.
- * - poll: a read endpoint is not on the page. Default: `GET /workflows/v1/workflow-runs/{id}` (the
+ * - poll: no read endpoint is documented. Default: `GET /workflows/v1/workflow-runs/{id}` (the
  *   REST sibling of the documented POST, answering the same run model). Configurable with
  *   `poll: {mode: 'get', path: '<template with {id}>'}` or `poll: {mode: 'data'}`, which sends a `data`
- *   command with no data and reads the run from its answer (note the page says each call appends an
+ *   command with no data and reads the run from its answer (note Interactly documents that each call appends an
  *   input/output pair, so that mode grows the run's history on every poll).
  */
 

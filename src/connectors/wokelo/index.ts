@@ -5,11 +5,11 @@ import { fillPath, finalError, idempotencyHeaders, isRecord, mapStatus, matchOkP
 import { UpstreamError, type Connector, type ConnectorContext, type Observation } from '../types.ts'
 
 /**
- * Wokelo (shared/providers/wokelo.txt and README "Facts beyond the pages").
+ * Wokelo: its API and its polling and retry guidance as runrelay uses them (described in docs/connectors.md).
  *
  * Auth: a JWT in `Authorization`. Either a static `token` credential, or `username`/`password`
  * exchanged at `POST /auth/token/` (JSON body {username, password}; the token is read from
- * `access`, `token` or `access_token`, or `tokenPath` — the exchange's shape is not on the page).
+ * `access`, `token` or `access_token`, or `tokenPath` — the exchange's answer is not documented).
  * The exchanged token is cached in ctx.cache under `wokelo:token:<connection id>`, renewed before
  * its JWT `exp`, and renewed once on a 401 (then the request is retried once). Wokelo's API
  * reference sends the bare token (`Authorization: <token>`), so that is the default;
