@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startFakeIndigenius } from '../fakes/indigenius.ts'
 import { api, createTenant, startTestServer, until, type TestServer } from '../helpers/server.ts'
+import { recordFigures } from './figures.ts'
 
 const SECRET = 'sk-live-QUERY-secret-9f8e7d6c5b4a'
 const HEADER_SECRET = 'hk-live-HEADER-secret-0a1b2c3d4e'
@@ -41,6 +42,7 @@ describe('reliability: secrets', () => {
   const logs: string[] = []
   const answers: string[] = []
   const servers: Server[] = []
+  const figures: Record<string, unknown> = {}
   const keep = async <T extends { server: Server }>(p: Promise<T>): Promise<T> => { const s = await p; servers.push(s.server); return s }
 
   beforeAll(async () => {
@@ -52,6 +54,7 @@ describe('reliability: secrets', () => {
     vi.restoreAllMocks()
     await server?.stop()
     for (const s of servers) s.close()
+    recordFigures('secrets', figures)
   })
 
   const call = async (method: string, path: string, body?: unknown) => {
@@ -100,6 +103,7 @@ describe('reliability: secrets', () => {
     const files = readdirSync(server.dataDir).filter((f) => f.startsWith('runrelay.db'))
     const db = Buffer.concat(files.map((f) => readFileSync(join(server.dataDir, f))))
     for (const s of [SECRET, HEADER_SECRET]) expect(db.includes(Buffer.from(s)), `${s} in the database`).toBe(false)
+    figures.redaction = { runs: 2, answer_bytes_scanned: all.length, log_lines_scanned: logs.length, db_bytes_scanned: db.length, secrets_found: 0, loop_requests_with_secret: loop.seen.length }
   }, 40_000)
 
   it('item 8: credentials do not follow a redirect to another origin (trigger, poll, proxy)', async () => {
@@ -130,6 +134,7 @@ describe('reliability: secrets', () => {
       expect(text, s.url).not.toContain(HEADER_SECRET)
       expect(text, s.url).not.toContain(SECRET)
     }
+    figures.cross_origin = { same_origin_requests_with_credentials: vendor.seen.length, cross_origin_requests: elsewhere.seen.length, cross_origin_with_credentials: 0, via: ['trigger', 'poll', 'proxy'] }
   }, 40_000)
 
   it('item 9: an API key in ?token= is refused; a subscriber token there still works', async () => {
@@ -172,6 +177,7 @@ describe('reliability: secrets', () => {
     expect(forged.status).toBe(410)
     expect(((await forged.json()) as any).error.code).toBe('callback_spent')
     expect((await call('GET', `/v1/runs/${run.body.id}`)).body.status).toBe('completed')
+    figures.callback_url = { stretched_exp: 401, missing_exp: 401, first_terminal: 202, forged_after_finish: forged.status, exp_after_deadline_s: Number(url.searchParams.get('exp')) - Math.floor(Date.parse(final.deadline_at) / 1000) }
   })
 
   it('items 11, 12: cancelling one Indigenius run leaves a concurrent run alone, and the last run to end restores the workflow\'s own callback', async () => {
