@@ -79,7 +79,14 @@ describe('reliability: secrets', () => {
     const echo = await keep(serve((_u, _b, s) => ({ status: 401, body: { error: `invalid key ${String(s.headers['x-api-key'])} for ${'https://user:pw@vendor.example/v1?token=abc123'}` } })))
     const h = await workflowOn(echo.url, { type: 'header', header: 'X-Api-Key' }, { token: HEADER_SECRET }, { trigger: { method: 'POST', path: '/jobs' }, status: { path: '/jobs/{{upstream_id}}' } })
 
-    const texts: string[] = []
+    // The drop-in proxy's own error answer: a loop whose Location echoes the vendor key in an ordinary parameter.
+    const echoLoop = await keep(serve((u, _b, s) => ({ status: 302, headers: { location: `${u.pathname}?echo=${encodeURIComponent(String(s.headers['x-api-key']))}` } })))
+    const wiv = await call('POST', '/v1/connections', { name: 'wiv', provider: 'wiv', base_url: echoLoop.url, credentials: { apiKey: HEADER_SECRET } })
+    const proxied = await call('GET', `/v1/connections/${wiv.body.id}/proxy/workflows`)
+    expect(proxied.status).toBe(502)
+    expect(proxied.body.error.message).toContain('redirects')
+
+    const texts: string[] = [JSON.stringify(proxied.body)]
     for (const wf of [q.workflowId, h.workflowId]) {
       const run = await call('POST', `/v1/workflows/${wf}/runs`, {})
       expect(run.status).toBe(202)
