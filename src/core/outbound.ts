@@ -330,7 +330,10 @@ const credentialsOf = (init: RequestInit | undefined): string[] => ((init as Rec
 function stripCredentials(headers: Headers, next: URL, secrets: readonly string[]): void {
   const holdsSecret = (v: string) => secrets.some((s) => v.includes(s) || v.includes(encodeURIComponent(s)))
   for (const h of CROSS_ORIGIN_STRIPPED) headers.delete(h)
-  for (const [name, value] of [...headers]) if (isCredentialName(name) || holdsSecret(value)) headers.delete(name)
+  for (const [name, value] of [...headers]) {
+    // Idempotency-Key is named like a key but is what lets the other origin dedupe a replayed trigger.
+    if ((isCredentialName(name) && name.toLowerCase() !== 'idempotency-key') || holdsSecret(value)) headers.delete(name)
+  }
   for (const [name, value] of [...next.searchParams]) if (isCredentialName(name) || holdsSecret(value)) next.searchParams.delete(name)
   if (next.username || next.password) { next.username = ''; next.password = '' }
 }

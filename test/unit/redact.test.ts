@@ -41,11 +41,11 @@ describe('cross-origin redirects (issue 12 item 8)', () => {
       return route()
     }
     const gf = createGuardedFetch({ allowPrivate: true, fetch: fake })
-    const res = await gf('https://vendor.example/a?q=1&apikey=K-123456', withCredentials({ headers: { 'x-vendor-auth-header': 'v', 'x-custom': 'S-abcdef', 'x-keep': '1' } }, ['S-abcdef', 'K-123456']))
+    const res = await gf('https://vendor.example/a?q=1&apikey=K-123456', withCredentials({ headers: { 'x-vendor-auth-header': 'v', 'x-custom': 'S-abcdef', 'x-keep': '1', 'idempotency-key': 'run_1' } }, ['S-abcdef', 'K-123456']))
     expect(res.status).toBe(200)
     expect(calls.map((c) => c.url)).toEqual(['https://vendor.example/a?q=1&apikey=K-123456', 'https://vendor.example/b?q=1&apikey=K-123456', 'https://other.example/c?q=1'])
     expect(calls[1]!.headers['x-custom']).toBe('S-abcdef')
-    expect(calls[2]!.headers).toMatchObject({ 'x-keep': '1' })
+    expect(calls[2]!.headers).toMatchObject({ 'x-keep': '1', 'idempotency-key': 'run_1' })
     expect(calls[2]!.headers['x-custom']).toBeUndefined()
     expect(calls[2]!.headers['x-vendor-auth-header']).toBeUndefined()
   })
