@@ -1,4 +1,5 @@
 import { isOutboundUrlError } from '../core/outbound.ts'
+import { redactDeep, redactText } from '../core/redact.ts'
 import { UpstreamError, type ConnectorContext } from './types.ts'
 
 const TRANSIENT_STATUSES = new Set([408, 425, 429])
@@ -35,6 +36,26 @@ export interface UpstreamRequest {
  * with the right transient/final classification and the upstream's body kept.
  */
 export async function requestJson<T = unknown>(ctx: ConnectorContext, url: string, req: UpstreamRequest = {}): Promise<UpstreamResponse<T>> {
+  try {
+    return await send<T>(ctx, url, req)
+  } catch (err) {
+    throw err instanceof UpstreamError ? redactedError(err, Object.values(ctx.connection.credentials)) : err
+  }
+}
+
+/**
+ * The error with the connection's secret values and URL credentials removed from its message
+ * and the upstream body it keeps: both reach the run's error, its events and the logs.
+ */
+export function redactedError(err: UpstreamError, secrets: Iterable<string>): UpstreamError {
+  const list = [...secrets]
+  const message = redactText(err.message, list)
+  const body = err.body === undefined ? undefined : redactDeep(err.body, list)
+  if (message === err.message && JSON.stringify(body) === JSON.stringify(err.body)) return err
+  return new UpstreamError({ message, code: err.code, transient: err.transient, status: err.status, body, notBefore: err.notBefore })
+}
+
+async function send<T>(ctx: ConnectorContext, url: string, req: UpstreamRequest): Promise<UpstreamResponse<T>> {
   const headers: Record<string, string> = { accept: 'application/json', ...req.headers }
   let body: string | undefined
   if (req.body !== undefined) {

@@ -40,6 +40,12 @@ export interface ConnectorContext {
    * obtained by exchanging a password). Never persisted.
    */
   cache: Map<string, unknown>
+  /**
+   * Ids of the other unfinished runs (in runrelay) of this upstream workflow on this connection,
+   * for upstreams whose commands or settings act on a whole workflow rather than one run.
+   * Absent outside a run (connection tests, the proxy).
+   */
+  otherActiveRuns?(): Promise<string[]>
 }
 
 export interface TriggerRequest {
@@ -123,6 +129,8 @@ export interface Connector {
   credentials: z.ZodType<Record<string, string>>
   /** zod schema for a workflow's config. */
   workflowConfig: z.ZodType<Record<string, unknown>>
+  /** zod schema a workflow's `input_template` must match, where the upstream takes a fixed body shape. */
+  inputTemplate?: z.ZodType<unknown>
   /** Default poll policy for workflows on this provider (the vendor's own guidance). */
   defaultPollPolicy?: Partial<{ firstIntervalMs: number; maxIntervalMs: number; deadlineMs: number }>
 
@@ -148,7 +156,18 @@ export interface Connector {
   authHeaders?(ctx: ConnectorContext): Promise<Record<string, string>>
   /** Whether a proxied call was the vendor's trigger, and which upstream run it started. */
   matchTrigger?(call: ProxiedCall): ProxyTriggerMatch | null
+  /**
+   * Called once, best effort, after the run has ended (any terminal status), to undo what
+   * `trigger` set up upstream (e.g. a workflow-wide callback target). Errors are ignored.
+   */
+  finished?(ctx: ConnectorContext, run: RunRef): Promise<void>
 }
+
+/**
+ * The code of the error a cancel command throws when it must not reach the upstream (the
+ * upstream would stop more than this run): the run is canceled in runrelay only.
+ */
+export const CANCEL_NOT_FORWARDED = 'cancel_not_forwarded'
 
 /**
  * An upstream failure. `transient` ones (timeouts, resets, 408/425/429, 5xx, malformed

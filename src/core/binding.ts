@@ -2,6 +2,7 @@ import { getConnector } from '../connectors/index.ts'
 import type { ConnectionView, Connector, ConnectorContext } from '../connectors/types.ts'
 import type { ConnectionRow, RunRow, Store } from '../db/store.ts'
 import type { SecretBox } from './crypto.ts'
+import { withCredentials } from './outbound.ts'
 import { DEFAULT_POLL_POLICY, PollPolicy } from './domain.ts'
 import { fitDurations, MAX_SAMPLES, type DurationModel } from './poll-planner.ts'
 import { instrumentFetch } from './metrics.ts'
@@ -42,9 +43,24 @@ export function pollPolicyOf(workflow: { pollPolicy: unknown }, connector: Pick<
   return policy
 }
 
-/** The signed callback URL an upstream may POST to for this run. */
-export async function callbackUrl(secrets: SecretBox, publicUrl: string, runId: string): Promise<string> {
-  return `${publicUrl.replace(/\/+$/, '')}/v1/callbacks/${runId}?sig=${await secrets.sign(`callback:${runId}`)}`
+/** How long after its run's deadline a callback URL still verifies (a vendor's late final push). */
+export const CALLBACK_GRACE_MS = 60 * 60_000
+/** The expiry of a run without a deadline's callback URL, counted from its creation. */
+const CALLBACK_MAX_LIFE_MS = 8 * 24 * 3_600_000
+
+/** When a run's callback URL stops verifying (ms epoch): its deadline plus a grace period. */
+export function callbackExpiry(run: { deadlineAt: number | null; createdAt: number }): number {
+  return (run.deadlineAt ?? run.createdAt + CALLBACK_MAX_LIFE_MS) + CALLBACK_GRACE_MS
+}
+
+/**
+ * The signed callback URL an upstream may POST to for this run, valid until `expiresAt`.
+ * The signature covers the run id (the URL's nonce: one per run) and the expiry, so a leaked
+ * URL cannot be stretched; the route also refuses it once the run has finished.
+ */
+export async function callbackUrl(secrets: SecretBox, publicUrl: string, runId: string, expiresAt: number): Promise<string> {
+  const exp = Math.ceil(expiresAt / 1000)
+  return `${publicUrl.replace(/\/+$/, '')}/v1/callbacks/${runId}?exp=${exp}&sig=${await secrets.sign(`callback:${runId}:${exp}`)}`
 }
 
 /** The signed callback URL of a whole connection, for upstreams with one webhook per account. */
@@ -56,8 +72,10 @@ export function verifyConnectionCallbackSignature(secrets: SecretBox, connection
   return secrets.verify(`connection-callback:${connectionId}`, sig)
 }
 
-export function verifyCallbackSignature(secrets: SecretBox, runId: string, sig: string): Promise<boolean> {
-  return secrets.verify(`callback:${runId}`, sig)
+/** Whether `sig` signs this run id with this expiry (seconds); the caller checks the expiry against its clock. */
+export async function verifyCallbackSignature(secrets: SecretBox, runId: string, sig: string, exp: string | undefined): Promise<boolean> {
+  if (!exp || !/^\d{1,12}$/.test(exp)) return false
+  return secrets.verify(`callback:${runId}:${exp}`, sig)
 }
 
 export interface Binder {
@@ -98,15 +116,19 @@ export function createBinder(deps: BinderDeps): Binder {
     const connector = getConnector(connection.provider)
     if (!connector) throw new Error(`unknown provider ${connection.provider}`)
     const rps = connection.rateLimitPerSecond
+    const view = await viewOf(connection)
+    // Every request carries the connection's secret values, so no redirect takes them to another origin.
+    const secretValues = Object.values(view.credentials)
     const upstream = deps.metrics || deps.tracer ? instrumentFetch(deps.fetch, connection.provider, deps.metrics ?? noMetrics, deps.tracer ?? noTracer) : deps.fetch
-    const fetcher: typeof fetch = rps
-      ? async (input, init) => { await deps.budget.take(connection.id, rps); return upstream(input, init) }
-      : upstream
+    const fetcher: typeof fetch = async (input, init) => {
+      if (rps) await deps.budget.take(connection.id, rps)
+      return upstream(input, withCredentials(init, secretValues))
+    }
     let cache = connectorCaches.get(connection.id)
     if (!cache) connectorCaches.set(connection.id, (cache = new Map()))
     const ctx: ConnectorContext = {
       fetch: fetcher,
-      connection: await viewOf(connection),
+      connection: view,
       workflow: { id: '', upstreamWorkflowId: '', config: {} },
       callbackUrl: '',
       now: () => deps.clock.now(),
@@ -123,7 +145,8 @@ export function createBinder(deps: BinderDeps): Binder {
     const { connector, ctx } = await forConnection(connection)
     const policy = pollPolicyOf(workflow, connector)
     ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config }
-    ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id)
+    ctx.otherActiveRuns = async () => (await deps.store.activeRunIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
+    ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id, callbackExpiry(run))
     const durations = policy.adaptive && run.upstreamId ? await durationsOf(workflow.id) : undefined
     return { connector, policy, ctx, durations }
   }

@@ -31,6 +31,9 @@
  *  - Proxies: if the runtime sends requests through an HTTP proxy, the proxy resolves the name.
  */
 
+import ipaddr from 'ipaddr.js'
+import { isCredentialName, redactUrl } from './redact.ts'
+
 /** Resolves a host name to its IP addresses (text form). Injected by the runtime. */
 export type ResolveHost = (hostname: string) => Promise<string[]>
 
@@ -65,7 +68,7 @@ export function isOutboundUrlError(err: unknown): err is OutboundUrlError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// IP address parsing
+// IP address parsing (ipaddr.js does the parsing and the prefix arithmetic; the policy is ours)
 // ---------------------------------------------------------------------------------------------
 
 /**
@@ -75,163 +78,101 @@ export function isOutboundUrlError(err: unknown): err is OutboundUrlError {
  * Returns the address as an unsigned 32-bit number, or null.
  */
 export function parseIPv4(text: string): number | null {
-  const parts = text.split('.')
-  if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop()
-  if (parts.length === 0 || parts.length > 4) return null
-  const nums: number[] = []
-  for (const part of parts) {
-    let digits = part
-    let radix = 10
-    if (/^0x/i.test(part)) {
-      digits = part.slice(2)
-      radix = 16
-      if (digits === '') { nums.push(0); continue }
-      if (!/^[0-9a-f]+$/i.test(digits)) return null
-    } else if (part.length > 1 && part.startsWith('0')) {
-      digits = part.slice(1)
-      radix = 8
-      if (!/^[0-7]+$/.test(digits)) return null
-    } else if (!/^[0-9]+$/.test(part)) {
-      return null
-    }
-    const n = parseInt(digits, radix)
-    if (!Number.isFinite(n)) return null
-    nums.push(n)
-  }
-  const last = nums.pop()!
-  for (const n of nums) if (n > 255) return null
-  if (last >= 256 ** (4 - nums.length)) return null
-  let value = last
-  for (let i = 0; i < nums.length; i++) value += nums[i] * 256 ** (3 - i)
-  return value
+  const v4 = ipv4Of(text)
+  return v4 ? v4.toByteArray().reduce((n, b) => n * 256 + b, 0) : null
 }
 
-/** Strict dotted quad (used inside IPv6 text, where only this form is valid). */
-function parseDottedQuad(text: string): number[] | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text)
-  if (!m) return null
-  const bytes = m.slice(1).map(Number)
-  return bytes.every((b) => b <= 255) ? bytes : null
+function ipv4Of(text: string): ipaddr.IPv4 | null {
+  const s = text.endsWith('.') ? text.slice(0, -1) : text
+  if (s === '') return null
+  try { return ipaddr.IPv4.parse(s) } catch { return null }
 }
+
+// Inside IPv6 text only a strict dotted quad is valid (no octal, hex or short forms).
+const DOTTED_QUAD_TAIL = /:(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
 
 /**
  * Parses IPv6 text (optionally in brackets, optionally with a `%zone`, optionally ending in a
  * dotted IPv4) into 16 bytes, or null.
  */
 export function parseIPv6(text: string): Uint8Array | null {
+  const v6 = ipv6Of(text)
+  return v6 ? Uint8Array.from(v6.toByteArray()) : null
+}
+
+function ipv6Of(text: string): ipaddr.IPv6 | null {
   let s = text
   if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1)
   const zone = s.indexOf('%')
   if (zone !== -1) s = s.slice(0, zone)
   if (!s.includes(':')) return null
-
-  let tail: number[] = []
-  const lastColon = s.lastIndexOf(':')
-  if (s.slice(lastColon + 1).includes('.')) {
-    const v4 = parseDottedQuad(s.slice(lastColon + 1))
-    if (!v4) return null
-    tail = [(v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]]
-    s = s.slice(0, lastColon + 1)
-    // keep "::" intact when the address is "::1.2.3.4"; otherwise drop the dangling ':'
-    if (!s.endsWith('::')) s = s.slice(0, -1)
+  if (s.includes('.')) {
+    const m = DOTTED_QUAD_TAIL.exec(s)
+    if (!m || m.slice(1).some((b) => Number(b) > 255)) return null
+    // As two hex groups: ipaddr.js would read a leading zero as octal (the URL parser reads
+    // decimal) and turns the deprecated `::a.b.c.d` into `::ffff:a.b.c.d`.
+    const [a, b, c, d] = m.slice(1).map(Number) as [number, number, number, number]
+    s = `${s.slice(0, m.index + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
   }
-
-  const halves = s.split('::')
-  if (halves.length > 2) return null
-  const parseGroups = (part: string): number[] | null => {
-    if (part === '') return []
-    const out: number[] = []
-    for (const g of part.split(':')) {
-      if (!/^[0-9a-f]{1,4}$/i.test(g)) return null
-      out.push(parseInt(g, 16))
-    }
-    return out
-  }
-  const head = parseGroups(halves[0])
-  const rest = halves.length === 2 ? parseGroups(halves[1]) : []
-  if (!head || !rest) return null
-  const explicit = head.length + rest.length + tail.length
-  let groups: number[]
-  if (halves.length === 2) {
-    if (explicit > 7) return null
-    groups = [...head, ...new Array<number>(8 - explicit).fill(0), ...rest, ...tail]
-  } else {
-    if (explicit !== 8) return null
-    groups = [...head, ...tail]
-  }
-  const bytes = new Uint8Array(16)
-  groups.forEach((g, i) => { bytes[2 * i] = g >> 8; bytes[2 * i + 1] = g & 0xff })
-  return bytes
+  try { return ipaddr.IPv6.parse(s) } catch { return null }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Classification
 // ---------------------------------------------------------------------------------------------
 
-const v4 = (a: number, b: number, c: number, d: number): number => ((a << 24) >>> 0) + (b << 16) + (c << 8) + d
+const cidrs = (list: readonly string[]) => list.map((c) => ipaddr.parseCIDR(c))
 
 /** IPv4 ranges that are not public unicast (RFC 6890 and friends). */
-const PRIVATE_V4: ReadonlyArray<readonly [number, number]> = [
-  [v4(0, 0, 0, 0), 8], // "this network", 0.0.0.0
-  [v4(10, 0, 0, 0), 8], // RFC 1918
-  [v4(100, 64, 0, 0), 10], // CGNAT, RFC 6598
-  [v4(127, 0, 0, 0), 8], // loopback
-  [v4(169, 254, 0, 0), 16], // link-local, incl. 169.254.169.254 cloud metadata
-  [v4(172, 16, 0, 0), 12], // RFC 1918
-  [v4(192, 0, 0, 0), 24], // IETF protocol assignments (incl. 192.0.0.170/171 NAT64 discovery)
-  [v4(192, 0, 2, 0), 24], // TEST-NET-1
-  [v4(192, 88, 99, 0), 24], // 6to4 relay anycast (deprecated)
-  [v4(192, 168, 0, 0), 16], // RFC 1918
-  [v4(198, 18, 0, 0), 15], // benchmarking
-  [v4(198, 51, 100, 0), 24], // TEST-NET-2
-  [v4(203, 0, 113, 0), 24], // TEST-NET-3
-  [v4(224, 0, 0, 0), 4], // multicast
-  [v4(240, 0, 0, 0), 4], // reserved, incl. 255.255.255.255 broadcast
-]
+const PRIVATE_V4 = cidrs([
+  '0.0.0.0/8', // "this network", 0.0.0.0
+  '10.0.0.0/8', // RFC 1918
+  '100.64.0.0/10', // CGNAT, RFC 6598
+  '127.0.0.0/8', // loopback
+  '169.254.0.0/16', // link-local, incl. 169.254.169.254 cloud metadata
+  '172.16.0.0/12', // RFC 1918
+  '192.0.0.0/24', // IETF protocol assignments (incl. 192.0.0.170/171 NAT64 discovery)
+  '192.0.2.0/24', // TEST-NET-1
+  '192.88.99.0/24', // 6to4 relay anycast (deprecated)
+  '192.168.0.0/16', // RFC 1918
+  '198.18.0.0/15', // benchmarking
+  '198.51.100.0/24', // TEST-NET-2
+  '203.0.113.0/24', // TEST-NET-3
+  '224.0.0.0/4', // multicast
+  '240.0.0.0/4', // reserved, incl. 255.255.255.255 broadcast
+])
 
-function isPrivateV4(addr: number): boolean {
-  for (const [base, bits] of PRIVATE_V4) {
-    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
-    if (((addr & mask) >>> 0) === base) return true
-  }
-  return false
-}
+/** IPv6 prefixes whose last 32 bits are an IPv4 address: judged by that address. */
+const EMBEDDING_V4_LAST = cidrs([
+  '::/96', // unspecified (::), loopback (::1), deprecated IPv4-compatible (::127.0.0.1)
+  '::ffff:0:0/96', // IPv4-mapped (::ffff:127.0.0.1 == ::ffff:7f00:1)
+  '::ffff:0:0:0/96', // IPv4-translated (SIIT, RFC 2765)
+  '64:ff9b::/96', // NAT64 well-known prefix
+])
+/** 6to4: the IPv4 address is in bytes 2..5. */
+const SIX_TO_FOUR = ipaddr.parseCIDR('2002::/16')
 
-function hasPrefix(bytes: Uint8Array, prefix: readonly number[], bits: number): boolean {
-  for (let i = 0; i < bits; i += 8) {
-    const take = Math.min(8, bits - i)
-    const mask = (0xff << (8 - take)) & 0xff
-    if ((bytes[i / 8] & mask) !== ((prefix[i / 8] ?? 0) & mask)) return false
-  }
-  return true
-}
+/** IPv6 ranges refused outright. */
+const PRIVATE_V6 = cidrs([
+  '64:ff9b:1::/48', // local-use NAT64 (RFC 8215): translates into the local network
+  '2001::/32', // Teredo: tunnels to obfuscated IPv4 endpoints
+  '100::/64', // discard-only
+  '2001:2::/48', // benchmarking
+  '2001:db8::/32', // documentation
+  '3fff::/20', // documentation (RFC 9637)
+  'fc00::/7', // unique local
+  'fe80::/10', // link-local
+  'fec0::/10', // site-local (deprecated)
+  'ff00::/8', // multicast
+])
 
-const v4At = (b: Uint8Array, i: number): number => ((b[i] << 24) >>> 0) + (b[i + 1] << 16) + (b[i + 2] << 8) + b[i + 3]
+const isPrivateV4 = (addr: ipaddr.IPv4): boolean => PRIVATE_V4.some((range) => addr.match(range))
 
-function isPrivateV6(b: Uint8Array): boolean {
-  // ::/96 — unspecified (::), loopback (::1), deprecated IPv4-compatible (::127.0.0.1): judge the v4 part.
-  if (hasPrefix(b, [], 96)) return isPrivateV4(v4At(b, 12))
-  // ::ffff:0:0/96 — IPv4-mapped (::ffff:127.0.0.1 == ::ffff:7f00:1).
-  if (hasPrefix(b, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff], 96)) return isPrivateV4(v4At(b, 12))
-  // ::ffff:0:0:0/96 — IPv4-translated (SIIT, RFC 2765).
-  if (hasPrefix(b, [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0], 96)) return isPrivateV4(v4At(b, 12))
-  // 64:ff9b::/96 — NAT64 well-known prefix: judge the embedded v4.
-  if (hasPrefix(b, [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0], 96)) return isPrivateV4(v4At(b, 12))
-  // 64:ff9b:1::/48 — local-use NAT64 (RFC 8215): translates into the local network.
-  if (hasPrefix(b, [0, 0x64, 0xff, 0x9b, 0, 1], 48)) return true
-  // 2002::/16 — 6to4: the v4 is in bytes 2..5.
-  if (hasPrefix(b, [0x20, 0x02], 16)) return isPrivateV4(v4At(b, 2))
-  // 2001::/32 — Teredo: tunnels to obfuscated v4 endpoints; refused outright.
-  if (hasPrefix(b, [0x20, 0x01, 0, 0], 32)) return true
-  if (hasPrefix(b, [0x01, 0, 0, 0, 0, 0, 0, 0], 64)) return true // 100::/64 discard-only
-  if (hasPrefix(b, [0x20, 0x01, 0, 0x02, 0, 0], 48)) return true // 2001:2::/48 benchmarking
-  if (hasPrefix(b, [0x20, 0x01, 0x0d, 0xb8], 32)) return true // 2001:db8::/32 documentation
-  if (hasPrefix(b, [0x3f, 0xff], 20)) return true // 3fff::/20 documentation (RFC 9637)
-  if (hasPrefix(b, [0xfc], 7)) return true // fc00::/7 unique local
-  if (hasPrefix(b, [0xfe, 0x80], 10)) return true // fe80::/10 link-local
-  if (hasPrefix(b, [0xfe, 0xc0], 10)) return true // fec0::/10 site-local (deprecated)
-  if (hasPrefix(b, [0xff], 8)) return true // ff00::/8 multicast
-  return false
+function isPrivateV6(addr: ipaddr.IPv6): boolean {
+  const b = addr.toByteArray()
+  if (EMBEDDING_V4_LAST.some((range) => addr.match(range))) return isPrivateV4(new ipaddr.IPv4(b.slice(12, 16)))
+  if (addr.match(SIX_TO_FOUR)) return isPrivateV4(new ipaddr.IPv4(b.slice(2, 6)))
+  return PRIVATE_V6.some((range) => addr.match(range))
 }
 
 /**
@@ -246,16 +187,16 @@ function isPrivateV6(b: Uint8Array): boolean {
 export function isPrivateAddress(ip: string): boolean {
   const text = ip.trim()
   if (text.includes(':')) {
-    const bytes = parseIPv6(text)
-    return bytes ? isPrivateV6(bytes) : true
+    const v6 = ipv6Of(text)
+    return v6 ? isPrivateV6(v6) : true
   }
-  const addr = parseIPv4(text)
-  return addr === null ? true : isPrivateV4(addr)
+  const v4 = ipv4Of(text)
+  return v4 ? isPrivateV4(v4) : true
 }
 
 /** True when `host` (URL hostname, brackets allowed) is an IP literal rather than a name. */
 export function isIpLiteral(host: string): boolean {
-  return host.includes(':') ? parseIPv6(host) !== null : parseIPv4(host) !== null
+  return host.includes(':') ? ipv6Of(host) !== null : ipv4Of(host) !== null
 }
 
 const BLOCKED_NAMES = new Set(['localhost', 'ip6-localhost', 'ip6-loopback', 'metadata.google.internal'])
@@ -282,13 +223,8 @@ export interface CheckOutboundOptions {
   signal?: AbortSignal
 }
 
-function redact(url: URL): string {
-  if (!url.username && !url.password) return url.href
-  const copy = new URL(url.href)
-  copy.username = ''
-  copy.password = ''
-  return copy.href
-}
+/** A URL fit for a message: no userinfo, no credential-named query values (see redact.ts). */
+const redact = (url: URL): string => redactUrl(url)
 
 function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise
@@ -371,6 +307,37 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
 const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location']
 const CROSS_ORIGIN_STRIPPED = ['authorization', 'proxy-authorization', 'cookie']
 
+/** Where `withCredentials` keeps a request's secret values on its init (read by the guarded fetch). */
+const CREDENTIALS = Symbol.for('runrelay.outbound.credentials')
+
+/**
+ * `init` marked with the secret values its request carries (a connection's credentials), so
+ * that the guarded fetch strips every header and query parameter holding one of them on a
+ * cross-origin redirect, whatever its name.
+ */
+export function withCredentials(init: RequestInit | undefined, values: Iterable<string>): RequestInit {
+  const list = [...values].filter((v) => typeof v === 'string' && v.length > 0)
+  return list.length === 0 ? { ...init } : { ...init, [CREDENTIALS]: list } as RequestInit
+}
+
+const credentialsOf = (init: RequestInit | undefined): string[] => ((init as Record<symbol, unknown> | undefined)?.[CREDENTIALS] as string[] | undefined) ?? []
+
+/**
+ * What a cross-origin hop must not carry: Authorization, Proxy-Authorization and Cookie (as
+ * browsers do), headers named like credentials (X-Api-Key, X-Auth-Token…), and any header or
+ * query parameter holding one of the request's known secret values (`withCredentials`).
+ */
+function stripCredentials(headers: Headers, next: URL, secrets: readonly string[]): void {
+  const holdsSecret = (v: string) => secrets.some((s) => v.includes(s) || v.includes(encodeURIComponent(s)))
+  for (const h of CROSS_ORIGIN_STRIPPED) headers.delete(h)
+  for (const [name, value] of [...headers]) {
+    // Idempotency-Key is named like a key but is what lets the other origin dedupe a replayed trigger.
+    if ((isCredentialName(name) && name.toLowerCase() !== 'idempotency-key') || holdsSecret(value)) headers.delete(name)
+  }
+  for (const [name, value] of [...next.searchParams]) if (isCredentialName(name) || holdsSecret(value)) next.searchParams.delete(name)
+  if (next.username || next.password) { next.username = ''; next.password = '' }
+}
+
 function timeoutSignal(ms: number): AbortSignal {
   if (typeof AbortSignal.timeout === 'function') return AbortSignal.timeout(ms)
   const ctrl = new AbortController()
@@ -393,8 +360,9 @@ function anySignal(signals: AbortSignal[]): AbortSignal | undefined {
  * A `fetch` that checks the URL before each request and follows redirects itself, re-checking
  * every hop (a redirect to a private address throws `OutboundUrlError`). Redirects follow the
  * Fetch standard: 303 (non-GET/HEAD) and 301/302 on POST become GET without body; 307/308 keep
- * method and body. On a cross-origin hop Authorization, Proxy-Authorization and Cookie are
- * dropped (other secret-bearing headers such as X-Api-Key are not: the wrapper cannot know them).
+ * method and body. On a cross-origin hop credentials are dropped (see `stripCredentials`):
+ * Authorization, Proxy-Authorization, Cookie, credential-named headers and query parameters,
+ * and whatever holds a secret value the caller marked with `withCredentials`.
  * The request body is buffered so that it can be replayed on 307/308.
  *
  * `init.redirect: 'manual'` returns the first 3xx as is; `'error'` refuses any redirect.
@@ -425,6 +393,7 @@ export function createGuardedFetch(opts: GuardedFetchOptions): typeof fetch {
     const headers = new Headers(first.headers)
     let body: ArrayBuffer | null = first.body ? await raceSignal(first.arrayBuffer(), signal) : null
     const redirectMode = init?.redirect ?? (isRequest ? (input as Request).redirect : 'follow')
+    const secrets = credentialsOf(init)
 
     for (let hop = 0; ; hop++) {
       const response = await baseFetch(url.href, {
@@ -464,7 +433,7 @@ export function createGuardedFetch(opts: GuardedFetchOptions): typeof fetch {
         body = null
         for (const h of BODY_HEADERS) headers.delete(h)
       }
-      if (next.origin !== url.origin) for (const h of CROSS_ORIGIN_STRIPPED) headers.delete(h)
+      if (next.origin !== url.origin) stripCredentials(headers, next, secrets)
       url = next
     }
   }

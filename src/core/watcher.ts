@@ -1,10 +1,11 @@
 import type { CommandName, Observation } from '../connectors/types.ts'
-import { UpstreamError } from '../connectors/types.ts'
+import { CANCEL_NOT_FORWARDED, UpstreamError } from '../connectors/types.ts'
 import type { RunPatch, RunRow } from '../db/store.ts'
 import { retryDelay } from './backoff.ts'
 import { nextPollDelay } from './poll-planner.ts'
 import { isTerminal, STATUS_RANK, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
 import { noMetrics, noTracer, type BindConnector, type Clock, type ConnectorBinding, type Metrics, type RunLedger, type SpanParent, type Tracer } from './ports.ts'
+import { redactDeep } from './redact.ts'
 
 export interface WatcherDeps {
   ledger: RunLedger
@@ -162,7 +163,8 @@ export class Watcher {
         patch.nextTickAt = null
         if (obs.result !== undefined) { patch.result = obs.result; data.result = obs.result }
         if (to !== 'completed') {
-          const error = obs.error ?? { code: `upstream_${to}`, message: `upstream reported ${obs.upstreamStatus ?? to}` }
+          // Last guard: an upstream's error text may quote a URL with its credentials.
+          const error = obs.error ? redactDeep(obs.error) : { code: `upstream_${to}`, message: `upstream reported ${obs.upstreamStatus ?? to}` }
           patch.error = error
           data.error = error
         }
@@ -178,7 +180,8 @@ export class Watcher {
     if (!upstream) throw err // not the upstream's fault (store down, a bug): the host retries the tick
     this.deps.metrics?.inc('runrelay_upstream_errors_total', { provider: binding.connector.provider, phase, code: upstream.code, transient: String(upstream.transient) })
     const attempt = run.transientErrors + 1
-    const error: ErrorInfo = upstream.toInfo()
+    // Last guard before the error is stored and published: no credential of the connection, no URL credential.
+    const error: ErrorInfo = redactDeep(upstream.toInfo(), Object.values(binding.ctx?.connection?.credentials ?? {}))
     if (upstream.transient && attempt <= binding.policy.maxTransientErrors) {
       const next = Math.max(now + retryDelay(binding.policy, attempt, this.deps.random), upstream.notBefore ?? 0)
       return this.plan(run, {
@@ -187,7 +190,7 @@ export class Watcher {
       }, next)
     }
     const reason = upstream.transient ? 'too_many_transient_errors' : 'upstream_error'
-    await this.finish(run, 'failed', { ...error, message: upstream.transient ? `gave up after ${attempt - 1} transient errors: ${error.message}` : error.message }, { phase, reason })
+    await this.finish(run, 'failed', { ...error, message: upstream.transient ? `gave up after ${attempt - 1} transient errors: ${error.message}` : error.message }, { phase, reason }, binding)
     return { nextAt: null }
   }
 
@@ -195,16 +198,26 @@ export class Watcher {
     const cancel = binding.connector.commands?.cancel
     let upstream = 'not_supported'
     if (cancel && run.upstreamId) {
-      try { await cancel(binding.ctx, { runId: run.id, upstreamId: run.upstreamId, state: run.connectorState }, undefined); upstream = 'canceled' } catch { upstream = 'cancel_failed' }
+      try { await cancel(binding.ctx, { runId: run.id, upstreamId: run.upstreamId, state: run.connectorState }, undefined); upstream = 'canceled' } catch (err) { upstream = notForwarded(err) ? 'cancel_skipped' : 'cancel_failed' }
     }
-    await this.finish(run, 'timed_out', { code: 'deadline_exceeded', message: 'the run passed its deadline' }, { upstream })
+    await this.finish(run, 'timed_out', { code: 'deadline_exceeded', message: 'the run passed its deadline' }, { upstream }, binding)
   }
 
-  private async finish(run: RunRow, to: RunStatus, error: ErrorInfo | null, extra: Record<string, unknown> = {}): Promise<RunRow> {
+  private async finish(run: RunRow, to: RunStatus, error: ErrorInfo | null, extra: Record<string, unknown>, binding: ConnectorBinding): Promise<RunRow> {
     const now = this.deps.clock.now()
     const data: Record<string, unknown> = { from: run.status, to, upstream_status: run.upstreamStatus, ...extra }
     if (error) data.error = error
-    return (await this.deps.ledger.commit(run, { status: to, finishedAt: now, nextTickAt: null, error: error ?? run.error }, [{ type: 'run.status_changed', data }])).run
+    const ended = (await this.deps.ledger.commit(run, { status: to, finishedAt: now, nextTickAt: null, error: error ?? run.error }, [{ type: 'run.status_changed', data }])).run
+    await this.ended(ended, binding)
+    return ended
+  }
+
+  /** The connector's clean-up once a run has ended (best effort: the run's outcome is already stored). */
+  private async ended(run: RunRow, binding?: ConnectorBinding): Promise<void> {
+    try {
+      const b = binding ?? await this.deps.bind(run)
+      await b.connector.finished?.(b.ctx, { runId: run.id, upstreamId: run.upstreamId ?? '', state: run.connectorState })
+    } catch { /* the upstream keeps what trigger set; nothing in runrelay depends on it */ }
   }
 
   /** Persist a change with the next tick time; the deadline always gets a tick of its own. */
@@ -212,7 +225,8 @@ export class Watcher {
     const terminal = isTerminal((change.patch.status ?? run.status) as RunStatus)
     const at = terminal ? null : next === null ? run.deadlineAt ?? null : run.deadlineAt ? Math.min(next, run.deadlineAt) : next
     change.patch.nextTickAt = at
-    await this.deps.ledger.commit(run, change.patch, change.events)
+    const { run: stored } = await this.deps.ledger.commit(run, change.patch, change.events)
+    if (terminal && !isTerminal(run.status as RunStatus)) await this.ended(stored)
     return { nextAt: at }
   }
 
@@ -222,7 +236,9 @@ export class Watcher {
     if (!run || isTerminal(run.status as RunStatus)) return run
     const change = this.observe(run, obs)
     if (change.events.length === 0 && Object.keys(change.patch).length === 0) return run
-    return (await this.deps.ledger.commit(run, change.patch, change.events)).run
+    const stored = (await this.deps.ledger.commit(run, change.patch, change.events)).run
+    if (change.patch.status && isTerminal(change.patch.status as RunStatus)) await this.ended(stored)
+    return stored
   }
 
   /**
@@ -243,6 +259,7 @@ export class Watcher {
       if (name === 'resume' && status !== 'paused') throw new CommandRejected('run_not_paused', 'run is not paused')
     }
     let upstream = 'not_supported'
+    let upstreamNote: string | undefined
     let obs: Observation | void = undefined
     if (handler && run.upstreamId) {
       try {
@@ -253,14 +270,17 @@ export class Watcher {
           const info = err instanceof UpstreamError ? err.toInfo() : { code: 'command_failed', message: String((err as Error)?.message ?? err) }
           throw new CommandRejected(info.code, `upstream refused ${name}: ${info.message}`)
         }
-        upstream = 'failed'
+        upstream = notForwarded(err) ? 'skipped' : 'failed'
+        if (notForwarded(err)) upstreamNote = (err as Error).message
       }
     }
-    const commandEvent: NewEvent = { type: 'run.command', data: { command: name, by, upstream, ...(payload !== undefined ? { payload } : {}) } }
+    const commandEvent: NewEvent = { type: 'run.command', data: { command: name, by, upstream, ...(upstreamNote ? { upstream_note: upstreamNote } : {}), ...(payload !== undefined ? { payload } : {}) } }
     if (name === 'cancel') {
       const now = this.deps.clock.now()
       const data = { from: status, to: 'canceled', upstream_status: run.upstreamStatus, reason: 'canceled_by_user' }
-      return (await this.deps.ledger.commit(run, { status: 'canceled', finishedAt: now, nextTickAt: null }, [commandEvent, { type: 'run.status_changed', data }])).run
+      const ended = (await this.deps.ledger.commit(run, { status: 'canceled', finishedAt: now, nextTickAt: null }, [commandEvent, { type: 'run.status_changed', data }])).run
+      await this.ended(ended, binding)
+      return ended
     }
     const implied: Observation = { ...(obs ?? {}) }
     if (implied.status === undefined && name === 'pause') implied.status = 'paused'
@@ -269,6 +289,9 @@ export class Watcher {
     return (await this.deps.ledger.commit(run, change.patch, [commandEvent, ...change.events])).run
   }
 }
+
+/** A cancel the connector kept from the upstream on purpose (it would stop more than this run). */
+const notForwarded = (err: unknown): boolean => err instanceof UpstreamError && err.code === CANCEL_NOT_FORWARDED
 
 /** Adds the run id as Idempotency-Key to a trigger's POST, so a retried trigger is one run upstream. */
 function withIdempotencyKey(f: typeof fetch, key: string): typeof fetch {

@@ -417,6 +417,14 @@ export class Store {
     return Number(r?.n ?? 0)
   }
 
+  /** Unfinished runs of one upstream workflow on a connection, whatever runrelay workflow started them (at most `limit`). */
+  async activeRunIdsOfUpstreamWorkflow(connectionId: string, upstreamWorkflowId: string, limit = 20): Promise<string[]> {
+    const rows = await this.db.select({ id: runs.id }).from(runs).innerJoin(workflows, eq(runs.workflowId, workflows.id))
+      .where(and(eq(workflows.connectionId, connectionId), eq(workflows.upstreamWorkflowId, upstreamWorkflowId), isNull(runs.finishedAt)))
+      .orderBy(asc(runs.createdAt), asc(runs.id)).limit(limit)
+    return rows.map((r) => r.id)
+  }
+
   // runs and events --------------------------------------------------------
   /** Insert a run together with its run.created event (seq 1), atomically. */
   async createRun(row: typeof runs.$inferInsert, created: NewEvent): Promise<{ run: RunRow; event: RunEvent }> {

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono'
-import { sha256Hex } from '../core/crypto.ts'
+import { API_KEY_PREFIX, sha256Hex } from '../core/crypto.ts'
 import type { Scope } from '../core/domain.ts'
 import type { ApiKeyRow, Store } from '../db/store.ts'
 import { ApiError } from './errors.ts'
@@ -21,7 +21,11 @@ export interface TokenVerifier {
 
 export type AuthEnv = { Variables: { principal: Principal; requestId: string } }
 
-/** The credential of a request: `Authorization: Bearer`, `X-API-Key`, or (streams only) `?token=`. */
+/**
+ * The credential of a request: `Authorization: Bearer`, `X-API-Key`, or (streams only) a
+ * subscriber token in `?token=` or the WebSocket subprotocol. API keys are refused in the URL:
+ * URLs end up in access logs, proxies and browser history.
+ */
 export function credentialOf(c: Context, allowQuery: boolean): string | undefined {
   const auth = c.req.header('authorization')
   if (auth) {
@@ -32,6 +36,9 @@ export function credentialOf(c: Context, allowQuery: boolean): string | undefine
   if (key) return key.trim()
   if (allowQuery) {
     const q = c.req.query('token') ?? c.req.query('access_token')
+    if (q?.startsWith(API_KEY_PREFIX)) {
+      throw new ApiError(401, 'unauthorized', 'API keys are not accepted in the URL: send Authorization: Bearer <key> or X-API-Key, or put a subscriber token (POST /v1/tokens) in ?token=', [], { 'WWW-Authenticate': 'Bearer' })
+    }
     if (q) return q
     // Browsers cannot set headers on a WebSocket: the token may come as a subprotocol `runrelay.token.<token>`.
     const proto = c.req.header('sec-websocket-protocol')

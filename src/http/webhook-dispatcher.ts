@@ -3,6 +3,7 @@ import { parseRetryAfter } from '../connectors/request.ts'
 import { newId, randomBytes, type SecretBox } from '../core/crypto.ts'
 import { isTerminal, type RunStatus } from '../core/domain.ts'
 import type { Clock, Metrics } from '../core/ports.ts'
+import { redactText } from '../core/redact.ts'
 import type { EventRow, RunRow, Store } from '../db/store.ts'
 import { toRunEvent } from '../db/store.ts'
 import { WebhookQueries, type WebhookDeliveryRow, type WebhookEndpointRow } from '../db/webhooks.ts'
@@ -185,7 +186,8 @@ export class WebhookDispatcher {
       responseBody = (await res.text().catch(() => '')).slice(0, RESPONSE_KEPT)
     } catch (err) {
       const x = err as Error
-      error = x?.name === 'TimeoutError' || x?.name === 'AbortError' ? `timed out after ${this.timeoutMs} ms` : String(x?.message ?? err)
+      // The endpoint's URL may carry a token: the delivery log keeps the message without it.
+      error = x?.name === 'TimeoutError' || x?.name === 'AbortError' ? `timed out after ${this.timeoutMs} ms` : redactText(String(x?.message ?? err))
     }
     const done = this.deps.clock.now()
     const ok = status !== null && status >= 200 && status < 300

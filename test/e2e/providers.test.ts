@@ -117,8 +117,8 @@ describe('wokelo (username/password)', () => {
     const runId = await t.trigger(wf)
     const other = await t.trigger(wf)
     const reportId = await upstreamIdOf(runId)
-    const url = await callbackUrl(box, server.url, runId)
-    const otherSig = new URL(await callbackUrl(box, server.url, other)).searchParams.get('sig')!
+    const url = await callbackUrl(box, server.url, runId, Date.now() + 3_600_000)
+    const otherSig = new URL(await callbackUrl(box, server.url, other, Date.now() + 3_600_000)).searchParams.get('sig')!
     expect((await post(withSig(url, null), { report_id: Number(reportId), status: 'COMPLETED' })).status).toBe(401)
     expect((await post(withSig(url, 'AAAA' + otherSig.slice(4)), { report_id: Number(reportId), status: 'COMPLETED' })).status).toBe(401)
     expect((await post(withSig(url, otherSig), { report_id: Number(reportId), status: 'COMPLETED' })).status).toBe(401)
@@ -177,7 +177,7 @@ describe('wiv (completion by callback)', () => {
     expect(run.result).toMatchObject({ execution_id: run.upstream_id, run_by: 'api_user_name', result: { tickets: 3 } })
     const exec = fake.state.executions.get(run.upstream_id)!
     expect(exec.payload.user_id).toBe('12345')
-    expect(exec.payload.runrelay_callback_url).toMatch(new RegExp(`^${server.url}/v1/callbacks/${runId}\\?sig=`))
+    expect(exec.payload.runrelay_callback_url).toMatch(new RegExp(`^${server.url}/v1/callbacks/${runId}\\?exp=\\d+&sig=`))
     expect(exec.callbacks).toEqual([{ status: 202, body: { accepted: true } }])
   })
 
@@ -191,7 +191,7 @@ describe('wiv (completion by callback)', () => {
       await upstreamIdOf(a)
       const urlA = [...slow.state.executions.values()].map((e) => String(e.payload.runrelay_callback_url)).find((u) => u.includes(a))!
       const urlB = [...slow.state.executions.values()].map((e) => String(e.payload.runrelay_callback_url)).find((u) => u.includes(b))
-        ?? await callbackUrl(box, server.url, b)
+        ?? await callbackUrl(box, server.url, b, Date.now() + 3_600_000)
       const sigB = new URL(urlB).searchParams.get('sig')!
       expect((await post(withSig(urlA, null), { status: 'completed' })).status).toBe(401)
       expect((await post(withSig(urlA, 'x' + sigB.slice(1)), { status: 'completed' })).status).toBe(401)
@@ -249,7 +249,7 @@ describe('indigenius', () => {
     const sub = t.subscribe(runId)
     const jobId = await upstreamIdOf(runId)
     const target = fake.state.workflows.get(B)!
-    expect(target.callbackUrl).toMatch(new RegExp(`^${server.url}/v1/callbacks/${runId}\\?sig=`))
+    expect(target.callbackUrl).toMatch(new RegExp(`^${server.url}/v1/callbacks/${runId}\\?exp=\\d+&sig=`))
     expect(target.webhook?.url).toBe(target.callbackUrl)
     const started = Date.now()
     await fake.advance(jobId, 'completed', { result: { calls: 7 } })

@@ -1,7 +1,7 @@
 import { header, IdempotencyStore, isObject, nextInScript, startFakeServer, type FakeCommonOptions, type FakeReply, type FakeServer } from './common.ts'
 
 /**
- * Fake Indigenius API (shared/providers/indigenius.txt).
+ * Fake Indigenius API (as docs/connectors.md describes it).
  *
  * Auth: `X-API-Key`; each key has scopes (`keys` option; default `ind-key` with read+write and
  * `ind-read` with read only). Missing/unknown key → 401; missing scope → 403

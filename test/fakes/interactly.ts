@@ -1,7 +1,7 @@
 import { header, IdempotencyStore, isObject, nextInScript, startFakeServer, type FakeCommonOptions, type FakeReply, type FakeServer } from './common.ts'
 
 /**
- * Fake Interactly workflow-runs API (shared/providers/interactly.txt).
+ * Fake Interactly workflow-runs API (as docs/connectors.md describes it).
  *
  * - `Authorization: Bearer <token>`; missing/wrong → 401 {detail: "Invalid API key"} (errors are not
  *   on the page; the page's "Successful Response" wording is FastAPI's, so the fake answers FastAPI

@@ -1,7 +1,7 @@
 import { header, IdempotencyStore, isObject, nextInScript, startFakeServer, type FakeCommonOptions, type FakeReply, type FakeServer } from './common.ts'
 
 /**
- * Fake PipelineGeneration API (shared/providers/pipelinegeneration.txt).
+ * Fake PipelineGeneration API (as docs/connectors.md describes it).
  *
  * - `x-api-key` required: missing or wrong → 401 `{"error": "Invalid API key"}` (status/body not on
  *   the page; the page's only error shape is `{"error": "..."}`, so the fake uses it everywhere).

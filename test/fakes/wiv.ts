@@ -1,7 +1,7 @@
 import { header, IdempotencyStore, isObject, startFakeServer, type FakeCommonOptions, type FakeReply, type FakeServer } from './common.ts'
 
 /**
- * Fake Wiv API (shared/providers/wiv.txt).
+ * Fake Wiv API (as docs/connectors.md describes it).
  *
  * - POST /workflows/{workflow_id}/run with `X-API-KEY` and {payload: {...}} → 200 {data: {event_type:
  *   "WORKFLOW_TRIGGER", execution_id, payload (echo), run_by, tenant_id, timestamp ("YYYY-MM-DD

@@ -1,7 +1,7 @@
 import { header, IdempotencyStore, isObject, nextInScript, startFakeServer, type FakeCommonOptions, type FakeReply, type FakeServer } from './common.ts'
 
 /**
- * Fake Wokelo API (shared/providers/wokelo.txt + README facts).
+ * Fake Wokelo API (as docs/connectors.md describes it).
  *
  * - POST /auth/token/ {username, password} (JSON or form) → 200 {access, refresh} with a JWT-shaped
  *   token carrying `exp`; wrong credentials → 401 {detail}. (The exchange's shape is not on the page;

@@ -2,29 +2,31 @@ import { z } from 'zod'
 import type { RunStatus } from '../../core/domain.ts'
 import { getPath, joinUrl, requestJson, type UpstreamRequest, type UpstreamResponse } from '../request.ts'
 import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress, rewrap } from '../shared.ts'
-import { UpstreamError, type Connector, type ConnectorContext, type Observation, type UpstreamWorkflow } from '../types.ts'
+import { CANCEL_NOT_FORWARDED, UpstreamError, type Connector, type ConnectorContext, type Observation, type RunRef, type UpstreamWorkflow } from '../types.ts'
 
 /**
- * Indigenius (shared/providers/indigenius.txt).
+ * Indigenius: its API as runrelay uses it (described in docs/connectors.md).
  *
  * - auth: `X-API-Key`; reads need the `workflows:read` scope, writes `workflows:write`.
- * - trigger: `POST /v1/workflows/{id}/run` (no body on the page) → 201 {status: true, message, jobId}.
+ * - trigger: `POST /v1/workflows/{id}/run` (no body documented) → 201 {status: true, message, jobId}.
  * - poll: `GET /v1/workflows/jobs/{jobId}`. Its answer's shape is not documented, so it is read
  *   defensively (see observeJob): a status word from `status` (when a string), `state`, `jobStatus`…
  *   at the top level or under `data` / `job`; failing that, Agenda-style timestamps (`failedAt` /
  *   `failReason`, `lastFinishedAt`, `lockedAt` / `lastRunAt`, `nextRunAt`); progress, result and error
  *   from the usual names. The raw answer is always kept.
- * - cancel: `POST /v1/workflows/{id}/cancel`. The page lists it under the *workflow* id and says
- *   nothing about a body, so it cancels the workflow's pending execution(s) on Indigenius; runrelay
- *   records the run as canceled once the call is accepted. A later 404 for the job after a cancel
- *   is read as canceled too.
+ * - cancel: `POST /v1/workflows/{id}/cancel` cancels the whole workflow (every unfinished job of it),
+ *   so it is sent only when no other run of that upstream workflow is active in runrelay; otherwise
+ *   the cancel throws CANCEL_NOT_FORWARDED and the run is canceled in runrelay only. A later 404 for
+ *   the job after a cancel is read as canceled.
  * - list: `GET /v1/workflows` (array, or {data|items|workflows: [...]}); also the connection test.
  * - push: the callback target lives on the workflow (`callbackUrl`, `webhook.url`), not on the run, so
- *   before each run the connector PATCHes `/v1/workflows/{id}` with both aimed at ctx.callbackUrl
- *   (`pushCallback: false` in the workflow or connection config turns that off; it also replaces any
- *   webhook object set by hand, minus its other fields). Best effort: if the PATCH fails the run still
- *   starts and is polled. With concurrent runs of one workflow the last PATCH wins; parseCallback
- *   therefore ignores a callback naming another jobId, and polling still settles the other runs.
+ *   before each run the connector PATCHes `/v1/workflows/{id}` with both aimed at ctx.callbackUrl,
+ *   sending the workflow's webhook object with only `url` changed (pointCallback; `pushCallback:
+ *   false` turns it off), retried on 429 per Retry-After within a bound. The customer's own targets
+ *   are kept in the run's state and put back when the last active run of the workflow ends
+ *   (restoreCallback, from `finished`). Best effort: if the PATCH fails the run still starts and is
+ *   polled. With concurrent runs of one workflow the last PATCH wins; parseCallback therefore
+ *   ignores a callback naming another jobId, and polling still settles the other runs.
  * - errors: 400 validation → `upstream_validation`; 401 → `upstream_unauthorized`; 403 → code
  *   `upstream_forbidden_scope`, naming the scope (from the answer when it names one, else the one the
  *   endpoint needs); 404 → `upstream_not_found`; 5xx transient.
@@ -52,7 +54,7 @@ const credentials = z.object({ apiKey: z.string().min(1) })
 
 const workflowConfig = z.object({
   pushCallback: z.boolean().optional(),
-  /** Send the run's input as the JSON body of /run (the page shows no body; off by default). */
+  /** Send the run's input as the JSON body of /run (Indigenius documents no body; off by default). */
   sendInput: z.boolean().optional(),
 }).passthrough()
 
@@ -156,6 +158,88 @@ function started(body: unknown, now: number): Observation {
 
 const pushEnabled = (ctx: ConnectorContext) => ctx.workflow.config.pushCallback !== false && ctx.connection.config.pushCallback !== false && !!ctx.callbackUrl
 
+/** What the workflow's push targets were before runrelay pointed them at a run (null: unset). */
+interface PriorTargets { callbackUrl: string | null; webhookUrl: string | null }
+
+/** runrelay's run callback URLs on this server share the run callback URL's path up to the run id. */
+function isRunCallbackUrl(ctx: ConnectorContext, url: unknown): boolean {
+  if (typeof url !== 'string' || !ctx.callbackUrl) return false
+  try {
+    const ours = new URL(ctx.callbackUrl)
+    const theirs = new URL(url)
+    return theirs.origin === ours.origin && theirs.pathname.startsWith(ours.pathname.slice(0, ours.pathname.lastIndexOf('/') + 1))
+  } catch {
+    return false
+  }
+}
+
+/** The customer's own targets, remembered per workflow in this process (a second run finds runrelay's URL in place). */
+const priorKey = (ctx: ConnectorContext) => `indigenius:prior:${ctx.connection.id}:${ctx.workflow.upstreamWorkflowId}`
+
+/** Longest total wait on 429s around the callback PATCH (and its GET) of one trigger or restore. */
+const RATE_LIMIT_BUDGET_MS = 10_000
+const RATE_LIMIT_ATTEMPTS = 4
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** A call retried on 429 after its Retry-After (1 s without one), within a bounded budget. */
+async function callRetrying<T = unknown>(ctx: ConnectorContext, path: string, req: UpstreamRequest, scope: Scope, what: string): Promise<UpstreamResponse<T>> {
+  let waited = 0
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call<T>(ctx, path, req, scope, what)
+    } catch (err) {
+      if (!(err instanceof UpstreamError) || err.status !== 429 || attempt >= RATE_LIMIT_ATTEMPTS) throw err
+      const wait = Math.max(0, (err.notBefore ?? ctx.now() + 1_000) - ctx.now())
+      if (waited + wait > RATE_LIMIT_BUDGET_MS) throw err
+      waited += wait
+      await sleep(wait)
+    }
+  }
+}
+
+type WorkflowDoc = { callbackUrl?: unknown; webhook?: unknown }
+
+/**
+ * Point the workflow's `callbackUrl` and `webhook.url` at this run. The PATCH carries the
+ * webhook object as the workflow has it, with only `url` changed, so fields runrelay did not
+ * set (`webhook.secret`…) survive an upstream that replaces the object. Returns the targets
+ * that were there before (the customer's, even when another run's URL is in place), or
+ * undefined when they are unknown (another process set runrelay's URL).
+ */
+async function pointCallback(ctx: ConnectorContext, wfPath: string, id: string): Promise<PriorTargets | undefined> {
+  const current = (await callRetrying<WorkflowDoc>(ctx, wfPath, {}, 'workflows:read', `workflow ${id} (reading its callback)`)).body
+  const webhook = isRecord(current?.webhook) ? current.webhook : {}
+  let prior: PriorTargets | undefined
+  if (isRunCallbackUrl(ctx, current?.callbackUrl) || isRunCallbackUrl(ctx, webhook.url)) {
+    prior = ctx.cache.get(priorKey(ctx)) as PriorTargets | undefined
+  } else {
+    prior = { callbackUrl: typeof current?.callbackUrl === 'string' ? current.callbackUrl : null, webhookUrl: typeof webhook.url === 'string' ? webhook.url : null }
+    ctx.cache.set(priorKey(ctx), prior)
+  }
+  await callRetrying(ctx, wfPath, { method: 'PATCH', body: { callbackUrl: ctx.callbackUrl, webhook: { ...webhook, url: ctx.callbackUrl } } }, 'workflows:write', `workflow ${id} (setting its callback)`)
+  return prior
+}
+
+/**
+ * When the last active run of the workflow ends, put back the targets that were there before
+ * runrelay's first PATCH, unless someone changed them since (then they are left alone).
+ */
+async function restoreCallback(ctx: ConnectorContext, run: RunRef): Promise<void> {
+  if (run.state.push !== true) return
+  if (((await ctx.otherActiveRuns?.()) ?? []).length > 0) return // the last run to end restores
+  const prior = (run.state.priorCallback as PriorTargets | undefined) ?? (ctx.cache.get(priorKey(ctx)) as PriorTargets | undefined)
+  if (!prior) return
+  const id = ctx.workflow.upstreamWorkflowId
+  const wfPath = `/v1/workflows/${encodeURIComponent(id)}`
+  const current = (await callRetrying<WorkflowDoc>(ctx, wfPath, {}, 'workflows:read', `workflow ${id} (reading its callback)`)).body
+  const webhook: Record<string, unknown> = isRecord(current?.webhook) ? { ...current.webhook } : {}
+  if (!isRunCallbackUrl(ctx, current?.callbackUrl) && !isRunCallbackUrl(ctx, webhook.url)) return
+  if (prior.webhookUrl === null) delete webhook.url
+  else webhook.url = prior.webhookUrl
+  await callRetrying(ctx, wfPath, { method: 'PATCH', body: { callbackUrl: prior.callbackUrl, webhook } }, 'workflows:write', `workflow ${id} (restoring its callback)`)
+  ctx.cache.delete(priorKey(ctx))
+}
+
 export const indigeniusConnector: Connector = {
   provider: 'indigenius',
   connectionConfig,
@@ -170,8 +254,9 @@ export const indigeniusConnector: Connector = {
     const state: Record<string, unknown> = {}
     if (pushEnabled(ctx)) {
       try {
-        await call(ctx, wfPath, { method: 'PATCH', body: { callbackUrl: ctx.callbackUrl, webhook: { url: ctx.callbackUrl } } }, 'workflows:write', `workflow ${id} (setting its callback)`)
+        const prior = await pointCallback(ctx, wfPath, id)
         state.push = true
+        if (prior) state.priorCallback = prior
       } catch (err) {
         state.push = false
         state.pushError = (err as Error).message
@@ -205,6 +290,11 @@ export const indigeniusConnector: Connector = {
   commands: {
     async cancel(ctx, run) {
       const id = ctx.workflow.upstreamWorkflowId
+      // Indigenius cancels a whole workflow: other people's runs of it must not be stopped.
+      const others = (await ctx.otherActiveRuns?.()) ?? []
+      if (others.length > 0) {
+        throw finalError(CANCEL_NOT_FORWARDED, `Indigenius cancels whole workflows and workflow ${id} has ${others.length} other active run(s) (${others.slice(0, 5).join(', ')}): canceled in runrelay only, the Indigenius job keeps running`)
+      }
       const res = await call(ctx, `/v1/workflows/${encodeURIComponent(id)}/cancel`, { method: 'POST' }, 'workflows:write', `workflow ${id} (cancel)`)
       const message = messageText(res.body)
       return { status: 'canceled', raw: res.body, message, state: { ...run.state, cancelRequested: true } }
@@ -248,6 +338,10 @@ export const indigeniusConnector: Connector = {
 
   callbackUpstreamId(body) {
     return jobIdOf(body)
+  },
+
+  async finished(ctx, run) {
+    await restoreCallback(ctx, run)
   },
 
   parseCallback(ctx, run, body) {

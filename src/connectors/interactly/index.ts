@@ -5,7 +5,7 @@ import { fillPath, finalError, idempotencyHeaders, isRecord, mapStatus, matchOkP
 import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
 
 /**
- * Interactly (shared/providers/interactly.txt).
+ * Interactly: its API as runrelay uses it (described in docs/connectors.md).
  *
  * - auth: `Authorization: Bearer <apiKey>`
  * - every action is `POST /workflows/v1/workflow-runs` with a `command`:
@@ -16,16 +16,16 @@ import type { Connector, ConnectorContext, Observation, RunRef } from '../types.
  *   Each answers the run object {workflow_run: {_id, workflow_run: {status, input_output_pairs, comments}}}.
  * - ids are 24 hex chars (Mongo ObjectIds): a workflow or run id that is not is a final
  *   `invalid_upstream_id` error, raised before calling.
- * - status: `workflow_run.workflow_run.status`; the page shows only `not_started` (→ queued). The other
+ * - status: `workflow_run.workflow_run.status`; the API reference shows only `not_started` (→ queued). The other
  *   words are not documented; the table maps the plausible ones and anything else keeps upstreamStatus
  *   with no status.
  * - outputs: every event of every input/output pair is an Observation output keyed
  *   `pair<i>.event<j>` (stable: pairs and events are only appended), plus `pair<i>.thread_outputs` for a
  *   pair's non-empty thread_to_node_outputs, so the watcher emits run.output events.
- * - poll: a read endpoint is not on the page. Default: `GET /workflows/v1/workflow-runs/{id}` (the
+ * - poll: no read endpoint is documented. Default: `GET /workflows/v1/workflow-runs/{id}` (the
  *   REST sibling of the documented POST, answering the same run model). Configurable with
  *   `poll: {mode: 'get', path: '<template with {id}>'}` or `poll: {mode: 'data'}`, which sends a `data`
- *   command with no data and reads the run from its answer (note the page says each call appends an
+ *   command with no data and reads the run from its answer (note Interactly documents that each call appends an
  *   input/output pair, so that mode grows the run's history on every poll).
  */
 
@@ -63,6 +63,15 @@ const workflowConfig = z.object({
 
 const RUN_INPUT_KEYS = ['dynamic_variables', 'runtime_variables', 'miscellaneous', 'thread_to_node_inputs'] as const
 
+/**
+ * A workflow's input template names the parts of the `start` body it fills: a flat template
+ * such as `{"greeting": "Hello {{customer}}"}` has no place in that body, so it is refused
+ * when the workflow is created rather than rendered and silently dropped. Each part is an
+ * object, or a `{{variable}}` that renders to one.
+ */
+const RunPart = z.union([z.record(z.string(), z.unknown()), z.string()])
+const inputTemplate = z.object(Object.fromEntries(RUN_INPUT_KEYS.map((k) => [k, RunPart.optional()]))).strict()
+
 const headers = (ctx: ConnectorContext) => ({ Authorization: `Bearer ${ctx.connection.credentials.apiKey ?? ''}` })
 
 function checkId(kind: string, id: string): void {
@@ -73,6 +82,9 @@ const obj = (v: unknown): Record<string, unknown> => (isRecord(v) ? v : {})
 
 export function buildStartBody(ctx: ConnectorContext, input: unknown, variables: Record<string, unknown>, runtimeVariables: Record<string, unknown>): Record<string, unknown> {
   const inp = obj(input)
+  // Workflows created before templates were checked: refuse rather than drop the input.
+  const stray = Object.keys(inp).filter((k) => !(RUN_INPUT_KEYS as readonly string[]).includes(k))
+  if (stray.length > 0) throw finalError('invalid_input', `Interactly's start body has no place for ${stray.join(', ')}: put values under ${RUN_INPUT_KEYS.join(', ')}`)
   const cfg = ctx.workflow.config
   return {
     command: 'start',
@@ -163,6 +175,7 @@ export const interactlyConnector: Connector = {
   connectionConfig,
   credentials,
   workflowConfig,
+  inputTemplate,
   defaultPollPolicy: { firstIntervalMs: 2_000, maxIntervalMs: 30_000, deadlineMs: 2 * 3_600_000 },
 
   async trigger(ctx, req) {

@@ -5,7 +5,7 @@ import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messa
 import type { Connector, ConnectorContext, Observation, UpstreamWorkflow } from '../types.ts'
 
 /**
- * PipelineGeneration (https://api.pipelinegeneration.ai), see shared/providers/pipelinegeneration.txt.
+ * PipelineGeneration (https://api.pipelinegeneration.ai); its API is described in docs/connectors.md.
  *
  * - auth: `x-api-key`
  * - `GET /v1/workflows` lists workflows (also used as the connection test)

@@ -5,7 +5,7 @@ import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messa
 import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
 
 /**
- * Wiv (shared/providers/wiv.txt).
+ * Wiv: its API as runrelay uses it (described in docs/connectors.md).
  *
  * - auth: `X-API-KEY`
  * - `POST /workflows/{workflow_id}/run` {payload} → 200 {data: {event_type: WORKFLOW_TRIGGER,

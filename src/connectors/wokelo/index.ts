@@ -5,15 +5,15 @@ import { fillPath, finalError, idempotencyHeaders, isRecord, mapStatus, matchOkP
 import { UpstreamError, type Connector, type ConnectorContext, type Observation } from '../types.ts'
 
 /**
- * Wokelo (shared/providers/wokelo.txt and README "Facts beyond the pages").
+ * Wokelo: its API and its polling and retry guidance as runrelay uses them (described in docs/connectors.md).
  *
  * Auth: a JWT in `Authorization`. Either a static `token` credential, or `username`/`password`
  * exchanged at `POST /auth/token/` (JSON body {username, password}; the token is read from
- * `access`, `token` or `access_token`, or `tokenPath` — the exchange's shape is not on the page).
+ * `access`, `token` or `access_token`, or `tokenPath` — the exchange's answer is not documented).
  * The exchanged token is cached in ctx.cache under `wokelo:token:<connection id>`, renewed before
- * its JWT `exp`, and renewed once on a 401 (then the request is retried once). The page's example
- * sends the bare token; the vendor's other pages send `Bearer <token>`: `authScheme` picks
- * (default `bearer`, the JWT convention of the vendor's other pages).
+ * its JWT `exp`, and renewed once on a 401 (then the request is retried once). Wokelo's API
+ * reference sends the bare token (`Authorization: <token>`), so that is the default;
+ * `authScheme: 'bearer'` sends `Bearer <token>` for accounts that want it.
  *
  * Trigger: `POST /api/workflow_manager/start/` {workflow, workbook_name, permalink, website,
  * industry_research_topic, custom_files} → {report_id}; report_id is the upstream id. Company
@@ -162,7 +162,7 @@ async function getToken(ctx: ConnectorContext, renew: boolean): Promise<string> 
 }
 
 function authHeader(ctx: ConnectorContext, token: string): Record<string, string> {
-  return { Authorization: ctx.connection.config.authScheme === 'bare' ? token : `Bearer ${token}` }
+  return { Authorization: ctx.connection.config.authScheme === 'bearer' ? `Bearer ${token}` : token }
 }
 
 /** requestJson with the JWT, one re-authentication on 401, and the vendor's retry rules applied. */

@@ -2,12 +2,13 @@ import { and, asc, eq } from 'drizzle-orm'
 import type { Context, Hono } from 'hono'
 import { z } from 'zod'
 import { getConnector } from '../../connectors/index.ts'
-import { joinUrl } from '../../connectors/request.ts'
+import { joinUrl, redactedError } from '../../connectors/request.ts'
 import { UpstreamError, type Connector, type ProxyTriggerMatch } from '../../connectors/types.ts'
 import { newId } from '../../core/crypto.ts'
 import { pollPolicyOf } from '../../core/binding.ts'
 import type { RunStatus } from '../../core/domain.ts'
 import { isOutboundUrlError } from '../../core/outbound.ts'
+import { redactText } from '../../core/redact.ts'
 import { workflows } from '../../db/schema.ts'
 import type { ConnectionRow, RunRow, WorkflowRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
@@ -76,7 +77,7 @@ async function proxy(c: Context<AuthEnv>, deps: AppDeps): Promise<Response> {
     auth = await connector.authHeaders(ctx)
     authNames = new Set(Object.keys(auth).map((k) => k.toLowerCase()))
   } catch (err) {
-    throw upstreamFailure(err)
+    throw upstreamFailure(err, ctx.connection.credentials)
   }
   c.req.raw.headers.forEach((value, name) => {
     const n = name.toLowerCase()
@@ -91,7 +92,7 @@ async function proxy(c: Context<AuthEnv>, deps: AppDeps): Promise<Response> {
   try {
     res = await ctx.fetch(target, { method, headers, body: body && body.byteLength > 0 ? body : undefined })
   } catch (err) {
-    throw upstreamFailure(err)
+    throw upstreamFailure(err, ctx.connection.credentials)
   }
 
   const outHeaders = new Headers()
@@ -153,13 +154,16 @@ function parseJson(bytes: Uint8Array | undefined): unknown {
   }
 }
 
-function upstreamFailure(err: unknown): ApiError {
+/** runrelay's answer for a failed proxied call, without the connection's credentials in it. */
+function upstreamFailure(err: unknown, credentials: Record<string, string>): ApiError {
   if (err instanceof ApiError) return err
-  if (isOutboundUrlError(err)) return new ApiError(502, 'outbound_url_refused', `upstream refused by the outbound guard: ${(err as Error).message}`)
-  if (err instanceof UpstreamError) return upstreamApiError(err)
+  const secrets = Object.values(credentials)
+  const text = (e: unknown) => redactText((e as Error)?.message ?? String(e), secrets)
+  if (isOutboundUrlError(err)) return new ApiError(502, 'outbound_url_refused', `upstream refused by the outbound guard: ${text(err)}`)
+  if (err instanceof UpstreamError) return upstreamApiError(redactedError(err, secrets))
   const name = (err as Error)?.name
   const timeout = name === 'TimeoutError' || name === 'AbortError'
-  return new ApiError(timeout ? 504 : 502, timeout ? 'upstream_timeout' : 'upstream_unreachable', `upstream ${timeout ? 'timed out' : 'unreachable'}: ${(err as Error)?.message ?? String(err)}`)
+  return new ApiError(timeout ? 504 : 502, timeout ? 'upstream_timeout' : 'upstream_unreachable', `upstream ${timeout ? 'timed out' : 'unreachable'}: ${text(err)}`)
 }
 
 /**

@@ -14,7 +14,7 @@ import { documented } from '../openapi.ts'
 import {
   CommandBody, EventList, EventsQuery, FeedQuery, IdParam, InputBody, list, Run, RunCreate, RunCreateWithWorkflow, RunListQuery, StreamQuery, TriggerHeaders,
 } from '../schemas.ts'
-import { callbackBody, callbackObservation, CallbackQuery, signedCallbackId } from '../callbacks.ts'
+import { assertCallbackLive, callbackBody, callbackObservation, RunCallbackQuery, signedCallbackId } from '../callbacks.ts'
 import { runBody } from '../serialize.ts'
 import { triggerRun } from '../trigger.ts'
 
@@ -163,10 +163,11 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     })
   }
 
-  d = documented({ method: 'post', path: '/v1/callbacks/:id', summary: 'Signed per-run callback URL for upstreams that push status', tag: 'callbacks', auth: 'signature', operationId: 'postRunCallback', params: IdParam, query: CallbackQuery, response: Accepted, status: 202 })
+  d = documented({ method: 'post', path: '/v1/callbacks/:id', summary: 'Signed per-run callback URL for upstreams that push status (410 once expired or once the run has finished)', tag: 'callbacks', auth: 'signature', operationId: 'postRunCallback', params: IdParam, query: RunCallbackQuery, response: Accepted, status: 202, errors: [410] })
   app.post(d.path, async (c) => {
-    const id = await signedCallbackId(c, (runId, sig) => verifyCallbackSignature(deps.secrets, runId, sig), 'run')
+    const id = await signedCallbackId(c, (runId, sig, q) => verifyCallbackSignature(deps.secrets, runId, sig, q.exp), 'run')
     const run = found(await store.getRunById(id), 'run')
+    assertCallbackLive(c.req.query('exp')!, deps.clock.now(), run)
     const body = await callbackBody(c)
     const { connector, ctx } = await deps.binder.bind(run)
     const obs = callbackObservation(connector, ctx, run, body)

@@ -16,12 +16,16 @@ import { workflowBody } from '../serialize.ts'
 export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
   const { store, clock } = deps
 
-  const checked = async (tenantId: string, connectionId: string, config: Record<string, unknown>, policy: StoredPollPolicy) => {
+  const checked = async (tenantId: string, connectionId: string, config: Record<string, unknown>, policy: StoredPollPolicy, inputTemplate: unknown) => {
     const connection = await store.getConnection(tenantId, connectionId)
     if (!connection) throw new ApiError(400, 'validation_failed', 'connection_id names no connection of yours', [{ path: 'body.connection_id', message: 'unknown connection' }])
     const connector = getConnector(connection.provider)!
     const cfg = connector.workflowConfig.safeParse(config)
     if (!cfg.success) throw validationError(cfg.error, 'body.config')
+    if (inputTemplate !== null && inputTemplate !== undefined && connector.inputTemplate) {
+      const t = connector.inputTemplate.safeParse(inputTemplate)
+      if (!t.success) throw validationError(t.error, 'body.input_template')
+    }
     const p = PollPolicy.safeParse({ ...DEFAULT_POLL_POLICY, ...connector.defaultPollPolicy, ...policy })
     if (!p.success) throw validationError(p.error, 'body.poll_policy')
     // The connector's parsed config keeps its defaults out of storage: store what the user gave.
@@ -34,7 +38,7 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
   app.post(d.path, auth('workflows:write'), valid('json', WorkflowCreate), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const b = c.req.valid('json')
-    const v = await checked(tenantId, b.connection_id, b.config, PolicyFromInput(b.poll_policy))
+    const v = await checked(tenantId, b.connection_id, b.config, PolicyFromInput(b.poll_policy), b.input_template)
     const now = clock.now()
     const row = await store.createWorkflow({
       id: newId('wf'), tenantId, name: b.name, connectionId: b.connection_id, upstreamWorkflowId: b.upstream_workflow_id,
@@ -59,7 +63,7 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     const row = await load(tenantId, c.req.valid('param').id)
     const b = c.req.valid('json')
     const policy = b.poll_policy ? { ...row.pollPolicy, ...PolicyFromInput(b.poll_policy) } : row.pollPolicy
-    const v = await checked(tenantId, b.connection_id ?? row.connectionId, b.config ?? row.config, policy)
+    const v = await checked(tenantId, b.connection_id ?? row.connectionId, b.config ?? row.config, policy, b.input_template === undefined ? row.inputTemplate : b.input_template)
     const updated = await store.updateWorkflow(tenantId, row.id, {
       name: b.name ?? row.name, connectionId: b.connection_id ?? row.connectionId, upstreamWorkflowId: b.upstream_workflow_id ?? row.upstreamWorkflowId,
       inputTemplate: b.input_template === undefined ? row.inputTemplate : b.input_template, pollPolicy: v.policy, config: v.config,

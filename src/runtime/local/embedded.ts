@@ -2,6 +2,7 @@ import { createClient, type Client } from '@libsql/client'
 import { drizzle } from 'drizzle-orm/libsql'
 import type { Config } from '../../config.ts'
 import { newEncryptionKey } from '../../core/crypto.ts'
+import { redactText } from '../../core/redact.ts'
 import { schema, Store } from '../../db/store.ts'
 
 // What Node and Deno share around the embedded database; file access is the runtime's.
@@ -45,6 +46,7 @@ export async function encryptionKey(config: Config, files: KeyFiles): Promise<st
 export function logger(level: Config['RUNRELAY_LOG']) {
   return (msg: string, extra?: Record<string, unknown>) => {
     if (level === 'silent') return
-    console.error(JSON.stringify({ at: new Date().toISOString(), msg, ...extra }))
+    // Last guard: a URL credential quoted in a message never reaches the log.
+    console.error(redactText(JSON.stringify({ at: new Date().toISOString(), msg, ...extra })))
   }
 }

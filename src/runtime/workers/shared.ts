@@ -3,6 +3,7 @@ import { drizzle } from 'drizzle-orm/libsql/web'
 import { ensureRootKey } from '../../core/bootstrap.ts'
 import { SecretBox } from '../../core/crypto.ts'
 import { createGuardedFetch } from '../../core/outbound.ts'
+import { redactText } from '../../core/redact.ts'
 import { schema, Store } from '../../db/store.ts'
 import { SubscriberTokens } from '../../http/tokens.ts'
 import { workersConfig, type Env, type WorkersConfig } from './env.ts'
@@ -28,7 +29,8 @@ let ready: Promise<void> | undefined
 export function logger(level: string | undefined): Log {
   return (msg, extra) => {
     if (level === 'silent') return
-    console.error(JSON.stringify({ at: new Date().toISOString(), msg, ...extra }))
+    // Last guard: a URL credential quoted in a message never reaches the log.
+    console.error(redactText(JSON.stringify({ at: new Date().toISOString(), msg, ...extra })))
   }
 }
 

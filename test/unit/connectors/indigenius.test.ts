@@ -160,4 +160,71 @@ describe('indigenius connector', () => {
     expect(b.upstreamId).toBe(a.upstreamId)
     expect(fake.state.triggers).toBe(before + 1)
   })
+
+  describe('the vendor side (issue 12 items 11-13)', () => {
+    const CUSTOMER = 'https://client.example.com/hooks/workflow'
+    const WF2 = '665e4a34c65bb95f2f2d72f9'
+    const withOthers = (others: string[], over: Partial<Parameters<typeof makeCtx>[0]> = {}) => ({ ...ctx(over), otherActiveRuns: async () => others })
+    const jobState = (jobId: string) => fake.state.jobs.get(jobId)!.state
+
+    it('item 11: cancel is not sent upstream while other runs of the workflow are active (it would stop them too)', async () => {
+      const c = ctx({ workflowConfig: { pushCallback: false } })
+      const a = await ind.trigger(c, trig())
+      const b = await ind.trigger(c, trig())
+      const cancels = fake.count('POST', `/v1/workflows/${WF}/cancel`)
+      const refused = await rejection(ind.commands!.cancel!(withOthers(['run_b'], { workflowConfig: { pushCallback: false } }), ref(a.upstreamId), undefined))
+      expect(refused).toMatchObject({ code: 'cancel_not_forwarded', transient: false })
+      expect(refused.message).toContain('run_b')
+      expect(fake.count('POST', `/v1/workflows/${WF}/cancel`)).toBe(cancels)
+      expect([jobState(a.upstreamId), jobState(b.upstreamId)]).toEqual(['queued', 'queued'])
+      // Alone, the run is canceled upstream.
+      await ind.commands!.cancel!(withOthers([], { workflowConfig: { pushCallback: false } }), ref(b.upstreamId), undefined)
+      expect(fake.count('POST', `/v1/workflows/${WF}/cancel`)).toBe(cancels + 1)
+      expect(jobState(b.upstreamId)).toBe('cancelled')
+    })
+
+    it('item 12: the callback PATCH keeps webhook fields runrelay did not set, and the last run to end restores the customer\'s targets', async () => {
+      fake.state.workflows.set(WF2, { _id: WF2, title: 'Own hooks', callbackUrl: CUSTOMER, webhook: { url: CUSTOMER, secret: 'whsec_keep', events: ['completed'] } })
+      const cache = new Map<string, unknown>()
+      const urlA = `${receiver.url}/v1/callbacks/run_a?exp=1&sig=a`
+      const urlB = `${receiver.url}/v1/callbacks/run_b?exp=1&sig=b`
+      const a = await ind.trigger(ctx({ upstreamWorkflowId: WF2, callbackUrl: urlA, cache }), trig())
+      expect(fake.state.workflows.get(WF2)).toMatchObject({ callbackUrl: urlA, webhook: { url: urlA, secret: 'whsec_keep', events: ['completed'] } })
+      expect(a.state).toMatchObject({ push: true, priorCallback: { callbackUrl: CUSTOMER, webhookUrl: CUSTOMER } })
+      // A concurrent run takes the push over; it still knows the customer's targets.
+      const b = await ind.trigger(ctx({ upstreamWorkflowId: WF2, callbackUrl: urlB, cache }), trig())
+      expect(fake.state.workflows.get(WF2)).toMatchObject({ callbackUrl: urlB, webhook: { url: urlB, secret: 'whsec_keep' } })
+      expect(b.state).toMatchObject({ priorCallback: { callbackUrl: CUSTOMER, webhookUrl: CUSTOMER } })
+      // A ends while B is active: nothing changes. B ends last: the customer's targets come back, secret intact.
+      await ind.finished!(withOthers(['run_b'], { upstreamWorkflowId: WF2, callbackUrl: urlA, cache }), ref(a.upstreamId, a.state!))
+      expect(fake.state.workflows.get(WF2)!.callbackUrl).toBe(urlB)
+      await ind.finished!(withOthers([], { upstreamWorkflowId: WF2, callbackUrl: urlB, cache }), ref(b.upstreamId, b.state!))
+      expect(fake.state.workflows.get(WF2)).toEqual({ _id: WF2, title: 'Own hooks', callbackUrl: CUSTOMER, webhook: { url: CUSTOMER, secret: 'whsec_keep', events: ['completed'] } })
+      // A target changed by hand in the meantime is left alone.
+      const c = await ind.trigger(ctx({ upstreamWorkflowId: WF2, callbackUrl: urlA, cache }), trig())
+      fake.state.workflows.get(WF2)!.callbackUrl = 'https://client.example.com/new-hook'
+      fake.state.workflows.get(WF2)!.webhook = { url: 'https://client.example.com/new-hook' }
+      await ind.finished!(withOthers([], { upstreamWorkflowId: WF2, callbackUrl: urlA, cache }), ref(c.upstreamId, c.state!))
+      expect(fake.state.workflows.get(WF2)).toMatchObject({ callbackUrl: 'https://client.example.com/new-hook', webhook: { url: 'https://client.example.com/new-hook' } })
+    })
+
+    it('item 13: a 429 on the callback PATCH is retried after its Retry-After before /run; a wait beyond the bound turns push off', async () => {
+      const patches = fake.count('PATCH', `/v1/workflows/${WF}`)
+      fake.fail({ status: 429, headers: { 'retry-after': '1' }, body: { statusCode: 429, message: 'Too Many Requests' }, match: (q) => q.method === 'PATCH' })
+      const started = Date.now()
+      const r = await ind.trigger(ctx(), trig())
+      expect(Date.now() - started).toBeGreaterThanOrEqual(950)
+      expect(r.state).toMatchObject({ push: true })
+      expect(fake.count('PATCH', `/v1/workflows/${WF}`)).toBe(patches + 2)
+      const order = fake.requests.slice(-3).map((q) => q.method)
+      expect(order).toEqual(['PATCH', 'PATCH', 'POST'])
+      // Retry-After far beyond the bound: /run goes out at once, push is off and says why.
+      fake.fail({ status: 429, headers: { 'retry-after': '600' }, match: (q) => q.method === 'PATCH' })
+      const t0 = Date.now()
+      const slow = await ind.trigger(ctx(), trig())
+      expect(Date.now() - t0).toBeLessThan(2_000)
+      expect(slow.state).toMatchObject({ push: false })
+      expect(String(slow.state!.pushError)).toContain('429')
+    })
+  })
 })

@@ -144,4 +144,17 @@ describe('interactly connector', () => {
       await f2.close()
     }
   })
+
+  it('item 14: a flat input template is refused (it has no place in the start body); the body\'s own parts pass', async () => {
+    const schema = ix.inputTemplate!
+    expect(schema.safeParse({ greeting: 'Hello {{customer}}' }).success).toBe(false)
+    expect(schema.safeParse({ dynamic_variables: { greeting: 'Hello {{customer}}' }, thread_to_node_inputs: '{{threads}}' }).success).toBe(true)
+    expect(schema.safeParse({ dynamic_variables: ['x'] }).success).toBe(false)
+    // A workflow stored before the check: the trigger refuses instead of dropping the input, before calling.
+    const before = fake.requests.length
+    const err = await rejection(ix.trigger(ctx(), trig({ greeting: 'Hello Ann' })))
+    expect(err).toMatchObject({ code: 'invalid_input', transient: false })
+    expect(err.message).toContain('greeting')
+    expect(fake.requests.length).toBe(before)
+  })
 })

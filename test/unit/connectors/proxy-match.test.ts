@@ -52,7 +52,7 @@ describe('authHeaders', () => {
     expect(await wivConnector.authHeaders!(ctx('wiv'))).toEqual({ 'X-API-KEY': 'K' })
     expect(await indigeniusConnector.authHeaders!(ctx('indigenius'))).toEqual({ 'X-API-Key': 'K' })
     expect(await interactlyConnector.authHeaders!(ctx('interactly'))).toEqual({ Authorization: 'Bearer K' })
-    expect(await wokeloConnector.authHeaders!(ctx('wokelo'))).toEqual({ Authorization: 'Bearer T' })
+    expect(await wokeloConnector.authHeaders!(ctx('wokelo'))).toEqual({ Authorization: 'T' })
     expect(await wokeloConnector.authHeaders!(makeCtx({ provider: 'wokelo', baseUrl: 'http://x.test', credentials: { token: 'T' }, connectionConfig: { authScheme: 'bare' } }))).toEqual({ Authorization: 'T' })
   })
 })

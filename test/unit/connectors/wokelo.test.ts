@@ -30,16 +30,18 @@ describe('wokelo connector', () => {
     expect(wk.commands).toBeUndefined()
   })
 
-  it('starts an industry workflow with a static Bearer token; report_id is the upstream id', async () => {
+  it('starts an industry workflow with the bare static token (the page\'s Authorization: <token>); report_id is the upstream id', async () => {
     const r = await wk.trigger(withToken(), trig({ industry_research_topic: 'Electric vehicles', workbook_name: 'EV 2026' }))
     expect(r.upstreamId).toMatch(/^\d+$/)
     expect(r).toMatchObject({ status: 'queued', raw: { report_id: Number(r.upstreamId) } })
     const last = fake.requests.at(-1)!
-    expect(last.headers.authorization).toBe('Bearer static-jwt')
+    expect(last.headers.authorization).toBe('static-jwt')
     expect(fake.state.reports.get(Number(r.upstreamId))!.request).toEqual({ workflow: INDUSTRY, industry_research_topic: 'Electric vehicles', workbook_name: 'EV 2026' })
   })
 
-  it('sends the bare token when authScheme is bare (the page example)', async () => {
+  it('sends Bearer <token> when authScheme is bearer; bare explicitly is the default', async () => {
+    await wk.trigger(withToken({ connectionConfig: { authScheme: 'bearer' } }), trig({ industry_research_topic: 'EV' }))
+    expect(fake.requests.at(-1)!.headers.authorization).toBe('Bearer static-jwt')
     await wk.trigger(withToken({ connectionConfig: { authScheme: 'bare' } }), trig({ industry_research_topic: 'EV' }))
     expect(fake.requests.at(-1)!.headers.authorization).toBe('static-jwt')
   })
@@ -70,7 +72,7 @@ describe('wokelo connector', () => {
     await wk.trigger(withPassword({ cache }), trig({ industry_research_topic: 'EV' }))
     expect(fake.state.tokenExchanges).toBe(before + 1)
     expect([...cache.keys()]).toContain('wokelo:token:conn_test')
-    expect(fake.requests.at(-1)!.headers.authorization).toMatch(/^Bearer ey/)
+    expect(fake.requests.at(-1)!.headers.authorization).toMatch(/^ey/)
   })
 
   it('on 401 re-authenticates once and retries', async () => {

@@ -1,0 +1,70 @@
+/**
+ * Credential redaction for everything runrelay writes down or shows: run errors, events, log
+ * lines, the webhook delivery log. Portable core code (no runtime imports).
+ *
+ * Two kinds of secret are removed:
+ *  - values runrelay knows are secret (a connection's decrypted credentials), wherever they
+ *    appear, raw or URL-encoded;
+ *  - anything that looks like a credential in a URL: userinfo (`user:pass@`) and the values of
+ *    query parameters named like credentials (`api_key`, `token`, `secret`, `sig`, …).
+ */
+
+export const REDACTED = 'REDACTED'
+
+/** Query parameter and header names that carry credentials (case-insensitive). */
+const CREDENTIAL_NAME = /(^|[-_.])(key|sig|signature|auth|authorization|pass|pwd)([-_.]|$)|token|secret|passw|api[-_]?key|apikey|credential|session|jwt|bearer|private/i
+
+/** Whether a query parameter or header name looks like it carries a credential. */
+export function isCredentialName(name: string): boolean {
+  return CREDENTIAL_NAME.test(name)
+}
+
+// `[?&;]name=value` pairs (in a URL or in prose about one); the value runs to the next separator.
+const QUERY_PAIR = /([?&;])([^=&#?\s"'<>()]+)=([^&#;\s"'<>()]*)/g
+// `scheme://userinfo@`: userinfo is dropped, as the outbound guard shows refused URLs.
+const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"'<>]*@/gi
+
+/** Secret values worth searching for: long enough not to match ordinary words. */
+function usable(secrets: Iterable<string> | undefined): string[] {
+  const out = new Set<string>()
+  for (const s of secrets ?? []) {
+    if (typeof s !== 'string' || s.length < 4) continue
+    out.add(s)
+    const encoded = encodeURIComponent(s)
+    if (encoded !== s) out.add(encoded)
+  }
+  // Longest first, so a secret that contains another is replaced whole.
+  return [...out].sort((a, b) => b.length - a.length)
+}
+
+/** A text with known secret values, URL userinfo and credential-named query values replaced. */
+export function redactText(text: string, secrets?: Iterable<string>): string {
+  let out = text
+  for (const s of usable(secrets)) if (out.includes(s)) out = out.split(s).join(REDACTED)
+  if (out.includes('@')) out = out.replace(USERINFO, '$1')
+  if (out.includes('=')) out = out.replace(QUERY_PAIR, (m, sep: string, name: string) => (isCredentialName(safeDecode(name)) ? `${sep}${name}=${REDACTED}` : m))
+  return out
+}
+
+/** A URL fit to show: without userinfo and with credential-named query values replaced. */
+export function redactUrl(url: string | URL): string {
+  return redactText(typeof url === 'string' ? url : url.href)
+}
+
+/** Every string inside a JSON-like value passed through redactText (objects and arrays copied). */
+export function redactDeep<T>(value: T, secrets?: Iterable<string>): T {
+  const list = usable(secrets)
+  const walk = (v: unknown, depth: number): unknown => {
+    if (typeof v === 'string') return redactText(v, list)
+    if (depth > 64 || v === null || typeof v !== 'object') return v
+    if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1))
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = walk(x, depth + 1)
+    return out
+  }
+  return walk(value, 0) as T
+}
+
+function safeDecode(s: string): string {
+  try { return decodeURIComponent(s) } catch { return s }
+}
