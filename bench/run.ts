@@ -12,6 +12,7 @@ import { cpus } from 'node:os'
 import { execSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { startAgent, sleep, type Agent } from './rpc.ts'
+import { startup } from './startup.ts'
 
 const require = createRequire(import.meta.url)
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1))
@@ -347,9 +348,9 @@ function cmdline(pid: number): string {
 }
 
 // ---------------------------------------------------------------------------------------
-const CASES: Record<string, () => Promise<void>> = { fanout, memory, upstream, trigger, persist, feed, workers }
+const CASES: Record<string, () => Promise<void>> = { fanout, memory, upstream, trigger, persist, feed, workers, startup: () => startup(row, details) }
 // workers (wrangler dev) is opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
-const DEFAULT = ['fanout', 'memory', 'upstream', 'trigger', 'persist', 'feed']
+const DEFAULT = ['fanout', 'memory', 'upstream', 'trigger', 'persist', 'feed', 'startup']
 const wanted = process.argv.slice(2).filter((a) => a in CASES)
 const started = Date.now()
 const load = () => { try { return execSync('cat /proc/loadavg').toString().trim() } catch { return '?' } }
