@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import { z } from 'zod'
+import * as z from 'zod'
 import type { Connector, ConnectorContext, Observation } from '../connectors/types.ts'
 import type { RunRow } from '../db/store.ts'
 import { ApiError } from './errors.ts'

@@ -1,5 +1,5 @@
 import { jwtVerify, SignJWT } from 'jose'
-import { z } from 'zod'
+import * as z from 'zod'
 import type { SecretBox } from '../core/crypto.ts'
 import { newId } from '../core/crypto.ts'
 import type { Principal, TokenScope, TokenVerifier } from './auth.ts'
