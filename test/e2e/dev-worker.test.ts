@@ -14,9 +14,12 @@ import { until } from '../helpers/server.ts'
 const root = join(import.meta.dirname, '..', '..')
 const scratch = mkdtempSync(join(tmpdir(), 'runrelay-dev-worker-'))
 const started: ChildProcess[] = []
+const seenPids: number[] = []
 afterAll(() => {
-  // After a failed test: the command's own group, then what it started in groups of their own.
-  for (const p of started) for (const pid of [...descendants(p.pid!), p.pid!]) try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+  // After a failed test: the command and everything seen under it (some in groups of their own).
+  for (const pid of [...started.flatMap((p) => [...descendants(p.pid!), p.pid!]), ...seenPids]) {
+    try { if (/wrangler|workerd|libsql-http-server|dev-worker|esbuild|npm/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+  }
   rmSync(scratch, { recursive: true, force: true })
 })
 
@@ -63,6 +66,7 @@ async function devWorker(dir: string) {
   const url = `http://127.0.0.1:${port}`
   expect(await waitHealthy(url, exited, 120_000), out).toBe(true)
   const pids = descendants(proc.pid!)
+  seenPids.push(...pids)
   return { url, proc, exited, pids, libsqlPort, output: () => out }
 }
 
