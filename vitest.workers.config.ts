@@ -1,12 +1,12 @@
 /**
  * Vitest config for tests that run INSIDE workerd (Cloudflare Workers runtime)
- * via @cloudflare/vitest-pool-workers 0.23 + vitest 4.
+ * via @cloudflare/vitest-plugin 1.5 (the successor of @cloudflare/vitest-pool-workers) + vitest 4.
  *
  *   WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
  *     npx vitest run --config vitest.workers.config.ts
  *
- * Separate from vitest.config.ts (plain Node tests). Shape for pool-workers
- * 0.23 / vitest 4: the old `defineWorkersConfig` + `test.poolOptions.workers`
+ * Separate from vitest.config.ts (plain Node tests). Shape for the plugin
+ * (as in pool-workers 0.23) / vitest 4: the old `defineWorkersConfig` + `test.poolOptions.workers`
  * is gone; the pool is installed by the `cloudflareTest()` Vite plugin, whose
  * options may be a function receiving `inject` (values `provide()`d by
  * globalSetup, which runs in Node before the pool starts).
@@ -24,7 +24,7 @@
  * test/workers/wrangler.test.toml so it parses through the same wrangler config
  * loader as the real wrangler.toml; only the per-run URL/token are inline.
  */
-import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
+import { cloudflareTest } from '@cloudflare/vitest-plugin'
 import { defineConfig } from 'vitest/config'
 
 process.env.WRANGLER_SEND_METRICS ??= 'false'

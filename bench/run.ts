@@ -13,6 +13,7 @@ import { execSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { startAgent, sleep, type Agent } from './rpc.ts'
 import { detection as replayDetection } from './detection.ts'
+import { startup } from './startup.ts'
 
 const require = createRequire(import.meta.url)
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1))
@@ -438,9 +439,9 @@ function cmdline(pid: number): string {
 }
 
 // ---------------------------------------------------------------------------------------
-const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, tracing, workers }
+const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, tracing, workers, startup: () => startup(row, details) }
 // workers (wrangler dev) is opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
-const DEFAULT = ['fanout', 'bun', 'detection', 'memory', 'upstream', 'trigger', 'persist', 'feed', 'tracing']
+const DEFAULT = ['fanout', 'bun', 'detection', 'memory', 'upstream', 'trigger', 'persist', 'feed', 'tracing', 'startup']
 const wanted = process.argv.slice(2).filter((a) => a in CASES)
 const started = Date.now()
 const load = () => { try { return execSync('cat /proc/loadavg').toString().trim() } catch { return '?' } }

@@ -1,10 +1,15 @@
 // Seeds a demo tenant, connection and workflow on a running runrelay, and triggers a run:
 //   RUNRELAY_KEY=<root key> npm run seed:demo
+// (against `npm run dev:worker` the root key is read from .dev.vars when RUNRELAY_KEY is unset).
 // Prints the tenant key (shown once) and commands to watch runs live.
+import { existsSync, readFileSync } from 'node:fs'
+import { parseEnv } from 'node:util'
+
 const base = (process.env.RUNRELAY_URL ?? 'http://127.0.0.1:8787').replace(/\/+$/, '')
-const rootKey = process.env.RUNRELAY_KEY
+const devVars = new URL('../.dev.vars', import.meta.url)
+const rootKey = process.env.RUNRELAY_KEY || (existsSync(devVars) ? parseEnv(readFileSync(devVars, 'utf8')).RUNRELAY_ROOT_KEY : undefined)
 if (!rootKey) {
-  console.error('set RUNRELAY_KEY to the root key printed by the first `npm start`')
+  console.error('set RUNRELAY_KEY to the root key printed by the first `npm start` (or `npm run dev:worker`)')
   process.exit(2)
 }
 

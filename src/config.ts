@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 
 const flag = z.enum(['0', '1', 'true', 'false', '']).optional().transform((v) => v === '1' || v === 'true')
 /** A URL, or unset (an empty value counts as unset, as OpenTelemetry's own env parsing does). */

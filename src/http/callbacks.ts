@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import { z } from 'zod'
+import * as z from 'zod'
 import type { Connector, ConnectorContext, Observation } from '../connectors/types.ts'
 import { isTerminal, type RunStatus } from '../core/domain.ts'
 import type { RunRow } from '../db/store.ts'

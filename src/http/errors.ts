@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
-import { z } from 'zod'
+import * as z from 'zod'
 import type { UpstreamError } from '../connectors/types.ts'
 
 /** The error body every route answers: `{"error": {"code", "message", "details"}}`. */

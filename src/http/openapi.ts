@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { ErrorBody } from './errors.ts'
 
 /** A route as documented: the same zod schemas that validate it produce its OpenAPI entry. */

@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { RunEvent, RunStatus, Scope, SCOPES } from '../core/domain.ts'
 
 // Request and response bodies (snake_case). These schemas validate requests and produce /openapi.json.

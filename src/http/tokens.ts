@@ -1,5 +1,5 @@
 import { jwtVerify, SignJWT } from 'jose'
-import { z } from 'zod'
+import * as z from 'zod'
 import type { SecretBox } from '../core/crypto.ts'
 import type { Clock } from '../core/ports.ts'
 import type { Store } from '../db/store.ts'

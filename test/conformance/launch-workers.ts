@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startLibsqlHttpServer, type LibsqlHttpServer } from '../fakes/libsql-http-server.ts'
+import { startLibsqlHttpServer, type LibsqlHttpServer } from '../../scripts/libsql-http-server.ts'
 import { freePort, waitHealthy } from '../helpers/child.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..')

@@ -1,5 +1,5 @@
 /**
- * Proves that the test-only Hrana-over-HTTP server (test/fakes/libsql-http-server.ts)
+ * Proves that the development Hrana-over-HTTP server (scripts/libsql-http-server.ts)
  * is a faithful stand-in for sqld/Turso for `@libsql/client/web`, with the real
  * embedded libSQL engine underneath.
  */
@@ -9,7 +9,7 @@ import { eq, sql } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/libsql'
 import { blob, integer, real, sqliteTable, text } from 'drizzle-orm/sqlite-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startLibsqlHttpServer, type LibsqlHttpServer } from '../fakes/libsql-http-server.ts'
+import { startLibsqlHttpServer, type LibsqlHttpServer } from '../../scripts/libsql-http-server.ts'
 
 let server: LibsqlHttpServer
 let client: Client

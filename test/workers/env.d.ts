@@ -1,6 +1,6 @@
 // Types for code that runs inside workerd (test/workers is excluded from the root tsconfig).
 /// <reference types="@cloudflare/workers-types" />
-/// <reference types="@cloudflare/vitest-pool-workers/types" />
+/// <reference types="@cloudflare/vitest-plugin/types" />
 import type { Env as RunrelayEnv } from '../../src/runtime/workers/env.ts'
 import type { Env as HarnessEnv } from './harness-worker.ts'
 

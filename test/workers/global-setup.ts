@@ -11,7 +11,7 @@
 /// <reference path="./provided-context.d.ts" />
 import type { TestProject } from 'vitest/node'
 import { startGenericUpstream } from '../fakes/generic-upstream.ts'
-import { startLibsqlHttpServer } from '../fakes/libsql-http-server.ts'
+import { startLibsqlHttpServer } from '../../scripts/libsql-http-server.ts'
 import { startWebhookReceiver } from './webhook-receiver.ts'
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {

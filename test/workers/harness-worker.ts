@@ -2,7 +2,7 @@
  * Test-only Worker entry for the workerd harness (NOT the runrelay worker).
  *
  * It exists to prove the Durable Object + alarm + WebSocket + outbound-fetch
- * plumbing of @cloudflare/vitest-pool-workers works on this machine, so the
+ * plumbing of @cloudflare/vitest-plugin works on this machine, so the
  * real runrelay worker tests can rely on it:
  *   - `HarnessObject` counts alarms in its storage and echoes WebSocket
  *     messages using the hibernation API (ctx.acceptWebSocket);

@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { finalError } from '../shared.ts'
 import type { Connector, Observation, RunRef } from '../types.ts'
 

@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { RunStatus } from '../../core/domain.ts'
 import { renderTemplate } from '../../core/template.ts'
 import { getPath, joinUrl, requestJson } from '../request.ts'

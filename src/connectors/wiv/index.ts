@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import type { RunStatus } from '../../core/domain.ts'
 import { getPath, joinUrl, requestJson } from '../request.ts'
 import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress } from '../shared.ts'

@@ -8,7 +8,7 @@ import { found, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { ApiKey, Id, IdParam, KeyCreate, list, Pagination, Tenant, TenantCreate, TenantCreated } from '../schemas.ts'
 import { apiKeyBody, tenantBody } from '../serialize.ts'
-import { z } from 'zod'
+import * as z from 'zod'
 
 const KeyParams = z.object({ id: Id, keyId: Id })
 

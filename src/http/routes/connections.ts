@@ -1,5 +1,5 @@
 import type { Hono } from 'hono'
-import { z } from 'zod'
+import * as z from 'zod'
 import { getConnector, PROVIDERS } from '../../connectors/index.ts'
 import { UpstreamError } from '../../connectors/types.ts'
 import { connectionCallbackUrl, verifyConnectionCallbackSignature } from '../../core/binding.ts'

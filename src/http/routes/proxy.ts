@@ -1,6 +1,6 @@
 import { and, asc, eq } from 'drizzle-orm'
 import type { Context, Hono } from 'hono'
-import { z } from 'zod'
+import * as z from 'zod'
 import { getConnector } from '../../connectors/index.ts'
 import { joinUrl, redactedError } from '../../connectors/request.ts'
 import { UpstreamError, type Connector, type ProxyTriggerMatch } from '../../connectors/types.ts'

@@ -1,5 +1,5 @@
 import type { Context, Hono } from 'hono'
-import { z } from 'zod'
+import * as z from 'zod'
 import type { CommandName } from '../../connectors/types.ts'
 import { verifyCallbackSignature } from '../../core/binding.ts'
 import { CommandRejected } from '../../core/watcher.ts'

@@ -1,5 +1,5 @@
 import type { Hono } from 'hono'
-import { z } from 'zod'
+import * as z from 'zod'
 import { newId } from '../../core/crypto.ts'
 import type { ScheduleRow } from '../../db/schedules.ts'
 import type { AppDeps, RouteContext } from '../app.ts'

@@ -1,5 +1,5 @@
 import type { Hono } from 'hono'
-import { z } from 'zod'
+import * as z from 'zod'
 import { workflowSummary } from '../../db/summary.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { valid } from '../app.ts'

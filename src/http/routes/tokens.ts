@@ -1,5 +1,5 @@
 import type { Hono } from 'hono'
-import { z } from 'zod'
+import * as z from 'zod'
 import { TriggerTokenQueries } from '../../db/trigger-tokens.ts'
 import type { AppDeps, RouteContext } from '../app.ts'
 import { valid } from '../app.ts'

@@ -1,5 +1,5 @@
 import type { Hono } from 'hono'
-import { z } from 'zod'
+import * as z from 'zod'
 import { getConnector } from '../../connectors/index.ts'
 import { newId } from '../../core/crypto.ts'
 import { DEFAULT_POLL_POLICY, PollPolicy } from '../../core/domain.ts'

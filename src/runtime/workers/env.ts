@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { parseConfig, type Config } from '../../config.ts'
 import type { FeedObject, FeedRelayObject } from './feed-object.ts'
 import type { JobsObject } from './jobs-object.ts'

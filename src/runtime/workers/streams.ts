@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import { z } from 'zod'
+import * as z from 'zod'
 import type { RunEvent } from '../../core/domain.ts'
 import { eventToJson } from '../../core/frames.ts'
 import { sha256Hex } from '../../core/crypto.ts'

@@ -1,6 +1,7 @@
 /**
- * Test-only libSQL remote server: Hrana over HTTP (JSON encoding) in front of a
- * real embedded libSQL database.
+ * Development libSQL remote server: Hrana over HTTP (JSON encoding) in front of a
+ * real embedded libSQL database. `npm run dev:worker` runs it (CLI at the end of this
+ * file) when LIBSQL_URL is not set; the tests start it in-process.
  *
  * Why this exists: on Workers runrelay talks to libSQL through
  * `@libsql/client/web` (Turso / sqld in production). sqld cannot be installed
@@ -112,6 +113,8 @@ export interface LibsqlHttpServerOptions {
    * flip the outage switch. Not part of the libSQL protocol. Default false.
    */
   controlEndpoints?: boolean
+  /** Loopback port to listen on. Default 0 (any free port). */
+  port?: number
 }
 
 export interface LibsqlHttpServer {
@@ -128,6 +131,7 @@ export interface LibsqlHttpServer {
   openStreamCount(): number
 }
 
+/** Start the Hrana-over-HTTP server on 127.0.0.1 in front of the database file `dbUrl`. */
 export async function startLibsqlHttpServer(options: LibsqlHttpServerOptions = {}): Promise<LibsqlHttpServer> {
   const Database = loadLibsql()
   const { dbPath, tempDir } = resolveDbPath(options.dbUrl)
@@ -343,7 +347,7 @@ export async function startLibsqlHttpServer(options: LibsqlHttpServerOptions = {
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve())
   })
   const port = (server.address() as AddressInfo).port
 
@@ -791,4 +795,20 @@ function resolveDbPath(dbUrl: string | undefined): { dbPath: string; tempDir?: s
   let p = dbUrl.slice('file:'.length).replace(/[?#].*$/, '')
   if (p.startsWith('//')) p = p.replace(/^\/\/(localhost)?/, '')
   return { dbPath: decodeURIComponent(p) }
+}
+
+// CLI, for `npm run dev:worker` (scripts/dev-worker.ts runs it as a child process):
+//   node --import tsx scripts/libsql-http-server.ts <db file> [port]
+// The bearer token comes from LIBSQL_AUTH_TOKEN (unset: no auth). Prints one line,
+// `listening <url>`, once it accepts requests; stops on SIGTERM/SIGINT.
+if (process.argv[1] && path.resolve(process.argv[1]) === new URL(import.meta.url).pathname) {
+  const [dbFile, port] = process.argv.slice(2)
+  if (!dbFile) {
+    console.error('usage: libsql-http-server.ts <db file> [port]')
+    process.exit(2)
+  }
+  fs.mkdirSync(path.dirname(path.resolve(dbFile)), { recursive: true })
+  const server = await startLibsqlHttpServer({ dbUrl: path.resolve(dbFile), authToken: process.env.LIBSQL_AUTH_TOKEN || undefined, port: Number(port ?? 0) })
+  console.log(`listening ${server.url}`)
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void server.close().then(() => process.exit(0)))
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// `npm run build`: compiles the Node server into dist/ with esbuild, so production starts
+// with plain `node dist/main.mjs` (no tsx, no on-the-fly TypeScript: faster and smaller).
+// Everything is bundled except @libsql/client, whose `libsql` native addon is loaded from
+// node_modules at run time (install with `npm ci --omit=dev`).
+import { build } from 'esbuild'
+import { rmSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const defaultOutdir = `${root}dist`
+
+/** Builds dist/main.mjs, the server (it applies pending migrations as it starts). */
+export async function buildServer(outdir = defaultOutdir) {
+  rmSync(outdir, { recursive: true, force: true })
+  await build({
+    absWorkingDir: root,
+    entryPoints: { main: 'src/runtime/node/main.ts' },
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: ['@libsql/client', 'libsql'],
+    // Bundled CommonJS dependencies (ws) call require(); ESM has none, so give them one.
+    banner: { js: "import { createRequire as __runrelayRequire } from 'node:module'; const require = __runrelayRequire(import.meta.url);" },
+    // Minified: less to parse at start-up and a smaller code space; names kept for logs and errors.
+    minify: true,
+    keepNames: true,
+    sourcemap: 'linked',
+    logLevel: 'warning',
+  })
+  return outdir
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  console.log(`built ${await buildServer()}`)
+}
