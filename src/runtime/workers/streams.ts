@@ -3,7 +3,7 @@ import { z } from 'zod'
 import type { RunEvent } from '../../core/domain.ts'
 import { eventToJson } from '../../core/frames.ts'
 import { sha256Hex } from '../../core/crypto.ts'
-import { CLOSE, parseClientMessage, PROTOCOL_VERSION, selectSubprotocol, type ServerMessage } from '../../core/protocol.ts'
+import { CLOSE, clientFrameTooBig, parseClientMessage, PROTOCOL_VERSION, selectSubprotocol, type ServerMessage } from '../../core/protocol.ts'
 import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
 import type { Env } from './env.ts'
@@ -85,8 +85,11 @@ export interface SocketRefresh {
  */
 export async function answerClientMessage(ws: WebSocket, message: string | ArrayBuffer, refresh: SocketRefresh): Promise<void> {
   const send = (msg: ServerMessage) => trySend(ws, JSON.stringify(msg))
-  const msg = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
-  if (!msg) return void send({ type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
+  // workerd takes frames up to its own limit (1 MiB) before the object sees them: refuse here.
+  if (clientFrameTooBig(message)) return tryClose(ws, CLOSE.MESSAGE_TOO_BIG, 'message too big')
+  const parsed = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
+  if (!parsed.ok) return void send(parsed.error)
+  const msg = parsed.message
   if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
   if (msg.type !== 'refresh_token') return
   const tokens = await refresh.tokens()
