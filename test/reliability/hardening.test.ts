@@ -111,7 +111,7 @@ async function neverReadingSse(base: { url: string; rootKey: string }, name: str
   const ids = (await t.client.get('/v1/runs?limit=200')).body.items.map((r: any) => r.id)
   const all = (await Promise.all(ids.map((id: string) => t.history(id)))).flat().sort((a: any, b: any) => a.id - b.id) as Ev[]
   const resumed = openSse(`${base.url}/v1/stream`, { authorization: `Bearer ${t.key}`, 'last-event-id': String(last) })
-  await until(() => resumed.events.some((e) => Number(e.id) === all.at(-1)!.id), 20_000, 'resumed SSE caught up')
+  await until(() => resumed.events.some((e) => Number(e.id) === all.at(-1)!.id), 20_000, 'resumed SSE caught up').catch(() => {})
   resumed.close()
   const check = checkHistory(all, [...events, ...resumed.events.map((e) => JSON.parse(e.data) as Ev)], (e) => e.id)
   return {
