@@ -6,14 +6,16 @@
  * suite; the SSE byte bound runs on Deno below too.
  */
 import { EventSource } from 'eventsource'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { callbackUrl } from '../../src/core/binding.ts'
 import { SecretBox } from '../../src/core/crypto.ts'
 import { launchDeno } from '../conformance/launch-deno.ts'
+import { startChildServer } from '../helpers/child.ts'
 import { openSse, openWs } from '../helpers/clients.ts'
 import { demoTenant, within } from '../helpers/live.ts'
 import { startTestServer, until, type TestServer } from '../helpers/server.ts'
@@ -143,10 +145,20 @@ describe('reliability: hardening of streams and input (Node)', () => {
   })
 
   it('1. a never-reading SSE subscriber is ended by bytes, and resumes with Last-Event-ID without loss', async () => {
-    const r = await neverReadingSse(server, 'sse-slow-node', () => process.memoryUsage().rss)
-    figures.sse_never_reading_node = { limit_bytes: SSE_LIMIT, ...r }
-    expect(r.endedAfterResume, 'the server ended the stream').toBe(true)
-    expect(r.check).toMatchObject({ lost: 0, duplicated: 0, reordered: 0 })
+    // A server process of its own, so its RSS is the server's alone.
+    const dataDir = mkdtempSync(join(tmpdir(), 'runrelay-sse-'))
+    const child = await startChildServer({ RUNRELAY_DATA_DIR: dataDir, RUNRELAY_ROOT_KEY: server.rootKey, RUNRELAY_ALLOW_PRIVATE_NETWORK: '1', RUNRELAY_LOG: 'silent', RUNRELAY_WS_MAX_BUFFERED_BYTES: String(SSE_LIMIT), RUNRELAY_RATE_LIMIT_PER_MINUTE: '0' })
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.proc.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
+    try {
+      const r = await neverReadingSse({ url: child.url, rootKey: server.rootKey }, 'sse-slow-node', rss)
+      figures.sse_never_reading_node = { limit_bytes: SSE_LIMIT, ...r }
+      expect(r.endedAfterResume, 'the server ended the stream').toBe(true)
+      expect(r.check).toMatchObject({ lost: 0, duplicated: 0, reordered: 0 })
+    } finally {
+      child.proc.kill('SIGKILL')
+      await child.exited
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   }, 90_000)
 
   it('2. a WebSocket message over 64 KiB closes the socket with 1009; smaller ones are answered', async () => {
