@@ -104,7 +104,9 @@ async function neverReadingSse(base: { url: string; rootKey: string }, name: str
   await new Promise((r) => setTimeout(r, 6_000))
   if (serverRss) rssPeak = Math.max(rssPeak, serverRss())
   s.resume()
-  const endedAfterResume = await until(() => ended, 15_000, 'the SSE stream of the never-reading client to end').catch(() => false)
+  // Ended: the connection dropped, or the chunked response completed (the connection may stay open for keep-alive).
+  const responseComplete = () => Buffer.concat(chunks).subarray(-7).toString('latin1') === '\r\n0\r\n\r\n'
+  const endedAfterResume = await until(() => ended || responseComplete(), 15_000, 'the SSE stream of the never-reading client to end').catch(() => false)
   s.destroy()
   const got = sseEventsOf(Buffer.concat(chunks).toString('utf8'))
   const events = got.filter((e) => e.id !== undefined).map((e) => e.data as Ev)

@@ -269,7 +269,7 @@ export class LocalStreams implements Streams {
           return
         }
         for (const e of events) write(sseFrame(e, req.runId ? e.seq : e.id))
-        if (req.runId !== undefined && events.some(endsRun)) write('').then(end)
+        if (req.runId !== undefined && events.some(endsRun)) void chain.then(end)
       })
       this.sseClosers.add(end)
       stream.onAbort(end)
@@ -279,7 +279,7 @@ export class LocalStreams implements Streams {
         await write(`retry: 1000\n\n`)
         await session.gate.replay(this.load(req), REPLAY_PAGE)
         // A finished run whose history is all sent (a resume at its end): nothing more will come.
-        if (req.finished) write('').then(end)
+        if (req.finished) void chain.then(end)
         await done
         await chain
       } finally {
