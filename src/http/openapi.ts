@@ -55,6 +55,8 @@ export function buildOpenApi(opts: { title: string; version: string; serverUrl?:
             ...(r.streams ? { 'text/event-stream': { schema: { type: 'string' } } } : {}),
           },
         },
+        // A stream resumed at the end of a finished run (SSE): nothing to send, and EventSource stops.
+        ...(r.streams && r.path.startsWith('/v1/runs/') ? { 204: { description: 'SSE: Last-Event-ID (or after) is the last seq of a finished run' } } : {}),
         default: { description: 'error', content: { 'application/json': { schema: schema(ErrorBody, 'output') } } },
       },
     }
