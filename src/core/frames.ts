@@ -26,6 +26,15 @@ export function eventsFrame(events: RunEvent[]): string {
   return s
 }
 
+/** The SSE frame of an event; `id` is its position (the seq on a run stream, the event id on the feed). */
+export function sseFrame(e: RunEvent, id: number): string {
+  // JSON.stringify escapes newlines, so the data is one line.
+  return `id: ${id}\nevent: ${e.type}\ndata: ${eventToJson(e)}\n\n`
+}
+
+/** The last frame a slow SSE consumer gets before its stream ends: reconnect with Last-Event-ID. */
+export const sseSlowConsumer = `event: error\ndata: ${JSON.stringify({ code: 'slow_consumer', message: 'reconnect with Last-Event-ID' })}\n\n`
+
 /** Whether this event ends its run (a terminal status change). */
 export function endsRun(e: RunEvent): boolean {
   return e.type === 'run.status_changed' && isTerminal(e.status)

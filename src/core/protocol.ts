@@ -1,5 +1,6 @@
 import * as z from 'zod'
 import { RunEvent } from './domain.ts'
+import { jsonTooDeep } from './json.ts'
 
 /**
  * The WebSocket protocol: the contract. Every message is JSON with a string-literal `type`;
@@ -26,6 +27,8 @@ export const CLOSE = {
   NORMAL: 1000,
   /** The server is restarting; reconnect with `after`. */
   SERVICE_RESTART: 1012,
+  /** A client message was larger than MAX_CLIENT_FRAME_BYTES. */
+  MESSAGE_TOO_BIG: 1009,
   TRY_AGAIN_LATER: 1013,
   UNAUTHORIZED: 4001,
   FORBIDDEN: 4003,
@@ -77,12 +80,37 @@ export function parseServerMessage(data: unknown): ServerMessage | null {
   }
 }
 
-export function parseClientMessage(data: unknown): ClientMessage | null {
-  if (typeof data !== 'string' || data.length > 8192) return null
+/**
+ * The largest frame a client may send (client messages are a few hundred bytes); a larger one
+ * closes the socket with CLOSE.MESSAGE_TOO_BIG, on every runtime.
+ */
+export const MAX_CLIENT_FRAME_BYTES = 64 * 1024
+
+/** Whether a client frame (text or binary) is larger than MAX_CLIENT_FRAME_BYTES. */
+export function clientFrameTooBig(data: unknown): boolean {
+  if (typeof data === 'string') {
+    // UTF-8 takes 1 to 3 bytes per UTF-16 unit: encode only when the length cannot tell.
+    if (data.length > MAX_CLIENT_FRAME_BYTES) return true
+    return data.length * 3 > MAX_CLIENT_FRAME_BYTES && new TextEncoder().encode(data).byteLength > MAX_CLIENT_FRAME_BYTES
+  }
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength > MAX_CLIENT_FRAME_BYTES
+  if (typeof Blob !== 'undefined' && data instanceof Blob) return data.size > MAX_CLIENT_FRAME_BYTES
+  return false
+}
+
+/** What a client frame is: a message, or the error frame that answers it. */
+export type ParsedClientMessage = { ok: true; message: ClientMessage } | { ok: false; error: z.infer<typeof ErrorMessage> }
+
+const badMessage = { ok: false, error: { type: 'error', code: 'bad_message', message: 'unknown or malformed message' } } as const
+
+/** Parse a client's frame: a known message, or `bad_message` / `json_too_deep` to answer. */
+export function parseClientMessage(data: unknown): ParsedClientMessage {
+  if (typeof data !== 'string' || data.length > 8192) return badMessage
+  if (jsonTooDeep(data)) return { ok: false, error: { type: 'error', code: 'json_too_deep', message: 'message is nested too deep' } }
   try {
     const r = ClientMessage.safeParse(JSON.parse(data))
-    return r.success ? r.data : null
+    return r.success ? { ok: true, message: r.data } : badMessage
   } catch {
-    return null
+    return badMessage
   }
 }

@@ -9,6 +9,7 @@ import type { SecretBox } from '../core/crypto.ts'
 import type { Clock } from '../core/ports.ts'
 import { decodeCursor, type Store } from '../db/store.ts'
 import { authenticate, authMiddleware, credentialOf, type AuthEnv, type TokenVerifier } from './auth.ts'
+import { assertJsonDepth } from './body.ts'
 import { ApiError, errorResponse, toApiError, validationError } from './errors.ts'
 import { KeyRateLimiter } from './rate-limit.ts'
 import { accessLog } from './request-log.ts'
@@ -62,14 +63,24 @@ export interface AppDeps {
   accessLog?: boolean
 }
 
+/** URLs longer than this get 414 (on Node also past its 16 KiB header limit: see runtime/node/main.ts). */
+export const MAX_URL_BYTES = 8192
+/** The 414 for a URL over MAX_URL_BYTES. */
+export const uriTooLong = () => new ApiError(414, 'uri_too_long', 'URL is longer than 8 KiB')
+
 type Target = 'json' | 'query' | 'param'
 const where: Record<Target, string> = { json: 'body', query: 'query', param: 'path' }
 
 /** zod validation answering runrelay's 400 format. */
-export const valid = <T extends z.ZodType, K extends Target>(target: K, schema: T) =>
-  zValidator(target, schema, (result) => {
+export const valid = <T extends z.ZodType, K extends Target>(target: K, schema: T) => {
+  const validator = zValidator(target, schema, (result) => {
     if (!result.success) throw validationError(result.error as unknown as z.ZodError, where[target])
   })
+  if (target !== 'json') return validator
+  // JSON bodies: too deep a nesting is refused before zod (or anything after it) recurses into it.
+  const guarded: typeof validator = async (c, next) => { await assertJsonDepth(c); return validator(c, next) }
+  return guarded
+}
 
 export interface RouteContext {
   auth: ReturnType<typeof authMiddleware>
@@ -114,7 +125,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   }))
   app.use('*', async (c, next) => {
     // Query strings and headers are bounded too (the body limit is below).
-    if (c.req.url.length > 8192) throw new ApiError(414, 'uri_too_long', 'URL is longer than 8 KiB')
+    if (c.req.url.length > MAX_URL_BYTES) throw uriTooLong()
     await next()
   })
   app.use('/v1/*', bodyLimit({
@@ -122,7 +133,9 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
     onError: async (c) => {
       // Read (and drop) what the client is still sending, so it gets the 413 instead of a reset.
       await drain(c.req.raw.body, 8 * deps.config.maxBodyBytes, 2_000)
-      throw new ApiError(413, 'payload_too_large', `request body is larger than ${deps.config.maxBodyBytes} bytes`)
+      // The rest of the body is not read: the connection cannot carry another request, and saying
+      // so lets keep-alive clients read this answer instead of reusing a socket that closes.
+      throw new ApiError(413, 'payload_too_large', `request body is larger than ${deps.config.maxBodyBytes} bytes`, [], { connection: 'close' })
     },
   }))
 

@@ -3,6 +3,7 @@ import * as z from 'zod'
 import type { Connector, ConnectorContext, Observation } from '../connectors/types.ts'
 import { isTerminal, type RunStatus } from '../core/domain.ts'
 import type { RunRow } from '../db/store.ts'
+import { jsonBody } from './body.ts'
 import { ApiError } from './errors.ts'
 
 // What the two signed callback routes (per run, per connection) share.
@@ -29,12 +30,8 @@ export function assertCallbackLive(exp: string, now: number, run: { status: stri
 }
 
 /** The callback's JSON body, or a 400. */
-export async function callbackBody(c: Context): Promise<unknown> {
-  try {
-    return await c.req.json()
-  } catch {
-    throw new ApiError(400, 'malformed_request', 'callback body must be JSON')
-  }
+export function callbackBody(c: Context): Promise<unknown> {
+  return jsonBody(c, 'callback body')
 }
 
 /** What a callback says about a run: the connector's reading of it, or the raw body. */

@@ -24,6 +24,8 @@ export interface StreamRequest {
   filter?: FeedFilter
   /** Subscriber-token streams can refresh their token over the socket. */
   refresh?: (token: string) => Promise<{ expiresAt: number } | null>
+  /** A run stream of a run that had finished when it was opened: it ends once its replay is sent. */
+  finished?: boolean
   /** When the credential used to open the stream stops being valid (ms epoch). */
   expiresAt?: number
 }

@@ -217,6 +217,8 @@ export function buildOpenApi(opts: { title: string; version: string; serverUrl?:
     const opResponses: Json = {}
     if (streamRoute) opResponses['101'] = { description: WS_DESCRIPTION }
     opResponses[String(r.status ?? 200)] = success
+    // A stream resumed at the end of a finished run (SSE): nothing to send, and EventSource stops.
+    if (r.streams && r.path.startsWith('/v1/runs/')) opResponses['204'] = { description: 'SSE: Last-Event-ID (or after) is the last seq of a finished run; nothing follows' }
     for (const code of errorStatuses(r)) opResponses[String(code)] = errorRef(code)
     opResponses.default = { description: 'Unexpected error (5xx); the body never carries internals.', content: { 'application/json': { schema: errorBody } } }
 

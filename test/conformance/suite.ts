@@ -206,6 +206,48 @@ export function conformanceSuite(runtime: string, launch: Launch): void {
       expect(resumed.events.map((e) => Number(e.id))).toEqual(stored.filter((e) => e.seq > 3).map((e) => e.seq))
     })
 
+    it('ends streams of a finished run: a WebSocket resumed at its end closes 1000, SSE at its end is 204', async () => {
+      const run = await trigger(demoWorkflow)
+      await waitStatus(run.id, ['completed'])
+      const last = (await history(run.id)).at(-1)!.seq
+      const ws = openWs(wsUrl(`/v1/runs/${run.id}/stream?after=${last}`), auth())
+      const closed = await Promise.race([ws.closed, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no close after the replay')), WAIT))])
+      expect(closed.code).toBe(1000)
+      expect(ws.events).toEqual([])
+      expect(ws.messages.map((m) => m.type)).toEqual(['hello', 'caught_up'])
+      // Resumed before its end: the rest, then 1000.
+      const before = openWs(wsUrl(`/v1/runs/${run.id}/stream?after=${last - 1}`), auth())
+      expect((await before.closed).code).toBe(1000)
+      expect(before.events.map((e) => e.seq)).toEqual([last])
+      // SSE: 204 at the end (EventSource does not come back), on both run stream routes.
+      for (const path of [`/v1/runs/${run.id}/events`, `/v1/runs/${run.id}/stream`]) {
+        const res = await fetch(`${server.url}${path}`, { headers: { ...auth(), accept: 'text/event-stream', 'last-event-id': String(last) } })
+        expect(res.status, path).toBe(204)
+      }
+      const tail = openSse(`${server.url}/v1/runs/${run.id}/stream?after=${last - 1}`, auth())
+      await until(() => tail.ended, WAIT, 'the SSE stream of a finished run to end')
+      expect(tail.events.map((e) => Number(e.id))).toEqual([last])
+    })
+
+    it('closes a WebSocket with 1009 on a client message over 64 KiB, and refuses JSON nested deeper than 64', async () => {
+      const ws = openWs(wsUrl('/v1/stream'), auth())
+      await ws.opened
+      const deepText = (depth: number) => '['.repeat(depth - 1) + '{}' + ']'.repeat(depth - 1)
+      ws.ws.send(`{"type":"ping","pad":${deepText(100)}}`)
+      await until(() => ws.messages.some((m) => m.type === 'error'), WAIT, 'the refusal of a deep message')
+      expect(ws.messages.find((m) => m.type === 'error')).toMatchObject({ code: 'json_too_deep' })
+      expect(ws.messages.some((m) => m.type === 'pong')).toBe(false)
+      ws.ws.send('x'.repeat(65 * 1024))
+      const closed = await Promise.race([ws.closed, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no close')), WAIT))])
+      expect(closed.code).toBe(1009)
+      const runs = (await client.get('/v1/runs?limit=200')).body.items.length
+      const deep = await client.post(`/v1/workflows/${demoWorkflow}/runs`, `{"variables":{"v":${deepText(5_000)}}}`)
+      expect(deep.status).toBe(400)
+      expect(deep.body.error.code).toBe('json_too_deep')
+      expect((await client.post('/v1/workflows', `{"name":"deep","input_template":${deepText(65)}}`)).status).toBe(400)
+      expect((await client.get('/v1/runs?limit=200')).body.items.length).toBe(runs)
+    })
+
     it('feeds the tenant over WebSocket with workflow, status and tag filters, resumable by id', async () => {
       const all = openWs(wsUrl('/v1/stream'), auth())
       const onlyFake = openWs(wsUrl(`/v1/stream?workflow_id=${httpWorkflow}`), auth())

@@ -3,7 +3,7 @@
  * without gaps or duplicates (live equals a later replay), filters apply, `after` resumes
  * exactly, and subscribers survive an eviction of the feed object.
  */
-import { env, evictDurableObject } from 'cloudflare:test'
+import { env, evictDurableObject, SELF } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { call, openWs, running, setupTenant, trigger, until, type WsEvent } from './helpers.ts'
 
@@ -65,4 +65,24 @@ describe('tenant feed', () => {
     expect(sse.events.map((e) => Number(e.id))).toEqual(history.map((e: any) => e.id))
     sse.close()
   })
+})
+
+describe('slow SSE subscribers on Workers', () => {
+  it('ends a feed SSE stream that stops reading once more than RUNRELAY_WS_MAX_BUFFERED_BYTES is unread', async () => {
+    const t = await setupTenant('feed-sse-slow')
+    const { readSse } = await import('../helpers/sse.ts')
+    const res = await SELF.fetch('http://runrelay.test/v1/stream?after=0', { headers: { accept: 'text/event-stream', authorization: `Bearer ${t.key}` } })
+    expect(res.status).toBe(200)
+    // Not read: run.created of each run carries ~900 KiB, 12 of them far past the 4 MiB default.
+    const pad = 'x'.repeat(900 * 1024)
+    for (let i = 0; i < 12; i++) {
+      const r = await call('POST', `/v1/workflows/${t.workflowId}/runs`, t.key, { variables: { script: [{ status: 'completed' }], pad } })
+      expect(r.status).toBe(202)
+    }
+    const events: { id?: string; event?: string; data: string }[] = []
+    // Read now: what was queued, then the slow_consumer event, then the end (or the drop after 5 s).
+    await Promise.race([readSse(res.body!, events), new Promise((_, rej) => setTimeout(() => rej(new Error('the stream did not end')), 20_000))])
+    expect(events.filter((e) => e.event === 'run.created').length).toBeLessThan(12)
+    expect(events.at(-1)?.event === 'error' ? JSON.parse(events.at(-1)!.data).code : 'dropped').toMatch(/slow_consumer|dropped/)
+  }, 40_000)
 })

@@ -7,6 +7,7 @@ import { UpstreamError, type Connector, type ProxyTriggerMatch } from '../../con
 import { newId } from '../../core/crypto.ts'
 import { pollPolicyOf } from '../../core/binding.ts'
 import type { RunStatus } from '../../core/domain.ts'
+import { parseJson } from '../../core/json.ts'
 import { isOutboundUrlError } from '../../core/outbound.ts'
 import { redactText } from '../../core/redact.ts'
 import { workflows } from '../../db/schema.ts'
@@ -106,10 +107,10 @@ async function proxy(c: Context<AuthEnv>, deps: AppDeps): Promise<Response> {
 
   const bytes = new Uint8Array(await res.arrayBuffer())
   const match = safeMatch(connector, {
-    method, path: upstreamPath, query: incoming.searchParams, requestBody: parseJson(body), status: res.status, responseBody: parseJson(bytes),
+    method, path: upstreamPath, query: incoming.searchParams, requestBody: jsonOf(body), status: res.status, responseBody: jsonOf(bytes),
   })
   if (match) {
-    const run = await startWatching(deps, connection, connector, match, parseJson(body))
+    const run = await startWatching(deps, connection, connector, match, jsonOf(body))
     outHeaders.set(RUN_ID_HEADER, run.id)
     outHeaders.set(WORKFLOW_ID_HEADER, run.workflowId)
     outHeaders.append('Access-Control-Expose-Headers', `${RUN_ID_HEADER}, ${WORKFLOW_ID_HEADER}`)
@@ -145,10 +146,11 @@ function safeMatch(connector: Connector, call: Parameters<NonNullable<Connector[
   }
 }
 
-function parseJson(bytes: Uint8Array | undefined): unknown {
+function jsonOf(bytes: Uint8Array | undefined): unknown {
   if (!bytes || bytes.byteLength === 0) return undefined
   try {
-    return JSON.parse(new TextDecoder().decode(bytes))
+    // Too deep a nesting is no trigger to match (and must not overflow the matchers).
+    return parseJson(new TextDecoder().decode(bytes))
   } catch {
     return undefined
   }

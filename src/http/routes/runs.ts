@@ -118,11 +118,21 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
       : {}
   }
 
+  /**
+   * A run's stream. An SSE request that resumes at the end of a finished run gets 204: the HTML
+   * spec has EventSource stop reconnecting on it (a stream that just ended would be reopened).
+   */
+  const openRunStream = (c: Context<AuthEnv>, run: RunRow, transport: 'ws' | 'sse', after: number) => {
+    const finished = run.finishedAt !== null && run.finishedAt !== undefined
+    if (transport === 'sse' && finished && after >= run.lastSeq) return c.body(null, 204)
+    return streams.open(c, { tenantId: run.tenantId, runId: run.id, transport, after, finished, ...streamTarget(c) })
+  }
+
   d = documented({ method: 'get', path: '/v1/runs/:id/events', summary: 'A run\'s event history; with Accept: text/event-stream it streams (ids are seqs, Last-Event-ID resumes)', tag: 'runs', scope: 'runs:read', params: IdParam, query: EventsQuery, response: EventList, streams: true })
   app.get(d.path, auth('runs:read', { tokens: true }), valid('param', IdParam), valid('query', EventsQuery), async (c) => {
     const run = await loadRun(c.get('principal'), c.req.valid('param').id)
     const q = c.req.valid('query')
-    if (wantsSse(c)) return streams.open(c, { tenantId: run.tenantId, runId: run.id, transport: 'sse', after: afterOf(c, q.after), ...streamTarget(c) })
+    if (wantsSse(c)) return openRunStream(c, run, 'sse', afterOf(c, q.after))
     const events = await store.listRunEvents(run.id, q.after, q.limit)
     return c.json({ events, next_after: events.length === q.limit ? events[events.length - 1]!.seq : null })
   })
@@ -130,8 +140,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   d = documented({ method: 'get', path: '/v1/runs/:id/stream', summary: 'WebSocket (or SSE) stream of one run: replays after `after`, then live', tag: 'streams', scope: 'runs:read', operationId: 'streamRun', params: IdParam, query: StreamQuery, streams: true })
   app.get(d.path, auth('runs:read', { tokens: true }), valid('param', IdParam), valid('query', StreamQuery), async (c) => {
     const run = await loadRun(c.get('principal'), c.req.valid('param').id)
-    const transport = transportOf(c)
-    return streams.open(c, { tenantId: run.tenantId, runId: run.id, transport, after: afterOf(c, c.req.valid('query').after), ...streamTarget(c) })
+    return openRunStream(c, run, transportOf(c), afterOf(c, c.req.valid('query').after))
   })
 
   d = documented({ method: 'get', path: '/v1/stream', summary: 'WebSocket (or SSE) feed of the tenant\'s events, filtered by workflow, status and tags; `after` is an event id', tag: 'streams', scope: 'runs:read', operationId: 'streamFeed', query: FeedQuery, streams: true })

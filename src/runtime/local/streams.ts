@@ -3,8 +3,8 @@ import { streamSSE } from 'hono/streaming'
 import type { UpgradeWebSocket, WSContext } from 'hono/ws'
 import type { RunEvent } from '../../core/domain.ts'
 import { noMetrics, type Metrics } from '../../core/ports.ts'
-import { endsRun, eventsFrame, eventToJson } from '../../core/frames.ts'
-import { CLOSE, parseClientMessage, PROTOCOL_VERSION, type ServerMessage } from '../../core/protocol.ts'
+import { endsRun, eventsFrame, sseFrame, sseSlowConsumer } from '../../core/frames.ts'
+import { CLOSE, clientFrameTooBig, parseClientMessage, PROTOCOL_VERSION, type ServerMessage } from '../../core/protocol.ts'
 import { ReplayGate } from '../../core/replay.ts'
 import type { Store } from '../../db/store.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
@@ -12,16 +12,17 @@ import type { LocalHub } from './hub.ts'
 
 export interface LocalStreamOptions {
   heartbeatMs: number
-  /** Bytes a WebSocket may have queued before it counts as a slow consumer. */
+  /** Bytes a WebSocket or SSE subscriber may have unread before it counts as a slow consumer. */
   maxBufferedBytes: number
-  /** SSE writes a client may have pending before it counts as a slow consumer. */
-  maxPendingWrites: number
   metrics?: Metrics
 }
 
 const REPLAY_PAGE = 500
 /** How long a slow consumer has to read up to its close frame before the socket is dropped. */
 const SLOW_CONSUMER_GRACE_MS = 5_000
+
+/** Why a slow SSE consumer's stream fails: a premature close (what @hono/node-server treats as a client gone). */
+const slowConsumerAbort = () => Object.assign(new Error('slow consumer dropped'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
 
 interface Session {
   gate: ReplayGate
@@ -82,7 +83,12 @@ class WsSession extends ReplayGate implements SocketHandler {
     this.send({ type: 'hello', protocol: PROTOCOL_VERSION, stream: req.runId ? 'run' : 'feed', run_id: req.runId, after: req.after, heartbeatMs })
     this.armExpiry(req.expiresAt)
     this.replay(this.streams.load(req), REPLAY_PAGE).then(
-      () => { if (!this.closing) this.send({ type: 'caught_up', position: this.lastPosition }) },
+      () => {
+        if (this.closing) return
+        this.send({ type: 'caught_up', position: this.lastPosition })
+        // A finished run whose history is all sent (a resume at its end): nothing more will come.
+        if (req.finished) this.end(CLOSE.NORMAL, 'run finished')
+      },
       () => this.end(CLOSE.TRY_AGAIN_LATER, 'history unavailable'),
     )
   }
@@ -116,12 +122,15 @@ class WsSession extends ReplayGate implements SocketHandler {
   }
 
   message(data: unknown): void {
+    // Node's `ws` refuses such frames itself (maxPayload); Deno hands them over whole.
+    if (clientFrameTooBig(data)) return this.end(CLOSE.MESSAGE_TOO_BIG, 'message too big')
     void this.onMessage(data).catch(() => {})
   }
 
   private async onMessage(data: unknown): Promise<void> {
-    const msg = parseClientMessage(data)
-    if (!msg) return this.send({ type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
+    const parsed = parseClientMessage(data)
+    if (!parsed.ok) return this.send(parsed.error)
+    const msg = parsed.message
     if (msg.type === 'ping') return this.send({ type: 'pong', at: new Date().toISOString() })
     if (msg.type === 'refresh_token') {
       const refreshed = this.req.refresh ? await this.req.refresh(msg.token) : null
@@ -238,36 +247,51 @@ export class LocalStreams implements Streams {
 
   private sse(c: Context, req: StreamRequest): Response {
     return streamSSE(c, async (stream) => {
-      let pending = 0
+      /** Bytes handed to the stream that the client has not taken yet (the writer resolves once it has). */
+      let pendingBytes = 0
       let finished = false
+      /** A slow consumer: nothing more is written but its slow_consumer event. */
+      let dropped = false
       let resolveDone!: () => void
       const done = new Promise<void>((r) => (resolveDone = r))
       const end = () => { finished = true; resolveDone() }
       let chain: Promise<unknown> = Promise.resolve()
-      const write = (fn: () => Promise<unknown>) => {
-        pending++
-        chain = chain.then(fn).catch(end).finally(() => pending--)
+      const write = (text: string, evenIfDropped = false) => {
+        pendingBytes += text.length
+        chain = chain.then(() => (dropped && !evenIfDropped ? undefined : stream.write(text))).catch(end).finally(() => { pendingBytes -= text.length })
         return chain
       }
       const session = this.subscribe(req, (events) => {
         if (finished) return
-        if (pending > this.opts.maxPendingWrites) {
+        // As on a WebSocket: the check comes before the write, so a replay page or a big event
+        // goes out whole to a client that is reading, and a client still behind is dropped.
+        if (pendingBytes > this.opts.maxBufferedBytes) {
+          dropped = true
           this.metrics.inc('runrelay_slow_consumer_closes_total', { transport: 'sse' })
-          write(() => stream.writeSSE({ event: 'error', data: JSON.stringify({ code: 'slow_consumer', message: 'reconnect with Last-Event-ID' }) }))
-          return end()
+          write(sseSlowConsumer, true)
+          end()
+          // The end waits behind what is unread; a client that never reads would keep it: after
+          // the grace period the stream fails, which drops the connection and frees the queue.
+          // (Hono's `writer` is private in its typings only; stream.abort() would end the response
+          // cleanly, behind the same unread bytes.)
+          const writer = (stream as unknown as { writer: WritableStreamDefaultWriter }).writer
+          setTimeout(() => { writer.abort(slowConsumerAbort()).catch(() => {}) }, SLOW_CONSUMER_GRACE_MS).unref?.()
+          return
         }
-        for (const e of events) write(() => stream.writeSSE({ id: String(req.runId ? e.seq : e.id), event: e.type, data: eventToJson(e) }))
-        if (req.runId !== undefined && events.some(endsRun)) write(async () => end())
+        for (const e of events) write(sseFrame(e, req.runId ? e.seq : e.id))
+        if (req.runId !== undefined && events.some(endsRun)) void chain.then(end)
       })
       this.sseClosers.add(end)
       const gauge = { transport: 'sse', stream: req.runId !== undefined ? 'run' : 'feed' }
       this.metrics.add('runrelay_subscribers', gauge, 1)
       stream.onAbort(end)
-      const heartbeat = setInterval(() => write(() => stream.write(': heartbeat\n\n')), this.opts.heartbeatMs)
+      const heartbeat = setInterval(() => write(': heartbeat\n\n'), this.opts.heartbeatMs)
       const expiry = req.expiresAt !== undefined ? setTimeout(end, Math.max(0, req.expiresAt - Date.now())) : undefined
       try {
-        await write(() => stream.write(`retry: 1000\n\n`))
+        await write(`retry: 1000\n\n`)
         await session.gate.replay(this.load(req), REPLAY_PAGE)
+        // A finished run whose history is all sent (a resume at its end): nothing more will come.
+        if (req.finished) void chain.then(end)
         await done
         await chain
       } finally {

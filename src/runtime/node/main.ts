@@ -7,6 +7,7 @@ import { SecretBox } from '../../core/crypto.ts'
 import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
 import { nodeKeyFiles } from './key-files.ts'
+import { answerClientError } from './client-errors.ts'
 import { createNodeWebSockets } from './websocket.ts'
 
 /** Start runrelay on Node: embedded libSQL file, in-process hosts, HTTP + WebSocket server. */
@@ -28,7 +29,7 @@ export async function startNode(env: Record<string, string | undefined> = proces
   const server = serve({
     fetch: runtime.app.fetch, port: config.PORT, hostname: config.HOST,
     // Explicit, so a client that trickles its headers or body (slow loris) is cut off: Node checks
-    // these every connectionsCheckingInterval. Headers larger than 16 KiB get a 431 from Node itself.
+    // these every connectionsCheckingInterval. Headers larger than 16 KiB get a 431 (client-errors.ts).
     serverOptions: {
       headersTimeout: config.RUNRELAY_HEADERS_TIMEOUT_MS,
       requestTimeout: Math.max(config.RUNRELAY_REQUEST_TIMEOUT_MS, config.RUNRELAY_HEADERS_TIMEOUT_MS),
@@ -37,6 +38,8 @@ export async function startNode(env: Record<string, string | undefined> = proces
     },
   })
   nodeWs.inject(server as import('node:http').Server)
+  // Requests Node's parser refuses: JSON errors, and a 414 (not 431) for URLs past 16 KiB.
+  server.on('clientError', answerClientError)
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))
   const address = server.address()
   const port = typeof address === 'object' && address ? address.port : config.PORT

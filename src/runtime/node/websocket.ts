@@ -2,6 +2,7 @@ import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Context } from 'hono'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
+import { MAX_CLIENT_FRAME_BYTES } from '../../core/protocol.ts'
 import type { SocketHandler, StreamSocket, WebSocketAcceptor } from '../local/streams.ts'
 
 const HANDLER = Symbol('runrelay.ws.handler')
@@ -101,7 +102,8 @@ type Fetch = (request: Request, env: { incoming: IncomingMessage; outgoing: unde
  * Refused upgrades get the app's answer (status, headers and body) and are closed.
  */
 export function createNodeWebSockets(fetch: () => Fetch) {
-  const wss = new WebSocketServer({ noServer: true, clientTracking: false })
+  // maxPayload: a larger client frame is refused as it arrives (close 1009), never buffered whole.
+  const wss = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: MAX_CLIENT_FRAME_BYTES })
   const accepted = new WeakMap<IncomingMessage, (socket: StreamSocket) => SocketHandler>()
 
   const acceptor: WebSocketAcceptor = {

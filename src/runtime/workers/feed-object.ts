@@ -265,7 +265,7 @@ export class FeedObject extends DurableObject<Env> {
 
   private openSse(params: StreamParams): Response {
     const filter = (params.filter ?? {}) as FeedFilter
-    const sink = new SseSink(params.after, (e) => e.id, params.expiresAt, (s) => this.sse.delete(s))
+    const sink = new SseSink(params.after, (e) => e.id, params.expiresAt, (s) => this.sse.delete(s), this.shared?.config.RUNRELAY_WS_MAX_BUFFERED_BYTES)
     this.sse.set(sink, filter)
     this.ctx.waitUntil(this.lock.run(async () => {
       try {

@@ -47,6 +47,8 @@ interface Joining {
   pos: number
   /** Made ready, or closed (run finished, attachment gone). */
   done: boolean
+  /** The run had finished when the stream was opened: the socket closes 1000 after its replay. */
+  finished?: boolean
 }
 
 export type CommandOutcome = { ok: true; run: RunRow } | { ok: false; code: string; message: string }
@@ -188,7 +190,7 @@ export class RunObject extends DurableObject<Env> {
       this.save(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
       // The hello goes out at once; the replay joins the next batch (catchUp).
       trySend(server, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
-      this.joining.push({ ws: server, runId: params.runId, pos: params.after, done: false })
+      this.joining.push({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished })
       this.ctx.waitUntil(this.catchUp())
       return upgraded(request, client)
     }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
@@ -485,6 +487,8 @@ export class RunObject extends DurableObject<Env> {
       j.done = true
       if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
       trySend(j.ws, JSON.stringify({ type: 'caught_up', position: j.pos } satisfies ServerMessage))
+      // A finished run whose history is all sent (a resume at its end): nothing more will come.
+      if (j.finished || this.getMeta<RunRow>('run')?.finishedAt) tryClose(j.ws, CLOSE.NORMAL, 'run finished')
     }
   }
 
@@ -520,7 +524,7 @@ export class RunObject extends DurableObject<Env> {
   }
 
   private openSse(params: StreamParams): Response {
-    const sink = new SseSink(params.after, (e) => e.seq, params.expiresAt, (s) => this.sse.delete(s))
+    const sink = new SseSink(params.after, (e) => e.seq, params.expiresAt, (s) => this.sse.delete(s), this.shared?.config.RUNRELAY_WS_MAX_BUFFERED_BYTES)
     this.sse.add(sink)
     this.ctx.waitUntil(this.lock.run(async () => {
       const { shared } = await this.deps()
@@ -534,6 +538,8 @@ export class RunObject extends DurableObject<Env> {
         this.log('replay failed', 'fetch', { runId: params.runId, error: String(err) })
         return sink.end()
       }
+      // A finished run whose history is all sent (a resume at its end): nothing more will come.
+      if (params.finished || this.getMeta<RunRow>('run')?.finishedAt) return sink.end()
       sink.ready = true
       await this.armAlarm()
     }).catch(() => sink.end()))

@@ -1,9 +1,9 @@
 import type { Context } from 'hono'
 import * as z from 'zod'
 import type { RunEvent } from '../../core/domain.ts'
-import { eventToJson } from '../../core/frames.ts'
+import { sseFrame, sseSlowConsumer } from '../../core/frames.ts'
 import { sha256Hex } from '../../core/crypto.ts'
-import { CLOSE, parseClientMessage, PROTOCOL_VERSION, selectSubprotocol, type ServerMessage } from '../../core/protocol.ts'
+import { CLOSE, clientFrameTooBig, parseClientMessage, PROTOCOL_VERSION, selectSubprotocol, type ServerMessage } from '../../core/protocol.ts'
 import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
 import type { Env } from './env.ts'
@@ -11,6 +11,8 @@ import type { Env } from './env.ts'
 /** Header carrying a stream's parameters from the Worker to the Durable Object that serves it. */
 export const STREAM_HEADER = 'x-runrelay-stream'
 export const REPLAY_PAGE = 500
+/** How long a slow SSE consumer has to read up to its end before its stream is failed (as on Node and Deno). */
+const SLOW_CONSUMER_GRACE_MS = 5_000
 /** Clients that send exactly this get PONG from the runtime without waking the object. */
 export const PING = '{"type":"ping"}'
 
@@ -27,6 +29,8 @@ export const StreamParams = z.object({
   runId: z.string().optional(),
   filter: FeedFilterSchema.optional(),
   expiresAt: z.number().optional(),
+  /** A run stream of a run that had finished when it was opened (StreamRequest.finished). */
+  finished: z.boolean().optional(),
   /**
    * For a stream opened with a subscriber token: the digest of the token's tenant and scope
    * (tokenScopeKey). A refresh over the socket must carry a token with the same digest.
@@ -85,8 +89,11 @@ export interface SocketRefresh {
  */
 export async function answerClientMessage(ws: WebSocket, message: string | ArrayBuffer, refresh: SocketRefresh): Promise<void> {
   const send = (msg: ServerMessage) => trySend(ws, JSON.stringify(msg))
-  const msg = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
-  if (!msg) return void send({ type: 'error', code: 'bad_message', message: 'unknown or malformed message' })
+  // workerd takes frames up to its platform limit before the object sees them: refuse them here.
+  if (clientFrameTooBig(message)) return tryClose(ws, CLOSE.MESSAGE_TOO_BIG, 'message too big')
+  const parsed = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
+  if (!parsed.ok) return void send(parsed.error)
+  const msg = parsed.message
   if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
   if (msg.type !== 'refresh_token') return
   const tokens = await refresh.tokens()
@@ -107,7 +114,7 @@ export class WorkersStreams implements Streams {
     const scopeKey = principal?.kind === 'token' ? await tokenScopeKey(principal.tenantId, principal.scope) : undefined
     const params: StreamParams = {
       tenantId: req.tenantId, transport: req.transport, after: req.after, runId: req.runId,
-      filter: req.filter as StreamParams['filter'], expiresAt: req.expiresAt, scopeKey,
+      filter: req.filter as StreamParams['filter'], expiresAt: req.expiresAt, finished: req.finished, scopeKey,
     }
     const headers = new Headers()
     for (const h of ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions']) {
@@ -151,8 +158,17 @@ export class SseSink {
   readonly response: Response
   closed = false
   ready = false
+  /** Bytes written that the client has not taken yet (a write resolves once the runtime has them). */
+  private pendingBytes = 0
 
-  constructor(public position: number, private readonly positionOf: (e: RunEvent) => number, readonly expiresAt: number | undefined, private readonly onEnd: (s: SseSink) => void) {
+  constructor(
+    public position: number,
+    private readonly positionOf: (e: RunEvent) => number,
+    readonly expiresAt: number | undefined,
+    private readonly onEnd: (s: SseSink) => void,
+    /** Unread bytes past which the subscriber is a slow consumer (RUNRELAY_WS_MAX_BUFFERED_BYTES). */
+    private readonly maxPendingBytes = 4 * 1024 * 1024,
+  ) {
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
     this.writer = writable.getWriter()
     this.response = new Response(readable, {
@@ -163,13 +179,25 @@ export class SseSink {
 
   write(text: string): void {
     if (this.closed) return
-    this.writer.write(this.encoder.encode(text)).catch(() => this.end())
+    const bytes = this.encoder.encode(text)
+    this.pendingBytes += bytes.byteLength
+    this.writer.write(bytes).then(() => { this.pendingBytes -= bytes.byteLength }, () => this.end())
   }
 
-  /** Write the events after this sink's position; returns the ones written. */
+  /** Write the events after this sink's position; returns the ones written (none when it is dropped as a slow consumer). */
   deliver(events: RunEvent[]): RunEvent[] {
+    if (this.closed) return []
+    // As on Node and Deno: checked before the write, so a page goes out whole to a reading client.
+    if (this.pendingBytes > this.maxPendingBytes) {
+      this.write(sseSlowConsumer)
+      this.end()
+      // The end waits behind what is unread: after the grace period the stream fails instead,
+      // which drops the connection and frees what is queued.
+      setTimeout(() => { this.writer.abort(new Error('slow consumer dropped')).catch(() => {}) }, SLOW_CONSUMER_GRACE_MS)
+      return []
+    }
     const fresh = events.filter((e) => this.positionOf(e) > this.position)
-    for (const e of fresh) this.write(`id: ${this.positionOf(e)}\nevent: ${e.type}\ndata: ${eventToJson(e)}\n\n`)
+    for (const e of fresh) this.write(sseFrame(e, this.positionOf(e)))
     if (fresh.length) this.position = this.positionOf(fresh[fresh.length - 1]!)
     return fresh
   }
