@@ -37,6 +37,10 @@ export const ConfigSchema = z.object({
   RUNRELAY_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
   /** API requests per key per minute (token bucket, in memory per instance; per isolate on Workers). 0 turns it off. */
   RUNRELAY_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(10_000_000).default(6_000),
+  /** Redis/Valkey pub/sub for commit notices between processes sharing a database (redis:// or rediss://); unset: none. */
+  RUNRELAY_BUS_URL: z.string().url().refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL').optional(),
+  /** Period of the cross-process read of the events table (the safety net under the bus); 0 turns it off (one process only). */
+  RUNRELAY_TAIL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(100),
 })
 export type Config = z.infer<typeof ConfigSchema>
 

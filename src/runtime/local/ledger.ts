@@ -1,7 +1,6 @@
 import type { NewEvent, RunEvent } from '../../core/domain.ts'
-import type { RunLedger } from '../../core/ports.ts'
+import type { Publisher, RunLedger } from '../../core/ports.ts'
 import type { PreparedWrite, RunPatch, RunRow, Store } from '../../db/store.ts'
-import type { LocalHub } from './hub.ts'
 
 /** Most writes committed in one transaction. */
 const MAX_GROUP = 256
@@ -40,7 +39,7 @@ export class LocalLedger implements RunLedger {
    */
   private readonly fresh = new Map<string, RunRow>()
 
-  constructor(private readonly store: Store, private readonly hub: LocalHub, private readonly now: () => number) {}
+  constructor(private readonly store: Store, private readonly hub: Publisher, private readonly now: () => number) {}
 
   getRun(runId: string): Promise<RunRow | undefined> {
     const row = this.fresh.get(runId)
