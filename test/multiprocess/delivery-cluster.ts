@@ -53,10 +53,16 @@ export async function startRedis(): Promise<RedisServer> {
   return server
 }
 
+/** How long a process may take to answer /healthz (tsx compiles on start; a loaded 2-core machine is slow). */
+const START_TIMEOUT_MS = 90_000
+
+/** One server process, given time to start on a loaded machine. */
+const startServer = (env: Record<string, string>) => startChildServer(env, undefined, START_TIMEOUT_MS)
+
 export interface Cluster { dataDir: string; servers: ChildServer[]; stop(): Promise<void> }
 
-/** `count` real Node processes (src/runtime/node/main.ts) on one database file, started one after another. */
-export async function startCluster(count: number, env: Record<string, string> = {}): Promise<Cluster> {
+/** `count` real Node processes (src/runtime/node/main.ts) on one database file; `perProcess` adds to one process's environment. */
+export async function startCluster(count: number, env: Record<string, string> = {}, perProcess: (i: number) => Record<string, string> = () => ({})): Promise<Cluster> {
   const dataDir = mkdtempSync(join(tmpdir(), 'runrelay-mp-'))
   const servers: ChildServer[] = []
   const base = {
@@ -64,7 +70,12 @@ export async function startCluster(count: number, env: Record<string, string> = 
     RUNRELAY_RATE_LIMIT_PER_MINUTE: '0', ...env,
   }
   try {
-    for (let i = 0; i < count; i++) servers.push(await startChildServer(base))
+    // The first applies the migrations and writes the keys; the others start together.
+    servers.push(await startServer({ ...base, ...perProcess(0) }))
+    const rest = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => startServer({ ...base, ...perProcess(i + 1) })))
+    for (const r of rest) if (r.status === 'fulfilled') servers.push(r.value)
+    const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) throw failed.reason
   } catch (err) {
     for (const s of servers) s.proc.kill('SIGKILL')
     throw err
