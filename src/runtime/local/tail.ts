@@ -43,6 +43,8 @@ export class EventTail implements Publisher {
   private announceMax = 0
   private announceQueued = false
   private readonly batch: number
+  /** Events published straight from this process's commits, and from reads of the table (tests and the bench look). */
+  readonly stats = { direct: 0, fromTable: 0, reads: 0 }
 
   constructor(private readonly store: Store, private readonly hub: LocalHub, private readonly opts: EventTailOptions) {
     this.batch = opts.batch ?? TAIL_BATCH
@@ -72,6 +74,7 @@ export class EventTail implements Publisher {
     const fresh = events[0]!.id > this.cursor ? events : events.filter((e) => e.id > this.cursor)
     if (fresh[0]!.id !== this.cursor + 1) return this.wake() // another process committed in between: read in id order
     this.cursor = last
+    this.stats.direct += fresh.length
     this.hub.publish(tenantId, fresh)
   }
 
@@ -98,6 +101,7 @@ export class EventTail implements Publisher {
       for (;;) {
         this.readAgain = false
         const rows = await this.store.listEventsAfter(this.cursor, this.batch)
+        this.stats.reads++
         if (this.failing) { this.failing = false; this.opts.log('event tail: reading the events table again', { position: this.cursor }) }
         this.deliver(rows)
         if (rows.length < this.batch && !this.readAgain) break
@@ -130,6 +134,7 @@ export class EventTail implements Publisher {
       while (end < rows.length && rows[end]!.event.run_id === event.run_id) end++
       const events = rows.slice(start, end).map((r) => r.event)
       this.cursor = events[events.length - 1]!.id
+      this.stats.fromTable += events.length
       try {
         this.hub.publish(tenantId, events)
       } catch {
