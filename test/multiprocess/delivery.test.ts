@@ -9,6 +9,7 @@ import { demoTenant, sleep } from '../helpers/live.ts'
 import { checkHistory, type Ev } from '../reliability/subscriber.ts'
 import { freePort } from '../helpers/child.ts'
 import { haveRedis, ROOT_KEY, startCluster, startRedis, type Cluster, type RedisServer } from './delivery-cluster.ts'
+import { launchDeno } from '../conformance/launch-deno.ts'
 
 const PROCESSES = 3
 const RUNS_PER_PROCESS = 4
@@ -26,7 +27,7 @@ interface Round { runs: number; events: number; runStreams: number; closes1000: 
  * and an SSE feed on every process from before the first event; `during` runs while the runs
  * are in flight. Every subscriber is checked against the stored history.
  */
-async function deliveryRound(cluster: Cluster, during?: () => Promise<void>): Promise<Round> {
+async function deliveryRound(cluster: { servers: Array<{ url: string }> }, during?: () => Promise<void>): Promise<Round> {
   const servers = cluster.servers
   const t = await demoTenant({ url: servers[0]!.url, rootKey: ROOT_KEY }, `mp-${Date.now()}`)
   const wf = await t.workflow('multiprocess', { durationMs: 1_500, steps: 3, queueMs: 100 })
@@ -145,4 +146,15 @@ describe.skipIf(!redisAvailable)('live delivery across processes over a Redis bu
     // And the bus carries the next round again (the tail's period is still off).
     await deliveryRound(cluster)
   }, 120_000)
+
+  it('a Deno process on the same database and bus delivers the same (the Redis client runs on Deno)', async () => {
+    const deno = await launchDeno({ RUNRELAY_DATA_DIR: cluster.dataDir, RUNRELAY_ROOT_KEY: ROOT_KEY, RUNRELAY_BUS_URL: redis.url, RUNRELAY_TAIL_INTERVAL_MS: '0', RUNRELAY_LOG: 'info' }, { startTimeoutMs: 90_000 })
+    try {
+      await until(() => deno.output().includes('"bus: connected"'), 10_000, 'Deno on the bus')
+      const r = await deliveryRound({ servers: [cluster.servers[0]!, deno] })
+      console.log('[multiprocess] Node + Deno on the bus:', JSON.stringify(r))
+    } finally {
+      await deno.stop()
+    }
+  }, 150_000)
 })
