@@ -71,10 +71,27 @@ export function connectRedisBus(url: string, opts: BusOptions): Bus {
     .catch(() => { /* closed before it connected */ })
   publisher.connect().catch(() => {})
 
+  /** The highest id this process could not announce (its publisher was down): sent once it is back. */
+  let unannounced = 0
+  const send = (maxEventId: number) => {
+    publisher.publish(BUS_CHANNEL, String(maxEventId)).catch(() => {
+      // Reported by the subscriber's error; the tail's period covers it meanwhile.
+      if (maxEventId > unannounced) unannounced = maxEventId
+    })
+  }
+  // Other processes may have come back before this one's publisher: tell them what they missed.
+  publisher.on('ready', () => {
+    if (closed || unannounced === 0) return
+    const id = unannounced
+    unannounced = 0
+    send(id)
+  })
+
   return {
     announce(maxEventId) {
-      if (closed || !publisher.isReady) return
-      publisher.publish(BUS_CHANNEL, String(maxEventId)).catch(() => { /* reported by the subscriber's error; the tail's period covers it */ })
+      if (closed) return
+      if (!publisher.isReady) { if (maxEventId > unannounced) unannounced = maxEventId; return }
+      send(maxEventId)
     },
     async close() {
       closed = true
