@@ -39,7 +39,7 @@ export class LocalLedger implements RunLedger {
    */
   private readonly fresh = new Map<string, RunRow>()
 
-  constructor(private readonly store: Store, private readonly hub: Publisher, private readonly now: () => number) {}
+  constructor(private readonly store: Store, private readonly publisher: Publisher, private readonly now: () => number) {}
 
   getRun(runId: string): Promise<RunRow | undefined> {
     const row = this.fresh.get(runId)
@@ -109,7 +109,7 @@ export class LocalLedger implements RunLedger {
       if (r.error !== undefined) return p.reject(r.error)
       this.remember((r.value as { run: RunRow }).run)
       try {
-        this.hub.publish(p.tenantId, p.events(r.value))
+        this.publisher.publish(p.tenantId, p.events(r.value))
       } catch {
         // The write is durable: a subscriber that fails catches up from the store on reconnect.
       }
