@@ -37,13 +37,14 @@ export function connectRedisBus(url: string, opts: BusOptions): Bus {
   let closed = false
   let subscribed = false
 
+  const meanwhile = opts.fallbackIntervalMs > 0
+    ? `other processes' events are read from the events table every ${opts.fallbackIntervalMs} ms meanwhile`
+    : 'the tail\'s period is off (RUNRELAY_TAIL_INTERVAL_MS=0): other processes\' events wait for the bus or a commit here'
   const fault = (err: unknown) => {
     if (closed || down) return
     down = true
-    opts.log(everReady
-      ? 'bus: connection lost; live delivery from other processes falls back to reading the events table, reconnecting'
-      : 'bus: unreachable at start; live delivery from other processes reads the events table until it connects, retrying', {
-      error: String((err as Error)?.message ?? err), fallbackIntervalMs: opts.fallbackIntervalMs,
+    opts.log(everReady ? `bus: connection lost, reconnecting; ${meanwhile}` : `bus: unreachable at start, retrying; ${meanwhile}`, {
+      error: String((err as Error)?.message ?? err),
     })
   }
   // Errors are reported through the subscriber; the publisher's mirror them (same server).
@@ -73,10 +74,14 @@ export function connectRedisBus(url: string, opts: BusOptions): Bus {
 
   /** The highest id this process could not announce (its publisher was down): sent once it is back. */
   let unannounced = 0
+  let publishFailing = false
   const send = (maxEventId: number) => {
-    publisher.publish(BUS_CHANNEL, String(maxEventId)).catch(() => {
-      // Reported by the subscriber's error; the tail's period covers it meanwhile.
+    publisher.publish(BUS_CHANNEL, String(maxEventId)).then(() => { publishFailing = false }, (err) => {
       if (maxEventId > unannounced) unannounced = maxEventId
+      // A lost connection is reported by the subscriber; anything else (a refused PUBLISH) once here.
+      if (down || closed || publishFailing || !publisher.isReady) return
+      publishFailing = true
+      opts.log(`bus: publishing a notice failed; other processes find this process's events through their own period`, { error: String((err as Error)?.message ?? err) })
     })
   }
   // Other processes may have come back before this one's publisher: tell them what they missed.
