@@ -2,7 +2,7 @@
  * `npm run bench [-- case…]`: each case with its baseline in the same run, on loopback.
  * The server (runrelay or the baseline) and the load run in separate processes; server CPU
  * and RSS are read inside the server process. Prints a table, writes bench/results.json.
- * Cases: fanout (CPU + latency), bun (the Bun runtime against bare Bun and ws), detection (adaptive polling), memory, upstream, trigger, persist, feed, tracing; workers (opt-in).
+ * Cases: fanout (CPU + latency), bun (the Bun runtime against bare Bun and ws), detection (adaptive polling), memory, upstream, trigger, persist, feed, tracing, startup, crossproc; workers (opt-in).
  * BENCH_ROUNDS=n repeats each pair (medians reported), BENCH_SCALE=0.1 shrinks counts,
  * BENCH_CPU_PROF=<dir> profiles the agents, BENCH_SQL_STATS=1 times SQL by statement.
  */
@@ -439,9 +439,73 @@ function cmdline(pid: number): string {
 }
 
 // ---------------------------------------------------------------------------------------
-const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, tracing, workers, startup: () => startup(row, details) }
+// ---------------------------------------------------------------------------------------
+/**
+ * Delivery on another process against the same process: two runrelay processes on one
+ * database; events appended through process A's ledger; WebSocket subscribers of the run on A
+ * (the baseline) and on B, each in its own client agent. Latency is A's publish → received, so
+ * the difference is what crossing processes adds. With no bus (the events-table tail, default
+ * period) and with a Redis bus (when redis-server is installed).
+ */
+async function crossproc() {
+  const SUBS = n(20), RATE = 20, COUNT = n(100)
+  const { haveRedis, startRedis } = await import('../test/multiprocess/delivery-cluster.ts')
+  const modes: Array<{ name: string; goalMs: number; bus: boolean }> = [{ name: 'no bus', goalMs: 250, bus: false }]
+  if (haveRedis()) modes.push({ name: 'Redis bus', goalMs: 20, bus: true })
+  else console.log('  redis-server is not installed: the bus mode is skipped (apt-get install -y redis-server)')
+  console.log(`cross-process delivery: ${SUBS} WS subscribers of one run on the committing process and ${SUBS} on another, ${COUNT} events at ${RATE}/s`)
+  const out: Record<string, unknown[]> = {}
+  for (const mode of modes) {
+    const results: Array<{ same: any; other: any }> = []
+    for (let round = 0; round < ROUNDS; round++) {
+      const redis = mode.bus ? await startRedis() : undefined
+      const env: Record<string, string> = redis ? { RUNRELAY_BUS_URL: redis.url } : {}
+      const a = startAgent('./server-agent.ts', 'server-a'), b = startAgent('./server-agent.ts', 'server-b')
+      const ca = startAgent('./client-agent.ts', 'client-a'), cb = startAgent('./client-agent.ts', 'client-b')
+      try {
+        const s = await a.call('startRunrelay', env)
+        const workflowIds: string[] = await a.call('demoWorkflows', { n: 1 })
+        const runIds: string[] = await a.call('createRuns', { workflowIds })
+        const other = await b.call('joinRunrelay', { dataDir: s.dataDir, env })
+        const headers = { authorization: `Bearer ${s.key}` }
+        const oa = await ca.call('connect', { urls: Array(SUBS).fill(`${s.wsUrl}/v1/runs/${runIds[0]}/stream`), headers, latency: true })
+        const ob = await cb.call('connect', { urls: Array(SUBS).fill(`${other.wsUrl}/v1/runs/${runIds[0]}/stream`), headers, latency: true })
+        await sleep(1000)
+        await Promise.all([ca.call('reset'), cb.call('reset')])
+        await a.call('emit', { runIds, rate: RATE, count: COUNT, record: true }, 120_000)
+        const [ga, gb] = await Promise.all([ca.call('waitFor', { total: COUNT * oa.open, timeoutMs: 20_000 }), cb.call('waitFor', { total: COUNT * ob.open, timeoutMs: 20_000 })])
+        const publishedAt = await a.call('publishedAt')
+        const same = { open: oa.open, delivered: ga.received, expected: COUNT * oa.open, lat: await ca.call('latency', { publishedAt }) }
+        const otherLat = { open: ob.open, delivered: gb.received, expected: COUNT * ob.open, lat: await cb.call('latency', { publishedAt }) }
+        console.log(`  ${mode.name} round ${round + 1}: same process ${JSON.stringify(same)}
+           other process ${JSON.stringify(otherLat)}`)
+        results.push({ same, other: otherLat })
+      } finally {
+        await Promise.allSettled([ca.stop(), cb.stop()])
+        await b.stop() // before A removes the database directory
+        await a.stop()
+        await redis?.stop()
+      }
+    }
+    out[mode.name] = results
+    for (const p of [50, 99] as const) {
+      const other = median(results.map((r) => r.other.lat[`p${p}`])), same = median(results.map((r) => r.same.lat[`p${p}`]))
+      const added = other - same
+      rows.push({
+        case: `cross-process delivery, ${mode.name}`, metric: `p${p} publish on A → received, on B (runrelay) vs on A (baseline); added ${fmt(added)} ms`,
+        runrelay: other, baseline: same, ratio: other / same, unit: 'ms', goal: p === 99 ? `added ≤ ${mode.goalMs} ms` : 'info', met: p === 99 ? added <= mode.goalMs : true,
+      })
+      console.log(`  ${mode.name} p${p}: other process ${fmt(other)} ms, same process ${fmt(same)} ms, added ${fmt(added)} ms`)
+    }
+    const lost = results.reduce((x, r) => x + (r.other.expected - r.other.delivered), 0)
+    if (lost) console.log(`  ${mode.name}: ${lost} deliveries missing on the other process within the wait`)
+  }
+  details.crossproc = out
+}
+
+const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, tracing, workers, startup: () => startup(row, details), crossproc }
 // workers (wrangler dev) is opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
-const DEFAULT = ['fanout', 'bun', 'detection', 'memory', 'upstream', 'trigger', 'persist', 'feed', 'tracing', 'startup']
+const DEFAULT = ['fanout', 'bun', 'detection', 'memory', 'upstream', 'trigger', 'persist', 'feed', 'tracing', 'startup', 'crossproc']
 const wanted = process.argv.slice(2).filter((a) => a in CASES)
 const started = Date.now()
 const load = () => { try { return execSync('cat /proc/loadavg').toString().trim() } catch { return '?' } }

@@ -136,7 +136,16 @@ serveAgent({
     }
     const t = await api('POST', '/v1/tenants', { name: 'bench' }, ROOT_KEY)
     key = t.key.key
-    return { url: node.url, wsUrl: node.url.replace(/^http/, 'ws'), key, tenantId: t.tenant.id, pid: process.pid }
+    return { url: node.url, wsUrl: node.url.replace(/^http/, 'ws'), key, tenantId: t.tenant.id, pid: process.pid, dataDir }
+  },
+
+  /** A second runrelay process on the database of another agent's `startRunrelay` (that agent removes the directory). */
+  async joinRunrelay({ dataDir: dir, env = {} }: { dataDir: string; env?: Record<string, string> }) {
+    node = await startNode({
+      PORT: '0', HOST: '127.0.0.1', RUNRELAY_DATA_DIR: dir, RUNRELAY_ROOT_KEY: ROOT_KEY, RUNRELAY_ALLOW_PRIVATE_NETWORK: '1',
+      RUNRELAY_LOG: 'silent', RUNRELAY_RATE_LIMIT_PER_MINUTE: '0', ...env,
+    })
+    return { url: node.url, wsUrl: node.url.replace(/^http/, 'ws'), pid: process.pid }
   },
 
   /** Demo workflows that never poll again during a case (first interval one hour), tagged w<i>. */

@@ -50,6 +50,10 @@ export const ConfigSchema = z.object({
   OTEL_TRACES_EXPORTER: z.string().optional(),
   /** Delay between two exports of finished spans (ms). */
   OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().min(10).max(600_000).default(5_000),
+  /** Redis/Valkey pub/sub for commit notices between processes sharing a database (redis:// or rediss://); unset: none. */
+  RUNRELAY_BUS_URL: z.string().url().refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL').optional(),
+  /** Period of the cross-process read of the events table (the safety net under the bus); 0 turns it off (one process only). */
+  RUNRELAY_TAIL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(100),
 })
 export type Config = z.infer<typeof ConfigSchema>
 

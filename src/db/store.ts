@@ -618,6 +618,22 @@ export class Store {
     return rows.map((r) => toRunEvent(r.e, r.tags))
   }
 
+  /** Every tenant's events after `afterId`, in id order: the cross-process tail (runtime/local/tail.ts) reads the table with it. */
+  async listEventsAfter(afterId: number, limit: number): Promise<Array<{ tenantId: string; event: RunEvent }>> {
+    const rows = await this.db.select({ e: events, tags: runs.tags }).from(events).innerJoin(runs, eq(runs.id, events.runId))
+      .where(gt(events.id, afterId)).orderBy(asc(events.id)).limit(limit)
+    return rows.map((r) => ({ tenantId: r.e.tenantId, event: toRunEvent(r.e, r.tags) }))
+  }
+
+  /** The highest event id of any tenant (0 when there is none). */
+  async maxEventId(): Promise<number> {
+    const [r] = await this.db.select({ id: sql<number>`max(${events.id})` }).from(events)
+    return Number(r?.id ?? 0)
+  }
+
+  /** Drop cached rows and history of runs another process has written (their events came through the tail), before they are published here. */
+  forgetRuns(runIds: Iterable<string>): void { this.invalidateRuns(runIds) }
+
   async lastEventId(tenantId: string): Promise<number> {
     const [r] = await this.db.select({ id: sql<number>`max(${events.id})` }).from(events).where(eq(events.tenantId, tenantId))
     return Number(r?.id ?? 0)

@@ -4,7 +4,7 @@
  * same parent links as on Node (context through Deno's AsyncLocalStorage).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchDeno, type LaunchedServer } from '../conformance/launch-deno.ts'
+import { launchDeno, type LaunchedServer } from '../conformance/launch.ts'
 import { startOtlpReceiver } from '../fakes/otlp-receiver.ts'
 import { demoTenant } from '../helpers/live.ts'
 import { metricValue, parsePrometheus } from '../helpers/prometheus.ts'

@@ -1,8 +1,7 @@
 import type { NewEvent, RunEvent } from '../../core/domain.ts'
 import { countCommitted } from '../../core/metrics.ts'
-import { noMetrics, noTracer, type Metrics, type RunLedger, type SpanParent, type Tracer } from '../../core/ports.ts'
+import { noMetrics, noTracer, type Metrics, type Publisher, type RunLedger, type SpanParent, type Tracer } from '../../core/ports.ts'
 import type { PreparedWrite, RunPatch, RunRow, Store } from '../../db/store.ts'
-import type { LocalHub } from './hub.ts'
 
 /** Most writes committed in one transaction. */
 const MAX_GROUP = 256
@@ -46,7 +45,7 @@ export class LocalLedger implements RunLedger {
   private readonly metrics: Metrics
   private readonly tracer: Tracer
 
-  constructor(private readonly store: Store, private readonly hub: LocalHub, private readonly now: () => number, telemetry: { metrics?: Metrics; tracer?: Tracer } = {}) {
+  constructor(private readonly store: Store, private readonly publisher: Publisher, private readonly now: () => number, telemetry: { metrics?: Metrics; tracer?: Tracer } = {}) {
     this.metrics = telemetry.metrics ?? noMetrics
     this.tracer = telemetry.tracer ?? noTracer
   }
@@ -122,7 +121,7 @@ export class LocalLedger implements RunLedger {
       try {
         const events = p.events(r.value)
         countCommitted(this.metrics, events)
-        this.tracer.span('runrelay.publish', { 'runrelay.run_id': p.runId, 'runrelay.events': events.length }, () => this.hub.publish(p.tenantId, events), p.span)
+        this.tracer.span('runrelay.publish', { 'runrelay.run_id': p.runId, 'runrelay.events': events.length }, () => this.publisher.publish(p.tenantId, events), p.span)
         this.metrics.inc('runrelay_events_published_total', undefined, events.length)
       } catch {
         // The write is durable: a subscriber that fails catches up from the store on reconnect.

@@ -19,6 +19,8 @@ import { IDEMPOTENCY_TTL_MS } from '../../db/retention.ts'
 import { LocalRunHost } from './run-host.ts'
 import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
+import { connectRedisBus } from './bus.ts'
+import { EventTail } from './tail.ts'
 
 /** How long a key, workflow or connection read stays cached (a change by another process sharing the database shows within this). */
 const READ_CACHE_MS = 5_000
@@ -59,7 +61,14 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const tracing = await startTracing(config)
   const telemetry = { metrics, tracer: tracing?.tracer }
   const hub = new LocalHub()
-  const ledger = new LocalLedger(store, hub, () => clock.now(), telemetry)
+  // Every event reaches the hub through the tail: this process's commits at once, other processes' on a bus notice or the tail's period.
+  const tail = new EventTail(store, hub, { intervalMs: config.RUNRELAY_TAIL_INTERVAL_MS, log })
+  await tail.start()
+  const bus = config.RUNRELAY_BUS_URL
+    ? connectRedisBus(config.RUNRELAY_BUS_URL, { onNotice: (id) => tail.notified(id), onRecovered: () => tail.wake(), log, fallbackIntervalMs: config.RUNRELAY_TAIL_INTERVAL_MS })
+    : undefined
+  tail.announceTo(bus)
+  const ledger = new LocalLedger(store, tail, () => clock.now(), telemetry)
   const binder = createBinder({
     store, secrets, clock, publicUrl: () => publicUrl, budget: new RateBudget(() => clock.now()), ...telemetry,
     fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
@@ -86,7 +95,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   })
 
   return {
-    app, host, hub, streams, store, jobs, metrics,
+    app, host, hub, tail, streams, store, jobs, metrics,
     get publicUrl() { return publicUrl },
     /** Tell the runtime the port it listens on, for callback URLs when RUNRELAY_PUBLIC_URL is unset. */
     listeningOn(port: number): void {
@@ -103,6 +112,8 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
       streams.closeAll()
       await jobs.stop()
       await host.stop()
+      tail.stop()
+      await bus?.close()
       // The last spans (the writes just finished) are exported before the process goes.
       await tracing?.shutdown().catch(() => {})
     },

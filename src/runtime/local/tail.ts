@@ -1,0 +1,158 @@
+import type { RunEvent } from '../../core/domain.ts'
+import type { Publisher } from '../../core/ports.ts'
+import type { Store } from '../../db/store.ts'
+import type { LocalHub } from './hub.ts'
+
+/** Most events read from the table at once (the tail reads again at once while pages come back full). */
+const TAIL_BATCH = 500
+
+/** Where a process tells the others that events up to an id are committed (the bus), if anywhere. */
+export interface Announcer { announce(maxEventId: number): void }
+
+export interface EventTailOptions {
+  /** Period of the safety-net read of the events table; 0 reads only when woken (a local commit, a bus notice). */
+  intervalMs: number
+  log: (msg: string, extra?: Record<string, unknown>) => void
+  batch?: number
+}
+
+/**
+ * Live delivery for every process sharing a database (Node and Deno). Every event reaches this
+ * process's hub in event-id order, each once, whichever process committed it.
+ *
+ * Why id order is commit order: the id is assigned inside the write transaction and SQLite
+ * (and libSQL servers) run one writer at a time, so a reader never sees id n+1 committed while
+ * id n is still to come. The tail keeps a cursor (every event up to it has been published
+ * here) and reads `id > cursor` from the store.
+ *
+ * A local commit whose first id follows the cursor is published at once, without a read: with
+ * one process that is every commit, so one process costs what it did before the tail. A local
+ * commit after a gap (another process committed in between) wakes a read instead, so the
+ * feed never shows a later id before an earlier one. Other processes' commits are found by a
+ * bus notice (`notified`) or, when none comes (no bus, a bus down, a lost notice), by the
+ * periodic read: a notice only makes an event sooner, never makes it exist.
+ */
+export class EventTail implements Publisher {
+  private cursor = 0
+  private reading = false
+  private readAgain = false
+  private timer: ReturnType<typeof setInterval> | undefined
+  private failing = false
+  private stopped = false
+  private announcer: Announcer | undefined
+  private announceMax = 0
+  private announceQueued = false
+  private readonly batch: number
+  /** Events published straight from this process's commits, and from reads of the table (tests and the bench look). */
+  readonly stats = { direct: 0, fromTable: 0, reads: 0 }
+
+  constructor(private readonly store: Store, private readonly hub: LocalHub, private readonly opts: EventTailOptions) {
+    this.batch = opts.batch ?? TAIL_BATCH
+  }
+
+  /** Start at the table's end (subscribers replay history themselves) and arm the periodic read. */
+  async start(): Promise<void> {
+    this.cursor = await this.store.maxEventId()
+    if (this.opts.intervalMs > 0) {
+      this.timer = setInterval(() => this.wake(), this.opts.intervalMs)
+      ;(this.timer as { unref?: () => void }).unref?.()
+    }
+  }
+
+  /** Tell other processes about this process's commits through `announcer` (the bus). */
+  announceTo(announcer: Announcer | undefined): void { this.announcer = announcer }
+
+  /** Every event up to this id has been published here. */
+  get position(): number { return this.cursor }
+
+  /** A commit of this process (one run's events, ascending ids), durable already. */
+  publish(tenantId: string, events: RunEvent[]): void {
+    if (events.length === 0) return
+    const last = events[events.length - 1]!.id
+    this.queueAnnounce(last)
+    if (last <= this.cursor) return // a read that raced the commit has published it
+    const fresh = events[0]!.id > this.cursor ? events : events.filter((e) => e.id > this.cursor)
+    if (fresh[0]!.id !== this.cursor + 1) return this.wake() // another process committed in between: read in id order
+    this.cursor = last
+    this.stats.direct += fresh.length
+    this.hub.publish(tenantId, fresh)
+  }
+
+  /** Another process says events up to `maxEventId` are committed. */
+  notified(maxEventId: number): void {
+    if (maxEventId > this.cursor) this.wake()
+  }
+
+  /** Read the table now (coalesced with a read in flight). */
+  wake(): void {
+    if (this.stopped) return
+    if (this.reading) { this.readAgain = true; return }
+    void this.drain()
+  }
+
+  stop(): void {
+    this.stopped = true
+    clearInterval(this.timer)
+  }
+
+  private async drain(): Promise<void> {
+    this.reading = true
+    try {
+      for (;;) {
+        this.readAgain = false
+        const rows = await this.store.listEventsAfter(this.cursor, this.batch)
+        this.stats.reads++
+        if (this.failing) { this.failing = false; this.opts.log('event tail: reading the events table again', { position: this.cursor }) }
+        this.deliver(rows)
+        if (rows.length < this.batch && !this.readAgain) break
+        if (this.stopped) break
+      }
+    } catch (err) {
+      if (!this.failing) {
+        this.failing = true
+        this.opts.log('event tail: reading the events table failed; live delivery of other processes\' events waits, retrying on the next notice or period', {
+          error: String((err as Error)?.message ?? err), intervalMs: this.opts.intervalMs,
+        })
+      }
+    } finally {
+      this.reading = false
+    }
+  }
+
+  /** Publish rows read from the table: those past the cursor, one run's consecutive events per hub call. */
+  private deliver(rows: Array<{ tenantId: string; event: RunEvent }>): void {
+    let start = 0
+    while (start < rows.length && rows[start]!.event.id <= this.cursor) start++
+    if (start === rows.length) return
+    // The store caches run rows and history pages; those of runs written elsewhere are stale now.
+    const runIds = new Set<string>()
+    for (let i = start; i < rows.length; i++) runIds.add(rows[i]!.event.run_id)
+    this.store.forgetRuns(runIds)
+    while (start < rows.length) {
+      const { tenantId, event } = rows[start]!
+      let end = start + 1
+      while (end < rows.length && rows[end]!.event.run_id === event.run_id) end++
+      const events = rows.slice(start, end).map((r) => r.event)
+      this.cursor = events[events.length - 1]!.id
+      this.stats.fromTable += events.length
+      try {
+        this.hub.publish(tenantId, events)
+      } catch {
+        // Durable already: a subscriber that failed catches up from the store on reconnect.
+      }
+      start = end
+    }
+  }
+
+  /** One announcement per burst of commits (a group commit publishes each of its runs in turn). */
+  private queueAnnounce(id: number): void {
+    if (!this.announcer) return
+    if (id > this.announceMax) this.announceMax = id
+    if (this.announceQueued) return
+    this.announceQueued = true
+    queueMicrotask(() => {
+      this.announceQueued = false
+      this.announcer?.announce(this.announceMax)
+    })
+  }
+}
