@@ -37,6 +37,13 @@ export const ConfigSchema = z.object({
   RUNRELAY_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
   /** API requests per key per minute (token bucket, in memory per instance; per isolate on Workers). 0 turns it off. */
   RUNRELAY_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(10_000_000).default(6_000),
+  /** How long a process's lease on a run lasts unless renewed: a dead process's runs are taken over within it. */
+  RUNRELAY_LEASE_TTL_MS: z.coerce.number().int().min(1_000).max(300_000).default(10_000),
+  /**
+   * This process's name in run leases; unique among the processes running at once (e.g. the pod or unit name).
+   * A process started under the name of a dead one takes its runs back at once instead of after the TTL. Default: random per start.
+   */
+  RUNRELAY_INSTANCE_ID: z.string().regex(/^[\w.:-]{1,100}$/, 'letters, digits, . : _ - (at most 100)').optional(),
 })
 export type Config = z.infer<typeof ConfigSchema>
 

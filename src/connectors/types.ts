@@ -148,6 +148,18 @@ export interface Connector {
   authHeaders?(ctx: ConnectorContext): Promise<Record<string, string>>
   /** Whether a proxied call was the vendor's trigger, and which upstream run it started. */
   matchTrigger?(call: ProxiedCall): ProxyTriggerMatch | null
+  /**
+   * Whether the upstream answers a repeated trigger carrying the same `Idempotency-Key` with
+   * the job it already made (its API page says so). Only then is a trigger whose outcome is
+   * unknown resent. Absent or false: never resent (see reconcileTrigger).
+   */
+  honoursIdempotencyKey?: boolean | ((ctx: ConnectorContext) => boolean)
+  /**
+   * Find the job a trigger whose outcome is unknown may have started (a crash or a timeout
+   * after the request left), through the vendor's API (e.g. a list of executions): the job
+   * when found, null when the vendor certainly has none.
+   */
+  reconcileTrigger?(ctx: ConnectorContext, req: TriggerRequest & { sentAt: number }): Promise<TriggerResult | null>
 }
 
 /**

@@ -51,5 +51,21 @@ export const MIGRATIONS = [
     "bps": true,
     "folderMillis": 1795365289104,
     "hash": "d037bc3936fe7c73a325ebdd99a5c85e308ea927fe72066b3e562b0f992692ca"
+  },
+  {
+    "tag": "0002_run_leases",
+    "sql": [
+      "CREATE TABLE `rate_budgets` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`tokens` real NOT NULL,\n\t`at` integer NOT NULL\n);\n",
+      "\nALTER TABLE `runs` ADD `trigger_pending_at` integer;",
+      "\nALTER TABLE `runs` ADD `trigger_attempts` integer DEFAULT 0 NOT NULL;",
+      "\nALTER TABLE `runs` ADD `lease_owner` text;",
+      "\nALTER TABLE `runs` ADD `lease_expires_at` integer;",
+      "\nALTER TABLE `runs` ADD `lease_token` integer DEFAULT 0 NOT NULL;",
+      "\nCREATE INDEX `runs_lease` ON `runs` (`finished_at`,`lease_expires_at`);",
+      "\nALTER TABLE `workflows` ADD `trigger_retry` text DEFAULT 'at_most_once' NOT NULL;"
+    ],
+    "bps": true,
+    "folderMillis": 1795686888121,
+    "hash": "5f881b14b9ec40ed968140c44b2ecee3e18bf7595e9248d7c7248ea1eff1b7fb"
   }
 ]

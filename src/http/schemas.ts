@@ -64,6 +64,10 @@ export const PollPolicyInput = z.object({
   deadline_ms: z.number().int().min(1_000).max(7 * 24 * 3_600_000).optional(),
   max_transient_errors: z.number().int().min(0).max(1_000).optional(),
 }).strict()
+export const TriggerRetry = z.enum(['at_most_once', 'at_least_once']).describe(
+  'what to do when a trigger may have reached the upstream but its answer was lost (a crash, a timeout, a reset): '
+  + '`at_most_once` (default) never resends unless the upstream honours Idempotency-Key, and ends the run `failed` with `trigger_outcome_unknown` '
+  + 'when the vendor cannot say whether the job exists; `at_least_once` resends, for workflows where a duplicate job is harmless')
 const WorkflowFields = {
   name,
   connection_id: Id,
@@ -72,6 +76,7 @@ const WorkflowFields = {
   poll_policy: PollPolicyInput,
   config: z.record(z.string(), json),
   tags: z.array(Tag).max(20),
+  trigger_retry: TriggerRetry,
 }
 export const WorkflowCreate = z.object({
   ...WorkflowFields,
@@ -79,11 +84,12 @@ export const WorkflowCreate = z.object({
   poll_policy: PollPolicyInput.default({}),
   config: WorkflowFields.config.default({}),
   tags: WorkflowFields.tags.default([]),
+  trigger_retry: TriggerRetry.default('at_most_once'),
 }).strict()
 export const WorkflowUpdate = z.object(WorkflowFields).partial().strict()
 export const Workflow = z.object({
   id: z.string(), name: z.string(), connection_id: z.string(), upstream_workflow_id: z.string(), input_template: json,
-  poll_policy: PollPolicyInput, config: z.record(z.string(), json), tags: z.array(z.string()), created_at: iso, updated_at: iso,
+  poll_policy: PollPolicyInput, config: z.record(z.string(), json), tags: z.array(z.string()), trigger_retry: TriggerRetry, created_at: iso, updated_at: iso,
 })
 
 export const RunCreate = z.object({

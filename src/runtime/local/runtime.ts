@@ -48,6 +48,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   let publicUrl = config.RUNRELAY_PUBLIC_URL ?? origin(config.PORT)
 
   await store.migrate()
+  await store.claimDeployment('local', clock.now())
   // One process owns the database here: keys, workflows and connections are read from memory
   // between changes (changes made through this process drop their entries at once).
   store.enableReadCache(READ_CACHE_MS)
@@ -60,7 +61,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
     fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
   })
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind })
-  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log)
+  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: config.RUNRELAY_INSTANCE_ID ?? processName(), ttlMs: config.RUNRELAY_LEASE_TTL_MS })
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, maxPendingWrites: 10_000,
   })
@@ -99,3 +100,11 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
     },
   }
 }
+
+/** A name for this process in lease rows: host, pid and a random part (pids repeat across machines and restarts). */
+function processName(): string {
+  const g = globalThis as { process?: { pid?: number }; Deno?: { pid?: number; hostname?(): string } }
+  const pid = g.process?.pid ?? g.Deno?.pid ?? 0
+  return `${pid}-${crypto.randomUUID().slice(0, 8)}`
+}
+
