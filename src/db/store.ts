@@ -481,7 +481,9 @@ export class Store {
     const touched = this.runCache ? writes.flatMap((w) => w.runId ?? w.runs?.map((r) => r.id) ?? []) : []
     this.invalidateRuns(touched)
     try {
-      results = (await (this.db as unknown as { $client: { batch(s: unknown[]): Promise<unknown[]> } }).$client.batch(stmts)) as typeof results
+      // 'write' begins IMMEDIATE: the write lock is taken (waiting out the busy timeout) before
+      // anything is read, so a batch never has to upgrade a stale read under another process's writes.
+      results = (await (this.db as unknown as { $client: { batch(s: unknown[], mode?: string): Promise<unknown[]> } }).$client.batch(stmts, 'write')) as typeof results
     } catch (err) {
       this.invalidateRuns(touched)
       // Only a lone write can tell whose statement failed: a seq already taken is a lost race.
