@@ -290,6 +290,8 @@ export class Watcher {
         if (!(err instanceof WriteConflictError) || attempt >= 5) throw err
         const again = await this.deps.ledger.getRun(runId)
         if (!again) throw new CommandRejected('not_found', 'run not found')
+        // The owner may have seen the upstream job canceled (by our own request) before we wrote it.
+        if (name === 'cancel' && again.status === 'canceled') return again
         if (isTerminal(again.status as RunStatus)) throw new CommandRejected('run_finished', `run is already ${again.status}`)
         run = again
       }

@@ -19,7 +19,7 @@ export type Step =
   | { malformed: true }
   | { truncated: true }
 
-export interface Job { id: string; script: Step[]; polls: number; pollTimes: number[]; canceled: boolean; body: unknown }
+export interface Job { id: string; script: Step[]; polls: number; pollTimes: number[]; canceled: boolean; body: unknown; run?: string }
 
 export interface GenericUpstream {
   url: string
@@ -89,7 +89,7 @@ export async function startGenericUpstream(opts: {
       jobs.set(id, { id, script: body?.script ?? opts.defaultScript ?? [{ status: 'running' }, { status: 'completed', result: { ok: true } }], polls: 0, pollTimes: [], canceled: false, body })
       if (typeof key === 'string') byKey.set(key, id)
       const run = url.searchParams.get('run')
-      if (run) jobsByRun.set(run, (jobsByRun.get(run) ?? 0) + 1)
+      if (run) { jobsByRun.set(run, (jobsByRun.get(run) ?? 0) + 1); jobs.get(id)!.run = run }
       if (opts.triggerDelayMs) return void setTimeout(() => { if (!res.destroyed) send(res, 201, { id, status: 'pending' }) }, opts.triggerDelayMs)
       return send(res, 201, { id, status: 'pending' })
     }

@@ -32,7 +32,7 @@ export async function waitHealthy(url: string, exited: Promise<unknown>, timeout
 export interface ChildServer { url: string; proc: ChildProcess; output: () => string; exited: Promise<number | null> }
 
 /** `npm start`'s entry in a child process (tsx on the pinned Node), ready when /healthz answers. */
-export async function startChildServer(env: Record<string, string>, port?: number): Promise<ChildServer> {
+export async function startChildServer(env: Record<string, string>, port?: number, timeoutMs = 20_000): Promise<ChildServer> {
   const p = port ?? (await freePort())
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src/runtime/node/main.ts'], {
     env: { ...process.env, PORT: String(p), HOST: '127.0.0.1', RUNRELAY_LOG: 'info', ...env },
@@ -46,6 +46,6 @@ export async function startChildServer(env: Record<string, string>, port?: numbe
   await until(async () => {
     if (proc.exitCode !== null) throw new Error(`server exited: ${out}`)
     try { return (await fetch(url + '/healthz')).ok } catch { return false }
-  }, 20_000, 'child server /healthz')
+  }, timeoutMs, 'child server /healthz')
   return { url, proc, output: () => out, exited }
 }

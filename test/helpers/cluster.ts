@@ -39,7 +39,8 @@ export async function startCluster(size: number, env: Record<string, string> = {
   }
   const start = async (i: number) => {
     if (nodes[i]) throw new Error(`process ${i} is already running`)
-    nodes[i] = await startChildServer(fullEnv, ports[i])
+    // Generous: several processes start at once on a machine shared with other test runs.
+    nodes[i] = await startChildServer(fullEnv, ports[i], 90_000)
   }
   const stop = async (i: number, signal: 'SIGKILL' | 'SIGTERM') => {
     const node = nodes[i]

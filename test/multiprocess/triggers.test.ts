@@ -42,7 +42,7 @@ describe(`multiprocess: ${ROUNDS} SIGKILL rounds × ${RUNS} runs on ${PROCESSES}
     })
     expect(wf.status, JSON.stringify(wf.body)).toBe(201)
     workflowId = wf.body.id
-  }, 90_000)
+  }, 300_000)
   afterAll(async () => {
     if (process.env.RUNRELAY_CLUSTER_LOGS === '1') for (let i = 0; i < PROCESSES; i++) console.log(`--- process ${i}\n${cluster?.output(i).slice(-4000)}`)
     await cluster?.close()
