@@ -538,8 +538,8 @@ export class Store {
    * batch. The update is conditional on the seq the caller read, so two writers can never
    * both append seq n+1: the loser gets SeqConflictError and nothing is written.
    */
-  async applyRunChange(run: RunRow, patch: RunPatch, newEvents: NewEvent[], now: number): Promise<{ run: RunRow; events: RunEvent[] }> {
-    const [r] = await this.writeBatch([this.prepareRunChange(run, patch, newEvents, now)])
+  async applyRunChange(run: RunRow, patch: RunPatch, newEvents: NewEvent[], now: number, fence?: number): Promise<{ run: RunRow; events: RunEvent[] }> {
+    const [r] = await this.writeBatch([this.prepareRunChange(run, patch, newEvents, now, fence)])
     if (r!.error) throw r!.error
     return r!.value!
   }
