@@ -4,7 +4,7 @@ import type { ConnectionRow, RunRow, Store } from '../db/store.ts'
 import type { SecretBox } from './crypto.ts'
 import { DEFAULT_POLL_POLICY, PollPolicy } from './domain.ts'
 import type { BindConnector, Clock } from './ports.ts'
-import type { RateBudget } from './rate-budget.ts'
+import type { RequestBudget } from './rate-budget.ts'
 
 export interface BinderDeps {
   store: Store
@@ -12,7 +12,7 @@ export interface BinderDeps {
   /** Outbound fetch with the private-network guard and timeouts. */
   fetch: typeof fetch
   clock: Clock
-  budget: RateBudget
+  budget: RequestBudget
   /** Public base URL of this server, for callback URLs (a function when it is known late). */
   publicUrl: string | (() => string)
 }

@@ -2,6 +2,7 @@ import type { CommandName, Observation, TriggerResult } from '../connectors/type
 import { UpstreamError } from '../connectors/types.ts'
 import type { RunPatch, RunRow } from '../db/store.ts'
 import { isOutboundUrlError } from './outbound.ts'
+import { NOT_SENT } from './rate-budget.ts'
 import { pollDelay, retryDelay } from './backoff.ts'
 import { isTerminal, STATUS_RANK, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
 import { WriteConflictError, type BindConnector, type Clock, type ConnectorBinding, type RunLedger } from './ports.ts'
@@ -331,7 +332,7 @@ function isRejection(status: number): boolean {
 }
 
 /** Errors raised before a request could be sent: refused by the outbound guard, DNS, connection refused. */
-const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL', 'ERR_INVALID_URL', 'UND_ERR_CONNECT_TIMEOUT'])
+const NOT_SENT_CODES = new Set([NOT_SENT, 'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL', 'ERR_INVALID_URL', 'UND_ERR_CONNECT_TIMEOUT'])
 function notSent(err: unknown): boolean {
   for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
     if (isOutboundUrlError(e)) return true

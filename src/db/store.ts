@@ -661,6 +661,22 @@ export class Store {
     return r
   }
 
+  // shared request budgets ------------------------------------------------------
+  /**
+   * Reserve a token of a shared bucket in one statement (see SharedRateBudget): refill since
+   * the last reservation (never backwards if clocks differ), cap at max(1, perSecond), take
+   * one; returns the tokens left (negative: wait).
+   */
+  async reserveRateToken(key: string, perSecond: number, now: number): Promise<number> {
+    const cap = Math.max(1, perSecond)
+    const res = await (this.db as unknown as { $client: { execute(s: { sql: string; args: unknown[] }): Promise<{ rows: ArrayLike<unknown>[] }> } }).$client.execute({
+      sql: 'insert into "rate_budgets" ("key", "tokens", "at") values (?1, ?2 - 1, ?3) on conflict ("key") do update set '
+        + '"tokens" = min(?2, "tokens" + max(0, excluded."at" - "at") * ?4 / 1000.0) - 1, "at" = max("at", excluded."at") returning "tokens"',
+      args: [key, cap, now, perSecond],
+    })
+    return Number((res.rows[0] as unknown as unknown[])[0])
+  }
+
   // settings (claims) -------------------------------------------------------
   /** Insert a setting unless it exists; returns the value in force. */
   async claimSetting(key: string, value: string, now: number): Promise<string> {

@@ -150,6 +150,34 @@ describe('multiprocess: ownership and claims on 3 processes', () => {
     figures.schedules = { schedules: made.length, fires: scheduled.reduce((n, s) => n + s.fires, 0), jobs: runIds.reduce((n, id) => n + (upstream.jobsByRun.get(id) ?? 0), 0) }
   }, 90_000)
 
+  it('a connection\'s request budget holds for all processes together, not per process', async () => {
+    const limited = await startGenericUpstream({ ignoreIdempotencyKey: true })
+    try {
+      const c = tenant.client(0)
+      const conn = await c.post('/v1/connections', { name: 'limited', provider: 'http', base_url: limited.url, rate_limit_per_second: 5 })
+      expect(conn.status, JSON.stringify(conn.body)).toBe(201)
+      const wf = await c.post('/v1/workflows', {
+        name: 'limited', connection_id: conn.body.id, upstream_workflow_id: 'jobs', input_template: { script: '{{script}}' },
+        config: genericWorkflowConfig, poll_policy: { first_interval_ms: 100, max_interval_ms: 200 },
+      })
+      const ids = await Promise.all(Array.from({ length: 24 }, async (_, i) => (await tenant.client(i % PROCESSES).post(`/v1/workflows/${wf.body.id}/runs`, { variables: { script: running(3) } })).body.id as string))
+      await finished(ids)
+      const times = limited.requestTimes
+      // Most requests in any one-second window: the bucket's capacity (5) plus a second's refill (5).
+      let most = 0
+      for (let i = 0, j = 0; i < times.length; i++) {
+        while (times[i]! - times[j]! >= 1_000) j++
+        most = Math.max(most, i - j + 1)
+      }
+      const rate = (times.length - 1) / ((times.at(-1)! - times[0]!) / 1000)
+      figures.shared_rate_budget = { limit_per_second: 5, processes: PROCESSES, requests: times.length, mean_per_second: Number(rate.toFixed(2)), most_in_one_second: most }
+      expect(rate).toBeLessThan(5.5)
+      expect(most).toBeLessThanOrEqual(10)
+    } finally {
+      await limited.close()
+    }
+  }, 120_000)
+
   it('webhooks: each event delivered once per endpoint, whichever process watched the run', async () => {
     const got: string[] = []
     const server: Server = createServer((req, res) => {

@@ -4,7 +4,7 @@ import { ensureRootKey } from '../../core/bootstrap.ts'
 import type { SecretBox } from '../../core/crypto.ts'
 import { checkOutboundUrl, createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
 import { systemClock, type Clock } from '../../core/ports.ts'
-import { RateBudget } from '../../core/rate-budget.ts'
+import { SharedRateBudget } from '../../core/rate-budget.ts'
 import { Watcher } from '../../core/watcher.ts'
 import type { Config } from '../../config.ts'
 import { VERSION } from '../../config.ts'
@@ -57,7 +57,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const hub = new LocalHub()
   const ledger = new LocalLedger(store, hub, () => clock.now())
   const binder = createBinder({
-    store, secrets, clock, publicUrl: () => publicUrl, budget: new RateBudget(() => clock.now()),
+    store, secrets, clock, publicUrl: () => publicUrl, budget: new SharedRateBudget((key, perSecond, now) => store.reserveRateToken(key, perSecond, now), () => clock.now()),
     fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
   })
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind })
