@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
 import type { NewEvent, RunEvent, RunStatus } from '../core/domain.ts'
 import { fromBase64Url, toBase64Url } from '../core/crypto.ts'
@@ -624,9 +624,11 @@ export class Store {
    * Renew every lease `owner` holds on unfinished runs, in one statement. Returns the runs
    * still held and their tokens: a run held before and missing now was taken over.
    */
-  async renewLeases(owner: string, expiresAt: number): Promise<Array<{ id: string; token: number }>> {
+  async renewLeases(owner: string, now: number, expiresAt: number): Promise<Array<{ id: string; token: number }>> {
+    // A lapsed lease is not renewed, even under our name: it is claimed again (a new token),
+    // since this process may have stopped watching it meanwhile.
     const rows = await this.db.update(runs).set({ leaseExpiresAt: expiresAt })
-      .where(and(eq(runs.leaseOwner, owner), isNull(runs.finishedAt))).returning({ id: runs.id, token: runs.leaseToken })
+      .where(and(eq(runs.leaseOwner, owner), isNull(runs.finishedAt), gte(runs.leaseExpiresAt, now))).returning({ id: runs.id, token: runs.leaseToken })
     return rows
   }
 

@@ -178,8 +178,8 @@ describe('run leases (real store)', () => {
     // p1 stops renewing; p2 claims after expiry with a new token.
     const p2 = await store.claimRuns('p2', 11_001, 21_001, 10)
     expect(p2.map((r) => r.leaseToken)).toEqual([2, 2, 2])
-    expect(await store.renewLeases('p1', 30_000)).toEqual([])
-    expect((await store.renewLeases('p2', 30_000)).length).toBe(3)
+    expect(await store.renewLeases('p1', 11_002, 30_000)).toEqual([])
+    expect((await store.renewLeases('p2', 11_002, 30_000)).length).toBe(3)
     expect(await store.releaseLeases('p2')).toBe(3)
     expect((await store.claimRuns('p1', 12_000, 22_000, 10)).map((r) => r.leaseToken)).toEqual([3, 3, 3])
   })

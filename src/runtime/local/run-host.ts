@@ -161,7 +161,7 @@ export class LocalRunHost implements RunHosts {
     const started = this.now()
     try {
       if (started - this.lastRenewAt >= ttlMs / 3) {
-        const kept = await this.store.renewLeases(owner, started + ttlMs)
+        const kept = await this.store.renewLeases(owner, started, started + ttlMs)
         this.lastRenewAt = started
         this.validUntil = started + ttlMs
         const still = new Map(kept.map((r) => [r.id, r.token]))
