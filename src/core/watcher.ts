@@ -81,10 +81,10 @@ export class Watcher {
       triggerPendingAt: sentAt, triggerAttempts: run.triggerAttempts + 1, triggerAttemptedAt: run.triggerAttemptedAt ?? sentAt,
     }, [])
     const calls: TriggerCall[] = []
+    let result: TriggerResult
     try {
       const ctx = { ...binding.ctx, fetch: recording(withIdempotencyKey(binding.ctx.fetch, run.id), calls) }
-      const result = await binding.connector.trigger(ctx, triggerRequest(sending))
-      return this.triggered(sending, binding, result)
+      result = await binding.connector.trigger(ctx, triggerRequest(sending))
     } catch (err) {
       const last = calls.at(-1)
       // Certain not to have started a job: no request left, it was refused before it was sent,
@@ -96,6 +96,24 @@ export class Watcher {
         attempt: sending.triggerAttempts, sent_at: new Date(sentAt).toISOString(), idempotency_key: run.id,
         request: { method: last.method, url: last.url }, what_happened: last.status !== undefined ? `answered HTTP ${last.status}` : `no answer: ${errorMessage(err)}`,
       }, err)
+    }
+    // The answer names a job that exists: storing it must not lose it to a concurrent write
+    // (a command on another process). Re-read and store it again; a lost lease still refuses it.
+    let current = sending
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.triggered(current, binding, result)
+      } catch (err) {
+        if (!(err instanceof WriteConflictError) || attempt >= 3) throw err
+        const again = await this.deps.ledger.getRun(run.id)
+        if (!again || again.finishedAt) {
+          // Canceled elsewhere while the trigger was on the wire: cancel the job it made (best effort).
+          const cancel = binding.connector.commands?.cancel
+          if (again?.status === 'canceled' && cancel) await cancel(binding.ctx, { runId: run.id, upstreamId: result.upstreamId, state: result.state ?? {} }, undefined).catch(() => {})
+          return { nextAt: null }
+        }
+        current = again
+      }
     }
   }
 
