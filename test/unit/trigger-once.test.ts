@@ -184,6 +184,12 @@ describe('run leases (real store)', () => {
     expect((await store.claimRuns('p1', 12_000, 22_000, 10)).map((r) => r.leaseToken)).toEqual([3, 3, 3])
   })
 
+  it('Node/Deno and Workers cannot share a database: the second kind refuses with a clear message', async () => {
+    await store.claimDeployment('local', 1)
+    await store.claimDeployment('local', 2) // any number of Node/Deno processes
+    await expect(store.claimDeployment('workers', 3)).rejects.toThrow(/belongs to a Node\/Deno deployment.*refuses to start/)
+  })
+
   it('a write carrying a stale fencing token is refused and appends nothing, even with its seq free', async () => {
     await store.claimRuns('p1', 1_000, 11_000, 10)
     const stale = (await store.getRunById('a'))!
