@@ -2,7 +2,7 @@
  * `npm run bench [-- case…]`: each case with its baseline in the same run, on loopback.
  * The server (runrelay or the baseline) and the load run in separate processes; server CPU
  * and RSS are read inside the server process. Prints a table, writes bench/results.json.
- * Cases: fanout (CPU + latency), bun (the Bun runtime against bare Bun and ws), detection (adaptive polling), memory, upstream, trigger, persist, feed, tracing, startup, crossproc; workers (opt-in).
+ * Cases: fanout (CPU + latency), bun (the Bun runtime against bare Bun and ws), detection (adaptive polling), memory, upstream, trigger, persist, feed, tracing, startup, crossproc, processes; workers (opt-in).
  * BENCH_ROUNDS=n repeats each pair (medians reported), BENCH_SCALE=0.1 shrinks counts,
  * BENCH_CPU_PROF=<dir> profiles the agents, BENCH_SQL_STATS=1 times SQL by statement.
  */
@@ -433,6 +433,43 @@ async function workers() {
   }
 }
 
+// ---------------------------------------------------------------------------------------
+/** Upstream requests per run with 3 server processes on one database against 1: a second watcher of a run would show as more. */
+async function processes() {
+  const RUNS = n(100)
+  const { startCluster, clusterTenant, allRuns } = await import('../test/helpers/cluster.ts')
+  const { startGenericUpstream, genericWorkflowConfig } = await import('../test/fakes/generic-upstream.ts')
+  console.log(`processes: ${RUNS} runs (a trigger and 6 polls each) on 1 process, then on 3 processes sharing one database file`)
+  const script = [...Array.from({ length: 5 }, () => ({ status: 'running' })), { status: 'completed', result: { ok: true } }]
+  const measure = async (size: number) => {
+    const up = await startGenericUpstream({ ignoreIdempotencyKey: true })
+    const cluster = await startCluster(size, { RUNRELAY_LOG: 'silent' })
+    try {
+      const t = await clusterTenant(cluster, 'bench')
+      const conn = await t.client(0).post('/v1/connections', { name: 'fake', provider: 'http', base_url: up.url })
+      const wf = await t.client(0).post('/v1/workflows', { name: 'fake', connection_id: conn.body.id, upstream_workflow_id: 'jobs', config: genericWorkflowConfig, input_template: { script: '{{script}}' }, poll_policy: { first_interval_ms: 200, max_interval_ms: 200 } })
+      const t0 = Date.now()
+      for (let i = 0; i < RUNS; i += 20) {
+        await Promise.all(Array.from({ length: Math.min(20, RUNS - i) }, (_, j) => t.client((i + j) % size).post(`/v1/workflows/${wf.body.id}/runs`, { variables: { script } })))
+      }
+      const deadline = Date.now() + 120_000
+      while (!(await allRuns(t.client(0))).every((r) => r.finished_at)) {
+        if (Date.now() > deadline) throw new Error('runs did not finish in 120 s')
+        await sleep(250)
+      }
+      return { size, runs: RUNS, requests: up.requests, perRun: up.requests / RUNS, ms: Date.now() - t0 }
+    } finally {
+      await cluster.close()
+      await up.close()
+    }
+  }
+  const one = await measure(1)
+  const three = await measure(3)
+  console.log(`  1 process: ${JSON.stringify(one)}\n  3 processes: ${JSON.stringify(three)}`)
+  details.processes = { one, three }
+  row({ case: 'processes', metric: 'upstream requests per run, 3 processes (baseline: 1 process)', runrelay: three.perRun, baseline: one.perRun, unit: 'req/run', goal: '1.00×', limit: 1.0 })
+}
+
 function cmdline(pid: number): string {
   const { readFileSync } = require('node:fs') as typeof import('node:fs')
   try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').slice(0, 400) } catch { return '?' }
@@ -503,9 +540,9 @@ async function crossproc() {
   details.crossproc = out
 }
 
-const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, tracing, workers, startup: () => startup(row, details), crossproc }
+const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, tracing, workers, startup: () => startup(row, details), crossproc, processes }
 // workers (wrangler dev) is opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
-const DEFAULT = ['fanout', 'bun', 'detection', 'memory', 'upstream', 'trigger', 'persist', 'feed', 'tracing', 'startup', 'crossproc']
+const DEFAULT = ['fanout', 'bun', 'detection', 'memory', 'upstream', 'trigger', 'persist', 'feed', 'tracing', 'startup', 'crossproc', 'processes']
 const wanted = process.argv.slice(2).filter((a) => a in CASES)
 const started = Date.now()
 const load = () => { try { return execSync('cat /proc/loadavg').toString().trim() } catch { return '?' } }

@@ -54,6 +54,13 @@ export const ConfigSchema = z.object({
   RUNRELAY_BUS_URL: z.string().url().refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL').optional(),
   /** Period of the cross-process read of the events table (the safety net under the bus); 0 turns it off (one process only). */
   RUNRELAY_TAIL_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(100),
+  /** How long a process's lease on a run lasts unless renewed: a dead process's runs are taken over within it. */
+  RUNRELAY_LEASE_TTL_MS: z.coerce.number().int().min(1_000).max(300_000).default(10_000),
+  /**
+   * This process's name in run leases; unique among the processes running at once (e.g. the pod or unit name).
+   * A process started under the name of a dead one takes its runs back at once instead of after the TTL. Default: random per start.
+   */
+  RUNRELAY_INSTANCE_ID: z.string().regex(/^[\w.:-]{1,100}$/, 'letters, digits, . : _ - (at most 100)').optional(),
 })
 export type Config = z.infer<typeof ConfigSchema>
 

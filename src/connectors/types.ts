@@ -161,6 +161,18 @@ export interface Connector {
    * `trigger` set up upstream (e.g. a workflow-wide callback target). Errors are ignored.
    */
   finished?(ctx: ConnectorContext, run: RunRef): Promise<void>
+  /**
+   * Whether the upstream answers a repeated trigger carrying the same `Idempotency-Key` with
+   * the job it already made (its API page says so). Only then is a trigger whose outcome is
+   * unknown resent. Absent or false: never resent (see reconcileTrigger).
+   */
+  honoursIdempotencyKey?: boolean | ((ctx: ConnectorContext) => boolean)
+  /**
+   * Find the job a trigger whose outcome is unknown may have started (a crash or a timeout
+   * after the request left), through the vendor's API (e.g. a list of executions): the job
+   * when found, null when the vendor certainly has none.
+   */
+  reconcileTrigger?(ctx: ConnectorContext, req: TriggerRequest & { sentAt: number }): Promise<TriggerResult | null>
 }
 
 /**

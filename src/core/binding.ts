@@ -7,7 +7,7 @@ import { DEFAULT_POLL_POLICY, PollPolicy } from './domain.ts'
 import { fitDurations, MAX_SAMPLES, type DurationModel } from './poll-planner.ts'
 import { instrumentFetch } from './metrics.ts'
 import { noMetrics, noTracer, type BindConnector, type Clock, type Metrics, type Tracer } from './ports.ts'
-import type { RateBudget } from './rate-budget.ts'
+import type { RequestBudget } from './rate-budget.ts'
 
 export interface BinderDeps {
   store: Store
@@ -15,7 +15,7 @@ export interface BinderDeps {
   /** Outbound fetch with the private-network guard and timeouts. */
   fetch: typeof fetch
   clock: Clock
-  budget: RateBudget
+  budget: RequestBudget
   /** Public base URL of this server, for callback URLs (a function when it is known late). */
   publicUrl: string | (() => string)
   /** Upstream requests are counted and traced when these are given. */
@@ -148,7 +148,7 @@ export function createBinder(deps: BinderDeps): Binder {
     ctx.otherActiveRuns = async () => (await deps.store.activeRunIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
     ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id, callbackExpiry(run))
     const durations = policy.adaptive && run.upstreamId ? await durationsOf(workflow.id) : undefined
-    return { connector, policy, ctx, durations }
+    return { connector, policy, ctx, durations, triggerRetry: workflow.triggerRetry === 'at_least_once' ? 'at_least_once' : 'at_most_once' }
   }
   return { bind, forConnection }
 }

@@ -18,6 +18,9 @@ export interface RunLedger {
   commit(run: RunRow, patch: RunPatch, events: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }>
 }
 
+/** A conditional write of a run lost a race (another writer, or a stale lease): re-read and decide again. */
+export class WriteConflictError extends Error {}
+
 /** Fan-out of persisted events to live subscribers. */
 export interface Publisher { publish(tenantId: string, events: RunEvent[]): void }
 
@@ -28,6 +31,8 @@ export interface ConnectorBinding {
   policy: PollPolicy
   /** How long this workflow's runs take, once it has enough history (adaptive polling). */
   durations?: DurationModel
+  /** The workflow's choice for a trigger whose outcome is unknown: never resend blindly, or resend (duplicates harmless). */
+  triggerRetry?: 'at_most_once' | 'at_least_once'
 }
 
 export type BindConnector = (run: RunRow) => Promise<ConnectorBinding>

@@ -1,10 +1,12 @@
-import type { CommandName, Observation } from '../connectors/types.ts'
+import type { CommandName, Observation, TriggerResult } from '../connectors/types.ts'
 import { CANCEL_NOT_FORWARDED, UpstreamError } from '../connectors/types.ts'
 import type { RunPatch, RunRow } from '../db/store.ts'
 import { retryDelay } from './backoff.ts'
-import { nextPollDelay } from './poll-planner.ts'
 import { isTerminal, STATUS_RANK, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
-import { noMetrics, noTracer, type BindConnector, type Clock, type ConnectorBinding, type Metrics, type RunLedger, type SpanParent, type Tracer } from './ports.ts'
+import { isOutboundUrlError } from './outbound.ts'
+import { nextPollDelay } from './poll-planner.ts'
+import { noMetrics, noTracer, WriteConflictError, type BindConnector, type Clock, type ConnectorBinding, type Metrics, type RunLedger, type SpanParent, type Tracer } from './ports.ts'
+import { NOT_SENT } from './rate-budget.ts'
 import { redactDeep } from './redact.ts'
 
 export interface WatcherDeps {
@@ -105,27 +107,104 @@ export class Watcher {
   }
 
   private async trigger(run: RunRow, binding: ConnectorBinding): Promise<TickResult> {
-    const now = this.deps.clock.now()
-    // A crash before the answer is stored leaves the run without an upstream id, so the next
-    // tick triggers again: with the same Idempotency-Key (the run id), which an upstream that
-    // honours it answers with the job it already made.
-    try {
-      const ctx = { ...binding.ctx, fetch: withIdempotencyKey(binding.ctx.fetch, run.id) }
-      const result = await binding.connector.trigger(ctx, {
-        runId: run.id, input: run.input, variables: run.variables, runtimeVariables: run.runtimeVariables,
+    // A trigger left pending by an earlier attempt (the process stopped before its answer was
+    // stored) may have started a job: it is never sent again blindly.
+    if (run.triggerPendingAt != null) {
+      return this.outcomeUnknown(run, binding, {
+        attempt: run.triggerAttempts, sent_at: new Date(run.triggerPendingAt).toISOString(), idempotency_key: run.id,
+        what_happened: 'the process watching the run stopped before the answer was stored',
       })
-      const change = this.observe(run, { ...result, status: result.status ?? 'queued' })
-      change.patch.upstreamId = result.upstreamId
-      change.patch.triggerAttemptedAt = run.triggerAttemptedAt ?? now
-      change.patch.startedAt = run.startedAt ?? now
-      change.patch.transientErrors = 0
-      change.patch.polls = 0
-      const status = (change.patch.status ?? run.status) as RunStatus
-      const next = isTerminal(status) ? null : Math.max(now + binding.policy.firstIntervalMs, result.notBefore ?? 0)
-      return this.plan(run, change, next)
-    } catch (err) {
-      return this.failure(run, binding, err, 'trigger')
     }
+    const sentAt = this.deps.clock.now()
+    // Committed before the request leaves: from here on a crash leaves an attempt whose outcome is unknown.
+    const { run: sending } = await this.deps.ledger.commit(run, {
+      triggerPendingAt: sentAt, triggerAttempts: run.triggerAttempts + 1, triggerAttemptedAt: run.triggerAttemptedAt ?? sentAt,
+    }, [])
+    const calls: TriggerCall[] = []
+    let result: TriggerResult
+    try {
+      const ctx = { ...binding.ctx, fetch: recording(withIdempotencyKey(binding.ctx.fetch, run.id), calls) }
+      result = await binding.connector.trigger(ctx, triggerRequest(sending))
+    } catch (err) {
+      const last = calls.at(-1)
+      // Certain not to have started a job: no request left, it was refused before it was sent,
+      // or the upstream rejected it. Retried (or failed) as any upstream error.
+      if (!last || last.refused || (last.status !== undefined && isRejection(last.status))) {
+        return this.failure(sending, binding, err, 'trigger', { triggerPendingAt: null })
+      }
+      return this.outcomeUnknown(sending, binding, {
+        attempt: sending.triggerAttempts, sent_at: new Date(sentAt).toISOString(), idempotency_key: run.id,
+        request: { method: last.method, url: last.url }, what_happened: last.status !== undefined ? `answered HTTP ${last.status}` : `no answer: ${errorMessage(err)}`,
+      }, err)
+    }
+    // The answer names a job that exists: storing it must not lose it to a concurrent write
+    // (a command on another process). Re-read and store it again; a lost lease still refuses it.
+    let current = sending
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.triggered(current, binding, result)
+      } catch (err) {
+        if (!(err instanceof WriteConflictError) || attempt >= 3) throw err
+        const again = await this.deps.ledger.getRun(run.id)
+        if (!again || again.finishedAt) {
+          // Canceled elsewhere while the trigger was on the wire: cancel the job it made (best effort).
+          const cancel = binding.connector.commands?.cancel
+          if (again?.status === 'canceled' && cancel) await cancel(binding.ctx, { runId: run.id, upstreamId: result.upstreamId, state: result.state ?? {} }, undefined).catch(() => {})
+          return { nextAt: null }
+        }
+        current = again
+      }
+    }
+  }
+
+  /** Record a trigger's answer: the upstream id, the first observation, the first poll time. */
+  private triggered(run: RunRow, binding: ConnectorBinding, result: TriggerResult, extra: Record<string, unknown> = {}): Promise<TickResult> {
+    const now = this.deps.clock.now()
+    const change = this.observe(run, { ...result, status: result.status ?? 'queued' })
+    change.patch.upstreamId = result.upstreamId
+    change.patch.triggerPendingAt = null
+    change.patch.startedAt = run.startedAt ?? now
+    change.patch.transientErrors = 0
+    change.patch.polls = 0
+    for (const e of change.events) if (e.type === 'run.status_changed') Object.assign(e.data, extra)
+    const status = (change.patch.status ?? run.status) as RunStatus
+    const next = isTerminal(status) ? null : Math.max(now + binding.policy.firstIntervalMs, result.notBefore ?? 0)
+    return this.plan(run, change, next)
+  }
+
+  /**
+   * A trigger that may or may not have started a job. Resent only where a duplicate cannot
+   * happen or does not matter (the upstream honours the Idempotency-Key, or the workflow
+   * opted in to at-least-once); else looked up where the vendor can say; else the run fails
+   * with trigger_outcome_unknown, keeping what was sent, when and what happened.
+   */
+  private async outcomeUnknown(run: RunRow, binding: ConnectorBinding, evidence: Record<string, unknown>, cause?: unknown): Promise<TickResult> {
+    const { connector } = binding
+    const honours = typeof connector.honoursIdempotencyKey === 'function' ? connector.honoursIdempotencyKey(binding.ctx) : !!connector.honoursIdempotencyKey
+    const resend = binding.triggerRetry === 'at_least_once' ? 'at_least_once' : honours ? 'idempotency_key' : null
+    if (resend) {
+      const err = cause instanceof UpstreamError ? cause : new UpstreamError({ code: 'trigger_outcome_unknown', message: `trigger outcome unknown (${String(evidence.what_happened)}); resent (${resend})`, transient: true })
+      // A resend is a transient retry: the same backoff and the same cap as any other.
+      const retryable = err.transient ? err : new UpstreamError({ code: err.code, message: err.message, transient: true, status: err.status, body: err.body })
+      return this.failure(run, binding, retryable, 'trigger', { triggerPendingAt: null })
+    }
+    if (connector.reconcileTrigger) {
+      try {
+        const found = await connector.reconcileTrigger(binding.ctx, { ...triggerRequest(run), sentAt: run.triggerPendingAt ?? this.deps.clock.now() })
+        if (found) return this.triggered(run, binding, found, { reconciled: true })
+        evidence.reconcile = 'the upstream lists no job of this run'
+      } catch (err) {
+        evidence.reconcile = `the lookup failed: ${errorMessage(err)}`
+      }
+    } else {
+      evidence.reconcile = `the ${connector.provider} API cannot find the job of a lost answer`
+    }
+    await this.finish(run, 'failed', {
+      code: 'trigger_outcome_unknown',
+      message: 'the trigger request may have started a job upstream, but its answer was lost; runrelay does not resend it because this upstream does not deduplicate triggers',
+      body: evidence,
+    }, { phase: 'trigger', reason: 'trigger_outcome_unknown' })
+    return { nextAt: null }
   }
 
   /** Turn an observation into a patch and the events it implies (nothing if nothing changed). */
@@ -174,10 +253,14 @@ export class Watcher {
     return { patch, events }
   }
 
-  private async failure(run: RunRow, binding: ConnectorBinding, err: unknown, phase: 'trigger' | 'poll' | 'timeout'): Promise<TickResult> {
+  private async failure(run: RunRow, binding: ConnectorBinding, err: unknown, phase: 'trigger' | 'poll' | 'timeout', patch: RunPatch = {}): Promise<TickResult> {
     const now = this.deps.clock.now()
     const upstream = err instanceof UpstreamError ? err : null
-    if (!upstream) throw err // not the upstream's fault (store down, a bug): the host retries the tick
+    if (!upstream) {
+      // Not the upstream's fault (store down, a bug): the host retries the tick.
+      if (Object.keys(patch).length) await this.deps.ledger.commit(run, patch, [])
+      throw err
+    }
     this.deps.metrics?.inc('runrelay_upstream_errors_total', { provider: binding.connector.provider, phase, code: upstream.code, transient: String(upstream.transient) })
     const attempt = run.transientErrors + 1
     // Last guard before the error is stored and published: no credential of the connection, no URL credential.
@@ -185,12 +268,12 @@ export class Watcher {
     if (upstream.transient && attempt <= binding.policy.maxTransientErrors) {
       const next = Math.max(now + retryDelay(binding.policy, attempt, this.deps.random), upstream.notBefore ?? 0)
       return this.plan(run, {
-        patch: { transientErrors: attempt },
+        patch: { ...patch, transientErrors: attempt },
         events: [{ type: 'run.error', data: { phase, transient: true, attempt, retry_at: new Date(next).toISOString(), error } }],
       }, next)
     }
     const reason = upstream.transient ? 'too_many_transient_errors' : 'upstream_error'
-    await this.finish(run, 'failed', { ...error, message: upstream.transient ? `gave up after ${attempt - 1} transient errors: ${error.message}` : error.message }, { phase, reason }, binding)
+    await this.finish(run, 'failed', { ...error, message: upstream.transient ? `gave up after ${attempt - 1} transient errors: ${error.message}` : error.message }, { phase, reason }, binding, patch)
     return { nextAt: null }
   }
 
@@ -203,11 +286,11 @@ export class Watcher {
     await this.finish(run, 'timed_out', { code: 'deadline_exceeded', message: 'the run passed its deadline' }, { upstream }, binding)
   }
 
-  private async finish(run: RunRow, to: RunStatus, error: ErrorInfo | null, extra: Record<string, unknown>, binding: ConnectorBinding): Promise<RunRow> {
+  private async finish(run: RunRow, to: RunStatus, error: ErrorInfo | null, extra: Record<string, unknown>, binding?: ConnectorBinding, patch: RunPatch = {}): Promise<RunRow> {
     const now = this.deps.clock.now()
     const data: Record<string, unknown> = { from: run.status, to, upstream_status: run.upstreamStatus, ...extra }
     if (error) data.error = error
-    const ended = (await this.deps.ledger.commit(run, { status: to, finishedAt: now, nextTickAt: null, error: error ?? run.error }, [{ type: 'run.status_changed', data }])).run
+    const ended = (await this.deps.ledger.commit(run, { ...patch, status: to, finishedAt: now, nextTickAt: null, error: error ?? run.error }, [{ type: 'run.status_changed', data }])).run
     await this.ended(ended, binding)
     return ended
   }
@@ -246,7 +329,7 @@ export class Watcher {
    * connector can); pause, resume and input need the connector's support.
    */
   async command(runId: string, name: CommandName, payload: unknown, by: string): Promise<RunRow> {
-    const run = await this.deps.ledger.getRun(runId)
+    let run = await this.deps.ledger.getRun(runId)
     if (!run) throw new CommandRejected('not_found', 'run not found')
     const status = run.status as RunStatus
     if (isTerminal(status)) throw new CommandRejected('run_finished', `run is already ${status}`)
@@ -275,6 +358,25 @@ export class Watcher {
       }
     }
     const commandEvent: NewEvent = { type: 'run.command', data: { command: name, by, upstream, ...(upstreamNote ? { upstream_note: upstreamNote } : {}), ...(payload !== undefined ? { payload } : {}) } }
+    // The run's owner (maybe another process) may write between our read and our write: the
+    // write is conditional, so on a conflict re-read and apply the command to the new row.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.applyCommand(run, name, obs, commandEvent, binding)
+      } catch (err) {
+        if (!(err instanceof WriteConflictError) || attempt >= 5) throw err
+        const again = await this.deps.ledger.getRun(runId)
+        if (!again) throw new CommandRejected('not_found', 'run not found')
+        // The owner may have seen the upstream job canceled (by our own request) before we wrote it.
+        if (name === 'cancel' && again.status === 'canceled') return again
+        if (isTerminal(again.status as RunStatus)) throw new CommandRejected('run_finished', `run is already ${again.status}`)
+        run = again
+      }
+    }
+  }
+
+  private async applyCommand(run: RunRow, name: CommandName, obs: Observation | void, commandEvent: NewEvent, binding: ConnectorBinding): Promise<RunRow> {
+    const status = run.status as RunStatus
     if (name === 'cancel') {
       const now = this.deps.clock.now()
       const data = { from: status, to: 'canceled', upstream_status: run.upstreamStatus, reason: 'canceled_by_user' }
@@ -300,4 +402,50 @@ function withIdempotencyKey(f: typeof fetch, key: string): typeof fetch {
     if ((init?.method ?? 'GET').toUpperCase() === 'POST' && !headers.has('idempotency-key')) headers.set('idempotency-key', key)
     return f(input, { ...init, headers })
   }
+}
+
+/** A request a trigger made, and how it ended (for the evidence, and to tell "not sent" from "unknown"). */
+interface TriggerCall { method: string; url: string; status?: number; refused?: boolean }
+
+/** Statuses that say the upstream rejected the request without starting anything: 4xx (incl. 408, 425, 429) and 503. */
+function isRejection(status: number): boolean {
+  return (status >= 400 && status < 500) || status === 503
+}
+
+/** Errors raised before a request could be sent: refused by the outbound guard, DNS, connection refused. */
+const NOT_SENT_CODES = new Set([NOT_SENT, 'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL', 'ERR_INVALID_URL', 'UND_ERR_CONNECT_TIMEOUT'])
+function notSent(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+    if (isOutboundUrlError(e)) return true
+    if (typeof e.code === 'string' && NOT_SENT_CODES.has(e.code)) return true
+    if (typeof e.message === 'string' && /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|Connection refused/i.test(e.message)) return true
+  }
+  return false
+}
+
+/** Wraps a trigger's fetch to note each request: method, URL without its query (may hold a secret), status or refusal. */
+function recording(f: typeof fetch, calls: TriggerCall[]): typeof fetch {
+  return async (input, init) => {
+    const raw = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url
+    let url = raw
+    try { const u = new URL(raw); url = u.origin + u.pathname } catch { /* kept as given */ }
+    const call: TriggerCall = { method: (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase(), url }
+    calls.push(call)
+    try {
+      const res = await f(input, init)
+      call.status = res.status
+      return res
+    } catch (err) {
+      if (notSent(err)) call.refused = true
+      throw err
+    }
+  }
+}
+
+function triggerRequest(run: RunRow) {
+  return { runId: run.id, input: run.input, variables: run.variables, runtimeVariables: run.runtimeVariables }
+}
+
+function errorMessage(err: unknown): string {
+  return String((err as Error)?.message ?? err)
 }

@@ -53,16 +53,24 @@ export const MIGRATIONS = [
     "hash": "d037bc3936fe7c73a325ebdd99a5c85e308ea927fe72066b3e562b0f992692ca"
   },
   {
-    "tag": "0002_yummy_shatterstar",
+    "tag": "0002_leases_tokens_replays",
     "sql": [
-      "CREATE TABLE `trigger_tokens` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`workflow_id` text NOT NULL,\n\t`max_runs` integer NOT NULL,\n\t`used_runs` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\t`created_at` integer NOT NULL\n);\n",
+      "CREATE TABLE `rate_budgets` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`tokens` real NOT NULL,\n\t`at` integer NOT NULL\n);\n",
+      "\nCREATE TABLE `trigger_tokens` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`workflow_id` text NOT NULL,\n\t`max_runs` integer NOT NULL,\n\t`used_runs` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\t`created_at` integer NOT NULL\n);\n",
       "\nCREATE INDEX `trigger_tokens_expiry` ON `trigger_tokens` (`expires_at`);",
+      "\nALTER TABLE `runs` ADD `trigger_pending_at` integer;",
+      "\nALTER TABLE `runs` ADD `trigger_attempts` integer DEFAULT 0 NOT NULL;",
+      "\nALTER TABLE `runs` ADD `lease_owner` text;",
+      "\nALTER TABLE `runs` ADD `lease_expires_at` integer;",
+      "\nALTER TABLE `runs` ADD `lease_token` integer DEFAULT 0 NOT NULL;",
       "\nALTER TABLE `runs` ADD `replay_of` text;",
       "\nCREATE INDEX `runs_tenant_upstream` ON `runs` (`tenant_id`,`upstream_id`);",
+      "\nCREATE INDEX `runs_lease` ON `runs` (`finished_at`,`lease_expires_at`);",
+      "\nALTER TABLE `workflows` ADD `trigger_retry` text DEFAULT 'at_most_once' NOT NULL;",
       "\nCREATE INDEX `events_workflow_type_created` ON `events` (`workflow_id`,`type`,`created_at`);"
     ],
     "bps": true,
-    "folderMillis": 1795690260678,
-    "hash": "4552adc6f26c4b1270989591a4b7a05908538d6e63f2008ba6033812c90b2770"
+    "folderMillis": 1795691116122,
+    "hash": "80cb12e4c8a0e6c18bfc7bb759c1fa9b9a92b46ec51add90321f8a4e843426a6"
   }
 ]

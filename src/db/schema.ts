@@ -51,6 +51,8 @@ export const workflows = sqliteTable('workflows', {
   pollPolicy: text('poll_policy', { mode: 'json' }).$type<StoredPollPolicy>().notNull(),
   config: text('config', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
   tags: text('tags', { mode: 'json' }).$type<string[]>().notNull(),
+  /** 'at_most_once' (default: a trigger whose outcome is unknown is never resent blindly) or 'at_least_once'. */
+  triggerRetry: text('trigger_retry').notNull().default('at_most_once'),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull(),
 }, (t) => [index('workflows_tenant').on(t.tenantId, t.createdAt, t.id), index('workflows_connection').on(t.connectionId)])
@@ -78,8 +80,22 @@ export const runs = sqliteTable('runs', {
   /** Transient upstream failures in a row (reset by a good answer). */
   transientErrors: integer('transient_errors').notNull(),
   polls: integer('polls').notNull(),
-  /** When the trigger request was first sent (recorded with its answer). */
+  /** When the trigger request was first sent (committed before it leaves). */
   triggerAttemptedAt: integer('trigger_attempted_at'),
+  /**
+   * Set (to the send time) before a trigger request leaves and cleared with its answer or a
+   * failure certain not to have started a job: a run found with it set had a trigger whose
+   * outcome is unknown (the process died mid-request).
+   */
+  triggerPendingAt: integer('trigger_pending_at'),
+  /** Trigger requests sent so far. */
+  triggerAttempts: integer('trigger_attempts').notNull().default(0),
+  /** The process watching the run (its lease), or null when unowned. */
+  leaseOwner: text('lease_owner'),
+  /** When the lease ends unless renewed (ms epoch). */
+  leaseExpiresAt: integer('lease_expires_at'),
+  /** Fencing token: bumped on every takeover; a write carrying an older one is refused. */
+  leaseToken: integer('lease_token').notNull().default(0),
   nextTickAt: integer('next_tick_at'),
   deadlineAt: integer('deadline_at'),
   scheduledAt: integer('scheduled_at'),
@@ -99,6 +115,8 @@ export const runs = sqliteTable('runs', {
   index('runs_unfinished').on(t.finishedAt, t.nextTickAt),
   // Search by upstream id (GET /v1/runs?q=): a support person has the vendor's job id in hand.
   index('runs_tenant_upstream').on(t.tenantId, t.upstreamId),
+  // Claiming: unfinished runs whose lease is free or lapsed.
+  index('runs_lease').on(t.finishedAt, t.leaseExpiresAt),
   // Covers the workflow summary (counts, durations, timeline) without touching the table.
   index('runs_workflow_summary').on(t.workflowId, t.createdAt, t.status, t.startedAt, t.finishedAt),
   // One live run per schedule occurrence: two schedulers racing cannot both create it.
@@ -132,6 +150,13 @@ export const idempotencyKeys = sqliteTable('idempotency_keys', {
   responseBody: text('response_body'),
   createdAt: integer('created_at').notNull(),
 }, (t) => [primaryKey({ columns: [t.tenantId, t.key] }), index('idempotency_created').on(t.createdAt)])
+
+/** Per-connection request budgets (token buckets) shared by every process on the database. */
+export const rateBudgets = sqliteTable('rate_budgets', {
+  key: text('key').primaryKey(),
+  tokens: real('tokens').notNull(),
+  at: integer('at').notNull(),
+})
 
 export const settings = sqliteTable('settings', {
   key: text('key').primaryKey(),

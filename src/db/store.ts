@@ -2,6 +2,7 @@ import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, lt, or, 
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
 import type { NewEvent, RunEvent, RunStatus } from '../core/domain.ts'
 import { fromBase64Url, toBase64Url } from '../core/crypto.ts'
+import { WriteConflictError } from '../core/ports.ts'
 import * as schema from './schema.ts'
 import { apiKeys, connections, events, idempotencyKeys, runs, settings, tenants, workflows } from './schema.ts'
 import { migrate } from './migrate.ts'
@@ -38,7 +39,13 @@ export interface PreparedWrite<T> {
  * Set the defined columns of `set` on run `id` if its last_seq is still `lastSeq`. A batch
  * applies the updates of the same columns in one statement (see Store.writeBatch).
  */
-export interface RunUpdate { id: string; lastSeq: number; set: Partial<RunRow> }
+export interface RunUpdate {
+  id: string
+  lastSeq: number
+  set: Partial<RunRow>
+  /** The lease's fencing token the writer holds: the update applies only while the run still carries it. */
+  fence?: number
+}
 
 /** Event rows per insert statement (8 parameters each, well under SQLite's limit). */
 const EVENT_INSERT_CHUNK = 500
@@ -54,9 +61,11 @@ const RUN_KEYS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[]
 /** Parameters per batched run update statement (SQLite allows 32,766). */
 const UPDATE_PARAMS_MAX = 10_000
 const RUN_COLUMNS = getTableColumns(runs) as Record<string, { name: string; mapToDriverValue(v: unknown): unknown }>
+/** Plain column defaults (counters, the fencing token), for rows built without reading them back. */
+const RUN_DEFAULTS = Object.fromEntries(Object.entries(getTableColumns(runs)).map(([k, c]) => [k, typeof c.default === 'number' ? c.default : undefined])) as Record<string, unknown>
 
 /** Thrown when an append races another writer of the same run (seq already taken). */
-export class SeqConflictError extends Error {
+export class SeqConflictError extends WriteConflictError {
   constructor(runId: string) { super(`events of run ${runId} were appended concurrently`) }
 }
 
@@ -173,21 +182,21 @@ function runUpdates(updates: RunUpdate[]): { sql: string; args: unknown[] }[] {
   const out: { sql: string; args: unknown[] }[] = []
   for (const { cols, list } of shapes.values()) {
     const columns = cols.map((k) => RUN_COLUMNS[k]!)
-    const assign = columns.map((c, j) => `"${c.name}" = v.column${j + 3}`).join(', ')
-    const tuple = `(${Array(cols.length + 2).fill('?').join(', ')})`
-    const per = Math.max(1, Math.floor(UPDATE_PARAMS_MAX / (cols.length + 2)))
+    const assign = columns.map((c, j) => `"${c.name}" = v.column${j + 4}`).join(', ')
+    const tuple = `(${Array(cols.length + 3).fill('?').join(', ')})`
+    const per = Math.max(1, Math.floor(UPDATE_PARAMS_MAX / (cols.length + 3)))
     for (let i = 0; i < list.length; i += per) {
       const chunk = list.slice(i, i + per)
       const args: unknown[] = []
       for (const u of chunk) {
-        args.push(u.id, u.lastSeq)
+        args.push(u.id, u.lastSeq, u.fence ?? null)
         for (let j = 0; j < cols.length; j++) {
           const v = (u.set as Record<string, unknown>)[cols[j]!]
           args.push(v === null ? null : columns[j]!.mapToDriverValue(v))
         }
       }
       out.push({
-        sql: `update "runs" set ${assign} from (values ${Array(chunk.length).fill(tuple).join(', ')}) as v where "runs"."id" = v.column1 and "runs"."last_seq" = v.column2 returning "runs"."id"`,
+        sql: `update "runs" set ${assign} from (values ${Array(chunk.length).fill(tuple).join(', ')}) as v where "runs"."id" = v.column1 and "runs"."last_seq" = v.column2 and (v.column3 is null or "runs"."lease_token" = v.column3) returning "runs"."id"`,
         args,
       })
     }
@@ -199,11 +208,20 @@ const EVENT_COLUMNS = ['tenantId', 'runId', 'workflowId', 'seq', 'type', 'status
 const EVENT_INSERT_HEAD = `insert into "events" (${EVENT_COLUMNS.map((k) => `"${events[k].name}"`).join(', ')}) values `
 const EVENT_TUPLE = `(${EVENT_COLUMNS.map(() => '?').join(', ')})`
 
-/** A multi-row insert of event rows returning (id, run_id, seq) for each. */
+/**
+ * A multi-row insert of event rows returning (id, run_id, seq) for each. A row goes in only if
+ * its run's last_seq already covers its seq, that is if the run update of the same write
+ * matched: a write refused by its condition (seq moved, or a stale lease's fence) appends
+ * nothing, even where its seqs are still free.
+ */
 function eventInsert(rows: (typeof events.$inferInsert)[]): { sql: string; args: unknown[] } {
   const args: unknown[] = []
   for (const r of rows) args.push(r.tenantId, r.runId, r.workflowId, r.seq, r.type, r.status, JSON.stringify(r.data), r.createdAt)
-  return { sql: `${EVENT_INSERT_HEAD}${Array(rows.length).fill(EVENT_TUPLE).join(', ')} returning "id", "run_id", "seq"`, args }
+  return {
+    sql: `${EVENT_INSERT_HEAD.replace(/ values $/, ' ')}select * from (values ${Array(rows.length).fill(EVENT_TUPLE).join(', ')}) as v `
+      + `where exists (select 1 from "runs" where "runs"."id" = v.column2 and "runs"."last_seq" >= v.column4) returning "id", "run_id", "seq"`,
+    args,
+  }
 }
 
 /** All of runrelay's persistence, over any libSQL client (embedded file, or HTTP on Workers). */
@@ -437,7 +455,7 @@ export class Store {
   prepareCreateRun(row: typeof runs.$inferInsert, created: NewEvent): PreparedWrite<{ run: RunRow; event: RunEvent }> {
     // The row as it will read back, without reading it back: every column, null where unset.
     const full = {} as Record<string, unknown>
-    for (const k of RUN_KEYS) full[k] = (row as Record<string, unknown>)[k] ?? null
+    for (const k of RUN_KEYS) full[k] = (row as Record<string, unknown>)[k] ?? RUN_DEFAULTS[k] ?? null
     full.lastSeq = 1
     const run = full as RunRow
     const ev = {
@@ -476,7 +494,9 @@ export class Store {
     const touched = this.runCache ? writes.flatMap((w) => w.runId ?? w.runs?.map((r) => r.id) ?? []) : []
     this.invalidateRuns(touched)
     try {
-      results = (await (this.db as unknown as { $client: { batch(s: unknown[]): Promise<unknown[]> } }).$client.batch(stmts)) as typeof results
+      // 'write' begins IMMEDIATE: the write lock is taken (waiting out the busy timeout) before
+      // anything is read, so a batch never has to upgrade a stale read under another process's writes.
+      results = (await (this.db as unknown as { $client: { batch(s: unknown[], mode?: string): Promise<unknown[]> } }).$client.batch(stmts, 'write')) as typeof results
     } catch (err) {
       this.invalidateRuns(touched)
       // Only a lone write can tell whose statement failed: a seq already taken is a lost race.
@@ -543,19 +563,20 @@ export class Store {
    * batch. The update is conditional on the seq the caller read, so two writers can never
    * both append seq n+1: the loser gets SeqConflictError and nothing is written.
    */
-  async applyRunChange(run: RunRow, patch: RunPatch, newEvents: NewEvent[], now: number): Promise<{ run: RunRow; events: RunEvent[] }> {
-    const [r] = await this.writeBatch([this.prepareRunChange(run, patch, newEvents, now)])
+  async applyRunChange(run: RunRow, patch: RunPatch, newEvents: NewEvent[], now: number, fence?: number): Promise<{ run: RunRow; events: RunEvent[] }> {
+    const [r] = await this.writeBatch([this.prepareRunChange(run, patch, newEvents, now, fence)])
     if (r!.error) throw r!.error
     return r!.value!
   }
 
   /** The statements of applyRunChange, for a caller that commits several writes in one batch. */
-  prepareRunChange(run: RunRow, patch: RunPatch, newEvents: NewEvent[], now: number): PreparedWrite<{ run: RunRow; events: RunEvent[] }> {
+  prepareRunChange(run: RunRow, patch: RunPatch, newEvents: NewEvent[], now: number, fence?: number): PreparedWrite<{ run: RunRow; events: RunEvent[] }> {
     const lastSeq = run.lastSeq + newEvents.length
     const set = { ...patch, lastSeq, updatedAt: now }
-    // The update is conditional on the seq read: if it matches nothing, the insert hits the
-    // unique (run, seq) index and the batch rolls back (or, with no such event, finish fails).
-    const update: RunUpdate = { id: run.id, lastSeq: run.lastSeq, set }
+    // The update is conditional on the seq read (and the fence held): if it matches nothing, its
+    // events are not inserted and finish fails (or the insert hits the unique (run, seq) index
+    // and the batch rolls back).
+    const update: RunUpdate = { id: run.id, lastSeq: run.lastSeq, set, fence }
     // Each event carries the status in force once it is applied: a status change moves it.
     let current = run.status
     const rows = newEvents.map((e, i) => {
@@ -637,6 +658,86 @@ export class Store {
   async lastEventId(tenantId: string): Promise<number> {
     const [r] = await this.db.select({ id: sql<number>`max(${events.id})` }).from(events).where(eq(events.tenantId, tenantId))
     return Number(r?.id ?? 0)
+  }
+
+  // run leases -------------------------------------------------------------
+  /**
+   * Renew every lease `owner` holds on unfinished runs, in one statement. Returns the runs
+   * still held and their tokens: a run held before and missing now was taken over.
+   */
+  async renewLeases(owner: string, now: number, expiresAt: number): Promise<Array<{ id: string; token: number }>> {
+    // A lapsed lease is not renewed, even under our name: it is claimed again (a new token),
+    // since this process may have stopped watching it meanwhile.
+    const rows = await this.db.update(runs).set({ leaseExpiresAt: expiresAt })
+      .where(and(eq(runs.leaseOwner, owner), isNull(runs.finishedAt), gte(runs.leaseExpiresAt, now))).returning({ id: runs.id, token: runs.leaseToken })
+    return rows
+  }
+
+  /**
+   * Take up to `limit` unfinished runs whose lease is free or lapsed, bumping each fencing
+   * token (indexed by runs_lease). The condition is repeated on the row written, so two
+   * processes claiming at once never both get a run.
+   */
+  async claimRuns(owner: string, now: number, expiresAt: number, limit: number): Promise<RunRow[]> {
+    const free = or(isNull(runs.leaseExpiresAt), lt(runs.leaseExpiresAt, now))
+    const candidates = this.db.select({ id: runs.id }).from(runs).where(and(isNull(runs.finishedAt), free)).limit(limit)
+    return this.db.update(runs).set({ leaseOwner: owner, leaseExpiresAt: expiresAt, leaseToken: sql`${runs.leaseToken} + 1` })
+      .where(and(inArray(runs.id, candidates), isNull(runs.finishedAt), free)).returning()
+  }
+
+  /** Give up every lease of `owner` at once (graceful stop): other processes claim the runs on their next pass. */
+  async releaseLeases(owner: string): Promise<number> {
+    const rows = await this.db.update(runs).set({ leaseOwner: null, leaseExpiresAt: null })
+      .where(eq(runs.leaseOwner, owner)).returning({ id: runs.id })
+    return rows.length
+  }
+
+  /** Give up one run's lease if `owner` still holds it with `token`. */
+  async releaseLease(runId: string, owner: string, token: number): Promise<void> {
+    await this.db.update(runs).set({ leaseOwner: null, leaseExpiresAt: null })
+      .where(and(eq(runs.id, runId), eq(runs.leaseOwner, owner), eq(runs.leaseToken, token)))
+  }
+
+  /** Who holds a run's lease now. */
+  async leaseOf(runId: string): Promise<{ owner: string | null; token: number; expiresAt: number | null } | undefined> {
+    const [r] = await this.db.select({ owner: runs.leaseOwner, token: runs.leaseToken, expiresAt: runs.leaseExpiresAt }).from(runs).where(eq(runs.id, runId))
+    return r
+  }
+
+  // shared request budgets ------------------------------------------------------
+  /**
+   * Reserve a token of a shared bucket in one statement (see SharedRateBudget): refill since
+   * the last reservation (never backwards if clocks differ), cap at max(1, perSecond), take
+   * one; returns the tokens left (negative: wait).
+   */
+  async reserveRateToken(key: string, perSecond: number, now: number): Promise<number> {
+    const cap = Math.max(1, perSecond)
+    const res = await (this.db as unknown as { $client: { execute(s: { sql: string; args: unknown[] }): Promise<{ rows: ArrayLike<unknown>[] }> } }).$client.execute({
+      sql: 'insert into "rate_budgets" ("key", "tokens", "at") values (?1, ?2 - 1, ?3) on conflict ("key") do update set '
+        + '"tokens" = min(?2, "tokens" + max(0, excluded."at" - "at") * ?4 / 1000.0) - 1, "at" = max("at", excluded."at") returning "tokens"',
+      args: [key, cap, now, perSecond],
+    })
+    return Number((res.rows[0] as unknown as unknown[])[0])
+  }
+
+  // settings (claims) -------------------------------------------------------
+  /** Insert a setting unless it exists; returns the value in force. */
+  async claimSetting(key: string, value: string, now: number): Promise<string> {
+    await this.db.insert(settings).values({ key, value, updatedAt: now }).onConflictDoNothing()
+    return (await this.getSetting(key)) ?? value
+  }
+
+  /**
+   * Node/Deno processes (leases) and a Workers deployment (Durable Objects, which know
+   * nothing of leases) must not both watch the runs of one database: the first to start
+   * claims the database for its kind in a settings row; the other kind refuses to start.
+   */
+  async claimDeployment(kind: 'local' | 'workers', now: number): Promise<void> {
+    const owner = await this.claimSetting('deployment_kind', kind, now)
+    if (owner === kind) return
+    const name = (k: string) => (k === 'workers' ? 'Cloudflare Workers' : 'Node/Deno')
+    throw new Error(`this database belongs to a ${name(owner)} deployment (settings row deployment_kind = ${owner}): runrelay on ${name(kind)} `
+      + `refuses to start on it, as both would watch the same runs. Use another database, or delete that row once the other deployment is gone for good.`)
   }
 
   // idempotency ------------------------------------------------------------

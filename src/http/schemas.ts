@@ -65,6 +65,10 @@ export const PollPolicyInput = z.object({
   max_transient_errors: z.number().int().min(0).max(1_000).optional(),
   adaptive: z.boolean().optional().describe('plan polls from this workflow\'s own run durations once it has 10 finished runs (default true); false keeps the exponential backoff'),
 }).strict().meta({ id: 'PollPolicy' })
+export const TriggerRetry = z.enum(['at_most_once', 'at_least_once']).describe(
+  'what to do when a trigger may have reached the upstream but its answer was lost (a crash, a timeout, a reset): '
+  + '`at_most_once` (default) never resends unless the upstream honours Idempotency-Key, and ends the run `failed` with `trigger_outcome_unknown` '
+  + 'when the vendor cannot say whether the job exists; `at_least_once` resends, for workflows where a duplicate job is harmless')
 const WorkflowFields = {
   name,
   connection_id: Id,
@@ -73,6 +77,7 @@ const WorkflowFields = {
   poll_policy: PollPolicyInput,
   config: z.record(z.string(), json),
   tags: z.array(Tag).max(20),
+  trigger_retry: TriggerRetry,
 }
 export const WorkflowCreate = z.object({
   ...WorkflowFields,
@@ -80,11 +85,12 @@ export const WorkflowCreate = z.object({
   poll_policy: PollPolicyInput.default({}),
   config: WorkflowFields.config.default({}),
   tags: WorkflowFields.tags.default([]),
+  trigger_retry: TriggerRetry.default('at_most_once'),
 }).strict().meta({ id: 'WorkflowCreate' })
 export const WorkflowUpdate = z.object(WorkflowFields).partial().strict().meta({ id: 'WorkflowUpdate' })
 export const Workflow = z.object({
   id: z.string(), name: z.string(), connection_id: z.string(), upstream_workflow_id: z.string(), input_template: json,
-  poll_policy: PollPolicyInput, config: z.record(z.string(), json), tags: z.array(z.string()), created_at: iso, updated_at: iso,
+  poll_policy: PollPolicyInput, config: z.record(z.string(), json), tags: z.array(z.string()), trigger_retry: TriggerRetry, created_at: iso, updated_at: iso,
 }).meta({ id: 'Workflow' })
 
 export const RunCreate = z.object({

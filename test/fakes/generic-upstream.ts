@@ -19,7 +19,7 @@ export type Step =
   | { malformed: true }
   | { truncated: true }
 
-export interface Job { id: string; script: Step[]; polls: number; pollTimes: number[]; canceled: boolean; body: unknown }
+export interface Job { id: string; script: Step[]; polls: number; pollTimes: number[]; canceled: boolean; body: unknown; run?: string }
 
 export interface GenericUpstream {
   url: string
@@ -28,13 +28,23 @@ export interface GenericUpstream {
   triggerRequests: number
   /** Jobs actually created. */
   jobsCreated: number
+  /** Jobs created per `run` query parameter of the trigger (POST /jobs?run=<id>), for counting double triggers. */
+  jobsByRun: Map<string, number>
   requests: number
   /** Arrival time (ms epoch) of every request, in order. */
   requestTimes: number[]
   close(): Promise<void>
 }
 
-export async function startGenericUpstream(opts: { defaultScript?: Step[]; triggerStep?: Step } = {}): Promise<GenericUpstream> {
+export async function startGenericUpstream(opts: {
+  defaultScript?: Step[]
+  triggerStep?: Step
+  /** Treat every trigger as new, as the five vendors do (none documents Idempotency-Key). */
+  ignoreIdempotencyKey?: boolean
+  /** Create the job at once, answer the trigger after this long (a request on the wire when a process dies). */
+  triggerDelayMs?: number
+} = {}): Promise<GenericUpstream> {
+  const jobsByRun = new Map<string, number>()
   const jobs = new Map<string, Job>()
   const byKey = new Map<string, string>()
   const sockets = new Set<Socket>()
@@ -71,13 +81,16 @@ export async function startGenericUpstream(opts: { defaultScript?: Step[]; trigg
       if (opts.triggerStep && !('status' in opts.triggerStep)) {
         return play(res, opts.triggerStep, { id: '', script: [], polls: 0, pollTimes: [], canceled: false, body })
       }
-      const key = req.headers['idempotency-key']
+      const key = opts.ignoreIdempotencyKey ? undefined : req.headers['idempotency-key']
       const existing = typeof key === 'string' ? byKey.get(key) : undefined
       if (existing) return send(res, 201, { id: existing, status: 'pending' })
       const id = `job-${next++}`
       state.jobsCreated++
       jobs.set(id, { id, script: body?.script ?? opts.defaultScript ?? [{ status: 'running' }, { status: 'completed', result: { ok: true } }], polls: 0, pollTimes: [], canceled: false, body })
       if (typeof key === 'string') byKey.set(key, id)
+      const run = url.searchParams.get('run')
+      if (run) { jobsByRun.set(run, (jobsByRun.get(run) ?? 0) + 1); jobs.get(id)!.run = run }
+      if (opts.triggerDelayMs) return void setTimeout(() => { if (!res.destroyed) send(res, 201, { id, status: 'pending' }) }, opts.triggerDelayMs)
       return send(res, 201, { id, status: 'pending' })
     }
     const job = parts[0] === 'jobs' && parts[1] ? jobs.get(parts[1]) : undefined
@@ -102,6 +115,7 @@ export async function startGenericUpstream(opts: { defaultScript?: Step[]; trigg
     jobs,
     get triggerRequests() { return state.triggerRequests },
     get jobsCreated() { return state.jobsCreated },
+    jobsByRun,
     get requests() { return state.requests },
     requestTimes,
     async close() {

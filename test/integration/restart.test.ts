@@ -55,7 +55,7 @@ describe('the Node process: SIGKILL, restart, SIGTERM', () => {
     let client = api(child.url, key)
     const conn = await client.post('/v1/connections', { name: 'fake', provider: 'http', base_url: upstream.url, credentials: { token: 'secret-upstream-token-xyz' } })
     expect(conn.status).toBe(201)
-    const wf = await client.post('/v1/workflows', { name: 'slow', connection_id: conn.body.id, upstream_workflow_id: 'jobs', config: genericWorkflowConfig, input_template: { script: '{{script}}' }, poll_policy: { first_interval_ms: 100, max_interval_ms: 200 } })
+    const wf = await client.post('/v1/workflows', { name: 'slow', connection_id: conn.body.id, upstream_workflow_id: 'jobs', config: { ...genericWorkflowConfig, honoursIdempotencyKey: true }, input_template: { script: '{{script}}' }, poll_policy: { first_interval_ms: 100, max_interval_ms: 200 } })
     // Ten polls "running" with rising progress, then completed: long enough to be cut mid-run.
     const script = [...Array.from({ length: 10 }, (_, i) => ({ status: 'running', progress: i / 10 })), { status: 'completed', result: { done: true } }]
     const runs: string[] = []
@@ -75,7 +75,8 @@ describe('the Node process: SIGKILL, restart, SIGTERM', () => {
       expect(events.filter((e: any) => e.type === 'run.status_changed' && e.status === 'completed').length).toBe(1)
       expect(events.filter((e: any) => e.type === 'run.created').length).toBe(1)
     }
-    // One upstream job per run, even for runs whose trigger was cut by the kill (the retry carries the same Idempotency-Key).
+    // One upstream job per run, even for runs whose trigger was cut by the kill: this fake honours Idempotency-Key and the
+    // workflow says so, so the resend carries the same key (upstreams that do not dedupe: test/multiprocess/).
     expect(upstream.jobsCreated).toBe(12)
     const db = readFileSync(join(dataDir, 'runrelay.db'))
     expect(db.includes(Buffer.from('secret-upstream-token-xyz'))).toBe(false)

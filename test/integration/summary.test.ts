@@ -22,6 +22,8 @@ function makeRun(tenantId: string, workflowId: string, createdAt: number, status
   const startedAt = status === 'queued' ? null : createdAt + 100
   return {
     id: newId('run'), tenantId, workflowId, status, variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [], lastSeq: 1,
+    // Leased to no process of this test (far future): the server's claim loop leaves these rows alone.
+    leaseOwner: 'elsewhere', leaseExpiresAt: Date.now() + 3_600_000,
     transientErrors: 0, polls: 0, createdAt, updatedAt: createdAt, startedAt, finishedAt: finished && startedAt !== null && durationMs !== null ? startedAt + durationMs : finished ? createdAt : null,
   }
 }

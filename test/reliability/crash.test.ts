@@ -77,7 +77,7 @@ describe('reliability: crash (SIGKILL) and graceful shutdown (SIGTERM)', () => {
     port = Number(new URL(child.url).port)
     key = (await api(child.url, ROOT).post('/v1/tenants', { name: 'crash' })).body.key.key
     const conn = await client().post('/v1/connections', { name: 'fake', provider: 'http', base_url: upstream.url })
-    const wf = await client().post('/v1/workflows', { name: 'slow', connection_id: conn.body.id, upstream_workflow_id: 'jobs', config: genericWorkflowConfig, input_template: { script: '{{script}}' }, poll_policy: { first_interval_ms: 100, max_interval_ms: 250 } })
+    const wf = await client().post('/v1/workflows', { name: 'slow', connection_id: conn.body.id, upstream_workflow_id: 'jobs', config: { ...genericWorkflowConfig, honoursIdempotencyKey: true }, input_template: { script: '{{script}}' }, poll_policy: { first_interval_ms: 100, max_interval_ms: 250 } })
     expect(wf.status).toBe(201)
     workflowId = wf.body.id
   }, 30_000)
@@ -106,7 +106,8 @@ describe('reliability: crash (SIGKILL) and graceful shutdown (SIGTERM)', () => {
     expect(rounds.some((r) => r.unfinished_at_kill > 0), 'at least one kill hit runs in flight').toBe(true)
     await until(async () => (await allRuns()).every((x) => x.finished_at), 60_000, 'every run to finish')
     const events = await expectGaplessCompleted(ids)
-    // Exactly one upstream job per run: a trigger cut by a kill is retried with the same Idempotency-Key.
+    // Exactly one upstream job per run: the workflow declares that this fake honours Idempotency-Key, so a trigger cut by
+    // a kill is resent with the same key (an upstream that does not dedupe: test/multiprocess/).
     expect(upstream.jobsCreated).toBe(RUNS)
     figures.sigkill = {
       runs: RUNS, rounds, events_checked: events, seq_gaps: 0, jobs_created: upstream.jobsCreated,

@@ -51,6 +51,8 @@ export const demoConnector: Connector = {
   credentials: z.record(z.string(), z.string()),
   workflowConfig: DemoWorkflowConfig.partial() as unknown as z.ZodType<Record<string, unknown>>,
   defaultPollPolicy: { firstIntervalMs: 500, maxIntervalMs: 2_000, deadlineMs: 3_600_000 },
+  // The simulated job's id is the run's: a resent trigger is the same job.
+  honoursIdempotencyKey: true,
 
   async trigger(ctx, req) {
     const state: DemoState = { startedAt: ctx.now(), pausedAt: null, plan: plan(ctx.workflow.config, req.variables) }

@@ -21,6 +21,8 @@ const ConnectionConfig = z.object({
   auth: Auth.default({ type: 'none' }),
   /** Extra headers on every request (not secret). */
   headers: z.record(z.string(), z.string()).default({}),
+  /** The upstream answers a repeated trigger with the same Idempotency-Key with the job it made (then a trigger with a lost answer is resent). */
+  honoursIdempotencyKey: z.boolean().optional(),
 })
 
 const RequestTemplate = z.object({
@@ -50,6 +52,8 @@ const WorkflowConfig = z.object({
   resultPath: z.string().optional(),
   errorPath: z.string().optional(),
   cancel: RequestTemplate.optional(),
+  /** As the connection's option, for this workflow's trigger only. */
+  honoursIdempotencyKey: z.boolean().optional(),
 })
 type WorkflowConfig = z.infer<typeof WorkflowConfig>
 
@@ -116,6 +120,8 @@ export const httpConnector: Connector = {
   connectionConfig: ConnectionConfig as unknown as z.ZodType<Record<string, unknown>>,
   credentials: z.object({ token: z.string().optional() }).catchall(z.string()) as z.ZodType<Record<string, string>>,
   workflowConfig: WorkflowConfig as unknown as z.ZodType<Record<string, unknown>>,
+  // Any HTTP API: whether it dedupes is the user's to say, per connection or per workflow.
+  honoursIdempotencyKey: (ctx) => ctx.connection.config.honoursIdempotencyKey === true || ctx.workflow.config.honoursIdempotencyKey === true,
 
   async trigger(ctx, req) {
     const { wf } = config(ctx)

@@ -9,15 +9,20 @@ import { schema, Store } from '../../db/store.ts'
 
 const inDataDir = (config: Config, name: string) => (config.RUNRELAY_DATA_DIR.endsWith('/') ? config.RUNRELAY_DATA_DIR + name : `${config.RUNRELAY_DATA_DIR}/${name}`)
 
+/** How long a statement waits for another connection's (or process's) write lock. */
+const BUSY_TIMEOUT_MS = 5_000
+
 /** Open LIBSQL_URL, by default the embedded file in the data dir (which must exist). */
 export async function openEmbeddedStore(config: Config): Promise<{ store: Store; client: Client }> {
   const url = config.LIBSQL_URL ?? `file:${inDataDir(config, 'runrelay.db')}`
   // On Deno the package's `deno` export condition is its Node entry: the native addon through Node-API.
-  const client = createClient({ url, authToken: config.LIBSQL_AUTH_TOKEN })
+  // The busy timeout goes in the options, not a PRAGMA: the client pools connections, and each
+  // new one must ride out the write lock of another process sharing the file.
+  const client = createClient({ url, authToken: config.LIBSQL_AUTH_TOKEN, ...(url.startsWith('file:') ? { timeout: BUSY_TIMEOUT_MS } : {}) })
   if (url.startsWith('file:')) {
     // WAL lets readers (history replays) run beside the writer; a busy timeout rides out short locks.
     await client.execute('PRAGMA journal_mode = WAL')
-    await client.execute('PRAGMA busy_timeout = 5000')
+    await client.execute(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
   }
   return { store: new Store(drizzle(client, { schema })), client }
 }

@@ -41,6 +41,18 @@ export class LocalLedger implements RunLedger {
    * from the row it was conditioned on; a failed write drops it.
    */
   private readonly fresh = new Map<string, RunRow>()
+  /**
+   * Fencing tokens of the runs this process holds the lease of (set by the run host). A write
+   * of a held run carries the token held; any other write carries the token it read, so a
+   * write never lands on a run taken over since.
+   */
+  private readonly fences = new Map<string, number>()
+
+  /** This process now holds `runId` with fencing token `token`. */
+  hold(runId: string, token: number): void { this.fences.set(runId, token) }
+
+  /** This process no longer holds `runId`: forget its token and its last row. */
+  release(runId: string): void { this.fences.delete(runId); this.fresh.delete(runId) }
 
   private readonly metrics: Metrics
   private readonly tracer: Tracer
@@ -64,7 +76,8 @@ export class LocalLedger implements RunLedger {
   }
 
   commit(run: RunRow, patch: RunPatch, events: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }> {
-    return this.enqueue(run.id, run.tenantId, () => this.store.prepareRunChange(run, patch, events, this.now()), (r) => r.events)
+    const fence = this.fences.get(run.id) ?? run.leaseToken
+    return this.enqueue(run.id, run.tenantId, () => this.store.prepareRunChange(run, patch, events, this.now(), fence), (r) => r.events)
   }
 
   create(...args: Parameters<Store['createRun']>): Promise<Awaited<ReturnType<Store['createRun']>>> {

@@ -9,16 +9,38 @@ import type { LocalLedger } from './ledger.ts'
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** When a tick fails for a reason that is not the upstream's (the store is down), retry after this. */
 const INFRA_RETRY_MS = 2_000
+/** Runs claimed per pass (a pass repeats at once while it fills up). */
+const CLAIM_BATCH = 500
+
+export interface LeaseOptions {
+  /** This process's name in lease rows (unique per process). */
+  owner: string
+  /** Lease length; renewed every third of it, free runs claimed every quarter (at most each second). */
+  ttlMs: number
+}
 
 /**
- * In-process run host for Node and Deno: one timer per unfinished run at its next tick,
- * ticks and commands of a run serialised, and on start-up every unfinished run resumed.
+ * In-process run host for Node and Deno: one timer per run this process holds the lease of,
+ * at its next tick, ticks and commands of a run serialised. Several processes share one
+ * database by leases: a run is watched only by the process whose lease row it carries, every
+ * write of the run is fenced by the lease's token, leases are renewed in one statement and
+ * free or lapsed ones (a dead or stopped process's) are claimed periodically.
  */
 export class LocalRunHost implements RunHosts {
   private readonly timers = new Map<string, { at: number; timer: ReturnType<typeof setTimeout> }>()
   private readonly locks = new KeyedMutex()
   private readonly inFlight = new Set<Promise<unknown>>()
+  /** Runs this process holds, by fencing token. */
+  private readonly held = new Map<string, number>()
   private stopped = false
+  private loop?: ReturnType<typeof setTimeout>
+  private pass?: Promise<unknown>
+  /** Until when every lease held is certainly ours (the last renewal's start + TTL). */
+  private validUntil = 0
+  private lastRenewAt = 0
+  /** The database fault being reported, so it is logged once, not every pass. */
+  private fault: string | null = null
+  readonly lease: LeaseOptions
 
   constructor(
     private readonly store: Store,
@@ -26,26 +48,44 @@ export class LocalRunHost implements RunHosts {
     readonly watcher: Watcher,
     private readonly now: () => number,
     private readonly log: (msg: string, extra?: Record<string, unknown>) => void = () => {},
-  ) {}
+    lease?: Partial<LeaseOptions>,
+  ) {
+    this.lease = { owner: lease?.owner ?? `proc-${Math.random().toString(36).slice(2, 10)}`, ttlMs: lease?.ttlMs ?? 10_000 }
+  }
 
-  /** Watch every run that is not finished (after a restart). */
+  /** Runs held by this process now. */
+  get heldRuns(): number { return this.held.size }
+
+  /** Claim every free unfinished run (at start, after a restart) and keep claiming and renewing. */
   async resumeAll(): Promise<number> {
-    const runs = await this.store.listUnfinishedRuns()
-    for (const run of runs) this.schedule(run.id, run.nextTickAt ?? this.now())
-    return runs.length
+    const before = this.held.size
+    // Leases under this process's name (RUNRELAY_INSTANCE_ID) are a dead predecessor's: free them now, not after the TTL.
+    if (!this.loop) await this.store.releaseLeases(this.lease.owner)
+    await this.leasePass()
+    this.armLoop()
+    return this.held.size - before
   }
 
   async create(row: Parameters<Store['createRun']>[0], created: NewEvent): Promise<RunRow> {
-    const { run } = await this.ledger.create(row, created)
+    // New runs are leased by the process that creates them, from their first row on.
+    const now = this.now()
+    const leased = { ...row, leaseOwner: this.lease.owner, leaseToken: 1, leaseExpiresAt: now + this.lease.ttlMs }
+    const { run } = await this.ledger.create(leased, created)
+    this.take(run.id, 1)
     this.schedule(run.id, run.scheduledAt ?? this.now())
     return run
   }
 
+  /**
+   * Commands run where they arrive, held or not: the write is conditional on the run's seq
+   * and fencing token as read, so it never merges with a concurrent write; the owner sees the
+   * change on its next tick (its own write conflicts and re-reads). The lease does not move.
+   */
   command(run: RunRow, name: CommandName, payload: unknown, by: string): Promise<RunRow> {
     return this.track(this.locks.run(run.id, async () => {
       const updated = await this.watcher.command(run.id, name, payload, by)
-      if (updated.finishedAt) this.unschedule(run.id)
-      else this.schedule(run.id, updated.nextTickAt ?? this.now())
+      if (updated.finishedAt) this.drop(run.id, false)
+      else if (this.held.has(run.id)) this.schedule(run.id, updated.nextTickAt ?? this.now())
       return updated
     }))
   }
@@ -53,13 +93,13 @@ export class LocalRunHost implements RunHosts {
   push(run: RunRow, obs: Observation): Promise<void> {
     return this.track(this.locks.run(run.id, async () => {
       const updated = await this.watcher.push(run.id, obs)
-      if (updated?.finishedAt) this.unschedule(run.id)
+      if (updated?.finishedAt) this.drop(run.id, false)
     }))
   }
 
-  /** Arrange a tick at `at` unless an earlier one is already due. */
+  /** Arrange a tick at `at` unless an earlier one is already due (held runs only). */
   schedule(runId: string, at: number): void {
-    if (this.stopped) return
+    if (this.stopped || !this.held.has(runId)) return
     const existing = this.timers.get(runId)
     if (existing && existing.at <= at) return
     if (existing) clearTimeout(existing.timer)
@@ -71,22 +111,86 @@ export class LocalRunHost implements RunHosts {
     this.timers.set(runId, { at, timer })
   }
 
-  private unschedule(runId: string): void {
+  private take(runId: string, token: number): void {
+    this.held.set(runId, token)
+    this.ledger.hold(runId, token)
+  }
+
+  /** Stop watching a run (finished, or taken over by another process). */
+  private drop(runId: string, lost: boolean): void {
     const t = this.timers.get(runId)
     if (t) clearTimeout(t.timer)
     this.timers.delete(runId)
+    this.held.delete(runId)
+    this.ledger.release(runId)
+    if (lost) this.log('lease lost: run taken over by another process, stopped watching it here', { runId })
   }
 
   private async runTick(runId: string): Promise<void> {
-    if (this.stopped) return
+    if (this.stopped || !this.held.has(runId)) return
+    // A lease that may have lapsed (renewals failing) is not acted on: another process may hold it.
+    if (this.now() >= this.validUntil) return
     try {
       const { nextAt } = await this.locks.run(runId, () => this.watcher.tick(runId))
       if (nextAt !== null) this.schedule(runId, nextAt)
+      else this.drop(runId, false)
     } catch (err) {
-      // A lost race re-reads at once; anything else (store unavailable, a bug) retries later.
-      const retryIn = err instanceof SeqConflictError ? 0 : INFRA_RETRY_MS
-      if (!(err instanceof SeqConflictError)) this.log('tick failed', { runId, error: String((err as Error)?.stack ?? err) })
-      this.schedule(runId, this.now() + retryIn)
+      if (err instanceof SeqConflictError) {
+        // Lost a race: with another writer of the run (a command elsewhere: re-read at once),
+        // or with a process that took the run over (stop watching it).
+        const lease = await this.store.leaseOf(runId).catch(() => undefined)
+        if (lease && (lease.owner !== this.lease.owner || lease.token !== this.held.get(runId))) return this.drop(runId, true)
+        return this.schedule(runId, this.now())
+      }
+      this.log('tick failed', { runId, error: String((err as Error)?.stack ?? err) })
+      this.schedule(runId, this.now() + INFRA_RETRY_MS)
+    }
+  }
+
+  private armLoop(): void {
+    if (this.stopped) return
+    const every = Math.max(50, Math.min(1_000, Math.floor(this.lease.ttlMs / 4)))
+    this.loop = setTimeout(() => {
+      this.pass = this.leasePass().finally(() => { this.pass = undefined; this.armLoop() })
+    }, every)
+  }
+
+  /** Renew (every third of the TTL), then claim free runs; on a database fault, stop ticking until it is back. */
+  private async leasePass(): Promise<void> {
+    const { owner, ttlMs } = this.lease
+    const started = this.now()
+    try {
+      if (started - this.lastRenewAt >= ttlMs / 3) {
+        const kept = await this.store.renewLeases(owner, started, started + ttlMs)
+        this.lastRenewAt = started
+        this.validUntil = started + ttlMs
+        const still = new Map(kept.map((r) => [r.id, r.token]))
+        for (const [id, token] of [...this.held]) if (still.get(id) !== token) this.drop(id, true)
+      }
+      for (;;) {
+        if (this.stopped) return
+        const claimed = await this.store.claimRuns(owner, this.now(), this.now() + ttlMs, CLAIM_BATCH)
+        for (const run of claimed) {
+          this.take(run.id, run.leaseToken)
+          this.schedule(run.id, run.status === 'scheduled' && run.scheduledAt ? run.scheduledAt : run.nextTickAt ?? this.now())
+        }
+        if (claimed.length && this.fault === null) this.log('runs claimed', { runs: claimed.length, owner })
+        if (claimed.length < CLAIM_BATCH) break
+      }
+      if (this.fault !== null) this.log('database reachable again: renewing and claiming leases', { owner, runs: this.held.size })
+      this.fault = null
+    } catch (err) {
+      const message = String((err as Error)?.message ?? err)
+      if (this.fault === null) {
+        this.log('lease renewal failed (database unreachable?): ticks stop when the leases lapse, other processes take the runs over', {
+          owner, runs: this.held.size, lapseAt: new Date(this.validUntil).toISOString(), error: message,
+        })
+      }
+      this.fault = message
+      if (this.now() >= this.validUntil) {
+        // Our leases have lapsed: whoever claims them now is the owner. Forget them all.
+        for (const id of [...this.held.keys()]) this.drop(id, false)
+      }
     }
   }
 
@@ -97,11 +201,20 @@ export class LocalRunHost implements RunHosts {
     return p
   }
 
-  /** Stop timers and wait for ticks and commands in flight to be written. */
+  /** Stop timers, wait for ticks and commands in flight to be written, then hand every lease back at once. */
   async stop(): Promise<void> {
     this.stopped = true
+    if (this.loop) clearTimeout(this.loop)
     for (const t of this.timers.values()) clearTimeout(t.timer)
     this.timers.clear()
     await Promise.allSettled([...this.inFlight])
+    await this.pass
+    try {
+      const released = await this.store.releaseLeases(this.lease.owner)
+      this.log('leases released', { owner: this.lease.owner, runs: released })
+    } catch (err) {
+      this.log('could not release leases: other processes take the runs over when they lapse', { owner: this.lease.owner, error: String((err as Error)?.message ?? err) })
+    }
+    for (const id of [...this.held.keys()]) this.drop(id, false)
   }
 }

@@ -4,7 +4,7 @@ import { ensureRootKey } from '../../core/bootstrap.ts'
 import type { SecretBox } from '../../core/crypto.ts'
 import { checkOutboundUrl, createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
 import { systemClock, type Clock } from '../../core/ports.ts'
-import { RateBudget } from '../../core/rate-budget.ts'
+import { SharedRateBudget } from '../../core/rate-budget.ts'
 import { Watcher } from '../../core/watcher.ts'
 import type { Config } from '../../config.ts'
 import { VERSION } from '../../config.ts'
@@ -52,6 +52,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   let publicUrl = config.RUNRELAY_PUBLIC_URL ?? origin(config.PORT)
 
   await store.migrate()
+  await store.claimDeployment('local', clock.now())
   // One process owns the database here: keys, workflows and connections are read from memory
   // between changes (changes made through this process drop their entries at once).
   store.enableReadCache(READ_CACHE_MS)
@@ -70,11 +71,11 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   tail.announceTo(bus)
   const ledger = new LocalLedger(store, tail, () => clock.now(), telemetry)
   const binder = createBinder({
-    store, secrets, clock, publicUrl: () => publicUrl, budget: new RateBudget(() => clock.now()), ...telemetry,
+    store, secrets, clock, publicUrl: () => publicUrl, budget: new SharedRateBudget((key, perSecond, now) => store.reserveRateToken(key, perSecond, now), () => clock.now()), ...telemetry,
     fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
   })
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind, ...telemetry })
-  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log)
+  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: config.RUNRELAY_INSTANCE_ID ?? processName(), ttlMs: config.RUNRELAY_LEASE_TTL_MS })
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, metrics,
   })
@@ -119,3 +120,11 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
     },
   }
 }
+
+/** A name for this process in lease rows: host, pid and a random part (pids repeat across machines and restarts). */
+function processName(): string {
+  const g = globalThis as { process?: { pid?: number }; Deno?: { pid?: number; hostname?(): string } }
+  const pid = g.process?.pid ?? g.Deno?.pid ?? 0
+  return `${pid}-${crypto.randomUUID().slice(0, 8)}`
+}
+

@@ -101,6 +101,7 @@ export function ensureReady(env: Env): Promise<void> {
       try {
         const applied = await store.migrate()
         if (applied) log('migrations applied', { where: 'worker.ensureReady', applied })
+        await store.claimDeployment('workers', Date.now())
         const root = await ensureRootKey(store, config.RUNRELAY_ROOT_KEY, Date.now())
         // Without RUNRELAY_ROOT_KEY a key is made once; the log is the only place it is shown.
         if (root.createdKey) console.warn(`runrelay: created a root key (shown once, set RUNRELAY_ROOT_KEY instead): ${root.createdKey}`)

@@ -1,0 +1,81 @@
+/**
+ * A process that loses its database stops ticking once its leases may have lapsed, renews
+ * nothing, logs the fault once, and claims the runs again when the database answers.
+ * Real store and run host; the database "loss" is the lease statements failing.
+ */
+import { createClient } from '@libsql/client'
+import { drizzle } from 'drizzle-orm/libsql'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { Connector } from '../../src/connectors/types.ts'
+import { PollPolicy } from '../../src/core/domain.ts'
+import { Watcher } from '../../src/core/watcher.ts'
+import { schema, Store } from '../../src/db/store.ts'
+import { LocalHub } from '../../src/runtime/local/hub.ts'
+import { LocalLedger } from '../../src/runtime/local/ledger.ts'
+import { LocalRunHost } from '../../src/runtime/local/run-host.ts'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('run host: database lost', () => {
+  let dir: string
+  let store: Store
+  let host: LocalRunHost
+  let polls: number
+  const logs: string[] = []
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'runrelay-lease-fault-'))
+    store = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
+    await store.migrate()
+    polls = 0
+    const connector: Connector = {
+      provider: 'fake',
+      connectionConfig: PollPolicy as any, credentials: PollPolicy as any, workflowConfig: PollPolicy as any,
+      async trigger() { return { upstreamId: 'up-1', status: 'running' } },
+      async poll() { polls++; return { status: 'running' } },
+    }
+    const policy = PollPolicy.parse({ firstIntervalMs: 100, maxIntervalMs: 100, deadlineMs: 600_000 })
+    const ledger = new LocalLedger(store, new LocalHub(), () => Date.now())
+    const watcher = new Watcher({
+      ledger, clock: { now: () => Date.now() }, random: () => 0,
+      bind: async () => ({ connector, policy, ctx: { fetch, connection: {} as any, workflow: {} as any, callbackUrl: '', now: () => Date.now(), cache: new Map() } }),
+    })
+    host = new LocalRunHost(store, ledger, watcher, () => Date.now(), (msg) => logs.push(msg), { owner: 'p1', ttlMs: 1_000 })
+    await host.resumeAll()
+  })
+  afterEach(async () => {
+    await host.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('stops ticking within the TTL, logs once, and takes the run back when the database answers', async () => {
+    const now = Date.now()
+    await host.create({
+      id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [],
+      lastSeq: 1, transientErrors: 0, polls: 0, nextTickAt: now, createdAt: now, updatedAt: now,
+    }, { type: 'run.created', data: {} })
+    await sleep(500)
+    expect(polls).toBeGreaterThan(0)
+    // The database stops answering the lease statements.
+    const { renewLeases, claimRuns } = store
+    store.renewLeases = async () => { throw new Error('SQLITE_IOERR: disk I/O error') }
+    store.claimRuns = async () => { throw new Error('SQLITE_IOERR: disk I/O error') }
+    await sleep(1_600) // past the TTL: every lease may have lapsed
+    const stoppedAt = polls
+    await sleep(800)
+    expect(polls, 'no tick once the leases may have lapsed').toBe(stoppedAt)
+    expect(host.heldRuns).toBe(0)
+    expect(logs.filter((m) => m.startsWith('lease renewal failed'))).toHaveLength(1)
+    // Back: the lapsed lease is claimed again (a new token) and polling resumes.
+    store.renewLeases = renewLeases
+    store.claimRuns = claimRuns
+    await sleep(1_000)
+    expect(host.heldRuns).toBe(1)
+    expect(polls).toBeGreaterThan(stoppedAt)
+    expect(logs).toContain('database reachable again: renewing and claiming leases')
+    expect((await store.leaseOf('run_1'))?.token).toBe(2)
+  }, 15_000)
+})
