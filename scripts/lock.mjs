@@ -7,12 +7,19 @@
 // node_modules lists every platform. Run it after merging package.json changes, then `npm ci`.
 // `node scripts/lock.mjs --check [lock.json]` only verifies a lock (the committed one by default; no network).
 import { execFileSync } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
+
+/**
+ * Optional packages some dependency declares but the registry does not have (404), so no lock
+ * can list them and npm ci does without them: yuku 0.27.0 (under tsdown's d.ts plugin) names
+ * @yuku-toolchain builds for platforms that were never published.
+ */
+const UNPUBLISHED = [/^@yuku-toolchain\//]
 
 /** Names of optional dependencies that some entry of the lock declares but the lock does not list. */
 export function missingOptionalPackages(lock) {
@@ -20,6 +27,7 @@ export function missingOptionalPackages(lock) {
   const missing = new Set()
   for (const [path, entry] of Object.entries(packages)) {
     for (const name of Object.keys(entry.optionalDependencies ?? {})) {
+      if (UNPUBLISHED.some((re) => re.test(name))) continue
       // Node resolution: <path>/node_modules/<name>, then each ancestor's node_modules.
       let found = false
       for (let dir = path; ; dir = dir.includes('/node_modules/') ? dir.slice(0, dir.lastIndexOf('/node_modules/')) : '') {
@@ -71,8 +79,19 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       if (existsSync(lockPath)) {
         try { JSON.parse(readFileSync(lockPath, 'utf8')); cpSync(lockPath, join(scratch, 'package-lock.json')) } catch { console.warn('package-lock.json is not valid JSON; resolving afresh') }
       }
-      execFileSync('npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: scratch, stdio: 'inherit' })
-      check(join(scratch, 'package-lock.json'))
+      const resolve = () => execFileSync('npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: scratch, stdio: 'inherit' })
+      resolve()
+      // A kept lock can still miss a package's other-platform optional packages (npm keeps the
+      // entry as it was): drop the entries that want them, and let npm resolve those again.
+      const scratchLock = join(scratch, 'package-lock.json')
+      const lock = JSON.parse(readFileSync(scratchLock, 'utf8'))
+      const wanting = new Set(missingOptionalPackages(lock).map((m) => m.replace(/^.* \(wanted by (.*)\)$/, '$1')))
+      if (wanting.size) {
+        for (const path of wanting) delete lock.packages[path]
+        writeFileSync(scratchLock, JSON.stringify(lock, null, 2) + '\n')
+        resolve()
+      }
+      check(scratchLock)
       cpSync(join(scratch, 'package-lock.json'), lockPath)
       console.log(`wrote ${lockPath}; now: npm ci`)
     } finally {
