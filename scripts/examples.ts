@@ -37,10 +37,10 @@ export function exec(cmd: string, args: string[], opts: { cwd?: string; env?: Re
   })
 }
 
-/** Build every package (tsdown: ESM, .d.ts, source maps), in parallel. */
+/** Build every package (tsup: ESM, .d.ts, source maps), in parallel. */
 export async function buildPackages(): Promise<number> {
   const started = Date.now()
-  await Promise.all(PACKAGES.map((p) => exec(bin('tsdown'), ['--logLevel', 'warn'], { cwd: join(ROOT, 'packages', p) })))
+  await Promise.all(PACKAGES.map((p) => exec(bin('tsup'), ['--silent'], { cwd: join(ROOT, 'packages', p) })))
   return Date.now() - started
 }
 

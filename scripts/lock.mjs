@@ -14,20 +14,12 @@ import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-/**
- * Optional packages some dependency declares but the registry does not have (404), so no lock
- * can list them and npm ci does without them: yuku 0.27.0 (under tsdown's d.ts plugin) names
- * @yuku-toolchain builds for platforms that were never published.
- */
-const UNPUBLISHED = [/^@yuku-toolchain\//]
-
 /** Names of optional dependencies that some entry of the lock declares but the lock does not list. */
 export function missingOptionalPackages(lock) {
   const packages = lock.packages ?? {}
   const missing = new Set()
   for (const [path, entry] of Object.entries(packages)) {
     for (const name of Object.keys(entry.optionalDependencies ?? {})) {
-      if (UNPUBLISHED.some((re) => re.test(name))) continue
       // Node resolution: <path>/node_modules/<name>, then each ancestor's node_modules.
       let found = false
       for (let dir = path; ; dir = dir.includes('/node_modules/') ? dir.slice(0, dir.lastIndexOf('/node_modules/')) : '') {

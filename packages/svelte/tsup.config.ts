@@ -1,9 +1,10 @@
-import { defineConfig } from 'tsdown'
+import { defineConfig } from 'tsup'
 
 export default defineConfig({
   entry: ['src/index.ts'],
-  format: 'esm',
+  format: ['esm'],
   platform: 'neutral',
+  target: 'es2022',
   dts: true,
   sourcemap: true,
   clean: true,
