@@ -64,7 +64,7 @@ describe('triggers at most once (watcher, real store, scripted fetch)', () => {
     ledger = new LocalLedger(store, hub, () => clock.now())
     watcher = new Watcher({
       ledger, clock, random: () => 1,
-      bind: async () => ({ connector, policy, triggerRetry, ctx: { fetch: fakeFetch, connection: {} as any, workflow: {} as any, callbackUrl: '', now: () => clock.now(), cache: new Map() } }),
+      bind: async () => ({ connector, policy, triggerRetry, ctx: { fetch: fakeFetch, connection: { credentials: {} } as any, workflow: {} as any, callbackUrl: '', now: () => clock.now(), cache: new Map() } }),
     })
     await ledger.create({
       id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [],

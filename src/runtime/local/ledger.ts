@@ -133,9 +133,12 @@ export class LocalLedger implements RunLedger {
       this.remember((r.value as { run: RunRow }).run)
       try {
         const events = p.events(r.value)
-        countCommitted(this.metrics, events)
-        this.tracer.span('runrelay.publish', { 'runrelay.run_id': p.runId, 'runrelay.events': events.length }, () => this.publisher.publish(p.tenantId, events), p.span)
-        this.metrics.inc('runrelay_events_published_total', undefined, events.length)
+        // A write without events (a trigger attempt recorded before its request) has nothing to publish.
+        if (events.length > 0) {
+          countCommitted(this.metrics, events)
+          this.tracer.span('runrelay.publish', { 'runrelay.run_id': p.runId, 'runrelay.events': events.length }, () => this.publisher.publish(p.tenantId, events), p.span)
+          this.metrics.inc('runrelay_events_published_total', undefined, events.length)
+        }
       } catch {
         // The write is durable: a subscriber that fails catches up from the store on reconnect.
       }
