@@ -101,7 +101,7 @@ describe('npm run dev:worker', () => {
     // Ctrl-C: the terminal signals the whole foreground process group.
     process.kill(-w.proc.pid!, 'SIGINT')
     await until(async () => w.proc.exitCode !== null || w.proc.signalCode !== null, 30_000, 'dev:worker to exit')
-    await until(() => w.pids.every((p) => !alive(p)), 15_000, `no process left (${w.pids.filter(alive).map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')).join('; ')})`)
+    await until(() => w.pids.every((p) => !alive(p)), 45_000, `no process left (${w.pids.filter(alive).map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')).join('; ')})`)
   }, 240_000)
 
   it('a second run reuses .dev.vars without printing the key; when the libSQL server dies, wrangler is stopped with a clear message', async () => {
@@ -114,7 +114,7 @@ describe('npm run dev:worker', () => {
     process.kill(libsql!, 'SIGKILL')
     expect(await w.exited).not.toBe(0)
     expect(w.output()).toContain('dev:worker: the libSQL server exited (SIGKILL); stopping wrangler dev.')
-    await until(() => w.pids.every((p) => !alive(p)), 15_000, 'no process left')
+    await until(() => w.pids.every((p) => !alive(p)), 45_000, 'no process left')
   }, 240_000)
 })
 
