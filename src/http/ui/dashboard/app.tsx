@@ -289,7 +289,8 @@ function RunView({ id, workflows, setLive, canWrite }: { id: string; workflows: 
         onEvent: (e) => {
           setEvents((xs) => [...xs, e])
           setRun((r) => (r ? { ...r, status: e.status } : r))
-          clearTimeout(refresh); refresh = setTimeout(load, 150)
+          // A refresh that fails (signed out meanwhile, a network blip) is dropped: the next event brings another.
+          clearTimeout(refresh); refresh = setTimeout(() => { load().catch(() => {}) }, 150)
         },
       })
     }, (err) => setMissing(errorText(err)))
