@@ -3,6 +3,7 @@ import type { LibSQLDatabase } from 'drizzle-orm/libsql'
 import type { NewEvent, RunEvent, RunStatus } from '../core/domain.ts'
 import { fromBase64Url, toBase64Url } from '../core/crypto.ts'
 import { WriteConflictError } from '../core/ports.ts'
+import type { RunPatch, RunRecord } from '../core/run.ts'
 import * as schema from './schema.ts'
 import { apiKeys, connections, events, idempotencyKeys, runs, settings, tenants, workflows } from './schema.ts'
 import { migrate } from './migrate.ts'
@@ -17,7 +18,13 @@ export type ConnectionRow = typeof connections.$inferSelect
 export type WorkflowRow = typeof workflows.$inferSelect
 export type RunRow = typeof runs.$inferSelect
 export type EventRow = typeof events.$inferSelect
-export type RunPatch = Partial<Omit<RunRow, 'id' | 'tenantId' | 'workflowId' | 'createdAt' | 'lastSeq'>>
+export type { RunPatch }
+
+/** Compiles only while A and B are assignable both ways. */
+type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+// The core declares the run it works on (src/core/run.ts); this fails to compile when the table and it drift apart.
+const runShapeMatches: SameShape<RunRow, RunRecord> = true
+void runShapeMatches
 
 export interface Page<T> { items: T[]; nextCursor: string | null }
 

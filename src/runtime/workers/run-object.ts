@@ -1,6 +1,6 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { CommandName, Observation } from '../../connectors/types.ts'
-import { createBinder, type Binder } from '../../core/binding.ts'
+import { createBinder, type Binder } from '../../services/binder.ts'
 import type { NewEvent, RunEvent } from '../../core/domain.ts'
 import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
