@@ -568,7 +568,7 @@ export class RunObject extends DurableObject<Env> {
     this.socketExpiry = earliest
     for (const s of this.sse) {
       if (s.expiresAt !== undefined && s.expiresAt <= now) s.end()
-      else if (beat && s.ready) s.write(': heartbeat\n\n')
+      else if (beat && s.ready) s.heartbeat()
     }
   }
 
