@@ -3,6 +3,8 @@
  * Workers.
  */
 
+import { encode as toBase64Url } from 'jose/base64url'
+
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -25,12 +27,12 @@ const nodeHashes: NodeHashes | undefined = (() => {
   }
 })()
 
-export function toBase64Url(bytes: Uint8Array): string {
-  let bin = ''
-  for (const b of bytes) bin += String.fromCharCode(b)
-  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
-}
+// Encoding is jose's (already the JWT library). Decoding stays here: it takes base64 and base64url
+// alike (RUNRELAY_ENCRYPTION_KEY may be either), the same on every runtime, where jose's decoder is
+// strict base64url and follows Uint8Array.fromBase64 where the runtime has it.
+export { toBase64Url }
 
+/** Bytes of base64url or base64 text, padding optional; throws on anything else. */
 export function fromBase64Url(text: string): Uint8Array {
   const b64 = text.replace(/-/g, '+').replace(/_/g, '/')
   const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4))

@@ -32,6 +32,12 @@ export function sseFrame(e: RunEvent, id: number): string {
   return `id: ${id}\nevent: ${e.type}\ndata: ${eventToJson(e)}\n\n`
 }
 
+/** The first frame of every SSE stream: a dropped client reconnects after one second. */
+export const sseRetryFrame = 'retry: 1000\n\n'
+
+/** An SSE comment sent while a stream is idle, so proxies keep it open. */
+export const sseHeartbeatFrame = ': heartbeat\n\n'
+
 /** The last frame a slow SSE consumer gets before its stream ends: reconnect with Last-Event-ID. */
 export const sseSlowConsumer = `event: error\ndata: ${JSON.stringify({ code: 'slow_consumer', message: 'reconnect with Last-Event-ID' })}\n\n`
 

@@ -1,5 +1,5 @@
-import type { Connector, ConnectorContext } from '../connectors/types.ts'
-import type { RunPatch, RunRow } from '../db/store.ts'
+import type { Connector, ConnectorContext } from './connector.ts'
+import type { RunPatch, RunRecord } from './run.ts'
 import type { NewEvent, PollPolicy, RunEvent } from './domain.ts'
 import type { DurationModel } from './poll-planner.ts'
 import type { CounterName, GaugeName, HistogramName, MetricLabels } from './metrics.ts'
@@ -14,8 +14,8 @@ export const systemClock: Clock = { now: () => Date.now() }
  * Durable Object's storage as an outbox in front of libSQL.
  */
 export interface RunLedger {
-  getRun(runId: string): Promise<RunRow | undefined>
-  commit(run: RunRow, patch: RunPatch, events: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }>
+  getRun(runId: string): Promise<RunRecord | undefined>
+  commit(run: RunRecord, patch: RunPatch, events: NewEvent[]): Promise<{ run: RunRecord; events: RunEvent[] }>
 }
 
 /** A conditional write of a run lost a race (another writer, or a stale lease): re-read and decide again. */
@@ -35,7 +35,7 @@ export interface ConnectorBinding {
   triggerRetry?: 'at_most_once' | 'at_least_once'
 }
 
-export type BindConnector = (run: RunRow) => Promise<ConnectorBinding>
+export type BindConnector = (run: RunRecord) => Promise<ConnectorBinding>
 
 /**
  * Where runrelay's counters go (see METRICS in metrics.ts for every name). The core calls it;

@@ -1,6 +1,6 @@
-import type { CommandName, Observation, TriggerResult } from '../connectors/types.ts'
-import { CANCEL_NOT_FORWARDED, UpstreamError } from '../connectors/types.ts'
-import type { RunPatch, RunRow } from '../db/store.ts'
+import type { CommandName, Observation, TriggerResult } from './connector.ts'
+import { CANCEL_NOT_FORWARDED, UpstreamError } from './connector.ts'
+import type { RunPatch, RunRecord } from './run.ts'
 import { retryDelay } from './backoff.ts'
 import { isTerminal, STATUS_RANK, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
 import { isOutboundUrlError } from './outbound.ts'
@@ -62,7 +62,7 @@ export class Watcher {
     return this.traced('poll', run, binding, () => this.poll(run, binding, now))
   }
 
-  private async poll(run: RunRow, binding: ConnectorBinding, now: number): Promise<TickResult> {
+  private async poll(run: RunRecord, binding: ConnectorBinding, now: number): Promise<TickResult> {
     try {
       const obs = await binding.connector.poll!(binding.ctx, { runId: run.id, upstreamId: run.upstreamId!, state: run.connectorState })
       const change = this.observe(run, obs)
@@ -83,7 +83,7 @@ export class Watcher {
    * A tick's upstream phase, timed, counted and traced. A run's polls (and its timeout) are
    * children of its trigger's span when this process triggered it: one trace per run.
    */
-  private traced(phase: 'trigger' | 'poll' | 'timeout', run: RunRow, binding: ConnectorBinding, fn: () => Promise<TickResult>): Promise<TickResult> {
+  private traced(phase: 'trigger' | 'poll' | 'timeout', run: RunRecord, binding: ConnectorBinding, fn: () => Promise<TickResult>): Promise<TickResult> {
     const { metrics = noMetrics, tracer = noTracer } = this.deps
     const started = performance.now()
     const parent = phase === 'trigger' ? undefined : this.triggerSpans.get(run.id)
@@ -106,7 +106,7 @@ export class Watcher {
     }, parent)
   }
 
-  private async trigger(run: RunRow, binding: ConnectorBinding): Promise<TickResult> {
+  private async trigger(run: RunRecord, binding: ConnectorBinding): Promise<TickResult> {
     // A trigger left pending by an earlier attempt (the process stopped before its answer was
     // stored) may have started a job: it is never sent again blindly.
     if (run.triggerPendingAt != null) {
@@ -158,7 +158,7 @@ export class Watcher {
   }
 
   /** Record a trigger's answer: the upstream id, the first observation, the first poll time. */
-  private triggered(run: RunRow, binding: ConnectorBinding, result: TriggerResult, extra: Record<string, unknown> = {}): Promise<TickResult> {
+  private triggered(run: RunRecord, binding: ConnectorBinding, result: TriggerResult, extra: Record<string, unknown> = {}): Promise<TickResult> {
     const now = this.deps.clock.now()
     const change = this.observe(run, { ...result, status: result.status ?? 'queued' })
     change.patch.upstreamId = result.upstreamId
@@ -178,7 +178,7 @@ export class Watcher {
    * opted in to at-least-once); else looked up where the vendor can say; else the run fails
    * with trigger_outcome_unknown, keeping what was sent, when and what happened.
    */
-  private async outcomeUnknown(run: RunRow, binding: ConnectorBinding, evidence: Record<string, unknown>, cause?: unknown): Promise<TickResult> {
+  private async outcomeUnknown(run: RunRecord, binding: ConnectorBinding, evidence: Record<string, unknown>, cause?: unknown): Promise<TickResult> {
     const { connector } = binding
     const honours = typeof connector.honoursIdempotencyKey === 'function' ? connector.honoursIdempotencyKey(binding.ctx) : !!connector.honoursIdempotencyKey
     const resend = binding.triggerRetry === 'at_least_once' ? 'at_least_once' : honours ? 'idempotency_key' : null
@@ -208,7 +208,7 @@ export class Watcher {
   }
 
   /** Turn an observation into a patch and the events it implies (nothing if nothing changed). */
-  observe(run: RunRow, obs: Observation): Change {
+  observe(run: RunRecord, obs: Observation): Change {
     const now = this.deps.clock.now()
     const patch: RunPatch = {}
     const events: NewEvent[] = []
@@ -253,7 +253,7 @@ export class Watcher {
     return { patch, events }
   }
 
-  private async failure(run: RunRow, binding: ConnectorBinding, err: unknown, phase: 'trigger' | 'poll' | 'timeout', patch: RunPatch = {}): Promise<TickResult> {
+  private async failure(run: RunRecord, binding: ConnectorBinding, err: unknown, phase: 'trigger' | 'poll' | 'timeout', patch: RunPatch = {}): Promise<TickResult> {
     const now = this.deps.clock.now()
     const upstream = err instanceof UpstreamError ? err : null
     if (!upstream) {
@@ -277,7 +277,7 @@ export class Watcher {
     return { nextAt: null }
   }
 
-  private async timeOut(run: RunRow, binding: ConnectorBinding): Promise<void> {
+  private async timeOut(run: RunRecord, binding: ConnectorBinding): Promise<void> {
     const cancel = binding.connector.commands?.cancel
     let upstream = 'not_supported'
     if (cancel && run.upstreamId) {
@@ -286,7 +286,7 @@ export class Watcher {
     await this.finish(run, 'timed_out', { code: 'deadline_exceeded', message: 'the run passed its deadline' }, { upstream }, binding)
   }
 
-  private async finish(run: RunRow, to: RunStatus, error: ErrorInfo | null, extra: Record<string, unknown>, binding?: ConnectorBinding, patch: RunPatch = {}): Promise<RunRow> {
+  private async finish(run: RunRecord, to: RunStatus, error: ErrorInfo | null, extra: Record<string, unknown>, binding?: ConnectorBinding, patch: RunPatch = {}): Promise<RunRecord> {
     const now = this.deps.clock.now()
     const data: Record<string, unknown> = { from: run.status, to, upstream_status: run.upstreamStatus, ...extra }
     if (error) data.error = error
@@ -296,7 +296,7 @@ export class Watcher {
   }
 
   /** The connector's clean-up once a run has ended (best effort: the run's outcome is already stored). */
-  private async ended(run: RunRow, binding?: ConnectorBinding): Promise<void> {
+  private async ended(run: RunRecord, binding?: ConnectorBinding): Promise<void> {
     try {
       const b = binding ?? await this.deps.bind(run)
       await b.connector.finished?.(b.ctx, { runId: run.id, upstreamId: run.upstreamId ?? '', state: run.connectorState })
@@ -304,7 +304,7 @@ export class Watcher {
   }
 
   /** Persist a change with the next tick time; the deadline always gets a tick of its own. */
-  private async plan(run: RunRow, change: Change, next: number | null): Promise<TickResult> {
+  private async plan(run: RunRecord, change: Change, next: number | null): Promise<TickResult> {
     const terminal = isTerminal((change.patch.status ?? run.status) as RunStatus)
     const at = terminal ? null : next === null ? run.deadlineAt ?? null : run.deadlineAt ? Math.min(next, run.deadlineAt) : next
     change.patch.nextTickAt = at
@@ -314,7 +314,7 @@ export class Watcher {
   }
 
   /** Apply an observation pushed by the upstream (a callback). Idempotent with polls. */
-  async push(runId: string, obs: Observation): Promise<RunRow | undefined> {
+  async push(runId: string, obs: Observation): Promise<RunRecord | undefined> {
     const run = await this.deps.ledger.getRun(runId)
     if (!run || isTerminal(run.status as RunStatus)) return run
     const change = this.observe(run, obs)
@@ -328,7 +328,7 @@ export class Watcher {
    * Run a user's command. Cancel always ends the run here (forwarded upstream where the
    * connector can); pause, resume and input need the connector's support.
    */
-  async command(runId: string, name: CommandName, payload: unknown, by: string): Promise<RunRow> {
+  async command(runId: string, name: CommandName, payload: unknown, by: string): Promise<RunRecord> {
     let run = await this.deps.ledger.getRun(runId)
     if (!run) throw new CommandRejected('not_found', 'run not found')
     const status = run.status as RunStatus
@@ -375,7 +375,7 @@ export class Watcher {
     }
   }
 
-  private async applyCommand(run: RunRow, name: CommandName, obs: Observation | void, commandEvent: NewEvent, binding: ConnectorBinding): Promise<RunRow> {
+  private async applyCommand(run: RunRecord, name: CommandName, obs: Observation | void, commandEvent: NewEvent, binding: ConnectorBinding): Promise<RunRecord> {
     const status = run.status as RunStatus
     if (name === 'cancel') {
       const now = this.deps.clock.now()
@@ -442,7 +442,7 @@ function recording(f: typeof fetch, calls: TriggerCall[]): typeof fetch {
   }
 }
 
-function triggerRequest(run: RunRow) {
+function triggerRequest(run: RunRecord) {
   return { runId: run.id, input: run.input, variables: run.variables, runtimeVariables: run.runtimeVariables }
 }
 

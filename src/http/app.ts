@@ -1,24 +1,17 @@
-import { zValidator } from '@hono/zod-validator'
-import { Hono, type MiddlewareHandler } from 'hono'
+import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { cors } from 'hono/cors'
 import { requestId } from 'hono/request-id'
-import type { z } from 'zod'
-import type { Binder } from '../core/binding.ts'
-import type { SecretBox } from '../core/crypto.ts'
-import type { Clock } from '../core/ports.ts'
-import { decodeCursor, type Store } from '../db/store.ts'
-import { authenticate, authMiddleware, credentialOf, type AuthEnv, type TokenVerifier } from './auth.ts'
-import { assertJsonDepth } from './body.ts'
-import { ApiError, errorResponse, toApiError, validationError } from './errors.ts'
+import { authenticate, authMiddleware, credentialOf, type AuthEnv } from './auth.ts'
+import type { AppDeps, RouteContext } from './context.ts'
+import { ApiError, errorResponse, toApiError } from './errors.ts'
 import { KeyRateLimiter } from './rate-limit.ts'
 import { accessLog } from './request-log.ts'
-import type { RunHosts, Streams } from './hosts.ts'
 import { buildAsyncApi } from './asyncapi.ts'
 import { buildOpenApi, documented } from './openapi.ts'
 import { registerAdminRoutes } from './routes/admin.ts'
 import { registerConnectionRoutes } from './routes/connections.ts'
-import { registerMetricsRoutes, type MetricsDeps } from './routes/metrics.ts'
+import { registerMetricsRoutes } from './routes/metrics.ts'
 import { registerProxyRoutes } from './routes/proxy.ts'
 import { registerRunRoutes } from './routes/runs.ts'
 import { registerScheduleRoutes } from './routes/schedules.ts'
@@ -28,64 +21,10 @@ import { registerUiRoutes } from './routes/ui.ts'
 import { registerWorkflowRoutes } from './routes/workflows.ts'
 import { registerWebhookRoutes } from './routes/webhooks.ts'
 
-export interface AppConfig {
-  /** Public base URL (for callback URLs and the OpenAPI server). */
-  publicUrl: string
-  /** Let connections point at loopback/private addresses (tests, on-premises upstreams). */
-  allowPrivateNetwork: boolean
-  maxBodyBytes: number
-  idempotencyTtlMs: number
-  version: string
-  /** API requests per key (or subscriber token) per minute; 0 turns the limit off. Default 6000. */
-  rateLimitPerMinute?: number
-  /** Origins browsers may call the API from (CORS); default any. */
-  corsOrigins?: string | string[]
-}
-
-/** Everything a runtime hands the app: the app itself imports no runtime. */
-export interface AppDeps {
-  store: Store
-  secrets: SecretBox
-  binder: Binder
-  hosts: RunHosts
-  streams: Streams
-  clock: Clock
-  config: AppConfig
-  /** Refuses outbound URLs that reach private networks (unless allowed). */
-  checkUrl(url: string): Promise<void>
-  tokens?: TokenVerifier
-  log?: (msg: string, extra?: Record<string, unknown>) => void
-  /** GET /metrics (Node and Deno). */
-  metrics?: MetricsDeps
-  /** Middleware run first on every request, after the request id (tracing). */
-  middleware?: MiddlewareHandler[]
-  /** Log every request (RUNRELAY_LOG=debug). */
-  accessLog?: boolean
-}
-
 /** URLs longer than this get 414 (on Node also past its 16 KiB header limit: see runtime/node/main.ts). */
 export const MAX_URL_BYTES = 8192
 /** The 414 for a URL over MAX_URL_BYTES. */
 export const uriTooLong = () => new ApiError(414, 'uri_too_long', 'URL is longer than 8 KiB')
-
-type Target = 'json' | 'query' | 'param'
-const where: Record<Target, string> = { json: 'body', query: 'query', param: 'path' }
-
-/** zod validation answering runrelay's 400 format. */
-export const valid = <T extends z.ZodType, K extends Target>(target: K, schema: T) => {
-  const validator = zValidator(target, schema, (result) => {
-    if (!result.success) throw validationError(result.error as unknown as z.ZodError, where[target])
-  })
-  if (target !== 'json') return validator
-  // JSON bodies: too deep a nesting is refused before zod (or anything after it) recurses into it.
-  const guarded: typeof validator = async (c, next) => { await assertJsonDepth(c); return validator(c, next) }
-  return guarded
-}
-
-export interface RouteContext {
-  auth: ReturnType<typeof authMiddleware>
-  authenticate: ReturnType<typeof authenticate>
-}
 
 /** Builds the runrelay HTTP app over the given runtime dependencies. */
 export function createApp(deps: AppDeps): Hono<AuthEnv> {
@@ -163,14 +102,6 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   return app
 }
 
-
-/** The decoded cursor of a list request, or a 400. */
-export function cursorOf(cursor: string | undefined): [number, string] | null {
-  if (!cursor) return null
-  const decoded = decodeCursor(cursor)
-  if (!decoded) throw new ApiError(400, 'validation_failed', 'invalid cursor', [{ path: 'query.cursor', message: 'invalid cursor' }])
-  return decoded
-}
 
 /** Consume a request body up to `maxBytes` or `ms`, whichever comes first. */
 async function drain(body: ReadableStream<Uint8Array> | null, maxBytes: number, ms: number): Promise<void> {

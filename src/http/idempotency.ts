@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import { sha256Hex } from '../core/crypto.ts'
-import type { AppDeps } from './app.ts'
+import type { AppDeps } from './context.ts'
 import type { AuthEnv } from './auth.ts'
 import { ApiError, conflict } from './errors.ts'
 

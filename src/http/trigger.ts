@@ -5,7 +5,7 @@ import { pollPolicyOf } from '../core/binding.ts'
 import type { RunStatus } from '../core/domain.ts'
 import { renderTemplate } from '../core/template.ts'
 import type { RunRow, WorkflowRow } from '../db/store.ts'
-import type { AppDeps } from './app.ts'
+import type { AppDeps } from './context.ts'
 import { ApiError, conflict } from './errors.ts'
 import type { RunCreate } from './schemas.ts'
 

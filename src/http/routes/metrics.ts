@@ -1,18 +1,13 @@
 import type { Context, Hono } from 'hono'
 import { sha256Hex } from '../../core/crypto.ts'
-import type { AppDeps, RouteContext } from '../app.ts'
+import type { AppDeps, MetricsDeps, RouteContext } from '../context.ts'
 import { credentialOf, type AuthEnv } from '../auth.ts'
 import { ApiError } from '../errors.ts'
 import { documented } from '../openapi.ts'
 
-/** What the metrics route needs from a runtime (Node and Deno; Workers have none). */
-export interface MetricsDeps {
-  /** The Prometheus text exposition. */
-  scrape(): Promise<{ contentType: string; body: string }>
-  /** A bearer token that may read /metrics besides the root key (RUNRELAY_METRICS_TOKEN). */
-  token?: string
-}
+export type { MetricsDeps } from '../context.ts'
 
+/** What the metrics route needs from a runtime (Node and Deno; Workers have none). */
 /**
  * GET /metrics: Prometheus text, for the root key or the metrics token. Process-wide figures
  * (every tenant's runs), so tenant keys, even admin ones, get a 403.

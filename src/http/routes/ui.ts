@@ -1,6 +1,6 @@
 import type { Context, Hono } from 'hono'
 import { randomBytes, toBase64Url } from '../../core/crypto.ts'
-import type { AppDeps, RouteContext } from '../app.ts'
+import type { AppDeps, RouteContext } from '../context.ts'
 import type { AuthEnv } from '../auth.ts'
 import { documented } from '../openapi.ts'
 import { DASHBOARD_HTML } from '../ui/dashboard.ts'

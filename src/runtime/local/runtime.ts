@@ -1,6 +1,6 @@
 import type { UpgradeWebSocket } from 'hono/ws'
-import { createBinder } from '../../core/binding.ts'
-import { ensureRootKey } from '../../core/bootstrap.ts'
+import { createBinder } from '../../services/binder.ts'
+import { ensureRootKey } from '../../services/bootstrap.ts'
 import type { SecretBox } from '../../core/crypto.ts'
 import { checkOutboundUrl, createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
 import { systemClock, type Clock } from '../../core/ports.ts'

@@ -3,7 +3,7 @@ import { streamSSE } from 'hono/streaming'
 import type { UpgradeWebSocket, WSContext } from 'hono/ws'
 import type { RunEvent } from '../../core/domain.ts'
 import { noMetrics, type Metrics } from '../../core/ports.ts'
-import { endsRun, eventsFrame, sseFrame, sseSlowConsumer } from '../../core/frames.ts'
+import { endsRun, eventsFrame, sseFrame, sseHeartbeatFrame, sseRetryFrame, sseSlowConsumer } from '../../core/frames.ts'
 import { CLOSE, clientFrameTooBig, parseClientMessage, PROTOCOL_VERSION, type ServerMessage } from '../../core/protocol.ts'
 import { ReplayGate } from '../../core/replay.ts'
 import type { Store } from '../../db/store.ts'
@@ -285,10 +285,10 @@ export class LocalStreams implements Streams {
       const gauge = { transport: 'sse', stream: req.runId !== undefined ? 'run' : 'feed' }
       this.metrics.add('runrelay_subscribers', gauge, 1)
       stream.onAbort(end)
-      const heartbeat = setInterval(() => write(': heartbeat\n\n'), this.opts.heartbeatMs)
+      const heartbeat = setInterval(() => write(sseHeartbeatFrame), this.opts.heartbeatMs)
       const expiry = req.expiresAt !== undefined ? setTimeout(end, Math.max(0, req.expiresAt - Date.now())) : undefined
       try {
-        await write(`retry: 1000\n\n`)
+        await write(sseRetryFrame)
         await session.gate.replay(this.load(req), REPLAY_PAGE)
         // A finished run whose history is all sent (a resume at its end): nothing more will come.
         if (req.finished) void chain.then(end)

@@ -287,7 +287,7 @@ export class FeedObject extends DurableObject<Env> {
     this.lastHeartbeat = Date.now()
     const frame = heartbeatFrame()
     for (const ws of sockets) if (this.att(ws)?.ready) trySend(ws, frame)
-    for (const s of this.sse.keys()) if (s.ready) s.write(': heartbeat\n\n')
+    for (const s of this.sse.keys()) if (s.ready) s.heartbeat()
   }
 
   /** While anyone listens: one alarm for the next heartbeat (and safety-net read) or token expiry. */

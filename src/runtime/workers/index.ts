@@ -1,6 +1,6 @@
 import type { Hono } from 'hono'
 import { VERSION } from '../../config.ts'
-import { createBinder } from '../../core/binding.ts'
+import { createBinder } from '../../services/binder.ts'
 import { checkOutboundUrl } from '../../core/outbound.ts'
 import { systemClock } from '../../core/ports.ts'
 import { RateBudget } from '../../core/rate-budget.ts'

@@ -1,6 +1,6 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { CommandName, Observation } from '../../connectors/types.ts'
-import { createBinder, type Binder } from '../../core/binding.ts'
+import { createBinder, type Binder } from '../../services/binder.ts'
 import type { NewEvent, RunEvent } from '../../core/domain.ts'
 import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
@@ -568,7 +568,7 @@ export class RunObject extends DurableObject<Env> {
     this.socketExpiry = earliest
     for (const s of this.sse) {
       if (s.expiresAt !== undefined && s.expiresAt <= now) s.end()
-      else if (beat && s.ready) s.write(': heartbeat\n\n')
+      else if (beat && s.ready) s.heartbeat()
     }
   }
 

@@ -1,6 +1,6 @@
 import { createClient } from '@libsql/client/web'
 import { drizzle } from 'drizzle-orm/libsql/web'
-import { ensureRootKey } from '../../core/bootstrap.ts'
+import { ensureRootKey } from '../../services/bootstrap.ts'
 import { SecretBox } from '../../core/crypto.ts'
 import { createGuardedFetch } from '../../core/outbound.ts'
 import { redactText } from '../../core/redact.ts'

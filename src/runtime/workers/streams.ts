@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import * as z from 'zod'
 import type { RunEvent } from '../../core/domain.ts'
-import { sseFrame, sseSlowConsumer } from '../../core/frames.ts'
+import { sseFrame, sseHeartbeatFrame, sseRetryFrame, sseSlowConsumer } from '../../core/frames.ts'
 import { sha256Hex } from '../../core/crypto.ts'
 import { CLOSE, clientFrameTooBig, parseClientMessage, PROTOCOL_VERSION, selectSubprotocol, type ServerMessage } from '../../core/protocol.ts'
 import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
@@ -174,7 +174,7 @@ export class SseSink {
     this.response = new Response(readable, {
       headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' },
     })
-    this.write('retry: 1000\n\n')
+    this.write(sseRetryFrame)
   }
 
   write(text: string): void {
@@ -183,6 +183,9 @@ export class SseSink {
     this.pendingBytes += bytes.byteLength
     this.writer.write(bytes).then(() => { this.pendingBytes -= bytes.byteLength }, () => this.end())
   }
+
+  /** Keep an idle stream open through proxies. */
+  heartbeat(): void { this.write(sseHeartbeatFrame) }
 
   /** Write the events after this sink's position; returns the ones written (none when it is dropped as a slow consumer). */
   deliver(events: RunEvent[]): RunEvent[] {

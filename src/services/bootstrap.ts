@@ -1,5 +1,5 @@
 import type { Store } from '../db/store.ts'
-import { newApiKey, newId, sha256Hex } from './crypto.ts'
+import { newApiKey, newId, sha256Hex } from '../core/crypto.ts'
 
 /**
  * Make sure a root key exists. With `given` (RUNRELAY_ROOT_KEY) that key is the root key;
