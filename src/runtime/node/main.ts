@@ -10,6 +10,9 @@ import { nodeKeyFiles } from './key-files.ts'
 import { answerClientError } from './client-errors.ts'
 import { createNodeWebSockets } from './websocket.ts'
 
+/** How long an idle keep-alive connection stays open (longer than common client and load-balancer idle timeouts, 60 s). */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000
+
 /** Start runrelay on Node: embedded libSQL file, in-process hosts, HTTP + WebSocket server. */
 export async function startNode(env: Record<string, string | undefined> = process.env) {
   const config = parseConfig(env)
@@ -38,6 +41,10 @@ export async function startNode(env: Record<string, string | undefined> = proces
     },
   })
   nodeWs.inject(server as import('node:http').Server)
+  // Keep idle keep-alive connections longer than clients and load balancers do (Node's 5 s is
+  // shorter than most pools' idle time): otherwise a client may reuse a socket the server is
+  // closing at that instant and get a reset instead of an answer.
+  ;(server as import('node:http').Server).keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
   // Requests Node's parser refuses: JSON errors, and a 414 (not 431) for URLs past 16 KiB.
   server.on('clientError', answerClientError)
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))
