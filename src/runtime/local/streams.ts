@@ -110,11 +110,12 @@ class WsSession extends ReplayGate implements SocketHandler, TopicMember {
         // A finished run whose history is all sent (a resume at its end): nothing more will come.
         if (req.finished) return this.end(CLOSE.NORMAL, 'run finished')
         const topics = this.streams.topics
-        if (topics && req.runId !== undefined) {
+        if (topics && req.runId !== undefined && !this.done) {
           // Synchronous: every publish before this went through the gate, every one after goes to the topic.
           this.streams.hub.leaveRun(req.runId, this)
           this.onTopic = true
           topics.join(this.streams.hub, req.runId, this)
+          this.streams.metrics.add('runrelay_native_topic_subscribers', {}, 1)
         }
       },
       () => this.end(CLOSE.TRY_AGAIN_LATER, 'history unavailable'),
@@ -172,7 +173,10 @@ class WsSession extends ReplayGate implements SocketHandler, TopicMember {
     if (this.done) return
     this.done = true
     if (this.unsubscribe) this.unsubscribe()
-    else if (this.onTopic) this.streams.topics!.leave(this.streams.hub, this.req.runId!, this)
+    else if (this.onTopic) {
+      this.streams.topics!.leave(this.streams.hub, this.req.runId!, this)
+      this.streams.metrics.add('runrelay_native_topic_subscribers', {}, -1)
+    }
     else this.streams.hub.leaveRun(this.req.runId!, this)
     clearTimeout(this.expiry)
     this.streams.metrics.add('runrelay_subscribers', { transport: 'ws', stream: this.req.runId !== undefined ? 'run' : 'feed' }, -1)
