@@ -82,6 +82,34 @@ describe('bun: run rooms on native topics', () => {
       expect(s.parts.at(-1)!.closeInfo?.code).toBe(1000)
     }
   }, 60_000)
+  it('feed groups: 60 feed subscribers over 3 filters, joining before and during 2 runs, get every matching event once, in order', async () => {
+    const { t, wf } = await busyWorkflow(server, 'feeds', { durationMs: 1_500, steps: 10, queueMs: 200 })
+    const other = await t.workflow('other', { durationMs: 1_000, steps: 5, queueMs: 200 })
+    const auth = { authorization: `Bearer ${t.key}` }
+    const filters = ['', `&workflow_id=${wf}`, '&status=completed']
+    const url = (i: number) => `${wsBase(server)}/v1/stream?after=0${filters[i % 3]}`
+    const subs = Array.from({ length: 30 }, (_, i) => openWs(url(i), auth))
+    await Promise.all(subs.map((s) => s.opened))
+    await until(async () => (await onTopics(server)) === 30, 10_000, 'the first 30 on feed topics')
+    const runs = [await t.trigger(wf), await t.trigger(other)]
+    for (let round = 0; round < 6; round++) {
+      await sleep(200)
+      for (let i = 0; i < 5; i++) subs.push(openWs(url(subs.length), auth))
+    }
+    await until(async () => {
+      const items = (await t.client.get('/v1/runs?limit=10')).body.items
+      return items.length === 2 && items.every((r: any) => r.finished_at)
+    }, 20_000, 'both runs finished')
+    const all = (await Promise.all(runs.map((r) => t.history(r)))).flat().sort((a, b) => a.id - b.id)
+    const want = [all, all.filter((e: any) => e.workflow_id === wf), all.filter((e) => e.status === 'completed')]
+    await until(() => subs.every((s, i) => s.events.length >= want[i % 3]!.length), 10_000, 'every feed subscriber has its events')
+    await sleep(200)
+    expect(await onTopics(server)).toBe(60)
+    subs.forEach((s, i) => expect(s.events.map((e) => e.id)).toEqual(want[i % 3]!.map((e) => e.id)))
+    for (const s of subs) s.close()
+    await Promise.all(subs.map((s) => s.closed))
+    await until(async () => (await onTopics(server)) === 0, 5_000, 'feed topics left')
+  }, 60_000)
 })
 
 /** Steps of the upstream job: idle long enough for the slow reader to catch up, then big progress messages (the kernel's socket buffers take the first few hundred kilobytes). */

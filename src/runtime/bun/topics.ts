@@ -1,7 +1,8 @@
 import type { RunEvent } from '../../core/domain.ts'
 import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { CLOSE } from '../../core/protocol.ts'
-import type { HubSubscriber, LocalHub } from '../local/hub.ts'
+import type { StreamRequest } from '../../http/hosts.ts'
+import { canonical, type HubSubscriber, type LocalHub } from '../local/hub.ts'
 import type { NativeTopics, StreamSocket, TopicMember } from '../local/streams.ts'
 
 /** The part of Bun's ServerWebSocket a topic uses. */
@@ -21,16 +22,19 @@ export interface TopicStreamSocket extends StreamSocket {
 }
 
 /**
- * One run's native topic: a single subscriber in the hub's room that publishes each frame once
- * (µWebSockets writes it to every member), and keeps the member list for the terminal close.
+ * One native topic: a single subscriber in the hub (a run's room, or a tenant's feed group)
+ * that publishes each frame once (µWebSockets writes it to every member), and keeps the member
+ * list for the close after a run's terminal event.
  */
-class RunTopic implements HubSubscriber {
+class Topic implements HubSubscriber {
   readonly members = new Set<TopicMember>()
-  constructor(readonly name: string, private readonly server: TopicPublisher) {}
+  /** Takes the topic out of the hub (set once it is in). */
+  leaveHub: () => void = () => {}
+  constructor(readonly name: string, private readonly server: TopicPublisher, private readonly run: boolean) {}
 
   push(events: RunEvent[]): void {
     this.server.publish(this.name, eventsFrame(events))
-    if (!events.some(endsRun)) return
+    if (!this.run || !events.some(endsRun)) return
     // Each member leaves the topic as it ends, so iterate over a copy.
     for (const m of [...this.members]) m.end(CLOSE.NORMAL, 'run finished')
   }
@@ -38,43 +42,47 @@ class RunTopic implements HubSubscriber {
 
 const wsOf = (m: TopicMember) => (m.socket as TopicStreamSocket).ws
 
+/** The topic of a stream: its run's, or its tenant's with its feed filter (filters selecting the same events share one). */
+const topicName = (req: StreamRequest) =>
+  req.runId !== undefined ? `run:${req.runId}` : `feed:${req.tenantId}:${canonical(req.filter ?? {}).key}`
+
 /**
- * Run rooms on Bun's native topics (`run:<id>`). A slow member is not checked here: Bun's
+ * Run rooms and feed groups on Bun's native topics. A slow member is not checked here: Bun's
  * `backpressureLimit` with `closeOnBackpressureLimit` closes a socket whose frame would be
  * dropped, so no event is ever skipped silently (see createBunWebSockets).
  */
 export class BunTopics implements NativeTopics {
-  private readonly topics = new Map<string, RunTopic>()
+  private readonly topics = new Map<string, Topic>()
   private server: TopicPublisher | undefined
 
   /** Bun.serve's server, once it is listening (no socket can join before). */
   serving(server: TopicPublisher): void { this.server = server }
 
-  join(hub: LocalHub, runId: string, member: TopicMember): void {
-    let topic = this.topics.get(runId)
+  join(hub: LocalHub, req: StreamRequest, member: TopicMember): void {
+    const name = topicName(req)
+    let topic = this.topics.get(name)
     if (!topic) {
       if (!this.server) throw new Error('BunTopics: join before serving')
-      this.topics.set(runId, (topic = new RunTopic(`run:${runId}`, this.server)))
-      hub.joinRun(runId, topic)
+      const t = (topic = new Topic(name, this.server, req.runId !== undefined))
+      this.topics.set(name, t)
+      if (req.runId !== undefined) {
+        const runId = req.runId
+        hub.joinRun(runId, t)
+        t.leaveHub = () => hub.leaveRun(runId, t)
+      } else t.leaveHub = hub.subscribeFeed(req.tenantId, req.filter ?? {}, t)
     }
     topic.members.add(member)
-    wsOf(member).subscribe(topic.name)
+    wsOf(member).subscribe(name)
   }
 
-  leave(hub: LocalHub, runId: string, member: TopicMember): void {
-    const topic = this.topics.get(runId)
+  leave(_hub: LocalHub, req: StreamRequest, member: TopicMember): void {
+    const name = topicName(req)
+    const topic = this.topics.get(name)
     if (!topic || !topic.members.delete(member)) return
     // A closed socket has left its topics already; Bun may refuse the call then.
-    try { wsOf(member).unsubscribe(topic.name) } catch { /* closed */ }
+    try { wsOf(member).unsubscribe(name) } catch { /* closed */ }
     if (topic.members.size > 0) return
-    this.topics.delete(runId)
-    hub.leaveRun(runId, topic)
-  }
-
-  /** Members on native topics, for tests and metrics. */
-  get members(): number {
-    let n = 0
-    for (const t of this.topics.values()) n += t.members.size
-    return n
+    this.topics.delete(name)
+    topic.leaveHub()
   }
 }

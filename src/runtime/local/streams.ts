@@ -57,21 +57,22 @@ export interface WebSocketAcceptor {
   readonly topics?: NativeTopics
 }
 
-/** A caught-up run subscriber on a native topic: its socket, and how to close its stream. */
+/** A caught-up subscriber on a native topic: its socket, and how to close its stream. */
 export interface TopicMember {
   readonly socket: StreamSocket
   end(code: number, reason: string): void
 }
 
 /**
- * Native fan-out for run rooms (Bun's topics): a subscriber whose replay gate has caught up
- * leaves the hub's JS fan-out and joins its run's topic, which publishes each frame once for
- * all members. Publishing is synchronous, so the move loses and repeats nothing.
+ * Native fan-out for run rooms and feed groups (Bun's topics): a WebSocket subscriber whose
+ * replay gate has caught up leaves the hub's JS fan-out and joins the topic of its run (or of
+ * its tenant and feed filter), which publishes each frame once for all members. Publishing is
+ * synchronous, so the move loses and repeats nothing.
  */
 export interface NativeTopics {
-  join(hub: LocalHub, runId: string, member: TopicMember): void
+  join(hub: LocalHub, req: StreamRequest, member: TopicMember): void
   /** Idempotent. */
-  leave(hub: LocalHub, runId: string, member: TopicMember): void
+  leave(hub: LocalHub, req: StreamRequest, member: TopicMember): void
 }
 
 const bySeq = (e: RunEvent) => e.seq
@@ -88,7 +89,7 @@ class WsSession extends ReplayGate implements SocketHandler, TopicMember {
   /** On its run's native topic (no longer in the hub's room). */
   private onTopic = false
   /** Feed streams; a run stream leaves its room by run id (no closure kept per socket). */
-  private readonly unsubscribe: (() => void) | undefined
+  private unsubscribe: (() => void) | undefined
   private expiry: ReturnType<typeof setTimeout> | undefined
 
   constructor(private readonly streams: LocalStreams, readonly socket: StreamSocket, private readonly req: StreamRequest) {
@@ -110,11 +111,12 @@ class WsSession extends ReplayGate implements SocketHandler, TopicMember {
         // A finished run whose history is all sent (a resume at its end): nothing more will come.
         if (req.finished) return this.end(CLOSE.NORMAL, 'run finished')
         const topics = this.streams.topics
-        if (topics && req.runId !== undefined && !this.done) {
+        if (topics && !this.done) {
           // Synchronous: every publish before this went through the gate, every one after goes to the topic.
-          this.streams.hub.leaveRun(req.runId, this)
+          if (this.unsubscribe) this.unsubscribe()
+          else this.streams.hub.leaveRun(req.runId!, this)
           this.onTopic = true
-          topics.join(this.streams.hub, req.runId, this)
+          topics.join(this.streams.hub, req, this)
           this.streams.metrics.add('runrelay_native_topic_subscribers', {}, 1)
         }
       },
@@ -172,11 +174,10 @@ class WsSession extends ReplayGate implements SocketHandler, TopicMember {
   closed(): void {
     if (this.done) return
     this.done = true
-    if (this.unsubscribe) this.unsubscribe()
-    else if (this.onTopic) {
-      this.streams.topics!.leave(this.streams.hub, this.req.runId!, this)
+    if (this.onTopic) {
+      this.streams.topics!.leave(this.streams.hub, this.req, this)
       this.streams.metrics.add('runrelay_native_topic_subscribers', {}, -1)
-    }
+    } else if (this.unsubscribe) this.unsubscribe()
     else this.streams.hub.leaveRun(this.req.runId!, this)
     clearTimeout(this.expiry)
     this.streams.metrics.add('runrelay_subscribers', { transport: 'ws', stream: this.req.runId !== undefined ? 'run' : 'feed' }, -1)
