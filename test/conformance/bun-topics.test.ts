@@ -142,8 +142,10 @@ describe('bun: a topic member that stops reading', () => {
     const lines: any[] = []
     createInterface({ input: reader.stdout! }).on('line', (l) => lines.push(JSON.parse(l)))
     const exited = new Promise<number | null>((r) => reader.once('exit', r))
+    let spawnError: Error | undefined
+    reader.once('error', (err) => { spawnError = err })
     try {
-      await until(() => lines.some((l) => l.open), 10_000, 'slow reader connected')
+      await until(() => { if (spawnError) throw new Error(`python3 is needed for this test: ${spawnError.message}`); return lines.some((l) => l.open) }, 10_000, 'slow reader connected')
       // It caught up (hello, caught_up are small) before the big events: it is a topic member when they come.
       await until(async () => (await onTopics(server)) === 1, 10_000, 'the slow reader on the topic')
       expect(upstream.jobs.size === 0 || [...upstream.jobs.values()].every((j) => j.polls < 15)).toBe(true)
