@@ -75,7 +75,7 @@ export class BunTopics implements NativeTopics {
     wsOf(member).subscribe(name)
   }
 
-  leave(_hub: LocalHub, req: StreamRequest, member: TopicMember): void {
+  leave(req: StreamRequest, member: TopicMember): void {
     const name = topicName(req)
     const topic = this.topics.get(name)
     if (!topic || !topic.members.delete(member)) return

@@ -44,8 +44,8 @@ function streamSocket(ws: BunSocket): TopicStreamSocket {
  * WebSockets for runrelay on Bun. As on Node, an upgrade request goes through the Hono app
  * (authentication, validation, the run lookup); a stream route that accepts it upgrades the
  * connection through Bun's server (which then ignores the app's placeholder answer). The
- * runrelay.v1 subprotocol is selected as on the other runtimes. Caught-up run subscribers move
- * to native topics (topics.ts); `maxBufferedBytes` is RUNRELAY_WS_MAX_BUFFERED_BYTES.
+ * runrelay.v1 subprotocol is selected as on the other runtimes. Caught-up subscribers move to
+ * native topics (topics.ts); `maxBufferedBytes` is RUNRELAY_WS_MAX_BUFFERED_BYTES.
  */
 export function createBunWebSockets(opts: { maxBufferedBytes: number }) {
   const topics = new BunTopics()

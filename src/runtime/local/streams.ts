@@ -53,7 +53,7 @@ export interface SocketHandler {
 export interface WebSocketAcceptor {
   /** Undefined when the request is not a WebSocket upgrade. */
   accept(c: Context, open: (socket: StreamSocket) => SocketHandler): Response | undefined
-  /** The runtime's native publish/subscribe (Bun), where caught-up run subscribers move. */
+  /** The runtime's native publish/subscribe (Bun), where caught-up WebSocket subscribers move. */
   readonly topics?: NativeTopics
 }
 
@@ -72,7 +72,7 @@ export interface TopicMember {
 export interface NativeTopics {
   join(hub: LocalHub, req: StreamRequest, member: TopicMember): void
   /** Idempotent. */
-  leave(hub: LocalHub, req: StreamRequest, member: TopicMember): void
+  leave(req: StreamRequest, member: TopicMember): void
 }
 
 const bySeq = (e: RunEvent) => e.seq
@@ -175,7 +175,7 @@ class WsSession extends ReplayGate implements SocketHandler, TopicMember {
     if (this.done) return
     this.done = true
     if (this.onTopic) {
-      this.streams.topics!.leave(this.streams.hub, this.req, this)
+      this.streams.topics!.leave(this.req, this)
       this.streams.metrics.add('runrelay_native_topic_subscribers', {}, -1)
     } else if (this.unsubscribe) this.unsubscribe()
     else this.streams.hub.leaveRun(this.req.runId!, this)
