@@ -57,16 +57,19 @@ async function runrelaySetup(server: Agent, workflows = 1, perWorkflow = 1) {
  * command; server CPU per delivered event and latency (from the recorded publish times, or the
  * stamp in each frame).
  */
-async function fanoutPhase(server: Agent, client: Agent, urls: string[], headers: Record<string, string>, [emit, args]: [string, { count: number } & Record<string, unknown>], publishedAt: boolean) {
+async function fanoutPhase(server: Agent, client: Agent, urls: string[], headers: Record<string, string>, [emit, args]: [string, { count: number } & Record<string, unknown>], publishedAt: boolean, idleMs = 0) {
   const c = await client.call('connect', { urls, headers, latency: true })
   await sleep(1000)
+  // Optionally, the server's CPU while nothing is published (its background timers), per second.
+  let idleCpuMsPerS: number | undefined
+  if (idleMs > 0) { await server.call('cpuMark'); await sleep(idleMs); idleCpuMsPerS = (await server.call('cpuSince')) / (idleMs / 1000) }
   await client.call('reset')
   await server.call('cpuMark')
   await server.call(emit, args, 120_000)
   const got = await client.call('waitFor', { total: args.count * c.open, timeoutMs: 20_000 })
   const cpuMs = await server.call('cpuSince')
   const lat = await client.call('latency', publishedAt ? { publishedAt: await server.call('publishedAt') } : {})
-  return { open: c.open, failed: c.failed, delivered: got.received, cpuMs, cpuUsPerEvent: (cpuMs * 1000) / got.received, lat }
+  return { open: c.open, failed: c.failed, delivered: got.received, cpuMs, cpuUsPerEvent: (cpuMs * 1000) / got.received, lat, ...(idleCpuMsPerS !== undefined ? { idleCpuMsPerS } : {}) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -109,7 +112,7 @@ async function bun() {
     const rrBun = await phase(async (server, client) => {
       const s = await runrelaySetup(server)
       sample = await server.call('sampleEvent', { runId: s.runIds[0] })
-      return fanoutPhase(server, client, Array(SUBS).fill(`${s.wsUrl}/v1/runs/${s.runIds[0]}/stream`), s.auth, ['emit', { runIds: s.runIds, rate: RATE, count: COUNT, record: true }], true)
+      return fanoutPhase(server, client, Array(SUBS).fill(`${s.wsUrl}/v1/runs/${s.runIds[0]}/stream`), s.auth, ['emit', { runIds: s.runIds, rate: RATE, count: COUNT, record: true }], true, 3000)
     }, 'bun')
     const bareBun = await phase(async (server, client) => {
       const s = await server.call('startBareBun')
@@ -127,6 +130,10 @@ async function bun() {
   row({ case: 'bun fan-out CPU', metric: `server CPU per delivered event, runrelay on Bun vs bare Bun publish (${SUBS} subs)`, runrelay: med((r) => r.rrBun.cpuUsPerEvent), baseline: med((r) => r.bareBun.cpuUsPerEvent), unit: 'µs', goal: '≤ 1.2×', limit: 1.2 })
   row({ case: 'bun fan-out CPU', metric: 'runrelay on Bun vs bare ws on Node', runrelay: med((r) => r.rrBun.cpuUsPerEvent), baseline: med((r) => r.bareWs.cpuUsPerEvent), unit: 'µs', goal: '≤ 1.0×', limit: 1.0 })
   row({ case: 'bun delivery latency', metric: 'p50, runrelay on Bun vs bare Bun publish', runrelay: med((r) => r.rrBun.lat.p50), baseline: med((r) => r.bareBun.lat.stampP50), unit: 'ms', goal: '≤ 1.5×', limit: 1.5 })
+  // What runrelay spends whatever it publishes (the tail's and scheduler's timers), spread over the deliveries of the emit window.
+  const idleUs = med((r) => r.rrBun.idleCpuMsPerS) * (COUNT / RATE) * 1000 / (COUNT * SUBS)
+  console.log(`  bun: runrelay's idle CPU ${med((r) => r.rrBun.idleCpuMsPerS).toFixed(1)} ms/s with ${SUBS} sockets open = ${idleUs.toFixed(2)} µs of its ${med((r) => r.rrBun.cpuUsPerEvent).toFixed(2)} µs per delivery`)
+  details.bunIdleUsPerDelivery = idleUs
   row({ case: 'bun delivery latency', metric: 'p99, runrelay on Bun vs bare Bun publish', runrelay: med((r) => r.rrBun.lat.p99), baseline: med((r) => r.bareBun.lat.stampP99), unit: 'ms', goal: '≤ 1.5×', limit: 1.5 })
 }
 

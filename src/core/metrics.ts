@@ -16,6 +16,7 @@ export const METRICS = {
   runrelay_events_persisted_total: { type: 'counter', help: 'Events written to the store, by type', labels: ['type'] },
   runrelay_events_published_total: { type: 'counter', help: 'Events handed to live subscribers after their write', labels: [] },
   runrelay_subscribers: { type: 'gauge', help: 'Open subscriber streams by transport (ws, sse) and stream (run, feed)', labels: ['transport', 'stream'] },
+  runrelay_native_topic_subscribers: { type: 'gauge', help: 'Caught-up WebSocket subscribers (run and feed) served by the runtime\'s native topics (Bun)', labels: [] },
   runrelay_slow_consumer_closes_total: { type: 'counter', help: 'Subscribers closed for reading too slowly, by transport', labels: ['transport'] },
   runrelay_webhook_deliveries_total: { type: 'counter', help: 'Webhook delivery attempts by outcome (succeeded, retrying, failed, gone)', labels: ['outcome'] },
   runrelay_bus_lag_seconds: { type: 'histogram', help: 'Several processes: time from an event\'s commit to its notification in another process', labels: [] },

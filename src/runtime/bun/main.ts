@@ -5,6 +5,7 @@ import { SecretBox } from '../../core/crypto.ts'
 import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
 import { nodeKeyFiles } from '../node/key-files.ts'
+import type { TopicPublisher } from './topics.ts'
 import { createBunWebSockets, type BunEnv, type BunUpgrader } from './websocket.ts'
 
 /** How long a clean shutdown waits for clients to answer the 1012 close handshake. */
@@ -16,7 +17,7 @@ const CLOSE_HANDSHAKE_MS = 2_000
 const HTTP_IDLE_TIMEOUT_S = 255
 
 /** The part of Bun's global the runtime uses (typed here so the Node type check needs no Bun types). */
-interface BunServer extends BunUpgrader {
+interface BunServer extends BunUpgrader, TopicPublisher {
   readonly port: number
   readonly hostname: string
   readonly pendingWebSockets: number
@@ -40,7 +41,7 @@ export async function startBun(env: Record<string, string | undefined> = process
   mkdirSync(config.RUNRELAY_DATA_DIR, { recursive: true })
   const { store, client } = await openEmbeddedStore(config)
   const log = logger(config.RUNRELAY_LOG)
-  const sockets = createBunWebSockets()
+  const sockets = createBunWebSockets({ maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES })
   const runtime = await createLocalRuntime({
     store, config, log, upgradeWebSocket: sockets.acceptor,
     secrets: await SecretBox.fromKey(await encryptionKey(config, nodeKeyFiles)),
@@ -58,6 +59,7 @@ export async function startBun(env: Record<string, string | undefined> = process
     },
     websocket: sockets.websocket,
   })
+  sockets.topics.serving(server)
   runtime.listeningOn(server.port)
   const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST
   const resumed = await runtime.resume()

@@ -1,9 +1,10 @@
 import type { Context } from 'hono'
 import { selectSubprotocol } from '../../core/protocol.ts'
-import type { SocketHandler, StreamSocket, WebSocketAcceptor } from '../local/streams.ts'
+import type { SocketHandler, WebSocketAcceptor } from '../local/streams.ts'
+import { BunTopics, type TopicSocket, type TopicStreamSocket } from './topics.ts'
 
 /** The part of Bun's ServerWebSocket runrelay uses (typed here so the Node type check needs no Bun types). */
-export interface BunSocket {
+export interface BunSocket extends TopicSocket {
   send(data: string): number
   close(code?: number, reason?: string): void
   terminate(): void
@@ -18,7 +19,7 @@ export interface BunUpgrader {
 
 /** Per-socket data: how to open its stream session, then the session itself. */
 export interface SocketData {
-  open: (socket: StreamSocket) => SocketHandler
+  open: (socket: TopicStreamSocket) => SocketHandler
   handler?: SocketHandler
 }
 
@@ -29,8 +30,9 @@ export interface BunEnv { server: BunUpgrader }
 export const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 
 /** A Bun ServerWebSocket as the StreamSocket the local streams write to. */
-function streamSocket(ws: BunSocket): StreamSocket {
+function streamSocket(ws: BunSocket): TopicStreamSocket {
   return {
+    ws,
     send: (data) => { ws.send(data) },
     close: (code, reason) => ws.close(code, reason),
     get bufferedAmount() { return ws.getBufferedAmount() },
@@ -42,10 +44,13 @@ function streamSocket(ws: BunSocket): StreamSocket {
  * WebSockets for runrelay on Bun. As on Node, an upgrade request goes through the Hono app
  * (authentication, validation, the run lookup); a stream route that accepts it upgrades the
  * connection through Bun's server (which then ignores the app's placeholder answer). The
- * runrelay.v1 subprotocol is selected as on the other runtimes.
+ * runrelay.v1 subprotocol is selected as on the other runtimes. Caught-up subscribers move to
+ * native topics (topics.ts); `maxBufferedBytes` is RUNRELAY_WS_MAX_BUFFERED_BYTES.
  */
-export function createBunWebSockets() {
+export function createBunWebSockets(opts: { maxBufferedBytes: number }) {
+  const topics = new BunTopics()
   const acceptor: WebSocketAcceptor = {
+    topics,
     accept(c: Context, open) {
       const server = (c.env as BunEnv | undefined)?.server
       if (!server || c.req.header('upgrade')?.toLowerCase() !== 'websocket') return undefined
@@ -59,9 +64,13 @@ export function createBunWebSockets() {
   /** Bun.serve's `websocket` handlers. */
   const websocket = {
     maxPayloadLength: MAX_CLIENT_MESSAGE_BYTES,
-    // Heartbeats (every RUNRELAY_HEARTBEAT_MS) keep a live socket busy; the slow-consumer check
-    // in the streams closes readers that fall behind, so Bun's own backpressure limit stays off.
+    // Heartbeats (every RUNRELAY_HEARTBEAT_MS) keep a live socket busy.
     idleTimeout: 0,
+    // A frame sent from JavaScript meets the streams' slow-consumer check first (close 4008). A
+    // frame published to a topic meets only Bun's: past the limit µWebSockets would drop it for
+    // that socket, so it closes the socket instead (the client sees 1006 and resumes with after).
+    backpressureLimit: opts.maxBufferedBytes,
+    closeOnBackpressureLimit: true,
     open(ws: BunSocket) {
       open.add(ws)
       ws.data.handler = ws.data.open(streamSocket(ws))
@@ -75,7 +84,7 @@ export function createBunWebSockets() {
     },
   }
   return {
-    acceptor, websocket,
+    acceptor, websocket, topics,
     /** Resolves once every socket has closed, or after timeoutMs. */
     async drained(timeoutMs: number): Promise<void> {
       const deadline = Date.now() + timeoutMs

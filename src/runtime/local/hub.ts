@@ -23,7 +23,7 @@ class TenantFeed {
 const sortedSet = <T extends string>(xs: T[] | undefined): T[] | undefined => (xs?.length ? [...new Set(xs)].sort() : undefined)
 
 /** The same key for filters that select the same events (order and duplicates do not matter; empty lists select all). */
-function canonical(f: FeedFilter): { key: string; filter: FeedFilter } {
+export function canonical(f: FeedFilter): { key: string; filter: FeedFilter } {
   const filter: FeedFilter = {}
   const runIds = sortedSet(f.runIds), workflowIds = sortedSet(f.workflowIds), statuses = sortedSet(f.statuses), tags = sortedSet(f.tags)
   if (runIds) filter.runIds = runIds

@@ -53,6 +53,26 @@ export interface SocketHandler {
 export interface WebSocketAcceptor {
   /** Undefined when the request is not a WebSocket upgrade. */
   accept(c: Context, open: (socket: StreamSocket) => SocketHandler): Response | undefined
+  /** The runtime's native publish/subscribe (Bun), where caught-up WebSocket subscribers move. */
+  readonly topics?: NativeTopics
+}
+
+/** A caught-up subscriber on a native topic: its socket, and how to close its stream. */
+export interface TopicMember {
+  readonly socket: StreamSocket
+  end(code: number, reason: string): void
+}
+
+/**
+ * Native fan-out for run rooms and feed groups (Bun's topics): a WebSocket subscriber whose
+ * replay gate has caught up leaves the hub's JS fan-out and joins the topic of its run (or of
+ * its tenant and feed filter), which publishes each frame once for all members. Publishing is
+ * synchronous, so the move loses and repeats nothing.
+ */
+export interface NativeTopics {
+  join(hub: LocalHub, req: StreamRequest, member: TopicMember): void
+  /** Idempotent. */
+  leave(req: StreamRequest, member: TopicMember): void
 }
 
 const bySeq = (e: RunEvent) => e.seq
@@ -63,11 +83,13 @@ const byId = (e: RunEvent) => e.id
  * socket costs one object here, not a gate and a closure besides), its subscription and (token
  * streams) expiry timer.
  */
-class WsSession extends ReplayGate implements SocketHandler {
+class WsSession extends ReplayGate implements SocketHandler, TopicMember {
   closing = false
   private done = false
+  /** On its run's native topic (no longer in the hub's room). */
+  private onTopic = false
   /** Feed streams; a run stream leaves its room by run id (no closure kept per socket). */
-  private readonly unsubscribe: (() => void) | undefined
+  private unsubscribe: (() => void) | undefined
   private expiry: ReturnType<typeof setTimeout> | undefined
 
   constructor(private readonly streams: LocalStreams, readonly socket: StreamSocket, private readonly req: StreamRequest) {
@@ -87,7 +109,16 @@ class WsSession extends ReplayGate implements SocketHandler {
         if (this.closing) return
         this.send({ type: 'caught_up', position: this.lastPosition })
         // A finished run whose history is all sent (a resume at its end): nothing more will come.
-        if (req.finished) this.end(CLOSE.NORMAL, 'run finished')
+        if (req.finished) return this.end(CLOSE.NORMAL, 'run finished')
+        const topics = this.streams.topics
+        if (topics && !this.done) {
+          // Synchronous: every publish before this went through the gate, every one after goes to the topic.
+          if (this.unsubscribe) this.unsubscribe()
+          else this.streams.hub.leaveRun(req.runId!, this)
+          this.onTopic = true
+          topics.join(this.streams.hub, req, this)
+          this.streams.metrics.add('runrelay_native_topic_subscribers', {}, 1)
+        }
       },
       () => this.end(CLOSE.TRY_AGAIN_LATER, 'history unavailable'),
     )
@@ -110,7 +141,7 @@ class WsSession extends ReplayGate implements SocketHandler {
     if (this.req.runId !== undefined && events.some(endsRun)) this.end(CLOSE.NORMAL, 'run finished')
   }
 
-  private end(code: number, reason: string): void {
+  end(code: number, reason: string): void {
     this.closing = true
     this.closed()
     this.socket.close(code, reason)
@@ -143,7 +174,10 @@ class WsSession extends ReplayGate implements SocketHandler {
   closed(): void {
     if (this.done) return
     this.done = true
-    if (this.unsubscribe) this.unsubscribe()
+    if (this.onTopic) {
+      this.streams.topics!.leave(this.req, this)
+      this.streams.metrics.add('runrelay_native_topic_subscribers', {}, -1)
+    } else if (this.unsubscribe) this.unsubscribe()
     else this.streams.hub.leaveRun(this.req.runId!, this)
     clearTimeout(this.expiry)
     this.streams.metrics.add('runrelay_subscribers', { transport: 'ws', stream: this.req.runId !== undefined ? 'run' : 'feed' }, -1)
@@ -177,9 +211,11 @@ export class LocalStreams implements Streams {
     readonly opts: LocalStreamOptions,
   ) {
     this.metrics = opts.metrics ?? noMetrics
+    this.topics = typeof upgrade === 'function' ? undefined : upgrade.topics
   }
 
   readonly metrics: Metrics
+  readonly topics: NativeTopics | undefined
 
   open(c: Context, req: StreamRequest): Response | Promise<Response> {
     if (req.transport === 'sse') return this.sse(c, req)
