@@ -72,5 +72,15 @@ export const MIGRATIONS = [
     "bps": true,
     "folderMillis": 1795691116122,
     "hash": "80cb12e4c8a0e6c18bfc7bb759c1fa9b9a92b46ec51add90321f8a4e843426a6"
+  },
+  {
+    "tag": "0003_flaky_the_call",
+    "sql": [
+      "CREATE TABLE `key_rate_buckets` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`tokens` real NOT NULL,\n\t`at` integer NOT NULL\n);\n",
+      "\nCREATE INDEX `key_rate_buckets_at` ON `key_rate_buckets` (`at`);"
+    ],
+    "bps": true,
+    "folderMillis": 1795692381539,
+    "hash": "4734ce4cdd2196519457dca7db6c2c8b8f6c319ff210abd57c8feaa114cad008"
   }
 ]

@@ -45,6 +45,8 @@ export interface AppConfig {
 /** Everything a runtime hands the app: the app itself imports no runtime. */
 export interface AppDeps {
   store: Store
+  /** The per-key limiter (Node/Deno: one shared with the other processes); default in memory per instance. */
+  keyRateLimiter?: KeyRateLimiter
   secrets: SecretBox
   binder: Binder
   hosts: RunHosts
@@ -92,7 +94,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   deps = { ...deps, tokens: deps.tokens ?? tokenService(deps) }
   const app = new Hono<AuthEnv>()
   const authn = authenticate(deps.store, deps.tokens, () => deps.clock.now())
-  const limiter = new KeyRateLimiter(deps.config.rateLimitPerMinute ?? 6_000, () => deps.clock.now())
+  const limiter = deps.keyRateLimiter ?? new KeyRateLimiter(deps.config.rateLimitPerMinute ?? 6_000, () => deps.clock.now())
   const authMw = authMiddleware(authn)
   // Every authenticated request draws from its key's bucket (a token's own bucket for subscriber tokens).
   const limited: typeof authMw = (need, opts) => {
