@@ -70,8 +70,8 @@ export class KeyRateLimiter {
   /** Sync once (so the number of processes is known before the first request), then every sync period. */
   async start(): Promise<void> {
     if (!this.shared || this.perMinute <= 0 || this.timer) return
-    await this.sync()
-    this.timer = setInterval(() => { void this.sync() }, this.shared.intervalMs)
+    await this.syncNow()
+    this.timer = setInterval(() => { void this.syncNow() }, this.shared.intervalMs)
     ;(this.timer as { unref?: () => void }).unref?.()
   }
 
@@ -81,12 +81,12 @@ export class KeyRateLimiter {
     clearInterval(this.timer)
     this.timer = undefined
     await this.syncing
-    await this.sync()
+    await this.syncNow()
     await this.shared.sync.leave().catch(() => {})
   }
 
   /** One sync period: push each key's accepted requests, take back the global tokens (minus what was accepted meanwhile). */
-  private sync(): Promise<void> {
+  syncNow(): Promise<void> {
     if (this.syncing || !this.shared) return this.syncing ?? Promise.resolve()
     const shared = this.shared
     const run = async () => {
