@@ -62,7 +62,8 @@ export class KeyRateLimiter {
     // Several processes: this one may spend only its share of what it saw at the last sync (plus refill) until the next.
     const shareDeficit = n <= 1 ? 0 : b.periodSpent + 1 - (b.periodBase + (now - b.periodAt) * ratePerMs) / n
     if (b.tokens >= 1 && shareDeficit <= 0) { b.tokens -= 1; b.unsynced += 1; b.periodSpent += 1; return }
-    const waitMs = Math.max((1 - b.tokens) / ratePerMs, (shareDeficit * n) / ratePerMs)
+    // A share runs out until the next sync at the latest (which starts a new period); the bucket's own deficit is the real wait.
+    const waitMs = Math.max((1 - b.tokens) / ratePerMs, Math.min((shareDeficit * n) / ratePerMs, this.shared?.intervalMs ?? 0))
     const retryAfter = Math.max(1, Math.ceil(waitMs / 1000))
     throw new ApiError(429, 'rate_limited', `too many requests for this key: at most ${this.perMinute} a minute`, [{ retry_after_seconds: retryAfter }], { 'Retry-After': String(retryAfter) })
   }
