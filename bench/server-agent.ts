@@ -121,11 +121,12 @@ function bareFrame(sample: RunEvent, i: number, count: number): string {
 serveAgent({
   async startRunrelay(env: Record<string, string> = {}) {
     dataDir = mkdtempSync(join(tmpdir(), 'runrelay-bench-'))
+    // BENCH_RATE_LIMIT / BENCH_RATE_SYNC_MS: the per-key rate limit on (off by default: the cases measure the rest).
     // On Bun the production entry of the Bun runtime; on Node, Node's.
     const start = Bun ? ((await import('../src/runtime/bun/main.ts')).startBun as unknown as typeof startNode) : startNode
     node = await start({
       PORT: '0', HOST: '127.0.0.1', RUNRELAY_DATA_DIR: dataDir, RUNRELAY_ROOT_KEY: ROOT_KEY, RUNRELAY_ALLOW_PRIVATE_NETWORK: '1',
-      RUNRELAY_LOG: 'silent', RUNRELAY_RATE_LIMIT_PER_MINUTE: '0', ...env,
+      RUNRELAY_LOG: 'silent', RUNRELAY_RATE_LIMIT_PER_MINUTE: process.env.BENCH_RATE_LIMIT ?? '0', RUNRELAY_RATE_LIMIT_SYNC_MS: process.env.BENCH_RATE_SYNC_MS ?? '250', ...env,
     })
     if (process.env.BENCH_SQL_STATS) traceSql((node.runtime.store.db as unknown as { $client: unknown }).$client as Record<string, (...a: any[]) => Promise<unknown>>)
     const hub = node.runtime.hub
@@ -143,7 +144,7 @@ serveAgent({
   async joinRunrelay({ dataDir: dir, env = {} }: { dataDir: string; env?: Record<string, string> }) {
     node = await startNode({
       PORT: '0', HOST: '127.0.0.1', RUNRELAY_DATA_DIR: dir, RUNRELAY_ROOT_KEY: ROOT_KEY, RUNRELAY_ALLOW_PRIVATE_NETWORK: '1',
-      RUNRELAY_LOG: 'silent', RUNRELAY_RATE_LIMIT_PER_MINUTE: '0', ...env,
+      RUNRELAY_LOG: 'silent', RUNRELAY_RATE_LIMIT_PER_MINUTE: process.env.BENCH_RATE_LIMIT ?? '0', RUNRELAY_RATE_LIMIT_SYNC_MS: process.env.BENCH_RATE_SYNC_MS ?? '250', ...env,
     })
     return { url: node.url, wsUrl: node.url.replace(/^http/, 'ws'), pid: process.pid }
   },

@@ -37,8 +37,10 @@ export const ConfigSchema = z.object({
   RUNRELAY_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   /** Bytes a WebSocket subscriber may have unread before it is closed with 4008 (slow consumer). */
   RUNRELAY_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
-  /** API requests per key per minute (token bucket, in memory per instance; per isolate on Workers). 0 turns it off. */
+  /** API requests per key per minute (token bucket; shared by the processes on one database, synced every RUNRELAY_RATE_LIMIT_SYNC_MS; per isolate on Workers). 0 turns it off. */
   RUNRELAY_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(10_000_000).default(6_000),
+  /** Node/Deno/Bun: how often a process pushes its per-key request counts to the database and reads the others' (one batched upsert). */
+  RUNRELAY_RATE_LIMIT_SYNC_MS: z.coerce.number().int().min(50).max(10_000).default(250),
   /** Node/Deno: a bearer token that may read GET /metrics (the root key may too). */
   RUNRELAY_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
   /** OpenTelemetry (standard names): traces go over OTLP/HTTP when an endpoint is set; nothing is loaded otherwise. */

@@ -55,7 +55,9 @@ export const MIGRATIONS = [
   {
     "tag": "0002_leases_tokens_replays",
     "sql": [
-      "CREATE TABLE `rate_budgets` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`tokens` real NOT NULL,\n\t`at` integer NOT NULL\n);\n",
+      "CREATE TABLE `key_rate_buckets` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`tokens` real NOT NULL,\n\t`at` integer NOT NULL\n);\n",
+      "\nCREATE INDEX `key_rate_buckets_at` ON `key_rate_buckets` (`at`);",
+      "\nCREATE TABLE `rate_budgets` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`tokens` real NOT NULL,\n\t`at` integer NOT NULL\n);\n",
       "\nCREATE TABLE `trigger_tokens` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`tenant_id` text NOT NULL,\n\t`workflow_id` text NOT NULL,\n\t`max_runs` integer NOT NULL,\n\t`used_runs` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\t`created_at` integer NOT NULL\n);\n",
       "\nCREATE INDEX `trigger_tokens_expiry` ON `trigger_tokens` (`expires_at`);",
       "\nALTER TABLE `runs` ADD `trigger_pending_at` integer;",
@@ -70,7 +72,7 @@ export const MIGRATIONS = [
       "\nCREATE INDEX `events_workflow_type_created` ON `events` (`workflow_id`,`type`,`created_at`);"
     ],
     "bps": true,
-    "folderMillis": 1795691116122,
-    "hash": "80cb12e4c8a0e6c18bfc7bb759c1fa9b9a92b46ec51add90321f8a4e843426a6"
+    "folderMillis": 1795693795868,
+    "hash": "03a19537521f945fc61dbdadb05dbb2993318aaf72ce25a6597a88576abcdfcb"
   }
 ]

@@ -158,6 +158,17 @@ export const rateBudgets = sqliteTable('rate_budgets', {
   at: integer('at').notNull(),
 })
 
+/**
+ * Per-API-key request budgets shared by every process on the database: each process pushes its
+ * accepted requests here in one batched upsert per sync period and reads back the global bucket
+ * (src/db/key-rates.ts). Rows whose key starts with `~live:` mark a live process (`at` = last sync).
+ */
+export const keyRateBuckets = sqliteTable('key_rate_buckets', {
+  key: text('key').primaryKey(),
+  tokens: real('tokens').notNull(),
+  at: integer('at').notNull(),
+}, (t) => [index('key_rate_buckets_at').on(t.at)])
+
 export const settings = sqliteTable('settings', {
   key: text('key').primaryKey(),
   value: text('value').notNull(),

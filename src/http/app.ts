@@ -31,7 +31,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   deps = { ...deps, tokens: deps.tokens ?? tokenService(deps) }
   const app = new Hono<AuthEnv>()
   const authn = authenticate(deps.store, deps.tokens, () => deps.clock.now())
-  const limiter = new KeyRateLimiter(deps.config.rateLimitPerMinute ?? 6_000, () => deps.clock.now())
+  const limiter = deps.keyRateLimiter ?? new KeyRateLimiter(deps.config.rateLimitPerMinute ?? 6_000, () => deps.clock.now())
   const authMw = authMiddleware(authn)
   // Every authenticated request draws from its key's bucket (a token's own bucket for subscriber tokens).
   const limited: typeof authMw = (need, opts) => {

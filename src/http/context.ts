@@ -9,6 +9,7 @@ import type { authenticate, authMiddleware, TokenVerifier } from './auth.ts'
 import { assertJsonDepth } from './body.ts'
 import { ApiError, validationError } from './errors.ts'
 import type { RunHosts, Streams } from './hosts.ts'
+import type { KeyRateLimiter } from './rate-limit.ts'
 
 /**
  * What route modules share with the app that registers them: its dependencies, the auth
@@ -40,6 +41,8 @@ export interface MetricsDeps {
 /** Everything a runtime hands the app: the app itself imports no runtime. */
 export interface AppDeps {
   store: Store
+  /** The per-key limiter (Node/Deno: one shared with the other processes); default in memory per instance. */
+  keyRateLimiter?: KeyRateLimiter
   secrets: SecretBox
   binder: Binder
   hosts: RunHosts

@@ -10,6 +10,8 @@ import type { Config } from '../../config.ts'
 import { VERSION } from '../../config.ts'
 import type { Store } from '../../db/store.ts'
 import { createApp } from '../../http/app.ts'
+import { KeyRateLimiter } from '../../http/rate-limit.ts'
+import { KeyRateQueries } from '../../db/key-rates.ts'
 import { ApiError } from '../../http/errors.ts'
 import { LocalHub } from './hub.ts'
 import { LocalLedger } from './ledger.ts'
@@ -75,14 +77,19 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
     fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
   })
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind, ...telemetry })
-  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: config.RUNRELAY_INSTANCE_ID ?? processName(), ttlMs: config.RUNRELAY_LEASE_TTL_MS })
+  const processId = config.RUNRELAY_INSTANCE_ID ?? processName()
+  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: processId, ttlMs: config.RUNRELAY_LEASE_TTL_MS })
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, metrics,
   })
   const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost, metrics })
   const appConfig = { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS }
+  // The per-key limit holds across the processes on this database: counts meet there every sync period.
+  const syncMs = config.RUNRELAY_RATE_LIMIT_SYNC_MS
+  const keyRateLimiter = new KeyRateLimiter(config.RUNRELAY_RATE_LIMIT_PER_MINUTE, () => clock.now(), undefined, { sync: new KeyRateQueries(store.db, processId, Math.max(3_000, 4 * syncMs)), intervalMs: syncMs, log })
+  await keyRateLimiter.start()
   const app = createApp({
-    store, secrets, binder, hosts: host, streams, clock, log,
+    store, secrets, binder, hosts: host, streams, clock, log, keyRateLimiter,
     config: appConfig,
     metrics: { scrape: () => metrics.scrape(), token: config.RUNRELAY_METRICS_TOKEN },
     middleware: tracing ? [tracing.middleware] : [], accessLog: config.RUNRELAY_LOG === 'debug',
@@ -113,6 +120,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
       streams.closeAll()
       await jobs.stop()
       await host.stop()
+      await keyRateLimiter.stop()
       tail.stop()
       await bus?.close()
       // The last spans (the writes just finished) are exported before the process goes.
