@@ -6,7 +6,7 @@
  * positions come from the attachments and its durable top), a lost delivery (completed from
  * libSQL), and a resume with after= onto a shard; all close 1000 when the run ends.
  */
-import { env, evictDurableObject } from 'cloudflare:test'
+import { env, evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { STREAM_HEADER } from '../../src/runtime/workers/streams.ts'
 import { call, openWs, recordWs, running, setupTenant, trigger, until } from './helpers.ts'
@@ -16,10 +16,10 @@ const SUBS = 400
 const SHARDS = 4
 const shardStub = (runId: string, k: number) => env.RUN_SHARDS.get(env.RUN_SHARDS.idFromName(`${runId}:${k}`))
 
-/** A WebSocket opened on a shard object directly (as the run object would route it). */
-async function openShardWs(runId: string, tenantId: string, after: number) {
-  const res = await shardStub(runId, 9).fetch('https://runrelay.internal/stream', {
-    headers: { upgrade: 'websocket', [STREAM_HEADER]: JSON.stringify({ tenantId, transport: 'ws', after, runId }) },
+/** A WebSocket opened on shard k directly: as the run object routes it, or (routed) as the Worker does with RUNRELAY_RUN_SHARD_AFTER=0. */
+async function openShardWs(runId: string, tenantId: string, after: number, k: number, routed: boolean) {
+  const res = await shardStub(runId, k).fetch('https://runrelay.internal/stream', {
+    headers: { upgrade: 'websocket', [STREAM_HEADER]: JSON.stringify({ tenantId, transport: 'ws', after, runId, shard: routed ? k : undefined }) },
   })
   return recordWs(res)
 }
@@ -58,7 +58,16 @@ describe('run shards: a hot run over 4 socket-holder objects', () => {
     // Lost deliveries: shard 9 is not one the run object feeds, so its socket only learns of
     // events through the shard's heartbeat read, and a batch that skips ahead (the latest event
     // alone) must be completed from libSQL first. The terminal event reaches it by the heartbeat.
-    const orphan = await openShardWs(run.id, t.tenantId, 0)
+    const orphan = await openShardWs(run.id, t.tenantId, 0, 9, false)
+    // Routed by the Worker (RUNRELAY_RUN_SHARD_AFTER=0): the shard records itself with the run object.
+    const routed = await openShardWs(run.id, t.tenantId, 0, 6, true)
+    await until(() => routed.messages.some((m) => m.type === 'caught_up'), 10_000, 'routed caught up')
+    const recorded = await runInDurableObject(env.RUNS.get(env.RUNS.idFromName(run.id)), (_o, state) =>
+      JSON.parse(state.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'shards'").one().value) as number[])
+    expect(recorded).toContain(6)
+    expect(recorded).not.toContain(9)
+    subs.push(routed)
+    afters.push(0)
     await until(() => orphan.messages.some((m) => m.type === 'caught_up'), 10_000, 'orphan caught up')
     for (let i = 0; i < 3; i++) {
       await until(async () => (await seqNow()) > Math.max(0, ...orphan.events.map((e) => e.seq)) + 1, 10_000, 'events the orphan has not had')
@@ -92,6 +101,7 @@ describe('run shards: a hot run over 4 socket-holder objects', () => {
     })
     const final = await Promise.all(Array.from({ length: SHARDS }, (_, k) => shardStub(run.id, k).stats()))
     expect(final.every((s) => s.finished && s.top === history.length)).toBe(true)
+    expect(await shardStub(run.id, 6).stats()).toMatchObject({ finished: true, top: history.length })
     console.log(`run shards: ${SUBS} subscribers (${SUBS - DIRECT} over ${SHARDS} shards: ${stats.map((s) => s.sockets).join('/')}) caught up in ${caughtUpMs} ms`)
   }, 90_000)
 })

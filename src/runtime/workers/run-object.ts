@@ -14,7 +14,7 @@ import type { Env, WorkersConfig } from './env.ts'
 import type { RunShardObject } from './run-shard-object.ts'
 import { flushToLibsql, type OutboxEvent } from './outbox.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
 const INFRA_RETRY_MS = 2_000
@@ -405,7 +405,21 @@ export class RunObject extends DurableObject<Env> {
     const k = this.nextShard++ % n
     const shards = this.getMeta<number[]>('shards') ?? []
     if (!shards.includes(k)) this.setMeta('shards', [...shards, k])
-    return this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(`${runId}:${k}`))
+    return this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(runShardName(runId, k)))
+  }
+
+  /**
+   * A shard the Worker routed subscribers to directly tells the run about itself (once): it is
+   * fed from then on. A finished run (or one this object no longer holds) records nothing; the
+   * shard's replay and heartbeat read serve its sockets from libSQL.
+   */
+  addShard(runId: string, k: number): Promise<void> {
+    return this.entry('addShard', () => this.lock.run(async () => {
+      const run = this.getMeta<RunRow>('run')
+      if (!run || run.id !== runId || run.finishedAt) return
+      const shards = this.getMeta<number[]>('shards') ?? []
+      if (!shards.includes(k)) this.setMeta('shards', [...shards, k])
+    }))
   }
 
   /** Forward published events to the run's shards (each completes a lost batch from libSQL). */
@@ -413,7 +427,7 @@ export class RunObject extends DurableObject<Env> {
     const shards = this.getMeta<number[]>('shards')
     if (!shards?.length) return
     for (const k of shards) {
-      const p = this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(`${runId}:${k}`)).deliver(runId, events)
+      const p = this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(runShardName(runId, k))).deliver(runId, events)
       this.ctx.waitUntil(Promise.resolve(p).catch((err: unknown) => this.log('shard delivery failed', 'publish', { runId, shard: k, error: String(err) })))
     }
   }

@@ -66,6 +66,11 @@ export class RunShardObject extends DurableObject<Env> {
       if (!params?.runId || params.transport !== 'ws') return Response.json({ error: { code: 'bad_request', message: 'not a run WebSocket request', details: [] } }, { status: 400 })
       const shared = await this.deps()
       this.setMeta('runId', params.runId)
+      // Routed here by the Worker: the run object learns of this shard once, before its first socket.
+      if (params.shard !== undefined && !this.getMeta<boolean>('registered')) {
+        await this.env.RUNS.get(this.env.RUNS.idFromName(params.runId)).addShard(params.runId, params.shard)
+        this.setMeta('registered', true)
+      }
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server)
