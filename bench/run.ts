@@ -426,7 +426,8 @@ async function workers() {
 async function holdingRun(w: { url: string; rootKey: string }, up: { url: string }, pollMs: number) {
   const { genericWorkflowConfig } = await import('../test/fakes/generic-upstream.ts')
   const call = async (method: string, path: string, body: unknown, key: string) => {
-    const res = await fetch(w.url + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    const res = await fetch(w.url + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(60_000) })
+      .catch((err) => { throw new Error(`${method} ${path}: ${err.message} (${err.cause?.code ?? err.cause ?? ''})`) })
     const json: any = await res.json()
     if (res.status >= 300) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`)
     return json
