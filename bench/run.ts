@@ -454,7 +454,8 @@ async function workersFanout() {
   console.log(`workers-fanout (indicative): ${SUBS} WebSocket subscribers of one run in wrangler dev, run object alone vs ${SHARDS} shards, ${COUNT} events at ~${1000 / POLL_MS}/s`)
   const { launchWorkers } = await import('../test/conformance/launch-workers.ts')
   const { startGenericUpstream } = await import('../test/fakes/generic-upstream.ts')
-  const layouts = [{ name: 'run object', shards: 0 }, { name: `${SHARDS} shards`, shards: SHARDS }]
+  // BENCH_FANOUT_LAYOUTS=shards runs the sharded layout alone (no baseline: for probing sizes).
+  const layouts = [{ name: 'run object', shards: 0 }, { name: `${SHARDS} shards`, shards: SHARDS }].filter((l) => process.env.BENCH_FANOUT_LAYOUTS !== 'shards' || l.shards)
   const out: Record<string, unknown> = {}
   for (const layout of layouts) {
     const up = await startGenericUpstream()
