@@ -6,7 +6,11 @@ import { Agent as HttpAgent, request } from 'node:http'
 import WebSocket from 'ws'
 import { nowMs, percentile, serveAgent, sleep } from './rpc.ts'
 
-interface Sub { ws: WebSocket; events: number; frames: number }
+interface Sub {
+  ws: WebSocket; events: number; frames: number
+  /** Fan-out checks (latency mode): last seq seen, seqs out of order or missing, caught_up time, close code. */
+  last?: number; misordered?: number; caughtUpAt?: number; closeCode?: number
+}
 let subs: Sub[] = []
 let received = 0
 /** Receive times by "run:seq" (latency mode), or latencies computed from bench_t in the frame. */
@@ -27,8 +31,12 @@ function onMessage(s: Sub, data: WebSocket.RawData) {
     return
   }
   const msg = JSON.parse(text)
+  if (msg.type === 'caught_up') s.caughtUpAt = t
   const evs = msg.type === 'event' ? [msg.event] : msg.type === 'batch' ? msg.events : []
   for (const e of evs) {
+    // A run stream's seqs go 1, 2, 3 … (after=0): anything else is a gap, a duplicate or reordering.
+    if (e.seq !== (s.last ?? 0) + 1) s.misordered = (s.misordered ?? 0) + 1
+    s.last = e.seq
     s.events++
     received++
     recv.push([`${e.run_id}:${e.seq}`, t])
@@ -50,6 +58,7 @@ serveAgent({
         const ws = new WebSocket(url, { headers, perMessageDeflate: false })
         const s: Sub = { ws, events: 0, frames: 0 }
         ws.on('message', (d) => onMessage(s, d))
+        ws.on('close', (code) => { s.closeCode = code })
         ws.on('error', () => {})
         const ok = await new Promise<boolean>((resolve) => {
           const t = setTimeout(() => resolve(false), 20_000)
@@ -86,6 +95,17 @@ serveAgent({
     }
   },
   perSubscriber() { return subs.map((s) => s.events) },
+  /** Run-stream checks over all subscribers: caught up (and when, from `since`), seqs in order without gaps, close codes. */
+  fanoutCheck({ since }: { since: number }) {
+    const caught = subs.filter((s) => s.caughtUpAt !== undefined).map((s) => s.caughtUpAt! - since).sort((a, b) => a - b)
+    const closes: Record<string, number> = {}
+    for (const s of subs) if (s.closeCode !== undefined) closes[s.closeCode] = (closes[s.closeCode] ?? 0) + 1
+    return {
+      subs: subs.length, caughtUp: caught.length, caughtUpP50Ms: percentile(caught, 50), caughtUpMaxMs: caught[caught.length - 1] ?? null,
+      misordered: subs.reduce((n, s) => n + (s.misordered ?? 0), 0), lastSeqs: [...new Set(subs.map((s) => s.last ?? 0))], closes,
+    }
+  },
+  now() { return nowMs() },
   async closeAll() {
     for (const s of subs) s.ws.terminate()
     subs = []

@@ -59,7 +59,11 @@ export interface WsEvent { id: number; seq: number; type: string; status: string
 
 /** A WebSocket subscriber through the Worker that records messages, events and the close. */
 export async function openWs(path: string, key: string) {
-  const res = await SELF.fetch(BASE + path, { headers: { upgrade: 'websocket', authorization: `Bearer ${key}` } })
+  return recordWs(await SELF.fetch(BASE + path, { headers: { upgrade: 'websocket', authorization: `Bearer ${key}` } }))
+}
+
+/** Accept the WebSocket of a 101 answer and record its messages, events and close. */
+export async function recordWs(res: Response) {
   if (res.status !== 101 || !res.webSocket) throw new Error(`upgrade refused: ${res.status} ${await res.text()}`)
   const ws = res.webSocket
   const messages: any[] = []

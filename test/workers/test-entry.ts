@@ -8,7 +8,7 @@ import harness from './harness-worker.ts'
 import type { Env } from '../../src/runtime/workers/env.ts'
 import type { Env as HarnessEnv } from './harness-worker.ts'
 
-export { FeedObject, FeedRelayObject, JobsObject, RunObject } from '../../src/runtime/workers/index.ts'
+export { FeedObject, FeedRelayObject, JobsObject, RunObject, RunShardObject } from '../../src/runtime/workers/index.ts'
 export { HarnessObject } from './harness-worker.ts'
 
 export default {

@@ -15,6 +15,7 @@ import { WorkersStreams } from './streams.ts'
 export { FeedObject, FeedRelayObject } from './feed-object.ts'
 export { JobsObject } from './jobs-object.ts'
 export { RunObject } from './run-object.ts'
+export { RunShardObject } from './run-shard-object.ts'
 export type { Env } from './env.ts'
 
 /** Runs whose next tick is this late are woken by the cron sweep (their alarm may be lost). */

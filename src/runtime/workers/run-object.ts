@@ -10,10 +10,11 @@ import type { ServerMessage } from '../../core/protocol.ts'
 import { RateBudget } from '../../core/rate-budget.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
-import type { Env } from './env.ts'
+import type { Env, WorkersConfig } from './env.ts'
+import type { RunShardObject } from './run-shard-object.ts'
 import { flushToLibsql, type OutboxEvent } from './outbox.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
 const INFRA_RETRY_MS = 2_000
@@ -87,6 +88,8 @@ export class RunObject extends DurableObject<Env> {
    * alarm early, and the alarm's sweep recomputes it): armAlarm never reads every attachment.
    */
   private socketExpiry: number | null = null
+  /** Round-robin over the run's shards (RUNRELAY_RUN_SHARDS). */
+  private nextShard = 0
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -184,6 +187,8 @@ export class RunObject extends DurableObject<Env> {
         return Response.json({ error: { code: 'upgrade_required', message: 'use a WebSocket, or Accept: text/event-stream', details: [] } }, { status: 426 })
       }
       const { shared } = await this.deps()
+      const shard = this.shardFor(params.runId, shared.config)
+      if (shard) return shard.fetch(request)
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server, ['run'])
@@ -384,7 +389,47 @@ export class RunObject extends DurableObject<Env> {
       if (!s.ready) continue
       if (s.deliver(events).some(endsRun)) s.end()
     }
+    this.notifyShards(run.id, events)
     this.notifyFeed(run.tenantId, run.id, events[events.length - 1]!.id)
+  }
+
+  /**
+   * The shard for a new WebSocket subscriber, or null to hold it here: with RUNRELAY_RUN_SHARDS
+   * = N > 0, once this object holds RUNRELAY_RUN_SHARD_AFTER sockets, subscribers go round-robin
+   * to N shard objects. A shard is recorded before it gets its first socket, so every publish
+   * after that reaches it; what was published before is in libSQL, which its replay reads.
+   */
+  private shardFor(runId: string, config: WorkersConfig): DurableObjectStub<RunShardObject> | null {
+    const n = config.RUNRELAY_RUN_SHARDS
+    if (n <= 0 || this.ctx.getWebSockets('run').length < config.RUNRELAY_RUN_SHARD_AFTER) return null
+    const k = this.nextShard++ % n
+    const shards = this.getMeta<number[]>('shards') ?? []
+    if (!shards.includes(k)) this.setMeta('shards', [...shards, k])
+    return this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(runShardName(runId, k)))
+  }
+
+  /**
+   * A shard the Worker routed subscribers to directly tells the run about itself (once): it is
+   * fed from then on. A finished run (or one this object no longer holds) records nothing; the
+   * shard's replay and heartbeat read serve its sockets from libSQL.
+   */
+  addShard(runId: string, k: number): Promise<void> {
+    return this.entry('addShard', () => this.lock.run(async () => {
+      const run = this.getMeta<RunRow>('run')
+      if (!run || run.id !== runId || run.finishedAt) return
+      const shards = this.getMeta<number[]>('shards') ?? []
+      if (!shards.includes(k)) this.setMeta('shards', [...shards, k])
+    }))
+  }
+
+  /** Forward published events to the run's shards (each completes a lost batch from libSQL). */
+  private notifyShards(runId: string, events: RunEvent[]): void {
+    const shards = this.getMeta<number[]>('shards')
+    if (!shards?.length) return
+    for (const k of shards) {
+      const p = this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(runShardName(runId, k))).deliver(runId, events)
+      this.ctx.waitUntil(Promise.resolve(p).catch((err: unknown) => this.log('shard delivery failed', 'publish', { runId, shard: k, error: String(err) })))
+    }
   }
 
   /** Tell the tenant's feed (through a relay shard when configured) that events up to `maxId` exist. */

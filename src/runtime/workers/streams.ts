@@ -7,6 +7,7 @@ import { CLOSE, clientFrameTooBig, parseClientMessage, PROTOCOL_VERSION, selectS
 import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
 import type { Env } from './env.ts'
+import { getShared } from './shared.ts'
 
 /** Header carrying a stream's parameters from the Worker to the Durable Object that serves it. */
 export const STREAM_HEADER = 'x-runrelay-stream'
@@ -36,6 +37,8 @@ export const StreamParams = z.object({
    * (tokenScopeKey). A refresh over the socket must carry a token with the same digest.
    */
   scopeKey: z.string().optional(),
+  /** Set when the Worker routes a run WebSocket straight to shard k of the run (RUNRELAY_RUN_SHARD_AFTER=0). */
+  shard: z.number().int().min(0).optional(),
 })
 export type StreamParams = z.infer<typeof StreamParams>
 
@@ -121,13 +124,24 @@ export class WorkersStreams implements Streams {
       const v = c.req.header(h)
       if (v !== undefined) headers.set(h, v)
     }
+    // All of a hot run's WebSocket subscribers on shards: straight there (a random shard per
+    // subscriber), so a connect storm does not pass through the one run object.
+    const { config } = await getShared(this.env)
+    if (req.runId !== undefined && req.transport === 'ws' && config.RUNRELAY_RUN_SHARDS > 0 && config.RUNRELAY_RUN_SHARD_AFTER === 0) {
+      const shard = Math.floor(Math.random() * config.RUNRELAY_RUN_SHARDS)
+      headers.set(STREAM_HEADER, JSON.stringify({ ...params, shard } satisfies StreamParams))
+      return this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(runShardName(req.runId, shard))).fetch(new Request('https://runrelay.internal/stream', { headers }))
+    }
     headers.set(STREAM_HEADER, JSON.stringify(params))
     const request = new Request('https://runrelay.internal/stream', { headers })
-    const stub = req.runId !== undefined
-      ? this.env.RUNS.get(this.env.RUNS.idFromName(req.runId))
-      : this.env.FEEDS.get(this.env.FEEDS.idFromName(req.tenantId))
-    return stub.fetch(request)
+    if (req.runId === undefined) return this.env.FEEDS.get(this.env.FEEDS.idFromName(req.tenantId)).fetch(request)
+    return this.env.RUNS.get(this.env.RUNS.idFromName(req.runId)).fetch(request)
   }
+}
+
+/** The name of shard k of a run's socket holders (RunShardObject). */
+export function runShardName(runId: string, k: number): string {
+  return `${runId}:${k}`
 }
 
 /** Send without throwing: a socket closing under us is not an error of the sender. */

@@ -1,0 +1,303 @@
+import { DurableObject } from 'cloudflare:workers'
+import type { RunEvent } from '../../core/domain.ts'
+import { endsRun, eventsFrame } from '../../core/frames.ts'
+import { Mutex } from '../../core/mutex.ts'
+import type { ServerMessage } from '../../core/protocol.ts'
+import type { Env } from './env.ts'
+import { getShared, logger, type Shared } from './shared.ts'
+import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, streamParams, tryClose, trySend, upgraded } from './streams.ts'
+
+/** Per-socket state in the attachment (survives hibernation). */
+interface ShardSocket {
+  /** The last seq sent by this socket's replay; once ready its position is max(last, the shard's top). */
+  last: number
+  /** False until the replay is done (live events wait for it). */
+  ready: boolean
+  expiresAt?: number
+  scopeKey?: string
+}
+
+/** What a shard reports about itself (tests and operators). */
+export interface ShardStats { sockets: number; ready: number; top: number; finished: boolean }
+
+/**
+ * A socket holder in front of a hot run (RUNRELAY_RUN_SHARDS > 0): one object per
+ * (run, shard), named `<runId>:<k>`. The run object hands it WebSocket subscribers and
+ * forwards every batch of published events to it (`deliver`); it holds the sockets
+ * hibernated and sends each its frame. One concern: hold sockets, gate their replay, pull gaps.
+ *
+ * Order and no loss: the shard records `top`, the highest seq it has sent to every ready
+ * socket (durable, written in the same turn as the sends). A delivery that does not start
+ * right after a ready socket's position (a lost or reordered RPC, a wake after eviction) is
+ * completed from libSQL first: events are persisted before they are published, so the read
+ * has them. A delivery wholly at or below a socket's position is skipped, so none is sent
+ * twice. A missed terminal event is found by the heartbeat's read (one libSQL query per
+ * heartbeat while ready sockets exist).
+ */
+export class RunShardObject extends DurableObject<Env> {
+  private readonly lock = new Mutex()
+  private readonly atts = new Map<WebSocket, ShardSocket>()
+  private shared?: Shared
+  private lastHeartbeat = 0
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
+    // A replay cut short by an eviction starts again from the socket's recorded position.
+    const unready = ctx.getWebSockets().filter((ws) => this.att(ws)?.ready === false)
+    if (unready.length) ctx.waitUntil(Promise.all(unready.map((ws) => this.join(ws, undefined))).then(() => {}))
+  }
+
+  /** Events the run object published (in seq order, no gaps within the batch). */
+  deliver(runId: string, events: RunEvent[]): Promise<void> {
+    return this.entry('deliver', () => this.lock.run(() => this.sendLive(runId, events)))
+  }
+
+  /** How many sockets this shard holds, and its position. */
+  stats(): ShardStats {
+    const sockets = this.ctx.getWebSockets()
+    return { sockets: sockets.length, ready: sockets.filter((ws) => this.att(ws)?.ready).length, top: this.top(), finished: this.getMeta<boolean>('finished') === true }
+  }
+
+  async fetch(request: Request): Promise<Response> {
+    return this.entry('fetch', async () => {
+      const params = streamParams(request)
+      if (!params?.runId || params.transport !== 'ws') return Response.json({ error: { code: 'bad_request', message: 'not a run WebSocket request', details: [] } }, { status: 400 })
+      const shared = await this.deps()
+      this.setMeta('runId', params.runId)
+      // Routed here by the Worker: the run object learns of this shard once, before its first socket.
+      if (params.shard !== undefined && !this.getMeta<boolean>('registered')) {
+        await this.env.RUNS.get(this.env.RUNS.idFromName(params.runId)).addShard(params.runId, params.shard)
+        this.setMeta('registered', true)
+      }
+      const pair = new WebSocketPair()
+      const [client, server] = [pair[0], pair[1]]
+      this.ctx.acceptWebSocket(server)
+      this.save(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
+      trySend(server, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
+      this.ctx.waitUntil(this.join(server, params.finished))
+      return upgraded(request, client)
+    }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
+  }
+
+  async alarm(): Promise<void> {
+    await this.entry('alarm', async () => {
+      try {
+        const runId = this.getMeta<string>('runId')
+        // The safety net for a lost delivery (above all a lost terminal event): read what follows top.
+        if (runId && !this.getMeta<boolean>('finished')) await this.lock.run(() => this.sendLive(runId, []))
+        this.sweep()
+      } finally {
+        await this.armAlarm()
+      }
+    }).catch(async () => { await this.ctx.storage.setAlarm(Date.now() + 2_000).catch(() => {}) })
+  }
+
+  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
+      tokens: async () => (await this.deps()).tokens,
+      scopeKey: () => this.att(ws)?.scopeKey,
+      apply: async (expiresAt) => {
+        const att = this.att(ws)
+        if (!att) return false
+        this.save(ws, { ...att, expiresAt })
+        await this.armAlarm()
+        return true
+      },
+    })).catch(() => {})
+  }
+
+  async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    await this.entry('webSocketClose', async () => {
+      tryClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason)
+      this.atts.delete(ws)
+      await this.armAlarm()
+    }).catch(() => {})
+  }
+
+  async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    await this.entry('webSocketError', async () => { this.log('websocket error', 'webSocketError', { error: String(error) }); tryClose(ws, 1011, 'error') }).catch(() => {})
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  /**
+   * Send live events to the ready sockets, completing a gap from libSQL first. With no events
+   * (the heartbeat), read whatever follows the lowest ready position.
+   */
+  private async sendLive(runId: string, events: RunEvent[]): Promise<void> {
+    const top = this.top()
+    const ready = this.ctx.getWebSockets().filter((ws) => this.att(ws)?.ready)
+    const end = events.length ? events[events.length - 1]!.seq : Infinity
+    const low = ready.reduce((m, ws) => Math.min(m, Math.max(this.att(ws)!.last, top)), Infinity)
+    if (low >= end) { if (end > top) this.setMeta('top', end); return } // nobody behind: nothing to send
+    let batch = events
+    const first = events.length ? events[0]!.seq : Infinity
+    if (low === Infinity) {
+      if (events.length) this.setMeta('top', Math.max(top, end))
+      return
+    }
+    if (low < first - 1) {
+      // A gap (or the heartbeat's read): libSQL has every published event.
+      const { store } = await this.deps()
+      const read: RunEvent[] = []
+      let cursor = low
+      for (;;) {
+        const page = await store.listRunEvents(runId, cursor, REPLAY_PAGE)
+        const keep = page.filter((e) => e.seq < first)
+        read.push(...keep)
+        if (page.length < REPLAY_PAGE || keep.length < page.length) break
+        cursor = page[page.length - 1]!.seq
+      }
+      batch = read.concat(events)
+    }
+    if (!batch.length) return
+    const newTop = batch[batch.length - 1]!.seq
+    // Re-read positions after the await: a socket may have become ready, or top moved (another deliver).
+    const nowTop = this.top()
+    if (newTop <= nowTop) return
+    const frames = new Map<number, { frame: string; ends: boolean }>()
+    let finished = false
+    for (const ws of this.ctx.getWebSockets()) {
+      const att = this.att(ws)
+      if (!att?.ready) continue
+      const pos = Math.max(att.last, nowTop)
+      if (pos >= newTop) continue
+      if (pos < batch[0]!.seq - 1) continue // became ready at a lower position meanwhile: the next heartbeat read serves it
+      let f = frames.get(pos)
+      if (!f) {
+        const i = batch.findIndex((e) => e.seq > pos)
+        const fresh = i === 0 ? batch : batch.slice(i)
+        frames.set(pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
+      }
+      trySend(ws, f.frame)
+      if (f.ends) tryClose(ws, CLOSE.NORMAL, 'run finished')
+    }
+    if (batch.some(endsRun)) finished = true
+    this.ctx.storage.transactionSync(() => {
+      this.setMeta('top', newTop)
+      if (finished) this.setMeta('finished', true)
+    })
+  }
+
+  /**
+   * A socket's replay: history after its position from libSQL, then (under the lock) up to the
+   * shard's top, then ready with caught_up. Sockets replay independently: a shard holds a
+   * fraction of a run's audience, and the run object's batching already spread the joins.
+   */
+  private async join(ws: WebSocket, finishedAtOpen: boolean | undefined): Promise<void> {
+    const runId = this.getMeta<string>('runId')
+    try {
+      if (!runId) throw new Error('no run id')
+      const { store } = await this.deps()
+      let pos = this.att(ws)?.last ?? 0
+      const readTo = async (limit: number): Promise<boolean> => {
+        for (;;) {
+          const page = await store.listRunEvents(runId, pos, REPLAY_PAGE)
+          const fresh = page.filter((e) => e.seq <= limit)
+          if (fresh.length) {
+            trySend(ws, eventsFrame(fresh))
+            pos = fresh[fresh.length - 1]!.seq
+            const att = this.att(ws)
+            if (att) this.save(ws, { ...att, last: pos })
+            if (fresh.some(endsRun)) { tryClose(ws, CLOSE.NORMAL, 'run finished'); return true }
+          }
+          if (page.length < REPLAY_PAGE || fresh.length < page.length) return false
+        }
+      }
+      if (await readTo(Infinity)) return
+      await this.lock.run(async () => {
+        // Sent to the ready sockets while the read ran: read up to it before going live.
+        if (pos < this.top() && (await readTo(this.top()))) return
+        const att = this.att(ws)
+        if (!att) return
+        this.save(ws, { ...att, last: pos, ready: true })
+        trySend(ws, JSON.stringify({ type: 'caught_up', position: pos } satisfies ServerMessage))
+        if (finishedAtOpen || this.getMeta<boolean>('finished')) tryClose(ws, CLOSE.NORMAL, 'run finished')
+        await this.armAlarm()
+      })
+    } catch (err) {
+      this.log('replay failed', 'fetch', { runId, error: String(err) })
+      tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
+    }
+  }
+
+  /** Heartbeats to ready sockets; closes sockets whose credential expired. */
+  private sweep(): void {
+    const now = Date.now()
+    const hb = this.shared?.config.RUNRELAY_HEARTBEAT_MS ?? 15_000
+    const beat = now >= this.lastHeartbeat + hb - 50
+    if (beat) this.lastHeartbeat = now
+    const frame = heartbeatFrame()
+    for (const ws of this.ctx.getWebSockets()) {
+      const att = this.att(ws)
+      if (!att) continue
+      if (att.expiresAt !== undefined && att.expiresAt <= now) { tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired'); continue }
+      if (beat && att.ready) trySend(ws, frame)
+    }
+  }
+
+  /** While sockets are open: one alarm at the next heartbeat or token expiry. */
+  private async armAlarm(): Promise<void> {
+    const sockets = this.ctx.getWebSockets()
+    if (!sockets.length) return this.ctx.storage.deleteAlarm()
+    const now = Date.now()
+    const { config } = await this.deps()
+    this.lastHeartbeat ||= now
+    let at = this.lastHeartbeat + config.RUNRELAY_HEARTBEAT_MS
+    for (const ws of sockets) {
+      const exp = this.att(ws)?.expiresAt
+      if (exp !== undefined) at = Math.min(at, exp)
+    }
+    at = Math.max(now, at)
+    const current = await this.ctx.storage.getAlarm()
+    if (current === null || current > at || current < now) await this.ctx.storage.setAlarm(at)
+  }
+
+  private top(): number {
+    return this.getMeta<number>('top') ?? 0
+  }
+
+  private getMeta<T>(key: string): T | undefined {
+    const row = this.ctx.storage.sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0]
+    return row ? (JSON.parse(row.value) as T) : undefined
+  }
+
+  private setMeta(key: string, value: unknown): void {
+    this.ctx.storage.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value))
+  }
+
+  private att(ws: WebSocket): ShardSocket | null {
+    let a = this.atts.get(ws)
+    if (a === undefined) {
+      try { a = (ws.deserializeAttachment() as ShardSocket | null) ?? undefined } catch { a = undefined }
+      if (a === undefined) return null
+      this.atts.set(ws, a)
+    }
+    return a
+  }
+
+  private save(ws: WebSocket, att: ShardSocket): void {
+    try { ws.serializeAttachment(att) } catch { return }
+    this.atts.set(ws, att)
+  }
+
+  private async deps(): Promise<Shared> {
+    return (this.shared ??= await getShared(this.env))
+  }
+
+  private log(msg: string, handler: string, extra: Record<string, unknown> = {}): void {
+    const log = this.shared?.log ?? logger(undefined)
+    log(msg, { where: `RunShardObject.${handler}`, ...extra })
+  }
+
+  private async entry<T>(handler: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      this.log('handler failed', handler, { error: String((err as Error)?.stack ?? err) })
+      throw err
+    }
+  }
+}
