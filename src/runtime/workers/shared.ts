@@ -1,5 +1,6 @@
-import { createClient } from '@libsql/client/web'
-import { drizzle } from 'drizzle-orm/libsql/web'
+// libSQL over HTTP only (libsql://, https://): the Worker has no use for the WebSocket client, and leaving it out keeps the bundle in budget.
+import { createClient } from '@libsql/client/http'
+import { drizzle } from 'drizzle-orm/libsql/http'
 import { ensureRootKey } from '../../services/bootstrap.ts'
 import { SecretBox } from '../../core/crypto.ts'
 import { createGuardedFetch } from '../../core/outbound.ts'
