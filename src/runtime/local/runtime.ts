@@ -21,7 +21,6 @@ import { IDEMPOTENCY_TTL_MS } from '../../db/retention.ts'
 import { LocalRunHost } from './run-host.ts'
 import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
-import { connectRedisBus } from './bus.ts'
 import { EventTail } from './tail.ts'
 
 /** How long a key, workflow or connection read stays cached (a change by another process sharing the database shows within this). */
@@ -67,8 +66,9 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   // Every event reaches the hub through the tail: this process's commits at once, other processes' on a bus notice or the tail's period.
   const tail = new EventTail(store, hub, { intervalMs: config.RUNRELAY_TAIL_INTERVAL_MS, log })
   await tail.start()
+  // Loaded only when configured: the Redis client is the largest dependency and a single process never needs it.
   const bus = config.RUNRELAY_BUS_URL
-    ? connectRedisBus(config.RUNRELAY_BUS_URL, { onNotice: (id) => tail.notified(id), onRecovered: () => tail.wake(), log, fallbackIntervalMs: config.RUNRELAY_TAIL_INTERVAL_MS })
+    ? (await import('./bus.ts')).connectRedisBus(config.RUNRELAY_BUS_URL, { onNotice: (id) => tail.notified(id), onRecovered: () => tail.wake(), log, fallbackIntervalMs: config.RUNRELAY_TAIL_INTERVAL_MS })
     : undefined
   tail.announceTo(bus)
   const ledger = new LocalLedger(store, tail, () => clock.now(), telemetry)

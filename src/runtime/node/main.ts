@@ -65,7 +65,8 @@ export async function startNode(env: Record<string, string | undefined> = proces
   return { runtime, server, port, url: `http://${config.HOST}:${port}`, resumed, stop, config, log }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('src/runtime/node/main.ts')) {
+/** The `npm start` / `node dist/main.mjs` program: start, print the root key once, stop on SIGTERM/SIGINT. */
+export async function runMain() {
   const started = await startNode().catch((err) => {
     console.error(String(err?.message ?? err))
     process.exit(1)
@@ -83,3 +84,5 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
     })
   }
 }
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('src/runtime/node/main.ts')) await runMain()
