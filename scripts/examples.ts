@@ -37,10 +37,13 @@ export function exec(cmd: string, args: string[], opts: { cwd?: string; env?: Re
   })
 }
 
-/** Build every package (tsup: ESM, .d.ts, source maps), in parallel. */
+/** Build every package (tsup: ESM, .d.ts, source maps): the client, then the others in parallel. */
 export async function buildPackages(): Promise<number> {
   const started = Date.now()
-  await Promise.all(PACKAGES.map((p) => exec(bin('tsup'), ['--silent'], { cwd: join(ROOT, 'packages', p) })))
+  const build = (p: string) => exec(bin('tsup'), ['--silent'], { cwd: join(ROOT, 'packages', p) })
+  // The bindings' .d.ts import @runrelay/client's: the client first, then the rest together.
+  await build('client')
+  await Promise.all(PACKAGES.filter((p) => p !== 'client').map(build))
   return Date.now() - started
 }
 
