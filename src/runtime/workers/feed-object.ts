@@ -6,7 +6,7 @@ import type { ServerMessage } from '../../core/protocol.ts'
 import { matchesFeedFilter, type FeedFilter } from '../../db/store.ts'
 import type { Env } from './env.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
 interface FeedSocket {
@@ -54,7 +54,7 @@ export class FeedObject extends DurableObject<Env> {
   private readonly lock = new Mutex()
   private readonly sse = new Map<SseSink, FeedFilter>()
   /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
-  private readonly atts = new Map<WebSocket, FeedSocket>()
+  private readonly atts = new SocketAttachments<FeedSocket>()
   private shared?: Shared
   private tenantId?: string
   private pulling: Promise<void> | null = null
@@ -87,7 +87,7 @@ export class FeedObject extends DurableObject<Env> {
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server, ['feed'])
-      this.save(server, { filter: params.filter as FeedFilter ?? {}, seen: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
+      this.atts.set(server, { filter: params.filter as FeedFilter ?? {}, seen: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
       this.ctx.waitUntil(this.startSocket(server, params))
       return upgraded(request, client)
     }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
@@ -98,7 +98,7 @@ export class FeedObject extends DurableObject<Env> {
       try {
         const now = Date.now()
         for (const ws of this.ctx.getWebSockets()) {
-          const at = this.att(ws)?.expiresAt
+          const at = this.atts.get(ws)?.expiresAt
           if (at !== undefined && at <= now) tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired')
         }
         for (const s of this.sse.keys()) if (s.expiresAt !== undefined && s.expiresAt <= now) s.end()
@@ -115,12 +115,12 @@ export class FeedObject extends DurableObject<Env> {
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
       tokens: async () => (await this.deps()).tokens,
-      scopeKey: () => this.att(ws)?.scopeKey,
+      scopeKey: () => this.atts.get(ws)?.scopeKey,
       apply: async (expiresAt) => {
         // Re-read after the await: a pull may have moved `seen` meanwhile.
-        const att = this.att(ws)
+        const att = this.atts.get(ws)
         if (!att) return false
-        this.save(ws, { ...att, expiresAt })
+        this.atts.set(ws, { ...att, expiresAt })
         await this.armAlarm()
         return true
       },
@@ -141,21 +141,7 @@ export class FeedObject extends DurableObject<Env> {
 
   // ---- internals ------------------------------------------------------------------------------
 
-  /** A socket's attachment, read once per instance (a notification checks every subscriber's position). */
-  private att(ws: WebSocket): FeedSocket | null {
-    let a = this.atts.get(ws)
-    if (a === undefined) {
-      try { a = (ws.deserializeAttachment() as FeedSocket | null) ?? undefined } catch { a = undefined }
-      if (a === undefined) return null
-      this.atts.set(ws, a)
-    }
-    return a
-  }
 
-  private save(ws: WebSocket, att: FeedSocket): void {
-    try { ws.serializeAttachment(att) } catch { return } // closed
-    this.atts.set(ws, att)
-  }
 
   private async deps(): Promise<Shared> {
     return (this.shared ??= await getShared(this.env))
@@ -174,13 +160,13 @@ export class FeedObject extends DurableObject<Env> {
   private subscribers(): Subscriber[] {
     const subs: Subscriber[] = []
     for (const ws of this.ctx.getWebSockets('feed')) {
-      const att = this.att(ws)
+      const att = this.atts.get(ws)
       if (!att?.ready) continue
       subs.push({
         filter: att.filter, seen: att.seen,
         send: (events) => trySend(ws, eventsFrame(events)),
         // Re-read: a token refresh may have moved the expiry since this list was made (a pull awaits libSQL).
-        save: (seen) => this.save(ws, { ...(this.att(ws) ?? att), seen }),
+        save: (seen) => this.atts.set(ws, { ...(this.atts.get(ws) ?? att), seen }),
       })
     }
     for (const [sink, filter] of this.sse) {
@@ -256,8 +242,8 @@ export class FeedObject extends DurableObject<Env> {
         return tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
       }
       // The expiry from the attachment: a refresh may have arrived during the replay.
-      const att = this.att(ws)
-      this.save(ws, { filter: (params.filter ?? {}) as FeedFilter, seen: result.seen, ready: true, expiresAt: att ? att.expiresAt : params.expiresAt, scopeKey: params.scopeKey })
+      const att = this.atts.get(ws)
+      this.atts.set(ws, { filter: (params.filter ?? {}) as FeedFilter, seen: result.seen, ready: true, expiresAt: att ? att.expiresAt : params.expiresAt, scopeKey: params.scopeKey })
       trySend(ws, JSON.stringify({ type: 'caught_up', position: result.last } satisfies ServerMessage))
       await this.armAlarm()
     }).catch((err) => log(this.shared, 'socket start failed', 'FeedObject.fetch', { error: String(err) }))
@@ -286,7 +272,7 @@ export class FeedObject extends DurableObject<Env> {
     if (!sockets.length && !this.sse.size) return
     this.lastHeartbeat = Date.now()
     const frame = heartbeatFrame()
-    for (const ws of sockets) if (this.att(ws)?.ready) trySend(ws, frame)
+    for (const ws of sockets) if (this.atts.get(ws)?.ready) trySend(ws, frame)
     for (const s of this.sse.keys()) if (s.ready) s.heartbeat()
   }
 
@@ -298,7 +284,7 @@ export class FeedObject extends DurableObject<Env> {
     const { config } = await this.deps()
     const due = [Math.max(now, this.lastHeartbeat || now) + config.RUNRELAY_HEARTBEAT_MS]
     for (const ws of sockets) {
-      const at = this.att(ws)?.expiresAt
+      const at = this.atts.get(ws)?.expiresAt
       if (at !== undefined) due.push(at)
     }
     for (const s of this.sse.keys()) if (s.expiresAt !== undefined) due.push(s.expiresAt)

@@ -14,7 +14,7 @@ import type { Env, WorkersConfig } from './env.ts'
 import type { RunShardObject } from './run-shard-object.ts'
 import { flushToLibsql, type OutboxEvent } from './outbox.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
 const INFRA_RETRY_MS = 2_000
@@ -78,7 +78,7 @@ export class RunObject extends DurableObject<Env> {
   private tickRetryAt: number | null = null
   private lastHeartbeat = 0
   /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
-  private readonly atts = new Map<WebSocket, RunSocket>()
+  private readonly atts = new SocketAttachments<RunSocket>()
   /** Sockets waiting for their replay, and the one replay loop that serves them in batches. */
   private joining: Joining[] = []
   private catchingUp: Promise<void> | null = null
@@ -98,7 +98,7 @@ export class RunObject extends DurableObject<Env> {
     // sockets' attachments, for their earliest expiry. A socket whose replay was cut short by an
     // eviction (not ready) gets the rest of it from its recorded position.
     for (const ws of ctx.getWebSockets('run')) {
-      const att = this.att(ws)
+      const att = this.atts.get(ws)
       if (!att) continue
       if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
       if (!att.ready) this.joining.push({ ws, pos: att.last, done: false })
@@ -192,7 +192,7 @@ export class RunObject extends DurableObject<Env> {
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server, ['run'])
-      this.save(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
+      this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
       // The hello goes out at once; the replay joins the next batch (catchUp).
       trySend(server, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
       this.joining.push({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished })
@@ -204,12 +204,12 @@ export class RunObject extends DurableObject<Env> {
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
       tokens: async () => (await this.deps()).shared.tokens,
-      scopeKey: () => this.att(ws)?.scopeKey,
+      scopeKey: () => this.atts.get(ws)?.scopeKey,
       apply: async (expiresAt) => {
         // Re-read after the await: the replay may have moved `last` meanwhile.
-        const att = this.att(ws)
+        const att = this.atts.get(ws)
         if (!att) return false
-        this.save(ws, { ...att, expiresAt })
+        this.atts.set(ws, { ...att, expiresAt })
         // A later expiry: the alarm may wake at the old one, and its sweep finds the new one.
         this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, expiresAt)
         await this.lock.run(() => this.armAlarm())
@@ -373,7 +373,7 @@ export class RunObject extends DurableObject<Env> {
     const top = events[events.length - 1]!.seq
     const frames = new Map<number, { frame: string; ends: boolean }>()
     for (const ws of this.ctx.getWebSockets('run')) {
-      const att = this.att(ws)
+      const att = this.atts.get(ws)
       if (!att?.ready) continue
       const pos = Math.max(att.last, base)
       if (pos >= top) continue
@@ -525,9 +525,9 @@ export class RunObject extends DurableObject<Env> {
       }
       if (!moved && !final) continue
       // The expiry and scope from the attachment: a refresh may have arrived during the replay.
-      const att = this.att(j.ws)
+      const att = this.atts.get(j.ws)
       if (!att) { j.done = true; continue }
-      this.save(j.ws, { ...att, last: j.pos, ready: final })
+      this.atts.set(j.ws, { ...att, last: j.pos, ready: final })
       if (!final) continue
       j.done = true
       if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
@@ -552,21 +552,7 @@ export class RunObject extends DurableObject<Env> {
     return batch.find((j) => j.runId !== undefined)?.runId ?? this.getMeta<RunRow>('run')?.id
   }
 
-  /** A socket's attachment, read once per instance. */
-  private att(ws: WebSocket): RunSocket | null {
-    let a = this.atts.get(ws)
-    if (a === undefined) {
-      try { a = (ws.deserializeAttachment() as RunSocket | null) ?? undefined } catch { a = undefined }
-      if (a === undefined) return null
-      this.atts.set(ws, a)
-    }
-    return a
-  }
 
-  private save(ws: WebSocket, att: RunSocket): void {
-    try { ws.serializeAttachment(att) } catch { return } // closed
-    this.atts.set(ws, att)
-  }
 
   private openSse(params: StreamParams): Response {
     const sink = new SseSink(params.after, (e) => e.seq, params.expiresAt, (s) => this.sse.delete(s), this.shared?.config.RUNRELAY_WS_MAX_BUFFERED_BYTES)
@@ -604,7 +590,7 @@ export class RunObject extends DurableObject<Env> {
     const frame = beat ? heartbeatFrame() : ''
     let earliest: number | null = null
     for (const ws of sockets) {
-      const att = this.att(ws)
+      const att = this.atts.get(ws)
       if (!att) continue
       if (att.expiresAt !== undefined && att.expiresAt <= now) { tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired'); continue }
       if (att.expiresAt !== undefined) earliest = Math.min(earliest ?? Infinity, att.expiresAt)

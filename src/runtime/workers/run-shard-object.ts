@@ -5,7 +5,7 @@ import { Mutex } from '../../core/mutex.ts'
 import type { ServerMessage } from '../../core/protocol.ts'
 import type { Env } from './env.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, streamParams, tryClose, trySend, upgraded } from './streams.ts'
+import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, streamParams, tryClose, trySend, upgraded } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
 interface ShardSocket {
@@ -36,7 +36,7 @@ export interface ShardStats { sockets: number; ready: number; top: number; finis
  */
 export class RunShardObject extends DurableObject<Env> {
   private readonly lock = new Mutex()
-  private readonly atts = new Map<WebSocket, ShardSocket>()
+  private readonly atts = new SocketAttachments<ShardSocket>()
   private shared?: Shared
   private lastHeartbeat = 0
 
@@ -45,7 +45,7 @@ export class RunShardObject extends DurableObject<Env> {
     ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
     // A replay cut short by an eviction starts again from the socket's recorded position.
-    const unready = ctx.getWebSockets().filter((ws) => this.att(ws)?.ready === false)
+    const unready = ctx.getWebSockets().filter((ws) => this.atts.get(ws)?.ready === false)
     if (unready.length) ctx.waitUntil(Promise.all(unready.map((ws) => this.join(ws, undefined))).then(() => {}))
   }
 
@@ -57,7 +57,7 @@ export class RunShardObject extends DurableObject<Env> {
   /** How many sockets this shard holds, and its position. */
   stats(): ShardStats {
     const sockets = this.ctx.getWebSockets()
-    return { sockets: sockets.length, ready: sockets.filter((ws) => this.att(ws)?.ready).length, top: this.top(), finished: this.getMeta<boolean>('finished') === true }
+    return { sockets: sockets.length, ready: sockets.filter((ws) => this.atts.get(ws)?.ready).length, top: this.top(), finished: this.getMeta<boolean>('finished') === true }
   }
 
   async fetch(request: Request): Promise<Response> {
@@ -74,7 +74,7 @@ export class RunShardObject extends DurableObject<Env> {
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server)
-      this.save(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
+      this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
       trySend(server, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
       this.ctx.waitUntil(this.join(server, params.finished))
       return upgraded(request, client)
@@ -97,11 +97,11 @@ export class RunShardObject extends DurableObject<Env> {
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
       tokens: async () => (await this.deps()).tokens,
-      scopeKey: () => this.att(ws)?.scopeKey,
+      scopeKey: () => this.atts.get(ws)?.scopeKey,
       apply: async (expiresAt) => {
-        const att = this.att(ws)
+        const att = this.atts.get(ws)
         if (!att) return false
-        this.save(ws, { ...att, expiresAt })
+        this.atts.set(ws, { ...att, expiresAt })
         await this.armAlarm()
         return true
       },
@@ -128,9 +128,9 @@ export class RunShardObject extends DurableObject<Env> {
    */
   private async sendLive(runId: string, events: RunEvent[]): Promise<void> {
     const top = this.top()
-    const ready = this.ctx.getWebSockets().filter((ws) => this.att(ws)?.ready)
+    const ready = this.ctx.getWebSockets().filter((ws) => this.atts.get(ws)?.ready)
     const end = events.length ? events[events.length - 1]!.seq : Infinity
-    const low = ready.reduce((m, ws) => Math.min(m, Math.max(this.att(ws)!.last, top)), Infinity)
+    const low = ready.reduce((m, ws) => Math.min(m, Math.max(this.atts.get(ws)!.last, top)), Infinity)
     if (low >= end) { if (end > top) this.setMeta('top', end); return } // nobody behind: nothing to send
     let batch = events
     const first = events.length ? events[0]!.seq : Infinity
@@ -160,7 +160,7 @@ export class RunShardObject extends DurableObject<Env> {
     const frames = new Map<number, { frame: string; ends: boolean }>()
     let finished = false
     for (const ws of this.ctx.getWebSockets()) {
-      const att = this.att(ws)
+      const att = this.atts.get(ws)
       if (!att?.ready) continue
       const pos = Math.max(att.last, nowTop)
       if (pos >= newTop) continue
@@ -191,7 +191,7 @@ export class RunShardObject extends DurableObject<Env> {
     try {
       if (!runId) throw new Error('no run id')
       const { store } = await this.deps()
-      let pos = this.att(ws)?.last ?? 0
+      let pos = this.atts.get(ws)?.last ?? 0
       const readTo = async (limit: number): Promise<boolean> => {
         for (;;) {
           const page = await store.listRunEvents(runId, pos, REPLAY_PAGE)
@@ -199,8 +199,8 @@ export class RunShardObject extends DurableObject<Env> {
           if (fresh.length) {
             trySend(ws, eventsFrame(fresh))
             pos = fresh[fresh.length - 1]!.seq
-            const att = this.att(ws)
-            if (att) this.save(ws, { ...att, last: pos })
+            const att = this.atts.get(ws)
+            if (att) this.atts.set(ws, { ...att, last: pos })
             if (fresh.some(endsRun)) { tryClose(ws, CLOSE.NORMAL, 'run finished'); return true }
           }
           if (page.length < REPLAY_PAGE || fresh.length < page.length) return false
@@ -210,9 +210,9 @@ export class RunShardObject extends DurableObject<Env> {
       await this.lock.run(async () => {
         // Sent to the ready sockets while the read ran: read up to it before going live.
         if (pos < this.top() && (await readTo(this.top()))) return
-        const att = this.att(ws)
+        const att = this.atts.get(ws)
         if (!att) return
-        this.save(ws, { ...att, last: pos, ready: true })
+        this.atts.set(ws, { ...att, last: pos, ready: true })
         trySend(ws, JSON.stringify({ type: 'caught_up', position: pos } satisfies ServerMessage))
         if (finishedAtOpen || this.getMeta<boolean>('finished')) tryClose(ws, CLOSE.NORMAL, 'run finished')
         await this.armAlarm()
@@ -231,7 +231,7 @@ export class RunShardObject extends DurableObject<Env> {
     if (beat) this.lastHeartbeat = now
     const frame = heartbeatFrame()
     for (const ws of this.ctx.getWebSockets()) {
-      const att = this.att(ws)
+      const att = this.atts.get(ws)
       if (!att) continue
       if (att.expiresAt !== undefined && att.expiresAt <= now) { tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired'); continue }
       if (beat && att.ready) trySend(ws, frame)
@@ -247,7 +247,7 @@ export class RunShardObject extends DurableObject<Env> {
     this.lastHeartbeat ||= now
     let at = this.lastHeartbeat + config.RUNRELAY_HEARTBEAT_MS
     for (const ws of sockets) {
-      const exp = this.att(ws)?.expiresAt
+      const exp = this.atts.get(ws)?.expiresAt
       if (exp !== undefined) at = Math.min(at, exp)
     }
     at = Math.max(now, at)
@@ -268,20 +268,7 @@ export class RunShardObject extends DurableObject<Env> {
     this.ctx.storage.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value))
   }
 
-  private att(ws: WebSocket): ShardSocket | null {
-    let a = this.atts.get(ws)
-    if (a === undefined) {
-      try { a = (ws.deserializeAttachment() as ShardSocket | null) ?? undefined } catch { a = undefined }
-      if (a === undefined) return null
-      this.atts.set(ws, a)
-    }
-    return a
-  }
 
-  private save(ws: WebSocket, att: ShardSocket): void {
-    try { ws.serializeAttachment(att) } catch { return }
-    this.atts.set(ws, att)
-  }
 
   private async deps(): Promise<Shared> {
     return (this.shared ??= await getShared(this.env))

@@ -228,3 +228,30 @@ export class SseSink {
 }
 
 export { CLOSE }
+
+/**
+ * Per-socket attachments of a hibernating object, deserialised once per instance: the cache
+ * every socket-holding object (run, shard, feed) keeps in front of serialize/deserializeAttachment.
+ */
+export class SocketAttachments<T> {
+  private readonly cache = new Map<WebSocket, T>()
+
+  /** The socket's attachment, or null when it has none (or the socket is gone). */
+  get(ws: WebSocket): T | null {
+    let a = this.cache.get(ws)
+    if (a === undefined) {
+      try { a = (ws.deserializeAttachment() as T | null) ?? undefined } catch { a = undefined }
+      if (a === undefined) return null
+      this.cache.set(ws, a)
+    }
+    return a
+  }
+
+  /** Store it with the socket (it survives hibernation) and in the cache. */
+  set(ws: WebSocket, att: T): void {
+    try { ws.serializeAttachment(att) } catch { return } // closed
+    this.cache.set(ws, att)
+  }
+
+  delete(ws: WebSocket): void { this.cache.delete(ws) }
+}
