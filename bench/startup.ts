@@ -5,6 +5,7 @@
  * the whole process tree (tsx runs node under a parent process). Goals: ≤ 300 ms, ≤ 100 MB.
  */
 import { spawn, execFileSync } from 'node:child_process'
+import { createServer } from 'node:net'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -39,8 +40,19 @@ function treeUsage(pid: number): { rssMb: number; cpuMs: number } {
   return { rssMb: kb / 1024, cpuMs: ticks * 10 } // USER_HZ is 100 on Linux
 }
 
+/** A free port on 127.0.0.1 right now (the OS picks it), so a server cannot collide with another program's port. */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number }
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
 /** Spawn one server, time it to a 200 from /healthz (30 s cap), read its tree's RSS, kill it. */
-async function coldStart(cmd: string[], port: number): Promise<{ ms: number; rssMb: number; cpuMs: number }> {
+async function coldStart(cmd: string[]): Promise<{ ms: number; rssMb: number; cpuMs: number }> {
+  const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), 'runrelay-bench-start-'))
   const t0 = performance.now()
   const proc = spawn(cmd[0]!, cmd.slice(1), {
@@ -50,6 +62,7 @@ async function coldStart(cmd: string[], port: number): Promise<{ ms: number; rss
   try {
     for (;;) {
       if (performance.now() - t0 > 30_000) throw new Error(`${cmd.join(' ')}: not healthy within 30 s`)
+      if (proc.exitCode !== null) throw new Error(`${cmd.join(' ')}: exited with ${proc.exitCode} before it was healthy`)
       try { if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break } catch { /* not yet */ }
       await sleep(2)
     }
@@ -75,9 +88,8 @@ export async function startup(row: Row, details: Record<string, unknown>) {
   }
   const runs: Record<string, { ms: number; rssMb: number; cpuMs: number }[]> = { dist: [], tsx: [], bare: [] }
   console.log(`start-up: ${rounds} cold starts each of node dist/main.mjs, tsx src/runtime/node/main.ts and a bare node:http server`)
-  let port = 41000 + Math.floor(Math.random() * 2000)
   for (let i = 0; i < rounds; i++) {
-    for (const [name, cmd] of Object.entries(servers)) runs[name]!.push(await coldStart(cmd, port++))
+    for (const [name, cmd] of Object.entries(servers)) runs[name]!.push(await coldStart(cmd))
   }
   const m = (name: string, k: 'ms' | 'rssMb' | 'cpuMs') => median(runs[name]!.map((r) => r[k]))
   details.startup = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, { msMedian: m(k, 'ms'), rssMbMedian: m(k, 'rssMb'), cpuMsMedian: m(k, 'cpuMs'), runs: v }]))

@@ -4,6 +4,10 @@
 // $NODE_COMPILE_CACHE or the OS temp dir; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
 import module from 'node:module'
 
-;(module as { enableCompileCache?: () => unknown }).enableCompileCache?.()
+const compileCache = module as { enableCompileCache?: () => unknown; flushCompileCache?: () => void }
+compileCache.enableCompileCache?.()
 const { runMain } = await import('./main.ts')
 await runMain()
+// Node writes the cache at a clean exit only; written now, it also serves the start after a
+// crash or a SIGKILL (Node >= 22.10).
+compileCache.flushCompileCache?.()
