@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `npm run build`: compiles the Node server into dist/ with esbuild, so production starts
 // with plain `node dist/main.mjs` (no tsx, no on-the-fly TypeScript: faster and smaller).
-// Everything is bundled except @libsql/client, whose `libsql` native addon is loaded from
-// node_modules at run time (install with `npm ci --omit=dev`).
+// Everything is bundled except the libSQL engine's native addon (@libsql/<platform>), which is
+// loaded from node_modules at run time (install with `npm ci --omit=dev`). Bundling the client's
+// JavaScript too spares Node resolving and loading a dozen ESM and CommonJS files at start-up.
 import { build } from 'esbuild'
 import { rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -28,7 +29,8 @@ export async function buildServer(outdir = defaultOutdir) {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    external: ['@libsql/client', 'libsql'],
+    // The libSQL engine's native addon (@libsql/<platform>) is found by a run-time require; the JS around it is bundled.
+    external: ['@libsql/linux-*', '@libsql/darwin-*', '@libsql/win32-*', '@libsql/freebsd-*', '@libsql/android-*'],
     // Bundled CommonJS dependencies (ws) call require(); ESM has none, so give them one.
     banner: { js: "import { createRequire as __runrelayRequire } from 'node:module'; const require = __runrelayRequire(import.meta.url);" },
     // Minified: less to parse at start-up and a smaller code space; names kept for logs and errors.
