@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Context } from 'hono'
-import { WebSocketServer, type RawData, type WebSocket } from 'ws'
+import type { RawData, WebSocket, WebSocketServer } from 'ws'
 import { MAX_CLIENT_FRAME_BYTES } from '../../core/protocol.ts'
 import type { SocketHandler, StreamSocket, WebSocketAcceptor } from '../local/streams.ts'
 
@@ -102,8 +102,10 @@ type Fetch = (request: Request, env: { incoming: IncomingMessage; outgoing: unde
  * Refused upgrades get the app's answer (status, headers and body) and are closed.
  */
 export function createNodeWebSockets(fetch: () => Fetch) {
+  // `ws` is loaded by the first upgrade, not at start-up (a server may never see one).
   // maxPayload: a larger client frame is refused as it arrives (close 1009), never buffered whole.
-  const wss = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: MAX_CLIENT_FRAME_BYTES })
+  let wss: Promise<WebSocketServer> | undefined
+  const upgrader = () => (wss ??= import('ws').then((ws) => new ws.WebSocketServer({ noServer: true, clientTracking: false, maxPayload: MAX_CLIENT_FRAME_BYTES })))
   const accepted = new WeakMap<IncomingMessage, (socket: StreamSocket) => SocketHandler>()
 
   const acceptor: WebSocketAcceptor = {
@@ -140,7 +142,9 @@ export function createNodeWebSockets(fetch: () => Fetch) {
     const open = accepted.get(req)
     accepted.delete(req)
     if (!open || res.status !== 200 || socket.destroyed) return refuse(socket, res)
-    wss.handleUpgrade(req, socket, head, (ws: Tracked) => {
+    const server = await upgrader()
+    if (socket.destroyed) return
+    server.handleUpgrade(req, socket, head, (ws: Tracked) => {
       socket.off('error', ignore)
       ws.on('message', onMessage)
       ws.on('close', onClose)
