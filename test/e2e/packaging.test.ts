@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { freePort, waitHealthy } from '../helpers/child.ts'
-import { api } from '../helpers/server.ts'
+import { openWs } from '../helpers/clients.ts'
+import { api, until } from '../helpers/server.ts'
 
 const root = join(import.meta.dirname, '..', '..')
 const scratch = mkdtempSync(join(tmpdir(), 'runrelay-packaging-'))
@@ -54,6 +55,11 @@ describe('npm run build', () => {
       expect(rootKey, out).toBeTruthy()
       const tenant = await api(`http://127.0.0.1:${port}`, rootKey).post('/v1/tenants', { name: 'built' })
       expect(tenant.status).toBe(201)
+      // The WebSocket server is loaded by the first upgrade: the built chunk must be there and work.
+      const feed = openWs(`ws://127.0.0.1:${port}/v1/stream`, { authorization: `Bearer ${tenant.body.key.key}` })
+      await feed.opened
+      await until(() => feed.messages.some((m) => m.type === 'hello'), 5_000, 'the feed hello')
+      feed.close()
     } finally {
       proc.kill('SIGTERM')
     }
