@@ -241,6 +241,9 @@ function eventInsert(rows: (typeof events.$inferInsert)[]): { sql: string; args:
   }
 }
 
+/** The settings row counting changes of cached rows, shared by the processes on one database. */
+const CACHE_EPOCH = 'cache_epoch'
+
 /** All of runrelay's persistence, over any libSQL client (embedded file, or HTTP on Workers). */
 export class Store {
   private caches?: { keys: ReadCache<ApiKeyRow>; workflows: ReadCache<WorkflowRow>; connections: ReadCache<ConnectionRow> }
@@ -251,9 +254,11 @@ export class Store {
    * Keep API keys (by hash), workflows and connections (by id) read through this store for up
    * to `ttlMs`: they are read on every request and every tick. A change made through this
    * store (revoking a key, PATCH or DELETE of a workflow or connection) drops the entry at
-   * once, so it holds from the next request or tick; a change made by another process
-   * sharing the database is seen within `ttlMs`. For runtimes where one process owns the
-   * database (Node, Deno); Workers isolates do not use it.
+   * once, so it holds from the next request or tick. Each such change also bumps a shared
+   * counter in the database (`cache_epoch`), and `syncReadCache` (called every fraction of a
+   * second by the runtime) empties this cache when another process bumped it: a key revoked
+   * on one process stops working on the others within that period, not `ttlMs`. For the
+   * local runtimes (Node, Deno, Bun); Workers isolates do not use it.
    */
   enableReadCache(ttlMs: number): void {
     this.caches = ttlMs > 0 ? { keys: new ReadCache(ttlMs), workflows: new ReadCache(ttlMs), connections: new ReadCache(ttlMs) } : undefined
@@ -341,6 +346,7 @@ export class Store {
     // Again once written: a lookup that read the row before the update must not stay cached.
     this.generation++
     this.caches?.keys.deleteWhere((k) => k.id === id)
+    if (k) await this.announceChange()
     return k
   }
 
@@ -375,6 +381,7 @@ export class Store {
     this.invalidate('connections', tenantId, id)
     const [c] = await this.db.update(connections).set(patch).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning()
     this.invalidate('connections', tenantId, id)
+    if (c) await this.announceChange()
     return c
   }
 
@@ -382,6 +389,7 @@ export class Store {
     this.invalidate('connections', tenantId, id)
     const rows = await this.db.delete(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning({ id: connections.id })
     this.invalidate('connections', tenantId, id)
+    if (rows.length) await this.announceChange()
     return rows.length > 0
   }
 
@@ -416,6 +424,7 @@ export class Store {
     this.invalidate('workflows', tenantId, id)
     const [w] = await this.db.update(workflows).set(patch).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning()
     this.invalidate('workflows', tenantId, id)
+    if (w) await this.announceChange()
     return w
   }
 
@@ -423,6 +432,7 @@ export class Store {
     this.invalidate('workflows', tenantId, id)
     const rows = await this.db.delete(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning({ id: workflows.id })
     this.invalidate('workflows', tenantId, id)
+    if (rows.length) await this.announceChange()
     return rows.length > 0
   }
 
@@ -432,6 +442,32 @@ export class Store {
   private invalidate(kind: 'workflows' | 'connections', tenantId: string, id: string): void {
     this.generation++
     this.caches?.[kind].delete(`${tenantId}:${id}`)
+  }
+
+  /** The shared change counter as this process last read it (undefined before the first sync). */
+  private cacheEpoch?: string
+
+  /** Tell the other processes' read caches that a cached row changed (see enableReadCache). */
+  private async announceChange(): Promise<void> {
+    if (!this.caches) return
+    await this.db.insert(settings).values({ key: CACHE_EPOCH, value: '1', updatedAt: Date.now() })
+      .onConflictDoUpdate({ target: settings.key, set: { value: sql`cast(${settings.value} as integer) + 1`, updatedAt: Date.now() } })
+  }
+
+  /**
+   * Empty the read cache if another process changed a cached row since the last call: one
+   * primary-key read. A read that overlapped the emptying does not fill the cache again.
+   */
+  async syncReadCache(): Promise<void> {
+    if (!this.caches) return
+    const epoch = (await this.getSetting(CACHE_EPOCH)) ?? '0'
+    if (this.cacheEpoch !== undefined && epoch !== this.cacheEpoch) {
+      this.generation++
+      this.caches.keys.clear()
+      this.caches.workflows.clear()
+      this.caches.connections.clear()
+    }
+    this.cacheEpoch = epoch
   }
 
   async getConnectionById(id: string): Promise<ConnectionRow | undefined> {

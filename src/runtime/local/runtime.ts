@@ -23,8 +23,10 @@ import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
 import { EventTail } from './tail.ts'
 
-/** How long a key, workflow or connection read stays cached (a change by another process sharing the database shows within this). */
+/** How long a key, workflow or connection read stays cached. */
 const READ_CACHE_MS = 5_000
+/** How often the read cache checks whether another process changed a cached row (a revoked key stops working everywhere within this). */
+const READ_CACHE_SYNC_MS = 250
 
 export interface LocalRuntimeOptions {
   store: Store
@@ -57,6 +59,9 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   // One process owns the database here: keys, workflows and connections are read from memory
   // between changes (changes made through this process drop their entries at once).
   store.enableReadCache(READ_CACHE_MS)
+  await store.syncReadCache()
+  const cacheSync = setInterval(() => { store.syncReadCache().catch((err) => log('read cache sync failed', { error: String(err) })) }, READ_CACHE_SYNC_MS)
+  ;(cacheSync as { unref?: () => void }).unref?.()
   const root = await ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now())
 
   const metrics = new PromMetrics(store)
@@ -121,6 +126,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
       await jobs.stop()
       await host.stop()
       await keyRateLimiter.stop()
+      clearInterval(cacheSync)
       tail.stop()
       await bus?.close()
       // The last spans (the writes just finished) are exported before the process goes.
