@@ -65,6 +65,29 @@ export function redactDeep<T>(value: T, secrets?: Iterable<string>): T {
   return walk(value, 0) as T
 }
 
+/**
+ * A successful upstream answer (raw body, result, outputs, message) with the connection's own
+ * secret values replaced, should the upstream echo them back. Only exact values of at least 8
+ * characters (raw or URL-encoded) are replaced: unlike errors, this is the customer's data, so
+ * credential-looking URL parts (a signed download link) are kept. The value itself is returned
+ * when it holds none (the common case: one serialization and a substring search per secret).
+ */
+export function redactSecretValues<T>(value: T, secrets: Iterable<string>): T {
+  const list = usable([...secrets].filter((s) => typeof s === 'string' && s.length >= 8))
+  if (list.length === 0 || value === undefined) return value
+  const text = JSON.stringify(value)
+  if (text === undefined || !list.some((s) => text.includes(s) || text.includes(JSON.stringify(s).slice(1, -1)))) return value
+  const walk = (v: unknown, depth: number): unknown => {
+    if (typeof v === 'string') { let out = v; for (const s of list) if (out.includes(s)) out = out.split(s).join(REDACTED); return out }
+    if (depth > 64 || v === null || typeof v !== 'object') return v
+    if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1))
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = walk(x, depth + 1)
+    return out
+  }
+  return walk(value, 0) as T
+}
+
 function safeDecode(s: string): string {
   try { return decodeURIComponent(s) } catch { return s }
 }

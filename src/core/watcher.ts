@@ -7,7 +7,7 @@ import { isOutboundUrlError } from './outbound.ts'
 import { nextPollDelay } from './poll-planner.ts'
 import { noMetrics, noTracer, WriteConflictError, type BindConnector, type Clock, type ConnectorBinding, type Metrics, type RunLedger, type SpanParent, type Tracer } from './ports.ts'
 import { NOT_SENT } from './rate-budget.ts'
-import { redactDeep } from './redact.ts'
+import { redactDeep, redactSecretValues } from './redact.ts'
 
 export interface WatcherDeps {
   ledger: RunLedger
@@ -65,7 +65,7 @@ export class Watcher {
   private async poll(run: RunRecord, binding: ConnectorBinding, now: number): Promise<TickResult> {
     try {
       const obs = await binding.connector.poll!(binding.ctx, { runId: run.id, upstreamId: run.upstreamId!, state: run.connectorState })
-      const change = this.observe(run, obs)
+      const change = this.observe(run, obs, binding)
       const changed = change.events.length > 0
       const unchanged = changed ? 0 : run.polls + 1
       change.patch.polls = unchanged
@@ -160,7 +160,7 @@ export class Watcher {
   /** Record a trigger's answer: the upstream id, the first observation, the first poll time. */
   private triggered(run: RunRecord, binding: ConnectorBinding, result: TriggerResult, extra: Record<string, unknown> = {}): Promise<TickResult> {
     const now = this.deps.clock.now()
-    const change = this.observe(run, { ...result, status: result.status ?? 'queued' })
+    const change = this.observe(run, { ...result, status: result.status ?? 'queued' }, binding)
     change.patch.upstreamId = result.upstreamId
     change.patch.triggerPendingAt = null
     change.patch.startedAt = run.startedAt ?? now
@@ -207,8 +207,17 @@ export class Watcher {
     return { nextAt: null }
   }
 
-  /** Turn an observation into a patch and the events it implies (nothing if nothing changed). */
-  observe(run: RunRecord, obs: Observation): Change {
+  /**
+   * Turn an observation into a patch and the events it implies (nothing if nothing changed).
+   * `binding` names the connection whose secret values must not be stored or shown, should
+   * the upstream echo them back (its own state is kept as it came).
+   */
+  observe(run: RunRecord, seen: Observation, binding?: ConnectorBinding): Change {
+    const secrets = Object.values(binding?.ctx?.connection?.credentials ?? {})
+    const hide = <T>(v: T): T => redactSecretValues(v, secrets)
+    const obs: Observation = secrets.length
+      ? { ...seen, raw: hide(seen.raw), result: hide(seen.result), message: hide(seen.message), outputs: hide(seen.outputs), upstreamStatus: hide(seen.upstreamStatus) }
+      : seen
     const now = this.deps.clock.now()
     const patch: RunPatch = {}
     const events: NewEvent[] = []
@@ -317,7 +326,9 @@ export class Watcher {
   async push(runId: string, obs: Observation): Promise<RunRecord | undefined> {
     const run = await this.deps.ledger.getRun(runId)
     if (!run || isTerminal(run.status as RunStatus)) return run
-    const change = this.observe(run, obs)
+    // The connection's secrets, to keep them out of what the callback brought (none if it is gone).
+    const binding = await this.deps.bind(run).catch(() => undefined)
+    const change = this.observe(run, obs, binding)
     if (change.events.length === 0 && Object.keys(change.patch).length === 0) return run
     const stored = (await this.deps.ledger.commit(run, change.patch, change.events)).run
     if (change.patch.status && isTerminal(change.patch.status as RunStatus)) await this.ended(stored)
@@ -387,7 +398,7 @@ export class Watcher {
     const implied: Observation = { ...(obs ?? {}) }
     if (implied.status === undefined && name === 'pause') implied.status = 'paused'
     if (implied.status === undefined && name === 'resume') implied.status = 'running'
-    const change = this.observe(run, implied)
+    const change = this.observe(run, implied, binding)
     return (await this.deps.ledger.commit(run, change.patch, [commandEvent, ...change.events])).run
   }
 }

@@ -12,7 +12,7 @@ import type { AddressInfo, Socket } from 'node:net'
  *   POST /jobs/:id/cancel → {"id", "status": "canceled"}
  */
 export type Step =
-  | { status: string; progress?: number; result?: unknown; error?: string }
+  | { status: string; progress?: number; result?: unknown; error?: string; /** Echo the request's Authorization header in `result.seen` and `message` (a careless vendor). */ echoAuth?: boolean }
   | { http: number; retryAfter?: number; body?: unknown }
   | { hang: true }
   | { reset: true }
@@ -61,13 +61,14 @@ export async function startGenericUpstream(opts: {
     req.on('data', (c) => (data += c))
     req.on('end', () => { try { resolve(data ? JSON.parse(data) : null) } catch { resolve(null) } })
   })
-  const play = (res: ServerResponse, step: Step, job: Job) => {
+  const play = (res: ServerResponse, step: Step, job: Job, auth?: string) => {
     if ('hang' in step) return // never answers; the client's timeout must fire
     if ('reset' in step) return res.socket?.destroy()
     if ('malformed' in step) { res.writeHead(200, { 'content-type': 'application/json' }); return res.end('{"status": runn') }
     if ('truncated' in step) { res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' }); res.write('{"status":"running"'); return res.socket?.destroy() }
     if ('http' in step) return send(res, step.http, step.body ?? { error: `status ${step.http}` }, step.retryAfter !== undefined ? { 'retry-after': String(step.retryAfter) } : {})
-    send(res, 200, { id: job.id, status: job.canceled ? 'canceled' : step.status, progress: step.progress ?? null, ...(step.result !== undefined ? { result: step.result } : {}), ...(step.error ? { error: step.error } : {}) })
+    const echo = step.echoAuth ? { result: { ...(step.result as object), seen: auth, link: `https://files.example/report?access=${encodeURIComponent(auth ?? '')}` }, message: `authorized as ${auth}` } : {}
+    send(res, 200, { id: job.id, status: job.canceled ? 'canceled' : step.status, progress: step.progress ?? null, ...(step.result !== undefined ? { result: step.result } : {}), ...(step.error ? { error: step.error } : {}), ...echo })
   }
 
   const server = createServer(async (req, res) => {
@@ -103,7 +104,7 @@ export async function startGenericUpstream(opts: {
       job.pollTimes.push(Date.now())
       const step = job.script[Math.min(job.polls, job.script.length - 1)]!
       job.polls++
-      return play(res, step, job)
+      return play(res, step, job, req.headers.authorization)
     }
     send(res, 405, { error: 'method not allowed' })
   })

@@ -184,6 +184,20 @@ describe('reliability: security', () => {
     figures.tokens = refused
   }, 30_000)
 
+  it('secrets: an upstream that echoes the credential back has it replaced in the result, the raw answer and the events', async () => {
+    const run = await call(A.key, 'POST', `/v1/workflows/${ids.workflows}/runs`, { variables: { script: [{ status: 'running' }, { status: 'completed', result: { ok: true }, echoAuth: true }] } })
+    expect(run.status).toBe(202)
+    const done = await until(async () => { const r = await call(A.key, 'GET', `/v1/runs/${run.body.id}`); return r.body.status === 'completed' && r.body }, 15_000, 'run completed')
+    // What the fake vendor sent back held "Bearer <secret>" three times (result.seen, result.link encoded, message).
+    expect(done.result.ok).toBe(true)
+    expect(done.result.seen).toBe('Bearer REDACTED')
+    expect(done.result.link).toBe('https://files.example/report?access=Bearer%20REDACTED')
+    const events = await call(A.key, 'GET', `/v1/runs/${run.body.id}/events`)
+    expect(JSON.stringify(events.body)).toContain('REDACTED')
+    expect(JSON.stringify(events.body)).not.toContain(SECRET)
+    expect(JSON.stringify(done)).not.toContain(SECRET)
+  })
+
   it('secrets: none in clear in the database, API keys stored hashed, none in any answer or log line', async () => {
     const files = readdirSync(server.dataDir).filter((f) => f.startsWith('runrelay.db'))
     const db = Buffer.concat(files.map((f) => readFileSync(join(server.dataDir, f))))
