@@ -27,7 +27,8 @@ export interface Cluster {
   close(): Promise<void>
 }
 
-export async function startCluster(size: number, env: Record<string, string> = {}): Promise<Cluster> {
+/** Start `size` processes on a fresh data dir; `perProcess(i)` adds to process i's environment. */
+export async function startCluster(size: number, env: Record<string, string> = {}, perProcess: (i: number) => Record<string, string> = () => ({})): Promise<Cluster> {
   const dataDir = mkdtempSync(join(tmpdir(), 'runrelay-cluster-'))
   const rootKey = env.RUNRELAY_ROOT_KEY ?? 'rr_cluster_root_key_0123456789abcdef'
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()))
@@ -40,7 +41,7 @@ export async function startCluster(size: number, env: Record<string, string> = {
   const start = async (i: number) => {
     if (nodes[i]) throw new Error(`process ${i} is already running`)
     // Generous: several processes start at once on a machine shared with other test runs.
-    nodes[i] = await startChildServer(fullEnv, ports[i], 90_000)
+    nodes[i] = await startChildServer({ ...fullEnv, ...perProcess(i) }, ports[i], 90_000)
   }
   const stop = async (i: number, signal: 'SIGKILL' | 'SIGTERM') => {
     const node = nodes[i]
@@ -51,18 +52,26 @@ export async function startCluster(size: number, env: Record<string, string> = {
     nodes[i] = undefined
     return code
   }
-  await start(0)
-  await Promise.all(Array.from({ length: size - 1 }, (_, k) => start(k + 1)))
+  const close = async () => {
+    await Promise.all(nodes.map((_, i) => stop(i, 'SIGKILL')))
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  try {
+    await start(0)
+    // All of the others are waited for, so that none is left running when one fails.
+    const rest = await Promise.allSettled(Array.from({ length: size - 1 }, (_, k) => start(k + 1)))
+    const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) throw failed.reason
+  } catch (err) {
+    await close()
+    throw err
+  }
   return {
     size, dataDir, rootKey,
     url: (i) => `http://127.0.0.1:${ports[i]}`,
     up: (i) => !!nodes[i],
     output: (i) => logs[i] + (nodes[i]?.output() ?? ''),
-    stop, start,
-    async close() {
-      await Promise.all(nodes.map((_, i) => stop(i, 'SIGKILL')))
-      rmSync(dataDir, { recursive: true, force: true })
-    },
+    stop, start, close,
   }
 }
 
