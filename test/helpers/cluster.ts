@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, startChildServer, type ChildServer } from './child.ts'
+import { genericWorkflowConfig } from '../fakes/generic-upstream.ts'
 import { api } from './server.ts'
 
 /**
@@ -94,4 +95,26 @@ export async function allRuns(client: ReturnType<typeof api>): Promise<any[]> {
     cursor = res.body.next_cursor
   } while (cursor)
   return out
+}
+
+/** Each process's last output on the console when RUNRELAY_CLUSTER_LOGS=1 (why a cluster test failed). */
+export function printClusterLogs(cluster: Cluster | undefined): void {
+  if (process.env.RUNRELAY_CLUSTER_LOGS !== '1' || !cluster) return
+  for (let i = 0; i < cluster.size; i++) console.log(`--- process ${i}\n${cluster.output(i).slice(-4000)}`)
+}
+
+/**
+ * The workflow the ownership tests count upstream jobs with: a connection to the generic fake
+ * upstream, and a trigger that names the run (`/jobs?run=<run id>`) so every job traces back to
+ * its run. Returns the workflow's id.
+ */
+export async function countedWorkflow(client: ReturnType<typeof api>, upstreamUrl: string, pollPolicy: Record<string, number>): Promise<string> {
+  const conn = await client.post('/v1/connections', { name: 'counting', provider: 'http', base_url: upstreamUrl })
+  const wf = await client.post('/v1/workflows', {
+    name: 'counted', connection_id: conn.body.id, upstream_workflow_id: 'jobs', input_template: { script: '{{script}}' },
+    config: { ...genericWorkflowConfig, trigger: { ...genericWorkflowConfig.trigger, path: '/jobs?run={{run_id}}' } },
+    poll_policy: pollPolicy,
+  })
+  if (wf.status !== 201) throw new Error(`workflow: ${wf.status} ${JSON.stringify(wf.body)}`)
+  return wf.body.id as string
 }
