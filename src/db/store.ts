@@ -314,12 +314,7 @@ export class Store {
   }
 
   async findApiKeyByHash(hash: string): Promise<ApiKeyRow | undefined> {
-    const cached = this.caches?.keys.get(hash)
-    if (cached) return cached
-    const gen = this.generation
-    const [k] = await this.db.select().from(apiKeys).where(eq(apiKeys.hash, hash))
-    if (k && gen === this.generation) this.caches?.keys.set(hash, k)
-    return k
+    return this.cachedRead(this.caches?.keys, hash, async () => (await this.db.select().from(apiKeys).where(eq(apiKeys.hash, hash)))[0])
   }
 
   async hasRootKey(): Promise<boolean> {
@@ -355,14 +350,8 @@ export class Store {
   }
 
   async getConnection(tenantId: string, id: string): Promise<ConnectionRow | undefined> {
-    const key = `${tenantId}:${id}`
-    const cached = this.caches?.connections.get(key)
-    if (cached) return cached
-    const gen = this.generation
-    const [c] = await this.db.select().from(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId)))
-    // Not cached if a change went through meanwhile: the row read may predate it.
-    if (c && gen === this.generation) this.caches?.connections.set(key, c)
-    return c
+    return this.cachedRead(this.caches?.connections, `${tenantId}:${id}`, async () =>
+      (await this.db.select().from(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))))[0])
   }
 
   async listConnections(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<ConnectionRow>> {
@@ -397,13 +386,8 @@ export class Store {
   }
 
   async getWorkflow(tenantId: string, id: string): Promise<WorkflowRow | undefined> {
-    const key = `${tenantId}:${id}`
-    const cached = this.caches?.workflows.get(key)
-    if (cached) return cached
-    const gen = this.generation
-    const [w] = await this.db.select().from(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId)))
-    if (w && gen === this.generation) this.caches?.workflows.set(key, w)
-    return w
+    return this.cachedRead(this.caches?.workflows, `${tenantId}:${id}`, async () =>
+      (await this.db.select().from(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))))[0])
   }
 
   async listWorkflows(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<WorkflowRow>> {
@@ -428,6 +412,16 @@ export class Store {
 
   /** Bumped by every change of a cached kind: a read that overlapped one does not fill the cache. */
   private generation = 0
+
+  /** `key` from `cache`, else `read()`; the row read is cached unless a change went through meanwhile (it may predate it). */
+  private async cachedRead<T>(cache: ReadCache<T> | undefined, key: string, read: () => Promise<T | undefined>): Promise<T | undefined> {
+    const cached = cache?.get(key)
+    if (cached) return cached
+    const gen = this.generation
+    const row = await read()
+    if (row && gen === this.generation) cache?.set(key, row)
+    return row
+  }
 
   private invalidate(kind: 'workflows' | 'connections', tenantId: string, id: string): void {
     this.generation++
