@@ -5,10 +5,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { schema, Store } from '../../src/db/store.ts'
 
+/** A Store on the libSQL file in `dir`; a second one on a `dir` in use is another process's view. */
+export const storeIn = (dir: string): Store => new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
+
 /** A migrated Store on a libSQL file of its own, in a fresh temp dir (the caller removes `dir`). */
 export async function migratedStore(name: string): Promise<{ dir: string; store: Store }> {
   const dir = mkdtempSync(join(tmpdir(), `runrelay-${name}-`))
-  const store = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
+  const store = storeIn(dir)
   await store.migrate()
   return { dir, store }
 }

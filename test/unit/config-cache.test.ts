@@ -4,13 +4,10 @@
  * the same file) is seen once the entry expires, and a read that overlapped a change is never
  * cached (it may predate the change).
  */
-import { createClient } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
 import { rmSync } from 'node:fs'
-import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { schema, Store } from '../../src/db/store.ts'
-import { migratedStore } from '../helpers/store.ts'
+import type { Store } from '../../src/db/store.ts'
+import { migratedStore, storeIn } from '../helpers/store.ts'
 
 describe('Store read cache of keys, workflows and connections', () => {
   let dir: string
@@ -19,7 +16,7 @@ describe('Store read cache of keys, workflows and connections', () => {
   beforeEach(async () => {
     ;({ dir, store: cached } = await migratedStore('config-cache'))
     cached.enableReadCache(60_000)
-    other = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
+    other = storeIn(dir)
     await cached.createApiKey({ id: 'key_1', tenantId: 't', name: 'k', prefix: 'rr_k', hash: 'h1', scopes: ['admin'], createdAt: 1 })
     await cached.createConnection({ id: 'conn_1', tenantId: 't', name: 'c1', provider: 'http', baseUrl: 'http://x.test', config: {}, secret: 's', createdAt: 1, updatedAt: 1 })
     await cached.createWorkflow({ id: 'wf_1', tenantId: 't', name: 'w1', connectionId: 'conn_1', upstreamWorkflowId: 'u', pollPolicy: {}, config: {}, tags: [], createdAt: 1, updatedAt: 1 })
