@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
+import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core'
 import type { NewEvent, RunEvent, RunStatus } from '../core/domain.ts'
 import { fromBase64Url, toBase64Url } from '../core/crypto.ts'
 import { WriteConflictError } from '../core/ports.ts'
@@ -100,6 +101,17 @@ export function page<T extends { createdAt: number; id: string }>(rows: T[], lim
   const items = rows.slice(0, limit)
   const last = items[items.length - 1]
   return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null }
+}
+
+/**
+ * A page of `table`'s rows that match `where`, newest first (created_at, then id), after
+ * `cursor`: the order the keyset cursor is made for.
+ */
+export async function newestFirst<T extends SQLiteTable & { createdAt: SQLiteColumn; id: SQLiteColumn }>(
+  db: Db, table: T, where: (SQL | undefined)[], cursor: [number, string] | null, limit: number,
+): Promise<Page<T['$inferSelect'] & { createdAt: number; id: string }>> {
+  const rows = await db.select().from(table as SQLiteTable).where(and(...where, keyset(table, cursor))).orderBy(desc(table.createdAt), desc(table.id)).limit(limit + 1)
+  return page(rows as (T['$inferSelect'] & { createdAt: number; id: string })[], limit)
 }
 
 /** The wire form of an event. */
@@ -304,8 +316,7 @@ export class Store {
   }
 
   async listTenants(cursor: [number, string] | null, limit: number): Promise<Page<TenantRow>> {
-    const rows = await this.db.select().from(tenants).where(keyset(tenants, cursor)).orderBy(desc(tenants.createdAt), desc(tenants.id)).limit(limit + 1)
-    return page(rows, limit)
+    return newestFirst(this.db, tenants, [], cursor, limit)
   }
 
   async createApiKey(row: typeof apiKeys.$inferInsert): Promise<ApiKeyRow> {
@@ -323,9 +334,7 @@ export class Store {
   }
 
   async listApiKeys(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<ApiKeyRow>> {
-    const rows = await this.db.select().from(apiKeys).where(and(eq(apiKeys.tenantId, tenantId), keyset(apiKeys, cursor)))
-      .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id)).limit(limit + 1)
-    return page(rows, limit)
+    return newestFirst(this.db, apiKeys, [eq(apiKeys.tenantId, tenantId)], cursor, limit)
   }
 
   async revokeApiKey(tenantId: string, id: string, now: number): Promise<ApiKeyRow | undefined> {
@@ -355,9 +364,7 @@ export class Store {
   }
 
   async listConnections(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<ConnectionRow>> {
-    const rows = await this.db.select().from(connections).where(and(eq(connections.tenantId, tenantId), keyset(connections, cursor)))
-      .orderBy(desc(connections.createdAt), desc(connections.id)).limit(limit + 1)
-    return page(rows, limit)
+    return newestFirst(this.db, connections, [eq(connections.tenantId, tenantId)], cursor, limit)
   }
 
   async updateConnection(tenantId: string, id: string, patch: Partial<typeof connections.$inferInsert>): Promise<ConnectionRow | undefined> {
@@ -391,9 +398,7 @@ export class Store {
   }
 
   async listWorkflows(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<WorkflowRow>> {
-    const rows = await this.db.select().from(workflows).where(and(eq(workflows.tenantId, tenantId), keyset(workflows, cursor)))
-      .orderBy(desc(workflows.createdAt), desc(workflows.id)).limit(limit + 1)
-    return page(rows, limit)
+    return newestFirst(this.db, workflows, [eq(workflows.tenantId, tenantId)], cursor, limit)
   }
 
   async updateWorkflow(tenantId: string, id: string, patch: Partial<typeof workflows.$inferInsert>): Promise<WorkflowRow | undefined> {
@@ -552,7 +557,7 @@ export class Store {
   }
 
   async listRuns(tenantId: string, f: RunFilter): Promise<Page<RunRow>> {
-    const conds: (SQL | undefined)[] = [eq(runs.tenantId, tenantId), keyset(runs, f.cursor ?? null)]
+    const conds: (SQL | undefined)[] = [eq(runs.tenantId, tenantId)]
     if (f.workflowIds?.length) conds.push(inArray(runs.workflowId, f.workflowIds))
     if (f.status?.length) conds.push(inArray(runs.status, f.status))
     const hasTag = (tag: string) => sql`exists (select 1 from json_each(${runs.tags}) where json_each.value = ${tag})`
@@ -560,8 +565,7 @@ export class Store {
     if (f.search) conds.push(or(eq(runs.id, f.search), eq(runs.upstreamId, f.search), hasTag(f.search)))
     if (f.createdAfter !== undefined) conds.push(gte(runs.createdAt, f.createdAfter))
     if (f.createdBefore !== undefined) conds.push(lt(runs.createdAt, f.createdBefore))
-    const rows = await this.db.select().from(runs).where(and(...conds)).orderBy(desc(runs.createdAt), desc(runs.id)).limit(f.limit + 1)
-    return page(rows, f.limit)
+    return newestFirst(this.db, runs, conds, f.cursor ?? null, f.limit)
   }
 
   /** Runs that are not finished: the ones a host must watch again after a restart. */
