@@ -368,17 +368,13 @@ export class Store {
   }
 
   async updateConnection(tenantId: string, id: string, patch: Partial<typeof connections.$inferInsert>): Promise<ConnectionRow | undefined> {
-    this.invalidate('connections', tenantId, id)
-    const [c] = await this.db.update(connections).set(patch).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning()
-    this.invalidate('connections', tenantId, id)
-    return c
+    return this.changing('connections', tenantId, id, async () =>
+      (await this.db.update(connections).set(patch).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning())[0])
   }
 
   async deleteConnection(tenantId: string, id: string): Promise<boolean> {
-    this.invalidate('connections', tenantId, id)
-    const rows = await this.db.delete(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning({ id: connections.id })
-    this.invalidate('connections', tenantId, id)
-    return rows.length > 0
+    return this.changing('connections', tenantId, id, async () =>
+      (await this.db.delete(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning({ id: connections.id })).length > 0)
   }
 
   async countWorkflowsOfConnection(connectionId: string): Promise<number> {
@@ -402,17 +398,13 @@ export class Store {
   }
 
   async updateWorkflow(tenantId: string, id: string, patch: Partial<typeof workflows.$inferInsert>): Promise<WorkflowRow | undefined> {
-    this.invalidate('workflows', tenantId, id)
-    const [w] = await this.db.update(workflows).set(patch).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning()
-    this.invalidate('workflows', tenantId, id)
-    return w
+    return this.changing('workflows', tenantId, id, async () =>
+      (await this.db.update(workflows).set(patch).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning())[0])
   }
 
   async deleteWorkflow(tenantId: string, id: string): Promise<boolean> {
-    this.invalidate('workflows', tenantId, id)
-    const rows = await this.db.delete(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning({ id: workflows.id })
-    this.invalidate('workflows', tenantId, id)
-    return rows.length > 0
+    return this.changing('workflows', tenantId, id, async () =>
+      (await this.db.delete(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning({ id: workflows.id })).length > 0)
   }
 
   /** Bumped by every change of a cached kind: a read that overlapped one does not fill the cache. */
@@ -431,6 +423,14 @@ export class Store {
   private invalidate(kind: 'workflows' | 'connections', tenantId: string, id: string): void {
     this.generation++
     this.caches?.[kind].delete(`${tenantId}:${id}`)
+  }
+
+  /** Run a write of a cached row, its entry dropped before (no read fills it meanwhile) and after (nor one that overlapped). */
+  private async changing<T>(kind: 'workflows' | 'connections', tenantId: string, id: string, write: () => Promise<T>): Promise<T> {
+    this.invalidate(kind, tenantId, id)
+    const result = await write()
+    this.invalidate(kind, tenantId, id)
+    return result
   }
 
   async getConnectionById(id: string): Promise<ConnectionRow | undefined> {
