@@ -40,7 +40,10 @@ async function coldStart(cmd: string[], port: number): Promise<{ ms: number; rss
   const exited = new Promise((r) => proc.once('exit', r))
   try {
     // Polled every 2 ms: the figure is the time to the first healthy answer.
-    if (!(await waitHealthy(`http://127.0.0.1:${port}`, exited, 30_000, 2))) throw new Error(`${cmd.join(' ')}: exited, or not healthy within 30 s`)
+    if (!(await waitHealthy(`http://127.0.0.1:${port}`, exited, 30_000, 2))) {
+      const gone = proc.exitCode ?? proc.signalCode
+      throw new Error(`${cmd.join(' ')}: ${gone === null ? 'not healthy within 30 s' : `exited (${gone}) before it was healthy`}`)
+    }
     const ms = performance.now() - t0
     return { ms, ...treeUsage(proc.pid!) }
   } finally {
