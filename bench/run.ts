@@ -566,7 +566,7 @@ function cmdline(pid: number): string {
  */
 async function crossproc() {
   const SUBS = n(20), RATE = 20, COUNT = n(100)
-  const { haveRedis, startRedis } = await import('../test/multiprocess/delivery-cluster.ts')
+  const { haveRedis, startRedis } = await import('../test/helpers/redis.ts')
   const modes: Array<{ name: string; goalMs: number; bus: boolean }> = [{ name: 'no bus', goalMs: 250, bus: false }]
   if (haveRedis()) modes.push({ name: 'Redis bus', goalMs: 20, bus: true })
   else console.log('  redis-server is not installed: the bus mode is skipped (apt-get install -y redis-server)')

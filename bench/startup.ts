@@ -5,53 +5,33 @@
  * the whole process tree (tsx runs node under a parent process). Goals: ≤ 300 ms, ≤ 100 MB.
  */
 import { spawn, execFileSync } from 'node:child_process'
-import { createServer } from 'node:net'
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { descendants, freePort, signalGroup, waitHealthy } from '../test/helpers/child.ts'
 
 type Row = (r: { case: string; metric: string; runrelay: number; baseline: number; goal: string; unit: string; limit: number; note?: string }) => void
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]! }
 
 /** RSS in MB and CPU time in ms (user + system) of a process and all its live descendants (Linux /proc). */
 function treeUsage(pid: number): { rssMb: number; cpuMs: number } {
-  const children = new Map<number, number[]>()
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue
-    try {
-      const ppid = Number(readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1])
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)])
-    } catch { /* gone */ }
-  }
   let kb = 0, ticks = 0
-  const walk = (p: number) => {
+  for (const p of [pid, ...descendants(pid)]) {
     try {
       kb += Number(readFileSync(`/proc/${p}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0)
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')
       ticks += Number(stat[11]) + Number(stat[12])
     } catch { /* gone */ }
-    for (const c of children.get(p) ?? []) walk(c)
   }
-  walk(pid)
   return { rssMb: kb / 1024, cpuMs: ticks * 10 } // USER_HZ is 100 on Linux
-}
-
-/** A free port on 127.0.0.1 right now (the OS picks it), so a server cannot collide with another program's port. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number }
-      probe.close(() => resolve(port))
-    })
-  })
 }
 
 /** Spawn one server, time it to a 200 from /healthz (30 s cap), read its tree's RSS, kill it. */
 async function coldStart(cmd: string[]): Promise<{ ms: number; rssMb: number; cpuMs: number }> {
+  // Picked by the OS now: a fixed range can collide with other programs' ports (and fail the start).
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), 'runrelay-bench-start-'))
   const t0 = performance.now()
@@ -59,18 +39,18 @@ async function coldStart(cmd: string[]): Promise<{ ms: number; rssMb: number; cp
     cwd: root, detached: true, stdio: 'ignore',
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', RUNRELAY_DATA_DIR: dataDir, RUNRELAY_LOG: 'silent', RUNRELAY_ROOT_KEY: 'rr_bench_root_key_0123456789abcdef' },
   })
+  const exited = new Promise((r) => proc.once('exit', r))
   try {
-    for (;;) {
-      if (performance.now() - t0 > 30_000) throw new Error(`${cmd.join(' ')}: not healthy within 30 s`)
-      if (proc.exitCode !== null) throw new Error(`${cmd.join(' ')}: exited with ${proc.exitCode} before it was healthy`)
-      try { if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break } catch { /* not yet */ }
-      await sleep(2)
+    // Polled every 2 ms: the figure is the time to the first healthy answer.
+    if (!(await waitHealthy(`http://127.0.0.1:${port}`, exited, 30_000, 2))) {
+      const gone = proc.exitCode ?? proc.signalCode
+      throw new Error(`${cmd.join(' ')}: ${gone === null ? 'not healthy within 30 s' : `exited (${gone}) before it was healthy`}`)
     }
     const ms = performance.now() - t0
     return { ms, ...treeUsage(proc.pid!) }
   } finally {
-    try { process.kill(-proc.pid!, 'SIGKILL') } catch { /* gone */ }
-    await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.once('exit', r)))
+    signalGroup(proc, 'SIGKILL')
+    await exited
     rmSync(dataDir, { recursive: true, force: true })
   }
 }

@@ -69,3 +69,12 @@ export function normaliseProgress(v: unknown): number | undefined {
   const p = n > 1 ? n / 100 : n
   return Math.min(1, p)
 }
+
+/** A connection test that lists the upstream's workflows: ok with how many `credential` can see, else why not. */
+export async function testByListing(list: () => Promise<unknown[]>, credential: string): Promise<{ ok: boolean; message: string }> {
+  try {
+    return { ok: true, message: `${credential}; ${(await list()).length} workflow(s) visible` }
+  } catch (err) {
+    return { ok: false, message: (err as Error).message }
+  }
+}

@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, isNotNull, isNull, lte, min, ne } from 'drizzle-orm'
+import { and, asc, eq, isNotNull, isNull, lte, min, ne } from 'drizzle-orm'
 import { runs, schedules } from './schema.ts'
-import { keyset, page, type Db, type Page, type RunRow } from './store.ts'
+import { newestFirst, type Db, type Page, type RunRow } from './store.ts'
 
 export type ScheduleRow = typeof schedules.$inferSelect
 export type ScheduleInsert = typeof schedules.$inferInsert
@@ -26,10 +26,9 @@ export class ScheduleQueries {
   }
 
   async list(tenantId: string, f: { workflowId?: string; cursor: [number, string] | null; limit: number }): Promise<Page<ScheduleRow>> {
-    const conds = [eq(schedules.tenantId, tenantId), keyset(schedules, f.cursor)]
+    const conds = [eq(schedules.tenantId, tenantId)]
     if (f.workflowId) conds.push(eq(schedules.workflowId, f.workflowId))
-    const rows = await this.db.select().from(schedules).where(and(...conds)).orderBy(desc(schedules.createdAt), desc(schedules.id)).limit(f.limit + 1)
-    return page(rows, f.limit)
+    return newestFirst(this.db, schedules, conds, f.cursor, f.limit)
   }
 
   async update(id: string, patch: SchedulePatch): Promise<ScheduleRow | undefined> {

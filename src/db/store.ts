@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
+import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core'
 import type { NewEvent, RunEvent, RunStatus } from '../core/domain.ts'
 import { fromBase64Url, toBase64Url } from '../core/crypto.ts'
 import { WriteConflictError } from '../core/ports.ts'
@@ -100,6 +101,17 @@ export function page<T extends { createdAt: number; id: string }>(rows: T[], lim
   const items = rows.slice(0, limit)
   const last = items[items.length - 1]
   return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null }
+}
+
+/**
+ * A page of `table`'s rows that match `where`, newest first (created_at, then id), after
+ * `cursor`: the order the keyset cursor is made for.
+ */
+export async function newestFirst<T extends SQLiteTable & { createdAt: SQLiteColumn; id: SQLiteColumn }>(
+  db: Db, table: T, where: (SQL | undefined)[], cursor: [number, string] | null, limit: number,
+): Promise<Page<T['$inferSelect'] & { createdAt: number; id: string }>> {
+  const rows = await db.select().from(table as SQLiteTable).where(and(...where, keyset(table, cursor))).orderBy(desc(table.createdAt), desc(table.id)).limit(limit + 1)
+  return page(rows as (T['$inferSelect'] & { createdAt: number; id: string })[], limit)
 }
 
 /** The wire form of an event. */
@@ -309,8 +321,7 @@ export class Store {
   }
 
   async listTenants(cursor: [number, string] | null, limit: number): Promise<Page<TenantRow>> {
-    const rows = await this.db.select().from(tenants).where(keyset(tenants, cursor)).orderBy(desc(tenants.createdAt), desc(tenants.id)).limit(limit + 1)
-    return page(rows, limit)
+    return newestFirst(this.db, tenants, [], cursor, limit)
   }
 
   async createApiKey(row: typeof apiKeys.$inferInsert): Promise<ApiKeyRow> {
@@ -319,12 +330,7 @@ export class Store {
   }
 
   async findApiKeyByHash(hash: string): Promise<ApiKeyRow | undefined> {
-    const cached = this.caches?.keys.get(hash)
-    if (cached) return cached
-    const gen = this.generation
-    const [k] = await this.db.select().from(apiKeys).where(eq(apiKeys.hash, hash))
-    if (k && gen === this.generation) this.caches?.keys.set(hash, k)
-    return k
+    return this.cachedRead(this.caches?.keys, hash, async () => (await this.db.select().from(apiKeys).where(eq(apiKeys.hash, hash)))[0])
   }
 
   async hasRootKey(): Promise<boolean> {
@@ -333,9 +339,7 @@ export class Store {
   }
 
   async listApiKeys(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<ApiKeyRow>> {
-    const rows = await this.db.select().from(apiKeys).where(and(eq(apiKeys.tenantId, tenantId), keyset(apiKeys, cursor)))
-      .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id)).limit(limit + 1)
-    return page(rows, limit)
+    return newestFirst(this.db, apiKeys, [eq(apiKeys.tenantId, tenantId)], cursor, limit)
   }
 
   async revokeApiKey(tenantId: string, id: string, now: number): Promise<ApiKeyRow | undefined> {
@@ -361,36 +365,22 @@ export class Store {
   }
 
   async getConnection(tenantId: string, id: string): Promise<ConnectionRow | undefined> {
-    const key = `${tenantId}:${id}`
-    const cached = this.caches?.connections.get(key)
-    if (cached) return cached
-    const gen = this.generation
-    const [c] = await this.db.select().from(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId)))
-    // Not cached if a change went through meanwhile: the row read may predate it.
-    if (c && gen === this.generation) this.caches?.connections.set(key, c)
-    return c
+    return this.cachedRead(this.caches?.connections, `${tenantId}:${id}`, async () =>
+      (await this.db.select().from(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))))[0])
   }
 
   async listConnections(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<ConnectionRow>> {
-    const rows = await this.db.select().from(connections).where(and(eq(connections.tenantId, tenantId), keyset(connections, cursor)))
-      .orderBy(desc(connections.createdAt), desc(connections.id)).limit(limit + 1)
-    return page(rows, limit)
+    return newestFirst(this.db, connections, [eq(connections.tenantId, tenantId)], cursor, limit)
   }
 
   async updateConnection(tenantId: string, id: string, patch: Partial<typeof connections.$inferInsert>): Promise<ConnectionRow | undefined> {
-    this.invalidate('connections', tenantId, id)
-    const [c] = await this.db.update(connections).set(patch).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning()
-    this.invalidate('connections', tenantId, id)
-    if (c) await this.announceChange()
-    return c
+    return this.changing('connections', tenantId, id, async () =>
+      (await this.db.update(connections).set(patch).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning())[0])
   }
 
   async deleteConnection(tenantId: string, id: string): Promise<boolean> {
-    this.invalidate('connections', tenantId, id)
-    const rows = await this.db.delete(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning({ id: connections.id })
-    this.invalidate('connections', tenantId, id)
-    if (rows.length) await this.announceChange()
-    return rows.length > 0
+    return this.changing('connections', tenantId, id, async () =>
+      (await this.db.delete(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning({ id: connections.id })).length > 0)
   }
 
   async countWorkflowsOfConnection(connectionId: string): Promise<number> {
@@ -405,39 +395,36 @@ export class Store {
   }
 
   async getWorkflow(tenantId: string, id: string): Promise<WorkflowRow | undefined> {
-    const key = `${tenantId}:${id}`
-    const cached = this.caches?.workflows.get(key)
-    if (cached) return cached
-    const gen = this.generation
-    const [w] = await this.db.select().from(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId)))
-    if (w && gen === this.generation) this.caches?.workflows.set(key, w)
-    return w
+    return this.cachedRead(this.caches?.workflows, `${tenantId}:${id}`, async () =>
+      (await this.db.select().from(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))))[0])
   }
 
   async listWorkflows(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<WorkflowRow>> {
-    const rows = await this.db.select().from(workflows).where(and(eq(workflows.tenantId, tenantId), keyset(workflows, cursor)))
-      .orderBy(desc(workflows.createdAt), desc(workflows.id)).limit(limit + 1)
-    return page(rows, limit)
+    return newestFirst(this.db, workflows, [eq(workflows.tenantId, tenantId)], cursor, limit)
   }
 
   async updateWorkflow(tenantId: string, id: string, patch: Partial<typeof workflows.$inferInsert>): Promise<WorkflowRow | undefined> {
-    this.invalidate('workflows', tenantId, id)
-    const [w] = await this.db.update(workflows).set(patch).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning()
-    this.invalidate('workflows', tenantId, id)
-    if (w) await this.announceChange()
-    return w
+    return this.changing('workflows', tenantId, id, async () =>
+      (await this.db.update(workflows).set(patch).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning())[0])
   }
 
   async deleteWorkflow(tenantId: string, id: string): Promise<boolean> {
-    this.invalidate('workflows', tenantId, id)
-    const rows = await this.db.delete(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning({ id: workflows.id })
-    this.invalidate('workflows', tenantId, id)
-    if (rows.length) await this.announceChange()
-    return rows.length > 0
+    return this.changing('workflows', tenantId, id, async () =>
+      (await this.db.delete(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning({ id: workflows.id })).length > 0)
   }
 
   /** Bumped by every change of a cached kind: a read that overlapped one does not fill the cache. */
   private generation = 0
+
+  /** `key` from `cache`, else `read()`; the row read is cached unless a change went through meanwhile (it may predate it). */
+  private async cachedRead<T>(cache: ReadCache<T> | undefined, key: string, read: () => Promise<T | undefined>): Promise<T | undefined> {
+    const cached = cache?.get(key)
+    if (cached) return cached
+    const gen = this.generation
+    const row = await read()
+    if (row && gen === this.generation) cache?.set(key, row)
+    return row
+  }
 
   private invalidate(kind: 'workflows' | 'connections', tenantId: string, id: string): void {
     this.generation++
@@ -468,6 +455,15 @@ export class Store {
       this.caches.connections.clear()
     }
     this.cacheEpoch = epoch
+  }
+
+  /** Run a write of a cached row, its entry dropped before (no read fills it meanwhile) and after (nor one that overlapped); a change made is announced to the other processes. */
+  private async changing<T>(kind: 'workflows' | 'connections', tenantId: string, id: string, write: () => Promise<T>): Promise<T> {
+    this.invalidate(kind, tenantId, id)
+    const result = await write()
+    this.invalidate(kind, tenantId, id)
+    if (result) await this.announceChange()
+    return result
   }
 
   async getConnectionById(id: string): Promise<ConnectionRow | undefined> {
@@ -594,7 +590,7 @@ export class Store {
   }
 
   async listRuns(tenantId: string, f: RunFilter): Promise<Page<RunRow>> {
-    const conds: (SQL | undefined)[] = [eq(runs.tenantId, tenantId), keyset(runs, f.cursor ?? null)]
+    const conds: (SQL | undefined)[] = [eq(runs.tenantId, tenantId)]
     if (f.workflowIds?.length) conds.push(inArray(runs.workflowId, f.workflowIds))
     if (f.status?.length) conds.push(inArray(runs.status, f.status))
     const hasTag = (tag: string) => sql`exists (select 1 from json_each(${runs.tags}) where json_each.value = ${tag})`
@@ -602,8 +598,7 @@ export class Store {
     if (f.search) conds.push(or(eq(runs.id, f.search), eq(runs.upstreamId, f.search), hasTag(f.search)))
     if (f.createdAfter !== undefined) conds.push(gte(runs.createdAt, f.createdAfter))
     if (f.createdBefore !== undefined) conds.push(lt(runs.createdAt, f.createdBefore))
-    const rows = await this.db.select().from(runs).where(and(...conds)).orderBy(desc(runs.createdAt), desc(runs.id)).limit(f.limit + 1)
-    return page(rows, f.limit)
+    return newestFirst(this.db, runs, conds, f.cursor ?? null, f.limit)
   }
 
   /** Runs that are not finished: the ones a host must watch again after a restart. */

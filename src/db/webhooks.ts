@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, gt, inArray, lte, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, inArray, lte, sql } from 'drizzle-orm'
 import { events, runs, settings, webhookAttempts, webhookDeliveries, webhookEndpoints } from './schema.ts'
-import { keyset, page, type Db, type EventRow, type Page, type RunRow } from './store.ts'
+import { newestFirst, type Db, type EventRow, type Page, type RunRow } from './store.ts'
 
 export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect
@@ -31,10 +31,9 @@ export class WebhookQueries {
   }
 
   async listEndpoints(tenantId: string, f: { workflowId?: string; cursor: [number, string] | null; limit: number }): Promise<Page<WebhookEndpointRow>> {
-    const conds = [eq(webhookEndpoints.tenantId, tenantId), keyset(webhookEndpoints, f.cursor)]
+    const conds = [eq(webhookEndpoints.tenantId, tenantId)]
     if (f.workflowId) conds.push(eq(webhookEndpoints.workflowId, f.workflowId))
-    const rows = await this.db.select().from(webhookEndpoints).where(and(...conds)).orderBy(desc(webhookEndpoints.createdAt), desc(webhookEndpoints.id)).limit(f.limit + 1)
-    return page(rows, f.limit)
+    return newestFirst(this.db, webhookEndpoints, conds, f.cursor, f.limit)
   }
 
   /** Every enabled endpoint (a small table; the dispatcher matches events against it in memory). */
@@ -140,13 +139,12 @@ export class WebhookQueries {
   }
 
   async listDeliveries(tenantId: string, f: DeliveryFilter): Promise<Page<WebhookDeliveryRow>> {
-    const conds = [eq(webhookDeliveries.tenantId, tenantId), keyset(webhookDeliveries, f.cursor)]
+    const conds = [eq(webhookDeliveries.tenantId, tenantId)]
     if (f.endpointId) conds.push(eq(webhookDeliveries.endpointId, f.endpointId))
     if (f.status?.length) conds.push(inArray(webhookDeliveries.status, f.status))
     if (f.runId) conds.push(eq(webhookDeliveries.runId, f.runId))
     if (f.eventType) conds.push(eq(webhookDeliveries.eventType, f.eventType))
-    const rows = await this.db.select().from(webhookDeliveries).where(and(...conds)).orderBy(desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id)).limit(f.limit + 1)
-    return page(rows, f.limit)
+    return newestFirst(this.db, webhookDeliveries, conds, f.cursor, f.limit)
   }
 
   listAttempts(deliveryId: string, limit = 100): Promise<WebhookAttemptRow[]> {

@@ -1,7 +1,7 @@
 import type { z } from 'zod'
 import { RunEvent } from '../core/domain.ts'
 import { ClientMessage, CLOSE, PROTOCOL_VERSION, ServerMessage, SUBPROTOCOL } from '../core/protocol.ts'
-import { SchemaComponents, type Json } from './openapi.ts'
+import { keySecuritySchemes, pascal, SchemaComponents, type Json } from './api-documents.ts'
 import { FeedQuery, StreamQuery } from './schemas.ts'
 
 /**
@@ -10,8 +10,6 @@ import { FeedQuery, StreamQuery } from './schemas.ts'
  * `ClientMessage` appears here by itself. The document describes the runrelay server, so what
  * it sends to subscribers is `send` and what it reads from them is `receive`.
  */
-
-const pascal = (s: string) => s.split(/[^A-Za-z0-9]+/).filter(Boolean).map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('')
 
 /** The message `type` literal of one option of a discriminated union. */
 function typeOf(option: z.ZodType): string {
@@ -127,8 +125,7 @@ export function buildAsyncApi(opts: { title: string; version: string; publicUrl:
       schemas: components.schemas,
       messages,
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'An API key (`rr_…`) or a subscriber token.' },
-        apiKey: { type: 'httpApiKey', in: 'header', name: 'X-API-Key', description: 'An API key (`rr_…`).' },
+        ...keySecuritySchemes('httpApiKey'),
         token: { type: 'httpApiKey', in: 'query', name: 'token', description: 'A subscriber token (browsers), also accepted as the subprotocol `runrelay.token.<token>`.' },
       },
     },

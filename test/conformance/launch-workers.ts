@@ -9,13 +9,12 @@
  * Runnable by hand too: `npx tsx test/conformance/launch-workers.ts` prints the URL and the
  * root key and keeps both servers up until Ctrl-C.
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startLibsqlHttpServer, type LibsqlHttpServer } from '../../scripts/libsql-http-server.ts'
-import { freePort, waitHealthy } from '../helpers/child.ts'
+import { freePort, signalGroup, spawnCollecting, terminate, waitHealthy } from '../helpers/child.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..')
 const BIN = join(ROOT, 'node_modules/.bin')
@@ -50,7 +49,7 @@ export async function launchWorkers(vars: Record<string, string> = {}, opts: { s
   let lastError = ''
   for (let attempt = 0; attempt < 3; attempt++) {
     const [port, inspector] = [await freePort(), await freePort()]
-    const child = spawn(join(BIN, 'wrangler'), [
+    const { proc: child, output, exited } = spawnCollecting(join(BIN, 'wrangler'), [
       'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
       '--env-file', envFile, '--persist-to', join(dir, 'state'), '--show-interactive-dev-session=false', '--log-level', 'warn',
     ], {
@@ -61,37 +60,23 @@ export async function launchWorkers(vars: Record<string, string> = {}, opts: { s
         PATH: `${BIN}${delimiter}${process.env.PATH ?? ''}`,
         WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1', CI: '1',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // wrangler starts workerd as a child: its own process group, signalled as a whole.
       detached: true,
     })
-    let out = ''
-    child.stdout!.on('data', (d) => (out += d))
-    child.stderr!.on('data', (d) => (out += d))
-    const exited = new Promise<void>((r) => {
-      child.once('exit', () => r())
-      child.once('error', (err) => { out += String(err); r() })
-    })
-    // wrangler starts workerd as a child: signal the whole process group.
-    const signal = (sig: NodeJS.Signals) => { try { process.kill(-child.pid!, sig) } catch { /* gone */ } }
     const url = `http://127.0.0.1:${port}`
     if (!(await waitHealthy(url, exited, startTimeoutMs))) {
-      signal('SIGKILL')
+      signalGroup(child, 'SIGKILL')
       await exited
-      lastError = `wrangler dev did not become healthy on ${url} within ${startTimeoutMs} ms:\n${out}`
-      if (/EADDRINUSE|address already in use/i.test(out)) continue
+      lastError = `wrangler dev did not become healthy on ${url} within ${startTimeoutMs} ms:\n${output()}`
+      if (/EADDRINUSE|address already in use/i.test(output())) continue
       break
     }
     let stopping: Promise<void> | undefined
     return {
       url, rootKey, libsql,
-      output: () => out,
+      output,
       stop: () => (stopping ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          signal('SIGTERM')
-          const timer = setTimeout(() => signal('SIGKILL'), stopTimeoutMs)
-          await exited
-          clearTimeout(timer)
-        }
+        await terminate(child, exited, stopTimeoutMs, true)
         await libsql.close()
         rmSync(dir, { recursive: true, force: true })
       })()),

@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { freePort, waitHealthy } from '../helpers/child.ts'
+import { freePort, spawnCollecting, terminate, waitHealthy, type Exit } from '../helpers/child.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..')
 const DENO = join(ROOT, 'node_modules/.bin/deno')
@@ -22,7 +21,7 @@ export interface LaunchedServer {
   /** SIGKILL at once (a crash). */
   kill(): void
   /** Resolves with the exit code (or signal) once the process has exited. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  exited: Promise<Exit>
   /** Everything the process wrote so far (for failure messages). */
   output(): string
 }
@@ -57,34 +56,22 @@ async function launchRuntime(name: string, command: string, args: string[], env:
       ...env,
       PORT: String(port), RUNRELAY_DATA_DIR: dataDir, RUNRELAY_ROOT_KEY: rootKey,
     }
-    const child = spawn(command, args, { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout!.on('data', (d) => (out += d))
-    child.stderr!.on('data', (d) => (out += d))
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => {
-      child.once('exit', (code, signal) => r({ code, signal }))
-      child.once('error', (err) => { out += String(err); r({ code: -1, signal: null }) })
-    })
+    const { proc: child, output, exited } = spawnCollecting(command, args, { cwd: ROOT, env: childEnv })
     const url = `http://127.0.0.1:${port}`
     if (!(await waitHealthy(url, exited, startTimeoutMs))) {
       child.kill('SIGKILL')
       await exited
-      lastError = `runrelay on ${name} did not become healthy on ${url} within ${startTimeoutMs} ms:\n${out}`
-      if (/AddrInUse|address already in use/i.test(out) && !(env.PORT && env.PORT !== '0')) continue
+      lastError = `runrelay on ${name} did not become healthy on ${url} within ${startTimeoutMs} ms:\n${output()}`
+      if (/AddrInUse|address already in use/i.test(output()) && !(env.PORT && env.PORT !== '0')) continue
       break
     }
     let stopping: Promise<void> | undefined
     return {
       url, rootKey, dataDir, exited,
-      output: () => out,
+      output,
       kill: () => { child.kill('SIGKILL') },
       stop: () => (stopping ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM')
-          const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeoutMs)
-          await exited
-          clearTimeout(timer)
-        }
+        await terminate(child, exited, stopTimeoutMs)
         if (ownDir) rmSync(dataDir, { recursive: true, force: true })
       })()),
     }

@@ -1,14 +1,12 @@
-import { existsSync, mkdirSync } from 'node:fs'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { mkdirSync } from 'node:fs'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { haveChromium, launchChromium } from '../helpers/browser.ts'
 import { demoTenant } from '../helpers/live.ts'
 import { createTenant, startTestServer, type TestServer } from '../helpers/server.ts'
 
 // The dashboard and the API reference in real headless Chromium against the real server.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const haveBrowser = existsSync(CHROMIUM)
-if (!haveBrowser && process.env.CI) throw new Error(`CI is set but no Chromium at ${CHROMIUM}: apt-get install -y chromium`)
-if (!haveBrowser) console.warn(`dashboard browser tests skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`)
+const haveBrowser = haveChromium('dashboard browser tests')
 
 const ARTIFACTS = 'test-artifacts'
 
@@ -25,11 +23,7 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     t = await demoTenant(server)
     wfA = await t.workflow('nightly-report', { durationMs: 2_500, steps: 3, queueMs: 300 })
     wfB = await t.workflow('customer-export', { durationMs: 1_000, steps: 2, outcome: 'failed', queueMs: 0 })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: 20_000,
-    })
+    browser = await launchChromium()
   }, 40_000)
   afterAll(async () => {
     await browser?.close()

@@ -2,12 +2,12 @@
 // serves runrelay on workerd with its own libSQL server; `npm run seed:demo` works against it;
 // Ctrl-C stops everything; a crash of one process stops the other. And `npm run deploy`
 // refuses to ship without the required secrets (against a fake `wrangler secret list`).
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { freePort, waitHealthy } from '../helpers/child.ts'
+import { descendants, freePort, spawnCollecting, waitHealthy } from '../helpers/child.ts'
 import { openWs } from '../helpers/clients.ts'
 import { until } from '../helpers/server.ts'
 
@@ -34,40 +34,21 @@ function cleanCopy(): string {
   return dir
 }
 
-/** Every live descendant of pid (Linux /proc), grandchildren in other process groups included. */
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>()
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue
-    try {
-      const ppid = Number(readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1])
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)])
-    } catch { /* gone */ }
-  }
-  const out: number[] = []
-  const walk = (p: number) => { for (const c of children.get(p) ?? []) { out.push(c); walk(c) } }
-  walk(pid)
-  return out
-}
 const alive = (pid: number) => { try { return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')) } catch { return false } }
 
 /** `npm run dev:worker` in dir, in its own process group (as a terminal runs it). */
 async function devWorker(dir: string) {
   const [port, libsqlPort] = [await freePort(), await freePort()]
-  const proc = spawn('npm', ['run', 'dev:worker', '--', '--port', String(port), '--show-interactive-dev-session=false'], {
-    cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+  const { proc, output, exited } = spawnCollecting('npm', ['run', 'dev:worker', '--', '--port', String(port), '--show-interactive-dev-session=false'], {
+    cwd: dir, detached: true,
     env: { ...process.env, RUNRELAY_DEV_LIBSQL_PORT: String(libsqlPort), LIBSQL_URL: '', LIBSQL_AUTH_TOKEN: '', NO_COLOR: '1', CI: '1', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
   })
   started.push(proc)
-  let out = ''
-  proc.stdout!.on('data', (d) => (out += d))
-  proc.stderr!.on('data', (d) => (out += d))
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)))
   const url = `http://127.0.0.1:${port}`
-  expect(await waitHealthy(url, exited, 120_000), out).toBe(true)
+  expect(await waitHealthy(url, exited, 120_000), output()).toBe(true)
   const pids = descendants(proc.pid!)
   seenPids.push(...pids)
-  return { url, proc, exited, pids, libsqlPort, output: () => out }
+  return { url, proc, exited: exited.then((e) => e.code), pids, libsqlPort, output }
 }
 
 describe('npm run dev:worker', () => {

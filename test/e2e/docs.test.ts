@@ -1,14 +1,12 @@
-import { existsSync, mkdirSync } from 'node:fs'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { mkdirSync } from 'node:fs'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { haveChromium, launchChromium } from '../helpers/browser.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 
 // /docs in real headless Chromium at a phone's width and a desktop's: nothing wider than the
 // viewport, no script errors, no CSP violations. Screenshots stay in test-artifacts/ for review.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const haveBrowser = existsSync(CHROMIUM)
-if (!haveBrowser && process.env.CI) throw new Error(`CI is set but no Chromium at ${CHROMIUM}: apt-get install -y chromium`)
-if (!haveBrowser) console.warn(`/docs browser tests skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`)
+const haveBrowser = haveChromium('/docs browser tests')
 
 const ARTIFACTS = 'test-artifacts'
 const SIZES = [
@@ -23,11 +21,7 @@ describe.skipIf(!haveBrowser)('/docs in Chromium', () => {
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true })
     server = await startTestServer()
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: 20_000,
-    })
+    browser = await launchChromium()
   }, 40_000)
   afterAll(async () => {
     await browser?.close()

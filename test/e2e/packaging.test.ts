@@ -1,11 +1,11 @@
 // Packaging: the committed lock satisfies `npm ci` on every platform, and `npm run build`
 // gives a dist/ server that starts with plain node, serves the API and stops cleanly.
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { freePort, waitHealthy } from '../helpers/child.ts'
+import { freePort, spawnCollecting, waitHealthy } from '../helpers/child.ts'
 import { openWs } from '../helpers/clients.ts'
 import { api, until } from '../helpers/server.ts'
 
@@ -39,20 +39,15 @@ describe('npm run build', () => {
     const outdir = join(root, 'dist')
     const port = await freePort()
     const dataDir = join(scratch, 'data')
-    const proc = spawn(process.execPath, [join(outdir, 'main.mjs')], {
+    const { proc, output, exited } = spawnCollecting(process.execPath, [join(outdir, 'main.mjs')], {
       cwd: root,
       env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', RUNRELAY_DATA_DIR: dataDir, RUNRELAY_LOG: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
     })
-    let out = ''
-    proc.stdout!.on('data', (d) => (out += d))
-    proc.stderr!.on('data', (d) => (out += d))
-    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)))
     try {
-      expect(await waitHealthy(`http://127.0.0.1:${port}`, exited, 20_000), out).toBe(true)
+      expect(await waitHealthy(`http://127.0.0.1:${port}`, exited, 20_000), output()).toBe(true)
       // Shown once, as with `npm start`: the compiled entry is the same program.
-      const rootKey = out.match(/root key \(shown once, keep it\): (rr_\S+)/)?.[1]
-      expect(rootKey, out).toBeTruthy()
+      const rootKey = output().match(/root key \(shown once, keep it\): (rr_\S+)/)?.[1]
+      expect(rootKey, output()).toBeTruthy()
       const tenant = await api(`http://127.0.0.1:${port}`, rootKey).post('/v1/tenants', { name: 'built' })
       expect(tenant.status).toBe(201)
       // The WebSocket server is loaded by the first upgrade: the built chunk must be there and work.
@@ -63,6 +58,6 @@ describe('npm run build', () => {
     } finally {
       proc.kill('SIGTERM')
     }
-    expect(await exited).toBe(0)
+    expect((await exited).code).toBe(0)
   }, 60_000)
 })

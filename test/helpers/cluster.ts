@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, startChildServer, type ChildServer } from './child.ts'
+import { genericWorkflowConfig } from '../fakes/generic-upstream.ts'
 import { api } from './server.ts'
 
 /**
@@ -27,7 +28,8 @@ export interface Cluster {
   close(): Promise<void>
 }
 
-export async function startCluster(size: number, env: Record<string, string> = {}): Promise<Cluster> {
+/** Start `size` processes on a fresh data dir; `perProcess(i)` adds to process i's environment. */
+export async function startCluster(size: number, env: Record<string, string> = {}, perProcess: (i: number) => Record<string, string> = () => ({})): Promise<Cluster> {
   const dataDir = mkdtempSync(join(tmpdir(), 'runrelay-cluster-'))
   const rootKey = env.RUNRELAY_ROOT_KEY ?? 'rr_cluster_root_key_0123456789abcdef'
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()))
@@ -40,7 +42,7 @@ export async function startCluster(size: number, env: Record<string, string> = {
   const start = async (i: number) => {
     if (nodes[i]) throw new Error(`process ${i} is already running`)
     // Generous: several processes start at once on a machine shared with other test runs.
-    nodes[i] = await startChildServer(fullEnv, ports[i], 90_000)
+    nodes[i] = await startChildServer({ ...fullEnv, ...perProcess(i) }, ports[i], 90_000)
   }
   const stop = async (i: number, signal: 'SIGKILL' | 'SIGTERM') => {
     const node = nodes[i]
@@ -51,18 +53,26 @@ export async function startCluster(size: number, env: Record<string, string> = {
     nodes[i] = undefined
     return code
   }
-  await start(0)
-  await Promise.all(Array.from({ length: size - 1 }, (_, k) => start(k + 1)))
+  const close = async () => {
+    await Promise.all(nodes.map((_, i) => stop(i, 'SIGKILL')))
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  try {
+    await start(0)
+    // All of the others are waited for, so that none is left running when one fails.
+    const rest = await Promise.allSettled(Array.from({ length: size - 1 }, (_, k) => start(k + 1)))
+    const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) throw failed.reason
+  } catch (err) {
+    await close()
+    throw err
+  }
   return {
     size, dataDir, rootKey,
     url: (i) => `http://127.0.0.1:${ports[i]}`,
     up: (i) => !!nodes[i],
     output: (i) => logs[i] + (nodes[i]?.output() ?? ''),
-    stop, start,
-    async close() {
-      await Promise.all(nodes.map((_, i) => stop(i, 'SIGKILL')))
-      rmSync(dataDir, { recursive: true, force: true })
-    },
+    stop, start, close,
   }
 }
 
@@ -85,4 +95,26 @@ export async function allRuns(client: ReturnType<typeof api>): Promise<any[]> {
     cursor = res.body.next_cursor
   } while (cursor)
   return out
+}
+
+/** Each process's last output on the console when RUNRELAY_CLUSTER_LOGS=1 (why a cluster test failed). */
+export function printClusterLogs(cluster: Cluster | undefined): void {
+  if (process.env.RUNRELAY_CLUSTER_LOGS !== '1' || !cluster) return
+  for (let i = 0; i < cluster.size; i++) console.log(`--- process ${i}\n${cluster.output(i).slice(-4000)}`)
+}
+
+/**
+ * The workflow the ownership tests count upstream jobs with: a connection to the generic fake
+ * upstream, and a trigger that names the run (`/jobs?run=<run id>`) so every job traces back to
+ * its run. Returns the workflow's id.
+ */
+export async function countedWorkflow(client: ReturnType<typeof api>, upstreamUrl: string, pollPolicy: Record<string, number>): Promise<string> {
+  const conn = await client.post('/v1/connections', { name: 'counting', provider: 'http', base_url: upstreamUrl })
+  const wf = await client.post('/v1/workflows', {
+    name: 'counted', connection_id: conn.body.id, upstream_workflow_id: 'jobs', input_template: { script: '{{script}}' },
+    config: { ...genericWorkflowConfig, trigger: { ...genericWorkflowConfig.trigger, path: '/jobs?run={{run_id}}' } },
+    poll_policy: pollPolicy,
+  })
+  if (wf.status !== 201) throw new Error(`workflow: ${wf.status} ${JSON.stringify(wf.body)}`)
+  return wf.body.id as string
 }

@@ -1,5 +1,5 @@
-import net from 'node:net'
 import { expect } from 'vitest'
+import { freePort } from './child.ts'
 import { openWs } from './clients.ts'
 import { within } from './live.ts'
 import { api, createTenant, startTestServer, until, type TestServer } from './server.ts'
@@ -7,15 +7,6 @@ import { api, createTenant, startTestServer, until, type TestServer } from './se
 export const WAIT = 15_000
 export const FAST = { first_interval_ms: 100, max_interval_ms: 200 }
 const TERMINAL = ['completed', 'failed', 'canceled', 'timed_out']
-
-/** A free loopback port (so the server's public URL, and thus its callback URLs, are right). */
-export async function freePort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 /**
  * The test server on a known port with RUNRELAY_PUBLIC_URL set: with PORT=0 the runtime cannot

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { genericWorkflowConfig, startGenericUpstream, type GenericUpstream, type Step } from '../fakes/generic-upstream.ts'
-import { allRuns, clusterTenant, startCluster, type Cluster } from '../helpers/cluster.ts'
+import { allRuns, clusterTenant, countedWorkflow, printClusterLogs, startCluster, type Cluster } from '../helpers/cluster.ts'
 import { until } from '../helpers/server.ts'
 import { recordFigures } from '../reliability/figures.ts'
 
@@ -40,18 +40,10 @@ describe('multiprocess: ownership and claims on 3 processes', () => {
     upstream = await startGenericUpstream({ ignoreIdempotencyKey: true })
     cluster = await startCluster(PROCESSES, { RUNRELAY_LEASE_TTL_MS: String(TTL_MS), RUNRELAY_JOBS_INTERVAL_MS: '200' })
     tenant = await clusterTenant(cluster)
-    const c = tenant.client(0)
-    const conn = await c.post('/v1/connections', { name: 'counting', provider: 'http', base_url: upstream.url })
-    const wf = await c.post('/v1/workflows', {
-      name: 'counted', connection_id: conn.body.id, upstream_workflow_id: 'jobs', input_template: { script: '{{script}}' },
-      config: { ...genericWorkflowConfig, trigger: { ...genericWorkflowConfig.trigger, path: '/jobs?run={{run_id}}' } },
-      poll_policy: { first_interval_ms: 100, max_interval_ms: 200 },
-    })
-    expect(wf.status, JSON.stringify(wf.body)).toBe(201)
-    workflowId = wf.body.id
+    workflowId = await countedWorkflow(tenant.client(0), upstream.url, { first_interval_ms: 100, max_interval_ms: 200 })
   }, 300_000)
   afterAll(async () => {
-    if (process.env.RUNRELAY_CLUSTER_LOGS === '1') for (let i = 0; i < PROCESSES; i++) console.log(`--- process ${i}\n${cluster?.output(i).slice(-4000)}`)
+    printClusterLogs(cluster)
     await cluster?.close()
     await upstream?.close()
     recordFigures('multiprocess-claims', figures)

@@ -8,12 +8,15 @@ import { openSse, openWs } from '../helpers/clients.ts'
 import { demoTenant, sleep } from '../helpers/live.ts'
 import { checkHistory, type Ev } from '../reliability/subscriber.ts'
 import { freePort } from '../helpers/child.ts'
-import { haveRedis, ROOT_KEY, startCluster, startRedis, type Cluster, type RedisServer } from './delivery-cluster.ts'
+import { startCluster, type Cluster } from '../helpers/cluster.ts'
+import { haveRedis, startRedis, type RedisServer } from '../helpers/redis.ts'
 import { launchDeno } from '../conformance/launch.ts'
 
 const PROCESSES = 3
 const RUNS_PER_PROCESS = 4
 const WAIT_MS = 40_000
+/** Many subscribers and runs on one key: no request budget. */
+const NO_RATE_LIMIT = { RUNRELAY_RATE_LIMIT_PER_MINUTE: '0' }
 /** In the bus URL of the down bus: never to be logged. */
 const BUS_PASSWORD = 'bus-secret-0f9e8d7c'
 
@@ -29,9 +32,8 @@ interface Round { runs: number; events: number; runStreams: number; closes1000: 
  * and an SSE feed on every process from before the first event; `during` runs while the runs
  * are in flight. Every subscriber is checked against the stored history.
  */
-async function deliveryRound(cluster: { servers: Array<{ url: string }> }, during?: () => Promise<void>): Promise<Round> {
-  const servers = cluster.servers
-  const t = await demoTenant({ url: servers[0]!.url, rootKey: ROOT_KEY }, `mp-${Date.now()}`)
+async function deliveryRound(servers: Array<{ url: string }>, rootKey: string, during?: () => Promise<void>): Promise<Round> {
+  const t = await demoTenant({ url: servers[0]!.url, rootKey }, `mp-${Date.now()}`)
   const wf = await t.workflow('multiprocess', { durationMs: 1_500, steps: 3, queueMs: 100 })
   expect((await t.client.patch(`/v1/workflows/${wf}`, { poll_policy: { first_interval_ms: 100, max_interval_ms: 150 } })).status).toBe(200)
   const auth = { authorization: `Bearer ${t.key}` }
@@ -98,22 +100,25 @@ const clean = (n: number) => ({ expected: n, received: n, lost: 0, duplicated: 0
 
 const logLines = (out: string, msg: string) => out.split('\n').filter((l) => l.includes(msg)).length
 
+/** The cluster's processes, each with its URL and output. */
+const processes = (c: Cluster) => Array.from({ length: c.size }, (_, i) => ({ url: c.url(i), output: () => c.output(i) }))
+
 describe('live delivery across processes without a bus (the events-table tail)', () => {
   let cluster: Cluster
   // Process 0 has no bus; processes 1 and 2 are given a bus nobody listens on (down from the start).
   beforeAll(async () => {
     const nobody = await freePort()
-    cluster = await startCluster(PROCESSES, {}, (i): Record<string, string> => (i === 0 ? {} : { RUNRELAY_BUS_URL: `redis://:${BUS_PASSWORD}@127.0.0.1:${nobody}` }))
+    cluster = await startCluster(PROCESSES, NO_RATE_LIMIT, (i): Record<string, string> => (i === 0 ? {} : { RUNRELAY_BUS_URL: `redis://:${BUS_PASSWORD}@127.0.0.1:${nobody}` }))
   }, 90_000)
-  afterAll(async () => { await cluster?.stop() })
+  afterAll(async () => { await cluster?.close() })
 
   it('every subscriber on every process gets every event once, in order; run streams close with 1000; a down bus is logged once', async () => {
-    const r = await deliveryRound(cluster)
+    const r = await deliveryRound(processes(cluster), cluster.rootKey)
     console.log('[multiprocess] no bus / bus down:', JSON.stringify(r))
     expect(r.runs).toBe(PROCESSES * RUNS_PER_PROCESS)
-    expect(logLines(cluster.servers[0]!.output(), 'bus:')).toBe(0)
-    for (const s of cluster.servers.slice(1)) expect(logLines(s.output(), 'bus: unreachable at start'), s.output()).toBe(1)
-    for (const s of cluster.servers) expect(s.output()).not.toContain(BUS_PASSWORD)
+    expect(logLines(cluster.output(0), 'bus:')).toBe(0)
+    for (const s of processes(cluster).slice(1)) expect(logLines(s.output(), 'bus: unreachable at start'), s.output()).toBe(1)
+    for (const s of processes(cluster)) expect(s.output()).not.toContain(BUS_PASSWORD)
   }, 90_000)
 })
 
@@ -124,38 +129,38 @@ describe.skipIf(!redisAvailable)('live delivery across processes over a Redis bu
   // (or the read a reconnection makes), so this proves the bus path on its own.
   beforeAll(async () => {
     redis = await startRedis()
-    cluster = await startCluster(PROCESSES, { RUNRELAY_BUS_URL: redis.url, RUNRELAY_TAIL_INTERVAL_MS: '0' })
-    await until(() => cluster.servers.every((s) => s.output().includes('"bus: connected"')), 10_000, 'every process on the bus')
+    cluster = await startCluster(PROCESSES, { ...NO_RATE_LIMIT, RUNRELAY_BUS_URL: redis.url, RUNRELAY_TAIL_INTERVAL_MS: '0' })
+    await until(() => processes(cluster).every((s) => s.output().includes('"bus: connected"')), 10_000, 'every process on the bus')
   }, 90_000)
-  afterAll(async () => { await cluster?.stop(); await redis?.stop() })
+  afterAll(async () => { await cluster?.close(); await redis?.stop() })
 
   it('delivers through the bus alone', async () => {
-    const r = await deliveryRound(cluster)
+    const r = await deliveryRound(processes(cluster), cluster.rootKey)
     console.log('[multiprocess] bus:', JSON.stringify(r))
   }, 90_000)
 
   it('the bus SIGKILLed and restarted mid-load: nothing lost, each fault logged once, recovers by itself', async () => {
-    const r = await deliveryRound(cluster, async () => {
+    const r = await deliveryRound(processes(cluster), cluster.rootKey, async () => {
       await sleep(300)
       await redis.kill()
       await sleep(1_000)
       await redis.restart()
     })
     console.log('[multiprocess] bus killed and restarted:', JSON.stringify(r))
-    for (const s of cluster.servers) {
+    for (const s of processes(cluster)) {
       expect(logLines(s.output(), 'bus: connection lost'), s.output()).toBe(1)
       expect(logLines(s.output(), 'bus: connected again'), s.output()).toBe(1)
       expect(logLines(s.output(), 'bus: publishing a notice failed'), s.output()).toBe(0) // the same fault, not a second one
     }
     // And the bus carries the next round again (the tail's period is still off).
-    await deliveryRound(cluster)
+    await deliveryRound(processes(cluster), cluster.rootKey)
   }, 120_000)
 
   it('a Deno process on the same database and bus delivers the same (the Redis client runs on Deno)', async () => {
-    const deno = await launchDeno({ RUNRELAY_DATA_DIR: cluster.dataDir, RUNRELAY_ROOT_KEY: ROOT_KEY, RUNRELAY_BUS_URL: redis.url, RUNRELAY_TAIL_INTERVAL_MS: '0', RUNRELAY_LOG: 'info' }, { startTimeoutMs: 90_000 })
+    const deno = await launchDeno({ RUNRELAY_DATA_DIR: cluster.dataDir, RUNRELAY_ROOT_KEY: cluster.rootKey, RUNRELAY_BUS_URL: redis.url, RUNRELAY_TAIL_INTERVAL_MS: '0', RUNRELAY_LOG: 'info' }, { startTimeoutMs: 90_000 })
     try {
       await until(() => deno.output().includes('"bus: connected"'), 10_000, 'Deno on the bus')
-      const r = await deliveryRound({ servers: [cluster.servers[0]!, deno] })
+      const r = await deliveryRound([processes(cluster)[0]!, deno], cluster.rootKey)
       console.log('[multiprocess] Node + Deno on the bus:', JSON.stringify(r))
     } finally {
       await deno.stop()

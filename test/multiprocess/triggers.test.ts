@@ -9,8 +9,8 @@
  * `npm test` runs 3 rounds × 100 runs; `npm run test:soak` (RUNRELAY_SOAK=1) 10 rounds × 200.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { genericWorkflowConfig, startGenericUpstream, type GenericUpstream, type Step } from '../fakes/generic-upstream.ts'
-import { allRuns, clusterTenant, startCluster, type Cluster } from '../helpers/cluster.ts'
+import { startGenericUpstream, type GenericUpstream, type Step } from '../fakes/generic-upstream.ts'
+import { allRuns, clusterTenant, countedWorkflow, printClusterLogs, startCluster, type Cluster } from '../helpers/cluster.ts'
 import { until } from '../helpers/server.ts'
 import { recordFigures } from '../reliability/figures.ts'
 
@@ -33,18 +33,10 @@ describe(`multiprocess: ${ROUNDS} SIGKILL rounds × ${RUNS} runs on ${PROCESSES}
     upstream = await startGenericUpstream({ ignoreIdempotencyKey: true, triggerDelayMs: 250 })
     cluster = await startCluster(PROCESSES, { RUNRELAY_LEASE_TTL_MS: String(TTL_MS) })
     tenant = await clusterTenant(cluster)
-    const c = tenant.client(0)
-    const conn = await c.post('/v1/connections', { name: 'counting', provider: 'http', base_url: upstream.url })
-    const wf = await c.post('/v1/workflows', {
-      name: 'counted', connection_id: conn.body.id, upstream_workflow_id: 'jobs', input_template: { script: '{{script}}' },
-      config: { ...genericWorkflowConfig, trigger: { ...genericWorkflowConfig.trigger, path: '/jobs?run={{run_id}}' } },
-      poll_policy: { first_interval_ms: 100, max_interval_ms: 250, max_transient_errors: 50 },
-    })
-    expect(wf.status, JSON.stringify(wf.body)).toBe(201)
-    workflowId = wf.body.id
+    workflowId = await countedWorkflow(tenant.client(0), upstream.url, { first_interval_ms: 100, max_interval_ms: 250, max_transient_errors: 50 })
   }, 300_000)
   afterAll(async () => {
-    if (process.env.RUNRELAY_CLUSTER_LOGS === '1') for (let i = 0; i < PROCESSES; i++) console.log(`--- process ${i}\n${cluster?.output(i).slice(-4000)}`)
+    printClusterLogs(cluster)
     await cluster?.close()
     await upstream?.close()
   })

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { genericWorkflowConfig, startGenericUpstream, type GenericUpstream, type Step } from '../fakes/generic-upstream.ts'
 import { startChildServer, type ChildServer } from '../helpers/child.ts'
+import { allRuns as allRunsOf } from '../helpers/cluster.ts'
 import { api, until } from '../helpers/server.ts'
 import { recordFigures } from './figures.ts'
 import { checkHistory, resilientSubscriber, sumChecks, type Ev } from './subscriber.ts'
@@ -35,16 +36,7 @@ describe('reliability: crash (SIGKILL) and graceful shutdown (SIGTERM)', () => {
     child = await startChildServer(env(), port)
     return Number(/"resumedRuns":(\d+)/.exec(child.output())?.[1] ?? -1)
   }
-  const allRuns = async () => {
-    const out: any[] = []
-    let cursor: string | null = null
-    do {
-      const res: any = await client().get(`/v1/runs?limit=200${cursor ? `&cursor=${cursor}` : ''}`)
-      out.push(...res.body.items)
-      cursor = res.body.next_cursor
-    } while (cursor)
-    return out
-  }
+  const allRuns = () => allRunsOf(client())
   const history = async (id: string) => (await client().get(`/v1/runs/${id}/events?limit=1000`)).body.events as Ev[]
   const trigger = async (n: number, prefix: string, steps = script) => {
     const ids: string[] = []

@@ -3,15 +3,12 @@
  * database keep one key's limit together within the stated bound; one alone is the in-memory
  * bucket it always was; a database that fails leaves each limiting on its own, logged once.
  */
-import { createClient } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { KeyRateQueries } from '../../src/db/key-rates.ts'
-import { schema, Store } from '../../src/db/store.ts'
+import { Store } from '../../src/db/store.ts'
 import { KeyRateLimiter, type KeyRateSync } from '../../src/http/rate-limit.ts'
+import { migratedStore } from '../helpers/store.ts'
 
 const PER_MINUTE = 600
 const SYNC_MS = 250
@@ -22,9 +19,7 @@ describe('KeyRateLimiter shared through the database', () => {
   let store: Store
   let now: number
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'runrelay-key-rate-'))
-    store = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
-    await store.migrate()
+    ;({ dir, store } = await migratedStore('key-rate'))
     now = 1_000_000
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))

@@ -3,19 +3,16 @@
  * nothing, logs the fault once, and claims the runs again when the database answers.
  * Real store and run host; the database "loss" is the lease statements failing.
  */
-import { createClient } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Connector } from '../../src/connectors/types.ts'
 import { PollPolicy } from '../../src/core/domain.ts'
 import { Watcher } from '../../src/core/watcher.ts'
-import { schema, Store } from '../../src/db/store.ts'
+import { Store } from '../../src/db/store.ts'
 import { LocalHub } from '../../src/runtime/local/hub.ts'
 import { LocalLedger } from '../../src/runtime/local/ledger.ts'
 import { LocalRunHost } from '../../src/runtime/local/run-host.ts'
+import { CREATED, migratedStore, queuedRun } from '../helpers/store.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -27,9 +24,7 @@ describe('run host: database lost', () => {
   const logs: string[] = []
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'runrelay-lease-fault-'))
-    store = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
-    await store.migrate()
+    ;({ dir, store } = await migratedStore('lease-fault'))
     polls = 0
     const connector: Connector = {
       provider: 'fake',
@@ -53,10 +48,7 @@ describe('run host: database lost', () => {
 
   it('stops ticking within the TTL, logs once, and takes the run back when the database answers', async () => {
     const now = Date.now()
-    await host.create({
-      id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [],
-      lastSeq: 1, transientErrors: 0, polls: 0, nextTickAt: now, createdAt: now, updatedAt: now,
-    }, { type: 'run.created', data: {} })
+    await host.create(queuedRun('run_1', now, { nextTickAt: now }), CREATED)
     await sleep(500)
     expect(polls).toBeGreaterThan(0)
     // The database stops answering the lease statements.

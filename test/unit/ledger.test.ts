@@ -1,13 +1,10 @@
-import { createClient } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { RunEvent } from '../../src/core/domain.ts'
-import { schema, SeqConflictError, Store } from '../../src/db/store.ts'
+import { SeqConflictError, Store } from '../../src/db/store.ts'
 import { LocalHub } from '../../src/runtime/local/hub.ts'
 import { LocalLedger } from '../../src/runtime/local/ledger.ts'
+import { migratedStore } from '../helpers/store.ts'
 
 describe('LocalLedger group commit', () => {
   let dir: string
@@ -22,9 +19,7 @@ describe('LocalLedger group commit', () => {
   })
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'runrelay-ledger-'))
-    store = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
-    await store.migrate()
+    ;({ dir, store } = await migratedStore('ledger'))
     const writeBatch = store.writeBatch.bind(store)
     store.writeBatch = (w) => { batches++; return writeBatch(w) }
     const hub = new LocalHub()

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { operationIdOf, SchemaComponents } from '../../src/http/openapi.ts'
+import { SchemaComponents } from '../../src/http/api-documents.ts'
+import { operationIdOf } from '../../src/http/openapi.ts'
 
 // The parts of the generator a new route relies on without saying anything: its operation
 // name, and named schemas that differ between request and answer.

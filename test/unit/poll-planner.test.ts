@@ -1,13 +1,10 @@
-import { createClient } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { pollDelay } from '../../src/core/backoff.ts'
 import { PollPolicy } from '../../src/core/domain.ts'
 import { fitDurations, MIN_SAMPLES, nextPollDelay } from '../../src/core/poll-planner.ts'
-import { schema, Store } from '../../src/db/store.ts'
+import { schema } from '../../src/db/store.ts'
+import { migratedStore } from '../helpers/store.ts'
 
 const policy = PollPolicy.parse({ firstIntervalMs: 1000, maxIntervalMs: 60_000 })
 const half = () => 0.5
@@ -46,10 +43,8 @@ describe('adaptive poll planning', () => {
   })
 
   it('learns from the store: the newest completed and failed runs of the workflow, started → finished', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'runrelay-planner-'))
+    const { dir, store } = await migratedStore('planner')
     try {
-      const store = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
-      await store.migrate()
       const t0 = 1_700_000_000_000
       const rows = [
         ...lognormalSample(30_000, 12).map((d, i) => ({ status: 'completed', d, i })),

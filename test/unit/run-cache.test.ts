@@ -1,10 +1,7 @@
-import { createClient } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { schema, Store } from '../../src/db/store.ts'
+import { Store } from '../../src/db/store.ts'
+import { migratedStore } from '../helpers/store.ts'
 
 describe('Store run cache (read cache on)', () => {
   let dir: string
@@ -12,9 +9,7 @@ describe('Store run cache (read cache on)', () => {
   const row = { id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1 }
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'runrelay-runcache-'))
-    store = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
-    await store.migrate()
+    ;({ dir, store } = await migratedStore('runcache'))
     store.enableReadCache(5_000)
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))

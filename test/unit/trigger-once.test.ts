@@ -3,19 +3,16 @@
  * started" (retried as before) and what is an unknown outcome (never resent blindly), and
  * the three ways out of an unknown outcome. Plus the lease queries and the fence.
  */
-import { createClient } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { requestJson } from '../../src/connectors/request.ts'
 import type { Connector, TriggerResult } from '../../src/connectors/types.ts'
 import { PollPolicy, type RunEvent } from '../../src/core/domain.ts'
 import { Watcher } from '../../src/core/watcher.ts'
-import { schema, SeqConflictError, Store } from '../../src/db/store.ts'
+import { SeqConflictError, Store } from '../../src/db/store.ts'
 import { LocalHub } from '../../src/runtime/local/hub.ts'
 import { LocalLedger } from '../../src/runtime/local/ledger.ts'
+import { CREATED, migratedStore, queuedRun } from '../helpers/store.ts'
 
 type Answer = number | 'timeout' | 'refused' | 'reset'
 
@@ -42,9 +39,7 @@ describe('triggers at most once (watcher, real store, scripted fetch)', () => {
   }
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'runrelay-trigger-once-'))
-    store = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
-    await store.migrate()
+    ;({ dir, store } = await migratedStore('trigger-once'))
     clock = { t: 1_700_000_000_000, now() { return this.t } }
     published = []
     answers = []
@@ -66,10 +61,7 @@ describe('triggers at most once (watcher, real store, scripted fetch)', () => {
       ledger, clock, random: () => 1,
       bind: async () => ({ connector, policy, triggerRetry, ctx: { fetch: fakeFetch, connection: { credentials: {} } as any, workflow: {} as any, callbackUrl: '', now: () => clock.now(), cache: new Map() } }),
     })
-    await ledger.create({
-      id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [],
-      lastSeq: 1, transientErrors: 0, polls: 0, deadlineAt: clock.t + policy.deadlineMs, nextTickAt: clock.t, createdAt: clock.t, updatedAt: clock.t,
-    }, { type: 'run.created', data: {} })
+    await ledger.create(queuedRun('run_1', clock.t, { deadlineAt: clock.t + policy.deadlineMs, nextTickAt: clock.t }), CREATED)
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -159,14 +151,9 @@ describe('run leases (real store)', () => {
   let dir: string
   let store: Store
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'runrelay-lease-'))
-    store = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
-    await store.migrate()
+    ;({ dir, store } = await migratedStore('lease'))
     for (const id of ['a', 'b', 'c']) {
-      await store.createRun({
-        id, tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [],
-        lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1,
-      }, { type: 'run.created', data: {} })
+      await store.createRun(queuedRun(id, 1), CREATED)
     }
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))

@@ -1,17 +1,14 @@
-import { createClient } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { UpstreamError, type Connector, type Observation } from '../../src/connectors/types.ts'
 import { pollDelay, retryDelay } from '../../src/core/backoff.ts'
 import { PollPolicy, type RunEvent } from '../../src/core/domain.ts'
 import { fitDurations, type DurationModel } from '../../src/core/poll-planner.ts'
 import { Watcher } from '../../src/core/watcher.ts'
-import { schema, Store } from '../../src/db/store.ts'
+import { Store } from '../../src/db/store.ts'
 import { LocalHub } from '../../src/runtime/local/hub.ts'
 import { LocalLedger } from '../../src/runtime/local/ledger.ts'
+import { CREATED, migratedStore, queuedRun } from '../helpers/store.ts'
 
 describe('backoff', () => {
   const policy = PollPolicy.parse({ firstIntervalMs: 1000, maxIntervalMs: 8000 })
@@ -46,9 +43,7 @@ describe('watcher (real store, fake upstream connector, injected clock)', () => 
   const policy = PollPolicy.parse({ firstIntervalMs: 1000, maxIntervalMs: 8000, deadlineMs: 60_000, maxTransientErrors: 3 })
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'runrelay-watcher-'))
-    store = new Store(drizzle(createClient({ url: `file:${join(dir, 'db')}` }), { schema }))
-    await store.migrate()
+    ;({ dir, store } = await migratedStore('watcher'))
     clock = { t: 1_700_000_000_000, now() { return this.t } }
     published = []
     durations = undefined
@@ -73,10 +68,7 @@ describe('watcher (real store, fake upstream connector, injected clock)', () => 
       ledger, clock, random: () => 1,
       bind: async () => ({ connector, policy, durations, ctx: { fetch, connection: {} as any, workflow: {} as any, callbackUrl: '', now: () => clock.now(), cache: new Map() } }),
     })
-    await ledger.create({
-      id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [],
-      lastSeq: 1, transientErrors: 0, polls: 0, deadlineAt: clock.t + policy.deadlineMs, nextTickAt: clock.t, createdAt: clock.t, updatedAt: clock.t,
-    }, { type: 'run.created', data: {} })
+    await ledger.create(queuedRun('run_1', clock.t, { deadlineAt: clock.t + policy.deadlineMs, nextTickAt: clock.t }), CREATED)
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 

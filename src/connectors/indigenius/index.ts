@@ -1,7 +1,7 @@
 import * as z from 'zod'
 import type { RunStatus } from '../../core/domain.ts'
 import { getPath, joinUrl, requestJson, type UpstreamRequest, type UpstreamResponse } from '../request.ts'
-import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress, rewrap } from '../shared.ts'
+import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress, rewrap, testByListing } from '../shared.ts'
 import { CANCEL_NOT_FORWARDED, UpstreamError, type Connector, type ConnectorContext, type Observation, type RunRef, type UpstreamWorkflow } from '../types.ts'
 
 /**
@@ -314,12 +314,7 @@ export const indigeniusConnector: Connector = {
   },
 
   async testConnection(ctx) {
-    try {
-      const list = await indigeniusConnector.listWorkflows!(ctx)
-      return { ok: true, message: `authenticated (workflows:read); ${list.length} workflow(s) visible` }
-    } catch (err) {
-      return { ok: false, message: (err as Error).message }
-    }
+    return testByListing(() => indigeniusConnector.listWorkflows!(ctx), 'authenticated (workflows:read)')
   },
 
   async authHeaders(ctx) {

@@ -1,7 +1,7 @@
 import * as z from 'zod'
 import type { RunStatus } from '../../core/domain.ts'
 import { getPath, joinUrl, requestJson } from '../request.ts'
-import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf } from '../shared.ts'
+import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, testByListing } from '../shared.ts'
 import type { Connector, ConnectorContext, Observation, UpstreamWorkflow } from '../types.ts'
 
 /**
@@ -126,12 +126,7 @@ export const pipelinegenerationConnector: Connector = {
   },
 
   async testConnection(ctx) {
-    try {
-      const list = await pipelinegenerationConnector.listWorkflows!(ctx)
-      return { ok: true, message: `authenticated; ${list.length} workflow(s) visible` }
-    } catch (err) {
-      return { ok: false, message: (err as Error).message }
-    }
+    return testByListing(() => pipelinegenerationConnector.listWorkflows!(ctx), 'authenticated')
   },
 
   async authHeaders(ctx) {

@@ -1,4 +1,5 @@
-import type { ConnectorContext, RunRef } from '../../../src/connectors/types.ts'
+import { expect } from 'vitest'
+import type { Connector, ConnectorContext, RunRef } from '../../../src/connectors/types.ts'
 
 /** A ConnectorContext for contract tests: global fetch, a fresh cache, the real clock. */
 export function makeCtx(opts: {
@@ -46,4 +47,16 @@ export async function rejection(p: Promise<unknown>): Promise<{ code: string; tr
     return err as never
   }
   throw new Error('expected a rejection')
+}
+
+/**
+ * A trigger sent twice with one run id (its Idempotency-Key) starts one upstream job: the same
+ * upstream id both times, and one more trigger at the fake (`triggers` reads its count).
+ */
+export async function expectOneJobPerRunId(connector: Connector, ctx: () => ConnectorContext, req: ReturnType<typeof trig>, triggers: () => number): Promise<void> {
+  const before = triggers()
+  const a = await connector.trigger(ctx(), req)
+  const b = await connector.trigger(ctx(), req)
+  expect(b.upstreamId).toBe(a.upstreamId)
+  expect(triggers()).toBe(before + 1)
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { indigeniusConnector as ind, observeJob } from '../../../src/connectors/indigenius/index.ts'
 import { startFakeServer, type FakeServer } from '../../fakes/common.ts'
 import { startFakeIndigenius, type FakeIndigenius } from '../../fakes/indigenius.ts'
-import { makeCtx, ref, rejection, trig } from './context.ts'
+import { expectOneJobPerRunId, makeCtx, ref, rejection, trig } from './context.ts'
 
 const WF = '665e4a34c65bb95f2f2d72e1'
 
@@ -153,12 +153,7 @@ describe('indigenius connector', () => {
   })
 
   it('honours Idempotency-Key on run', async () => {
-    const before = fake.state.triggers
-    const req = trig({}, { runId: 'run_ind_idem' })
-    const a = await ind.trigger(ctx(), req)
-    const b = await ind.trigger(ctx(), req)
-    expect(b.upstreamId).toBe(a.upstreamId)
-    expect(fake.state.triggers).toBe(before + 1)
+    await expectOneJobPerRunId(ind, ctx, trig({}, { runId: 'run_ind_idem' }), () => fake.state.triggers)
   })
 
   describe('the vendor side (issue 12 items 11-13)', () => {

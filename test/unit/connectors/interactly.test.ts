@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { interactlyConnector as ix, observeRun } from '../../../src/connectors/interactly/index.ts'
 import { startFakeInteractly, type FakeInteractly } from '../../fakes/interactly.ts'
-import { makeCtx, ref, rejection, trig } from './context.ts'
+import { expectOneJobPerRunId, makeCtx, ref, rejection, trig } from './context.ts'
 
 const WF = '5eb7cf5a86d9755df3a6c593'
 
@@ -125,12 +125,7 @@ describe('interactly connector', () => {
   })
 
   it('honours Idempotency-Key on start', async () => {
-    const before = fake.state.triggers
-    const req = trig({}, { runId: 'run_ix_idem' })
-    const a = await ix.trigger(ctx(), req)
-    const b = await ix.trigger(ctx(), req)
-    expect(b.upstreamId).toBe(a.upstreamId)
-    expect(fake.state.triggers).toBe(before + 1)
+    await expectOneJobPerRunId(ix, ctx, trig({}, { runId: 'run_ix_idem' }), () => fake.state.triggers)
   })
 
   it('a script drives the run to completion', async () => {

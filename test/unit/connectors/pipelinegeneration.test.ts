@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { pipelinegenerationConnector as pg } from '../../../src/connectors/pipelinegeneration/index.ts'
 import { UpstreamError } from '../../../src/connectors/types.ts'
 import { startFakePipelineGeneration, type FakePipelineGeneration } from '../../fakes/pipelinegeneration.ts'
-import { makeCtx, ref, rejection, trig } from './context.ts'
+import { expectOneJobPerRunId, makeCtx, ref, rejection, trig } from './context.ts'
 
 const COMPANY = 'a1b2c3d4-e5f6-7890-abcd-ef1234567890'
 const CONTACT = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0'
@@ -137,12 +137,7 @@ describe('pipelinegeneration connector', () => {
   })
 
   it('sends the run id as Idempotency-Key: a retried trigger makes one execution', async () => {
-    const before = fake.state.triggers
-    const req = trig({}, { runId: 'run_idem_1' })
-    const a = await pg.trigger(ctx(), req)
-    const b = await pg.trigger(ctx(), req)
-    expect(b.upstreamId).toBe(a.upstreamId)
-    expect(fake.state.triggers).toBe(before + 1)
+    await expectOneJobPerRunId(pg, ctx, trig({}, { runId: 'run_idem_1' }), () => fake.state.triggers)
   })
 
   it('a script drives the execution to completion poll by poll', async () => {

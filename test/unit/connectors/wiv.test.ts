@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { wivConnector as wiv, wivTimestamp } from '../../../src/connectors/wiv/index.ts'
 import { startFakeServer, type FakeServer } from '../../fakes/common.ts'
 import { startFakeWiv, type FakeWiv } from '../../fakes/wiv.ts'
-import { makeCtx, ref, rejection, trig } from './context.ts'
+import { expectOneJobPerRunId, makeCtx, ref, rejection, trig } from './context.ts'
 
 describe('wiv connector', () => {
   let fake: FakeWiv
@@ -110,12 +110,7 @@ describe('wiv connector', () => {
   })
 
   it('honours Idempotency-Key: one execution per run', async () => {
-    const before = fake.state.triggers
-    const req = trig({ k: 1 }, { runId: 'run_wiv_idem' })
-    const a = await wiv.trigger(ctx(), req)
-    const b = await wiv.trigger(ctx(), req)
-    expect(b.upstreamId).toBe(a.upstreamId)
-    expect(fake.state.triggers).toBe(before + 1)
+    await expectOneJobPerRunId(wiv, ctx, trig({ k: 1 }, { runId: 'run_wiv_idem' }), () => fake.state.triggers)
   })
 
   it('normalises the zone-less UTC timestamp', () => {

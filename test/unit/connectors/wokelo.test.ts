@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { wokeloConnector as wk } from '../../../src/connectors/wokelo/index.ts'
 import { startFakeWokelo, type FakeWokelo } from '../../fakes/wokelo.ts'
-import { makeCtx, ref, rejection, trig } from './context.ts'
+import { expectOneJobPerRunId, makeCtx, ref, rejection, trig } from './context.ts'
 
 const INDUSTRY = 'industry_custom_fc44748'
 const COMPANY = 'comp_research_f312g'
@@ -244,12 +244,7 @@ describe('wokelo connector', () => {
   })
 
   it('honours Idempotency-Key: a retried start makes one report', async () => {
-    const before = fake.state.triggers
-    const req = trig({ industry_research_topic: 'EV' }, { runId: 'run_wk_idem' })
-    const a = await wk.trigger(withToken(), req)
-    const b = await wk.trigger(withToken(), req)
-    expect(b.upstreamId).toBe(a.upstreamId)
-    expect(fake.state.triggers).toBe(before + 1)
+    await expectOneJobPerRunId(wk, withToken, trig({ industry_research_topic: 'EV' }, { runId: 'run_wk_idem' }), () => fake.state.triggers)
   })
 
   it('tests the connection with either credential style', async () => {
