@@ -51,11 +51,10 @@ export function redactUrl(url: string | URL): string {
   return redactText(typeof url === 'string' ? url : url.href)
 }
 
-/** Every string inside a JSON-like value passed through redactText (objects and arrays copied). */
-export function redactDeep<T>(value: T, secrets?: Iterable<string>): T {
-  const list = usable(secrets)
+/** Every string inside a JSON-like value passed through `fn` (objects and arrays copied, 64 levels deep). */
+function mapStrings<T>(value: T, fn: (s: string) => string): T {
   const walk = (v: unknown, depth: number): unknown => {
-    if (typeof v === 'string') return redactText(v, list)
+    if (typeof v === 'string') return fn(v)
     if (depth > 64 || v === null || typeof v !== 'object') return v
     if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1))
     const out: Record<string, unknown> = {}
@@ -63,6 +62,12 @@ export function redactDeep<T>(value: T, secrets?: Iterable<string>): T {
     return out
   }
   return walk(value, 0) as T
+}
+
+/** Every string inside a JSON-like value passed through redactText (objects and arrays copied). */
+export function redactDeep<T>(value: T, secrets?: Iterable<string>): T {
+  const list = usable(secrets)
+  return mapStrings(value, (s) => redactText(s, list))
 }
 
 /**
@@ -77,15 +82,7 @@ export function redactSecretValues<T>(value: T, secrets: Iterable<string>): T {
   if (list.length === 0 || value === undefined) return value
   const text = JSON.stringify(value)
   if (text === undefined || !list.some((s) => text.includes(s) || text.includes(JSON.stringify(s).slice(1, -1)))) return value
-  const walk = (v: unknown, depth: number): unknown => {
-    if (typeof v === 'string') { let out = v; for (const s of list) if (out.includes(s)) out = out.split(s).join(REDACTED); return out }
-    if (depth > 64 || v === null || typeof v !== 'object') return v
-    if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1))
-    const out: Record<string, unknown> = {}
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = walk(x, depth + 1)
-    return out
-  }
-  return walk(value, 0) as T
+  return mapStrings(value, (text) => list.reduce((out, s) => (out.includes(s) ? out.split(s).join(REDACTED) : out), text))
 }
 
 function safeDecode(s: string): string {

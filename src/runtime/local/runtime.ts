@@ -56,8 +56,8 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
 
   await store.migrate()
   await store.claimDeployment('local', clock.now())
-  // One process owns the database here: keys, workflows and connections are read from memory
-  // between changes (changes made through this process drop their entries at once).
+  // Keys, workflows and connections are read from memory between changes: a change made through
+  // this process drops its entry at once, one made by another process empties the cache at the next sync.
   store.enableReadCache(READ_CACHE_MS)
   await store.syncReadCache()
   const cacheSync = setInterval(() => { store.syncReadCache().catch((err) => log('read cache sync failed', { error: String(err) })) }, READ_CACHE_SYNC_MS)
