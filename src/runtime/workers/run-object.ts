@@ -6,7 +6,6 @@ import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
 import type { BindConnector, ConnectorBinding, RunLedger } from '../../core/ports.ts'
 import { systemClock } from '../../core/ports.ts'
-import type { ServerMessage } from '../../core/protocol.ts'
 import { RateBudget } from '../../core/rate-budget.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
@@ -14,6 +13,7 @@ import type { Env, WorkersConfig } from './env.ts'
 import type { RunShardObject } from './run-shard-object.ts'
 import { flushToLibsql, type OutboxEvent } from './outbox.ts'
 import { getShared, logger, type Shared } from './shared.ts'
+import { ReplayBatches, type Joining } from './replay.ts'
 import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
@@ -40,17 +40,6 @@ interface RunSocket {
   scopeKey?: string
 }
 
-/** A socket waiting for (or in) its replay: the last seq it was sent. */
-interface Joining {
-  ws: WebSocket
-  /** From the stream request (absent for a socket found not ready after a wake). */
-  runId?: string
-  pos: number
-  /** Made ready, or closed (run finished, attachment gone). */
-  done: boolean
-  /** The run had finished when the stream was opened: the socket closes 1000 after its replay. */
-  finished?: boolean
-}
 
 export type CommandOutcome = { ok: true; run: RunRow } | { ok: false; code: string; message: string }
 
@@ -79,9 +68,18 @@ export class RunObject extends DurableObject<Env> {
   private lastHeartbeat = 0
   /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
   private readonly atts = new SocketAttachments<RunSocket>()
-  /** Sockets waiting for their replay, and the one replay loop that serves them in batches. */
-  private joining: Joining[] = []
-  private catchingUp: Promise<void> | null = null
+  /** Sockets waiting for their replay, served in batches (one libSQL read per batch). */
+  private readonly replays = new ReplayBatches<RunSocket>({
+    atts: this.atts,
+    lock: this.lock,
+    read: async (runId, after, limit) => (await this.deps()).shared.store.listRunEvents(runId, after, limit),
+    runId: () => this.getMeta<RunRow>('run')?.id,
+    sentTop: () => this.publishedSeq(),
+    finished: () => Boolean(this.getMeta<RunRow>('run')?.finishedAt),
+    onReady: (_j, att) => { if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt) },
+    afterBatch: () => this.armAlarm(),
+    log: (msg, extra) => this.log(msg, 'fetch', extra),
+  })
   /**
    * The earliest token expiry among this instance's sockets (null: none). Kept incrementally
    * (a socket's join lowers it; a refresh or a close leaves it early, which only wakes the
@@ -97,13 +95,14 @@ export class RunObject extends DurableObject<Env> {
     // A new instance (first start, or a wake from hibernation): the one full read of the
     // sockets' attachments, for their earliest expiry. A socket whose replay was cut short by an
     // eviction (not ready) gets the rest of it from its recorded position.
+    const unready: Joining[] = []
     for (const ws of ctx.getWebSockets('run')) {
       const att = this.atts.get(ws)
       if (!att) continue
       if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
-      if (!att.ready) this.joining.push({ ws, pos: att.last, done: false })
+      if (!att.ready) unready.push({ ws, pos: att.last, done: false })
     }
-    if (this.joining.length) ctx.waitUntil(this.catchUp())
+    if (unready.length) ctx.waitUntil(this.replays.add(...unready))
     // The pong is a constant (the time this object started): the runtime answers without waking it.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
   }
@@ -193,10 +192,9 @@ export class RunObject extends DurableObject<Env> {
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server, ['run'])
       this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
-      // The hello goes out at once; the replay joins the next batch (catchUp).
+      // The hello goes out at once; the replay joins the next batch.
       trySend(server, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
-      this.joining.push({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished })
-      this.ctx.waitUntil(this.catchUp())
+      this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
       return upgraded(request, client)
     }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
   }
@@ -443,101 +441,6 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /**
-   * The replay of joining sockets, in batches: every socket that joined while the previous
-   * batch was served is served by the next one, with one paged libSQL read from the lowest
-   * position of the batch (sockets at the same position share each frame). The read runs
-   * outside the object's lock: a socket that is not ready gets no live event, and events
-   * published during the read are read again under the lock (publishedSeq) before the
-   * sockets are made ready, so each socket gets every event after its `after` once, in order.
-   */
-  private catchUp(): Promise<void> {
-    this.catchingUp ??= (async () => {
-      try {
-        while (this.joining.length) {
-          const batch = this.joining
-          this.joining = []
-          await this.replay(batch)
-        }
-      } finally {
-        this.catchingUp = null
-      }
-    })().catch((err) => this.log('socket start failed', 'fetch', { error: String(err) }))
-    return this.catchingUp
-  }
-
-  private async replay(batch: Joining[]): Promise<void> {
-    const { shared } = await this.deps()
-    const runId = this.runIdOf(batch)
-    try {
-      if (runId === undefined) throw new Error('no run id for the replay')
-      let cursor = batch.reduce((m, j) => Math.min(m, j.pos), Infinity)
-      let tail: RunEvent[]
-      for (;;) {
-        const page = await shared.store.listRunEvents(runId, cursor, REPLAY_PAGE)
-        if (page.length < REPLAY_PAGE) { tail = page; break }
-        this.sendReplay(batch, page, false)
-        cursor = page[page.length - 1]!.seq
-      }
-      await this.lock.run(async () => {
-        // Published while the read ran (those sockets were skipped): read them now, under the lock.
-        const published = this.publishedSeq()
-        let end = tail.length ? tail[tail.length - 1]!.seq : cursor
-        while (end < published) {
-          const more = await shared.store.listRunEvents(runId, end, REPLAY_PAGE)
-          if (!more.length) break
-          tail = tail.concat(more)
-          end = more[more.length - 1]!.seq
-        }
-        this.sendReplay(batch, tail, true)
-        await this.armAlarm()
-      })
-    } catch (err) {
-      this.log('replay failed', 'fetch', { runId, error: String(err) })
-      for (const j of batch) if (!j.done) tryClose(j.ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
-    }
-  }
-
-  /**
-   * Send each socket of a replay batch the events after its position (one frame per distinct
-   * position) and record the position with the send, in the same turn. On the last page the
-   * socket becomes ready and gets caught_up.
-   */
-  private sendReplay(batch: Joining[], events: RunEvent[], final: boolean): void {
-    const last = events.length ? events[events.length - 1]!.seq : -Infinity
-    const frames = new Map<number, { frame: string; ends: boolean }>()
-    for (const j of batch) {
-      if (j.done) continue
-      const moved = j.pos < last
-      if (moved) {
-        let f = frames.get(j.pos)
-        if (!f) {
-          const i = events.findIndex((e) => e.seq > j.pos)
-          const fresh = i === 0 ? events : events.slice(i)
-          frames.set(j.pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
-        }
-        trySend(j.ws, f.frame)
-        j.pos = last
-        if (f.ends) {
-          j.done = true
-          tryClose(j.ws, CLOSE.NORMAL, 'run finished')
-          continue
-        }
-      }
-      if (!moved && !final) continue
-      // The expiry and scope from the attachment: a refresh may have arrived during the replay.
-      const att = this.atts.get(j.ws)
-      if (!att) { j.done = true; continue }
-      this.atts.set(j.ws, { ...att, last: j.pos, ready: final })
-      if (!final) continue
-      j.done = true
-      if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
-      trySend(j.ws, JSON.stringify({ type: 'caught_up', position: j.pos } satisfies ServerMessage))
-      // A finished run whose history is all sent (a resume at its end): nothing more will come.
-      if (j.finished || this.getMeta<RunRow>('run')?.finishedAt) tryClose(j.ws, CLOSE.NORMAL, 'run finished')
-    }
-  }
-
-  /**
    * The highest seq published to the sockets: the outbox is emptied in the same turn as its
    * events are published, so it is the seq before the oldest pending event, or the run's last.
    */
@@ -548,9 +451,6 @@ export class RunObject extends DurableObject<Env> {
     return first !== null ? first - 1 : run.lastSeq
   }
 
-  private runIdOf(batch: Joining[]): string | undefined {
-    return batch.find((j) => j.runId !== undefined)?.runId ?? this.getMeta<RunRow>('run')?.id
-  }
 
 
 

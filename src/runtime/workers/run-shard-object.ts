@@ -2,29 +2,27 @@ import { DurableObject } from 'cloudflare:workers'
 import type { RunEvent } from '../../core/domain.ts'
 import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
-import type { ServerMessage } from '../../core/protocol.ts'
 import type { Env } from './env.ts'
+import { ReplayBatches, type ReplaySocket } from './replay.ts'
 import { getShared, logger, type Shared } from './shared.ts'
 import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, streamParams, tryClose, trySend, upgraded } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
-interface ShardSocket {
-  /** The last seq sent by this socket's replay; once ready its position is max(last, the shard's top). */
-  last: number
-  /** False until the replay is done (live events wait for it). */
-  ready: boolean
-  expiresAt?: number
+interface ShardSocket extends ReplaySocket {
+  /** last: the last seq sent by this socket's replay; once ready its position is max(last, the shard's top). */
   scopeKey?: string
 }
 
-/** What a shard reports about itself (tests and operators). */
-export interface ShardStats { sockets: number; ready: number; top: number; finished: boolean }
+/** What a shard reports about itself (tests and operators); replayReads counts since the instance started. */
+export interface ShardStats { sockets: number; ready: number; top: number; finished: boolean; replayReads: number }
 
 /**
  * A socket holder in front of a hot run (RUNRELAY_RUN_SHARDS > 0): one object per
  * (run, shard), named `<runId>:<k>`. The run object hands it WebSocket subscribers and
  * forwards every batch of published events to it (`deliver`); it holds the sockets
  * hibernated and sends each its frame. One concern: hold sockets, gate their replay, pull gaps.
+ * Joining sockets replay in batches (ReplayBatches, as in the run object), so a burst of joins
+ * costs one libSQL read per batch, not one per socket.
  *
  * Order and no loss: the shard records `top`, the highest seq it has sent to every ready
  * socket (durable, written in the same turn as the sends). A delivery that does not start
@@ -39,14 +37,25 @@ export class RunShardObject extends DurableObject<Env> {
   private readonly atts = new SocketAttachments<ShardSocket>()
   private shared?: Shared
   private lastHeartbeat = 0
+  /** Joining sockets' replays, in batches: one libSQL read per batch, not one per socket. */
+  private readonly replays = new ReplayBatches<ShardSocket>({
+    atts: this.atts,
+    lock: this.lock,
+    read: async (runId, after, limit) => (await this.deps()).store.listRunEvents(runId, after, limit),
+    runId: () => this.getMeta<string>('runId'),
+    sentTop: () => this.top(),
+    finished: () => this.getMeta<boolean>('finished') === true,
+    afterBatch: () => this.armAlarm(),
+    log: (msg, extra) => this.log(msg, 'fetch', extra),
+  })
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
     // A replay cut short by an eviction starts again from the socket's recorded position.
-    const unready = ctx.getWebSockets().filter((ws) => this.atts.get(ws)?.ready === false)
-    if (unready.length) ctx.waitUntil(Promise.all(unready.map((ws) => this.join(ws, undefined))).then(() => {}))
+    const unready = ctx.getWebSockets().flatMap((ws) => { const att = this.atts.get(ws); return att?.ready === false ? [{ ws, pos: att.last, done: false }] : [] })
+    if (unready.length) ctx.waitUntil(this.replays.add(...unready))
   }
 
   /** Events the run object published (in seq order, no gaps within the batch). */
@@ -57,7 +66,7 @@ export class RunShardObject extends DurableObject<Env> {
   /** How many sockets this shard holds, and its position. */
   stats(): ShardStats {
     const sockets = this.ctx.getWebSockets()
-    return { sockets: sockets.length, ready: sockets.filter((ws) => this.atts.get(ws)?.ready).length, top: this.top(), finished: this.getMeta<boolean>('finished') === true }
+    return { sockets: sockets.length, ready: sockets.filter((ws) => this.atts.get(ws)?.ready).length, top: this.top(), finished: this.getMeta<boolean>('finished') === true, replayReads: this.replays.reads }
   }
 
   async fetch(request: Request): Promise<Response> {
@@ -76,7 +85,7 @@ export class RunShardObject extends DurableObject<Env> {
       this.ctx.acceptWebSocket(server)
       this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
       trySend(server, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
-      this.ctx.waitUntil(this.join(server, params.finished))
+      this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
       return upgraded(request, client)
     }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
   }
@@ -179,48 +188,6 @@ export class RunShardObject extends DurableObject<Env> {
       this.setMeta('top', newTop)
       if (finished) this.setMeta('finished', true)
     })
-  }
-
-  /**
-   * A socket's replay: history after its position from libSQL, then (under the lock) up to the
-   * shard's top, then ready with caught_up. Sockets replay independently: a shard holds a
-   * fraction of a run's audience, and the run object's batching already spread the joins.
-   */
-  private async join(ws: WebSocket, finishedAtOpen: boolean | undefined): Promise<void> {
-    const runId = this.getMeta<string>('runId')
-    try {
-      if (!runId) throw new Error('no run id')
-      const { store } = await this.deps()
-      let pos = this.atts.get(ws)?.last ?? 0
-      const readTo = async (limit: number): Promise<boolean> => {
-        for (;;) {
-          const page = await store.listRunEvents(runId, pos, REPLAY_PAGE)
-          const fresh = page.filter((e) => e.seq <= limit)
-          if (fresh.length) {
-            trySend(ws, eventsFrame(fresh))
-            pos = fresh[fresh.length - 1]!.seq
-            const att = this.atts.get(ws)
-            if (att) this.atts.set(ws, { ...att, last: pos })
-            if (fresh.some(endsRun)) { tryClose(ws, CLOSE.NORMAL, 'run finished'); return true }
-          }
-          if (page.length < REPLAY_PAGE || fresh.length < page.length) return false
-        }
-      }
-      if (await readTo(Infinity)) return
-      await this.lock.run(async () => {
-        // Sent to the ready sockets while the read ran: read up to it before going live.
-        if (pos < this.top() && (await readTo(this.top()))) return
-        const att = this.atts.get(ws)
-        if (!att) return
-        this.atts.set(ws, { ...att, last: pos, ready: true })
-        trySend(ws, JSON.stringify({ type: 'caught_up', position: pos } satisfies ServerMessage))
-        if (finishedAtOpen || this.getMeta<boolean>('finished')) tryClose(ws, CLOSE.NORMAL, 'run finished')
-        await this.armAlarm()
-      })
-    } catch (err) {
-      this.log('replay failed', 'fetch', { runId, error: String(err) })
-      tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
-    }
   }
 
   /** Heartbeats to ready sockets; closes sockets whose credential expired. */
