@@ -44,7 +44,12 @@ export const cpuSince = (before: Map<number, number>) => { let ms = 0; for (cons
 export async function holdingRun(w: { url: string; rootKey: string }, up: { url: string }, pollMs: number) {
   const { genericWorkflowConfig } = await import('../test/fakes/generic-upstream.ts')
   const call = async (method: string, path: string, body: unknown, key: string) => {
-    const res = await fetch(w.url + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(60_000) })
+    const send = () => fetch(w.url + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(60_000) })
+    // A GET is retried (at most twice) when its pooled connection was reset: a keep-alive socket
+    // workerd closed while thousands of WebSockets keep it busy (seen once at 5,000 subscribers).
+    const res = await send()
+      .catch((err) => (method === 'GET' ? sleep(200).then(send) : Promise.reject(err)))
+      .catch((err) => (method === 'GET' ? sleep(1000).then(send) : Promise.reject(err)))
       .catch((err) => { throw new Error(`${method} ${path}: ${err.message} (${err.cause?.code ?? err.cause ?? ''})`) })
     const json: any = await res.json()
     if (res.status >= 300) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`)
