@@ -13,8 +13,9 @@ import type { Env, WorkersConfig } from './env.ts'
 import type { RunShardObject } from './run-shard-object.ts'
 import { flushToLibsql, type OutboxEvent } from './outbox.ts'
 import { getShared, logger, type Shared } from './shared.ts'
+import { MetaTable, SocketHandlers } from './socket-holder.ts'
 import { ReplayBatches, type Joining } from './replay.ts'
-import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
 const INFRA_RETRY_MS = 2_000
@@ -58,6 +59,8 @@ const budget = new RateBudget()
  */
 export class RunObject extends DurableObject<Env> {
   private readonly lock = new Mutex()
+  /** Small durable values (JSON by key) in the object's SQLite storage. */
+  private readonly meta = new MetaTable(this.ctx.storage.sql)
   private readonly sse = new Set<SseSink>()
   private shared?: Shared
   private watcher?: Watcher
@@ -68,14 +71,27 @@ export class RunObject extends DurableObject<Env> {
   private lastHeartbeat = 0
   /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
   private readonly atts = new SocketAttachments<RunSocket>()
+  /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
+  private readonly sockets = new SocketHandlers<RunSocket>({
+    atts: this.atts,
+    tokens: async () => (await this.deps()).shared.tokens,
+    refreshed: async (expiresAt) => {
+      // A later expiry: the alarm may wake at the old one, and its sweep finds the new one.
+      this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, expiresAt)
+      await this.lock.run(() => this.armAlarm())
+    },
+    closed: () => this.lock.run(async () => { await this.armAlarm(); await this.cleanupIfDone() }),
+    entry: (handler, fn) => this.entry(handler, fn),
+    log: (msg, handler, extra) => this.log(msg, handler, extra),
+  })
   /** Sockets waiting for their replay, served in batches (one libSQL read per batch). */
   private readonly replays = new ReplayBatches<RunSocket>({
     atts: this.atts,
     lock: this.lock,
     read: async (runId, after, limit) => (await this.deps()).shared.store.listRunEvents(runId, after, limit),
-    runId: () => this.getMeta<RunRow>('run')?.id,
+    runId: () => this.meta.get<RunRow>('run')?.id,
     sentTop: () => this.publishedSeq(),
-    finished: () => Boolean(this.getMeta<RunRow>('run')?.finishedAt),
+    finished: () => Boolean(this.meta.get<RunRow>('run')?.finishedAt),
     onReady: (_j, att) => { if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt) },
     afterBatch: () => this.armAlarm(),
     log: (msg, extra) => this.log(msg, 'fetch', extra),
@@ -112,12 +128,12 @@ export class RunObject extends DurableObject<Env> {
   /** Persist a new run with run.created in libSQL (a 202 means it is there), then watch it. */
   create(row: Parameters<Store['createRun']>[0], created: NewEvent, publicUrl: string): Promise<RunRow> {
     return this.entry('create', () => this.lock.run(async () => {
-      const existing = this.getMeta<RunRow>('run')
+      const existing = this.meta.get<RunRow>('run')
       if (existing) return existing
-      this.setMeta('publicUrl', publicUrl)
+      this.meta.set('publicUrl', publicUrl)
       const { store } = await this.deps()
       const { run, event } = await store.createRun(row, created)
-      this.setMeta('run', run)
+      this.meta.set('run', run)
       this.notifyFeed(run.tenantId, run.id, event.id)
       await this.armAlarm()
       return run
@@ -164,7 +180,7 @@ export class RunObject extends DurableObject<Env> {
     await this.entry('alarm', () => this.lock.run(async () => {
       try {
         if (this.hasPending()) await this.flush()
-        const run = this.getMeta<RunRow>('run')
+        const run = this.meta.get<RunRow>('run')
         if (run && !run.finishedAt) await this.tick(run.id)
         this.sweep()
       } finally {
@@ -200,50 +216,27 @@ export class RunObject extends DurableObject<Env> {
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
-      tokens: async () => (await this.deps()).shared.tokens,
-      scopeKey: () => this.atts.get(ws)?.scopeKey,
-      apply: async (expiresAt) => {
-        // Re-read after the await: the replay may have moved `last` meanwhile.
-        const att = this.atts.get(ws)
-        if (!att) return false
-        this.atts.set(ws, { ...att, expiresAt })
-        // A later expiry: the alarm may wake at the old one, and its sweep finds the new one.
-        this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, expiresAt)
-        await this.lock.run(() => this.armAlarm())
-        return true
-      },
-    })).catch(() => {})
+    await this.sockets.message(ws, message)
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    await this.entry('webSocketClose', async () => {
-      tryClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason)
-      this.atts.delete(ws)
-      await this.lock.run(async () => { await this.armAlarm(); await this.cleanupIfDone() })
-    }).catch(() => {})
+    await this.sockets.close(ws, code, reason)
   }
 
   async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    await this.entry('webSocketError', async () => { this.log('websocket error', 'webSocketError', { error: String(error) }); tryClose(ws, 1011, 'error') }).catch(() => {})
+    await this.sockets.error(ws, error)
   }
+
 
   // ---- run state --------------------------------------------------------------------------
 
   private initTables(): void {
     const sql = this.ctx.storage.sql
-    sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
+    this.meta.create()
     sql.exec('CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL)')
   }
 
-  private getMeta<T>(key: string): T | undefined {
-    const row = this.ctx.storage.sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0]
-    return row ? (JSON.parse(row.value) as T) : undefined
-  }
 
-  private setMeta(key: string, value: unknown): void {
-    this.ctx.storage.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value))
-  }
 
   private pendingEvents(): OutboxEvent[] {
     return this.ctx.storage.sql.exec<{ seq: number; type: string; status: string; data: string; created_at: number }>('SELECT seq, type, status, data, created_at FROM outbox ORDER BY seq').toArray()
@@ -252,22 +245,22 @@ export class RunObject extends DurableObject<Env> {
 
   private hasPending(): boolean {
     const n = this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM outbox').one().n
-    return n > 0 || this.getMeta<boolean>('dirty') === true
+    return n > 0 || this.meta.get<boolean>('dirty') === true
   }
 
   /** The run as this object knows it; loaded from libSQL the first time (or after cleanup). */
   private async loadRun(runId: string): Promise<RunRow | undefined> {
-    const mine = this.getMeta<RunRow>('run')
+    const mine = this.meta.get<RunRow>('run')
     if (mine) return mine
     const { store } = await this.deps()
     const run = await store.getRunById(runId)
-    if (run && !run.finishedAt) this.setMeta('run', run)
+    if (run && !run.finishedAt) this.meta.set('run', run)
     return run
   }
 
   /** The ledger's commit: durable here first, then flushed to libSQL, then published. */
   private async commit(run: RunRow, patch: RunPatch, newEvents: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }> {
-    const current = this.getMeta<RunRow>('run')
+    const current = this.meta.get<RunRow>('run')
     if (current && current.lastSeq !== run.lastSeq) throw new SeqConflictError(run.id)
     const now = Date.now()
     // Each event carries the status in force once it is applied (as Store.applyRunChange does).
@@ -279,8 +272,8 @@ export class RunObject extends DurableObject<Env> {
     const next: RunRow = { ...run, ...patch, lastSeq: run.lastSeq + newEvents.length, updatedAt: now }
     const sql = this.ctx.storage.sql
     this.ctx.storage.transactionSync(() => {
-      this.setMeta('run', next)
-      this.setMeta('dirty', true)
+      this.meta.set('run', next)
+      this.meta.set('dirty', true)
       for (const r of rows) sql.exec('INSERT INTO outbox (seq, type, status, data, created_at) VALUES (?, ?, ?, ?, ?)', r.seq, r.type, r.status, JSON.stringify(r.data), r.createdAt)
     })
     const published = await this.flush()
@@ -290,7 +283,7 @@ export class RunObject extends DurableObject<Env> {
 
   /** Send the outbox to libSQL; on success publish what it held. Never throws: a failure arms a retry. */
   private async flush(): Promise<RunEvent[]> {
-    const run = this.getMeta<RunRow>('run')
+    const run = this.meta.get<RunRow>('run')
     if (!run) return []
     const pending = this.pendingEvents()
     try {
@@ -299,7 +292,7 @@ export class RunObject extends DurableObject<Env> {
       const last = pending.length ? pending[pending.length - 1]!.seq : 0
       this.ctx.storage.transactionSync(() => {
         this.ctx.storage.sql.exec('DELETE FROM outbox WHERE seq <= ?', last)
-        this.setMeta('dirty', false)
+        this.meta.set('dirty', false)
       })
       this.flushFailures = 0
       this.publish(run, events)
@@ -326,7 +319,7 @@ export class RunObject extends DurableObject<Env> {
   private async armAlarm(): Promise<void> {
     const now = Date.now()
     const due: number[] = []
-    const run = this.getMeta<RunRow>('run')
+    const run = this.meta.get<RunRow>('run')
     if (run && !run.finishedAt) {
       let at = run.nextTickAt ?? run.scheduledAt ?? now
       if (this.tickRetryAt !== null && at <= now) at = this.tickRetryAt
@@ -347,7 +340,7 @@ export class RunObject extends DurableObject<Env> {
 
   /** A finished, fully flushed run with no subscriber keeps nothing here (libSQL has it all). */
   private async cleanupIfDone(): Promise<void> {
-    const run = this.getMeta<RunRow>('run')
+    const run = this.meta.get<RunRow>('run')
     if (!run?.finishedAt || this.hasPending() || this.ctx.getWebSockets().length || this.sse.size) return
     await this.ctx.storage.deleteAlarm()
     await this.ctx.storage.deleteAll()
@@ -401,8 +394,8 @@ export class RunObject extends DurableObject<Env> {
     const n = config.RUNRELAY_RUN_SHARDS
     if (n <= 0 || this.ctx.getWebSockets('run').length < config.RUNRELAY_RUN_SHARD_AFTER) return null
     const k = this.nextShard++ % n
-    const shards = this.getMeta<number[]>('shards') ?? []
-    if (!shards.includes(k)) this.setMeta('shards', [...shards, k])
+    const shards = this.meta.get<number[]>('shards') ?? []
+    if (!shards.includes(k)) this.meta.set('shards', [...shards, k])
     return this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(runShardName(runId, k)))
   }
 
@@ -413,16 +406,16 @@ export class RunObject extends DurableObject<Env> {
    */
   addShard(runId: string, k: number): Promise<void> {
     return this.entry('addShard', () => this.lock.run(async () => {
-      const run = this.getMeta<RunRow>('run')
+      const run = this.meta.get<RunRow>('run')
       if (!run || run.id !== runId || run.finishedAt) return
-      const shards = this.getMeta<number[]>('shards') ?? []
-      if (!shards.includes(k)) this.setMeta('shards', [...shards, k])
+      const shards = this.meta.get<number[]>('shards') ?? []
+      if (!shards.includes(k)) this.meta.set('shards', [...shards, k])
     }))
   }
 
   /** Forward published events to the run's shards (each completes a lost batch from libSQL). */
   private notifyShards(runId: string, events: RunEvent[]): void {
-    const shards = this.getMeta<number[]>('shards')
+    const shards = this.meta.get<number[]>('shards')
     if (!shards?.length) return
     for (const k of shards) {
       const p = this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(runShardName(runId, k))).deliver(runId, events)
@@ -445,7 +438,7 @@ export class RunObject extends DurableObject<Env> {
    * events are published, so it is the seq before the oldest pending event, or the run's last.
    */
   private publishedSeq(): number {
-    const run = this.getMeta<RunRow>('run')
+    const run = this.meta.get<RunRow>('run')
     if (!run) return 0 // nothing was ever published by this object's storage
     const first = this.ctx.storage.sql.exec<{ s: number | null }>('SELECT min(seq) AS s FROM outbox').one().s
     return first !== null ? first - 1 : run.lastSeq
@@ -470,7 +463,7 @@ export class RunObject extends DurableObject<Env> {
         return sink.end()
       }
       // A finished run whose history is all sent (a resume at its end): nothing more will come.
-      if (params.finished || this.getMeta<RunRow>('run')?.finishedAt) return sink.end()
+      if (params.finished || this.meta.get<RunRow>('run')?.finishedAt) return sink.end()
       sink.ready = true
       await this.armAlarm()
     }).catch(() => sink.end()))
@@ -529,7 +522,7 @@ export class RunObject extends DurableObject<Env> {
       const shared = this.shared ?? (await getShared(this.env))
       this.binder ??= createBinder({
         store: shared.store, secrets: shared.secrets, fetch: shared.fetch, clock: systemClock, budget,
-        publicUrl: shared.config.RUNRELAY_PUBLIC_URL ?? this.getMeta<string>('publicUrl') ?? 'http://localhost',
+        publicUrl: shared.config.RUNRELAY_PUBLIC_URL ?? this.meta.get<string>('publicUrl') ?? 'http://localhost',
       })
       const binding = await this.binder.bind(run)
       this.bindCache = { at: now, binding }

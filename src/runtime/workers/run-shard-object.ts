@@ -3,9 +3,10 @@ import type { RunEvent } from '../../core/domain.ts'
 import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
 import type { Env } from './env.ts'
+import { MetaTable, SocketHandlers } from './socket-holder.ts'
 import { ReplayBatches, type ReplaySocket } from './replay.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, streamParams, tryClose, trySend, upgraded } from './streams.ts'
+import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, streamParams, tryClose, trySend, upgraded } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
 interface ShardSocket extends ReplaySocket {
@@ -34,7 +35,18 @@ export interface ShardStats { sockets: number; ready: number; top: number; finis
  */
 export class RunShardObject extends DurableObject<Env> {
   private readonly lock = new Mutex()
+  /** Small durable values (JSON by key) in the object's SQLite storage. */
+  private readonly meta = new MetaTable(this.ctx.storage.sql)
   private readonly atts = new SocketAttachments<ShardSocket>()
+  /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
+  private readonly sockets = new SocketHandlers<ShardSocket>({
+    atts: this.atts,
+    tokens: async () => (await this.deps()).tokens,
+    refreshed: () => this.armAlarm(),
+    closed: () => this.armAlarm(),
+    entry: (handler, fn) => this.entry(handler, fn),
+    log: (msg, handler, extra) => this.log(msg, handler, extra),
+  })
   private shared?: Shared
   private lastHeartbeat = 0
   /** Joining sockets' replays, in batches: one libSQL read per batch, not one per socket. */
@@ -42,16 +54,15 @@ export class RunShardObject extends DurableObject<Env> {
     atts: this.atts,
     lock: this.lock,
     read: async (runId, after, limit) => (await this.deps()).store.listRunEvents(runId, after, limit),
-    runId: () => this.getMeta<string>('runId'),
+    runId: () => this.meta.get<string>('runId'),
     sentTop: () => this.top(),
-    finished: () => this.getMeta<boolean>('finished') === true,
+    finished: () => this.meta.get<boolean>('finished') === true,
     afterBatch: () => this.armAlarm(),
     log: (msg, extra) => this.log(msg, 'fetch', extra),
   })
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
-    ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
     // A replay cut short by an eviction starts again from the socket's recorded position.
     const unready = ctx.getWebSockets().flatMap((ws) => { const att = this.atts.get(ws); return att?.ready === false ? [{ ws, pos: att.last, done: false }] : [] })
@@ -66,7 +77,7 @@ export class RunShardObject extends DurableObject<Env> {
   /** How many sockets this shard holds, and its position. */
   stats(): ShardStats {
     const sockets = this.ctx.getWebSockets()
-    return { sockets: sockets.length, ready: sockets.filter((ws) => this.atts.get(ws)?.ready).length, top: this.top(), finished: this.getMeta<boolean>('finished') === true, replayReads: this.replays.reads }
+    return { sockets: sockets.length, ready: sockets.filter((ws) => this.atts.get(ws)?.ready).length, top: this.top(), finished: this.meta.get<boolean>('finished') === true, replayReads: this.replays.reads }
   }
 
   async fetch(request: Request): Promise<Response> {
@@ -74,11 +85,11 @@ export class RunShardObject extends DurableObject<Env> {
       const params = streamParams(request)
       if (!params?.runId || params.transport !== 'ws') return Response.json({ error: { code: 'bad_request', message: 'not a run WebSocket request', details: [] } }, { status: 400 })
       const shared = await this.deps()
-      this.setMeta('runId', params.runId)
+      this.meta.set('runId', params.runId)
       // Routed here by the Worker: the run object learns of this shard once, before its first socket.
-      if (params.shard !== undefined && !this.getMeta<boolean>('registered')) {
+      if (params.shard !== undefined && !this.meta.get<boolean>('registered')) {
         await this.env.RUNS.get(this.env.RUNS.idFromName(params.runId)).addShard(params.runId, params.shard)
-        this.setMeta('registered', true)
+        this.meta.set('registered', true)
       }
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
@@ -93,9 +104,9 @@ export class RunShardObject extends DurableObject<Env> {
   async alarm(): Promise<void> {
     await this.entry('alarm', async () => {
       try {
-        const runId = this.getMeta<string>('runId')
+        const runId = this.meta.get<string>('runId')
         // The safety net for a lost delivery (above all a lost terminal event): read what follows top.
-        if (runId && !this.getMeta<boolean>('finished')) await this.lock.run(() => this.sendLive(runId, []))
+        if (runId && !this.meta.get<boolean>('finished')) await this.lock.run(() => this.sendLive(runId, []))
         this.sweep()
       } finally {
         await this.armAlarm()
@@ -104,30 +115,17 @@ export class RunShardObject extends DurableObject<Env> {
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
-      tokens: async () => (await this.deps()).tokens,
-      scopeKey: () => this.atts.get(ws)?.scopeKey,
-      apply: async (expiresAt) => {
-        const att = this.atts.get(ws)
-        if (!att) return false
-        this.atts.set(ws, { ...att, expiresAt })
-        await this.armAlarm()
-        return true
-      },
-    })).catch(() => {})
+    await this.sockets.message(ws, message)
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    await this.entry('webSocketClose', async () => {
-      tryClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason)
-      this.atts.delete(ws)
-      await this.armAlarm()
-    }).catch(() => {})
+    await this.sockets.close(ws, code, reason)
   }
 
   async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    await this.entry('webSocketError', async () => { this.log('websocket error', 'webSocketError', { error: String(error) }); tryClose(ws, 1011, 'error') }).catch(() => {})
+    await this.sockets.error(ws, error)
   }
+
 
   // ---- internals ------------------------------------------------------------------------------
 
@@ -140,11 +138,11 @@ export class RunShardObject extends DurableObject<Env> {
     const ready = this.ctx.getWebSockets().filter((ws) => this.atts.get(ws)?.ready)
     const end = events.length ? events[events.length - 1]!.seq : Infinity
     const low = ready.reduce((m, ws) => Math.min(m, Math.max(this.atts.get(ws)!.last, top)), Infinity)
-    if (low >= end) { if (end > top) this.setMeta('top', end); return } // nobody behind: nothing to send
+    if (low >= end) { if (end > top) this.meta.set('top', end); return } // nobody behind: nothing to send
     let batch = events
     const first = events.length ? events[0]!.seq : Infinity
     if (low === Infinity) {
-      if (events.length) this.setMeta('top', Math.max(top, end))
+      if (events.length) this.meta.set('top', Math.max(top, end))
       return
     }
     if (low < first - 1) {
@@ -185,8 +183,8 @@ export class RunShardObject extends DurableObject<Env> {
     }
     if (batch.some(endsRun)) finished = true
     this.ctx.storage.transactionSync(() => {
-      this.setMeta('top', newTop)
-      if (finished) this.setMeta('finished', true)
+      this.meta.set('top', newTop)
+      if (finished) this.meta.set('finished', true)
     })
   }
 
@@ -223,17 +221,10 @@ export class RunShardObject extends DurableObject<Env> {
   }
 
   private top(): number {
-    return this.getMeta<number>('top') ?? 0
+    return this.meta.get<number>('top') ?? 0
   }
 
-  private getMeta<T>(key: string): T | undefined {
-    const row = this.ctx.storage.sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0]
-    return row ? (JSON.parse(row.value) as T) : undefined
-  }
 
-  private setMeta(key: string, value: unknown): void {
-    this.ctx.storage.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value))
-  }
 
 
 
