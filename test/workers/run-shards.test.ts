@@ -128,6 +128,7 @@ describe('run shards: a hot run over 4 socket-holder objects', () => {
     expect(closes.every((c) => c.code === 1000)).toBe(true)
     const history = (await call('GET', `/v1/runs/${run.id}/events?limit=1000`, t.key)).body.events as { seq: number }[]
     subs.forEach((s, i) => expect(s.events).toEqual(history.filter((e) => e.seq > afters[i]!)))
+    expect(await until(async () => (await shardStub(run.id, 12).stats()).finished, 10_000, 'the shard recorded the end')).toBe(true)
     console.log(`run shards: a burst of ${BURST} joins on one shard replayed with ${stats.replayReads} libSQL reads`)
   }, 60_000)
 })
