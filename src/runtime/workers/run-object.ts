@@ -41,7 +41,6 @@ interface RunSocket {
   scopeKey?: string
 }
 
-
 export type CommandOutcome = { ok: true; run: RunRow } | { ok: false; code: string; message: string }
 
 const budget = new RateBudget()
@@ -227,7 +226,6 @@ export class RunObject extends DurableObject<Env> {
     await this.sockets.error(ws, error)
   }
 
-
   // ---- run state --------------------------------------------------------------------------
 
   private initTables(): void {
@@ -235,8 +233,6 @@ export class RunObject extends DurableObject<Env> {
     this.meta.create()
     sql.exec('CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL)')
   }
-
-
 
   private pendingEvents(): OutboxEvent[] {
     return this.ctx.storage.sql.exec<{ seq: number; type: string; status: string; data: string; created_at: number }>('SELECT seq, type, status, data, created_at FROM outbox ORDER BY seq').toArray()
@@ -443,9 +439,6 @@ export class RunObject extends DurableObject<Env> {
     const first = this.ctx.storage.sql.exec<{ s: number | null }>('SELECT min(seq) AS s FROM outbox').one().s
     return first !== null ? first - 1 : run.lastSeq
   }
-
-
-
 
   private openSse(params: StreamParams): Response {
     const sink = new SseSink(params.after, (e) => e.seq, params.expiresAt, (s) => this.sse.delete(s), this.shared?.config.RUNRELAY_WS_MAX_BUFFERED_BYTES)

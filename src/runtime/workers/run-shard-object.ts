@@ -126,7 +126,6 @@ export class RunShardObject extends DurableObject<Env> {
     await this.sockets.error(ws, error)
   }
 
-
   // ---- internals ------------------------------------------------------------------------------
 
   /**
@@ -223,10 +222,6 @@ export class RunShardObject extends DurableObject<Env> {
   private top(): number {
     return this.meta.get<number>('top') ?? 0
   }
-
-
-
-
 
   private async deps(): Promise<Shared> {
     return (this.shared ??= await getShared(this.env))
