@@ -2,7 +2,7 @@
  * `npm run bench [-- case…]`: each case with its baseline in the same run, on loopback.
  * The server (runrelay or the baseline) and the load run in separate processes; server CPU
  * and RSS are read inside the server process. Prints a table, writes bench/results.json.
- * Cases: fanout (CPU + latency), bun (the Bun runtime against bare Bun and ws), detection (adaptive polling), memory, upstream, trigger, persist, feed, tracing, startup, crossproc, processes; workers and workers-fanout (opt-in).
+ * Cases: fanout (CPU + latency), bun (the Bun runtime against bare Bun and ws), detection (adaptive polling), memory, upstream, trigger, persist, feed, tracing, startup, crossproc, processes; workers (wrangler dev) and workers-fanout (local workerd, bench/workers-fanout.ts) are opt-in.
  * BENCH_ROUNDS=n repeats each pair (medians reported), BENCH_SCALE=0.1 shrinks counts,
  * BENCH_CPU_PROF=<dir> profiles the agents, BENCH_SQL_STATS=1 times SQL by statement.
  */
@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { startAgent, sleep, type Agent } from './rpc.ts'
 import { detection as replayDetection } from './detection.ts'
 import { startup } from './startup.ts'
+import { cpuSince, holdingRun, workerdCpu, workersFanout } from './workers-fanout.ts'
 
 const require = createRequire(import.meta.url)
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1))
@@ -351,26 +352,6 @@ async function tracing() {
 }
 
 // ---------------------------------------------------------------------------------------
-/** workerd CPU (ms) of the workerd processes this bench started: /proc/<pid>/stat utime + stime. */
-function workerdCpu(): Map<number, number> {
-  const tick = 100 // USER_HZ
-  const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs')
-  const procs = new Map<number, { ppid: number; comm: string; cpu: number }>()
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue
-    try {
-      const st = readFileSync(`/proc/${d}/stat`, 'utf8')
-      const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
-      procs.set(Number(d), { ppid: Number(f[1]), comm, cpu: ((Number(f[11]) + Number(f[12])) * 1000) / tick })
-    } catch { /* gone */ }
-  }
-  const mine = (pid: number): boolean => { for (let p = pid, i = 0; p > 1 && i < 50; i++) { if (p === process.pid) return true; p = procs.get(p)?.ppid ?? 0 } return false }
-  const out = new Map<number, number>()
-  for (const [pid, p] of procs) if (p.comm.startsWith('workerd') && mine(pid)) out.set(pid, p.cpu)
-  return out
-}
-const cpuSince = (before: Map<number, number>) => { let ms = 0; for (const [pid, cpu] of workerdCpu()) ms += cpu - (before.get(pid) ?? 0); return ms }
 
 /**
  * Indicative: one run's events fanned out by its Durable Object (hibernatable sockets) in local
@@ -427,90 +408,6 @@ async function workers() {
     await w.stop()
     await up.close()
   }
-}
-
-/** A tenant, an `http` workflow on the generic fake upstream polled every `pollMs`, and one run that holds still (running, no new events). */
-async function holdingRun(w: { url: string; rootKey: string }, up: { url: string }, pollMs: number) {
-  const { genericWorkflowConfig } = await import('../test/fakes/generic-upstream.ts')
-  const call = async (method: string, path: string, body: unknown, key: string) => {
-    const res = await fetch(w.url + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(60_000) })
-      .catch((err) => { throw new Error(`${method} ${path}: ${err.message} (${err.cause?.code ?? err.cause ?? ''})`) })
-    const json: any = await res.json()
-    if (res.status >= 300) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`)
-    return json
-  }
-  const t = await call('POST', '/v1/tenants', { name: 'bench' }, w.rootKey)
-  const key = t.key.key as string
-  const conn = await call('POST', '/v1/connections', { name: 'fake', provider: 'http', base_url: up.url, config: {}, credentials: {} }, key)
-  const wf = await call('POST', '/v1/workflows', { name: 'fake', connection_id: conn.id, upstream_workflow_id: 'jobs', config: genericWorkflowConfig, input_template: { script: '{{script}}' }, poll_policy: { first_interval_ms: pollMs, max_interval_ms: pollMs, deadline_ms: 3_600_000 } }, key)
-  const hold = { status: 'running', progress: 0 }
-  const run = await call('POST', `/v1/workflows/${wf.id}/runs`, { variables: { script: [hold] } }, key)
-  return { key, run, hold, call: (method: string, path: string, body: unknown) => call(method, path, body, key) }
-}
-
-/**
- * Opt-in (wrangler dev): one hot run's WebSocket subscribers held by the run object alone
- * (the baseline: RUNRELAY_RUN_SHARDS=0, today's path) and by 8 socket-holder shards it feeds
- * (RUNRELAY_RUN_SHARDS=8, RUNRELAY_RUN_SHARD_AFTER=0), in the same run. Per layout: time until
- * every subscriber has its caught_up, event at → received latency of COUNT live events at
- * ~10/s, and no loss (every subscriber saw seqs 1, 2, 3 … without gap or duplicate), then the
- * cancel's close 1000 on every socket.
- */
-async function workersFanout() {
-  const SUBS = n(5000), COUNT = n(50), POLL_MS = 100, SHARDS = 8
-  console.log(`workers-fanout (indicative): ${SUBS} WebSocket subscribers of one run in wrangler dev, run object alone vs ${SHARDS} shards, ${COUNT} events at ~${1000 / POLL_MS}/s`)
-  const { launchWorkers } = await import('../test/conformance/launch-workers.ts')
-  const { startGenericUpstream } = await import('../test/fakes/generic-upstream.ts')
-  // BENCH_FANOUT_LAYOUTS=shards runs the sharded layout alone (no baseline: for probing sizes).
-  const layouts = [{ name: 'run object', shards: 0 }, { name: `${SHARDS} shards`, shards: SHARDS }].filter((l) => process.env.BENCH_FANOUT_LAYOUTS !== 'shards' || l.shards)
-  const out: Record<string, unknown> = {}
-  for (const layout of layouts) {
-    const up = await startGenericUpstream()
-    const w = await launchWorkers({ RUNRELAY_RATE_LIMIT_PER_MINUTE: '0', RUNRELAY_HEARTBEAT_MS: '15000', RUNRELAY_RUN_SHARDS: String(layout.shards), RUNRELAY_RUN_SHARD_AFTER: '0' }, { startTimeoutMs: 90_000 })
-    const client = startAgent('./client-agent.ts', 'client')
-    const key0 = layout.shards ? 'sharded' : 'baseline'
-    try {
-      const { key, run, hold, call } = await holdingRun(w, up, POLL_MS)
-      const since = await client.call('now')
-      const c = await client.call('connect', { urls: Array(SUBS).fill(`${w.url.replace(/^http/, 'ws')}/v1/runs/${run.id}/stream?after=0`), headers: { authorization: `Bearer ${key}` }, concurrency: 50, latency: true }, 300_000)
-      for (let i = 0; i < 120; i++) { if ((await client.call('fanoutCheck', { since })).caughtUp >= c.open) break; await sleep(500) }
-      const joined = await client.call('fanoutCheck', { since })
-      const history = joined.lastSeqs.length === 1 ? joined.lastSeqs[0] : Math.max(...joined.lastSeqs)
-      await client.call('reset')
-      const job = [...up.jobs.values()][0]
-      if (!job) throw new Error('the run never triggered its upstream job')
-      const t0 = Date.now()
-      job.script = [...Array(job.polls + 1).fill(hold), ...Array.from({ length: COUNT }, (_, k) => ({ status: 'running', progress: (k + 1) / (COUNT + 1) }))]
-      let got = 0, last = -1
-      for (let i = 0; i < 600 && got < COUNT * c.open; i++) {
-        await sleep(200)
-        got = await client.call('received')
-        if (got === last && Date.now() - t0 > COUNT * POLL_MS + 10_000) break // stalled well after the script's end
-        last = got
-      }
-      const lat = await client.call('latency', {})
-      await call('POST', `/v1/runs/${run.id}/cancel`, {})
-      for (let i = 0; i < 120; i++) { const f = await client.call('fanoutCheck', { since }); if ((f.closes['1000'] ?? 0) >= c.open) break; await sleep(500) }
-      const end = await client.call('fanoutCheck', { since })
-      const r = {
-        layout: layout.name, subs: c.open, failed: c.failed, connectMs: Math.round(c.ms), replayed: history,
-        caughtUp: joined.caughtUp, caughtUpP50Ms: Math.round(joined.caughtUpP50Ms), caughtUpMs: Math.round(joined.caughtUpMaxMs ?? NaN),
-        events: COUNT, expected: COUNT * c.open, delivered: got, misordered: end.misordered, closes: end.closes,
-        latencyFromEventAt: { p50: lat.atP50, p99: lat.atP99, n: lat.n },
-      }
-      console.log(`  ${JSON.stringify(r)}`)
-      out[key0] = r
-    } catch (err) {
-      // One layout failing (e.g. the connect burst never completing) still lets the other report.
-      console.error(`  ${layout.name} failed: ${(err as Error).message}`)
-      out[key0] = { layout: layout.name, error: String((err as Error).message) }
-    } finally {
-      await client.stop()
-      await w.stop()
-      await up.close()
-    }
-  }
-  details.workersFanout = out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -620,8 +517,8 @@ async function crossproc() {
   details.crossproc = out
 }
 
-const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, tracing, workers, 'workers-fanout': workersFanout, startup: () => startup(row, details), crossproc, processes }
-// workers and workers-fanout (wrangler dev) are opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
+const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, tracing, workers, 'workers-fanout': () => workersFanout(details, n), startup: () => startup(row, details), crossproc, processes }
+// workers (wrangler dev) and workers-fanout (workerd through Miniflare) are opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
 const DEFAULT = ['fanout', 'bun', 'detection', 'memory', 'upstream', 'trigger', 'persist', 'feed', 'tracing', 'startup', 'crossproc', 'processes']
 const wanted = process.argv.slice(2).filter((a) => a in CASES)
 const started = Date.now()
@@ -645,9 +542,4 @@ if (wk) console.log(`\nworkers (indicative, wrangler dev, no baseline): ${wk.sub
 const out = fileURLToPath(new URL('./results.json', import.meta.url))
 writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: cpus().length, rounds: ROUNDS, scale: SCALE, totalSeconds: (Date.now() - started) / 1000, rows, details }, null, 2) + '\n')
 console.log(`\nwrote ${out} (${((Date.now() - started) / 1000).toFixed(0)} s)`)
-const wf = details.workersFanout as any
-if (wf?.baseline?.subs && wf?.sharded?.subs) {
-  const line = (r: any) => `${r.layout}: ${r.subs} subs, caught up in ${fmt(r.caughtUpMs)} ms (p50 ${fmt(r.caughtUpP50Ms)}), ${r.delivered}/${r.expected} delivered, ${r.misordered} out of order, p50 ${fmt(r.latencyFromEventAt.p50)} ms, p99 ${fmt(r.latencyFromEventAt.p99)} ms, closes ${JSON.stringify(r.closes)}`
-  console.log(`\nworkers-fanout (indicative, wrangler dev): ${line(wf.sharded)}\n  baseline ${line(wf.baseline)}\n  ratios (shards / run object): caught up ${(wf.sharded.caughtUpMs / wf.baseline.caughtUpMs).toFixed(2)}×, p50 ${(wf.sharded.latencyFromEventAt.p50 / wf.baseline.latencyFromEventAt.p50).toFixed(2)}×, p99 ${(wf.sharded.latencyFromEventAt.p99 / wf.baseline.latencyFromEventAt.p99).toFixed(2)}×`)
-}
 process.exit(rows.length || details.workers || details.workersFanout ? 0 : 1)

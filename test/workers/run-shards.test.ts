@@ -4,7 +4,8 @@
  * object and the rest by 4 shard objects it feeds. Every subscriber, wherever it is held, gets
  * exactly the events after its `after`, in seq order, once: across an eviction of a shard (its
  * positions come from the attachments and its durable top), a lost delivery (completed from
- * libSQL), and a resume with after= onto a shard; all close 1000 when the run ends.
+ * libSQL), and a resume with after= onto a shard; all close 1000 when the run ends. A burst of
+ * joins on one shard replays in batches: a few libSQL reads, not one per socket.
  */
 import { env, evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
@@ -104,4 +105,30 @@ describe('run shards: a hot run over 4 socket-holder objects', () => {
     expect(await shardStub(run.id, 6).stats()).toMatchObject({ finished: true, top: history.length })
     console.log(`run shards: ${SUBS} subscribers (${SUBS - DIRECT} over ${SHARDS} shards: ${stats.map((s) => s.sockets).join('/')}) caught up in ${caughtUpMs} ms`)
   }, 90_000)
+
+  it('replays a burst of joins on one shard in batches: a few libSQL reads, not one per socket', async () => {
+    const BURST = 60
+    const t = await setupTenant('shard-burst', { first_interval_ms: 100, max_interval_ms: 100 })
+    const run = await trigger(t, running(60))
+    const start = await until(async () => { const s = (await call('GET', `/v1/runs/${run.id}`, t.key)).body.seq as number; return s >= 5 ? s : 0 }, 15_000, 'some history')
+    // Routed as the Worker does (the shard registers with the run object, which then feeds it), all at once, at different positions.
+    const afters = Array.from({ length: BURST }, (_, i) => i % (start + 1))
+    const subs = await Promise.all(afters.map((after) => openShardWs(run.id, t.tenantId, after, 12, true)))
+    await until(() => subs.every((s) => s.messages.some((m) => m.type === 'caught_up')), 20_000, 'every burst socket caught up')
+    const stats = await shardStub(run.id, 12).stats()
+    expect(stats.sockets).toBe(BURST)
+    // One read per batch (the first socket's batch, then the rest, plus a catch-up read under the lock at most each).
+    expect(stats.replayReads).toBeLessThanOrEqual(6)
+
+    expect((await call('POST', `/v1/runs/${run.id}/cancel`, t.key, {})).status).toBe(200)
+    const closes = await Promise.race([
+      Promise.all(subs.map((s) => s.closed)),
+      new Promise<never>((_, rej) => setTimeout(() => rej(new Error('sockets did not close')), 20_000)),
+    ])
+    expect(closes.every((c) => c.code === 1000)).toBe(true)
+    const history = (await call('GET', `/v1/runs/${run.id}/events?limit=1000`, t.key)).body.events as { seq: number }[]
+    subs.forEach((s, i) => expect(s.events).toEqual(history.filter((e) => e.seq > afters[i]!)))
+    expect(await until(async () => (await shardStub(run.id, 12).stats()).finished, 10_000, 'the shard recorded the end')).toBe(true)
+    console.log(`run shards: a burst of ${BURST} joins on one shard replayed with ${stats.replayReads} libSQL reads`)
+  }, 60_000)
 })

@@ -6,7 +6,8 @@ import type { ServerMessage } from '../../core/protocol.ts'
 import { matchesFeedFilter, type FeedFilter } from '../../db/store.ts'
 import type { Env } from './env.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { SocketHandlers } from './socket-holder.ts'
+import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
 interface FeedSocket {
@@ -55,6 +56,15 @@ export class FeedObject extends DurableObject<Env> {
   private readonly sse = new Map<SseSink, FeedFilter>()
   /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
   private readonly atts = new SocketAttachments<FeedSocket>()
+  /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
+  private readonly sockets = new SocketHandlers<FeedSocket>({
+    atts: this.atts,
+    tokens: async () => (await this.deps()).tokens,
+    refreshed: () => this.armAlarm(),
+    closed: () => this.armAlarm(),
+    entry: (handler, fn) => this.entry(handler, fn),
+    log: (msg, handler, extra) => log(this.shared, msg, `FeedObject.${handler}`, extra),
+  })
   private shared?: Shared
   private tenantId?: string
   private pulling: Promise<void> | null = null
@@ -113,31 +123,17 @@ export class FeedObject extends DurableObject<Env> {
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
-      tokens: async () => (await this.deps()).tokens,
-      scopeKey: () => this.atts.get(ws)?.scopeKey,
-      apply: async (expiresAt) => {
-        // Re-read after the await: a pull may have moved `seen` meanwhile.
-        const att = this.atts.get(ws)
-        if (!att) return false
-        this.atts.set(ws, { ...att, expiresAt })
-        await this.armAlarm()
-        return true
-      },
-    })).catch(() => {})
+    await this.sockets.message(ws, message)
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    await this.entry('webSocketClose', async () => {
-      tryClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason)
-      this.atts.delete(ws)
-      await this.armAlarm()
-    }).catch(() => {})
+    await this.sockets.close(ws, code, reason)
   }
 
   async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    await this.entry('webSocketError', async () => { log(this.shared, 'websocket error', 'FeedObject.webSocketError', { error: String(error) }); tryClose(ws, 1011, 'error') }).catch(() => {})
+    await this.sockets.error(ws, error)
   }
+
 
   // ---- internals ------------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
 import type { BindConnector, ConnectorBinding, RunLedger } from '../../core/ports.ts'
 import { systemClock } from '../../core/ports.ts'
-import type { ServerMessage } from '../../core/protocol.ts'
 import { RateBudget } from '../../core/rate-budget.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
@@ -14,7 +13,9 @@ import type { Env, WorkersConfig } from './env.ts'
 import type { RunShardObject } from './run-shard-object.ts'
 import { flushToLibsql, type OutboxEvent } from './outbox.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { MetaTable, SocketHandlers } from './socket-holder.ts'
+import { ReplayBatches, type Joining } from './replay.ts'
+import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
 const INFRA_RETRY_MS = 2_000
@@ -40,18 +41,6 @@ interface RunSocket {
   scopeKey?: string
 }
 
-/** A socket waiting for (or in) its replay: the last seq it was sent. */
-interface Joining {
-  ws: WebSocket
-  /** From the stream request (absent for a socket found not ready after a wake). */
-  runId?: string
-  pos: number
-  /** Made ready, or closed (run finished, attachment gone). */
-  done: boolean
-  /** The run had finished when the stream was opened: the socket closes 1000 after its replay. */
-  finished?: boolean
-}
-
 export type CommandOutcome = { ok: true; run: RunRow } | { ok: false; code: string; message: string }
 
 const budget = new RateBudget()
@@ -69,6 +58,8 @@ const budget = new RateBudget()
  */
 export class RunObject extends DurableObject<Env> {
   private readonly lock = new Mutex()
+  /** Small durable values (JSON by key) in the object's SQLite storage. */
+  private readonly meta = new MetaTable(this.ctx.storage.sql)
   private readonly sse = new Set<SseSink>()
   private shared?: Shared
   private watcher?: Watcher
@@ -79,9 +70,31 @@ export class RunObject extends DurableObject<Env> {
   private lastHeartbeat = 0
   /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
   private readonly atts = new SocketAttachments<RunSocket>()
-  /** Sockets waiting for their replay, and the one replay loop that serves them in batches. */
-  private joining: Joining[] = []
-  private catchingUp: Promise<void> | null = null
+  /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
+  private readonly sockets = new SocketHandlers<RunSocket>({
+    atts: this.atts,
+    tokens: async () => (await this.deps()).shared.tokens,
+    refreshed: async (expiresAt) => {
+      // A later expiry: the alarm may wake at the old one, and its sweep finds the new one.
+      this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, expiresAt)
+      await this.lock.run(() => this.armAlarm())
+    },
+    closed: () => this.lock.run(async () => { await this.armAlarm(); await this.cleanupIfDone() }),
+    entry: (handler, fn) => this.entry(handler, fn),
+    log: (msg, handler, extra) => this.log(msg, handler, extra),
+  })
+  /** Sockets waiting for their replay, served in batches (one libSQL read per batch). */
+  private readonly replays = new ReplayBatches<RunSocket>({
+    atts: this.atts,
+    lock: this.lock,
+    read: async (runId, after, limit) => (await this.deps()).shared.store.listRunEvents(runId, after, limit),
+    runId: () => this.meta.get<RunRow>('run')?.id,
+    sentTop: () => this.publishedSeq(),
+    finished: () => Boolean(this.meta.get<RunRow>('run')?.finishedAt),
+    onReady: (_j, att) => { if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt) },
+    afterBatch: () => this.armAlarm(),
+    log: (msg, extra) => this.log(msg, 'fetch', extra),
+  })
   /**
    * The earliest token expiry among this instance's sockets (null: none). Kept incrementally
    * (a socket's join lowers it; a refresh or a close leaves it early, which only wakes the
@@ -97,13 +110,14 @@ export class RunObject extends DurableObject<Env> {
     // A new instance (first start, or a wake from hibernation): the one full read of the
     // sockets' attachments, for their earliest expiry. A socket whose replay was cut short by an
     // eviction (not ready) gets the rest of it from its recorded position.
+    const unready: Joining[] = []
     for (const ws of ctx.getWebSockets('run')) {
       const att = this.atts.get(ws)
       if (!att) continue
       if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
-      if (!att.ready) this.joining.push({ ws, pos: att.last, done: false })
+      if (!att.ready) unready.push({ ws, pos: att.last, done: false })
     }
-    if (this.joining.length) ctx.waitUntil(this.catchUp())
+    if (unready.length) ctx.waitUntil(this.replays.add(...unready))
     // The pong is a constant (the time this object started): the runtime answers without waking it.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
   }
@@ -113,12 +127,12 @@ export class RunObject extends DurableObject<Env> {
   /** Persist a new run with run.created in libSQL (a 202 means it is there), then watch it. */
   create(row: Parameters<Store['createRun']>[0], created: NewEvent, publicUrl: string): Promise<RunRow> {
     return this.entry('create', () => this.lock.run(async () => {
-      const existing = this.getMeta<RunRow>('run')
+      const existing = this.meta.get<RunRow>('run')
       if (existing) return existing
-      this.setMeta('publicUrl', publicUrl)
+      this.meta.set('publicUrl', publicUrl)
       const { store } = await this.deps()
       const { run, event } = await store.createRun(row, created)
-      this.setMeta('run', run)
+      this.meta.set('run', run)
       this.notifyFeed(run.tenantId, run.id, event.id)
       await this.armAlarm()
       return run
@@ -165,7 +179,7 @@ export class RunObject extends DurableObject<Env> {
     await this.entry('alarm', () => this.lock.run(async () => {
       try {
         if (this.hasPending()) await this.flush()
-        const run = this.getMeta<RunRow>('run')
+        const run = this.meta.get<RunRow>('run')
         if (run && !run.finishedAt) await this.tick(run.id)
         this.sweep()
       } finally {
@@ -193,58 +207,31 @@ export class RunObject extends DurableObject<Env> {
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server, ['run'])
       this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
-      // The hello goes out at once; the replay joins the next batch (catchUp).
+      // The hello goes out at once; the replay joins the next batch.
       trySend(server, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
-      this.joining.push({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished })
-      this.ctx.waitUntil(this.catchUp())
+      this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
       return upgraded(request, client)
     }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
-      tokens: async () => (await this.deps()).shared.tokens,
-      scopeKey: () => this.atts.get(ws)?.scopeKey,
-      apply: async (expiresAt) => {
-        // Re-read after the await: the replay may have moved `last` meanwhile.
-        const att = this.atts.get(ws)
-        if (!att) return false
-        this.atts.set(ws, { ...att, expiresAt })
-        // A later expiry: the alarm may wake at the old one, and its sweep finds the new one.
-        this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, expiresAt)
-        await this.lock.run(() => this.armAlarm())
-        return true
-      },
-    })).catch(() => {})
+    await this.sockets.message(ws, message)
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    await this.entry('webSocketClose', async () => {
-      tryClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason)
-      this.atts.delete(ws)
-      await this.lock.run(async () => { await this.armAlarm(); await this.cleanupIfDone() })
-    }).catch(() => {})
+    await this.sockets.close(ws, code, reason)
   }
 
   async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    await this.entry('webSocketError', async () => { this.log('websocket error', 'webSocketError', { error: String(error) }); tryClose(ws, 1011, 'error') }).catch(() => {})
+    await this.sockets.error(ws, error)
   }
 
   // ---- run state --------------------------------------------------------------------------
 
   private initTables(): void {
     const sql = this.ctx.storage.sql
-    sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
+    this.meta.create()
     sql.exec('CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL)')
-  }
-
-  private getMeta<T>(key: string): T | undefined {
-    const row = this.ctx.storage.sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0]
-    return row ? (JSON.parse(row.value) as T) : undefined
-  }
-
-  private setMeta(key: string, value: unknown): void {
-    this.ctx.storage.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value))
   }
 
   private pendingEvents(): OutboxEvent[] {
@@ -254,22 +241,22 @@ export class RunObject extends DurableObject<Env> {
 
   private hasPending(): boolean {
     const n = this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM outbox').one().n
-    return n > 0 || this.getMeta<boolean>('dirty') === true
+    return n > 0 || this.meta.get<boolean>('dirty') === true
   }
 
   /** The run as this object knows it; loaded from libSQL the first time (or after cleanup). */
   private async loadRun(runId: string): Promise<RunRow | undefined> {
-    const mine = this.getMeta<RunRow>('run')
+    const mine = this.meta.get<RunRow>('run')
     if (mine) return mine
     const { store } = await this.deps()
     const run = await store.getRunById(runId)
-    if (run && !run.finishedAt) this.setMeta('run', run)
+    if (run && !run.finishedAt) this.meta.set('run', run)
     return run
   }
 
   /** The ledger's commit: durable here first, then flushed to libSQL, then published. */
   private async commit(run: RunRow, patch: RunPatch, newEvents: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }> {
-    const current = this.getMeta<RunRow>('run')
+    const current = this.meta.get<RunRow>('run')
     if (current && current.lastSeq !== run.lastSeq) throw new SeqConflictError(run.id)
     const now = Date.now()
     // Each event carries the status in force once it is applied (as Store.applyRunChange does).
@@ -281,8 +268,8 @@ export class RunObject extends DurableObject<Env> {
     const next: RunRow = { ...run, ...patch, lastSeq: run.lastSeq + newEvents.length, updatedAt: now }
     const sql = this.ctx.storage.sql
     this.ctx.storage.transactionSync(() => {
-      this.setMeta('run', next)
-      this.setMeta('dirty', true)
+      this.meta.set('run', next)
+      this.meta.set('dirty', true)
       for (const r of rows) sql.exec('INSERT INTO outbox (seq, type, status, data, created_at) VALUES (?, ?, ?, ?, ?)', r.seq, r.type, r.status, JSON.stringify(r.data), r.createdAt)
     })
     const published = await this.flush()
@@ -292,7 +279,7 @@ export class RunObject extends DurableObject<Env> {
 
   /** Send the outbox to libSQL; on success publish what it held. Never throws: a failure arms a retry. */
   private async flush(): Promise<RunEvent[]> {
-    const run = this.getMeta<RunRow>('run')
+    const run = this.meta.get<RunRow>('run')
     if (!run) return []
     const pending = this.pendingEvents()
     try {
@@ -301,7 +288,7 @@ export class RunObject extends DurableObject<Env> {
       const last = pending.length ? pending[pending.length - 1]!.seq : 0
       this.ctx.storage.transactionSync(() => {
         this.ctx.storage.sql.exec('DELETE FROM outbox WHERE seq <= ?', last)
-        this.setMeta('dirty', false)
+        this.meta.set('dirty', false)
       })
       this.flushFailures = 0
       this.publish(run, events)
@@ -328,7 +315,7 @@ export class RunObject extends DurableObject<Env> {
   private async armAlarm(): Promise<void> {
     const now = Date.now()
     const due: number[] = []
-    const run = this.getMeta<RunRow>('run')
+    const run = this.meta.get<RunRow>('run')
     if (run && !run.finishedAt) {
       let at = run.nextTickAt ?? run.scheduledAt ?? now
       if (this.tickRetryAt !== null && at <= now) at = this.tickRetryAt
@@ -349,7 +336,7 @@ export class RunObject extends DurableObject<Env> {
 
   /** A finished, fully flushed run with no subscriber keeps nothing here (libSQL has it all). */
   private async cleanupIfDone(): Promise<void> {
-    const run = this.getMeta<RunRow>('run')
+    const run = this.meta.get<RunRow>('run')
     if (!run?.finishedAt || this.hasPending() || this.ctx.getWebSockets().length || this.sse.size) return
     await this.ctx.storage.deleteAlarm()
     await this.ctx.storage.deleteAll()
@@ -403,8 +390,8 @@ export class RunObject extends DurableObject<Env> {
     const n = config.RUNRELAY_RUN_SHARDS
     if (n <= 0 || this.ctx.getWebSockets('run').length < config.RUNRELAY_RUN_SHARD_AFTER) return null
     const k = this.nextShard++ % n
-    const shards = this.getMeta<number[]>('shards') ?? []
-    if (!shards.includes(k)) this.setMeta('shards', [...shards, k])
+    const shards = this.meta.get<number[]>('shards') ?? []
+    if (!shards.includes(k)) this.meta.set('shards', [...shards, k])
     return this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(runShardName(runId, k)))
   }
 
@@ -415,16 +402,16 @@ export class RunObject extends DurableObject<Env> {
    */
   addShard(runId: string, k: number): Promise<void> {
     return this.entry('addShard', () => this.lock.run(async () => {
-      const run = this.getMeta<RunRow>('run')
+      const run = this.meta.get<RunRow>('run')
       if (!run || run.id !== runId || run.finishedAt) return
-      const shards = this.getMeta<number[]>('shards') ?? []
-      if (!shards.includes(k)) this.setMeta('shards', [...shards, k])
+      const shards = this.meta.get<number[]>('shards') ?? []
+      if (!shards.includes(k)) this.meta.set('shards', [...shards, k])
     }))
   }
 
   /** Forward published events to the run's shards (each completes a lost batch from libSQL). */
   private notifyShards(runId: string, events: RunEvent[]): void {
-    const shards = this.getMeta<number[]>('shards')
+    const shards = this.meta.get<number[]>('shards')
     if (!shards?.length) return
     for (const k of shards) {
       const p = this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(runShardName(runId, k))).deliver(runId, events)
@@ -443,116 +430,15 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /**
-   * The replay of joining sockets, in batches: every socket that joined while the previous
-   * batch was served is served by the next one, with one paged libSQL read from the lowest
-   * position of the batch (sockets at the same position share each frame). The read runs
-   * outside the object's lock: a socket that is not ready gets no live event, and events
-   * published during the read are read again under the lock (publishedSeq) before the
-   * sockets are made ready, so each socket gets every event after its `after` once, in order.
-   */
-  private catchUp(): Promise<void> {
-    this.catchingUp ??= (async () => {
-      try {
-        while (this.joining.length) {
-          const batch = this.joining
-          this.joining = []
-          await this.replay(batch)
-        }
-      } finally {
-        this.catchingUp = null
-      }
-    })().catch((err) => this.log('socket start failed', 'fetch', { error: String(err) }))
-    return this.catchingUp
-  }
-
-  private async replay(batch: Joining[]): Promise<void> {
-    const { shared } = await this.deps()
-    const runId = this.runIdOf(batch)
-    try {
-      if (runId === undefined) throw new Error('no run id for the replay')
-      let cursor = batch.reduce((m, j) => Math.min(m, j.pos), Infinity)
-      let tail: RunEvent[]
-      for (;;) {
-        const page = await shared.store.listRunEvents(runId, cursor, REPLAY_PAGE)
-        if (page.length < REPLAY_PAGE) { tail = page; break }
-        this.sendReplay(batch, page, false)
-        cursor = page[page.length - 1]!.seq
-      }
-      await this.lock.run(async () => {
-        // Published while the read ran (those sockets were skipped): read them now, under the lock.
-        const published = this.publishedSeq()
-        let end = tail.length ? tail[tail.length - 1]!.seq : cursor
-        while (end < published) {
-          const more = await shared.store.listRunEvents(runId, end, REPLAY_PAGE)
-          if (!more.length) break
-          tail = tail.concat(more)
-          end = more[more.length - 1]!.seq
-        }
-        this.sendReplay(batch, tail, true)
-        await this.armAlarm()
-      })
-    } catch (err) {
-      this.log('replay failed', 'fetch', { runId, error: String(err) })
-      for (const j of batch) if (!j.done) tryClose(j.ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
-    }
-  }
-
-  /**
-   * Send each socket of a replay batch the events after its position (one frame per distinct
-   * position) and record the position with the send, in the same turn. On the last page the
-   * socket becomes ready and gets caught_up.
-   */
-  private sendReplay(batch: Joining[], events: RunEvent[], final: boolean): void {
-    const last = events.length ? events[events.length - 1]!.seq : -Infinity
-    const frames = new Map<number, { frame: string; ends: boolean }>()
-    for (const j of batch) {
-      if (j.done) continue
-      const moved = j.pos < last
-      if (moved) {
-        let f = frames.get(j.pos)
-        if (!f) {
-          const i = events.findIndex((e) => e.seq > j.pos)
-          const fresh = i === 0 ? events : events.slice(i)
-          frames.set(j.pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
-        }
-        trySend(j.ws, f.frame)
-        j.pos = last
-        if (f.ends) {
-          j.done = true
-          tryClose(j.ws, CLOSE.NORMAL, 'run finished')
-          continue
-        }
-      }
-      if (!moved && !final) continue
-      // The expiry and scope from the attachment: a refresh may have arrived during the replay.
-      const att = this.atts.get(j.ws)
-      if (!att) { j.done = true; continue }
-      this.atts.set(j.ws, { ...att, last: j.pos, ready: final })
-      if (!final) continue
-      j.done = true
-      if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
-      trySend(j.ws, JSON.stringify({ type: 'caught_up', position: j.pos } satisfies ServerMessage))
-      // A finished run whose history is all sent (a resume at its end): nothing more will come.
-      if (j.finished || this.getMeta<RunRow>('run')?.finishedAt) tryClose(j.ws, CLOSE.NORMAL, 'run finished')
-    }
-  }
-
-  /**
    * The highest seq published to the sockets: the outbox is emptied in the same turn as its
    * events are published, so it is the seq before the oldest pending event, or the run's last.
    */
   private publishedSeq(): number {
-    const run = this.getMeta<RunRow>('run')
+    const run = this.meta.get<RunRow>('run')
     if (!run) return 0 // nothing was ever published by this object's storage
     const first = this.ctx.storage.sql.exec<{ s: number | null }>('SELECT min(seq) AS s FROM outbox').one().s
     return first !== null ? first - 1 : run.lastSeq
   }
-
-  private runIdOf(batch: Joining[]): string | undefined {
-    return batch.find((j) => j.runId !== undefined)?.runId ?? this.getMeta<RunRow>('run')?.id
-  }
-
-
 
   private openSse(params: StreamParams): Response {
     const sink = new SseSink(params.after, (e) => e.seq, params.expiresAt, (s) => this.sse.delete(s), this.shared?.config.RUNRELAY_WS_MAX_BUFFERED_BYTES)
@@ -570,7 +456,7 @@ export class RunObject extends DurableObject<Env> {
         return sink.end()
       }
       // A finished run whose history is all sent (a resume at its end): nothing more will come.
-      if (params.finished || this.getMeta<RunRow>('run')?.finishedAt) return sink.end()
+      if (params.finished || this.meta.get<RunRow>('run')?.finishedAt) return sink.end()
       sink.ready = true
       await this.armAlarm()
     }).catch(() => sink.end()))
@@ -629,7 +515,7 @@ export class RunObject extends DurableObject<Env> {
       const shared = this.shared ?? (await getShared(this.env))
       this.binder ??= createBinder({
         store: shared.store, secrets: shared.secrets, fetch: shared.fetch, clock: systemClock, budget,
-        publicUrl: shared.config.RUNRELAY_PUBLIC_URL ?? this.getMeta<string>('publicUrl') ?? 'http://localhost',
+        publicUrl: shared.config.RUNRELAY_PUBLIC_URL ?? this.meta.get<string>('publicUrl') ?? 'http://localhost',
       })
       const binding = await this.binder.bind(run)
       this.bindCache = { at: now, binding }

@@ -2,29 +2,28 @@ import { DurableObject } from 'cloudflare:workers'
 import type { RunEvent } from '../../core/domain.ts'
 import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
-import type { ServerMessage } from '../../core/protocol.ts'
 import type { Env } from './env.ts'
+import { MetaTable, SocketHandlers } from './socket-holder.ts'
+import { ReplayBatches, type ReplaySocket } from './replay.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, streamParams, tryClose, trySend, upgraded } from './streams.ts'
+import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, streamParams, tryClose, trySend, upgraded } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
-interface ShardSocket {
-  /** The last seq sent by this socket's replay; once ready its position is max(last, the shard's top). */
-  last: number
-  /** False until the replay is done (live events wait for it). */
-  ready: boolean
-  expiresAt?: number
+interface ShardSocket extends ReplaySocket {
+  /** last: the last seq sent by this socket's replay; once ready its position is max(last, the shard's top). */
   scopeKey?: string
 }
 
-/** What a shard reports about itself (tests and operators). */
-export interface ShardStats { sockets: number; ready: number; top: number; finished: boolean }
+/** What a shard reports about itself (tests and operators); replayReads counts since the instance started. */
+export interface ShardStats { sockets: number; ready: number; top: number; finished: boolean; replayReads: number }
 
 /**
  * A socket holder in front of a hot run (RUNRELAY_RUN_SHARDS > 0): one object per
  * (run, shard), named `<runId>:<k>`. The run object hands it WebSocket subscribers and
  * forwards every batch of published events to it (`deliver`); it holds the sockets
  * hibernated and sends each its frame. One concern: hold sockets, gate their replay, pull gaps.
+ * Joining sockets replay in batches (ReplayBatches, as in the run object), so a burst of joins
+ * costs one libSQL read per batch, not one per socket.
  *
  * Order and no loss: the shard records `top`, the highest seq it has sent to every ready
  * socket (durable, written in the same turn as the sends). A delivery that does not start
@@ -36,17 +35,38 @@ export interface ShardStats { sockets: number; ready: number; top: number; finis
  */
 export class RunShardObject extends DurableObject<Env> {
   private readonly lock = new Mutex()
+  /** Small durable values (JSON by key) in the object's SQLite storage. */
+  private readonly meta = new MetaTable(this.ctx.storage.sql)
   private readonly atts = new SocketAttachments<ShardSocket>()
+  /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
+  private readonly sockets = new SocketHandlers<ShardSocket>({
+    atts: this.atts,
+    tokens: async () => (await this.deps()).tokens,
+    refreshed: () => this.armAlarm(),
+    closed: () => this.armAlarm(),
+    entry: (handler, fn) => this.entry(handler, fn),
+    log: (msg, handler, extra) => this.log(msg, handler, extra),
+  })
   private shared?: Shared
   private lastHeartbeat = 0
+  /** Joining sockets' replays, in batches: one libSQL read per batch, not one per socket. */
+  private readonly replays = new ReplayBatches<ShardSocket>({
+    atts: this.atts,
+    lock: this.lock,
+    read: async (runId, after, limit) => (await this.deps()).store.listRunEvents(runId, after, limit),
+    runId: () => this.meta.get<string>('runId'),
+    sentTop: () => this.top(),
+    finished: () => this.meta.get<boolean>('finished') === true,
+    afterBatch: () => this.armAlarm(),
+    log: (msg, extra) => this.log(msg, 'fetch', extra),
+  })
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
-    ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
     // A replay cut short by an eviction starts again from the socket's recorded position.
-    const unready = ctx.getWebSockets().filter((ws) => this.atts.get(ws)?.ready === false)
-    if (unready.length) ctx.waitUntil(Promise.all(unready.map((ws) => this.join(ws, undefined))).then(() => {}))
+    const unready = ctx.getWebSockets().flatMap((ws) => { const att = this.atts.get(ws); return att?.ready === false ? [{ ws, pos: att.last, done: false }] : [] })
+    if (unready.length) ctx.waitUntil(this.replays.add(...unready))
   }
 
   /** Events the run object published (in seq order, no gaps within the batch). */
@@ -57,7 +77,7 @@ export class RunShardObject extends DurableObject<Env> {
   /** How many sockets this shard holds, and its position. */
   stats(): ShardStats {
     const sockets = this.ctx.getWebSockets()
-    return { sockets: sockets.length, ready: sockets.filter((ws) => this.atts.get(ws)?.ready).length, top: this.top(), finished: this.getMeta<boolean>('finished') === true }
+    return { sockets: sockets.length, ready: sockets.filter((ws) => this.atts.get(ws)?.ready).length, top: this.top(), finished: this.meta.get<boolean>('finished') === true, replayReads: this.replays.reads }
   }
 
   async fetch(request: Request): Promise<Response> {
@@ -65,18 +85,18 @@ export class RunShardObject extends DurableObject<Env> {
       const params = streamParams(request)
       if (!params?.runId || params.transport !== 'ws') return Response.json({ error: { code: 'bad_request', message: 'not a run WebSocket request', details: [] } }, { status: 400 })
       const shared = await this.deps()
-      this.setMeta('runId', params.runId)
+      this.meta.set('runId', params.runId)
       // Routed here by the Worker: the run object learns of this shard once, before its first socket.
-      if (params.shard !== undefined && !this.getMeta<boolean>('registered')) {
+      if (params.shard !== undefined && !this.meta.get<boolean>('registered')) {
         await this.env.RUNS.get(this.env.RUNS.idFromName(params.runId)).addShard(params.runId, params.shard)
-        this.setMeta('registered', true)
+        this.meta.set('registered', true)
       }
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server)
       this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
       trySend(server, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
-      this.ctx.waitUntil(this.join(server, params.finished))
+      this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
       return upgraded(request, client)
     }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
   }
@@ -84,9 +104,9 @@ export class RunShardObject extends DurableObject<Env> {
   async alarm(): Promise<void> {
     await this.entry('alarm', async () => {
       try {
-        const runId = this.getMeta<string>('runId')
+        const runId = this.meta.get<string>('runId')
         // The safety net for a lost delivery (above all a lost terminal event): read what follows top.
-        if (runId && !this.getMeta<boolean>('finished')) await this.lock.run(() => this.sendLive(runId, []))
+        if (runId && !this.meta.get<boolean>('finished')) await this.lock.run(() => this.sendLive(runId, []))
         this.sweep()
       } finally {
         await this.armAlarm()
@@ -95,29 +115,15 @@ export class RunShardObject extends DurableObject<Env> {
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.entry('webSocketMessage', () => answerClientMessage(ws, message, {
-      tokens: async () => (await this.deps()).tokens,
-      scopeKey: () => this.atts.get(ws)?.scopeKey,
-      apply: async (expiresAt) => {
-        const att = this.atts.get(ws)
-        if (!att) return false
-        this.atts.set(ws, { ...att, expiresAt })
-        await this.armAlarm()
-        return true
-      },
-    })).catch(() => {})
+    await this.sockets.message(ws, message)
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    await this.entry('webSocketClose', async () => {
-      tryClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason)
-      this.atts.delete(ws)
-      await this.armAlarm()
-    }).catch(() => {})
+    await this.sockets.close(ws, code, reason)
   }
 
   async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    await this.entry('webSocketError', async () => { this.log('websocket error', 'webSocketError', { error: String(error) }); tryClose(ws, 1011, 'error') }).catch(() => {})
+    await this.sockets.error(ws, error)
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -131,11 +137,11 @@ export class RunShardObject extends DurableObject<Env> {
     const ready = this.ctx.getWebSockets().filter((ws) => this.atts.get(ws)?.ready)
     const end = events.length ? events[events.length - 1]!.seq : Infinity
     const low = ready.reduce((m, ws) => Math.min(m, Math.max(this.atts.get(ws)!.last, top)), Infinity)
-    if (low >= end) { if (end > top) this.setMeta('top', end); return } // nobody behind: nothing to send
+    if (low >= end) { if (end > top) this.meta.set('top', end); return } // nobody behind: nothing to send
     let batch = events
     const first = events.length ? events[0]!.seq : Infinity
     if (low === Infinity) {
-      if (events.length) this.setMeta('top', Math.max(top, end))
+      if (events.length) this.meta.set('top', Math.max(top, end))
       return
     }
     if (low < first - 1) {
@@ -176,51 +182,9 @@ export class RunShardObject extends DurableObject<Env> {
     }
     if (batch.some(endsRun)) finished = true
     this.ctx.storage.transactionSync(() => {
-      this.setMeta('top', newTop)
-      if (finished) this.setMeta('finished', true)
+      this.meta.set('top', newTop)
+      if (finished) this.meta.set('finished', true)
     })
-  }
-
-  /**
-   * A socket's replay: history after its position from libSQL, then (under the lock) up to the
-   * shard's top, then ready with caught_up. Sockets replay independently: a shard holds a
-   * fraction of a run's audience, and the run object's batching already spread the joins.
-   */
-  private async join(ws: WebSocket, finishedAtOpen: boolean | undefined): Promise<void> {
-    const runId = this.getMeta<string>('runId')
-    try {
-      if (!runId) throw new Error('no run id')
-      const { store } = await this.deps()
-      let pos = this.atts.get(ws)?.last ?? 0
-      const readTo = async (limit: number): Promise<boolean> => {
-        for (;;) {
-          const page = await store.listRunEvents(runId, pos, REPLAY_PAGE)
-          const fresh = page.filter((e) => e.seq <= limit)
-          if (fresh.length) {
-            trySend(ws, eventsFrame(fresh))
-            pos = fresh[fresh.length - 1]!.seq
-            const att = this.atts.get(ws)
-            if (att) this.atts.set(ws, { ...att, last: pos })
-            if (fresh.some(endsRun)) { tryClose(ws, CLOSE.NORMAL, 'run finished'); return true }
-          }
-          if (page.length < REPLAY_PAGE || fresh.length < page.length) return false
-        }
-      }
-      if (await readTo(Infinity)) return
-      await this.lock.run(async () => {
-        // Sent to the ready sockets while the read ran: read up to it before going live.
-        if (pos < this.top() && (await readTo(this.top()))) return
-        const att = this.atts.get(ws)
-        if (!att) return
-        this.atts.set(ws, { ...att, last: pos, ready: true })
-        trySend(ws, JSON.stringify({ type: 'caught_up', position: pos } satisfies ServerMessage))
-        if (finishedAtOpen || this.getMeta<boolean>('finished')) tryClose(ws, CLOSE.NORMAL, 'run finished')
-        await this.armAlarm()
-      })
-    } catch (err) {
-      this.log('replay failed', 'fetch', { runId, error: String(err) })
-      tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
-    }
   }
 
   /** Heartbeats to ready sockets; closes sockets whose credential expired. */
@@ -256,19 +220,8 @@ export class RunShardObject extends DurableObject<Env> {
   }
 
   private top(): number {
-    return this.getMeta<number>('top') ?? 0
+    return this.meta.get<number>('top') ?? 0
   }
-
-  private getMeta<T>(key: string): T | undefined {
-    const row = this.ctx.storage.sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0]
-    return row ? (JSON.parse(row.value) as T) : undefined
-  }
-
-  private setMeta(key: string, value: unknown): void {
-    this.ctx.storage.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value))
-  }
-
-
 
   private async deps(): Promise<Shared> {
     return (this.shared ??= await getShared(this.env))
