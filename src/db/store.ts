@@ -658,15 +658,26 @@ export class Store {
 
   /** Every tenant's events after `afterId`, in id order: the cross-process tail (runtime/local/tail.ts) reads the table with it. */
   async listEventsAfter(afterId: number, limit: number): Promise<Array<{ tenantId: string; event: RunEvent }>> {
-    const rows = await this.db.select({ e: events, tags: runs.tags }).from(events).innerJoin(runs, eq(runs.id, events.runId))
-      .where(gt(events.id, afterId)).orderBy(asc(events.id)).limit(limit)
+    const rows = await this.tailQueries().after.all({ afterId, limit })
     return rows.map((r) => ({ tenantId: r.e.tenantId, event: toRunEvent(r.e, r.tags) }))
   }
 
-  /** The highest event id of any tenant (0 when there is none). */
+  /** The highest event id of any tenant (0 when there is none): one seek to the end of the id index. */
   async maxEventId(): Promise<number> {
-    const [r] = await this.db.select({ id: sql<number>`max(${events.id})` }).from(events)
+    const [r] = await this.tailQueries().max.all()
     return Number(r?.id ?? 0)
+  }
+
+  // The event tail reads these every period of every process: built once, since building a
+  // drizzle query costs more CPU than running it (measured on Bun and Node: ~300 µs against ~50–150 µs).
+  private tailQueriesBuilt?: ReturnType<Store['buildTailQueries']>
+  private tailQueries() { return (this.tailQueriesBuilt ??= this.buildTailQueries()) }
+  private buildTailQueries() {
+    return {
+      after: this.db.select({ e: events, tags: runs.tags }).from(events).innerJoin(runs, eq(runs.id, events.runId))
+        .where(gt(events.id, sql.placeholder('afterId'))).orderBy(asc(events.id)).limit(sql.placeholder('limit')).prepare(),
+      max: this.db.select({ id: sql<number>`max(${events.id})` }).from(events).prepare(),
+    }
   }
 
   /** Drop cached rows and history of runs another process has written (their events came through the tail), before they are published here. */
