@@ -82,7 +82,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, metrics,
   })
-  const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost, metrics })
+  const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost, metrics, latestEventId: () => tail.position })
   const appConfig = { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS }
   // The per-key limit holds across the processes on this database: counts meet there every sync period.
   const syncMs = config.RUNRELAY_RATE_LIMIT_SYNC_MS
