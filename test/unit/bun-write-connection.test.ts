@@ -52,7 +52,7 @@ describe('Bun write connection', () => {
     const stmt = (key: string) => ({ sql: 'insert into settings (key, value, updated_at) values (?, ?, ?) returning key', args: [key, 'v', 1] })
     await expect(client.batch([stmt('a'), stmt('b'), stmt('a')], 'write')).rejects.toThrow(/UNIQUE constraint failed/)
     expect((await client.execute('select count(*) as n from settings where key in (\'a\', \'b\')')).rows[0]!.n).toBe(0)
-    const ok = await client.batch([stmt('a'), stmt('b')], 'write') as Array<{ rows: unknown[][] }>
+    const ok = await client.batch([stmt('a'), stmt('b')], 'write') as unknown as Array<{ rows: unknown[][] }>
     expect(ok.map((r) => r.rows)).toEqual([[['a']], [['b']]])
   })
 

@@ -17,6 +17,12 @@ const CLOSE_HANDSHAKE_MS = 2_000
  */
 const HTTP_IDLE_TIMEOUT_S = 255
 
+/**
+ * The event-loop delay metric samples every 100 ms on Bun rather than prom-client's 10 ms: Bun's
+ * monitor is a JS timer, and at 10 ms it alone cost ~3 ms of CPU a second on an idle server (BENCHMARKS.md).
+ */
+const EVENT_LOOP_PRECISION_MS = 100
+
 /** The part of Bun's global the runtime uses (typed here so the Node type check needs no Bun types). */
 interface BunServer extends BunUpgrader, TopicPublisher {
   readonly port: number
@@ -47,7 +53,7 @@ export async function startBun(env: Record<string, string | undefined> = process
   const log = logger(config.RUNRELAY_LOG)
   const sockets = createBunWebSockets({ maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES })
   const runtime = await createLocalRuntime({
-    store, config, log, upgradeWebSocket: sockets.acceptor,
+    store, config, log, upgradeWebSocket: sockets.acceptor, eventLoopPrecisionMs: EVENT_LOOP_PRECISION_MS,
     secrets: await SecretBox.fromKey(await encryptionKey(config, nodeKeyFiles)),
     resolveHost: async (host) => (await lookup(host.replace(/\.$/, ''), { all: true })).map((a) => a.address),
   })

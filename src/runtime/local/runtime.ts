@@ -37,6 +37,8 @@ export interface LocalRuntimeOptions {
   fetch?: typeof fetch
   clock?: Clock
   log?: (msg: string, extra?: Record<string, unknown>) => void
+  /** Sampling period of the event-loop delay metric (Bun: a JS timer, so its default 10 ms costs idle CPU). */
+  eventLoopPrecisionMs?: number
 }
 
 /**
@@ -59,7 +61,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   store.enableReadCache(READ_CACHE_MS)
   const root = await ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now())
 
-  const metrics = new PromMetrics(store)
+  const metrics = new PromMetrics(store, { eventLoopPrecisionMs: opts.eventLoopPrecisionMs })
   const tracing = await startTracing(config)
   const telemetry = { metrics, tracer: tracing?.tracer }
   const hub = new LocalHub()
