@@ -668,6 +668,13 @@ export class Store {
     return Number(r?.id ?? 0)
   }
 
+  private leaseProbeBuilt?: ReturnType<Store['buildLeaseProbe']>
+  private leaseProbe() { return (this.leaseProbeBuilt ??= this.buildLeaseProbe()) }
+  private buildLeaseProbe() {
+    return this.db.select({ id: runs.id }).from(runs)
+      .where(and(isNull(runs.finishedAt), or(isNull(runs.leaseExpiresAt), lt(runs.leaseExpiresAt, sql.placeholder('now'))))).limit(1).prepare()
+  }
+
   // The event tail reads these every period of every process: built once, since building a
   // drizzle query costs more CPU than running it (measured on Bun and Node: ~300 µs against ~50–150 µs).
   private tailQueriesBuilt?: ReturnType<Store['buildTailQueries']>
@@ -707,6 +714,10 @@ export class Store {
    * processes claiming at once never both get a run.
    */
   async claimRuns(owner: string, now: number, expiresAt: number, limit: number): Promise<RunRow[]> {
+    // Most passes find nothing to claim: a read says so without taking the database's write lock
+    // (every process claims every second). A run freed just after the read is claimed next pass.
+    const [any] = await this.leaseProbe().all({ now })
+    if (!any) return []
     const free = or(isNull(runs.leaseExpiresAt), lt(runs.leaseExpiresAt, now))
     const candidates = this.db.select({ id: runs.id }).from(runs).where(and(isNull(runs.finishedAt), free)).limit(limit)
     return this.db.update(runs).set({ leaseOwner: owner, leaseExpiresAt: expiresAt, leaseToken: sql`${runs.leaseToken} + 1` })
