@@ -32,7 +32,9 @@ export function embeddedFilePath(libsqlUrl: string | undefined, dataDir: string)
  * with the client's semantics: BEGIN IMMEDIATE (waiting out another writer up to `timeoutMs`),
  * the statements in order, COMMIT; any failure rolls everything back and rejects; reading
  * statements answer `{ rows }` of arrays, as the client's do. Everything else stays on the client's pool.
- * The connection is one more on the same file (WAL), exactly like another process's.
+ * The connection is one more on the same file (WAL), exactly like another process's. Its
+ * BEGIN IMMEDIATE waits synchronously, which is safe because no code holds a transaction of the
+ * pool open across an await (no `client.transaction()`): every other write finishes in its call.
  */
 export function withWriteConnection<C extends BatchClient>(client: C, path: string, timeoutMs: number): C {
   const db = new Database(path, { timeout: timeoutMs })
