@@ -17,8 +17,8 @@ export const BUN_BIN = fileURLToPath(new URL('../node_modules/bun/bin/bun.exe', 
 export function startAgent(file: string, name: string, runtime: 'node' | 'bun' = 'node'): Agent {
   const child: ChildProcess = fork(fileURLToPath(new URL(file, import.meta.url)), [], {
     ...(runtime === 'bun' ? { execPath: BUN_BIN } : {}),
-    // BENCH_CPU_PROF=<dir> profiles every agent (node --cpu-prof) for a look at where time goes.
-    execArgv: runtime === 'bun' ? [] : ['--expose-gc', '--max-old-space-size=2048', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : []), '--import', 'tsx'],
+    // BENCH_CPU_PROF=<dir> profiles every agent (node or bun --cpu-prof) for a look at where time goes.
+    execArgv: runtime === 'bun' ? (process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}-bun-${Date.now()}.cpuprofile`] : []) : ['--expose-gc', '--max-old-space-size=2048', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : []), '--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, BENCH_AGENT: name },
   })

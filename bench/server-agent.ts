@@ -34,6 +34,9 @@ const runsById = new Map<string, RunRow>()
 const publishedAt = new Map<string, number>()
 let recordPublish = false
 let cpuMark = process.cpuUsage()
+/** BENCH_CPU_PROF: the measured windows (performance.now()), printed at exit as ms before it, to cut them out of the profile. */
+const profWindows: Array<[number, number]> = []
+if (process.env.BENCH_CPU_PROF) process.on('exit', () => { const end = performance.now(); console.error(`cpu-prof windows (ms before exit): ${JSON.stringify(profWindows.map(([a, b]) => [end - a, end - b]))}`) })
 
 const ledger = () => (node!.runtime.host as unknown as { ledger: LocalLedger }).ledger
 
@@ -185,9 +188,10 @@ serveAgent({
   cpuMark() {
     if (sqlStats.size) { console.error('sql (since the last mark):'); printSqlStats() }
     cpuMark = process.cpuUsage()
+    profWindows.push([performance.now(), NaN])
     return null
   },
-  cpuSince() { const d = process.cpuUsage(cpuMark); return (d.user + d.system) / 1000 },
+  cpuSince() { const d = process.cpuUsage(cpuMark); profWindows.at(-1)![1] = performance.now(); return (d.user + d.system) / 1000 },
   rss() { gc(); return process.memoryUsage().rss },
   /** RSS and V8 heap in use, after gc(): heap growth is live JS objects; RSS also counts freed heap V8 keeps and malloc. */
   mem() { gc(); const m = process.memoryUsage(); return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external + m.arrayBuffers } },

@@ -689,15 +689,33 @@ export class Store {
 
   /** Every tenant's events after `afterId`, in id order: the cross-process tail (runtime/local/tail.ts) reads the table with it. */
   async listEventsAfter(afterId: number, limit: number): Promise<Array<{ tenantId: string; event: RunEvent }>> {
-    const rows = await this.db.select({ e: events, tags: runs.tags }).from(events).innerJoin(runs, eq(runs.id, events.runId))
-      .where(gt(events.id, afterId)).orderBy(asc(events.id)).limit(limit)
+    const rows = await this.tailQueries().after.all({ afterId, limit })
     return rows.map((r) => ({ tenantId: r.e.tenantId, event: toRunEvent(r.e, r.tags) }))
   }
 
-  /** The highest event id of any tenant (0 when there is none). */
+  /** The highest event id of any tenant (0 when there is none): one seek to the end of the id index. */
   async maxEventId(): Promise<number> {
-    const [r] = await this.db.select({ id: sql<number>`max(${events.id})` }).from(events)
+    const [r] = await this.tailQueries().max.all()
     return Number(r?.id ?? 0)
+  }
+
+  private leaseProbeBuilt?: ReturnType<Store['buildLeaseProbe']>
+  private leaseProbe() { return (this.leaseProbeBuilt ??= this.buildLeaseProbe()) }
+  private buildLeaseProbe() {
+    return this.db.select({ id: runs.id }).from(runs)
+      .where(and(isNull(runs.finishedAt), or(isNull(runs.leaseExpiresAt), lt(runs.leaseExpiresAt, sql.placeholder('now'))))).limit(1).prepare()
+  }
+
+  // The event tail reads these every period of every process: built once, since building a
+  // drizzle query costs more CPU than running it (measured on Bun and Node: ~300 µs against ~50–150 µs).
+  private tailQueriesBuilt?: ReturnType<Store['buildTailQueries']>
+  private tailQueries() { return (this.tailQueriesBuilt ??= this.buildTailQueries()) }
+  private buildTailQueries() {
+    return {
+      after: this.db.select({ e: events, tags: runs.tags }).from(events).innerJoin(runs, eq(runs.id, events.runId))
+        .where(gt(events.id, sql.placeholder('afterId'))).orderBy(asc(events.id)).limit(sql.placeholder('limit')).prepare(),
+      max: this.db.select({ id: sql<number>`max(${events.id})` }).from(events).prepare(),
+    }
   }
 
   /** Drop cached rows and history of runs another process has written (their events came through the tail), before they are published here. */
@@ -727,6 +745,10 @@ export class Store {
    * processes claiming at once never both get a run.
    */
   async claimRuns(owner: string, now: number, expiresAt: number, limit: number): Promise<RunRow[]> {
+    // Most passes find nothing to claim: a read says so without taking the database's write lock
+    // (every process claims every second). A run freed just after the read is claimed next pass.
+    const [any] = await this.leaseProbe().all({ now })
+    if (!any) return []
     const free = or(isNull(runs.leaseExpiresAt), lt(runs.leaseExpiresAt, now))
     const candidates = this.db.select({ id: runs.id }).from(runs).where(and(isNull(runs.finishedAt), free)).limit(limit)
     return this.db.update(runs).set({ leaseOwner: owner, leaseExpiresAt: expiresAt, leaseToken: sql`${runs.leaseToken} + 1` })

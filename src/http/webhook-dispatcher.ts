@@ -44,7 +44,16 @@ export interface WebhookDispatcherDeps {
   fetch: typeof fetch
   log?: (msg: string, extra?: Record<string, unknown>) => void
   metrics?: Metrics
+  /**
+   * The highest event id this process knows is committed (Node/Deno: the event tail's position).
+   * While it has not moved past what the last ingest scanned, ingest skips its reads (one in
+   * FULL_INGEST_EVERY passes scans anyway, for events nobody here has seen).
+   */
+  latestEventId?: () => number
 }
+
+/** With `latestEventId`, every this-many-th ingest reads the table even when nothing new is known. */
+const FULL_INGEST_EVERY = 10
 
 export interface WebhookDispatcherOptions {
   retryScheduleMs?: number[]
@@ -92,6 +101,9 @@ export class WebhookDispatcher {
   private readonly leaseMs: number
   private readonly concurrency: number
   private readonly batch: number
+  /** Every event up to this id has been scanned by an ingest here (-1: none yet). */
+  private scannedThrough = -1
+  private quietIngests = 0
 
   constructor(private readonly deps: WebhookDispatcherDeps, opts: WebhookDispatcherOptions = {}) {
     this.q = new WebhookQueries(deps.store.db)
@@ -112,6 +124,10 @@ export class WebhookDispatcher {
 
   /** Turn events after the cursor into delivery rows, then move the cursor past them. */
   async ingest(now = this.deps.clock.now()): Promise<number> {
+    const latest = this.deps.latestEventId?.()
+    // Nothing committed since the last scan that this process knows of: the cursor cannot have events to read.
+    if (latest !== undefined && latest <= this.scannedThrough && ++this.quietIngests < FULL_INGEST_EVERY) return 0
+    this.quietIngests = 0
     let cursor = await this.q.cursor(CURSOR_KEY, () => this.q.maxEventId(), now)
     let created = 0
     for (let round = 0; round < 20; round++) {
@@ -131,6 +147,8 @@ export class WebhookDispatcher {
       await this.q.advanceCursor(CURSOR_KEY, cursor, now)
       if (evs.length < this.batch) break
     }
+    // Read before the scan: an event committed during it is past this and is scanned next time.
+    if (latest !== undefined) this.scannedThrough = Math.min(latest, cursor)
     return created
   }
 

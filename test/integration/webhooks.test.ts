@@ -190,6 +190,41 @@ describe('outbound webhooks: private networks refused by default', () => {
 })
 
 describe('webhook dispatcher (fake clock, real libSQL, real receiver)', () => {
+  it('given the event tail\'s position, ingest reads only once it moved, and every 10th pass regardless', async () => {
+    const db = await tempDatabase()
+    try {
+      const clock = fakeClock(Date.parse('2027-01-01T00:00:00Z'))
+      const secrets = await SecretBox.fromKey(newEncryptionKey())
+      const { tenant, workflow } = await seedWorkflow(db.store, clock.now())
+      let position = 0
+      const dispatcher = new WebhookDispatcher({ store: db.store, secrets, clock, fetch: createGuardedFetch({ allowPrivate: true, timeoutMs: 5_000 }), latestEventId: () => position })
+      let reads = 0
+      const eventsAfter = dispatcher.q.eventsAfter.bind(dispatcher.q)
+      dispatcher.q.eventsAfter = (...args) => { reads++; return eventsAfter(...args) }
+      await dispatcher.ingest()
+      const q = new WebhookQueries(db.store.db)
+      await q.createEndpoint({ id: newId('whe'), tenantId: tenant.id, workflowId: null, url: 'http://127.0.0.1:9/none', description: null, filter: 'all', eventTypes: [], secret: await secrets.encrypt('whsec_' + Buffer.from('k'.repeat(24)).toString('base64')), enabled: true, createdAt: clock.now(), updatedAt: clock.now() })
+      const hosts = recordingHosts(db.store, clock)
+      const newRun = () => hosts.create({ id: newId('run'), tenantId: tenant.id, workflowId: workflow.id, status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: clock.now(), updatedAt: clock.now() }, { type: 'run.created', data: {} })
+      await newRun()
+      reads = 0
+      // The position has not moved: the passes skip their reads ...
+      for (let i = 0; i < 5; i++) expect(await dispatcher.ingest()).toBe(0)
+      expect(reads).toBe(0)
+      // ... until it does: the next pass makes the delivery.
+      position = await db.store.maxEventId()
+      expect(await dispatcher.ingest()).toBe(1)
+      expect(reads).toBe(1)
+      // An event the position never shows (say its process died before this one's tail read it) is scanned by the 10th pass.
+      await newRun()
+      let passes = 0, created = 0
+      while (created === 0 && passes < 20) { created += await dispatcher.ingest(); passes++ }
+      expect({ created, passes }).toEqual({ created: 1, passes: 10 })
+    } finally {
+      db.close()
+    }
+  })
+
   it('disables an endpoint that has failed continuously for 5 days; deliveries survive a new dispatcher', async () => {
     const rx = await startReceiver()
     rx.script('/fail', [{ status: 500 }])

@@ -2,11 +2,12 @@ import { lookup } from 'node:dns/promises'
 import { mkdirSync } from 'node:fs'
 import { parseConfig } from '../../config.ts'
 import { SecretBox } from '../../core/crypto.ts'
-import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
+import { BUSY_TIMEOUT_MS, encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
 import { nodeKeyFiles } from '../node/key-files.ts'
 import type { TopicPublisher } from './topics.ts'
 import { createBunWebSockets, type BunEnv, type BunUpgrader } from './websocket.ts'
+import { embeddedFilePath, withWriteConnection } from './write-connection.ts'
 
 /** How long a clean shutdown waits for clients to answer the 1012 close handshake. */
 const CLOSE_HANDSHAKE_MS = 2_000
@@ -15,6 +16,12 @@ const CLOSE_HANDSHAKE_MS = 2_000
  * streams send a comment every heartbeat (15 s by default), so the limit must be above it.
  */
 const HTTP_IDLE_TIMEOUT_S = 255
+
+/**
+ * The event-loop delay metric samples every 100 ms on Bun rather than prom-client's 10 ms: Bun's
+ * monitor is a JS timer, and at 10 ms it alone cost ~3 ms of CPU a second on an idle server (BENCHMARKS.md).
+ */
+const EVENT_LOOP_PRECISION_MS = 100
 
 /** The part of Bun's global the runtime uses (typed here so the Node type check needs no Bun types). */
 interface BunServer extends BunUpgrader, TopicPublisher {
@@ -40,10 +47,13 @@ export async function startBun(env: Record<string, string | undefined> = process
   const config = parseConfig(env)
   mkdirSync(config.RUNRELAY_DATA_DIR, { recursive: true })
   const { store, client } = await openEmbeddedStore(config)
+  // The store's group commits go through a connection that keeps their statements prepared (write-connection.ts).
+  const file = embeddedFilePath(config.LIBSQL_URL, config.RUNRELAY_DATA_DIR)
+  if (file) withWriteConnection(client, file, BUSY_TIMEOUT_MS)
   const log = logger(config.RUNRELAY_LOG)
   const sockets = createBunWebSockets({ maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES })
   const runtime = await createLocalRuntime({
-    store, config, log, upgradeWebSocket: sockets.acceptor,
+    store, config, log, upgradeWebSocket: sockets.acceptor, eventLoopPrecisionMs: EVENT_LOOP_PRECISION_MS,
     secrets: await SecretBox.fromKey(await encryptionKey(config, nodeKeyFiles)),
     resolveHost: async (host) => (await lookup(host.replace(/\.$/, ''), { all: true })).map((a) => a.address),
   })

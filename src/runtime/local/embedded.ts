@@ -11,7 +11,7 @@ import { schema, Store } from '../../db/store.ts'
 const inDataDir = (config: Config, name: string) => (config.RUNRELAY_DATA_DIR.endsWith('/') ? config.RUNRELAY_DATA_DIR + name : `${config.RUNRELAY_DATA_DIR}/${name}`)
 
 /** How long a statement waits for another connection's (or process's) write lock. */
-const BUSY_TIMEOUT_MS = 5_000
+export const BUSY_TIMEOUT_MS = 5_000
 
 /** Open LIBSQL_URL, by default the embedded file in the data dir (which must exist). */
 export async function openEmbeddedStore(config: Config): Promise<{ store: Store; client: Client }> {

@@ -19,7 +19,8 @@ export class PromMetrics implements Metrics {
   private readonly gauges = new Map<string, Gauge>()
   private readonly histograms = new Map<string, Histogram>()
 
-  constructor(store: Store) {
+  /** `eventLoopPrecisionMs`: the event-loop delay monitor's sampling period (prom-client's default 10 ms). */
+  constructor(store: Store, opts: { eventLoopPrecisionMs?: number } = {}) {
     for (const [name, def] of Object.entries(METRICS)) {
       const common = { name, help: def.help, labelNames: [...def.labels], registers: [this.registry] }
       if (def.type === 'counter') this.counters.set(name, new Counter(common))
@@ -36,7 +37,7 @@ export class PromMetrics implements Metrics {
       } else this.gauges.set(name, new Gauge(common))
     }
     // Deno's Node compatibility lacks a few of these (event loop histograms): the rest still counts.
-    try { collectDefaultMetrics({ register: this.registry }) } catch { /* process metrics are optional */ }
+    try { collectDefaultMetrics({ register: this.registry, ...(opts.eventLoopPrecisionMs ? { eventLoopMonitoringPrecision: opts.eventLoopPrecisionMs } : {}) }) } catch { /* process metrics are optional */ }
   }
 
   inc(name: CounterName, labels?: MetricLabels, by = 1): void {

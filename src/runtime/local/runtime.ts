@@ -39,6 +39,8 @@ export interface LocalRuntimeOptions {
   fetch?: typeof fetch
   clock?: Clock
   log?: (msg: string, extra?: Record<string, unknown>) => void
+  /** Sampling period of the event-loop delay metric (Bun: a JS timer, so its default 10 ms costs idle CPU). */
+  eventLoopPrecisionMs?: number
 }
 
 /**
@@ -64,7 +66,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   ;(cacheSync as { unref?: () => void }).unref?.()
   const root = await ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now())
 
-  const metrics = new PromMetrics(store)
+  const metrics = new PromMetrics(store, { eventLoopPrecisionMs: opts.eventLoopPrecisionMs })
   const tracing = await startTracing(config)
   const telemetry = { metrics, tracer: tracing?.tracer }
   const hub = new LocalHub()
@@ -87,7 +89,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, metrics,
   })
-  const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost, metrics })
+  const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost, metrics, latestEventId: () => tail.position })
   const appConfig = { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS }
   // The per-key limit holds across the processes on this database: counts meet there every sync period.
   const syncMs = config.RUNRELAY_RATE_LIMIT_SYNC_MS

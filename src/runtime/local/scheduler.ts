@@ -20,6 +20,8 @@ export interface LocalSchedulerDeps {
   resolveHost?: ResolveHost
   log?: (msg: string, extra?: Record<string, unknown>) => void
   metrics?: Metrics
+  /** The event tail's position: webhook ingest skips its reads while it has not moved (WebhookDispatcherDeps). */
+  latestEventId?: () => number
 }
 
 /**
@@ -43,7 +45,7 @@ export class LocalScheduler {
     this.intervalMs = config.RUNRELAY_JOBS_INTERVAL_MS
     this.schedules = new ScheduleEngine({ store: deps.store, clock: deps.clock, hosts: deps.hosts, log: deps.log })
     this.webhooks = new WebhookDispatcher({
-      store: deps.store, secrets: deps.secrets, clock: deps.clock, log: deps.log, metrics: deps.metrics,
+      store: deps.store, secrets: deps.secrets, clock: deps.clock, log: deps.log, metrics: deps.metrics, latestEventId: deps.latestEventId,
       fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, resolve: deps.resolveHost, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS }),
     }, { retryScheduleMs: config.RUNRELAY_WEBHOOK_RETRY_SCHEDULE, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS })
   }

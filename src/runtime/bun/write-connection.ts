@@ -1,0 +1,78 @@
+import Database from 'libsql'
+
+/** Distinct statements kept prepared (a group commit's SQL varies with its number of rows). */
+const MAX_STATEMENTS = 64
+
+/** The part of @libsql/client's Client that the write connection takes over. */
+export interface BatchClient {
+  batch(stmts: unknown[], mode?: string): Promise<unknown>
+  close(): void
+}
+
+type Prepared = ReturnType<InstanceType<typeof Database>['prepare']>
+
+/**
+ * The database file behind LIBSQL_URL when it is a plain embedded file (unset: the data dir's),
+ * or undefined for anything else (remote, in memory, URL parameters), which keeps the client's own path.
+ */
+export function embeddedFilePath(libsqlUrl: string | undefined, dataDir: string): string | undefined {
+  if (libsqlUrl === undefined) return `${dataDir.replace(/\/$/, '')}/runrelay.db`
+  const m = /^file:([^/?#%][^?#%]*|\/[^/?#%][^?#%]*)$/.exec(libsqlUrl)
+  return m && m[1] !== ':memory:' ? m[1] : undefined
+}
+
+/**
+ * Every event is a commit (persisted before it is published), so on a busy run the commit is
+ * runrelay's largest cost per event after the fan-out. @libsql/client prepares each statement
+ * again on every call (and raises an exception inside to learn that BEGIN returns no rows);
+ * this dedicated connection keeps the statements of the store's write batches prepared instead.
+ * Measured on Bun at 20 commits/s: ~1.2 ms of CPU per batch through the client, ~0.65 ms here.
+ *
+ * It takes over `batch(…, 'write')` only, the store's atomic group commits (`Store.writeBatch`),
+ * with the client's semantics: BEGIN IMMEDIATE (waiting out another writer up to `timeoutMs`),
+ * the statements in order, COMMIT; any failure rolls everything back and rejects; reading
+ * statements answer `{ rows }` of arrays, as the client's do. Everything else stays on the client's pool.
+ * The connection is one more on the same file (WAL), exactly like another process's. Its
+ * BEGIN IMMEDIATE waits synchronously, which is safe because no code holds a transaction of the
+ * pool open across an await (no `client.transaction()`): every other write finishes in its call.
+ */
+export function withWriteConnection<C extends BatchClient>(client: C, path: string, timeoutMs: number): C {
+  const db = new Database(path, { timeout: timeoutMs })
+  const statements = new Map<string, Prepared>()
+  const prepared = (sql: string): Prepared => {
+    let s = statements.get(sql)
+    if (s) return s
+    if (statements.size >= MAX_STATEMENTS) statements.delete(statements.keys().next().value!)
+    s = db.prepare(sql)
+    if (s.reader) s.raw(true)
+    statements.set(sql, s)
+    return s
+  }
+  const begin = db.prepare('BEGIN IMMEDIATE'), commit = db.prepare('COMMIT'), rollback = db.prepare('ROLLBACK')
+  const clientBatch = client.batch.bind(client)
+  const clientClose = client.close.bind(client)
+  client.batch = async (stmts: unknown[], mode?: string) => {
+    if (mode !== 'write') return clientBatch(stmts, mode)
+    begin.run()
+    try {
+      const results = (stmts as Array<{ sql: string; args: unknown[] }>).map(({ sql, args }) => {
+        const s = prepared(sql)
+        const values = (args ?? []).map((v) => (typeof v === 'boolean' ? Number(v) : v))
+        if (s.reader) return { rows: s.all(values) }
+        s.run(values)
+        return { rows: [] }
+      })
+      commit.run()
+      return results
+    } catch (err) {
+      if (db.inTransaction) rollback.run()
+      throw err
+    }
+  }
+  client.close = () => {
+    statements.clear()
+    db.close()
+    clientClose()
+  }
+  return client
+}
