@@ -433,6 +433,7 @@ export class Store {
 
   /** The shared change counter as this process last read it (undefined before the first sync). */
   private cacheEpoch?: string
+  private cacheEpochQuery?: { all(): Promise<Array<{ value: string }>> }
 
   /** Tell the other processes' read caches that a cached row changed (see enableReadCache). */
   private async announceChange(): Promise<void> {
@@ -447,7 +448,9 @@ export class Store {
    */
   async syncReadCache(): Promise<void> {
     if (!this.caches) return
-    const epoch = (await this.getSetting(CACHE_EPOCH)) ?? '0'
+    // Built once, like the tail's queries: every process runs it several times a second.
+    this.cacheEpochQuery ??= this.db.select({ value: settings.value }).from(settings).where(eq(settings.key, CACHE_EPOCH)).prepare()
+    const epoch = (await this.cacheEpochQuery.all())[0]?.value ?? '0'
     if (this.cacheEpoch !== undefined && epoch !== this.cacheEpoch) {
       this.generation++
       this.caches.keys.clear()
