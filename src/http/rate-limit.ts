@@ -22,6 +22,9 @@ interface Bucket {
   periodSpent: number
 }
 
+/** How often a process that accepted nothing syncs anyway (its heartbeat, and the others' spending). */
+const IDLE_SYNC_EVERY_MS = 1_000
+
 /**
  * Per-key request budget: a token bucket of `perMinute` requests that refills continuously.
  * Alone (or with no `sync`, as on Workers: per isolate) it is in memory. With a `sync` (Node, Deno,
@@ -37,6 +40,7 @@ export class KeyRateLimiter {
   private timer: ReturnType<typeof setInterval> | undefined
   private syncing: Promise<void> | undefined
   private failing = false
+  private lastSyncAt = -Infinity
 
   constructor(
     private readonly perMinute: number,
@@ -97,6 +101,10 @@ export class KeyRateLimiter {
         if (b.unsynced > 0 || now - b.seen < 60_000) spent.set(key, b.unsynced)
         b.unsynced = 0
       }
+      // Nothing accepted here since the last sync: a write (and fsync) every period buys nothing but
+      // fresher views of the others' spending, which the 1/N share already bounds. The heartbeat
+      // (liveness window ≥ 3 s) still goes out once a second.
+      if (now - this.lastSyncAt < IDLE_SYNC_EVERY_MS && ![...spent.values()].some((n) => n > 0)) return
       let result: Awaited<ReturnType<KeyRateSync['sync']>>
       try {
         result = await shared.sync.sync(spent, this.perMinute, now)
@@ -109,6 +117,7 @@ export class KeyRateLimiter {
       }
       if (this.failing) shared.log?.('the per-key rate limit syncs with the database again')
       this.failing = false
+      this.lastSyncAt = now
       this.processes = result.processes
       for (const [key, tokens] of result.tokens) {
         const b = this.buckets.get(key)

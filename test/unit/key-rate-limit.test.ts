@@ -98,4 +98,24 @@ describe('KeyRateLimiter shared through the database', () => {
     await other.syncNow()
     expect(accept(other, 'key:f')).toBe(false) // …then it knows the bucket is empty
   })
+
+  it('a limiter that accepted nothing syncs once a second, not every period; one request makes the next period sync', async () => {
+    const real = new KeyRateQueries(store.db, 'idle', 3_000)
+    let syncs = 0
+    const counted: KeyRateSync = { sync: (...a) => { syncs++; return real.sync(...a) }, leave: () => real.leave() }
+    const l = limiter('idle', counted)
+    await l.syncNow()
+    accept(l, 'key:i')
+    now += SYNC_MS
+    await l.syncNow() // pushes the one request
+    const before = syncs
+    for (let t = 0; t < 4_000; t += SYNC_MS) { now += SYNC_MS; await l.syncNow() }
+    // 16 periods without a request: 4 syncs (the heartbeat), not 16.
+    expect(syncs - before).toBe(4)
+    accept(l, 'key:i')
+    now += SYNC_MS
+    const idleBefore = syncs
+    await l.syncNow()
+    expect(syncs - idleBefore).toBe(1)
+  })
 })
