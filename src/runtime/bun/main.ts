@@ -4,6 +4,7 @@ import { parseConfig } from '../../config.ts'
 import { SecretBox } from '../../core/crypto.ts'
 import { BUSY_TIMEOUT_MS, encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
+import { runProgram } from '../local/program.ts'
 import { nodeKeyFiles } from '../node/key-files.ts'
 import type { TopicPublisher } from './topics.ts'
 import { createBunWebSockets, type BunEnv, type BunUpgrader } from './websocket.ts'
@@ -86,20 +87,5 @@ export async function startBun(env: Record<string, string | undefined> = process
 }
 
 if (import.meta.main) {
-  const started = await startBun().catch((err) => {
-    console.error(String(err?.message ?? err))
-    process.exit(1)
-  })
-  const { runtime, url, resumed, stop, log } = started
-  if (runtime.rootKeyCreated) {
-    // Shown once: only its hash is stored.
-    console.log(`\nroot key (shown once, keep it): ${runtime.rootKeyCreated}\n`)
-  }
-  log('runrelay listening', { url, resumedRuns: resumed, runtime: 'bun', version: Bun.version })
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      log('shutting down', { signal })
-      stop().then(() => process.exit(0), (err) => { console.error(err); process.exit(1) })
-    })
-  }
+  await runProgram(() => startBun(), { exit: (code) => process.exit(code), onSignal: (signal, handler) => { process.once(signal, handler) } }, { runtime: 'bun', version: Bun.version })
 }

@@ -5,6 +5,7 @@ import { SecretBox } from '../../core/crypto.ts'
 import type { ResolveHost } from '../../core/outbound.ts'
 import { encryptionKey, logger, openEmbeddedStore, type KeyFiles } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
+import { runProgram } from '../local/program.ts'
 import { upgradeWebSocket } from './websocket.ts'
 
 /** How long a clean shutdown waits for clients to answer the 1012 close handshake. */
@@ -113,20 +114,5 @@ export async function startDeno(env: Record<string, string | undefined> = Deno.e
 }
 
 if (import.meta.main) {
-  const started = await startDeno().catch((err) => {
-    console.error(String(err?.message ?? err))
-    Deno.exit(1)
-  })
-  const { runtime, url, resumed, stop, log } = started
-  if (runtime.rootKeyCreated) {
-    // Shown once: only its hash is stored.
-    console.log(`\nroot key (shown once, keep it): ${runtime.rootKeyCreated}\n`)
-  }
-  log('runrelay listening', { url, resumedRuns: resumed, runtime: 'deno', version: Deno.version.deno })
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    Deno.addSignalListener(signal, () => {
-      log('shutting down', { signal })
-      stop().then(() => Deno.exit(0), (err) => { console.error(err); Deno.exit(1) })
-    })
-  }
+  await runProgram(() => startDeno(), { exit: (code) => Deno.exit(code), onSignal: (signal, handler) => Deno.addSignalListener(signal, handler) }, { runtime: 'deno', version: Deno.version.deno })
 }

@@ -6,6 +6,7 @@ import { parseConfig } from '../../config.ts'
 import { SecretBox } from '../../core/crypto.ts'
 import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
+import { runProgram } from '../local/program.ts'
 import { nodeKeyFiles } from './key-files.ts'
 import { answerClientError } from './client-errors.ts'
 import { createNodeWebSockets } from './websocket.ts'
@@ -66,23 +67,8 @@ export async function startNode(env: Record<string, string | undefined> = proces
 }
 
 /** The `npm start` / `node dist/main.mjs` program: start, print the root key once, stop on SIGTERM/SIGINT. */
-export async function runMain() {
-  const started = await startNode().catch((err) => {
-    console.error(String(err?.message ?? err))
-    process.exit(1)
-  })
-  const { runtime, url, resumed, stop, log } = started
-  if (runtime.rootKeyCreated) {
-    // Shown once: only its hash is stored.
-    console.log(`\nroot key (shown once, keep it): ${runtime.rootKeyCreated}\n`)
-  }
-  log('runrelay listening', { url, resumedRuns: resumed })
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      log('shutting down', { signal })
-      stop().then(() => process.exit(0), (err) => { console.error(err); process.exit(1) })
-    })
-  }
+export function runMain(): Promise<void> {
+  return runProgram(() => startNode(), { exit: (code) => process.exit(code), onSignal: (signal, handler) => { process.once(signal, handler) } })
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('src/runtime/node/main.ts')) await runMain()
