@@ -213,11 +213,11 @@ export class Watcher {
    * the upstream echo them back (its own state is kept as it came).
    */
   observe(run: RunRecord, seen: Observation, binding?: ConnectorBinding): Change {
-    const secrets = Object.values(binding?.ctx?.connection?.credentials ?? {})
-    const hide = <T>(v: T): T => redactSecretValues(v, secrets)
-    const obs: Observation = secrets.length
-      ? { ...seen, raw: hide(seen.raw), result: hide(seen.result), message: hide(seen.message), outputs: hide(seen.outputs), upstreamStatus: hide(seen.upstreamStatus) }
-      : seen
+    // What is stored and shown, in one pass (one serialization when nothing is found, the usual case).
+    const { raw, result, message, outputs, upstreamStatus } = seen
+    const fields = { raw, result, message, outputs, upstreamStatus }
+    const shown = redactSecretValues(fields, Object.values(binding?.ctx?.connection?.credentials ?? {}))
+    const obs: Observation = shown === fields ? seen : { ...seen, ...shown }
     const now = this.deps.clock.now()
     const patch: RunPatch = {}
     const events: NewEvent[] = []
