@@ -1,3 +1,4 @@
+import type { BatchItem } from 'drizzle-orm/batch'
 import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
 import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core'
@@ -345,12 +346,11 @@ export class Store {
   async revokeApiKey(tenantId: string, id: string, now: number): Promise<ApiKeyRow | undefined> {
     this.generation++
     this.caches?.keys.deleteWhere((k) => k.id === id)
-    const [k] = await this.db.update(apiKeys).set({ revokedAt: now })
-      .where(and(eq(apiKeys.id, id), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt))).returning()
+    const [k] = await this.announced(this.db.update(apiKeys).set({ revokedAt: now })
+      .where(and(eq(apiKeys.id, id), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt))).returning())
     // Again once written: a lookup that read the row before the update must not stay cached.
     this.generation++
     this.caches?.keys.deleteWhere((k) => k.id === id)
-    if (k) await this.announceChange()
     return k
   }
 
@@ -374,13 +374,13 @@ export class Store {
   }
 
   async updateConnection(tenantId: string, id: string, patch: Partial<typeof connections.$inferInsert>): Promise<ConnectionRow | undefined> {
-    return this.changing('connections', tenantId, id, async () =>
-      (await this.db.update(connections).set(patch).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning())[0])
+    const [c] = await this.changing('connections', tenantId, id, this.db.update(connections).set(patch).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning())
+    return c
   }
 
   async deleteConnection(tenantId: string, id: string): Promise<boolean> {
-    return this.changing('connections', tenantId, id, async () =>
-      (await this.db.delete(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning({ id: connections.id })).length > 0)
+    const rows = await this.changing('connections', tenantId, id, this.db.delete(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning({ id: connections.id }))
+    return rows.length > 0
   }
 
   async countWorkflowsOfConnection(connectionId: string): Promise<number> {
@@ -404,13 +404,13 @@ export class Store {
   }
 
   async updateWorkflow(tenantId: string, id: string, patch: Partial<typeof workflows.$inferInsert>): Promise<WorkflowRow | undefined> {
-    return this.changing('workflows', tenantId, id, async () =>
-      (await this.db.update(workflows).set(patch).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning())[0])
+    const [w] = await this.changing('workflows', tenantId, id, this.db.update(workflows).set(patch).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning())
+    return w
   }
 
   async deleteWorkflow(tenantId: string, id: string): Promise<boolean> {
-    return this.changing('workflows', tenantId, id, async () =>
-      (await this.db.delete(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning({ id: workflows.id })).length > 0)
+    const rows = await this.changing('workflows', tenantId, id, this.db.delete(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning({ id: workflows.id }))
+    return rows.length > 0
   }
 
   /** Bumped by every change of a cached kind: a read that overlapped one does not fill the cache. */
@@ -435,11 +435,18 @@ export class Store {
   private cacheEpoch?: string
   private cacheEpochQuery?: { all(): Promise<Array<{ value: string }>> }
 
-  /** Tell the other processes' read caches that a cached row changed (see enableReadCache). */
-  private async announceChange(): Promise<void> {
-    if (!this.caches) return
-    await this.db.insert(settings).values({ key: CACHE_EPOCH, value: '1', updatedAt: Date.now() })
-      .onConflictDoUpdate({ target: settings.key, set: { value: sql`cast(${settings.value} as integer) + 1`, updatedAt: Date.now() } })
+  /**
+   * Run a change of a cached row together with a bump of the shared change counter, in one
+   * transaction, so the other processes' read caches hear of it (see enableReadCache): no
+   * process can see the change without the bump, not even after a crash between the two.
+   */
+  private async announced<Q extends BatchItem<'sqlite'>>(change: Q): Promise<Q['_']['result']> {
+    if (!this.caches) return await change
+    const now = Date.now()
+    const bump = this.db.insert(settings).values({ key: CACHE_EPOCH, value: '1', updatedAt: now })
+      .onConflictDoUpdate({ target: settings.key, set: { value: sql`cast(${settings.value} as integer) + 1`, updatedAt: now } })
+    const [result] = await this.db.batch([change, bump])
+    return result
   }
 
   /**
@@ -460,12 +467,11 @@ export class Store {
     this.cacheEpoch = epoch
   }
 
-  /** Run a write of a cached row, its entry dropped before (no read fills it meanwhile) and after (nor one that overlapped); a change made is announced to the other processes. */
-  private async changing<T>(kind: 'workflows' | 'connections', tenantId: string, id: string, write: () => Promise<T>): Promise<T> {
+  /** Run a write of a cached row, its entry dropped before (no read fills it meanwhile) and after (nor one that overlapped), announced to the other processes. */
+  private async changing<Q extends BatchItem<'sqlite'>>(kind: 'workflows' | 'connections', tenantId: string, id: string, write: Q): Promise<Q['_']['result']> {
     this.invalidate(kind, tenantId, id)
-    const result = await write()
+    const result = await this.announced(write)
     this.invalidate(kind, tenantId, id)
-    if (result) await this.announceChange()
     return result
   }
 
