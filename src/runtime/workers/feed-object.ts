@@ -5,9 +5,9 @@ import { Mutex } from '../../core/mutex.ts'
 import type { ServerMessage } from '../../core/protocol.ts'
 import { matchesFeedFilter, type FeedFilter } from '../../db/store.ts'
 import type { Env } from './env.ts'
-import { getShared, logger, type Shared } from './shared.ts'
-import { SocketHandlers } from './socket-holder.ts'
-import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { getShared, type Shared } from './shared.ts'
+import { logAt, SocketHoldingObject } from './socket-holder.ts'
+import { CLOSE, heartbeatFrame, hello, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
 interface FeedSocket {
@@ -33,11 +33,6 @@ interface Subscriber {
   save(seen: number): void
 }
 
-function log(shared: Shared | undefined, msg: string, where: string, extra: Record<string, unknown> = {}): void {
-  const l = shared?.log ?? logger(undefined)
-  l(msg, { where, ...extra })
-}
-
 /**
  * A tenant's feed: one object per tenant, holding the feed's subscribers (hibernatable
  * WebSockets; SSE keeps it awake).
@@ -51,29 +46,22 @@ function log(shared: Shared | undefined, msg: string, where: string, extra: Reco
  * arrive while a read runs are coalesced into one more read, whose result goes out as one
  * `batch` frame.
  */
-export class FeedObject extends DurableObject<Env> {
+export class FeedObject extends SocketHoldingObject<FeedSocket> {
   private readonly lock = new Mutex()
   private readonly sse = new Map<SseSink, FeedFilter>()
-  /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
-  private readonly atts = new SocketAttachments<FeedSocket>()
   /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
-  private readonly sockets = new SocketHandlers<FeedSocket>({
-    atts: this.atts,
+  protected readonly sockets = this.socketHandlers({
     tokens: async () => (await this.deps()).tokens,
     refreshed: () => this.armAlarm(),
     closed: () => this.armAlarm(),
-    entry: (handler, fn) => this.entry(handler, fn),
-    log: (msg, handler, extra) => log(this.shared, msg, `FeedObject.${handler}`, extra),
   })
-  private shared?: Shared
   private tenantId?: string
   private pulling: Promise<void> | null = null
   private again = false
   private lastHeartbeat = 0
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env)
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
+    super(ctx, env, 'FeedObject')
   }
 
   /** Events up to `maxId` are in libSQL: read and deliver them (cheap when nobody listens). */
@@ -120,18 +108,6 @@ export class FeedObject extends DurableObject<Env> {
         await this.armAlarm()
       }
     }).catch(async () => { await this.ctx.storage.setAlarm(Date.now() + 2_000).catch(() => {}) })
-  }
-
-  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.sockets.message(ws, message)
-  }
-
-  async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    await this.sockets.close(ws, code, reason)
-  }
-
-  async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    await this.sockets.error(ws, error)
   }
 
 
@@ -234,7 +210,7 @@ export class FeedObject extends DurableObject<Env> {
       try {
         result = await this.replay(params, (events) => trySend(ws, eventsFrame(events)))
       } catch (err) {
-        log(shared, 'replay failed', 'FeedObject.fetch', { error: String(err) })
+        this.log('replay failed', 'fetch', { error: String(err) })
         return tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
       }
       // The expiry from the attachment: a refresh may have arrived during the replay.
@@ -242,7 +218,7 @@ export class FeedObject extends DurableObject<Env> {
       this.atts.set(ws, { filter: (params.filter ?? {}) as FeedFilter, seen: result.seen, ready: true, expiresAt: att ? att.expiresAt : params.expiresAt, scopeKey: params.scopeKey })
       trySend(ws, JSON.stringify({ type: 'caught_up', position: result.last } satisfies ServerMessage))
       await this.armAlarm()
-    }).catch((err) => log(this.shared, 'socket start failed', 'FeedObject.fetch', { error: String(err) }))
+    }).catch((err) => this.log('socket start failed', 'fetch', { error: String(err) }))
   }
 
   private openSse(params: StreamParams): Response {
@@ -256,7 +232,7 @@ export class FeedObject extends DurableObject<Env> {
         sink.ready = true
         await this.armAlarm()
       } catch (err) {
-        log(this.shared, 'replay failed', 'FeedObject.fetch', { error: String(err) })
+        this.log('replay failed', 'fetch', { error: String(err) })
         sink.end()
       }
     }))
@@ -290,14 +266,6 @@ export class FeedObject extends DurableObject<Env> {
     if (current === null || current > at || current < now) await this.ctx.storage.setAlarm(at)
   }
 
-  private async entry<T>(handler: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (err) {
-      log(this.shared, 'handler failed', `FeedObject.${handler}`, { error: String((err as Error)?.stack ?? err) })
-      throw err
-    }
-  }
 }
 
 /**
@@ -328,7 +296,7 @@ export class FeedRelayObject extends DurableObject<Env> {
       })()
       await this.inflight
     } catch (err) {
-      log(undefined, 'handler failed', 'FeedRelayObject.notify', { tenantId, error: String((err as Error)?.stack ?? err) })
+      logAt(undefined, 'handler failed', 'FeedRelayObject.notify', { tenantId, error: String((err as Error)?.stack ?? err) })
       throw err
     }
   }

@@ -1,4 +1,3 @@
-import { DurableObject } from 'cloudflare:workers'
 import type { CommandName, Observation } from '../../connectors/types.ts'
 import { createBinder, type Binder } from '../../services/binder.ts'
 import type { NewEvent, RunEvent } from '../../core/domain.ts'
@@ -12,10 +11,10 @@ import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../
 import type { Env, WorkersConfig } from './env.ts'
 import type { RunShardObject } from './run-shard-object.ts'
 import { flushToLibsql, type OutboxEvent } from './outbox.ts'
-import { getShared, logger, type Shared } from './shared.ts'
-import { MetaTable, SocketHandlers } from './socket-holder.ts'
+import { getShared, type Shared } from './shared.ts'
+import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
 import { ReplayBatches, type Joining } from './replay.ts'
-import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { CLOSE, heartbeatFrame, hello, REPLAY_PAGE, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
 const INFRA_RETRY_MS = 2_000
@@ -56,23 +55,19 @@ const budget = new RateBudget()
  * durable here, the alarm retries the flush with backoff, and subscribers see the events
  * late but in order and once.
  */
-export class RunObject extends DurableObject<Env> {
+export class RunObject extends SocketHoldingObject<RunSocket> {
   private readonly lock = new Mutex()
   /** Small durable values (JSON by key) in the object's SQLite storage. */
   private readonly meta = new MetaTable(this.ctx.storage.sql)
   private readonly sse = new Set<SseSink>()
-  private shared?: Shared
   private watcher?: Watcher
   private binder?: Binder
   private bindCache?: { at: number; binding: ConnectorBinding }
   private flushFailures = 0
   private tickRetryAt: number | null = null
   private lastHeartbeat = 0
-  /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
-  private readonly atts = new SocketAttachments<RunSocket>()
   /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
-  private readonly sockets = new SocketHandlers<RunSocket>({
-    atts: this.atts,
+  protected readonly sockets = this.socketHandlers({
     tokens: async () => (await this.deps()).shared.tokens,
     refreshed: async (expiresAt) => {
       // A later expiry: the alarm may wake at the old one, and its sweep finds the new one.
@@ -80,8 +75,6 @@ export class RunObject extends DurableObject<Env> {
       await this.lock.run(() => this.armAlarm())
     },
     closed: () => this.lock.run(async () => { await this.armAlarm(); await this.cleanupIfDone() }),
-    entry: (handler, fn) => this.entry(handler, fn),
-    log: (msg, handler, extra) => this.log(msg, handler, extra),
   })
   /** Sockets waiting for their replay, served in batches (one libSQL read per batch). */
   private readonly replays = new ReplayBatches<RunSocket>({
@@ -105,7 +98,7 @@ export class RunObject extends DurableObject<Env> {
   private nextShard = 0
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env)
+    super(ctx, env, 'RunObject')
     this.initTables()
     // A new instance (first start, or a wake from hibernation): the one full read of the
     // sockets' attachments, for their earliest expiry. A socket whose replay was cut short by an
@@ -118,8 +111,6 @@ export class RunObject extends DurableObject<Env> {
       if (!att.ready) unready.push({ ws, pos: att.last, done: false })
     }
     if (unready.length) ctx.waitUntil(this.replays.add(...unready))
-    // The pong is a constant (the time this object started): the runtime answers without waking it.
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
   }
 
   // ---- entry points (each catches and logs with class and handler) ----------------------
@@ -212,18 +203,6 @@ export class RunObject extends DurableObject<Env> {
       this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
       return upgraded(request, client)
     }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
-  }
-
-  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.sockets.message(ws, message)
-  }
-
-  async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    await this.sockets.close(ws, code, reason)
-  }
-
-  async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    await this.sockets.error(ws, error)
   }
 
   // ---- run state --------------------------------------------------------------------------
@@ -527,20 +506,7 @@ export class RunObject extends DurableObject<Env> {
     }
   }
 
-  private log(msg: string, handler: string, extra: Record<string, unknown> = {}): void {
-    const log = this.shared?.log ?? logger(undefined)
-    log(msg, { where: `RunObject.${handler}`, ...extra })
-  }
 
-  /** Run an entry point; log a failure with the handler's name and rethrow it (RPC callers see it). */
-  private async entry<T>(handler: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (err) {
-      this.log('handler failed', handler, { error: String((err as Error)?.stack ?? err) })
-      throw err
-    }
-  }
 }
 
 /** A stable shard for a run (FNV-1a of its id). */

@@ -1,12 +1,11 @@
-import { DurableObject } from 'cloudflare:workers'
 import type { RunEvent } from '../../core/domain.ts'
 import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
 import type { Env } from './env.ts'
-import { MetaTable, SocketHandlers } from './socket-holder.ts'
+import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
 import { ReplayBatches, type ReplaySocket } from './replay.ts'
-import { getShared, logger, type Shared } from './shared.ts'
-import { CLOSE, heartbeatFrame, hello, PING, REPLAY_PAGE, SocketAttachments, streamParams, tryClose, trySend, upgraded } from './streams.ts'
+import { getShared, type Shared } from './shared.ts'
+import { CLOSE, heartbeatFrame, hello, REPLAY_PAGE, streamParams, tryClose, trySend, upgraded } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
 interface ShardSocket extends ReplaySocket {
@@ -33,21 +32,16 @@ export interface ShardStats { sockets: number; ready: number; top: number; finis
  * twice. A missed terminal event is found by the heartbeat's read (one libSQL query per
  * heartbeat while ready sockets exist).
  */
-export class RunShardObject extends DurableObject<Env> {
+export class RunShardObject extends SocketHoldingObject<ShardSocket> {
   private readonly lock = new Mutex()
   /** Small durable values (JSON by key) in the object's SQLite storage. */
   private readonly meta = new MetaTable(this.ctx.storage.sql)
-  private readonly atts = new SocketAttachments<ShardSocket>()
   /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
-  private readonly sockets = new SocketHandlers<ShardSocket>({
-    atts: this.atts,
+  protected readonly sockets = this.socketHandlers({
     tokens: async () => (await this.deps()).tokens,
     refreshed: () => this.armAlarm(),
     closed: () => this.armAlarm(),
-    entry: (handler, fn) => this.entry(handler, fn),
-    log: (msg, handler, extra) => this.log(msg, handler, extra),
   })
-  private shared?: Shared
   private lastHeartbeat = 0
   /** Joining sockets' replays, in batches: one libSQL read per batch, not one per socket. */
   private readonly replays = new ReplayBatches<ShardSocket>({
@@ -62,8 +56,7 @@ export class RunShardObject extends DurableObject<Env> {
   })
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env)
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
+    super(ctx, env, 'RunShardObject')
     // A replay cut short by an eviction starts again from the socket's recorded position.
     const unready = ctx.getWebSockets().flatMap((ws) => { const att = this.atts.get(ws); return att?.ready === false ? [{ ws, pos: att.last, done: false }] : [] })
     if (unready.length) ctx.waitUntil(this.replays.add(...unready))
@@ -112,18 +105,6 @@ export class RunShardObject extends DurableObject<Env> {
         await this.armAlarm()
       }
     }).catch(async () => { await this.ctx.storage.setAlarm(Date.now() + 2_000).catch(() => {}) })
-  }
-
-  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.sockets.message(ws, message)
-  }
-
-  async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    await this.sockets.close(ws, code, reason)
-  }
-
-  async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    await this.sockets.error(ws, error)
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -227,17 +208,5 @@ export class RunShardObject extends DurableObject<Env> {
     return (this.shared ??= await getShared(this.env))
   }
 
-  private log(msg: string, handler: string, extra: Record<string, unknown> = {}): void {
-    const log = this.shared?.log ?? logger(undefined)
-    log(msg, { where: `RunShardObject.${handler}`, ...extra })
-  }
 
-  private async entry<T>(handler: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (err) {
-      this.log('handler failed', handler, { error: String((err as Error)?.stack ?? err) })
-      throw err
-    }
-  }
 }

@@ -1,4 +1,7 @@
-import { answerClientMessage, tryClose, type SocketAttachments, type SocketRefresh } from './streams.ts'
+import { DurableObject } from 'cloudflare:workers'
+import type { Env } from './env.ts'
+import { logger, type Shared } from './shared.ts'
+import { answerClientMessage, PING, SocketAttachments, tryClose, type SocketRefresh } from './streams.ts'
 
 /** The attachment fields the shared hibernation handlers read (every socket-holding object has them). */
 export interface HeldSocket {
@@ -80,5 +83,59 @@ export class MetaTable {
 
   set(key: string, value: unknown): void {
     this.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value))
+  }
+}
+
+/** Log `msg` with where it happened (`Class.handler`), through the shared logger once it exists. */
+export function logAt(shared: Shared | undefined, msg: string, where: string, extra: Record<string, unknown> = {}): void {
+  (shared?.log ?? logger(undefined))(msg, { where, ...extra })
+}
+
+/**
+ * The base of the objects that hold WebSockets (run, run shard, feed): pings answered by the
+ * runtime without waking the object, the hibernation handlers (which workerd looks up on the
+ * class) delegated to the shared SocketHandlers, and logging under the class's name.
+ */
+export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableObject<Env> {
+  /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
+  protected readonly atts = new SocketAttachments<T>()
+  protected shared?: Shared
+  protected abstract readonly sockets: SocketHandlers<T>
+
+  constructor(ctx: DurableObjectState, env: Env, private readonly className: string) {
+    super(ctx, env)
+    // The pong is a constant (the time this object started): the runtime answers without waking it.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
+  }
+
+  /** The shared hibernation handlers, with this object's own reactions to a token refresh and a close. */
+  protected socketHandlers(own: Pick<SocketHost<T>, 'tokens' | 'refreshed' | 'closed'>): SocketHandlers<T> {
+    return new SocketHandlers<T>({ ...own, atts: this.atts, entry: (handler, fn) => this.entry(handler, fn), log: (msg, handler, extra) => this.log(msg, handler, extra) })
+  }
+
+  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    await this.sockets.message(ws, message)
+  }
+
+  async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    await this.sockets.close(ws, code, reason)
+  }
+
+  async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    await this.sockets.error(ws, error)
+  }
+
+  protected log(msg: string, handler: string, extra: Record<string, unknown> = {}): void {
+    logAt(this.shared, msg, `${this.className}.${handler}`, extra)
+  }
+
+  /** Run an entry point; log a failure with the handler's name and rethrow it (RPC callers see it). */
+  protected async entry<R>(handler: string, fn: () => Promise<R>): Promise<R> {
+    try {
+      return await fn()
+    } catch (err) {
+      this.log('handler failed', handler, { error: String((err as Error)?.stack ?? err) })
+      throw err
+    }
   }
 }
