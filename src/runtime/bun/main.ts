@@ -2,13 +2,12 @@ import { lookup } from 'node:dns/promises'
 import { mkdirSync } from 'node:fs'
 import { parseConfig } from '../../config.ts'
 import { SecretBox } from '../../core/crypto.ts'
-import { BUSY_TIMEOUT_MS, encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
+import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
 import { runProgram } from '../local/program.ts'
 import { nodeKeyFiles } from '../node/key-files.ts'
 import type { TopicPublisher } from './topics.ts'
 import { createBunWebSockets, type BunEnv, type BunUpgrader } from './websocket.ts'
-import { embeddedFilePath, withWriteConnection } from './write-connection.ts'
 
 /** How long a clean shutdown waits for clients to answer the 1012 close handshake. */
 const CLOSE_HANDSHAKE_MS = 2_000
@@ -48,9 +47,6 @@ export async function startBun(env: Record<string, string | undefined> = process
   const config = parseConfig(env)
   mkdirSync(config.RUNRELAY_DATA_DIR, { recursive: true })
   const { store, client } = await openEmbeddedStore(config)
-  // The store's group commits go through a connection that keeps their statements prepared (write-connection.ts).
-  const file = embeddedFilePath(config.LIBSQL_URL, config.RUNRELAY_DATA_DIR)
-  if (file) withWriteConnection(client, file, BUSY_TIMEOUT_MS)
   const log = logger(config.RUNRELAY_LOG)
   const sockets = createBunWebSockets({ maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES })
   const runtime = await createLocalRuntime({

@@ -5,13 +5,14 @@ import type { Config } from '../../config.ts'
 import { newEncryptionKey } from '../../core/crypto.ts'
 import { redactText } from '../../core/redact.ts'
 import { schema, Store } from '../../db/store.ts'
+import { embeddedFilePath, withWriteConnection } from './write-connection.ts'
 
 // What Node and Deno share around the embedded database; file access is the runtime's.
 
 const inDataDir = (config: Config, name: string) => (config.RUNRELAY_DATA_DIR.endsWith('/') ? config.RUNRELAY_DATA_DIR + name : `${config.RUNRELAY_DATA_DIR}/${name}`)
 
 /** How long a statement waits for another connection's (or process's) write lock. */
-export const BUSY_TIMEOUT_MS = 5_000
+const BUSY_TIMEOUT_MS = 5_000
 
 /** Open LIBSQL_URL, by default the embedded file in the data dir (which must exist). */
 export async function openEmbeddedStore(config: Config): Promise<{ store: Store; client: Client }> {
@@ -25,6 +26,9 @@ export async function openEmbeddedStore(config: Config): Promise<{ store: Store;
     await client.execute('PRAGMA journal_mode = WAL')
     await client.execute(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
   }
+  // The store's group commits go through a connection that keeps their statements prepared (write-connection.ts).
+  const file = embeddedFilePath(config.LIBSQL_URL, config.RUNRELAY_DATA_DIR)
+  if (file) withWriteConnection(client, file, BUSY_TIMEOUT_MS)
   return { store: new Store(drizzle(client, { schema })), client }
 }
 

@@ -27,6 +27,7 @@ export function embeddedFilePath(libsqlUrl: string | undefined, dataDir: string)
  * again on every call (and raises an exception inside to learn that BEGIN returns no rows);
  * this dedicated connection keeps the statements of the store's write batches prepared instead.
  * Measured on Bun at 20 commits/s: ~1.2 ms of CPU per batch through the client, ~0.65 ms here.
+ * Node, Deno and Bun all open it for an embedded file (embedded.ts).
  *
  * It takes over `batch(…, 'write')` only, the store's atomic group commits (`Store.writeBatch`),
  * with the client's semantics: BEGIN IMMEDIATE (waiting out another writer up to `timeoutMs`),

@@ -1,4 +1,4 @@
-// The Bun runtime's write connection (src/runtime/bun/write-connection.ts) over a real libSQL
+// The local runtimes' write connection (src/runtime/local/write-connection.ts) over a real libSQL
 // file: the store's group commits keep the client's semantics (atomic, visible to the pool's
 // readers, a lost seq race refused) while their statements stay prepared.
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -9,7 +9,7 @@ import { drizzle } from 'drizzle-orm/libsql'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { RunEvent } from '../../src/core/domain.ts'
 import { schema, SeqConflictError, Store } from '../../src/db/store.ts'
-import { embeddedFilePath, withWriteConnection } from '../../src/runtime/bun/write-connection.ts'
+import { embeddedFilePath, withWriteConnection } from '../../src/runtime/local/write-connection.ts'
 import { LocalLedger } from '../../src/runtime/local/ledger.ts'
 
 const row = (id: string) => ({
@@ -17,7 +17,7 @@ const row = (id: string) => ({
   lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1,
 })
 
-describe('Bun write connection', () => {
+describe('write connection', () => {
   let dir: string
   let client: Client
   let store: Store
