@@ -257,6 +257,10 @@ function eventInsert(rows: (typeof events.$inferInsert)[]): { sql: string; args:
 /** The settings row counting changes of cached rows, shared by the processes on one database. */
 const CACHE_EPOCH = 'cache_epoch'
 
+/** An unfinished run whose lease is free: never taken, released, or lapsed before `now`. */
+const claimable = (now: number | ReturnType<typeof sql.placeholder>) =>
+  and(isNull(runs.finishedAt), or(isNull(runs.leaseExpiresAt), lt(runs.leaseExpiresAt, now)))
+
 /** All of runrelay's persistence, over any libSQL client (embedded file, or HTTP on Workers). */
 export class Store {
   private caches?: { keys: ReadCache<ApiKeyRow>; workflows: ReadCache<WorkflowRow>; connections: ReadCache<ConnectionRow> }
@@ -711,8 +715,7 @@ export class Store {
   private leaseProbeBuilt?: ReturnType<Store['buildLeaseProbe']>
   private leaseProbe() { return (this.leaseProbeBuilt ??= this.buildLeaseProbe()) }
   private buildLeaseProbe() {
-    return this.db.select({ id: runs.id }).from(runs)
-      .where(and(isNull(runs.finishedAt), or(isNull(runs.leaseExpiresAt), lt(runs.leaseExpiresAt, sql.placeholder('now'))))).limit(1).prepare()
+    return this.db.select({ id: runs.id }).from(runs).where(claimable(sql.placeholder('now'))).limit(1).prepare()
   }
 
   // The event tail reads these every period of every process: built once, since building a
@@ -758,10 +761,9 @@ export class Store {
     // (every process claims every second). A run freed just after the read is claimed next pass.
     const [any] = await this.leaseProbe().all({ now })
     if (!any) return []
-    const free = or(isNull(runs.leaseExpiresAt), lt(runs.leaseExpiresAt, now))
-    const candidates = this.db.select({ id: runs.id }).from(runs).where(and(isNull(runs.finishedAt), free)).limit(limit)
+    const candidates = this.db.select({ id: runs.id }).from(runs).where(claimable(now)).limit(limit)
     return this.db.update(runs).set({ leaseOwner: owner, leaseExpiresAt: expiresAt, leaseToken: sql`${runs.leaseToken} + 1` })
-      .where(and(inArray(runs.id, candidates), isNull(runs.finishedAt), free)).returning()
+      .where(and(inArray(runs.id, candidates), claimable(now))).returning()
   }
 
   /** Give up every lease of `owner` at once (graceful stop): other processes claim the runs on their next pass. */
