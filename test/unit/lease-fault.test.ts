@@ -70,4 +70,31 @@ describe('run host: database lost', () => {
     expect(logs).toContain('database reachable again: renewing and claiming leases')
     expect((await store.leaseOf('run_1'))?.token).toBe(2)
   }, 15_000)
+
+  it('a run created while the lease is unconfirmed keeps its timer and is polled once renewals succeed (no stranded run)', async () => {
+    // Renewals fail past the TTL (every lease may have lapsed: nothing ticks) ...
+    const { renewLeases } = store
+    store.renewLeases = async () => { throw new Error('fetch failed') }
+    await sleep(1_200)
+    // ... a run is created meanwhile (its row carries a fresh lease under this process's name) ...
+    const now = Date.now()
+    await host.create(queuedRun('run_s', now, { nextTickAt: now }), CREATED)
+    await sleep(200)
+    expect(polls, 'not ticked while the lease is unconfirmed').toBe(0)
+    // ... and renewals succeed again, keeping that lease: the run must be ticked, not left without a timer.
+    store.renewLeases = renewLeases
+    await sleep(2_000) // TTL + poll interval, and some
+    expect(polls, 'the run is polled once the database answers').toBeGreaterThan(0)
+    expect(host.heldRuns).toBe(1)
+  }, 15_000)
+
+  it('a run leased under this process\'s name that it does not hold (a create whose answer was lost) is adopted by the lease pass', async () => {
+    const now = Date.now()
+    // Committed, but the process never learnt it (the answer was lost to a fault).
+    await store.createRun(queuedRun('run_lost', now, { nextTickAt: now, leaseOwner: 'p1', leaseToken: 1, leaseExpiresAt: now + 60_000 }), CREATED)
+    await sleep(1_200)
+    expect(host.heldRuns).toBe(1)
+    expect(polls).toBeGreaterThan(0)
+    expect(host.repairs).toBeGreaterThan(0)
+  }, 15_000)
 })

@@ -1,14 +1,18 @@
 import type { CommandName, Observation } from '../../connectors/types.ts'
 import type { NewEvent } from '../../core/domain.ts'
 import { KeyedMutex } from '../../core/mutex.ts'
+import type { Metrics } from '../../core/ports.ts'
 import { Watcher } from '../../core/watcher.ts'
 import { SeqConflictError, type RunRow, type Store } from '../../db/store.ts'
+import { isStoreUnavailable } from '../../db/store-errors.ts'
 import type { RunHosts } from '../../http/hosts.ts'
 import type { LocalLedger } from './ledger.ts'
 
 const MAX_TIMER_MS = 2 ** 31 - 1
-/** When a tick fails for a reason that is not the upstream's (the store is down), retry after this. */
-const INFRA_RETRY_MS = 2_000
+/** When a tick fails for a reason that is not the upstream's (the store is down), retry after this, doubling per failure. */
+const INFRA_RETRY_MS = 250
+/** The longest wait between such retries (also capped at the lease TTL, so a run resumes within TTL + its poll interval). */
+const INFRA_RETRY_MAX_MS = 5_000
 /** Runs claimed per pass (a pass repeats at once while it fills up). */
 const CLAIM_BATCH = 500
 
@@ -32,6 +36,12 @@ export class LocalRunHost implements RunHosts {
   private readonly inFlight = new Set<Promise<unknown>>()
   /** Runs this process holds, by fencing token. */
   private readonly held = new Map<string, number>()
+  /** Runs whose tick is running now (a held run is either here or has a timer: the invariant the lease pass checks). */
+  private readonly ticking = new Set<string>()
+  /** Consecutive failed ticks per run (store faults), for the retry backoff. */
+  private readonly failures = new Map<string, number>()
+  /** Times the lease pass found a held run with no timer and no tick, and gave it one (should stay 0). */
+  repairs = 0
   private stopped = false
   private loop?: ReturnType<typeof setTimeout>
   private pass?: Promise<unknown>
@@ -49,6 +59,7 @@ export class LocalRunHost implements RunHosts {
     private readonly now: () => number,
     private readonly log: (msg: string, extra?: Record<string, unknown>) => void = () => {},
     lease?: Partial<LeaseOptions>,
+    private readonly metrics?: Metrics,
   ) {
     this.lease = { owner: lease?.owner ?? `proc-${Math.random().toString(36).slice(2, 10)}`, ttlMs: lease?.ttlMs ?? 10_000 }
   }
@@ -122,16 +133,21 @@ export class LocalRunHost implements RunHosts {
     if (t) clearTimeout(t.timer)
     this.timers.delete(runId)
     this.held.delete(runId)
+    this.failures.delete(runId)
     this.ledger.release(runId)
     if (lost) this.log('lease lost: run taken over by another process, stopped watching it here', { runId })
   }
 
   private async runTick(runId: string): Promise<void> {
     if (this.stopped || !this.held.has(runId)) return
-    // A lease that may have lapsed (renewals failing) is not acted on: another process may hold it.
-    if (this.now() >= this.validUntil) return
+    // A lease that may have lapsed (renewals failing or slow) is not acted on: another process may
+    // hold it. The run keeps a timer all the same: the next lease pass either confirms the lease
+    // (the tick then runs) or finds it lost and drops the run, which makes it claimable.
+    if (this.now() >= this.validUntil) return this.retryLater(runId)
+    this.ticking.add(runId)
     try {
       const { nextAt } = await this.locks.run(runId, () => this.watcher.tick(runId))
+      this.failures.delete(runId)
       if (nextAt !== null) this.schedule(runId, nextAt)
       else this.drop(runId, false)
     } catch (err) {
@@ -142,9 +158,23 @@ export class LocalRunHost implements RunHosts {
         if (lease && (lease.owner !== this.lease.owner || lease.token !== this.held.get(runId))) return this.drop(runId, true)
         return this.schedule(runId, this.now())
       }
-      this.log('tick failed', { runId, error: String((err as Error)?.stack ?? err) })
-      this.schedule(runId, this.now() + INFRA_RETRY_MS)
+      const storeFault = isStoreUnavailable(err)
+      if (storeFault) this.metrics?.inc('runrelay_store_errors_total', { where: 'tick' })
+      // A store fault is logged once per run until a tick succeeds (not every retry); anything else each time.
+      if (!storeFault || !this.failures.has(runId)) this.log('tick failed', { runId, error: String((err as Error)?.stack ?? err) })
+      this.retryLater(runId)
+    } finally {
+      this.ticking.delete(runId)
     }
+  }
+
+  /** Tick a held run again after a backoff (store fault, or a lease not confirmed yet): never leave it without a timer. */
+  private retryLater(runId: string): void {
+    const n = (this.failures.get(runId) ?? 0) + 1
+    this.failures.set(runId, n)
+    const cap = Math.min(INFRA_RETRY_MAX_MS, Math.max(INFRA_RETRY_MS, this.lease.ttlMs / 2))
+    const delay = Math.min(cap, INFRA_RETRY_MS * 2 ** Math.min(n - 1, 10))
+    this.schedule(runId, this.now() + delay * (0.8 + 0.4 * Math.random()))
   }
 
   private armLoop(): void {
@@ -166,6 +196,21 @@ export class LocalRunHost implements RunHosts {
         this.validUntil = started + ttlMs
         const still = new Map(kept.map((r) => [r.id, r.token]))
         for (const [id, token] of [...this.held]) if (still.get(id) !== token) this.drop(id, true)
+        // Rows under our name that this process does not hold (a create or claim whose answer was
+        // lost to a fault, though it committed): the renewal just kept them from anyone else, so
+        // watch them here, or they would be renewed for ever and never ticked.
+        for (const { id, token } of kept) {
+          if (this.held.has(id)) continue
+          this.take(id, token)
+          this.schedule(id, this.now())
+          this.repair(id, 'leased here without being held')
+        }
+      }
+      // The invariant: every held run has a timer or a tick running.
+      for (const id of this.held.keys()) {
+        if (this.timers.has(id) || this.ticking.has(id)) continue
+        this.schedule(id, this.now())
+        this.repair(id, 'held without a timer')
       }
       for (;;) {
         if (this.stopped) return
@@ -180,6 +225,7 @@ export class LocalRunHost implements RunHosts {
       if (this.fault !== null) this.log('database reachable again: renewing and claiming leases', { owner, runs: this.held.size })
       this.fault = null
     } catch (err) {
+      this.metrics?.inc('runrelay_store_errors_total', { where: 'lease' })
       const message = String((err as Error)?.message ?? err)
       if (this.fault === null) {
         this.log('lease renewal failed (database unreachable?): ticks stop when the leases lapse, other processes take the runs over', {
@@ -192,6 +238,11 @@ export class LocalRunHost implements RunHosts {
         for (const id of [...this.held.keys()]) this.drop(id, false)
       }
     }
+  }
+
+  private repair(runId: string, why: string): void {
+    this.repairs++
+    this.log('lease pass: run given a timer', { runId, why })
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
