@@ -12,6 +12,12 @@ export const ConfigSchema = z.object({
   RUNRELAY_DATA_DIR: z.string().default('./data'),
   LIBSQL_URL: z.string().optional(),
   LIBSQL_AUTH_TOKEN: z.string().optional(),
+  /**
+   * A remote database (http:, https:, libsql:) that does not answer a request within this long is
+   * treated as unavailable (503 store_unavailable, lease renewal failed), instead of every request
+   * hanging through a stall. The request may still commit: every write is safe to retry.
+   */
+  RUNRELAY_STORE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   /** 32 bytes, base64 (or base64url). Generated under the data dir when unset (Node/Deno). */
   RUNRELAY_ENCRYPTION_KEY: z.string().optional(),
   /** The root key; when unset one is created on first start and printed once. */

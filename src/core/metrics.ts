@@ -20,6 +20,7 @@ export const METRICS = {
   runrelay_slow_consumer_closes_total: { type: 'counter', help: 'Subscribers closed for reading too slowly, by transport', labels: ['transport'] },
   runrelay_webhook_deliveries_total: { type: 'counter', help: 'Webhook delivery attempts by outcome (succeeded, retrying, failed, gone)', labels: ['outcome'] },
   runrelay_bus_lag_seconds: { type: 'histogram', help: 'Several processes: time from an event\'s commit to its notification in another process', labels: [] },
+  runrelay_store_errors_total: { type: 'counter', help: 'Database faults (unreachable, timed out, locked) seen by the API, /healthz, ticks and the lease pass', labels: ['where'] },
   runrelay_lease_takeovers_total: { type: 'counter', help: 'Several processes: runs taken over from a process whose lease expired', labels: [] },
 } as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; help: string; labels: readonly string[] }>
 

@@ -16,6 +16,8 @@ export const systemClock: Clock = { now: () => Date.now() }
 export interface RunLedger {
   getRun(runId: string): Promise<RunRecord | undefined>
   commit(run: RunRecord, patch: RunPatch, events: NewEvent[]): Promise<{ run: RunRecord; events: RunEvent[] }>
+  /** Whether this writer still holds the run (its lease): false once lost. Absent: always. */
+  holds?(runId: string): boolean
 }
 
 /** A conditional write of a run lost a race (another writer, or a stale lease): re-read and decide again. */

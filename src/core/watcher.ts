@@ -16,7 +16,12 @@ export interface WatcherDeps {
   bind: BindConnector
   metrics?: Metrics
   tracer?: Tracer
+  /** How long a known trigger answer's write is retried through a database fault (while the run is held). */
+  answerRetryMs?: number
 }
+
+/** Default of answerRetryMs: longer than any lease TTL, so the lease decides first where there is one. */
+const ANSWER_RETRY_MS = 60_000
 
 /** Runs whose trigger span is kept to parent their polls (tracing only). */
 const MAX_TRACED_RUNS = 10_000
@@ -112,7 +117,7 @@ export class Watcher {
     if (run.triggerPendingAt != null) {
       return this.outcomeUnknown(run, binding, {
         attempt: run.triggerAttempts, sent_at: new Date(run.triggerPendingAt).toISOString(), idempotency_key: run.id,
-        what_happened: 'the process watching the run stopped before the answer was stored',
+        what_happened: 'the answer to this attempt was never stored: the process that sent it stopped, lost the run\'s lease, or could not reach the database until it gave up',
       })
     }
     const sentAt = this.deps.clock.now()
@@ -139,13 +144,26 @@ export class Watcher {
     }
     // The answer names a job that exists: storing it must not lose it to a concurrent write
     // (a command on another process). Re-read and store it again; a lost lease still refuses it.
+    // A database fault is waited out: the answer is kept and written again with backoff while this
+    // writer holds the run (every write is fenced), so a short fault costs no known answer.
     let current = sending
-    for (let attempt = 1; ; attempt++) {
+    const since = this.deps.clock.now()
+    for (let attempt = 1, faults = 0; ; attempt++) {
       try {
         return await this.triggered(current, binding, result)
       } catch (err) {
-        if (!(err instanceof WriteConflictError) || attempt >= 3) throw err
+        if (!(err instanceof WriteConflictError)) {
+          const { ledger, answerRetryMs = ANSWER_RETRY_MS } = this.deps
+          if (ledger.holds?.(run.id) === false || this.deps.clock.now() - since >= answerRetryMs) throw err
+          await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** faults++)))
+          attempt--
+          // The failed write may have committed after all: then the answer is stored, and the conflict below says so.
+          continue
+        }
+        if (attempt >= 3) throw err
         const again = await this.deps.ledger.getRun(run.id)
+        // Our own earlier write of this answer did commit (its reply was lost to the fault): done.
+        if (again && again.upstreamId === result.upstreamId && again.triggerPendingAt == null) return { nextAt: again.finishedAt ? null : again.nextTickAt ?? this.deps.clock.now() }
         if (!again || again.finishedAt) {
           // Canceled elsewhere while the trigger was on the wire: cancel the job it made (best effort).
           const cancel = binding.connector.commands?.cancel

@@ -74,5 +74,14 @@ export const MIGRATIONS = [
     "bps": true,
     "folderMillis": 1795693795868,
     "hash": "03a19537521f945fc61dbdadb05dbb2993318aaf72ce25a6597a88576abcdfcb"
+  },
+  {
+    "tag": "0003_idempotency_resource_id",
+    "sql": [
+      "ALTER TABLE `idempotency_keys` ADD `resource_id` text;"
+    ],
+    "bps": true,
+    "folderMillis": 1796606652393,
+    "hash": "99f0c59f1c6b8f42d1689bdb772daf4a35188d620d6d11410c0bdb63d37c2ba0"
   }
 ]

@@ -148,6 +148,12 @@ export const idempotencyKeys = sqliteTable('idempotency_keys', {
   /** null while the first request is still being answered. */
   responseStatus: integer('response_status'),
   responseBody: text('response_body'),
+  /**
+   * The id the first request reserved for what it creates (a run): every request with this key
+   * creates that one id or finds it, so no delay or fault between the claim and the answer can
+   * make a second run (the run's primary key refuses it).
+   */
+  resourceId: text('resource_id'),
   createdAt: integer('created_at').notNull(),
 }, (t) => [primaryKey({ columns: [t.tenantId, t.key] }), index('idempotency_created').on(t.createdAt)])
 

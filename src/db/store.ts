@@ -12,8 +12,6 @@ import { migrate } from './migrate.ts'
 
 export type Db = LibSQLDatabase<typeof schema>
 
-/** How long an idempotency claim without an answer blocks its key (see claimIdempotencyKey). */
-const ABANDONED_CLAIM_MS = 60_000
 export type TenantRow = typeof tenants.$inferSelect
 export type ApiKeyRow = typeof apiKeys.$inferSelect
 export type ConnectionRow = typeof connections.$inferSelect
@@ -332,6 +330,11 @@ export class Store {
   async createApiKey(row: typeof apiKeys.$inferInsert): Promise<ApiKeyRow> {
     const [k] = await this.db.insert(apiKeys).values(row).returning()
     return k!
+  }
+
+  /** Insert a key unless one with its hash exists (concurrent starts bootstrapping one root key). */
+  async ensureApiKey(row: typeof apiKeys.$inferInsert): Promise<void> {
+    await this.db.insert(apiKeys).values(row).onConflictDoNothing()
   }
 
   async findApiKeyByHash(hash: string): Promise<ApiKeyRow | undefined> {
@@ -823,26 +826,36 @@ export class Store {
 
   // idempotency ------------------------------------------------------------
   /**
-   * Claim an idempotency key. Returns 'claimed' for the first request, or the stored row
-   * (possibly still without a response while the first request runs).
+   * Claim an idempotency key, reserving `resourceId` for what the request creates. Returns
+   * `claimed: true` for the first request, else the stored row (possibly still without an
+   * answer, while the first request runs or after it died). Only keys older than `ttlMs` are
+   * forgotten (Stripe's 24 hours): a claim is never taken over by time, as a takeover that made
+   * a new id could make a second run.
    */
-  async claimIdempotencyKey(tenantId: string, key: string, requestHash: string, now: number, ttlMs: number): Promise<'claimed' | typeof idempotencyKeys.$inferSelect> {
-    // Expired keys are forgotten, as Stripe does after 24 hours. A claim that never got its
-    // answer (the process died mid-request) is abandoned after a minute, so a retry can proceed.
-    await this.db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key),
-      or(lt(idempotencyKeys.createdAt, now - ttlMs), and(isNull(idempotencyKeys.responseStatus), lt(idempotencyKeys.createdAt, now - ABANDONED_CLAIM_MS)))))
-    const inserted = await this.db.insert(idempotencyKeys).values({ tenantId, key, requestHash, createdAt: now }).onConflictDoNothing().returning()
-    if (inserted.length) return 'claimed'
-    const [row] = await this.db.select().from(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key)))
-    return row ?? 'claimed'
+  async claimIdempotencyKey(tenantId: string, key: string, requestHash: string, now: number, ttlMs: number, resourceId: string | null = null): Promise<{ claimed: boolean; row: typeof idempotencyKeys.$inferSelect }> {
+    const where = and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key))
+    await this.db.delete(idempotencyKeys).where(and(where, lt(idempotencyKeys.createdAt, now - ttlMs)))
+    const [inserted] = await this.db.insert(idempotencyKeys).values({ tenantId, key, requestHash, resourceId, createdAt: now }).onConflictDoNothing().returning()
+    if (inserted) return { claimed: true, row: inserted }
+    const [row] = await this.db.select().from(idempotencyKeys).where(where)
+    // Deleted between the insert and the read (expired at that very moment): claim again.
+    if (!row) return this.claimIdempotencyKey(tenantId, key, requestHash, now, ttlMs, resourceId)
+    return { claimed: false, row }
   }
 
+  /** Store the answer given to a key's request (replayed to every retry). */
   async completeIdempotencyKey(tenantId: string, key: string, status: number, body: string): Promise<void> {
     await this.db.update(idempotencyKeys).set({ responseStatus: status, responseBody: body }).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key)))
   }
 
+  /** Forget a key whose request certainly created nothing (refused before any write), so a retry proceeds. */
   async releaseIdempotencyKey(tenantId: string, key: string): Promise<void> {
     await this.db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.responseStatus)))
+  }
+
+  /** Push a claim's start to `now` (a retry that takes over a claim whose request died), so concurrent retries wait for it. */
+  async touchIdempotencyKey(tenantId: string, key: string, now: number): Promise<void> {
+    await this.db.update(idempotencyKeys).set({ createdAt: now }).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.responseStatus)))
   }
 
 }

@@ -4,7 +4,8 @@ import { cors } from 'hono/cors'
 import { requestId } from 'hono/request-id'
 import { authenticate, authMiddleware, credentialOf, type AuthEnv } from './auth.ts'
 import type { AppDeps, RouteContext } from './context.ts'
-import { ApiError, errorResponse, toApiError } from './errors.ts'
+import { isStoreUnavailable } from '../db/store-errors.ts'
+import { ApiError, errorResponse, STORE_RETRY_AFTER_S, toApiError } from './errors.ts'
 import { KeyRateLimiter } from './rate-limit.ts'
 import { accessLog } from './request-log.ts'
 import { buildAsyncApi } from './asyncapi.ts'
@@ -46,6 +47,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
 
   app.onError((err, c) => {
     const apiErr = toApiError(err)
+    if (apiErr.code === 'store_unavailable') deps.telemetry?.inc('runrelay_store_errors_total', { where: 'api' })
     if (apiErr.status >= 500) deps.log?.('request failed', { request_id: c.get('requestId'), method: c.req.method, path: c.req.path, error: String((err as Error)?.stack ?? err) })
     return errorResponse(c, apiErr)
   })
@@ -80,8 +82,15 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
 
   const health = documented({ method: 'get', path: '/healthz', summary: 'Health check', tag: 'meta', auth: 'none', operationId: 'getHealth' })
   app.get(health.path, async (c) => {
-    await deps.store.getSetting('schema')
-    return c.json({ ok: true, version: deps.config.version })
+    try {
+      await deps.store.getSetting('schema')
+    } catch (err) {
+      // Down is an answer here, not an error: 503 with the part that is down, for load balancers and people.
+      deps.telemetry?.inc('runrelay_store_errors_total', { where: 'healthz' })
+      c.header('Retry-After', String(STORE_RETRY_AFTER_S))
+      return c.json({ ok: false, version: deps.config.version, db: 'down', error: isStoreUnavailable(err) ? 'store_unavailable' : 'store_error' }, 503)
+    }
+    return c.json({ ok: true, version: deps.config.version, db: 'up' })
   })
   documented({ method: 'get', path: '/openapi.json', summary: 'This OpenAPI document', tag: 'meta', auth: 'none', operationId: 'getOpenApi' })
   app.get('/openapi.json', (c) => c.json(buildOpenApi({ title: 'runrelay', version: deps.config.version, serverUrl: deps.config.publicUrl })))

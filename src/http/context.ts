@@ -2,7 +2,7 @@ import { zValidator } from '@hono/zod-validator'
 import type { MiddlewareHandler } from 'hono'
 import type { z } from 'zod'
 import type { SecretBox } from '../core/crypto.ts'
-import type { Clock } from '../core/ports.ts'
+import type { Clock, Metrics } from '../core/ports.ts'
 import { decodeCursor, type Store } from '../db/store.ts'
 import type { Binder } from '../services/binder.ts'
 import type { authenticate, authMiddleware, TokenVerifier } from './auth.ts'
@@ -55,6 +55,8 @@ export interface AppDeps {
   log?: (msg: string, extra?: Record<string, unknown>) => void
   /** GET /metrics (Node and Deno). */
   metrics?: MetricsDeps
+  /** The metrics port, where the app counts what it sees (store errors). */
+  telemetry?: Metrics
   /** Middleware run first on every request, after the request id (tracing). */
   middleware?: MiddlewareHandler[]
   /** Log every request (RUNRELAY_LOG=debug). */

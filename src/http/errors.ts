@@ -3,6 +3,7 @@ import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import * as z from 'zod'
 import type { UpstreamError } from '../connectors/types.ts'
+import { isStoreUnavailable } from '../db/store-errors.ts'
 
 /** The error body every route answers: `{"error": {"code", "message", "details"}}`. */
 export const ErrorBody = z.object({
@@ -52,5 +53,15 @@ export function toApiError(err: unknown): ApiError {
     if (status === 400) return new ApiError(400, 'malformed_request', err.message || 'malformed request')
     return new ApiError(status, 'http_error', err.message || 'request failed')
   }
+  if (isStoreUnavailable(err)) return storeUnavailable()
   return new ApiError(500, 'internal_error', 'internal error')
 }
+
+/** Seconds a client waits before retrying while the database is unreachable. */
+export const STORE_RETRY_AFTER_S = 2
+
+/**
+ * The database cannot answer now: 503 with Retry-After. A write may have committed all the
+ * same; a retry with the same Idempotency-Key returns what it created.
+ */
+export const storeUnavailable = () => new ApiError(503, 'store_unavailable', 'the database is unreachable or too slow right now; retry later (with the same Idempotency-Key for a trigger)', [], { 'Retry-After': String(STORE_RETRY_AFTER_S) })

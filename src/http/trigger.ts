@@ -23,6 +23,8 @@ export async function triggerRun(
     occurrence?: { scheduleId: string; fireAt: number }
     /** Set by replays: the run this one repeats. */
     replayOf?: string
+    /** The id reserved for this run by its Idempotency-Key (a second create of it is refused by the primary key). */
+    id?: string
   } = {},
 ): Promise<RunRow> {
   const { occurrence, replayOf } = origin
@@ -40,7 +42,7 @@ export async function triggerRun(
   const later = scheduledAt !== null && scheduledAt > now
   const status: RunStatus = later ? 'scheduled' : 'queued'
   const tags = [...new Set([...workflow.tags, ...body.tags])]
-  const id = newId('run')
+  const id = origin.id ?? newId('run')
   return hosts.create({
     id, tenantId: workflow.tenantId, workflowId: workflow.id, status, input: rendered.value, variables: body.variables,
     runtimeVariables: body.runtime_variables, tags, connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0,

@@ -8,8 +8,9 @@ import { newApiKey, newId, sha256Hex } from '../core/crypto.ts'
 export async function ensureRootKey(store: Store, given: string | undefined, now: number): Promise<{ createdKey?: string }> {
   if (given) {
     const hash = await sha256Hex(given)
+    // Processes starting together all insert it: the unique hash keeps one row, the others do nothing.
     if (!(await store.findApiKeyByHash(hash))) {
-      await store.createApiKey({ id: newId('key'), tenantId: null, name: 'root (RUNRELAY_ROOT_KEY)', prefix: given.slice(0, 10), hash, scopes: ['root'], createdAt: now })
+      await store.ensureApiKey({ id: newId('key'), tenantId: null, name: 'root (RUNRELAY_ROOT_KEY)', prefix: given.slice(0, 10), hash, scopes: ['root'], createdAt: now })
     }
     return {}
   }

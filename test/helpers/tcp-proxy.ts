@@ -4,8 +4,11 @@ import { createServer, connect, type Socket } from 'node:net'
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1') {
   const pairs = new Set<{ client: Socket; upstream: Socket }>()
   let connections = 0
+  let blocked = false
   const server = createServer((client) => {
     connections++
+    // A cut network: connections are reset as soon as they arrive.
+    if (blocked) { client.on('error', () => {}); client.resetAndDestroy(); return }
     const upstream = connect(targetPort, targetHost)
     const pair = { client, upstream }
     pairs.add(pair)
@@ -26,6 +29,10 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     killAll() { for (const p of [...pairs]) { p.client.resetAndDestroy(); p.upstream.destroy(); pairs.delete(p) } },
     /** Keep every current connection open but pass nothing more through it (a dead network path). */
     stallAll() { for (const p of pairs) { p.client.unpipe(p.upstream); p.upstream.unpipe(p.client); p.client.pause(); p.upstream.pause() } },
+    /** Cut the path: reset every connection and every new one until `restore()`. */
+    cut() { blocked = true; this.killAll() },
+    /** Let connections through again after `cut()`. */
+    restore() { blocked = false },
     async stop() { this.killAll(); await new Promise<void>((resolve) => server.close(() => resolve())) },
   }
 }

@@ -140,8 +140,8 @@ describe('retention', () => {
       await db.store.completeIdempotencyKey('t1', 'old', 202, '{}')
       await db.store.completeIdempotencyKey('t2', 'fresh', 202, '{}')
       await pruneExpired(db.store.db, now)
-      expect(await db.store.claimIdempotencyKey('t1', 'old', 'other', now, 1e12)).toBe('claimed')
-      expect(await db.store.claimIdempotencyKey('t2', 'fresh', 'other', now, 1e12)).toMatchObject({ requestHash: 'h' })
+      expect((await db.store.claimIdempotencyKey('t1', 'old', 'other', now, 1e12)).claimed).toBe(true)
+      expect((await db.store.claimIdempotencyKey('t2', 'fresh', 'other', now, 1e12)).row).toMatchObject({ requestHash: 'h' })
     } finally {
       db.close()
     }

@@ -2,6 +2,7 @@ import type { Context, Hono } from 'hono'
 import * as z from 'zod'
 import type { CommandName } from '../../connectors/types.ts'
 import { verifyCallbackSignature } from '../../core/binding.ts'
+import { newId } from '../../core/crypto.ts'
 import { CommandRejected } from '../../core/watcher.ts'
 import type { FeedFilter, RunRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../context.ts'
@@ -51,15 +52,19 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   }
 
   /** A trigger under Stripe's idempotency rules; a trigger token's run also takes one from its budget. */
-  const idempotent = (c: Context<AuthEnv>, tenantId: string, body: unknown, make: () => Promise<RunRow>): Promise<Response> =>
-    idempotentJson(c, deps, tenantId, body, 202, async () => runBody(await spendTrigger(deps, c.get('principal'), make)))
+  const idempotent = (c: Context<AuthEnv>, tenantId: string, body: unknown, make: (id?: string) => Promise<RunRow>): Promise<Response> =>
+    idempotentJson(c, deps, tenantId, body, 202, async (id) => runBody(await spendTrigger(deps, c.get('principal'), () => make(id))), {
+      // The key reserves the run's id: a retry finds that run (replayed as 202) or creates it, never a second one.
+      newId: () => newId('run'),
+      find: async (id) => { const run = await store.getRun(tenantId, id); return run ? runBody(run) : undefined },
+    })
 
   let d = documented({ method: 'post', path: '/v1/workflows/:id/runs', summary: 'Trigger a run of a workflow (honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', operationId: 'triggerWorkflowRun', params: IdParam, headers: TriggerHeaders, body: RunCreate, response: Run, status: 202, errors: [409, 422], responseHeaders: { 'Idempotent-Replayed': '`true` when this answers a repeated Idempotency-Key with the first answer (no second run)' } })
   app.post(d.path, auth('runs:write', { triggerTokens: true }), valid('param', IdParam), valid('json', RunCreate), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const workflow = found(await store.getWorkflow(tenantId, c.req.valid('param').id), 'workflow')
     const body = triggerBodyFor(c.get('principal'), workflow.id, c.req.valid('json'))
-    return idempotent(c, tenantId, body, () => triggerRun(deps, workflow, body))
+    return idempotent(c, tenantId, body, (id) => triggerRun(deps, workflow, body, { id }))
   })
 
   d = documented({ method: 'post', path: '/v1/runs', summary: 'Trigger a run (workflow_id in the body; honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', operationId: 'triggerRun', headers: TriggerHeaders, body: RunCreateWithWorkflow, response: Run, status: 202, errors: [404, 409, 422], responseHeaders: { 'Idempotent-Replayed': '`true` when this answers a repeated Idempotency-Key with the first answer (no second run)' } })
@@ -68,7 +73,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     const { workflow_id, ...requested } = c.req.valid('json')
     const workflow = found(await store.getWorkflow(tenantId, workflow_id), 'workflow')
     const body = triggerBodyFor(c.get('principal'), workflow.id, requested)
-    return idempotent(c, tenantId, { workflow_id, ...body }, () => triggerRun(deps, workflow, body))
+    return idempotent(c, tenantId, { workflow_id, ...body }, (id) => triggerRun(deps, workflow, body, { id }))
   })
 
   d = documented({ method: 'post', path: '/v1/runs/:id/replay', summary: 'Trigger the run again: a new run of the same workflow with the same variables and tags, linked by replay_of (honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', params: IdParam, response: Run, status: 202 })
@@ -77,7 +82,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     const original = await loadRun(p, c.req.valid('param').id)
     const workflow = found(await store.getWorkflow(original.tenantId, original.workflowId), 'workflow')
     const body = { variables: original.variables, runtime_variables: original.runtimeVariables, tags: original.tags.filter((t) => !workflow.tags.includes(t)) }
-    return idempotent(c, original.tenantId, { replay_of: original.id }, () => triggerRun(deps, workflow, body, { replayOf: original.id }))
+    return idempotent(c, original.tenantId, { replay_of: original.id }, (id) => triggerRun(deps, workflow, body, { replayOf: original.id, id }))
   })
 
   d = documented({ method: 'get', path: '/v1/runs', summary: 'List runs, newest first, with filters and a cursor', tag: 'runs', scope: 'runs:read', query: RunListQuery, response: list(Run) })

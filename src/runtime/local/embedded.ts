@@ -5,6 +5,7 @@ import type { Config } from '../../config.ts'
 import { newEncryptionKey } from '../../core/crypto.ts'
 import { redactText } from '../../core/redact.ts'
 import { schema, Store } from '../../db/store.ts'
+import { StoreTimeoutError } from '../../db/store-errors.ts'
 import { embeddedFilePath, withWriteConnection } from './write-connection.ts'
 
 // What Node and Deno share around the embedded database; file access is the runtime's.
@@ -20,7 +21,11 @@ export async function openEmbeddedStore(config: Config): Promise<{ store: Store;
   // On Deno the package's `deno` export condition is its Node entry: the native addon through Node-API.
   // The busy timeout goes in the options, not a PRAGMA: the client pools connections, and each
   // new one must ride out the write lock of another process sharing the file.
-  const client = await openClient({ url, authToken: config.LIBSQL_AUTH_TOKEN, ...(url.startsWith('file:') ? { timeout: BUSY_TIMEOUT_MS } : {}) })
+  const remote = !url.startsWith('file:')
+  const client = await openClient({
+    url, authToken: config.LIBSQL_AUTH_TOKEN,
+    ...(remote ? { fetch: fetchWithTimeout(config.RUNRELAY_STORE_TIMEOUT_MS) } : { timeout: BUSY_TIMEOUT_MS }),
+  })
   if (url.startsWith('file:')) {
     // WAL lets readers (history replays) run beside the writer; a busy timeout rides out short locks.
     await client.execute('PRAGMA journal_mode = WAL')
@@ -30,6 +35,24 @@ export async function openEmbeddedStore(config: Config): Promise<{ store: Store;
   const file = embeddedFilePath(config.LIBSQL_URL, config.RUNRELAY_DATA_DIR)
   if (file) withWriteConnection(client, file, BUSY_TIMEOUT_MS)
   return { store: new Store(drizzle(client, { schema })), client }
+}
+
+/**
+ * fetch for the HTTP (Hrana) client that gives up after `ms`: a stalled database server (a pause,
+ * a dead network path) then fails fast as a store fault (StoreTimeoutError), instead of holding
+ * every API request and the lease renewal until it answers again.
+ */
+function fetchWithTimeout(ms: number) {
+  return async (input: Request | string | URL, init?: RequestInit): Promise<Response> => {
+    const signal = AbortSignal.timeout(ms)
+    try {
+      const req = input instanceof Request ? new Request(input, { signal }) : input
+      return await fetch(req, input instanceof Request ? undefined : { ...init, signal })
+    } catch (err) {
+      if (signal.aborted) throw new StoreTimeoutError(`the database did not answer within ${ms} ms (RUNRELAY_STORE_TIMEOUT_MS)`, { cause: err })
+      throw err
+    }
+  }
 }
 
 /**

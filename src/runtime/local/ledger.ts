@@ -51,6 +51,9 @@ export class LocalLedger implements RunLedger {
   /** This process now holds `runId` with fencing token `token`. */
   hold(runId: string, token: number): void { this.fences.set(runId, token) }
 
+  /** Whether this process holds `runId` (the run host has its lease). */
+  holds(runId: string): boolean { return this.fences.has(runId) }
+
   /** This process no longer holds `runId`: forget its token and its last row. */
   release(runId: string): void { this.fences.delete(runId); this.fresh.delete(runId) }
 

@@ -85,7 +85,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   })
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind, ...telemetry })
   const processId = config.RUNRELAY_INSTANCE_ID ?? processName()
-  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: processId, ttlMs: config.RUNRELAY_LEASE_TTL_MS })
+  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: processId, ttlMs: config.RUNRELAY_LEASE_TTL_MS }, metrics)
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, metrics,
   })
@@ -98,7 +98,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const app = createApp({
     store, secrets, binder, hosts: host, streams, clock, log, keyRateLimiter,
     config: appConfig,
-    metrics: { scrape: () => metrics.scrape(), token: config.RUNRELAY_METRICS_TOKEN },
+    metrics: { scrape: () => metrics.scrape(), token: config.RUNRELAY_METRICS_TOKEN }, telemetry: metrics,
     middleware: tracing ? [tracing.middleware] : [], accessLog: config.RUNRELAY_LOG === 'debug',
     async checkUrl(url) {
       try {
