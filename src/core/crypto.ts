@@ -70,64 +70,98 @@ export function newEncryptionKey(): string {
   return toBase64Url(randomBytes(32))
 }
 
-/** AES-256-GCM encryption of JSON values at rest. Format: `v1.<iv>.<ciphertext>`. */
-export class SecretBox {
-  private constructor(
-    private readonly key: CryptoKey, private readonly hmacKey: CryptoKey, private readonly hkdfKey: CryptoKey,
-    /** The HMAC key's bytes, for node:crypto's synchronous HMAC (same signatures). */
-    private readonly hmacRaw: Uint8Array,
-  ) {}
+/** One key's material: AES-GCM, the HMAC key derived from it, HKDF, and its fingerprint. */
+interface KeyMaterial { aes: CryptoKey; hmac: CryptoKey; hmacRaw: Uint8Array; hkdf: CryptoKey; fingerprint: string }
 
-  static async fromKey(base64Key: string): Promise<SecretBox> {
-    let raw: Uint8Array
-    try {
-      raw = fromBase64Url(base64Key.trim())
-    } catch {
-      throw new Error('RUNRELAY_ENCRYPTION_KEY is not base64')
-    }
-    if (raw.length !== 32) throw new Error('RUNRELAY_ENCRYPTION_KEY must be 32 bytes (base64)')
-    const key = await crypto.subtle.importKey('raw', raw as BufferSource, 'AES-GCM', false, ['encrypt', 'decrypt'])
-    // A separate key for signing (callback URLs, subscriber tokens), derived so one secret suffices.
-    const signRaw = new Uint8Array(await crypto.subtle.digest('SHA-256', concat(encoder.encode("runrelay-sign:"), raw) as BufferSource))
-    const hmacKey = await crypto.subtle.importKey('raw', signRaw as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
-    const hkdfKey = await crypto.subtle.importKey('raw', raw as BufferSource, 'HKDF', false, ['deriveBits'])
-    return new SecretBox(key, hmacKey, hkdfKey, signRaw)
+/**
+ * AES-256-GCM encryption of JSON values at rest. Format: `v1.<iv>.<ciphertext>`. Several keys
+ * (RUNRELAY_ENCRYPTION_KEY="new,old", for rotation): the first encrypts, signs and derives;
+ * every one decrypts and verifies.
+ */
+export class SecretBox {
+  private constructor(private readonly keys: KeyMaterial[]) {}
+
+  /** A box over RUNRELAY_ENCRYPTION_KEY: one key, or several separated by commas (the first is current). */
+  static async fromKey(base64Keys: string): Promise<SecretBox> {
+    const texts = base64Keys.split(/[\s,]+/).filter(Boolean)
+    if (texts.length === 0) throw new Error('RUNRELAY_ENCRYPTION_KEY is empty')
+    return new SecretBox(await Promise.all(texts.map((t, i) => keyMaterial(t, texts.length > 1 ? ` (key ${i + 1} of ${texts.length})` : ''))))
   }
 
-  /** 32 bytes for one `purpose` (HKDF-SHA256), so each use of the secret gets its own key. */
+  /**
+   * A fingerprint per key, current first: 16 hex digits of an HMAC of a fixed label under the
+   * key, stored in the database at the first start to catch a process started with another key
+   * (it says nothing of the key itself).
+   */
+  get fingerprints(): string[] { return this.keys.map((k) => k.fingerprint) }
+
+  private get current(): KeyMaterial { return this.keys[0]! }
+
+  /** 32 bytes for one `purpose` (HKDF-SHA256 of the current key), so each use of the secret gets its own key. */
   async deriveKey(purpose: string): Promise<Uint8Array> {
     const bits = await crypto.subtle.deriveBits(
       { name: 'HKDF', hash: 'SHA-256', salt: encoder.encode('runrelay-hkdf-v1') as BufferSource, info: encoder.encode(purpose) as BufferSource },
-      this.hkdfKey, 256,
+      this.current.hkdf, 256,
     )
     return new Uint8Array(bits)
   }
 
   async encrypt(value: unknown): Promise<string> {
     const iv = randomBytes(12)
-    const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv: iv as BufferSource }, this.key, encoder.encode(JSON.stringify(value)) as BufferSource)
+    const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv: iv as BufferSource }, this.current.aes, encoder.encode(JSON.stringify(value)) as BufferSource)
     return `v1.${toBase64Url(iv)}.${toBase64Url(new Uint8Array(ct))}`
   }
 
   async decrypt<T = unknown>(sealed: string): Promise<T> {
-    const [version, iv, ct] = sealed.split('.')
-    if (version !== 'v1' || !iv || !ct) throw new Error('unknown secret format')
-    const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: fromBase64Url(iv) as BufferSource }, this.key, fromBase64Url(ct) as BufferSource)
-    return JSON.parse(decoder.decode(pt)) as T
+    return (await this.open<T>(sealed)).value
   }
 
-  /** HMAC-SHA256 of `message`, base64url. */
+  /** Decrypt with whichever key opens it (GCM authenticates: a wrong key fails); `current` says whether that is the first. */
+  async open<T = unknown>(sealed: string): Promise<{ value: T; current: boolean }> {
+    const [version, iv, ct] = sealed.split('.')
+    if (version !== 'v1' || !iv || !ct) throw new Error('unknown secret format')
+    for (const [i, k] of this.keys.entries()) {
+      try {
+        const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: fromBase64Url(iv) as BufferSource }, k.aes, fromBase64Url(ct) as BufferSource)
+        return { value: JSON.parse(decoder.decode(pt)) as T, current: i === 0 }
+      } catch { /* the next key */ }
+    }
+    throw new Error('none of the keys in RUNRELAY_ENCRYPTION_KEY decrypts this secret: it was sealed with another key')
+  }
+
+  /** HMAC-SHA256 of `message` under the current key, base64url. */
   async sign(message: string): Promise<string> {
-    if (nodeHashes) return nodeHashes.createHmac('sha256', this.hmacRaw).update(message).digest('base64url')
-    const sig = await crypto.subtle.sign('HMAC', this.hmacKey, encoder.encode(message))
+    if (nodeHashes) return nodeHashes.createHmac('sha256', this.current.hmacRaw).update(message).digest('base64url')
+    const sig = await crypto.subtle.sign('HMAC', this.current.hmac, encoder.encode(message))
     return toBase64Url(new Uint8Array(sig))
   }
 
+  /** Whether `signature` is `message`'s HMAC under any of the keys (URLs signed before a rotation stay valid). */
   async verify(message: string, signature: string): Promise<boolean> {
     let sig: Uint8Array
     try { sig = fromBase64Url(signature) } catch { return false }
-    return crypto.subtle.verify('HMAC', this.hmacKey, sig as BufferSource, encoder.encode(message))
+    for (const k of this.keys) if (await crypto.subtle.verify('HMAC', k.hmac, sig as BufferSource, encoder.encode(message))) return true
+    return false
   }
+}
+
+async function keyMaterial(base64Key: string, which: string): Promise<KeyMaterial> {
+  let raw: Uint8Array
+  try {
+    raw = fromBase64Url(base64Key.trim())
+  } catch {
+    throw new Error(`RUNRELAY_ENCRYPTION_KEY is not base64${which}`)
+  }
+  if (raw.length !== 32) throw new Error(`RUNRELAY_ENCRYPTION_KEY must be 32 bytes (base64)${which}`)
+  const aes = await crypto.subtle.importKey('raw', raw as BufferSource, 'AES-GCM', false, ['encrypt', 'decrypt'])
+  // A separate key for signing (callback URLs, subscriber tokens), derived so one secret suffices.
+  const hmacRaw = new Uint8Array(await crypto.subtle.digest('SHA-256', concat(encoder.encode("runrelay-sign:"), raw) as BufferSource))
+  const hmac = await crypto.subtle.importKey('raw', hmacRaw as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
+  const hkdf = await crypto.subtle.importKey('raw', raw as BufferSource, 'HKDF', false, ['deriveBits'])
+  const fpKey = await crypto.subtle.importKey('raw', raw as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+  const fp = new Uint8Array(await crypto.subtle.sign('HMAC', fpKey, encoder.encode('runrelay-key-fingerprint-v1')))
+  const fingerprint = [...fp.slice(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('')
+  return { aes, hmac, hmacRaw, hkdf, fingerprint }
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

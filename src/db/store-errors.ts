@@ -36,3 +36,21 @@ export function isStoreUnavailable(err: unknown): boolean {
   }
   return false
 }
+
+/**
+ * Run `fn`, retrying while it fails with a store fault (backoff from 100 ms to 2 s) until
+ * `withinMs` has passed: start-up steps ride out a database that is slow or restarting
+ * (several processes starting at once on one server) instead of exiting.
+ */
+export async function retryStoreFaults<T>(fn: () => Promise<T>, withinMs: number, onRetry: (err: unknown) => void = () => {}): Promise<T> {
+  const deadline = Date.now() + withinMs
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (!isStoreUnavailable(err) || Date.now() >= deadline) throw err
+      onRetry(err)
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt) * (0.5 + Math.random())))
+    }
+  }
+}

@@ -332,9 +332,9 @@ export class Store {
     return k!
   }
 
-  /** Insert a key unless one with its hash exists (concurrent starts bootstrapping one root key). */
-  async ensureApiKey(row: typeof apiKeys.$inferInsert): Promise<void> {
-    await this.db.insert(apiKeys).values(row).onConflictDoNothing()
+  /** Insert a key unless one with its id or hash exists (concurrent starts bootstrapping one root key); whether it was inserted. */
+  async ensureApiKey(row: typeof apiKeys.$inferInsert): Promise<boolean> {
+    return (await this.db.insert(apiKeys).values(row).onConflictDoNothing().returning({ id: apiKeys.id })).length > 0
   }
 
   async findApiKeyByHash(hash: string): Promise<ApiKeyRow | undefined> {
@@ -853,9 +853,9 @@ export class Store {
     await this.db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.responseStatus)))
   }
 
-  /** Push a claim's start to `now` (a retry that takes over a claim whose request died), so concurrent retries wait for it. */
-  async touchIdempotencyKey(tenantId: string, key: string, now: number): Promise<void> {
-    await this.db.update(idempotencyKeys).set({ createdAt: now }).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.responseStatus)))
+  /** Move an unanswered claim's start to `at`: now for a retry that takes it over (concurrent retries then wait), or back past the in-flight window for a request that failed (its retry takes over at once). */
+  async touchIdempotencyKey(tenantId: string, key: string, at: number): Promise<void> {
+    await this.db.update(idempotencyKeys).set({ createdAt: at }).where(and(eq(idempotencyKeys.tenantId, tenantId), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.responseStatus)))
   }
 
 }

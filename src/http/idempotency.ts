@@ -72,13 +72,19 @@ export async function idempotentJson(
   } catch (err) {
     // Created after all (a concurrent takeover won the id, or the fault came after the commit): answer it.
     if (reserved && id) {
-      const existing = await reserved.find(id).catch(() => undefined)
+      const existing = await reserved.find(id).catch(() => 'unknown' as const)
+      if (existing === 'unknown') throw err
       if (existing !== undefined) return replay(await answer(JSON.stringify(existing)), status)
     }
-    // Refused before any write (a 4xx): a retry may proceed at once. Anything else (a store
-    // fault) may have committed or may still commit: the claim stays, with its reserved id.
-    if (err instanceof ApiError && err.status < 500) await store.releaseIdempotencyKey(tenantId, key).catch(() => {})
-    else if (!reserved) await store.releaseIdempotencyKey(tenantId, key).catch(() => {})
+    // Refused before any write (a 4xx): a retry may proceed at once.
+    if ((err instanceof ApiError && err.status < 500) || !reserved) {
+      await store.releaseIdempotencyKey(tenantId, key).catch(() => {})
+    } else {
+      // A fault (the run is not there now, but a write in flight may still land): the claim keeps
+      // its reserved id and is marked past the in-flight window, so a retry takes over at once
+      // with that same id (a late write and the retry cannot both make a run: one id, one row).
+      await store.touchIdempotencyKey(tenantId, key, now - IN_FLIGHT_MS).catch(() => {})
+    }
     throw err
   }
 }

@@ -1,6 +1,8 @@
 import type { UpgradeWebSocket } from 'hono/ws'
 import { createBinder } from '../../services/binder.ts'
 import { ensureRootKey } from '../../services/bootstrap.ts'
+import { checkEncryptionKey } from '../../services/keys.ts'
+import { retryStoreFaults } from '../../db/store-errors.ts'
 import type { SecretBox } from '../../core/crypto.ts'
 import { checkOutboundUrl, createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
 import { systemClock, type Clock } from '../../core/ports.ts'
@@ -27,6 +29,8 @@ import { EventTail } from './tail.ts'
 const READ_CACHE_MS = 5_000
 /** How often the read cache checks whether another process changed a cached row (a revoked key stops working everywhere within this). */
 const READ_CACHE_SYNC_MS = 250
+/** How long start-up keeps retrying a database that does not answer (see `boot`). */
+const START_RETRY_MS = 60_000
 
 export interface LocalRuntimeOptions {
   store: Store
@@ -56,15 +60,24 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   // With PORT=0 the real port is known only once the server listens: see `listeningOn`.
   let publicUrl = config.RUNRELAY_PUBLIC_URL ?? origin(config.PORT)
 
-  await store.migrate()
-  await store.claimDeployment('local', clock.now())
+  // Start-up steps ride out a database that is slow or restarting (many processes starting at once):
+  // each is idempotent, so it is retried on a store fault for up to a minute before the start fails.
+  let faultLogged = false
+  const boot = <T>(fn: () => Promise<T>) => retryStoreFaults(fn, START_RETRY_MS, (err) => {
+    if (!faultLogged) log('database unavailable at start: retrying', { error: String((err as Error)?.message ?? err) })
+    faultLogged = true
+  })
+  await boot(() => store.migrate())
+  await boot(() => store.claimDeployment('local', clock.now()))
+  // A process with another encryption key would accept runs it cannot bind: it refuses to start instead.
+  await boot(() => checkEncryptionKey(store, secrets, clock.now()))
   // Keys, workflows and connections are read from memory between changes: a change made through
   // this process drops its entry at once, one made by another process empties the cache at the next sync.
   store.enableReadCache(READ_CACHE_MS)
-  await store.syncReadCache()
+  await boot(() => store.syncReadCache())
   const cacheSync = setInterval(() => { store.syncReadCache().catch((err) => log('read cache sync failed', { error: String(err) })) }, READ_CACHE_SYNC_MS)
   ;(cacheSync as { unref?: () => void }).unref?.()
-  const root = await ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now())
+  const root = await boot(() => ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now()))
 
   const metrics = new PromMetrics(store, { eventLoopPrecisionMs: opts.eventLoopPrecisionMs })
   const tracing = await startTracing(config)
@@ -72,7 +85,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const hub = new LocalHub()
   // Every event reaches the hub through the tail: this process's commits at once, other processes' on a bus notice or the tail's period.
   const tail = new EventTail(store, hub, { intervalMs: config.RUNRELAY_TAIL_INTERVAL_MS, log })
-  await tail.start()
+  await boot(() => tail.start())
   // Loaded only when configured: the Redis client is the largest dependency and a single process never needs it.
   const bus = config.RUNRELAY_BUS_URL
     ? (await import('./bus.ts')).connectRedisBus(config.RUNRELAY_BUS_URL, { onNotice: (id) => tail.notified(id), onRecovered: () => tail.wake(), log, fallbackIntervalMs: config.RUNRELAY_TAIL_INTERVAL_MS })
@@ -94,7 +107,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   // The per-key limit holds across the processes on this database: counts meet there every sync period.
   const syncMs = config.RUNRELAY_RATE_LIMIT_SYNC_MS
   const keyRateLimiter = new KeyRateLimiter(config.RUNRELAY_RATE_LIMIT_PER_MINUTE, () => clock.now(), undefined, { sync: new KeyRateQueries(store.db, processId, Math.max(3_000, 4 * syncMs)), intervalMs: syncMs, log })
-  await keyRateLimiter.start()
+  await boot(() => keyRateLimiter.start())
   const app = createApp({
     store, secrets, binder, hosts: host, streams, clock, log, keyRateLimiter,
     config: appConfig,
@@ -121,7 +134,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
     rootKeyCreated: root.createdKey,
     /** Watch every unfinished run again (after a restart). */
     // Schedules go first: a `skip` misfire cancels its late run before the host would start it.
-    resume: async () => { await jobs.start(); return host.resumeAll() },
+    resume: async () => { await jobs.start(); return boot(() => host.resumeAll()) },
     /** Close streams with 1012, then let ticks and commands in flight finish writing. */
     async shutdown(): Promise<void> {
       streams.closeAll()
