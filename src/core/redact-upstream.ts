@@ -37,6 +37,8 @@ export function boundText(text: string, max = MAX_KEPT_TEXT_CHARS): string {
 export function boundJson(value: unknown, max = MAX_KEPT_RAW_BYTES): unknown {
   if (value === undefined || value === null || typeof value === 'number' || typeof value === 'boolean') return value
   if (typeof value === 'string') return value.length * 3 <= max ? value : boundAsText(value, JSON.stringify(value), max)
+  // Already bounded (an observation is bounded, then the patch made of it): keep the first marker's sizes.
+  if ((value as { runrelay_truncated?: unknown }).runrelay_truncated === true) return value
   let text: string
   try { text = JSON.stringify(value) } catch { return { runrelay_truncated: true, bytes: null, head: '' } }
   if (text === undefined || text.length * 3 <= max) return value // fast: fits even if every char took 3 bytes
