@@ -67,6 +67,7 @@ describe('reliability: bounded upstream answers', () => {
     loop.disable()
     clearInterval(sampler)
 
+    const servedBytes = ended.map((r) => JSON.stringify(r.body).length)
     for (const r of ended) {
       expect(r.body.status).toBe('failed')
       expect(r.body.error.code).toBe('upstream_answer_too_large')
@@ -91,7 +92,7 @@ describe('reliability: bounded upstream answers', () => {
     figures.huge_answers = {
       answers: 2, answer_mb: HUGE / MiB, polls_each: 3, limit_bytes: LIMIT, bytes_written_by_fake_mb: +(upstream.hugeBytesSent / MiB).toFixed(1),
       rss_growth_mb: +growth.toFixed(1), event_loop_p99_ms: +p99.toFixed(1), event_loop_max_ms: +(loop.max / 1e6).toFixed(1),
-      calm_run_polls: calmJob.pollTimes.length, calm_run_max_gap_ms: maxGap, huge_runs_failed_after_ms: hugeDoneMs,
+      run_served_bytes: Math.max(...servedBytes), calm_run_polls: calmJob.pollTimes.length, calm_run_max_gap_ms: maxGap, huge_runs_failed_after_ms: hugeDoneMs,
     }
   }, 120_000)
 
