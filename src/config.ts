@@ -1,4 +1,5 @@
 import * as z from 'zod'
+import { DEFAULT_MAX_UPSTREAM_BODY_BYTES } from './core/connector.ts'
 
 const flag = z.enum(['0', '1', 'true', 'false', '']).optional().transform((v) => v === '1' || v === 'true')
 /** A URL, or unset (an empty value counts as unset, as OpenTelemetry's own env parsing does). */
@@ -38,6 +39,11 @@ export const ConfigSchema = z.object({
   RUNRELAY_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
   /** Deadline of one upstream call (all redirect hops and the body included). */
   RUNRELAY_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  /**
+   * Bytes of one upstream answer runrelay reads: a longer one is cut off while it streams (never
+   * buffered whole) and the call fails with upstream_answer_too_large (see RELIABILITY.md, "What is bounded").
+   */
+  RUNRELAY_MAX_UPSTREAM_BODY_BYTES: z.coerce.number().int().min(1024).max(256 * 1024 * 1024).default(DEFAULT_MAX_UPSTREAM_BODY_BYTES),
   /** Node: time a client has to send its request headers (slow-loris), and the whole request. */
   RUNRELAY_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   RUNRELAY_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),

@@ -1,6 +1,8 @@
+import { parseJson } from '../core/json.ts'
 import { isOutboundUrlError } from '../core/outbound.ts'
 import { redactDeep, redactText } from '../core/redact.ts'
-import { UpstreamError, type ConnectorContext } from './types.ts'
+import { isDotSegment, isSafeHeaderValue } from '../core/template.ts'
+import { DEFAULT_MAX_UPSTREAM_BODY_BYTES, UpstreamError, type ConnectorContext } from './types.ts'
 
 const TRANSIENT_STATUSES = new Set([408, 425, 429])
 
@@ -33,11 +35,14 @@ export interface UpstreamRequest {
 
 /**
  * Call the upstream and parse its JSON answer, turning every failure into an UpstreamError
- * with the right transient/final classification and the upstream's body kept.
+ * with the right transient/final classification and the upstream's body kept. The one way
+ * connectors call their upstream: the URL must stay under the connection's base URL
+ * (confineUrl), every header value must be sendable, and the answer is read up to
+ * `ctx.maxAnswerBytes`; each refusal happens before anything is sent (a certain failure).
  */
 export async function requestJson<T = unknown>(ctx: ConnectorContext, url: string, req: UpstreamRequest = {}): Promise<UpstreamResponse<T>> {
   try {
-    return await send<T>(ctx, url, req)
+    return await send<T>(ctx, confineUrl(ctx.connection.baseUrl, url), req)
   } catch (err) {
     throw err instanceof UpstreamError ? redactedError(err, Object.values(ctx.connection.credentials)) : err
   }
@@ -57,14 +62,27 @@ export function redactedError(err: UpstreamError, secrets: Iterable<string>): Up
 
 async function send<T>(ctx: ConnectorContext, url: string, req: UpstreamRequest): Promise<UpstreamResponse<T>> {
   const headers: Record<string, string> = { accept: 'application/json', ...req.headers }
+  for (const [name, value] of Object.entries(headers)) {
+    // fetch would refuse these itself, but as a TypeError that looks like a network failure; and
+    // a line break in a value is how a header (or a whole request) is smuggled in.
+    if (!HEADER_NAME.test(name)) throw new UpstreamError({ message: `header name ${JSON.stringify(name.slice(0, 100))} is not a valid HTTP header name; nothing was sent`, code: 'invalid_header', transient: false })
+    if (!isSafeHeaderValue(value)) throw new UpstreamError({ message: `the value of header ${name} holds a line break or another character that is not visible ASCII; nothing was sent`, code: 'invalid_header_value', transient: false })
+  }
   let body: string | undefined
   if (req.body !== undefined) {
     body = typeof req.body === 'string' ? req.body : JSON.stringify(req.body)
     if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json'
   }
+  const init: RequestInit = { method: req.method ?? (body === undefined ? 'GET' : 'POST'), headers, body }
+  try {
+    // What fetch would refuse to build (a body on a GET, a bad method) is refused here, as certainly unsent.
+    new Request(url, init)
+  } catch (err) {
+    throw new UpstreamError({ message: `the request could not be built (${(err as Error)?.message ?? String(err)}); nothing was sent`, code: 'invalid_request', transient: false })
+  }
   let res: Response
   try {
-    res = await ctx.fetch(url, { method: req.method ?? (body === undefined ? 'GET' : 'POST'), headers, body })
+    res = await ctx.fetch(url, init)
   } catch (err) {
     if (err instanceof UpstreamError) throw err
     if (isOutboundUrlError(err)) throw new UpstreamError({ message: err.message, code: 'outbound_url_refused', transient: false })
@@ -76,16 +94,12 @@ async function send<T>(ctx: ConnectorContext, url: string, req: UpstreamRequest)
       transient: true,
     })
   }
-  let text: string
-  try {
-    text = await res.text()
-  } catch (err) {
-    throw new UpstreamError({ message: `upstream body interrupted: ${(err as Error).message}`, code: 'upstream_network_error', transient: true, status: res.status })
-  }
+  const text = await readBounded(res, ctx.maxAnswerBytes ?? DEFAULT_MAX_UPSTREAM_BODY_BYTES)
   let parsed: unknown = text
   let malformed = false
   if (text.length > 0) {
-    try { parsed = JSON.parse(text) } catch { malformed = true }
+    // Depth-checked: a deeply nested answer must not overflow the code that redacts and stores it.
+    try { parsed = parseJson(text) } catch { malformed = true }
   } else parsed = null
   const ok = res.status >= 200 && res.status < 300
   if (!ok && !req.accept?.includes(res.status)) {
@@ -104,6 +118,54 @@ async function send<T>(ctx: ConnectorContext, url: string, req: UpstreamRequest)
     throw new UpstreamError({ message: 'upstream answered malformed JSON', code: 'upstream_malformed', transient: true, status: res.status, body: text.slice(0, 2_000) })
   }
   return { status: res.status, headers: res.headers, body: parsed as T }
+}
+
+/** RFC 9110 token: the characters a header name may have. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/**
+ * An answer's body as text, read while it streams and cut off past `limit` bytes: the reader is
+ * cancelled (so is the connection) and nothing past the limit is buffered. A Content-Length
+ * over the limit is refused before the body is read at all.
+ *
+ * Too large is transient: the next poll may find a smaller answer (a status endpoint that
+ * briefly dumps a log), and the run's max_transient_errors bounds the retries (each reads at
+ * most `limit` bytes) before it fails with the reason. On a trigger, a 2xx answer too large to
+ * read leaves the outcome unknown (the job may exist): the watcher handles it as such.
+ */
+async function readBounded(res: Response, limit: number): Promise<string> {
+  const tooLarge = (read: string) => new UpstreamError({
+    message: `upstream answer larger than ${limit} bytes (${read}); cut off unread (RUNRELAY_MAX_UPSTREAM_BODY_BYTES)`,
+    code: 'upstream_answer_too_large', transient: true, status: res.status,
+  })
+  const declared = Number(res.headers.get('content-length') ?? NaN)
+  if (Number.isFinite(declared) && declared > limit) {
+    await res.body?.cancel().catch(() => {})
+    throw tooLarge(`Content-Length ${declared}`)
+  }
+  if (!res.body) return ''
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    let step: ReadableStreamReadResult<Uint8Array>
+    try {
+      step = await reader.read()
+    } catch (err) {
+      throw new UpstreamError({ message: `upstream body interrupted: ${(err as Error)?.message ?? String(err)}`, code: 'upstream_network_error', transient: true, status: res.status })
+    }
+    if (step.done) break
+    total += step.value.byteLength
+    if (total > limit) {
+      await reader.cancel().catch(() => {})
+      throw tooLarge(`more than ${limit} read`)
+    }
+    chunks.push(step.value)
+  }
+  const bytes = new Uint8Array(total)
+  let at = 0
+  for (const c of chunks) { bytes.set(c, at); at += c.byteLength }
+  return new TextDecoder().decode(bytes)
 }
 
 function describe(body: unknown): string {
@@ -130,4 +192,30 @@ export function getPath(value: unknown, path: string | undefined): unknown {
 /** Join a base URL and a path without doubling or dropping the slash. */
 export function joinUrl(base: string, path: string): string {
   return base.replace(/\/+$/, '') + '/' + path.replace(/^\/+/, '')
+}
+
+/**
+ * `url` as sent, or a final `url_outside_base` error when it would leave the connection's base
+ * URL: another scheme, host or port, user info, a path outside the base path, or a `.`/`..`
+ * segment (refused before normalisation too: a request never goes "up" a path). Connectors
+ * build URLs with joinUrl and fixed or percent-encoded parts; this is the check that holds
+ * whatever went wrong in them.
+ */
+export function confineUrl(baseUrl: string, url: string): string {
+  const refuse = (why: string) => new UpstreamError({ message: `the request URL leaves the connection's base URL (${why}); nothing was sent`, code: 'url_outside_base', transient: false })
+  let base: URL
+  let target: URL
+  try {
+    base = new URL(baseUrl)
+    target = new URL(url)
+  } catch {
+    throw new UpstreamError({ message: 'the request URL is not a valid URL; nothing was sent', code: 'invalid_url', transient: false })
+  }
+  const rawPath = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\\]*([^?#]*)/i.exec(url)?.[1] ?? ''
+  if (rawPath.split(/[/\\]/).some(isDotSegment)) throw refuse('a . or .. path segment')
+  if (target.protocol !== base.protocol || target.host !== base.host) throw refuse(`${target.protocol}//${target.host} is not ${base.protocol}//${base.host}`)
+  if (target.username || target.password) throw refuse('user info')
+  const basePath = base.pathname.replace(/\/+$/, '')
+  if (basePath && target.pathname !== basePath && !target.pathname.startsWith(`${basePath}/`)) throw refuse(`the path is not under ${basePath}`)
+  return target.href
 }

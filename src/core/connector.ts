@@ -24,7 +24,15 @@ export interface WorkflowView {
   upstreamWorkflowId: string
   /** Provider options for this workflow, validated by the connector's `workflowConfig`. */
   config: Record<string, unknown>
+  /**
+   * Whether the workflow has an input template. Without one a run's input is a copy of its
+   * variables (the default mapping), which a connector that places variables itself ignores.
+   */
+  hasInputTemplate?: boolean
 }
+
+/** Bytes of an upstream answer read before it is cut off (RUNRELAY_MAX_UPSTREAM_BODY_BYTES). */
+export const DEFAULT_MAX_UPSTREAM_BODY_BYTES = 4 * 1024 * 1024
 
 export interface ConnectorContext {
   /** Outbound fetch: private-network guard, per-connection rate budget and timeout applied. */
@@ -46,6 +54,11 @@ export interface ConnectorContext {
    * Absent outside a run (connection tests, the proxy).
    */
   otherActiveRuns?(): Promise<string[]>
+  /**
+   * Bytes of one upstream answer that are read; a longer answer is cut off while it streams
+   * (its body cancelled) and fails the call. Default DEFAULT_MAX_UPSTREAM_BODY_BYTES.
+   */
+  maxAnswerBytes?: number
 }
 
 export interface TriggerRequest {

@@ -70,19 +70,64 @@ export function redactDeep<T>(value: T, secrets?: Iterable<string>): T {
   return mapStrings(value, (s) => redactText(s, list))
 }
 
+/** Secret values shorter than this are not searched for in upstream data: they would match ordinary words. */
+const MIN_SECRET_CHARS = 6
+
+function base64(text: string): string {
+  let bin = ''
+  for (const b of new TextEncoder().encode(text)) bin += String.fromCharCode(b)
+  return btoa(bin)
+}
+
 /**
- * A successful upstream answer (raw body, result, outputs, message) with the connection's own
- * secret values replaced, should the upstream echo them back. Only exact values of at least 8
- * characters (raw or URL-encoded) are replaced: unlike errors, this is the customer's data, so
- * credential-looking URL parts (a signed download link) are kept. The value itself is returned
- * when it holds none (the common case: one serialization and a substring search per secret).
+ * The texts under which a connection's secret values may come back from an upstream: each value
+ * bare (so also `Bearer <v>`), URL-encoded, JSON-escaped and base64-encoded, and the base64 of
+ * `a:b` for every pair of values (HTTP Basic auth: `username:password`). Longest first, so a
+ * form that contains another is replaced whole.
  */
-export function redactSecretValues<T>(value: T, secrets: Iterable<string>): T {
-  const list = usable([...secrets].filter((s) => typeof s === 'string' && s.length >= 8))
-  if (list.length === 0 || value === undefined) return value
-  const text = JSON.stringify(value)
-  if (text === undefined || !list.some((s) => text.includes(s) || text.includes(JSON.stringify(s).slice(1, -1)))) return value
-  return mapStrings(value, (text) => list.reduce((out, s) => (out.includes(s) ? out.split(s).join(REDACTED) : out), text))
+export function secretForms(secrets: Iterable<string>): string[] {
+  const all = [...new Set([...secrets].filter((s): s is string => typeof s === 'string' && s.length > 0))]
+  const values = all.filter((s) => s.length >= MIN_SECRET_CHARS)
+  const out = new Set<string>()
+  const add = (v: string) => { if (v.length >= MIN_SECRET_CHARS) out.add(v) }
+  for (const v of values) {
+    add(v)
+    add(encodeURIComponent(v))
+    add(JSON.stringify(v).slice(1, -1))
+    add(base64(v))
+  }
+  // Basic auth pairs: only pairs holding at least one value long enough to be a secret.
+  for (const a of all) for (const b of all) if (a !== b && (values.includes(a) || values.includes(b))) add(base64(`${a}:${b}`))
+  return [...out].sort((a, b) => b.length - a.length)
+}
+
+/**
+ * Every string (and object key) of a JSON-like value with the given secret forms replaced by
+ * REDACTED, 64 levels deep. The value itself is returned when it holds none (the common case:
+ * one serialization and a substring search per form).
+ */
+export function redactSecrets<T>(value: T, forms: readonly string[]): T {
+  if (forms.length === 0 || value === undefined || value === null) return value
+  if (typeof value === 'string') return (forms.some((f) => value.includes(f)) ? replaceAll(value, forms) : value) as T
+  let text: string | undefined
+  try { text = JSON.stringify(value) } catch { text = undefined }
+  // JSON text escapes `"` and `\`: a secret holding them appears escaped; the forms include that spelling.
+  if (text !== undefined && !forms.some((f) => text!.includes(f))) return value
+  const walk = (v: unknown, depth: number): unknown => {
+    if (typeof v === 'string') return replaceAll(v, forms)
+    if (depth > 64 || v === null || typeof v !== 'object') return v
+    if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1))
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[replaceAll(k, forms)] = walk(x, depth + 1)
+    return out
+  }
+  return walk(value, 0) as T
+}
+
+function replaceAll(text: string, forms: readonly string[]): string {
+  let out = text
+  for (const f of forms) if (out.includes(f)) out = out.split(f).join(REDACTED)
+  return out
 }
 
 function safeDecode(s: string): string {

@@ -7,7 +7,9 @@ import { isOutboundUrlError } from './outbound.ts'
 import { nextPollDelay } from './poll-planner.ts'
 import { noMetrics, noTracer, WriteConflictError, type BindConnector, type Clock, type ConnectorBinding, type Metrics, type RunLedger, type SpanParent, type Tracer } from './ports.ts'
 import { NOT_SENT } from './rate-budget.ts'
-import { redactDeep, redactSecretValues } from './redact.ts'
+import { secretForms, redactText } from './redact.ts'
+import { shownError, shownEvents, shownObservation, shownPatch } from './redact-upstream.ts'
+import type { RunPatch as Patch } from './run.ts'
 
 export interface WatcherDeps {
   ledger: RunLedger
@@ -22,6 +24,18 @@ export interface WatcherDeps {
 
 /** Default of answerRetryMs: longer than any lease TTL, so the lease decides first where there is one. */
 const ANSWER_RETRY_MS = 60_000
+
+/** Secret forms of each connection's credentials (the decrypted object is cached per connection version). */
+const formsCache = new WeakMap<object, string[]>()
+
+/** The texts under which a binding's connection secrets must never be stored or shown. */
+function formsOf(binding: ConnectorBinding | undefined): string[] {
+  const creds = binding?.ctx?.connection?.credentials
+  if (!creds || typeof creds !== 'object') return []
+  let forms = formsCache.get(creds)
+  if (!forms) formsCache.set(creds, (forms = secretForms(Object.values(creds))))
+  return forms
+}
 
 /** Runs whose trigger span is kept to parent their polls (tracing only). */
 const MAX_TRACED_RUNS = 10_000
@@ -48,6 +62,16 @@ export class Watcher {
 
   constructor(private readonly deps: WatcherDeps) {}
 
+  /**
+   * Every write of the watcher: the patch and events pass through the upstream boundary
+   * (redact-upstream.ts) first, so whatever an upstream sent is redacted and bounded before it
+   * is stored, published, sent in a webhook or served, whichever field it sits in.
+   */
+  private commit(run: RunRecord, patch: RunPatch, events: NewEvent[], binding: ConnectorBinding | undefined) {
+    const forms = formsOf(binding)
+    return this.deps.ledger.commit(run, shownPatch(patch, forms) as Patch, shownEvents(events, forms))
+  }
+
   async tick(runId: string): Promise<TickResult> {
     const run = await this.deps.ledger.getRun(runId)
     if (!run || run.finishedAt || isTerminal(run.status as RunStatus)) return { nextAt: null }
@@ -62,7 +86,7 @@ export class Watcher {
     if (!run.upstreamId) return this.traced('trigger', run, binding, () => this.trigger(run, binding))
     if (!binding.connector.poll) {
       // Callback-only upstream: nothing to ask; the deadline is the only thing to wait for.
-      return this.plan(run, { patch: {}, events: [] }, run.deadlineAt ?? null)
+      return this.plan(run, { patch: {}, events: [] }, run.deadlineAt ?? null, binding)
     }
     return this.traced('poll', run, binding, () => this.poll(run, binding, now))
   }
@@ -78,7 +102,7 @@ export class Watcher {
       const next = isTerminal((change.patch.status ?? run.status) as RunStatus)
         ? null
         : Math.max(now + nextPollDelay(binding.policy, binding.durations, now - (run.startedAt ?? now), unchanged, this.deps.random), obs.notBefore ?? 0)
-      return this.plan(run, change, next)
+      return this.plan(run, change, next, binding)
     } catch (err) {
       return this.failure(run, binding, err, 'poll')
     }
@@ -122,9 +146,9 @@ export class Watcher {
     }
     const sentAt = this.deps.clock.now()
     // Committed before the request leaves: from here on a crash leaves an attempt whose outcome is unknown.
-    const { run: sending } = await this.deps.ledger.commit(run, {
+    const { run: sending } = await this.commit(run, {
       triggerPendingAt: sentAt, triggerAttempts: run.triggerAttempts + 1, triggerAttemptedAt: run.triggerAttemptedAt ?? sentAt,
-    }, [])
+    }, [], binding)
     const calls: TriggerCall[] = []
     let result: TriggerResult
     try {
@@ -187,7 +211,7 @@ export class Watcher {
     for (const e of change.events) if (e.type === 'run.status_changed') Object.assign(e.data, extra)
     const status = (change.patch.status ?? run.status) as RunStatus
     const next = isTerminal(status) ? null : Math.max(now + binding.policy.firstIntervalMs, result.notBefore ?? 0)
-    return this.plan(run, change, next)
+    return this.plan(run, change, next, binding)
   }
 
   /**
@@ -221,7 +245,7 @@ export class Watcher {
       code: 'trigger_outcome_unknown',
       message: 'the trigger request may have started a job upstream, but its answer was lost; runrelay does not resend it because this upstream does not deduplicate triggers',
       body: evidence,
-    }, { phase: 'trigger', reason: 'trigger_outcome_unknown' })
+    }, { phase: 'trigger', reason: 'trigger_outcome_unknown' }, binding)
     return { nextAt: null }
   }
 
@@ -231,11 +255,8 @@ export class Watcher {
    * the upstream echo them back (its own state is kept as it came).
    */
   observe(run: RunRecord, seen: Observation, binding?: ConnectorBinding): Change {
-    // What is stored and shown, in one pass (one serialization when nothing is found, the usual case).
-    const { raw, result, message, outputs, upstreamStatus } = seen
-    const fields = { raw, result, message, outputs, upstreamStatus }
-    const shown = redactSecretValues(fields, Object.values(binding?.ctx?.connection?.credentials ?? {}))
-    const obs: Observation = shown === fields ? seen : { ...seen, ...shown }
+    // Compared with the stored run as it will be stored: through the upstream boundary (every field but the connector's state).
+    const obs: Observation = shownObservation(seen, formsOf(binding))
     const now = this.deps.clock.now()
     const patch: RunPatch = {}
     const events: NewEvent[] = []
@@ -269,8 +290,7 @@ export class Watcher {
         patch.nextTickAt = null
         if (obs.result !== undefined) { patch.result = obs.result; data.result = obs.result }
         if (to !== 'completed') {
-          // Last guard: an upstream's error text may quote a URL with its credentials.
-          const error = obs.error ? redactDeep(obs.error) : { code: `upstream_${to}`, message: `upstream reported ${obs.upstreamStatus ?? to}` }
+          const error = obs.error ?? { code: `upstream_${to}`, message: `upstream reported ${obs.upstreamStatus ?? to}` }
           patch.error = error
           data.error = error
         }
@@ -285,19 +305,22 @@ export class Watcher {
     const upstream = err instanceof UpstreamError ? err : null
     if (!upstream) {
       // Not the upstream's fault (store down, a bug): the host retries the tick.
-      if (Object.keys(patch).length) await this.deps.ledger.commit(run, patch, [])
+      if (Object.keys(patch).length) await this.commit(run, patch, [], binding)
+      // It reaches the run host's log: without the connection's secrets (a connector's bug may quote them).
+      const forms = formsOf(binding)
+      if (err instanceof Error && forms.length) { try { err.message = redactText(err.message, forms) } catch { /* read-only message: the log line is still redacted for URL credentials */ } }
       throw err
     }
     this.deps.metrics?.inc('runrelay_upstream_errors_total', { provider: binding.connector.provider, phase, code: upstream.code, transient: String(upstream.transient) })
     const attempt = run.transientErrors + 1
-    // Last guard before the error is stored and published: no credential of the connection, no URL credential.
-    const error: ErrorInfo = redactDeep(upstream.toInfo(), Object.values(binding.ctx?.connection?.credentials ?? {}))
+    // As it will be stored: the message below quotes it.
+    const error: ErrorInfo = shownError(upstream.toInfo(), formsOf(binding))
     if (upstream.transient && attempt <= binding.policy.maxTransientErrors) {
       const next = Math.max(now + retryDelay(binding.policy, attempt, this.deps.random), upstream.notBefore ?? 0)
       return this.plan(run, {
         patch: { ...patch, transientErrors: attempt },
         events: [{ type: 'run.error', data: { phase, transient: true, attempt, retry_at: new Date(next).toISOString(), error } }],
-      }, next)
+      }, next, binding)
     }
     const reason = upstream.transient ? 'too_many_transient_errors' : 'upstream_error'
     await this.finish(run, 'failed', { ...error, message: upstream.transient ? `gave up after ${attempt - 1} transient errors: ${error.message}` : error.message }, { phase, reason }, binding, patch)
@@ -317,7 +340,7 @@ export class Watcher {
     const now = this.deps.clock.now()
     const data: Record<string, unknown> = { from: run.status, to, upstream_status: run.upstreamStatus, ...extra }
     if (error) data.error = error
-    const ended = (await this.deps.ledger.commit(run, { ...patch, status: to, finishedAt: now, nextTickAt: null, error: error ?? run.error }, [{ type: 'run.status_changed', data }])).run
+    const ended = (await this.commit(run, { ...patch, status: to, finishedAt: now, nextTickAt: null, error: error ?? run.error }, [{ type: 'run.status_changed', data }], binding)).run
     await this.ended(ended, binding)
     return ended
   }
@@ -331,12 +354,12 @@ export class Watcher {
   }
 
   /** Persist a change with the next tick time; the deadline always gets a tick of its own. */
-  private async plan(run: RunRecord, change: Change, next: number | null): Promise<TickResult> {
+  private async plan(run: RunRecord, change: Change, next: number | null, binding: ConnectorBinding): Promise<TickResult> {
     const terminal = isTerminal((change.patch.status ?? run.status) as RunStatus)
     const at = terminal ? null : next === null ? run.deadlineAt ?? null : run.deadlineAt ? Math.min(next, run.deadlineAt) : next
     change.patch.nextTickAt = at
-    const { run: stored } = await this.deps.ledger.commit(run, change.patch, change.events)
-    if (terminal && !isTerminal(run.status as RunStatus)) await this.ended(stored)
+    const { run: stored } = await this.commit(run, change.patch, change.events, binding)
+    if (terminal && !isTerminal(run.status as RunStatus)) await this.ended(stored, binding)
     return { nextAt: at }
   }
 
@@ -348,7 +371,7 @@ export class Watcher {
     const binding = await this.deps.bind(run).catch(() => undefined)
     const change = this.observe(run, obs, binding)
     if (change.events.length === 0 && Object.keys(change.patch).length === 0) return run
-    const stored = (await this.deps.ledger.commit(run, change.patch, change.events)).run
+    const stored = (await this.commit(run, change.patch, change.events, binding)).run
     if (change.patch.status && isTerminal(change.patch.status as RunStatus)) await this.ended(stored)
     return stored
   }
@@ -379,7 +402,8 @@ export class Watcher {
         upstream = 'ok'
       } catch (err) {
         if (name !== 'cancel') {
-          const info = err instanceof UpstreamError ? err.toInfo() : { code: 'command_failed', message: String((err as Error)?.message ?? err) }
+          // The HTTP answer quotes it: through the same boundary as what is stored.
+          const info = shownError(err instanceof UpstreamError ? err.toInfo() : { code: 'command_failed', message: String((err as Error)?.message ?? err) }, formsOf(binding))
           throw new CommandRejected(info.code, `upstream refused ${name}: ${info.message}`)
         }
         upstream = notForwarded(err) ? 'skipped' : 'failed'
@@ -409,7 +433,7 @@ export class Watcher {
     if (name === 'cancel') {
       const now = this.deps.clock.now()
       const data = { from: status, to: 'canceled', upstream_status: run.upstreamStatus, reason: 'canceled_by_user' }
-      const ended = (await this.deps.ledger.commit(run, { status: 'canceled', finishedAt: now, nextTickAt: null }, [commandEvent, { type: 'run.status_changed', data }])).run
+      const ended = (await this.commit(run, { status: 'canceled', finishedAt: now, nextTickAt: null }, [commandEvent, { type: 'run.status_changed', data }], binding)).run
       await this.ended(ended, binding)
       return ended
     }
@@ -417,7 +441,7 @@ export class Watcher {
     if (implied.status === undefined && name === 'pause') implied.status = 'paused'
     if (implied.status === undefined && name === 'resume') implied.status = 'running'
     const change = this.observe(run, implied, binding)
-    return (await this.deps.ledger.commit(run, change.patch, [commandEvent, ...change.events])).run
+    return (await this.commit(run, change.patch, [commandEvent, ...change.events], binding)).run
   }
 }
 
@@ -441,7 +465,12 @@ function isRejection(status: number): boolean {
   return (status >= 400 && status < 500) || status === 503
 }
 
-/** Errors raised before a request could be sent: refused by the outbound guard, DNS, connection refused. */
+/**
+ * Errors that prove no request was sent: refused by the outbound guard, DNS (ENOTFOUND,
+ * EAI_AGAIN), nothing listening (ECONNREFUSED), no route, a connect timeout (no connection was
+ * made). A reset or a timeout after the connection was made (ECONNRESET, UND_ERR_SOCKET,
+ * TimeoutError) proves nothing: the request may have arrived, so it stays unknown.
+ */
 const NOT_SENT_CODES = new Set([NOT_SENT, 'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL', 'ERR_INVALID_URL', 'UND_ERR_CONNECT_TIMEOUT'])
 function notSent(err: unknown): boolean {
   for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
@@ -460,6 +489,12 @@ function recording(f: typeof fetch, calls: TriggerCall[]): typeof fetch {
     try { const u = new URL(raw); url = u.origin + u.pathname } catch { /* kept as given */ }
     const call: TriggerCall = { method: (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase(), url }
     calls.push(call)
+    // A request fetch refuses to build (an invalid header value or name, a bad URL or method)
+    // throws a TypeError much like a network failure's: built here first, nothing sent yet, so
+    // its refusal is certain. A stream body is not rebuilt (it could be read only once).
+    if (!(init?.body instanceof ReadableStream)) {
+      try { new Request(input instanceof Request ? input.clone() : input, init) } catch (err) { call.refused = true; throw err }
+    }
     try {
       const res = await f(input, init)
       call.status = res.status

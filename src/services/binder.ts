@@ -18,6 +18,8 @@ export interface BinderDeps {
   budget: RequestBudget
   /** Public base URL of this server, for callback URLs (a function when it is known late). */
   publicUrl: string | (() => string)
+  /** Bytes of one upstream answer read before it is cut off (RUNRELAY_MAX_UPSTREAM_BODY_BYTES); the connectors' default when absent. */
+  maxAnswerBytes?: number
   /** Upstream requests are counted and traced when these are given. */
   metrics?: Metrics
   tracer?: Tracer
@@ -81,6 +83,7 @@ export function createBinder(deps: BinderDeps): Binder {
       callbackUrl: '',
       now: () => deps.clock.now(),
       cache,
+      maxAnswerBytes: deps.maxAnswerBytes,
     }
     return { connector, ctx }
   }
@@ -92,7 +95,7 @@ export function createBinder(deps: BinderDeps): Binder {
     if (!connection) throw new Error(`connection ${workflow.connectionId} of run ${run.id} is gone`)
     const { connector, ctx } = await forConnection(connection)
     const policy = pollPolicyOf(workflow, connector)
-    ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config }
+    ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config, hasInputTemplate: workflow.inputTemplate !== null && workflow.inputTemplate !== undefined }
     ctx.otherActiveRuns = async () => (await deps.store.activeRunIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
     ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id, callbackExpiry(run))
     const durations = policy.adaptive && run.upstreamId ? await durationsOf(workflow.id) : undefined

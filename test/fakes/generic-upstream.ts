@@ -12,12 +12,18 @@ import type { AddressInfo, Socket } from 'node:net'
  *   POST /jobs/:id/cancel → {"id", "status": "canceled"}
  */
 export type Step =
-  | { status: string; progress?: number; result?: unknown; error?: string; /** Echo the request's Authorization header in `result.seen` and `message` (a careless vendor). */ echoAuth?: boolean }
+  | { status: string; progress?: number; result?: unknown; error?: string; /** Echo the request's Authorization header in `result.seen` and `message` (a careless vendor). */ echoAuth?: boolean; /** Add `pad: "yyy…"` of this many characters to the result (a large answer made here, not sent in the trigger). */ pad?: number }
   | { http: number; retryAfter?: number; body?: unknown }
   | { hang: true }
   | { reset: true }
   | { malformed: true }
   | { truncated: true }
+  /**
+   * A status answer of `bytes` bytes of valid JSON, generated while it is written (never held
+   * in memory), with backpressure; it stops when the client goes away. `declare` sends a
+   * Content-Length (else chunked). The bytes actually written are added to `hugeBytesSent`.
+   */
+  | { huge: number; declare?: boolean }
 
 export interface Job { id: string; script: Step[]; polls: number; pollTimes: number[]; canceled: boolean; body: unknown; run?: string }
 
@@ -33,6 +39,8 @@ export interface GenericUpstream {
   requests: number
   /** Arrival time (ms epoch) of every request, in order. */
   requestTimes: number[]
+  /** Bytes written of `huge` answers (what a client read or buffered before it went away). */
+  hugeBytesSent: number
   close(): Promise<void>
 }
 
@@ -49,7 +57,7 @@ export async function startGenericUpstream(opts: {
   const byKey = new Map<string, string>()
   const sockets = new Set<Socket>()
   let next = 1
-  const state = { triggerRequests: 0, jobsCreated: 0, requests: 0 }
+  const state = { triggerRequests: 0, jobsCreated: 0, requests: 0, hugeBytesSent: 0 }
   const requestTimes: number[] = []
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -66,9 +74,11 @@ export async function startGenericUpstream(opts: {
     if ('reset' in step) return res.socket?.destroy()
     if ('malformed' in step) { res.writeHead(200, { 'content-type': 'application/json' }); return res.end('{"status": runn') }
     if ('truncated' in step) { res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' }); res.write('{"status":"running"'); return res.socket?.destroy() }
+    if ('huge' in step) return void streamHuge(res, step.huge, !!step.declare, (n) => { state.hugeBytesSent += n })
     if ('http' in step) return send(res, step.http, step.body ?? { error: `status ${step.http}` }, step.retryAfter !== undefined ? { 'retry-after': String(step.retryAfter) } : {})
     const echo = step.echoAuth ? { result: { ...(step.result as object), seen: auth, link: `https://files.example/report?access=${encodeURIComponent(auth ?? '')}` }, message: `authorized as ${auth}` } : {}
-    send(res, 200, { id: job.id, status: job.canceled ? 'canceled' : step.status, progress: step.progress ?? null, ...(step.result !== undefined ? { result: step.result } : {}), ...(step.error ? { error: step.error } : {}), ...echo })
+    const result = step.pad ? { ...(step.result as object), pad: 'y'.repeat(step.pad) } : step.result
+    send(res, 200, { id: job.id, status: job.canceled ? 'canceled' : step.status, progress: step.progress ?? null, ...(result !== undefined ? { result } : {}), ...(step.error ? { error: step.error } : {}), ...echo })
   }
 
   const server = createServer(async (req, res) => {
@@ -118,12 +128,38 @@ export async function startGenericUpstream(opts: {
     get jobsCreated() { return state.jobsCreated },
     jobsByRun,
     get requests() { return state.requests },
+    get hugeBytesSent() { return state.hugeBytesSent },
     requestTimes,
     async close() {
       for (const s of sockets) s.destroy()
       await new Promise<void>((r) => server.close(() => r()))
     },
   }
+}
+
+/** Write `{"status":"running","blob":"xxx…"}` of exactly `total` bytes, 64 KiB at a time, waiting for drain. */
+async function streamHuge(res: ServerResponse, total: number, declare: boolean, sent: (n: number) => void): Promise<void> {
+  const head = '{"status":"running","blob":"'
+  const tail = '"}'
+  res.writeHead(200, { 'content-type': 'application/json', ...(declare ? { 'content-length': String(total) } : {}) })
+  const chunk = Buffer.alloc(64 * 1024, 'x')
+  let left = total - head.length - tail.length
+  const write = (b: Buffer | string) => new Promise<boolean>((resolve) => {
+    if (res.destroyed || res.socket?.destroyed) return resolve(false)
+    const n = typeof b === 'string' ? Buffer.byteLength(b) : b.byteLength
+    const ok = res.write(b, () => sent(n))
+    if (ok) return resolve(true)
+    const done = () => { res.off('drain', done); res.off('close', done); resolve(!res.destroyed) }
+    res.once('drain', done)
+    res.once('close', done)
+  })
+  if (!(await write(head))) return
+  while (left > 0) {
+    const piece = left >= chunk.byteLength ? chunk : chunk.subarray(0, left)
+    left -= piece.byteLength
+    if (!(await write(piece))) return
+  }
+  if (await write(tail)) res.end()
 }
 
 /** Workflow config for the `http` connector against this fake. */

@@ -113,6 +113,57 @@ describe('reliability: secrets', () => {
     figures.redaction = { runs: 2, answer_bytes_scanned: all.length, log_lines_scanned: logs.length, db_bytes_scanned: db.length, secrets_found: 0, loop_requests_with_secret: loop.seen.length }
   }, 40_000)
 
+  // Issue 23 item 2: one boundary for every upstream observation, whatever field the credential comes back in.
+  it('issue 23 item 2: a credential echoed in an upstream error (poll and signed callback) never reaches the run, its events, webhooks, logs or the database', async () => {
+    const CRED = 'sk_live/Echo+9f8e7d6c5b4a3210'
+    const USER = 'ada@example.com'
+    const PASS = 'pw-Basic-7e6d5c4b3a'
+    const basic = Buffer.from(`${USER}:${PASS}`).toString('base64')
+    const echoed = (where: string) => ({
+      status: 'failed',
+      error: `invalid credentials: Bearer ${CRED}`,
+      message: `${where}: checked ${encodeURIComponent(CRED)}`,
+      detail: { header: `Basic ${basic}`, list: [`token ${CRED}`], [CRED]: 'as a key' },
+    })
+    const vendor = await keep(serve((u) => u.pathname === '/jobs' ? { status: 201, body: { id: 'job_echo' } } : { status: 200, body: echoed('poll') }))
+    const poll = await workflowOn(vendor.url, { type: 'header', header: 'Authorization', scheme: 'Bearer' }, { token: CRED, username: USER, password: PASS },
+      { trigger: { method: 'POST', path: '/jobs' }, status: { path: '/jobs/{{upstream_id}}' }, errorPath: 'error', messagePath: 'message' })
+    let cb = ''
+    const pusher = await keep(serve((_u, body) => { cb = JSON.parse(body).cb; return { status: 201, body: { id: 'job_push' } } }))
+    const push = await workflowOn(pusher.url, { type: 'header', header: 'Authorization', scheme: 'Bearer' }, { token: CRED, username: USER, password: PASS },
+      { trigger: { method: 'POST', path: '/jobs', body: { cb: '{{callback_url}}' } }, errorPath: 'error', messagePath: 'message' })
+    // A webhook endpoint: what is sent to the tenant's own systems.
+    const hooks: string[] = []
+    const receiver = await keep(serve((_u, body) => { hooks.push(body); return { status: 200 } }))
+    expect((await call('POST', '/v1/webhooks', { url: `${receiver.url}/hook`, events: 'all' })).status).toBe(201)
+
+    const polled = (await call('POST', `/v1/workflows/${poll.workflowId}/runs`, {})).body.id as string
+    const pushed = (await call('POST', `/v1/workflows/${push.workflowId}/runs`, {})).body.id as string
+    await until(() => cb, 10_000, 'callback URL sent upstream')
+    const posted = await fetch(cb.replace(new URL(cb).origin, server.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(echoed('callback')) })
+    expect(posted.status).toBe(202)
+    const texts: string[] = []
+    for (const id of [polled, pushed]) {
+      const final = await finished(id)
+      expect(final.status).toBe('failed')
+      // Still says what happened, without the credential.
+      expect(final.error.message).toBe('invalid credentials: Bearer REDACTED')
+      texts.push(JSON.stringify(final), JSON.stringify((await call('GET', `/v1/runs/${id}/events`)).body))
+    }
+    await until(() => hooks.filter((h) => h.includes('"failed"')).length >= 2, 15_000, 'webhooks of both failures')
+    texts.push(...hooks)
+    const all = texts.join('\n')
+    expect(all).toContain('REDACTED')
+    for (const form of [CRED, encodeURIComponent(CRED), basic, PASS]) expect(all, form).not.toContain(form)
+    const files = readdirSync(server.dataDir).filter((f) => f.startsWith('runrelay.db'))
+    const db = Buffer.concat(files.map((f) => readFileSync(join(server.dataDir, f))))
+    for (const form of [CRED, encodeURIComponent(CRED), basic]) expect(db.includes(Buffer.from(form)), `${form} in the database`).toBe(false)
+    for (const form of [CRED, basic]) expect(logs.join('\n'), form).not.toContain(form)
+    // The vendor did get the credential.
+    expect(vendor.seen[0]!.headers.authorization).toBe(`Bearer ${CRED}`)
+    figures.echoed_error = { runs: 2, via: ['poll', 'signed callback'], webhook_bodies: hooks.length, forms: ['bare', 'url-encoded', 'basic base64', 'object key'], found: 0 }
+  }, 40_000)
+
   it('item 8: credentials do not follow a redirect to another origin (trigger, poll, proxy)', async () => {
     const elsewhere = await keep(serve(() => ({ status: 200, body: { id: 'job_1', status: 'running' } })))
     // Same-origin hops keep the credentials; the cross-origin one must not carry them.

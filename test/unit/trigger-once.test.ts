@@ -6,7 +6,7 @@
 import { rmSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { requestJson } from '../../src/connectors/request.ts'
-import type { Connector, TriggerResult } from '../../src/connectors/types.ts'
+import { UpstreamError, type Connector, type TriggerResult } from '../../src/connectors/types.ts'
 import { PollPolicy, type RunEvent } from '../../src/core/domain.ts'
 import { Watcher } from '../../src/core/watcher.ts'
 import { SeqConflictError, Store } from '../../src/db/store.ts'
@@ -59,7 +59,7 @@ describe('triggers at most once (watcher, real store, scripted fetch)', () => {
     ledger = new LocalLedger(store, hub, () => clock.now())
     watcher = new Watcher({
       ledger, clock, random: () => 1,
-      bind: async () => ({ connector, policy, triggerRetry, ctx: { fetch: fakeFetch, connection: { credentials: {} } as any, workflow: {} as any, callbackUrl: '', now: () => clock.now(), cache: new Map() } }),
+      bind: async () => ({ connector, policy, triggerRetry, ctx: { fetch: fakeFetch, connection: { credentials: {}, baseUrl: 'https://up.example' } as any, workflow: {} as any, callbackUrl: '', now: () => clock.now(), cache: new Map() } }),
     })
     await ledger.create(queuedRun('run_1', clock.t, { deadlineAt: clock.t + policy.deadlineMs, nextTickAt: clock.t }), CREATED)
   })
@@ -106,6 +106,36 @@ describe('triggers at most once (watcher, real store, scripted fetch)', () => {
     const r = await tickUntilSettled()
     expect(sent).toHaveLength(1)
     expect(r.error).toMatchObject({ code: 'upstream_http_400' })
+  })
+
+  // Issue 23 item 7: a request fetch refuses to build never left, so its failure is certain.
+  it('a header value fetch would refuse (a line break in a credential) fails the run as certain, with nothing sent', async () => {
+    connector.trigger = async (ctx) => {
+      const res = await requestJson<{ id: string }>(ctx, 'https://up.example/jobs', { body: {}, headers: { authorization: 'Bearer abc\r\nX-Admin: 1' } })
+      return { upstreamId: res.body.id }
+    }
+    const r = await tickUntilSettled()
+    expect(sent).toHaveLength(0)
+    expect(r.status).toBe('failed')
+    expect(r.error).toMatchObject({ code: 'invalid_header_value' })
+    expect(r.triggerPendingAt).toBeNull()
+  })
+
+  it('a connector calling fetch itself with a header fetch refuses: a certain failure (retried), never trigger_outcome_unknown', async () => {
+    connector.trigger = async (ctx) => {
+      try {
+        await ctx.fetch('https://up.example/jobs', { method: 'POST', headers: { 'x-tag': 'a\nb' }, body: '{}' })
+      } catch (err) {
+        throw new UpstreamError({ code: 'upstream_network_error', message: String((err as Error).message), transient: true })
+      }
+      return { upstreamId: 'never' }
+    }
+    const r = await tickUntilSettled(8)
+    expect(sent).toHaveLength(0)
+    expect(r.status).toBe('failed')
+    expect(r.error).toMatchObject({ code: 'upstream_network_error' })
+    expect(r.error!.message).toMatch(/gave up after 3 transient errors/)
+    expect(r.triggerAttempts).toBe(4)
   })
 
   it('resends with the same Idempotency-Key when the connector declares the upstream honours it', async () => {

@@ -1,6 +1,6 @@
 import * as z from 'zod'
 import { RunStatus } from '../../core/domain.ts'
-import { renderTemplate } from '../../core/template.ts'
+import { renderHeaderValue, renderPath, renderTemplate, TemplateValueError } from '../../core/template.ts'
 import { getPath, joinUrl, requestJson } from '../request.ts'
 import { finalError } from '../shared.ts'
 import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
@@ -27,10 +27,14 @@ const ConnectionConfig = z.object({
 
 const RequestTemplate = z.object({
   method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).optional(),
-  /** Path relative to the connection's base URL; `{{upstream_id}}`, `{{workflow_id}}`, `{{run_id}}` and run variables are filled in. */
+  /**
+   * Path relative to the connection's base URL; `{{upstream_id}}`, `{{workflow_id}}`, `{{run_id}}` and run
+   * variables are filled in, each percent-encoded (a value is one segment or one query value, never syntax).
+   */
   path: z.string().min(1),
   /** JSON body template; `"{{input}}"` is the run's rendered input, `{{callback_url}}` its callback URL. Defaults to the input. */
   body: z.unknown().optional(),
+  /** Header values; placeholders are filled in as text, and a value with a line break or a control character is refused. */
   headers: z.record(z.string(), z.string()).optional(),
 })
 
@@ -78,17 +82,30 @@ function vars(ctx: ConnectorContext, runId: string, extra: Record<string, unknow
 
 async function send(ctx: ConnectorContext, tpl: z.infer<typeof RequestTemplate>, variables: Record<string, unknown>, defaultBody: unknown) {
   const { conn } = config(ctx)
-  const encoded = Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, typeof v === 'string' ? encodeURIComponent(v) : v]))
-  const path = renderTemplate(tpl.path, encoded, {})
-  if (path.missing.length) throw finalError('template_variable_missing', `path template needs ${path.missing.join(', ')}`)
-  const url = new URL(joinUrl(ctx.connection.baseUrl, String(path.value)))
-  const headers: Record<string, string> = { ...conn.headers, ...tpl.headers }
+  // Every value is encoded for where it lands; what cannot be placed there fails the run before anything is sent.
+  let path: string
+  const headers: Record<string, string> = { ...conn.headers }
+  try {
+    const rendered = renderPath(tpl.path, variables)
+    if (rendered.missing.length) throw finalError('template_variable_missing', `path template needs ${rendered.missing.join(', ')}`)
+    path = rendered.value
+    for (const [name, value] of Object.entries(tpl.headers ?? {})) {
+      const h = renderHeaderValue(name, value, variables)
+      if (h.missing.length) throw finalError('template_variable_missing', `header ${name} needs ${h.missing.join(', ')}`)
+      headers[name] = h.value
+    }
+  } catch (err) {
+    throw err instanceof TemplateValueError ? finalError(err.code, err.message) : err
+  }
+  // requestJson refuses a URL that leaves the base URL (a `..` the template itself holds, say).
+  const url = new URL(joinUrl(ctx.connection.baseUrl, path))
   const token = ctx.connection.credentials.token ?? ''
   if (conn.auth.type === 'header') headers[conn.auth.header] = conn.auth.scheme ? `${conn.auth.scheme} ${token}` : token
   if (conn.auth.type === 'query') url.searchParams.set(conn.auth.param, token)
   const method = tpl.method ?? (tpl.body !== undefined || defaultBody !== undefined ? 'POST' : 'GET')
   let body: unknown
   if (method !== 'GET' && method !== 'DELETE') {
+    // JSON position: values keep their type and the body is serialised whole, so a value is always one JSON value.
     body = tpl.body === undefined ? defaultBody : renderTemplate(tpl.body, variables, {}).value
   }
   return requestJson(ctx, url.toString(), { method, headers, body })
@@ -153,6 +170,8 @@ export const httpConnector: Connector = {
 
   async testConnection(ctx) {
     const res = await ctx.fetch(ctx.connection.baseUrl, { method: 'GET' })
+    // Only the status matters: the body is not read (nor buffered).
+    await res.body?.cancel().catch(() => {})
     return { ok: res.status < 500, message: `base URL answered ${res.status}` }
   },
 

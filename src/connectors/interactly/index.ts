@@ -81,7 +81,9 @@ function checkId(kind: string, id: string): void {
 const obj = (v: unknown): Record<string, unknown> => (isRecord(v) ? v : {})
 
 export function buildStartBody(ctx: ConnectorContext, input: unknown, variables: Record<string, unknown>, runtimeVariables: Record<string, unknown>): Record<string, unknown> {
-  const inp = obj(input)
+  // Without a template the input is a copy of the variables (the default mapping): they go to
+  // dynamic_variables below, so only a template's input is read and checked.
+  const inp = ctx.workflow.hasInputTemplate === false ? {} : obj(input)
   // Workflows created before templates were checked: refuse rather than drop the input.
   const stray = Object.keys(inp).filter((k) => !(RUN_INPUT_KEYS as readonly string[]).includes(k))
   if (stray.length > 0) throw finalError('invalid_input', `Interactly's start body has no place for ${stray.join(', ')}: put values under ${RUN_INPUT_KEYS.join(', ')}`)

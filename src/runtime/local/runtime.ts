@@ -95,6 +95,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const binder = createBinder({
     store, secrets, clock, publicUrl: () => publicUrl, budget: new SharedRateBudget((key, perSecond, now) => store.reserveRateToken(key, perSecond, now), () => clock.now()), ...telemetry,
     fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
+    maxAnswerBytes: config.RUNRELAY_MAX_UPSTREAM_BODY_BYTES,
   })
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind, ...telemetry })
   const processId = config.RUNRELAY_INSTANCE_ID ?? processName()

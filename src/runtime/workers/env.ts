@@ -25,6 +25,7 @@ export interface Env {
   RUNRELAY_MAX_BODY_BYTES?: string
   RUNRELAY_LOG?: string
   RUNRELAY_UPSTREAM_TIMEOUT_MS?: string
+  RUNRELAY_MAX_UPSTREAM_BODY_BYTES?: string
   /** How often the jobs object scans for new events while a webhook endpoint is enabled. */
   RUNRELAY_JOBS_INTERVAL_MS?: string
   RUNRELAY_WEBHOOK_RETRY_SCHEDULE?: string

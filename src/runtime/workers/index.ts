@@ -44,7 +44,7 @@ function appFor(env: Env, request: Request): Promise<Hono<any>> {
     const publicUrl = config.RUNRELAY_PUBLIC_URL ?? new URL(request.url).origin
     appUrl = publicUrl
     const allowPrivate = config.RUNRELAY_ALLOW_PRIVATE_NETWORK
-    const binder = createBinder({ store, secrets, fetch, clock: systemClock, budget: new RateBudget(), publicUrl })
+    const binder = createBinder({ store, secrets, fetch, clock: systemClock, budget: new RateBudget(), publicUrl, maxAnswerBytes: config.RUNRELAY_MAX_UPSTREAM_BODY_BYTES })
     return createApp({
       store, secrets, binder, clock: systemClock, log, tokens,
       hosts: new WorkersRunHosts(env, publicUrl),

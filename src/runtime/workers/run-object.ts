@@ -493,7 +493,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     try {
       const shared = this.shared ?? (await getShared(this.env))
       this.binder ??= createBinder({
-        store: shared.store, secrets: shared.secrets, fetch: shared.fetch, clock: systemClock, budget,
+        store: shared.store, secrets: shared.secrets, fetch: shared.fetch, clock: systemClock, budget, maxAnswerBytes: shared.config.RUNRELAY_MAX_UPSTREAM_BODY_BYTES,
         publicUrl: shared.config.RUNRELAY_PUBLIC_URL ?? this.meta.get<string>('publicUrl') ?? 'http://localhost',
       })
       const binding = await this.binder.bind(run)
