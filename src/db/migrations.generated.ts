@@ -74,5 +74,16 @@ export const MIGRATIONS = [
     "bps": true,
     "folderMillis": 1795693795868,
     "hash": "03a19537521f945fc61dbdadb05dbb2993318aaf72ce25a6597a88576abcdfcb"
+  },
+  {
+    "tag": "0003_token_revocations_variables_schema",
+    "sql": [
+      "CREATE TABLE `token_revocations` (\n\t`tenant_id` text NOT NULL,\n\t`token_id` text NOT NULL,\n\t`before` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\tPRIMARY KEY(`tenant_id`, `token_id`)\n);\n",
+      "\nCREATE INDEX `token_revocations_expiry` ON `token_revocations` (`expires_at`);",
+      "\nALTER TABLE `workflows` ADD `variables_schema` text;"
+    ],
+    "bps": true,
+    "folderMillis": 1796606861395,
+    "hash": "0687271c180434e853339771813b7de4d8ed186819c632a52a5e6fddecbe5db9"
   }
 ]
