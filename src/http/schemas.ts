@@ -71,7 +71,7 @@ export const TriggerRetry = z.enum(['at_most_once', 'at_least_once']).describe(
   + 'when the vendor cannot say whether the job exists; `at_least_once` resends, for workflows where a duplicate job is harmless')
 /** A JSON Schema node of runrelay's subset (see VariablesSchema). */
 export interface VariablesSchemaNode {
-  type?: string | string[]; title?: string; description?: string; default?: unknown; examples?: unknown[]
+  $schema?: string; type?: string | string[]; title?: string; description?: string; default?: unknown; examples?: unknown[]
   enum?: unknown[]; const?: unknown
   minLength?: number; maxLength?: number; format?: string
   minimum?: number; maximum?: number; exclusiveMinimum?: number; exclusiveMaximum?: number; multipleOf?: number
@@ -87,6 +87,7 @@ const SchemaType = z.enum(['object', 'array', 'string', 'number', 'integer', 'bo
 export const VARIABLE_FORMATS = ['date', 'time', 'date-time', 'duration', 'email', 'hostname', 'ipv4', 'ipv6', 'uri', 'uri-reference', 'url', 'uuid'] as const
 const count = z.number().int().min(0).max(1_000_000)
 export const VariablesSchemaNode: z.ZodType<VariablesSchemaNode> = z.lazy(() => z.object({
+  $schema: z.literal('https://json-schema.org/draft/2020-12/schema').optional(),
   type: z.union([SchemaType, z.array(SchemaType).min(1).max(7)]).optional(),
   title: z.string().max(200).optional(),
   description: z.string().max(2000).optional(),
@@ -110,8 +111,7 @@ export const VariablesSchemaNode: z.ZodType<VariablesSchemaNode> = z.lazy(() => 
  * nested objects. Unknown keywords are refused (400), so a schema never silently checks less
  * than its author thinks. The top level describes the `variables` object.
  */
-export const VariablesSchema = z.object({ $schema: z.literal('https://json-schema.org/draft/2020-12/schema').optional() })
-  .and(VariablesSchemaNode)
+export const VariablesSchema = VariablesSchemaNode
   .refine((s) => s.type === undefined || s.type === 'object', { message: 'variables are an object: the top level has type "object"', path: ['type'] })
   .describe('JSON Schema (2020-12 subset: type, properties, required, additionalProperties, items, enum, const, minLength, maxLength, format, minimum, maximum, minItems, maxItems, uniqueItems) that `variables` of every trigger must match (400 `invalid_variables` naming the path); null: any object')
   .meta({ id: 'VariablesSchema' })
@@ -134,6 +134,7 @@ export const WorkflowCreate = z.object({
   config: WorkflowFields.config.default({}),
   tags: WorkflowFields.tags.default([]),
   trigger_retry: TriggerRetry.default('at_most_once'),
+  variables_schema: WorkflowFields.variables_schema.optional(),
 }).strict().meta({ id: 'WorkflowCreate' })
 export const WorkflowUpdate = z.object(WorkflowFields).partial().strict().meta({ id: 'WorkflowUpdate' })
 export const Workflow = z.object({
