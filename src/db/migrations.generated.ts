@@ -83,5 +83,16 @@ export const MIGRATIONS = [
     "bps": true,
     "folderMillis": 1796606652393,
     "hash": "99f0c59f1c6b8f42d1689bdb772daf4a35188d620d6d11410c0bdb63d37c2ba0"
+  },
+  {
+    "tag": "0004_token_revocations_variables_schema",
+    "sql": [
+      "CREATE TABLE `token_revocations` (\n\t`tenant_id` text NOT NULL,\n\t`token_id` text NOT NULL,\n\t`before` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\tPRIMARY KEY(`tenant_id`, `token_id`)\n);\n",
+      "\nCREATE INDEX `token_revocations_expiry` ON `token_revocations` (`expires_at`);",
+      "\nALTER TABLE `workflows` ADD `variables_schema` text;"
+    ],
+    "bps": true,
+    "folderMillis": 1796608388221,
+    "hash": "0687271c180434e853339771813b7de4d8ed186819c632a52a5e6fddecbe5db9"
   }
 ]

@@ -1,5 +1,5 @@
 import { and, eq, inArray, isNotNull, lt, ne } from 'drizzle-orm'
-import { events, idempotencyKeys, runs, tenants, webhookAttempts, webhookDeliveries } from './schema.ts'
+import { events, idempotencyKeys, runs, tenants, webhookAttempts, webhookDeliveries, tokenRevocations } from './schema.ts'
 import type { Db } from './store.ts'
 import { TriggerTokenQueries } from './trigger-tokens.ts'
 
@@ -62,5 +62,7 @@ export async function pruneExpired(db: Db, now: number, opts: PruneOptions = {})
   await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, now - IDEMPOTENCY_TTL_MS))
   // A trigger token's budget is useless once the token has expired.
   await new TriggerTokenQueries(db).purgeExpired(now)
+  // A token revocation outlives every token it can refuse by nothing.
+  await db.delete(tokenRevocations).where(lt(tokenRevocations.expiresAt, now))
   return out
 }

@@ -53,6 +53,8 @@ export const workflows = sqliteTable('workflows', {
   tags: text('tags', { mode: 'json' }).$type<string[]>().notNull(),
   /** 'at_most_once' (default: a trigger whose outcome is unknown is never resent blindly) or 'at_least_once'. */
   triggerRetry: text('trigger_retry').notNull().default('at_most_once'),
+  /** JSON Schema (runrelay's subset) a trigger's `variables` must match; null: any object. */
+  variablesSchema: text('variables_schema', { mode: 'json' }).$type<Record<string, unknown>>(),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull(),
 }, (t) => [index('workflows_tenant').on(t.tenantId, t.createdAt, t.id), index('workflows_connection').on(t.connectionId)])
@@ -291,3 +293,16 @@ export const triggerTokens = sqliteTable('trigger_tokens', {
   expiresAt: integer('expires_at').notNull(),
   createdAt: integer('created_at').notNull(),
 }, (t) => [index('trigger_tokens_expiry').on(t.expiresAt)])
+
+/**
+ * Revoked subscriber and trigger tokens, per tenant: one row per revoked token id (`token_id`
+ * is its `jti`), and at most one row `token_id = '*'` whose `before` refuses every token of the
+ * tenant minted before it. `expires_at` is when no token the row refuses can still be alive
+ * (the longest token lifetime after `before`): retention deletes the row then.
+ */
+export const tokenRevocations = sqliteTable('token_revocations', {
+  tenantId: text('tenant_id').notNull(),
+  tokenId: text('token_id').notNull(),
+  before: integer('before').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+}, (t) => [primaryKey({ columns: [t.tenantId, t.tokenId] }), index('token_revocations_expiry').on(t.expiresAt)])

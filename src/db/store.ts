@@ -7,13 +7,15 @@ import { fromBase64Url, toBase64Url } from '../core/crypto.ts'
 import { WriteConflictError } from '../core/ports.ts'
 import type { RunPatch, RunRecord } from '../core/run.ts'
 import * as schema from './schema.ts'
-import { apiKeys, connections, events, idempotencyKeys, runs, settings, tenants, workflows } from './schema.ts'
+import { apiKeys, connections, events, idempotencyKeys, runs, settings, tenants, tokenRevocations, workflows } from './schema.ts'
 import { migrate } from './migrate.ts'
 
 export type Db = LibSQLDatabase<typeof schema>
 
 export type TenantRow = typeof tenants.$inferSelect
 export type ApiKeyRow = typeof apiKeys.$inferSelect
+/** A tenant's token revocations in force: a not-before time (0: none) and revoked token ids. */
+export interface TokenRevocations { notBefore: number; ids: ReadonlySet<string> }
 export type ConnectionRow = typeof connections.$inferSelect
 export type WorkflowRow = typeof workflows.$inferSelect
 export type RunRow = typeof runs.$inferSelect
@@ -261,7 +263,7 @@ const claimable = (now: number | ReturnType<typeof sql.placeholder>) =>
 
 /** All of runrelay's persistence, over any libSQL client (embedded file, or HTTP on Workers). */
 export class Store {
-  private caches?: { keys: ReadCache<ApiKeyRow>; workflows: ReadCache<WorkflowRow>; connections: ReadCache<ConnectionRow> }
+  private caches?: { keys: ReadCache<ApiKeyRow>; workflows: ReadCache<WorkflowRow>; connections: ReadCache<ConnectionRow>; revocations: ReadCache<TokenRevocations> }
 
   constructor(readonly db: Db) {}
 
@@ -276,7 +278,7 @@ export class Store {
    * local runtimes (Node, Deno, Bun); Workers isolates do not use it.
    */
   enableReadCache(ttlMs: number): void {
-    this.caches = ttlMs > 0 ? { keys: new ReadCache(ttlMs), workflows: new ReadCache(ttlMs), connections: new ReadCache(ttlMs) } : undefined
+    this.caches = ttlMs > 0 ? { keys: new ReadCache(ttlMs), workflows: new ReadCache(ttlMs), connections: new ReadCache(ttlMs), revocations: new ReadCache(ttlMs) } : undefined
     this.runCache = ttlMs > 0 ? { rows: new ReadCache(RUN_CACHE_MS, 1_024), history: new ReadCache(RUN_CACHE_MS, 256) } : undefined
   }
 
@@ -359,6 +361,40 @@ export class Store {
     this.generation++
     this.caches?.keys.deleteWhere((k) => k.id === id)
     return k
+  }
+
+  /** A key by id (subscriber tokens name the key that minted them); cached like findApiKeyByHash, and dropped with it on revocation. */
+  async findApiKeyById(id: string): Promise<ApiKeyRow | undefined> {
+    return this.cachedRead(this.caches?.keys, `id:${id}`, async () => (await this.db.select().from(apiKeys).where(eq(apiKeys.id, id)))[0])
+  }
+
+  /** The tenant's token revocations still in force at `now` (one small read, cached and synced across processes like keys). */
+  async tokenRevocations(tenantId: string, now: number): Promise<TokenRevocations> {
+    return (await this.cachedRead(this.caches?.revocations, tenantId, async () => {
+      const rows = await this.db.select({ tokenId: tokenRevocations.tokenId, before: tokenRevocations.before }).from(tokenRevocations)
+        .where(and(eq(tokenRevocations.tenantId, tenantId), gt(tokenRevocations.expiresAt, now)))
+      let notBefore = 0
+      const ids = new Set<string>()
+      for (const r of rows) if (r.tokenId === '*') notBefore = r.before; else ids.add(r.tokenId)
+      return { notBefore, ids }
+    }))!
+  }
+
+  /**
+   * Revoke one token (`tokenId`, its jti) or, with `'*'`, every token of the tenant minted before
+   * `before` (a later `before` replaces an earlier one, an earlier one is ignored). Announced like
+   * a key's revocation: every process refuses the tokens within its read-cache sync.
+   */
+  async revokeTokens(tenantId: string, tokenId: string, before: number, expiresAt: number): Promise<void> {
+    this.generation++
+    this.caches?.revocations.delete(tenantId)
+    await this.announced(this.db.insert(tokenRevocations).values({ tenantId, tokenId, before, expiresAt })
+      .onConflictDoUpdate({
+        target: [tokenRevocations.tenantId, tokenRevocations.tokenId],
+        set: { before: sql`max(${tokenRevocations.before}, excluded.before)`, expiresAt: sql`max(${tokenRevocations.expiresAt}, excluded.expires_at)` },
+      }))
+    this.generation++
+    this.caches?.revocations.delete(tenantId)
   }
 
   async touchApiKey(id: string, now: number): Promise<void> {
@@ -470,6 +506,7 @@ export class Store {
       this.caches.keys.clear()
       this.caches.workflows.clear()
       this.caches.connections.clear()
+      this.caches.revocations.clear()
     }
     this.cacheEpoch = epoch
   }

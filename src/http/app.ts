@@ -2,7 +2,8 @@ import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { cors } from 'hono/cors'
 import { requestId } from 'hono/request-id'
-import { authenticate, authMiddleware, credentialOf, type AuthEnv } from './auth.ts'
+import { authenticate, authMiddleware, type AuthEnv } from './auth.ts'
+import { limiterKey } from './tokens.ts'
 import type { AppDeps, RouteContext } from './context.ts'
 import { isStoreUnavailable } from '../db/store-errors.ts'
 import { ApiError, errorResponse, STORE_RETRY_AFTER_S, toApiError } from './errors.ts'
@@ -31,18 +32,17 @@ export const uriTooLong = () => new ApiError(414, 'uri_too_long', 'URL is longer
 export function createApp(deps: AppDeps): Hono<AuthEnv> {
   deps = { ...deps, tokens: deps.tokens ?? tokenService(deps) }
   const app = new Hono<AuthEnv>()
-  const authn = authenticate(deps.store, deps.tokens, () => deps.clock.now())
+  const unlimited = authenticate(deps.store, deps.tokens, () => deps.clock.now())
   const limiter = deps.keyRateLimiter ?? new KeyRateLimiter(deps.config.rateLimitPerMinute ?? 6_000, () => deps.clock.now())
-  const authMw = authMiddleware(authn)
-  // Every authenticated request draws from its key's bucket (a token's own bucket for subscriber tokens).
-  const limited: typeof authMw = (need, opts) => {
-    const mw = authMw(need, opts)
-    return (c, next) => mw(c, async () => {
-      const p = c.get('principal')
-      limiter.take(p.kind === 'token' ? `tok:${p.tenantId}:${(credentialOf(c, true) ?? '').slice(-22)}` : `key:${p.keyId}`)
-      await next()
-    })
+  // Every authenticated request (every route, /v1/me included) draws from the bucket of the
+  // verified identity: the key's id, or the token's id. Never the credential's text, which can
+  // be spelled many ways that verify alike.
+  const authn: typeof unlimited = async (c, allowTokens) => {
+    const p = await unlimited(c, allowTokens)
+    limiter.take(limiterKey(p))
+    return p
   }
+  const limited = authMiddleware(authn)
   const ctx: RouteContext = { auth: limited, authenticate: authn }
 
   app.onError((err, c) => {

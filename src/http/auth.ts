@@ -10,10 +10,28 @@ export interface TokenScope { runIds?: string[]; workflowIds?: string[]; tags?: 
 export type Principal =
   | { kind: 'root'; keyId: string }
   | { kind: 'key'; tenantId: string; keyId: string; scopes: ReadonlySet<string> }
-  | { kind: 'token'; tenantId: string; scope: TokenScope; expiresAt: number; trigger?: TriggerGrant }
+  | { kind: 'token'; tenantId: string; scope: TokenScope; expiresAt: number; trigger?: TriggerGrant
+      /** The token's id (`jti`): its rate-limit bucket, and what `POST /v1/tokens/{id}/revoke` names. */
+      tokenId: string
+      /** The key that minted it (tokens minted before keys were recorded carry none). */
+      keyId?: string }
 
-/** What a trigger token may start: runs of one workflow, within a budget kept in the database. */
-export interface TriggerGrant { tokenId: string; workflowId: string; tag: string }
+/**
+ * What a trigger token may start: runs of one workflow, within a budget kept in the database,
+ * carrying only the tags it was minted with, with the variables it pins and (when `allowed` is
+ * set) only those variables besides.
+ */
+export interface TriggerGrant {
+  tokenId: string
+  workflowId: string
+  tag: string
+  /** Tags its runs carry, and the only ones a trigger body may name. */
+  tags: string[]
+  /** Fixed variables: the page cannot change them. */
+  pinned?: Record<string, unknown>
+  /** The variables the page may set (besides the pinned ones); undefined: any. */
+  allowed?: string[]
+}
 
 export interface TokenVerifier {
   verify(token: string): Promise<Extract<Principal, { kind: 'token' }> | null>

@@ -69,6 +69,53 @@ export const TriggerRetry = z.enum(['at_most_once', 'at_least_once']).describe(
   'what to do when a trigger may have reached the upstream but its answer was lost (a crash, a timeout, a reset): '
   + '`at_most_once` (default) never resends unless the upstream honours Idempotency-Key, and ends the run `failed` with `trigger_outcome_unknown` '
   + 'when the vendor cannot say whether the job exists; `at_least_once` resends, for workflows where a duplicate job is harmless')
+/** A JSON Schema node of runrelay's subset (see VariablesSchema). */
+export interface VariablesSchemaNode {
+  $schema?: string; type?: string | string[]; title?: string; description?: string; default?: unknown; examples?: unknown[]
+  enum?: unknown[]; const?: unknown
+  minLength?: number; maxLength?: number; format?: string
+  minimum?: number; maximum?: number; exclusiveMinimum?: number; exclusiveMaximum?: number; multipleOf?: number
+  items?: VariablesSchemaNode; minItems?: number; maxItems?: number; uniqueItems?: boolean
+  properties?: Record<string, VariablesSchemaNode>; required?: string[]; additionalProperties?: boolean | VariablesSchemaNode
+  minProperties?: number; maxProperties?: number
+}
+const SchemaType = z.enum(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'])
+/**
+ * String formats a variables_schema may name. Not `regex` (nor `pattern`): a tenant's regular
+ * expression run against page input is a way to stall the server (catastrophic backtracking).
+ */
+export const VARIABLE_FORMATS = ['date', 'time', 'date-time', 'duration', 'email', 'hostname', 'ipv4', 'ipv6', 'uri', 'uri-reference', 'url', 'uuid'] as const
+const count = z.number().int().min(0).max(1_000_000)
+export const VariablesSchemaNode: z.ZodType<VariablesSchemaNode> = z.lazy(() => z.object({
+  $schema: z.literal('https://json-schema.org/draft/2020-12/schema').optional(),
+  type: z.union([SchemaType, z.array(SchemaType).min(1).max(7)]).optional(),
+  title: z.string().max(200).optional(),
+  description: z.string().max(2000).optional(),
+  default: json.optional(),
+  examples: z.array(json).max(20).optional(),
+  enum: z.array(json).min(1).max(500).optional(),
+  const: json.optional(),
+  minLength: count.optional(), maxLength: count.optional(),
+  format: z.enum(VARIABLE_FORMATS).optional(),
+  minimum: z.number().optional(), maximum: z.number().optional(), exclusiveMinimum: z.number().optional(), exclusiveMaximum: z.number().optional(),
+  multipleOf: z.number().positive().optional(),
+  items: VariablesSchemaNode.optional(), minItems: count.optional(), maxItems: count.optional(), uniqueItems: z.boolean().optional(),
+  properties: z.record(z.string().min(1).max(128), VariablesSchemaNode).optional(),
+  required: z.array(z.string().min(1).max(128)).max(200).optional(),
+  additionalProperties: z.union([z.boolean(), VariablesSchemaNode]).optional(),
+  minProperties: count.optional(), maxProperties: count.optional(),
+}).strict()).meta({ id: 'VariablesSchemaNode' })
+/**
+ * A workflow's `variables_schema`: JSON Schema (draft 2020-12) restricted to what forms and
+ * docs use: types, required, enum/const, string lengths and formats, number bounds, arrays,
+ * nested objects. Unknown keywords are refused (400), so a schema never silently checks less
+ * than its author thinks. The top level describes the `variables` object.
+ */
+export const VariablesSchema = VariablesSchemaNode
+  .refine((s) => s.type === undefined || s.type === 'object', { message: 'variables are an object: the top level has type "object"', path: ['type'] })
+  .describe('JSON Schema (2020-12 subset: type, properties, required, additionalProperties, items, enum, const, minLength, maxLength, format, minimum, maximum, minItems, maxItems, uniqueItems) that `variables` of every trigger must match (400 `invalid_variables` naming the path); null: any object')
+  .meta({ id: 'VariablesSchema' })
+
 const WorkflowFields = {
   name,
   connection_id: Id,
@@ -78,6 +125,7 @@ const WorkflowFields = {
   config: z.record(z.string(), json),
   tags: z.array(Tag).max(20),
   trigger_retry: TriggerRetry,
+  variables_schema: VariablesSchema.nullable(),
 }
 export const WorkflowCreate = z.object({
   ...WorkflowFields,
@@ -86,11 +134,14 @@ export const WorkflowCreate = z.object({
   config: WorkflowFields.config.default({}),
   tags: WorkflowFields.tags.default([]),
   trigger_retry: TriggerRetry.default('at_most_once'),
+  variables_schema: WorkflowFields.variables_schema.optional(),
 }).strict().meta({ id: 'WorkflowCreate' })
 export const WorkflowUpdate = z.object(WorkflowFields).partial().strict().meta({ id: 'WorkflowUpdate' })
 export const Workflow = z.object({
   id: z.string(), name: z.string(), connection_id: z.string(), upstream_workflow_id: z.string(), input_template: json,
-  poll_policy: PollPolicyInput, config: z.record(z.string(), json), tags: z.array(z.string()), trigger_retry: TriggerRetry, created_at: iso, updated_at: iso,
+  poll_policy: PollPolicyInput, config: z.record(z.string(), json), tags: z.array(z.string()), trigger_retry: TriggerRetry,
+  variables_schema: z.record(z.string(), json).nullable().describe('the JSON Schema trigger variables must match (see VariablesSchema); null: any object'),
+  created_at: iso, updated_at: iso,
 }).meta({ id: 'Workflow' })
 
 export const RunCreate = z.object({

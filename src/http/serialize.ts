@@ -29,7 +29,7 @@ export const workflowBody = (w: WorkflowRow): z.infer<typeof Workflow> => ({
     ...(w.pollPolicy.maxTransientErrors !== undefined && { max_transient_errors: w.pollPolicy.maxTransientErrors }),
     ...(w.pollPolicy.adaptive !== undefined && { adaptive: w.pollPolicy.adaptive }),
   },
-  config: w.config, tags: w.tags, trigger_retry: w.triggerRetry === 'at_least_once' ? 'at_least_once' : 'at_most_once', created_at: isoOf(w.createdAt)!, updated_at: isoOf(w.updatedAt)!,
+  config: w.config, tags: w.tags, trigger_retry: w.triggerRetry === 'at_least_once' ? 'at_least_once' : 'at_most_once', variables_schema: w.variablesSchema ?? null, created_at: isoOf(w.createdAt)!, updated_at: isoOf(w.updatedAt)!,
 })
 
 export const runBody = (r: RunRow): z.infer<typeof Run> => ({

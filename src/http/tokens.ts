@@ -2,7 +2,7 @@ import { jwtVerify, SignJWT } from 'jose'
 import * as z from 'zod'
 import type { SecretBox } from '../core/crypto.ts'
 import type { Clock } from '../core/ports.ts'
-import type { Store } from '../db/store.ts'
+import type { Store, TokenRevocations } from '../db/store.ts'
 import { TriggerTokenQueries } from '../db/trigger-tokens.ts'
 import { ApiError, notFound } from './errors.ts'
 import { newId } from '../core/crypto.ts'
@@ -24,14 +24,26 @@ const KEY_PURPOSE = 'subscriber-token/v1'
 
 const Claims = z.object({
   sub: z.string().min(1),
+  /** The API key that minted the token: the token dies with it. */
+  key: z.string().min(1).optional(),
+  /** Mint time in ms (iat is whole seconds): "revoke all tokens minted before T" is exact. */
+  iat_ms: z.number().optional(),
   scope: z.object({
     r: z.array(z.string()).optional(),
     w: z.array(z.string()).optional(),
     t: z.array(z.string()).optional(),
   }).strict(),
   /** A trigger token: the one workflow it may start runs of. */
-  trg: z.object({ w: z.string().min(1) }).strict().optional(),
-  jti: z.string().optional(),
+  trg: z.object({
+    w: z.string().min(1),
+    /** Tags its runs carry: a trigger body may name no other. */
+    t: z.array(z.string()).optional(),
+    /** Pinned variables. */
+    v: z.record(z.string(), z.unknown()).optional(),
+    /** Variables the page may set besides the pinned ones. */
+    a: z.array(z.string()).optional(),
+  }).strict().optional(),
+  jti: z.string().min(1),
   exp: z.number(),
   iat: z.number(),
 })
@@ -40,6 +52,30 @@ const Claims = z.object({
 export const triggerTag = (tokenId: string): string => `rr-token:${tokenId}`
 /** Trigger tokens live at most an hour: they start runs, so they stay short. */
 export const TRIGGER_TOKEN_MAX_TTL_S = 3600
+/** What a trigger token may carry besides its scope (tags, pinned and allowed variables), as JSON: the token stays under the 4 KiB verify() accepts. */
+export const TRIGGER_TOKEN_MAX_GRANT_BYTES = 1536
+
+/** What a trigger token is minted with, besides its workflow. */
+export interface TriggerMint { workflowId: string; tags?: string[]; pinned?: Record<string, unknown>; allowed?: string[] }
+
+/** Where verify() learns whether a token was revoked (the Store): the minting key, and the tenant's revocations. */
+export type TokenStanding = Pick<Store, 'findApiKeyById' | 'tokenRevocations'>
+
+/**
+ * Whether a token that verified by signature is still in force: its minting key is live (and the
+ * tenant's), its id is not revoked, and it was not minted before the tenant's not-before. One
+ * function for every place a token is accepted (requests, stream opens, refreshes over a socket,
+ * on every runtime). Store faults propagate (a 503), never read as "revoked" or "fine".
+ */
+export async function tokenInForce(standing: TokenStanding, t: { tenantId: string; tokenId: string; keyId?: string; mintedAt: number }, now: number): Promise<boolean> {
+  const [key, revocations]: [Awaited<ReturnType<Store['findApiKeyById']>> | null, TokenRevocations] = await Promise.all([
+    t.keyId ? standing.findApiKeyById(t.keyId) : Promise.resolve(null),
+    standing.tokenRevocations(t.tenantId, now),
+  ])
+  if (t.keyId && (!key || key.revokedAt !== null || key.tenantId !== t.tenantId)) return false
+  if (t.mintedAt < revocations.notBefore) return false
+  return !revocations.ids.has(t.tokenId)
+}
 
 type TokenPrincipal = Extract<Principal, { kind: 'token' }>
 
@@ -57,24 +93,33 @@ export function normalizeScope(s: TokenScope): TokenScope {
 export class SubscriberTokens implements TokenVerifier {
   private key?: Promise<Uint8Array>
 
-  constructor(private readonly secrets: SecretBox, private readonly now: () => number = Date.now) {}
+  /** With `standing`, verify() also refuses revoked tokens (every runtime passes its Store). */
+  constructor(private readonly secrets: SecretBox, private readonly now: () => number = Date.now, private readonly standing?: TokenStanding) {}
 
   private signingKey(): Promise<Uint8Array> {
     return (this.key ??= this.secrets.deriveKey(KEY_PURPOSE))
   }
 
-  /** A signed token for `tenantId` reaching `scope`, valid `ttlSeconds`. */
-  async mint(tenantId: string, scope: TokenScope, ttlSeconds = TOKEN_DEFAULT_TTL_S, trigger?: { workflowId: string }): Promise<{ token: string; expiresAt: number; scope: TokenScope; id: string }> {
+  /** A signed token for `tenantId` reaching `scope`, valid `ttlSeconds`, minted by key `keyId`. */
+  async mint(tenantId: string, scope: TokenScope, ttlSeconds = TOKEN_DEFAULT_TTL_S, trigger?: TriggerMint, keyId?: string): Promise<{ token: string; expiresAt: number; scope: TokenScope; id: string }> {
     const id = newId('tok')
     // A trigger token reads exactly the runs it starts: they carry its tag.
     const s = normalizeScope(trigger ? { tags: [triggerTag(id)] } : scope)
     if (!s.runIds && !s.workflowIds && !s.tags) throw new Error('a subscriber token needs a scope')
     const ttl = Math.max(1, Math.min(trigger ? TRIGGER_TOKEN_MAX_TTL_S : TOKEN_MAX_TTL_S, Math.floor(ttlSeconds)))
-    const iat = Math.floor(this.now() / 1000)
+    const nowMs = this.now()
+    const iat = Math.floor(nowMs / 1000)
     const exp = iat + ttl
     const token = await new SignJWT({
       scope: { ...(s.runIds && { r: s.runIds }), ...(s.workflowIds && { w: s.workflowIds }), ...(s.tags && { t: s.tags }) },
-      ...(trigger && { trg: { w: trigger.workflowId } }),
+      ...(trigger && { trg: {
+        w: trigger.workflowId,
+        ...(trigger.tags?.length && { t: [...new Set(trigger.tags)].sort() }),
+        ...(trigger.pinned && Object.keys(trigger.pinned).length && { v: trigger.pinned }),
+        ...(trigger.allowed && { a: [...new Set(trigger.allowed)].sort() }),
+      } }),
+      ...(keyId && { key: keyId }),
+      iat_ms: nowMs,
     })
       .setProtectedHeader({ alg: TOKEN_ALG, typ: TOKEN_TYP })
       .setIssuer(TOKEN_ISSUER)
@@ -87,8 +132,14 @@ export class SubscriberTokens implements TokenVerifier {
     return { token, expiresAt: exp * 1000, scope: s, id }
   }
 
-  /** The token's principal, or null when it is malformed, tampered, expired, or signed any other way. */
+  /** The token's principal, or null when it is malformed, tampered, expired, revoked (with its key, by id or by time), or signed any other way. */
   async verify(token: string): Promise<TokenPrincipal | null> {
+    const p = await this.verifySignature(token)
+    if (!p || !this.standing) return p?.principal ?? null
+    return (await tokenInForce(this.standing, { ...p.principal, mintedAt: p.mintedAt }, this.now())) ? p.principal : null
+  }
+
+  private async verifySignature(token: string): Promise<{ principal: TokenPrincipal; mintedAt: number } | null> {
     if (token.length > 4096 || token.split('.').length !== 3) return null
     try {
       const { payload } = await jwtVerify(token, await this.signingKey(), {
@@ -100,14 +151,15 @@ export class SubscriberTokens implements TokenVerifier {
       const { r, w, t } = claims.data.scope
       const scope = normalizeScope({ runIds: r, workflowIds: w, tags: t })
       if (!scope.runIds && !scope.workflowIds && !scope.tags) return null
-      const { trg, jti } = claims.data
+      const { trg, jti, key } = claims.data
       let trigger: TriggerGrant | undefined
       if (trg) {
         // A trigger token's read scope must be exactly its own tag.
-        if (!jti || scope.runIds || scope.workflowIds || scope.tags?.length !== 1 || scope.tags[0] !== triggerTag(jti)) return null
-        trigger = { tokenId: jti, workflowId: trg.w, tag: triggerTag(jti) }
+        if (scope.runIds || scope.workflowIds || scope.tags?.length !== 1 || scope.tags[0] !== triggerTag(jti)) return null
+        trigger = { tokenId: jti, workflowId: trg.w, tag: triggerTag(jti), tags: trg.t ?? [], ...(trg.v && { pinned: trg.v }), ...(trg.a && { allowed: trg.a }) }
       }
-      return { kind: 'token', tenantId: claims.data.sub, scope, expiresAt: claims.data.exp * 1000, ...(trigger && { trigger }) }
+      const principal: TokenPrincipal = { kind: 'token', tenantId: claims.data.sub, scope, expiresAt: claims.data.exp * 1000, tokenId: jti, ...(key && { keyId: key }), ...(trigger && { trigger }) }
+      return { principal, mintedAt: claims.data.iat_ms ?? claims.data.iat * 1000 }
     } catch {
       return null
     }
@@ -115,16 +167,50 @@ export class SubscriberTokens implements TokenVerifier {
 }
 
 /**
- * The body a trigger route starts a run with. For a trigger token: 404 for any workflow but
- * its own, and its tag added (the token reads its runs through it). Keys pass unchanged.
+ * The body a trigger route starts a run with (the one boundary of what a trigger token may do).
+ * For a trigger token: 404 for any workflow but its own; 403 for a tag it was not minted with,
+ * for a variable it pins given another value, or for a variable outside its allowed list; its
+ * tags, its own rr-token tag and its pinned variables are added. Keys pass unchanged.
  */
-export function triggerBodyFor<B extends { tags: string[] }>(p: Principal, workflowId: string, body: B): B {
+export function triggerBodyFor<B extends { tags: string[]; variables: Record<string, unknown> }>(p: Principal, workflowId: string, body: B): B {
   if (p.kind !== 'token') return body
-  if (!p.trigger || p.trigger.workflowId !== workflowId) throw notFound('workflow')
-  // Another token's tag would let that token read this run.
-  const foreign = body.tags.filter((t) => t.startsWith('rr-token:') && t !== p.trigger!.tag)
-  if (foreign.length) throw new ApiError(400, 'validation_failed', 'rr-token: tags are set by runrelay', foreign.map(() => ({ path: 'body.tags', message: 'reserved tag' })))
-  return { ...body, tags: [...new Set([...body.tags, p.trigger.tag])] }
+  const g = p.trigger
+  if (!g || g.workflowId !== workflowId) throw notFound('workflow')
+  // A tag outside the token's would place the run inside another page's tag-scoped token.
+  const foreign = body.tags.filter((t) => t !== g.tag && !g.tags.includes(t))
+  if (foreign.length) {
+    throw new ApiError(403, 'tag_not_allowed', `this trigger token may set only the tags it was minted with${g.tags.length ? ` (${g.tags.join(', ')})` : ' (none)'}`,
+      foreign.map((t) => ({ path: 'body.tags', message: `tag ${t} is not among the token's tags` })))
+  }
+  const pinned = g.pinned ?? {}
+  const conflicting = Object.keys(pinned).filter((k) => k in body.variables && !sameJson(body.variables[k], pinned[k]))
+  if (conflicting.length) {
+    throw new ApiError(403, 'variable_pinned', `this trigger token fixes ${conflicting.join(', ')}: leave ${conflicting.length > 1 ? 'them' : 'it'} out or send the same value`,
+      conflicting.map((k) => ({ path: `body.variables.${k}`, message: 'pinned by the token' })))
+  }
+  if (g.allowed) {
+    const outside = Object.keys(body.variables).filter((k) => !(k in pinned) && !g.allowed!.includes(k))
+    if (outside.length) {
+      throw new ApiError(403, 'variable_not_allowed', `this trigger token may set only ${g.allowed.length ? g.allowed.join(', ') : 'no variables'}`,
+        outside.map((k) => ({ path: `body.variables.${k}`, message: 'not allowed by the token' })))
+    }
+  }
+  return { ...body, variables: { ...body.variables, ...pinned }, tags: [...new Set([...body.tags, ...g.tags, g.tag])] }
+}
+
+/** Deep equality of two JSON values (key order ignored). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((v, i) => sameJson(v, (b as unknown[])[i]))
+  const ka = Object.keys(a), kb = Object.keys(b)
+  return ka.length === kb.length && ka.every((k) => Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+}
+
+/** The rate-limit bucket of a verified principal: its key id or its token id, never the credential's text. */
+export function limiterKey(p: Principal): string {
+  return p.kind === 'token' ? `tok:${p.tenantId}:${p.tokenId}` : `key:${p.keyId}`
 }
 
 /** Run `make` (a trigger); for a trigger token, with one run taken from its budget in the database, given back if `make` fails. */

@@ -8,6 +8,7 @@ import type { RunRow, WorkflowRow } from '../db/store.ts'
 import type { AppDeps } from './context.ts'
 import { ApiError, conflict } from './errors.ts'
 import type { RunCreate } from './schemas.ts'
+import { assertVariablesMatch } from './variables.ts'
 
 export type RunCreateInput = z.infer<typeof RunCreate>
 
@@ -32,6 +33,8 @@ export async function triggerRun(
   const connection = await store.getConnection(workflow.tenantId, workflow.connectionId)
   if (!connection) throw conflict('connection_missing', 'the workflow\'s connection is gone')
   const connector = getConnector(connection.provider)!
+  // Typed inputs first: a trigger whose variables do not match is refused before anything else.
+  assertVariablesMatch(workflow.variablesSchema, body.variables)
   const rendered = renderTemplate(workflow.inputTemplate, body.variables, body.runtime_variables)
   if (rendered.missing.length) {
     throw new ApiError(400, 'missing_variables', `the input template needs ${rendered.missing.join(', ')}`, rendered.missing.map((m) => ({ path: 'body.variables', message: `missing ${m}` })))

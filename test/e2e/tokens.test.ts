@@ -47,7 +47,7 @@ async function signingKey(): Promise<Uint8Array> {
   return box.deriveKey('subscriber-token/v1')
 }
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
-const validClaims = (runId: string) => ({ sub: t.tenantId, scope: { r: [runId] }, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600 })
+const validClaims = (runId: string) => ({ sub: t.tenantId, scope: { r: [runId] }, jti: 'tok_crafted', iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600 })
 
 describe('POST /v1/tokens', () => {
   it('mints a 15-minute read-only token by default', async () => {

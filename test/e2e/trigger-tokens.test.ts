@@ -27,7 +27,7 @@ describe('trigger tokens', () => {
   it('start runs of their one workflow and read exactly those runs, live', async () => {
     const minted = await mintTrigger({ max_runs: 2, ttl_seconds: 300 })
     expect(minted.status).toBe(201)
-    expect(minted.body.trigger).toEqual({ workflow_id: wf, max_runs: 2 })
+    expect(minted.body.trigger).toEqual({ workflow_id: wf, max_runs: 2, run_tags: [], variables: {}, allowed_variables: null })
     expect(minted.body.expires_in).toBeLessThanOrEqual(300)
     const token = minted.body.token as string
     const run = await triggerRun({ url: server.url, token, workflowId: wf, variables: { who: 'ada' } })
@@ -63,7 +63,7 @@ describe('trigger tokens', () => {
     expect((await browser.get('/v1/runs')).status).toBe(401)
     expect((await browser.get('/v1/workflows')).status).toBe(401)
     // A trigger token cannot tag its run for another token to read.
-    expect((await browser.post(`/v1/workflows/${wf}/runs`, { tags: ['rr-token:tok_someone_else'] })).status).toBe(400)
+    expect((await browser.post(`/v1/workflows/${wf}/runs`, { tags: ['rr-token:tok_someone_else'] })).status).toBe(403)
     const over = await browser.post(`/v1/workflows/${wf}/runs`, {})
     expect(over.status).toBe(403)
     expect(over.body.error.code).toBe('trigger_limit_reached')

@@ -56,4 +56,43 @@ describe('multiprocess: changes of cached rows reach the other processes at once
     expect(name).toBe('renamed')
     expect(Date.now() - started).toBeLessThan(PROPAGATION_LIMIT_MS)
   }, 60_000)
+
+  it('tokens minted by a key revoked on process 0, or revoked themselves, are refused by process 1 within 2 s', async () => {
+    const { client } = await clusterTenant(cluster, 'tokens')
+    const connection = await client(0).post('/v1/connections', { name: 'demo', provider: 'demo' })
+    const wf = await client(0).post('/v1/workflows', { name: 'w', connection_id: connection.body.id, upstream_workflow_id: 'demo', config: { durationMs: 1000 } })
+    const minter = await client(0).post('/v1/keys', { name: 'minter', scopes: ['runs:read', 'runs:write'] })
+    const mint = async (body: Record<string, unknown>) => {
+      const res = await api(cluster.url(0), minter.body.key).post('/v1/tokens', body)
+      expect(res.status, JSON.stringify(res.body)).toBe(201)
+      return res.body as { id: string; token: string }
+    }
+    const byKey = await mint({ workflow_ids: [wf.body.id] })
+    const byId = await mint({ workflow_ids: [wf.body.id] })
+    const trigger = await mint({ scope: 'trigger', workflow_id: wf.body.id, max_runs: 100 })
+    // Process 1 has verified them (and cached the key and the tenant's revocations).
+    for (const tok of [byKey, byId]) expect((await api(cluster.url(1), tok.token).get('/v1/me')).status).toBe(200)
+    expect((await api(cluster.url(1), trigger.token).post(`/v1/workflows/${wf.body.id}/runs`, {})).status).toBe(202)
+
+    const waitRefused = async (probe: () => Promise<number>) => {
+      const started = Date.now()
+      let status = 200
+      while (status < 300 && Date.now() - started < 10_000) {
+        status = await probe()
+        if (status < 300) await new Promise((r) => setTimeout(r, 20))
+      }
+      expect(status).toBe(401)
+      return Date.now() - started
+    }
+    expect((await client(0).post(`/v1/tokens/${byId.id}/revoke`, {})).status).toBe(200)
+    const tookById = await waitRefused(async () => (await api(cluster.url(1), byId.token).get('/v1/me')).status)
+    expect(tookById, `process 1 still accepted the revoked token for ${tookById} ms`).toBeLessThan(PROPAGATION_LIMIT_MS)
+    expect((await api(cluster.url(1), byKey.token).get('/v1/me')).status).toBe(200)
+
+    expect((await client(0).delete(`/v1/keys/${minter.body.id}`)).status).toBe(200)
+    const tookByKey = await waitRefused(async () => (await api(cluster.url(1), byKey.token).get('/v1/me')).status)
+    expect(tookByKey, `process 1 still accepted a token of the revoked key for ${tookByKey} ms`).toBeLessThan(PROPAGATION_LIMIT_MS)
+    const tookTrigger = await waitRefused(async () => (await api(cluster.url(1), trigger.token).post(`/v1/workflows/${wf.body.id}/runs`, {})).status)
+    expect(tookTrigger).toBeLessThan(PROPAGATION_LIMIT_MS)
+  }, 60_000)
 })

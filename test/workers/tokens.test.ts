@@ -127,4 +127,47 @@ describe('runrelay on Workers: subscriber tokens over sockets', () => {
     const other = await trigger(t, running(1))
     expect((await call('GET', `/v1/runs/${other.id}`, token)).status).toBe(404)
   })
+
+  it('tokens die with their key and by id, trigger tokens keep to their tags, and variables_schema holds (issue 23)', async () => {
+    const t = await setupTenant('tok-revoke')
+    const run = await trigger(t, running(400))
+    const minter = await call('POST', '/v1/keys', t.key, { name: 'minter', scopes: ['runs:read', 'runs:write'] })
+    expect(minter.status).toBe(201)
+    const byKey = await call('POST', '/v1/tokens', minter.body.key, { run_ids: [run.id] })
+    const byId = await call('POST', '/v1/tokens', minter.body.key, { run_ids: [run.id] })
+    const read = (tok: string) => call('GET', `/v1/runs/${run.id}`, tok)
+    expect((await read(byKey.body.token)).status).toBe(200)
+    expect((await read(byId.body.token)).status).toBe(200)
+    // A socket cannot be refreshed with a revoked token either (the objects verify with the store).
+    const ws = await openWs(`/v1/runs/${run.id}/stream`, byKey.body.token)
+    await until(() => ws.messages.some((m) => m.type === 'caught_up'), 5_000, 'caught_up')
+
+    expect((await call('DELETE', `/v1/tokens/${byId.body.id}`, t.key)).status).toBe(200)
+    expect((await read(byId.body.token)).status).toBe(401)
+    ws.send({ type: 'refresh_token', token: byId.body.token })
+    await until(() => ws.messages.find((m) => m.type === 'error' && m.code === 'invalid_token'), 5_000, 'invalid_token')
+    expect((await read(byKey.body.token)).status).toBe(200)
+    expect((await call('DELETE', `/v1/keys/${minter.body.id}`, t.key)).status).toBe(200)
+    expect((await read(byKey.body.token)).status).toBe(401)
+
+    // Tag confinement.
+    const trig = await call('POST', '/v1/tokens', t.key, { scope: 'trigger', workflow_id: t.workflowId, max_runs: 3, run_tags: ['page:a'] })
+    expect(trig.status).toBe(201)
+    const foreign = await call('POST', `/v1/workflows/${t.workflowId}/runs`, trig.body.token, { variables: { script: running(1) }, tags: ['customer-42'] })
+    expect(foreign.status).toBe(403)
+    expect(foreign.body.error.code).toBe('tag_not_allowed')
+
+    // variables_schema is checked in workerd (no code generation there).
+    expect((await call('PATCH', `/v1/workflows/${t.workflowId}`, t.key, { variables_schema: { type: 'object', required: ['script'], properties: { script: { type: 'array', maxItems: 500 } } } })).status).toBe(200)
+    const typed = await call('POST', `/v1/workflows/${t.workflowId}/runs`, trig.body.token, { variables: { script: 'nope' } })
+    expect(typed.status).toBe(400)
+    expect(typed.body.error.code).toBe('invalid_variables')
+    expect(typed.body.error.details[0].path).toBe('body.variables.script')
+    const ok = await call('POST', `/v1/workflows/${t.workflowId}/runs`, trig.body.token, { variables: { script: running(1) }, tags: ['page:a'] })
+    expect(ok.status, JSON.stringify(ok.body)).toBe(202)
+    expect(ok.body.tags).toContain('page:a')
+    await call('PATCH', `/v1/workflows/${t.workflowId}`, t.key, { variables_schema: null })
+    await call('POST', `/v1/runs/${run.id}/cancel`, t.key, {})
+    ws.close()
+  })
 })

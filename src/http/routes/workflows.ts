@@ -42,7 +42,8 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     const now = clock.now()
     const row = await store.createWorkflow({
       id: newId('wf'), tenantId, name: b.name, connectionId: b.connection_id, upstreamWorkflowId: b.upstream_workflow_id,
-      inputTemplate: b.input_template ?? null, pollPolicy: v.policy, config: v.config, tags: b.tags, triggerRetry: b.trigger_retry, createdAt: now, updatedAt: now,
+      inputTemplate: b.input_template ?? null, pollPolicy: v.policy, config: v.config, tags: b.tags, triggerRetry: b.trigger_retry,
+      variablesSchema: (b.variables_schema ?? null) as Record<string, unknown> | null, createdAt: now, updatedAt: now,
     })
     return c.json(workflowBody(row), 201)
   })
@@ -67,7 +68,8 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     const updated = await store.updateWorkflow(tenantId, row.id, {
       name: b.name ?? row.name, connectionId: b.connection_id ?? row.connectionId, upstreamWorkflowId: b.upstream_workflow_id ?? row.upstreamWorkflowId,
       inputTemplate: b.input_template === undefined ? row.inputTemplate : b.input_template, pollPolicy: v.policy, config: v.config,
-      tags: b.tags ?? row.tags, triggerRetry: b.trigger_retry ?? row.triggerRetry, updatedAt: clock.now(),
+      tags: b.tags ?? row.tags, triggerRetry: b.trigger_retry ?? row.triggerRetry,
+      variablesSchema: b.variables_schema === undefined ? row.variablesSchema : (b.variables_schema as Record<string, unknown> | null), updatedAt: clock.now(),
     })
     return c.json(workflowBody(updated!))
   })

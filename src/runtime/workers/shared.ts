@@ -52,7 +52,8 @@ async function build(env: Env): Promise<Shared> {
     config,
     store,
     secrets,
-    tokens: new SubscriberTokens(secrets),
+    // With the store: a refreshed token over a socket is refused once revoked, as on a request.
+    tokens: new SubscriberTokens(secrets, Date.now, store),
     fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, timeoutMs: 0, fetch: withDeadline(config.RUNRELAY_UPSTREAM_TIMEOUT_MS) }),
     log: logger(config.RUNRELAY_LOG),
   }
