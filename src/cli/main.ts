@@ -114,7 +114,9 @@ async function bodyInput(o: { file?: string; data?: string }, io: Io): Promise<R
     const yamlish = /\.ya?ml$/i.test(o.file) || (o.file === '-' && !/^\s*[[{]/.test(text))
     let parsed: unknown
     if (yamlish) {
-      const { parse } = await import('yaml')
+      // Loaded only for YAML. yaml is CommonJS on Node: bundled, a dynamic import of it has only `default`.
+      const yaml = await import('yaml') as typeof import('yaml') & { default?: typeof import('yaml') }
+      const parse = yaml.parse ?? yaml.default!.parse
       try { parsed = parse(text) } catch (err) { throw new CliError(`${o.file} is not valid YAML: ${(err as Error).message}`) }
     } else parsed = parseJson(text, o.file)
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new CliError(`${o.file} must hold one object`)
@@ -247,10 +249,10 @@ config: flags, then RUNRELAY_URL / RUNRELAY_KEY, then the profile file (${config
   // ——— tenants and keys (root) ———
   const tenants = program.command('tenants').description('tenants (root key)')
   tenants.command('create').description('create a tenant and its first key (shown once)').requiredOption('--name <name>')
-    .option('--retention-days <n>', 'keep finished runs this many days', int('--retention-days')).option('--no-key', 'do not create a first key')
+    .option('--retention-days <n>', 'keep finished runs this many days', int('--retention-days')).option('--without-key', 'do not create a first key')
     .action(act(async (cmd, o) => {
       const { api, json } = g(cmd)
-      const t = await api.send(api.raw.POST('/v1/tenants', { body: defined({ name: o.name, retention_days: o.retentionDays, create_key: o.key }) as never }), 'create tenant')
+      const t = await api.send(api.raw.POST('/v1/tenants', { body: defined({ name: o.name, retention_days: o.retentionDays, create_key: o.withoutKey ? false : undefined }) as never }), 'create tenant')
       if (json) return void jsonLines(io, [t])
       io.out(`tenant ${t.tenant.id} (${t.tenant.name})`)
       if (t.key?.key) io.out(`key ${t.key.key}\n(id ${t.key.id}, scopes ${t.key.scopes.join(',')}; shown once, keep it)`)
@@ -557,21 +559,22 @@ config: flags, then RUNRELAY_URL / RUNRELAY_KEY, then the profile file (${config
     one(cmd, await api.send(api.raw.GET('/v1/webhooks/{id}', id.path(e)), 'show webhook'))
   }))
   const events = (o: { events?: string }) => (o.events === undefined ? undefined : ['terminal', 'status', 'all'].includes(o.events) ? o.events : csvList(o.events))
-  withBody(webhooks.command('create').description('create an endpoint; prints its whsec_ signing secret once').option('--url <url>', 'where to POST (http or https)')
+  // The endpoint's URL is an argument (or --target-url): --url is the server's, for every command.
+  withBody(webhooks.command('create').description('create an endpoint; prints its whsec_ signing secret once').argument('[endpoint-url]', 'where to POST (http or https)')
     .option('--workflow <id-or-name>', 'only this workflow\'s runs (default: every workflow)').option('--events <which>', 'terminal (default), status, all, or comma-separated event types')
     .option('--description <text>'))
-    .action(act(async (cmd, o) => {
+    .action(act(async (cmd, endpointUrl: string | undefined, o) => {
       const { api, json } = g(cmd)
-      const body = { ...await bodyInput(o, io), ...defined({ url: cmd.opts().url, workflow_id: o.workflow ? await workflowId(api, o.workflow) : undefined, events: events(o), description: o.description }) }
+      const body = { ...await bodyInput(o, io), ...defined({ url: endpointUrl, workflow_id: o.workflow ? await workflowId(api, o.workflow) : undefined, events: events(o), description: o.description }) }
       const e = await api.send(api.raw.POST('/v1/webhooks', { body: body as never }), 'create webhook')
       if (json) return void jsonLines(io, [e])
       io.out(`${e.id} → ${e.url}\nsigning secret (shown once, keep it): ${e.secret}`)
     }))
-  withBody(webhooks.command('update').description('update an endpoint (--enable re-enables a disabled one)').argument('<endpoint-id>').option('--url <url>')
+  withBody(webhooks.command('update').description('update an endpoint (--enable re-enables a disabled one)').argument('<endpoint-id>').option('--target-url <url>', 'a new URL to POST to')
     .option('--events <which>').option('--description <text>').option('--enable', 'enable').option('--disable', 'disable'))
     .action(act(async (cmd, e: string, o) => {
       const { api } = g(cmd)
-      const body = { ...await bodyInput(o, io), ...defined({ url: cmd.opts().url, events: events(o), description: o.description, enabled: o.enable ? true : o.disable ? false : undefined }) }
+      const body = { ...await bodyInput(o, io), ...defined({ url: o.targetUrl, events: events(o), description: o.description, enabled: o.enable ? true : o.disable ? false : undefined }) }
       one(cmd, await api.send(api.raw.PATCH('/v1/webhooks/{id}', { ...id.path(e), body: body as never }), 'update webhook'))
     }))
   webhooks.command('rotate-secret').description('a new signing secret (shown once); the old one signs too during the grace period').argument('<endpoint-id>')

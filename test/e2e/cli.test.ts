@@ -231,7 +231,7 @@ describe('runrelay CLI: the catalog', () => {
   })
 
   it('webhooks: create (secret once), deliveries of a failing endpoint, redeliver, update, rotate, delete', async () => {
-    const created = await cli(['webhooks', 'create', '--url', hookUrl, '--workflow', 'quick', '--events', 'terminal'])
+    const created = await cli(['webhooks', 'create', hookUrl, '--workflow', 'quick', '--events', 'terminal'])
     expect(created.code).toBe(0)
     expect(created.stdout).toMatch(/signing secret \(shown once, keep it\): whsec_/)
     const endpointId = /^(whe_\w+)/.exec(created.stdout)![1]!
