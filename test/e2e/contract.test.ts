@@ -82,7 +82,8 @@ describe('API contract', () => {
     // Names a generated client reads well: no path noise (`listEmbedJs`), a verb and a noun.
     const ids = Object.values<any>(openapi.paths).flatMap((methods) => Object.values<any>(methods).map((op) => op.operationId as string))
     expect(openapi.paths['/embed.js'].get.operationId).toBe('getEmbedScript')
-    expect(ids.filter((id) => /Js$|Json$|Post$|Get$|Patch$|Delete$/.test(id))).toEqual([])
+    // (A method suffix is what the generator adds when two routes derive one name; the proxy's names are its methods on purpose.)
+    expect(ids.filter((id) => !id.startsWith('proxy') && /Js$|Json$|Post$|Get$|Patch$|Put$|Delete$/.test(id))).toEqual([])
     expect(ids.filter((id) => !/^(list|get|create|update|delete|trigger|cancel|pause|resume|send|replay|stream|test|rotate|redeliver|post|proxy)[A-Z]/.test(id))).toEqual([])
   })
 
