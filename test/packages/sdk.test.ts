@@ -53,12 +53,36 @@ beforeAll(async () => {
   figures.packMs = pack.ms
   const [{ filename }] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<{ filename: string }>
   const tarball = join(APP, 'tarballs', filename.replace(/^@/, '').replace('/', '-'))
-  writeFileSync(join(APP, 'package.json'), JSON.stringify({ name: 'sdk-app', private: true, type: 'module', dependencies: { '@runrelay/sdk': `file:${tarball}` } }, null, 2))
-  // Its two dependencies come from npm's cache (the repository installed the same versions): nothing from the network.
-  const install = await exec('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', '--no-package-lock'], { cwd: APP, timeoutMs: 120_000 })
+  const dependencies = { '@runrelay/sdk': `file:${tarball}` }
+  writeFileSync(join(APP, 'package.json'), JSON.stringify({ name: 'sdk-app', private: true, type: 'module', dependencies }, null, 2))
+  // `npm ci --offline` from a lock made of the repository's own entries: the SDK's dependencies
+  // come from npm's cache exactly as the repository locked them, and nothing from the network.
+  const manifest = JSON.parse((await exec('tar', ['-xzOf', tarball, 'package/package.json'])).stdout) as { dependencies: Record<string, string> }
+  writeFileSync(join(APP, 'package-lock.json'), JSON.stringify(appLock(dependencies, manifest.dependencies), null, 2))
+  const install = await exec('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], { cwd: APP, timeoutMs: 120_000 })
   figures.installMs = install.ms
   cpSync(join(ROOT, 'examples', 'sdk'), APP, { recursive: true })
 }, 420_000)
+
+/** A lockfile for an app that depends on the SDK tarball: the SDK's dependencies, transitively, as the repository's lock pins them. */
+function appLock(dependencies: Record<string, string>, sdkDependencies: Record<string, string>) {
+  const root = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string; resolved?: string; integrity?: string; license?: string; dependencies?: Record<string, string> }> }
+  const packages: Record<string, unknown> = {
+    '': { name: 'sdk-app', dependencies },
+    'node_modules/@runrelay/sdk': { version: '0.1.0', resolved: dependencies['@runrelay/sdk'], dependencies: sdkDependencies },
+  }
+  const queue = Object.keys(sdkDependencies)
+  while (queue.length) {
+    const name = queue.shift()!
+    const entry = root.packages[`node_modules/${name}`]
+    if (!entry) throw new Error(`the repository's lock has no node_modules/${name}`)
+    if (packages[`node_modules/${name}`]) continue
+    const { version, resolved, integrity, license, dependencies: deps } = entry
+    packages[`node_modules/${name}`] = { version, resolved, integrity, license, ...(deps && { dependencies: deps }) }
+    queue.push(...Object.keys(deps ?? {}))
+  }
+  return { name: 'sdk-app', lockfileVersion: 3, requires: true, packages }
+}
 
 afterAll(async () => {
   await new Promise((r) => receiver?.close(r))
