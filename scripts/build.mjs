@@ -42,6 +42,47 @@ export async function buildServer(outdir = defaultOutdir) {
   return outdir
 }
 
+/**
+ * Builds the CLI (src/cli/main.ts) into `<outdir>/cli.mjs`: one minified ESM file with commander,
+ * the client and the SDK inside, so `runrelay` starts without loading TypeScript. What only
+ * `serve` and `migrate` need (the server) sits in chunks loaded on use. Returns the file's path.
+ */
+export async function buildCli(outdir = defaultOutdir) {
+  const out = `${outdir}/cli.mjs`
+  await build({
+    absWorkingDir: root,
+    entryPoints: { cli: 'src/cli/main.ts' },
+    splitting: true,
+    chunkNames: 'chunks/cli-[name]-[hash]',
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: ['@libsql/linux-*', '@libsql/darwin-*', '@libsql/win32-*', '@libsql/freebsd-*', '@libsql/android-*'],
+    banner: { js: "import { createRequire as __runrelayRequire } from 'node:module'; const require = __runrelayRequire(import.meta.url);" },
+    minify: true,
+    keepNames: true,
+    logLevel: 'warning',
+    // The bundle is written next to others' files only when complete: a second `runrelay` started
+    // meanwhile sees the old file or none, never half of one.
+    write: false,
+  }).then(async (result) => {
+    const { mkdirSync, renameSync, writeFileSync } = await import('node:fs')
+    const { dirname } = await import('node:path')
+    // The entry last: the chunks it imports are in place before it is.
+    for (const f of [...result.outputFiles].sort((a, b) => Number(a.path === out) - Number(b.path === out))) {
+      mkdirSync(dirname(f.path), { recursive: true })
+      const tmp = `${f.path}.${process.pid}.tmp`
+      writeFileSync(tmp, f.contents)
+      renameSync(tmp, f.path)
+    }
+  })
+  return out
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   console.log(`built ${await buildServer()}`)
+  console.log(`built ${await buildCli()}`)
 }

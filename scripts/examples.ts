@@ -60,7 +60,8 @@ export async function packAndInstall(dir = INSTALL_DIR): Promise<Installed> {
   rmSync(dir, { recursive: true, force: true })
   const tarDir = join(dir, 'tarballs')
   mkdirSync(tarDir, { recursive: true })
-  const pack = await exec('npm', ['pack', '--workspaces', '--pack-destination', tarDir, '--json', '--ignore-scripts'])
+  // The browser-side packages only: @runrelay/sdk is a backend package with its own test (test/packages/sdk.test.ts).
+  const pack = await exec('npm', ['pack', ...PACKAGES.flatMap((p) => ['-w', `packages/${p}`]), '--pack-destination', tarDir, '--json', '--ignore-scripts'])
   const packed = JSON.parse(pack.stdout) as Array<{ name: string; filename: string }>
   const tarballs = Object.fromEntries(packed.map((p) => [p.name, join(tarDir, p.filename.replace(/^@/, '').replace('/', '-'))]))
   for (const t of Object.values(tarballs)) if (!existsSync(t)) throw new Error(`npm pack did not write ${t}`)

@@ -73,8 +73,18 @@ describe('API contract', () => {
     expect(stream.responses['101'].description).toMatch(/WebSocket/)
     expect(stream.responses['426']).toBeDefined()
     expect(stream.parameters.map((p: any) => p.name)).toEqual(expect.arrayContaining(['Last-Event-ID', 'Upgrade', 'Sec-WebSocket-Protocol', 'after']))
+    // One media type per operation: the JSON history and the SSE stream are two operations, so a
+    // generated client types listRunEvents' data as an EventList (not `string | EventList`).
     const events = openapi.paths['/v1/runs/{id}/events'].get
-    expect(Object.keys(events.responses['200'].content)).toEqual(['application/json', 'text/event-stream'])
+    expect(events.operationId).toBe('listRunEvents')
+    expect(Object.keys(events.responses['200'].content)).toEqual(['application/json'])
+    expect(events.description).toMatch(/streamRun/)
+    // Names a generated client reads well: no path noise (`listEmbedJs`), a verb and a noun.
+    const ids = Object.values<any>(openapi.paths).flatMap((methods) => Object.values<any>(methods).map((op) => op.operationId as string))
+    expect(openapi.paths['/embed.js'].get.operationId).toBe('getEmbedScript')
+    // (A method suffix is what the generator adds when two routes derive one name; the proxy's names are its methods on purpose.)
+    expect(ids.filter((id) => !id.startsWith('proxy') && /Js$|Json$|Post$|Get$|Patch$|Put$|Delete$/.test(id))).toEqual([])
+    expect(ids.filter((id) => !/^(list|get|create|update|delete|trigger|cancel|pause|resume|send|replay|stream|test|rotate|redeliver|post|proxy)[A-Z]/.test(id))).toEqual([])
   })
 
   it('passes Redocly (recommended) and Spectral (spectral:oas) with 0 errors and 0 warnings, and the AsyncAPI parser', async () => {
@@ -180,6 +190,32 @@ describe('API contract', () => {
     expect(new Set(seen)).toEqual(new Set(['200', '201', '202', '400', '401', '403', '404', '409', '422', '426']))
   }, 60_000)
 
+  it('a client generated with openapi-typescript type-checks a call to every route (tsc on the generated file)', async () => {
+    const dir = join(ROOT, 'test-artifacts', 'contract-every-route')
+    rmSync(dir, { recursive: true, force: true })
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, 'api.ts'), astToString(await openapiTS(openapi)))
+    const program = everyRouteProgram(openapi)
+    writeFileSync(join(dir, 'every-route.ts'), program)
+    const ops = Object.values<any>(openapi.paths).reduce((n, methods) => n + Object.keys(methods).length, 0)
+    expect(program.match(/await client\.(GET|POST|PATCH|PUT|DELETE)\(/g)?.length).toBe(ops + 1)
+    // The harness bites: the same program against a document whose events route declares SSE on its 200 again fails.
+    const broken = structuredClone(openapi)
+    broken.paths['/v1/runs/{id}/events'].get.responses['200'].content['text/event-stream'] = { schema: { type: 'string' } }
+    writeFileSync(join(dir, 'api-broken.ts'), astToString(await openapiTS(broken)))
+    writeFileSync(join(dir, 'every-route-broken.ts'), program.replace("from './api'", "from './api-broken'"))
+    const tsconfig = (files: string[]) => JSON.stringify({
+      compilerOptions: { target: 'ES2023', module: 'ESNext', moduleResolution: 'Bundler', lib: ['ES2023', 'DOM'], types: [], strict: true, noEmit: true, skipLibCheck: true },
+      files,
+    })
+    writeFileSync(join(dir, 'tsconfig.json'), tsconfig(['api.ts', 'every-route.ts']))
+    writeFileSync(join(dir, 'tsconfig.broken.json'), tsconfig(['api-broken.ts', 'every-route-broken.ts']))
+    const tsc = (project: string) => exec(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(dir, project)], { cwd: ROOT, timeout: 120_000 }).then(() => '', (err) => `${err.stdout ?? ''}${err.stderr ?? ''}`)
+    const [good, bad] = await Promise.all([tsc('tsconfig.json'), tsc('tsconfig.broken.json')])
+    expect(good).toBe('')
+    expect(bad).toMatch(/every-route-broken\.ts.*TS2339|TS2322/)
+  }, 240_000)
+
   it('generates a typed client with openapi-typescript that type-checks and makes real calls with openapi-fetch', async () => {
     const dir = join(ROOT, 'test-artifacts', 'contract-client')
     rmSync(dir, { recursive: true, force: true })
@@ -211,6 +247,56 @@ describe('API contract', () => {
     expect(stored.id).toBe(out.first.id)
   }, 150_000)
 })
+
+/** A minimal value of a JSON Schema (required fields only), so a generated call type-checks its body for real. */
+function sampleOf(schema: any, components: any, depth = 0): unknown {
+  if (!schema || depth > 8) return {}
+  if (schema.$ref) return sampleOf(components.schemas[schema.$ref.split('/').pop()], components, depth + 1)
+  for (const k of ['anyOf', 'oneOf']) if (schema[k]) return sampleOf(schema[k].find((s: any) => s.type !== 'null') ?? schema[k][0], components, depth + 1)
+  if (schema.allOf) return Object.assign({}, ...schema.allOf.map((s: any) => sampleOf(s, components, depth + 1)))
+  if (schema.const !== undefined) return schema.const
+  if (schema.enum) return schema.enum[0]
+  const type = Array.isArray(schema.type) ? schema.type.find((t: string) => t !== 'null') : schema.type
+  switch (type) {
+    case 'string': return schema.format === 'date-time' ? '2030-01-01T00:00:00Z' : schema.format === 'uri' ? 'https://example.com' : 'x'.repeat(Math.max(1, schema.minLength ?? 1))
+    case 'integer': case 'number': return schema.minimum ?? 1
+    case 'boolean': return true
+    case 'array': return Array.from({ length: schema.minItems ?? 0 }, () => sampleOf(schema.items, components, depth + 1))
+    case 'object': case undefined:
+      return Object.fromEntries((schema.required ?? []).map((k: string) => [k, sampleOf(schema.properties?.[k], components, depth + 1)]))
+    default: return {}
+  }
+}
+
+/**
+ * A program with one typed call per operation of the document: the path, the method, the
+ * parameters and a body built from the schema must all type-check, and each JSON answer's
+ * `data` must be assignable to the schema the operation names (never `string | …`).
+ */
+function everyRouteProgram(openapi: any): string {
+  const lines = ['import createClient from \'openapi-fetch\'', 'import type { components, paths } from \'./api\'', '', 'const client = createClient<paths>({ baseUrl: \'http://127.0.0.1:1\' })', 'export async function everyRoute() {']
+  let n = 0
+  for (const [path, methods] of Object.entries<any>(openapi.paths)) {
+    for (const [method, op] of Object.entries<any>(methods)) {
+      const params: Record<string, Record<string, unknown>> = {}
+      for (const p of op.parameters ?? []) if (p.required) (params[p.in] ??= {})[p.name] = p.in === 'path' ? 'id_1' : sampleOf(p.schema, openapi.components)
+      const body = op.requestBody?.content?.['application/json']?.schema
+      const init = { ...(Object.keys(params).length ? { params } : {}), ...(body ? { body: sampleOf(body, openapi.components) } : {}) }
+      const ok = Object.entries<any>(op.responses).find(([code]) => /^2\d\d$/.test(code) && code !== '204')
+      const ref = ok?.[1]?.content?.['application/json']?.schema?.$ref as string | undefined
+      const call = `await client.${method.toUpperCase()}(${JSON.stringify(path)}${Object.keys(init).length ? `, ${JSON.stringify(init)}` : ''})`
+      lines.push(ref ? `  const r${n}: components['schemas'][${JSON.stringify(ref.split('/').pop())}] | undefined = (${call}).data` : `  const r${n} = ${call}`)
+      lines.push(`  void r${n}`)
+      n++
+    }
+  }
+  lines.push(`  const events = await client.GET('/v1/runs/{id}/events', { params: { path: { id: 'run_1' } } })`)
+  lines.push('  // data is an EventList: its fields are there without narrowing a string away first.')
+  lines.push('  const count: number | undefined = events.data?.events.length')
+  lines.push('  return count')
+  lines.push('}')
+  return lines.join('\n') + '\n'
+}
 
 /** A small program against the generated types: what a backend developer writes on day one. */
 const CLIENT_PROGRAM = `import createClient from 'openapi-fetch'

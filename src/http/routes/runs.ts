@@ -133,7 +133,9 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     return streams.open(c, { tenantId: run.tenantId, runId: run.id, transport, after, finished, ...streamTarget(c) })
   }
 
-  d = documented({ method: 'get', path: '/v1/runs/:id/events', summary: 'A run\'s event history; with Accept: text/event-stream it streams (ids are seqs, Last-Event-ID resumes)', tag: 'runs', scope: 'runs:read', params: IdParam, query: EventsQuery, response: EventList, streams: true })
+  // Documented as JSON only: one media type per operation, so generated clients type `data` as an
+  // EventList. The SSE form this path also serves (Accept: text/event-stream) is the `streamRun` operation's.
+  d = documented({ method: 'get', path: '/v1/runs/:id/events', summary: 'A run\'s event history (JSON, a page at a time after `after`)', description: 'The same path given `Accept: text/event-stream` streams the history and then live events as SSE, exactly as `GET /v1/runs/{id}/stream` (operation `streamRun`) does: ids are seqs, `Last-Event-ID` resumes, 204 once a finished run has nothing more. Generated clients call `streamRun` for the stream.', tag: 'runs', scope: 'runs:read', operationId: 'listRunEvents', params: IdParam, query: EventsQuery, response: EventList })
   app.get(d.path, auth('runs:read', { tokens: true }), valid('param', IdParam), valid('query', EventsQuery), async (c) => {
     const run = await loadRun(c.get('principal'), c.req.valid('param').id)
     const q = c.req.valid('query')

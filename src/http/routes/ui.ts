@@ -26,7 +26,7 @@ export function registerUiRoutes(app: Hono<AuthEnv>, _deps: AppDeps, _ctx: Route
   app.get(d.path, (c) => page(c, DASHBOARD_HTML))
   d = documented({ method: 'get', path: '/docs', summary: 'API reference (HTML rendering of /openapi.json)', tag: 'meta', auth: 'none', operationId: 'getDocs', contentType: 'text/html' })
   app.get(d.path, (c) => page(c, DOCS_HTML))
-  d = documented({ method: 'get', path: '/embed.js', summary: 'The <runrelay-run> and <runrelay-runs> custom elements as one script, for pages with no build step', tag: 'meta', auth: 'none' })
+  d = documented({ method: 'get', path: '/embed.js', summary: 'The <runrelay-run> and <runrelay-runs> custom elements as one script, for pages with no build step', tag: 'meta', auth: 'none', operationId: 'getEmbedScript', contentType: 'text/javascript' })
   app.get(d.path, (c) => embedScript(c))
 }
 
