@@ -136,6 +136,12 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     expect(await page.locator('#run-head').count()).toBe(0)
     await expect.poll(() => openTo('/v1/stream')).toBe(1)
     expect(sockets.filter((s) => s.open).map((s) => s.path)).toEqual(['/v1/stream'])
+    // A filter change replaces the feed: still one socket.
+    await page.click(`#f-workflow [data-workflow="${long}"]`)
+    await expect.poll(() => new URL(page.url()).hash).toContain('workflow=')
+    await page.locator('#live.live').waitFor()
+    await page.waitForTimeout(300)
+    expect(sockets.filter((s) => s.open).map((s) => s.path)).toEqual(['/v1/stream'])
     await t.client.post(`/v1/runs/${running}/cancel`)
     await page.close()
   })
