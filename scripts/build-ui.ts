@@ -1,4 +1,4 @@
-// Bundles the dashboard (src/http/ui/dashboard/app.tsx, hono/jsx/dom) into one minified script
+// Bundles the dashboard (src/http/ui/dashboard/app.tsx, hono/jsx/dom, on @runrelay/client) into one minified script
 // and embeds it as a TS module, so every runtime (Workers has no file system) serves it from
 // memory under the page's CSP nonce:  npm run build:ui
 import { build } from 'esbuild'
@@ -10,6 +10,8 @@ export async function bundleDashboard(): Promise<string> {
     entryPoints: ['src/http/ui/dashboard/app.tsx'],
     bundle: true, minify: true, write: false, format: 'iife', target: 'es2020', platform: 'browser',
     jsx: 'automatic', jsxImportSource: 'hono/jsx/dom', legalComments: 'none',
+    // The dashboard runs the client package's own source (the code users run), not a built copy.
+    alias: { '@runrelay/client': './packages/client/src/index.ts' },
     // The script is inlined into the HTML: "</script" inside it must be escaped.
     supported: { 'inline-script': false },
   })

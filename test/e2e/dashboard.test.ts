@@ -100,6 +100,52 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     await page.close()
   })
 
+  it('a run page opens one socket and shows each event once; a hash typed by hand, a link and the back button replace the view', async () => {
+    const long = await t.workflow('long-view', { durationMs: 60_000, steps: 2, queueMs: 0 })
+    const running = await t.trigger(long)
+    const done = await t.trigger(wfB)
+    await expect.poll(async () => (await t.client.get(`/v1/runs/${done}`)).body.finished_at, { timeout: 15_000 }).toBeTruthy()
+    const history = (await t.client.get(`/v1/runs/${done}/events`)).body.events as unknown[]
+    const page = await open(VIEWPORTS.desktop)
+    await signIn(page, t.key)
+    // Every WebSocket the page opens from here on, and whether it is still open.
+    const sockets: Array<{ path: string; open: boolean }> = []
+    page.on('websocket', (ws) => { const s = { path: new URL(ws.url()).pathname, open: true }; sockets.push(s); ws.on('close', () => { s.open = false }) })
+    const openTo = (path: string) => sockets.filter((s) => s.open && s.path === path).length
+    await page.goto(`${server.url}/?fresh#/runs/${done}`) // a full load (the query differs), signed in from this tab's sessionStorage
+    await page.locator('#run-error').waitFor({ timeout: 15_000 })
+    await expect.poll(() => page.locator('#timeline li').count()).toBe(history.length)
+    await page.waitForTimeout(500)
+    expect(await page.locator('#timeline li').count()).toBe(history.length)
+    expect(sockets.filter((s) => s.path === `/v1/runs/${done}/stream`)).toHaveLength(1)
+
+    // A hash typed by hand: the old view goes, and its socket with it.
+    await page.evaluate((id) => { location.hash = `#/runs/${id}` }, running)
+    await page.locator('#run-head .chip[data-status="running"]').waitFor({ timeout: 15_000 })
+    await expect.poll(() => page.locator('#run-head').count()).toBe(1)
+    expect(await page.locator('#run-head h1').textContent()).toBe(running)
+    await expect.poll(() => openTo(`/v1/runs/${running}/stream`)).toBe(1)
+    // The back button: the finished run again, once.
+    await page.goBack()
+    await expect.poll(() => page.locator('#run-head h1').allTextContents()).toEqual([done])
+    await expect.poll(() => page.locator('#timeline li').count()).toBe(history.length)
+    await expect.poll(() => openTo(`/v1/runs/${running}/stream`)).toBe(0)
+    // A link: the runs list replaces the run page, one feed socket.
+    await page.click('.crumbs a[href="#/runs"]')
+    await page.locator('#runs-body tr').first().waitFor()
+    expect(await page.locator('#run-head').count()).toBe(0)
+    await expect.poll(() => openTo('/v1/stream')).toBe(1)
+    expect(sockets.filter((s) => s.open).map((s) => s.path)).toEqual(['/v1/stream'])
+    // A filter change replaces the feed: still one socket.
+    await page.click(`#f-workflow [data-workflow="${long}"]`)
+    await expect.poll(() => new URL(page.url()).hash).toContain('workflow=')
+    await page.locator('#live.live').waitFor()
+    await page.waitForTimeout(300)
+    expect(sockets.filter((s) => s.open).map((s) => s.path)).toEqual(['/v1/stream'])
+    await t.client.post(`/v1/runs/${running}/cancel`)
+    await page.close()
+  })
+
   it('finds a run by run id, upstream id or tag, and within a time range', async () => {
     const runId = await t.trigger(wfA, { tags: ['findme'] })
     await expect.poll(async () => (await t.client.get(`/v1/runs/${runId}`)).body.upstream_id, { timeout: 10_000 }).toBeTruthy()

@@ -75,7 +75,8 @@ describe('server rendering', () => {
     const { stdout } = await exec(scriptCommand('node', installed.dir)![0], ['--input-type=module', '-e', code], { cwd: installed.dir })
     const out = JSON.parse(stdout.trim().split('\n').at(-1)!)
     expect(out.window).toBe('undefined')
-    expect(out.html).toBe('<p>pending closed 0</p>')
+    // Hooks start at `connecting` (they will connect in the browser), and open nothing on the server.
+    expect(out.html).toBe('<p>pending connecting 0</p>')
     expect(out.exports.every((n: number) => n > 0)).toBe(true)
   })
 })
@@ -128,6 +129,53 @@ describe.runIf(haveBrowser)('browser examples in Chromium', () => {
       figures[`${app}Ms`] = Date.now() - started
     }, 120_000)
   }
+
+  it('react hooks from the tarball: one socket per run across components, throttleMs, onComplete, stop(), enabled, state starts at connecting; a refused trigger never throws', async () => {
+    const dist = await buildViteApp(join(installed.dir, 'react'))
+    const site = await serveStatic(dist)
+    const page = await browser!.newPage()
+    const errors: string[] = []
+    page.on('pageerror', (e) => errors.push(e.message))
+    const sockets: string[] = []
+    page.on('websocket', (ws) => sockets.push(new URL(ws.url()).pathname))
+    const text = (id: string) => page.getByTestId(id).textContent()
+    try {
+      await page.goto(`${site.url}/?${new URLSearchParams({ view: 'hooks', url: server.url, token: await demo.triggerToken(), workflow: demo.workflowId })}`)
+      // A refused token: the promise resolves to undefined, the reason is in `error`, nothing is thrown.
+      await page.getByTestId('refused').click()
+      await expect.poll(() => text('refused-outcome')).toBe('undefined')
+      expect(await text('refused-error')).not.toBe('')
+      await page.getByTestId('start').click()
+      await page.getByTestId('a-state').waitFor()
+      expect(await text('a-first')).toBe('connecting')
+      expect(await text('disabled-state')).toBe('closed')
+      await expect.poll(() => text('a-events'), { timeout: 10_000 }).not.toBe('0')
+      await page.getByTestId('c-stop').click()
+      await expect.poll(() => text('c-state')).toBe('closed')
+      const stoppedAt = await text('c-events')
+      await expect.poll(() => text('a-status'), { timeout: 20_000 }).toBe('completed')
+      await expect.poll(() => text('b-status')).toBe('completed')
+      // Typed from the schema and shown: the result's steps; onComplete once per component.
+      expect(await text('a-steps')).toBe('3')
+      expect(await text('a-completions')).toBe('1')
+      expect(await text('b-completions')).toBe('1')
+      expect(await text('c-completions')).toBe('0')
+      expect(await text('c-events')).toBe(stoppedAt)
+      expect(await text('b-events')).toBe(await text('a-events'))
+      // Throttled: b re-rendered less often than a for the same events.
+      expect(Number(await text('b-renders'))).toBeLessThan(Number(await text('a-renders')))
+      // Enabling a hook for the same run joins the shared subscription (its final state at once).
+      await page.getByTestId('enable').click()
+      await expect.poll(() => text('disabled-status')).toBe('completed')
+      const runSockets = sockets.filter((p) => p.startsWith('/v1/runs/'))
+      expect(runSockets, `sockets: ${sockets.join(' ')}`).toHaveLength(1)
+      expect(errors).toEqual([])
+      await page.screenshot({ path: join(SHOTS, 'sdk-react-hooks.png'), fullPage: true })
+    } finally {
+      await page.close()
+      await site.close()
+    }
+  }, 120_000)
 
   it('html: one script tag (/embed.js) and a token show a live run under a strict CSP', async () => {
     const token = await demo.readToken()

@@ -3,6 +3,7 @@
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { RunRelayProvider, useRun, useRuns, useTrigger } from '@runrelay/react'
+import { Hooks } from './hooks.tsx'
 
 const params = new URLSearchParams(location.search)
 const workflow = params.get('workflow') ?? ''
@@ -41,7 +42,7 @@ function App() {
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
     <RunRelayProvider url={params.get('url') ?? undefined} token={params.get('token') ?? undefined}>
-      <App />
+      {params.get('view') === 'hooks' ? <Hooks /> : <App />}
     </RunRelayProvider>
   </StrictMode>,
 )

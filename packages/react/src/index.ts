@@ -1,15 +1,17 @@
 /**
  * @runrelay/react: hooks over @runrelay/client. `useRun` (one run, live, folded into a
- * snapshot), `useRuns` (a live list), `useTrigger` (start a run with a key or a trigger token).
+ * snapshot; one shared subscription per run however many components read it), `useRuns` (a
+ * live list), `useTrigger` (start a run with a key or a trigger token; never throws).
  * Nothing connects during server rendering: connections open in effects, in the browser.
  */
 import { createContext, createElement, useCallback, useContext, useEffect, useRef, useState, type ReactElement, type ReactNode } from 'react'
 import {
-  emptyRun, triggerRun, watchRun, watchRuns, type RunRecord, type RunsView, type RunSnapshot, type RunTypes, type RunView,
-  type WatchRunsOptions, type WebSocketConstructor,
+  emptyRun, triggerRun, watchRun, watchRuns, type Live, type RunRecord, type RunsView, type RunSnapshot, type RunTypes, type RunTypesOf, type RunView,
+  type VariablesOf, type WatchRunsOptions, type WebSocketConstructor, type WorkflowRef,
 } from '@runrelay/client'
 
 export type { RunRecord, RunSnapshot, RunTypes, RunView, RunsView }
+export { defineWorkflow, type FromSchema, type WorkflowRef, type WorkflowTypes, type RunTypesOf, type VariablesOf } from '@runrelay/client'
 
 /** Where and how to connect; given once by `RunRelayProvider`, or per hook. */
 export interface RunRelayConfig {
@@ -39,68 +41,164 @@ function useConfig(options: RunRelayConfig): RunRelayConfig {
   return { ...config, refreshToken }
 }
 
-export interface UseRunOptions extends RunRelayConfig {
-  /** false: do not connect (yet). */
-  enabled?: boolean
-  /** Called once with the final snapshot. */
-  onComplete?: (run: RunSnapshot) => void
+// ---- one subscription per run, shared by every component that reads it ----
+
+interface Shared { live: Live<RunView<any>>; refs: number; closing?: ReturnType<typeof setTimeout> }
+const shared = new Map<string, Shared>()
+
+/**
+ * Take a reference on the run's shared subscription (opened by the first taker). The last
+ * release closes it on the next tick, so a remount (React StrictMode, a route change that keeps
+ * the run on screen) reuses the open socket instead of reconnecting.
+ */
+function acquire(key: string, open: () => Live<RunView<any>>): { live: Live<RunView<any>>; release: () => void } {
+  let s = shared.get(key)
+  if (!s) { s = { live: open(), refs: 0 }; shared.set(key, s) }
+  const entry = s
+  clearTimeout(entry.closing)
+  entry.refs++
+  let released = false
+  return {
+    live: entry.live,
+    release: () => {
+      if (released) return
+      released = true
+      if (--entry.refs > 0) return
+      entry.closing = setTimeout(() => { if (entry.refs === 0 && shared.get(key) === entry) { shared.delete(key); entry.live.close() } }, 0)
+    },
+  }
 }
 
-/** A run, live: its snapshot (status, progress, outputs, result, error, timings, events), the connection state and the last error. */
-export function useRun<T extends RunTypes = RunTypes>(runId: string | undefined | null, options: UseRunOptions = {}): RunView<T> {
+/** How many runs have an open shared subscription (for tests and devtools). */
+export function sharedRunSubscriptions(): number {
+  return shared.size
+}
+
+/** A setter that lets through at most one update per `ms` (the latest wins); `flush` updates at once. */
+function throttled<V>(set: (v: V) => void, ms: number | undefined): { push: (v: V, flush?: boolean) => void; cancel: () => void } {
+  let last = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let pending: V
+  const fire = () => { timer = undefined; last = Date.now(); set(pending) }
+  return {
+    push(v, flush = false) {
+      pending = v
+      if (!ms) return set(v)
+      const wait = last + ms - Date.now()
+      if (flush || wait <= 0) { clearTimeout(timer); fire() } else if (!timer) timer = setTimeout(fire, wait)
+    },
+    cancel: () => clearTimeout(timer),
+  }
+}
+
+export interface UseRunOptions<T extends RunTypes = RunTypes> extends RunRelayConfig {
+  /** false: do not connect (yet). Default true. */
+  enabled?: boolean
+  /** At most one re-render per this many ms while events stream (the final state is shown at once). Default 0: every event. */
+  throttleMs?: number
+  /** Called once with the final snapshot when the run ends (also when it had ended before this component mounted). */
+  onComplete?: (run: RunSnapshot<T>) => void
+}
+
+/** What `useRun` returns: the run view, and `stop()` to stop following it from this component. */
+export interface UseRunResult<T extends RunTypes = RunTypes> extends RunView<T> {
+  /** Stop following the run here (state becomes `closed`); the shared subscription closes when no component follows it. */
+  stop: () => void
+}
+
+/**
+ * A run, live: its snapshot (status, progress, outputs, result, error, timings, events), the
+ * connection state (`connecting` until the first hello, then `open`, `reconnecting`, `closed`)
+ * and the last error. Components that follow the same run (same url and token) share one
+ * subscription. Type it with the run's types or a workflow ref: `useRun<typeof report>(id)`.
+ */
+export function useRun<T = RunTypes>(runId: string | undefined | null, options: UseRunOptions<RunTypesOf<T>> = {}): UseRunResult<RunTypesOf<T>> {
+  type R = RunTypesOf<T>
   const config = useConfig(options)
   const onComplete = useRef(options.onComplete)
   onComplete.current = options.onComplete
-  const [view, setView] = useState<RunView<T>>(() => ({ run: emptyRun<T>(runId ?? ''), state: 'closed', error: undefined }))
-  const enabled = !!runId && options.enabled !== false
+  const [stopped, setStopped] = useState<string | null>(null)
+  const enabled = !!runId && options.enabled !== false && stopped !== runId
+  const [view, setView] = useState<RunView<R>>(() => ({ run: emptyRun<R>(runId ?? ''), state: enabled ? 'connecting' : 'closed', error: undefined }))
   useEffect(() => {
-    if (!enabled) return
-    const live = watchRun<T>({ url: config.url, token: config.token, runId: runId!, refreshToken: config.refreshToken, WebSocket: config.WebSocket, onComplete: (r) => onComplete.current?.(r) })
-    const stop = live.subscribe(setView)
-    return () => { stop(); live.close() }
-  }, [enabled, runId, config.url, config.token])
-  return view
+    if (!enabled) {
+      setView((v) => (v.state === 'closed' && v.run.id === (runId ?? '') ? v : { run: v.run.id === runId ? v.run : emptyRun<R>(runId ?? ''), state: 'closed', error: v.error }))
+      return
+    }
+    const key = `${config.url ?? ''}\n${config.token ?? ''}\n${runId}`
+    const { live, release } = acquire(key, () => watchRun<R>({ url: config.url, token: config.token, runId: runId!, refreshToken: config.refreshToken, WebSocket: config.WebSocket }))
+    let completed = false
+    const t = throttled<RunView<R>>(setView, options.throttleMs)
+    const stop = live.subscribe((v: RunView<any>) => {
+      const finished = v.run.finished
+      t.push(v as RunView<R>, finished || v.state !== 'open')
+      if (finished && !completed) { completed = true; onComplete.current?.(v.run as RunSnapshot<R>) }
+    })
+    return () => { t.cancel(); stop(); release() }
+  }, [enabled, runId, config.url, config.token, options.throttleMs])
+  const stop = useCallback(() => { if (runId) setStopped(runId) }, [runId])
+  return { ...view, stop }
 }
 
 export type RunsFilter = Pick<WatchRunsOptions, 'workflowId' | 'status' | 'tag' | 'limit' | 'after' | 'initial'>
 
-/** A live list of runs matching a filter (newest first), each folded from the feed. */
-export function useRuns(filter: RunsFilter = {}, options: RunRelayConfig & { enabled?: boolean } = {}): RunsView {
+/** A live list of runs matching a filter (newest first), each folded from the feed. `state` starts at `connecting`. */
+export function useRuns(filter: RunsFilter = {}, options: RunRelayConfig & { enabled?: boolean; throttleMs?: number } = {}): RunsView {
   const config = useConfig(options)
-  const [view, setView] = useState<RunsView>({ runs: [], state: 'closed', error: undefined })
-  const key = JSON.stringify(filter)
   const enabled = options.enabled !== false
+  const [view, setView] = useState<RunsView>({ runs: [], state: enabled ? 'connecting' : 'closed', error: undefined })
+  const key = JSON.stringify(filter)
   useEffect(() => {
-    if (!enabled) return
+    if (!enabled) { setView((v) => ({ ...v, state: 'closed' })); return }
     const live = watchRuns({ ...filter, url: config.url, token: config.token, refreshToken: config.refreshToken, WebSocket: config.WebSocket })
-    const stop = live.subscribe(setView)
-    return () => { stop(); live.close() }
-  }, [enabled, key, config.url, config.token])
+    const t = throttled<RunsView>(setView, options.throttleMs)
+    const stop = live.subscribe((v) => t.push(v, v.state !== 'open'))
+    return () => { t.cancel(); stop(); live.close() }
+  }, [enabled, key, config.url, config.token, options.throttleMs])
   return view
 }
 
-export interface TriggerState {
-  /** Start a run; resolves to it (and keeps it in `run`). */
-  trigger: (input?: { variables?: Record<string, unknown>; tags?: string[]; idempotencyKey?: string }) => Promise<RunRecord>
-  run: RunRecord | undefined
-  isLoading: boolean
-  error: Error | undefined
+/** What a trigger sends: the workflow's variables (typed from its ref), tags, an idempotency key. */
+export interface TriggerInput<V = Record<string, unknown>> {
+  variables?: V
+  tags?: string[]
+  /** Sent as `Idempotency-Key`: the same key and body never start a second run. */
+  idempotencyKey?: string
 }
 
-/** Trigger runs of a workflow from the browser, with a trigger token (or a key on a trusted page). */
-export function useTrigger(workflowId: string, options: RunRelayConfig = {}): TriggerState {
+export interface TriggerState<W = RunTypes> {
+  /**
+   * Start a run. Never throws (safe in `onClick`): resolves to the created run, or to
+   * `undefined` when it failed, with the reason in `error`.
+   */
+  trigger: (input?: TriggerInput<VariablesOf<W>>) => Promise<RunRecord | undefined>
+  /** The last run started (its id goes to `useRun<typeof workflow>(run?.id)`). */
+  run: RunRecord | undefined
+  isLoading: boolean
+  /** Why the last trigger failed: a RunRelayError (status, code, message) or a network error. */
+  error: Error | undefined
+  /** Forget the last run and error. */
+  reset: () => void
+}
+
+/** Trigger runs of a workflow from the browser, with a trigger token (or a key on a trusted page). Pass a `defineWorkflow` ref to type the variables. */
+export function useTrigger<W = RunTypes>(workflow: string | WorkflowRef<any>, options: RunRelayConfig = {}): TriggerState<W> {
   const config = useConfig(options)
-  const [state, setState] = useState<Omit<TriggerState, 'trigger'>>({ run: undefined, isLoading: false, error: undefined })
-  const trigger = useCallback(async (input: Parameters<TriggerState['trigger']>[0] = {}) => {
+  const workflowId = typeof workflow === 'string' ? workflow : workflow.id
+  const [state, setState] = useState<Pick<TriggerState, 'run' | 'isLoading' | 'error'>>({ run: undefined, isLoading: false, error: undefined })
+  const mounted = useRef(true)
+  useEffect(() => { mounted.current = true; return () => { mounted.current = false } }, [])
+  const trigger = useCallback(async (input: TriggerInput<VariablesOf<W>> = {}) => {
     setState((s) => ({ ...s, isLoading: true, error: undefined }))
     try {
-      const run = await triggerRun({ url: config.url, token: config.token, workflowId, ...input })
-      setState({ run, isLoading: false, error: undefined })
+      const run = await triggerRun({ url: config.url, token: config.token, workflowId, ...input, variables: input.variables as Record<string, unknown> | undefined })
+      if (mounted.current) setState({ run, isLoading: false, error: undefined })
       return run
     } catch (error) {
-      setState((s) => ({ ...s, isLoading: false, error: error as Error }))
-      throw error
+      if (mounted.current) setState((s) => ({ ...s, isLoading: false, error: error instanceof Error ? error : new Error(String(error)) }))
+      return undefined
     }
   }, [workflowId, config.url, config.token])
-  return { ...state, trigger }
+  const reset = useCallback(() => setState({ run: undefined, isLoading: false, error: undefined }), [])
+  return { ...state, trigger, reset }
 }

@@ -107,7 +107,19 @@ svg.chart{width:100%;height:160px;display:block;background:var(--bg);border-radi
 .onboarding ol{padding-left:20px;line-height:1.8}.onboarding code{background:var(--bg);padding:1px 5px;border-radius:4px;word-break:break-all}
 .bad{color:var(--bad)}
 .live.live .dot{background:#12b76a;box-shadow:0 0 0 3px rgba(18,183,106,.2)}.live.retrying .dot,.live.connecting .dot{background:#f79009}.live.finished .dot{background:var(--ok)}.live.refused .dot{background:var(--bad)}
+.form{display:flex;flex-direction:column;gap:12px}.form label{display:flex;flex-direction:column;gap:4px;font-size:.85rem}
+.form label.check,label.check{flex-direction:row;align-items:center;gap:6px;font-size:.85rem}
+fieldset{border:1px solid var(--line);border-radius:8px;padding:10px 12px;margin:0;min-width:0}legend{font-size:.85rem;font-weight:600;padding:0 4px}
+.creds{display:flex;flex-direction:column;gap:8px}.cred-row input{flex:1 1 140px}
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(200px,1fr));gap:10px 14px}
+.fields{display:flex;flex-direction:column;gap:10px}.fields label{display:flex;flex-direction:column;gap:4px;font-size:.85rem}.fields label.check{flex-direction:row}
+a.btn{display:inline-block;color:var(--text)}a.btn.primary{background:var(--accent);border-color:var(--accent);color:#fff}a.btn:hover{text-decoration:none;border-color:var(--accent)}
+.once{border-color:var(--warn);margin-bottom:16px}.secret{user-select:all;word-break:break-all;white-space:pre-wrap}
+table.list tbody tr{cursor:default}td.actions{text-align:right;white-space:nowrap}td.wrap{word-break:break-all}tr.revoked{opacity:.55}tr.on{background:var(--accent-2)}
+.ok{color:var(--ok)}.tag.bad{background:var(--bad-bg);color:var(--bad)}.delivery-succeeded{background:var(--ok-bg);color:var(--ok)}.delivery-failed{background:var(--bad-bg);color:var(--bad)}
+header{flex-wrap:wrap}nav{overflow-x:auto;max-width:100%}
 @media (max-width:760px){
+ nav{order:10;flex-basis:100%}td.actions{text-align:left}
  header{padding:10px 12px;gap:8px}main{padding:12px}#live-text{display:none}header button{padding:6px 9px}.cols{grid-template-columns:1fr}
  thead{display:none}table,tbody{display:block;width:100%}
  tbody tr{padding:10px 12px;border-bottom:1px solid var(--line);display:grid;grid-template-columns:minmax(0,1fr) auto;gap:3px 10px}

@@ -1,5 +1,6 @@
 // The dashboard's view of the API: the credential (an API key or a subscriber token, kept in
-// this tab's sessionStorage), JSON calls with the API's error format, and token scopes.
+// this tab's sessionStorage), JSON calls through @runrelay/client (the code users run), token scopes.
+import { request, RunRelayError } from '@runrelay/client'
 
 const STORE = 'runrelay.credential'
 
@@ -10,15 +11,19 @@ export interface Run {
   created_at: string; started_at: string | null; finished_at: string | null; duration_ms: number | null; replay_of?: string | null
 }
 export interface RunEvent { id: number; run_id: string; seq: number; type: string; at: string; workflow_id: string; status: string; tags: string[]; data: Record<string, unknown> }
-export interface Workflow { id: string; name: string; connection_id: string; tags: string[] }
+export interface PollPolicy { first_interval_ms?: number; max_interval_ms?: number; deadline_ms?: number; max_transient_errors?: number; adaptive?: boolean }
+export interface Workflow {
+  id: string; name: string; connection_id: string; upstream_workflow_id: string; tags: string[]; input_template?: unknown; poll_policy?: PollPolicy
+  config?: Record<string, unknown>; trigger_retry?: string; variables_schema?: unknown
+}
+export interface Connection { id: string; name: string; provider: string; base_url: string; config: Record<string, unknown>; credential_fields: string[]; rate_limit_per_second: number | null; created_at: string; updated_at: string }
 export interface Page<T> { items: T[]; next_cursor: string | null }
 
 export const TERMINAL = new Set(['completed', 'failed', 'canceled', 'timed_out'])
 export const STATUSES = ['scheduled', 'queued', 'running', 'paused', 'completed', 'failed', 'canceled', 'timed_out']
 
-export class ApiError extends Error {
-  constructor(readonly status: number, message: string) { super(message) }
-}
+/** An API error answer (status, code, message), as the client package throws it. */
+export const ApiError = RunRelayError
 
 export const session = {
   credential: sessionStorage.getItem(STORE) ?? '',
@@ -37,18 +42,9 @@ export function tokenScope(): { r?: string[]; w?: string[]; t?: string[] } {
   } catch { return {} }
 }
 
-/** One API call; a non-2xx answer throws its error message. */
-export async function api<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-  const res = await fetch(path, {
-    method,
-    headers: { authorization: `Bearer ${session.credential}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  const text = await res.text()
-  let json: any = null
-  try { json = text ? JSON.parse(text) : null } catch { /* not JSON */ }
-  if (!res.ok) throw new ApiError(res.status, json?.error?.message ?? `HTTP ${res.status}`)
-  return json as T
+/** One API call; a non-2xx answer throws a RunRelayError with the server's message. */
+export function api<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  return request<T>({ token: session.credential }, method, path, body, headers)
 }
 
 /** Check a credential: a key reads its scopes, a token one run of its scope. */

@@ -1,59 +1,35 @@
-import { session } from './api.ts'
-import type { RunEvent } from './api.ts'
+// The dashboard's live views ride on @runrelay/client, the code users run: its subscription
+// reconnects with backoff, resumes after the last position and delivers each event once. This
+// module only maps its states onto the header badge.
+import { subscribeFeed, subscribeRun, SubscriptionError, type ConnectionState, type Subscription } from '@runrelay/client'
+import { session, type RunEvent } from './api.ts'
 
-export type LiveState = 'connecting' | 'live' | 'retrying' | 'ended' | 'refused'
+export type LiveState = 'connecting' | 'live' | 'retrying' | 'finished' | 'refused'
 
-/**
- * A WebSocket that reconnects (full-jitter backoff) and resumes after the last position it
- * delivered, so no event is missed or repeated across drops. The run stream closes with 1000
- * after the run's terminal event: that is "ended", not offline.
- */
-export function live(path: string, opts: { after?: number; position: (e: RunEvent) => number; onEvent: (e: RunEvent) => void; onState: (s: LiveState) => void }): () => void {
-  let pos = opts.after
-  let attempt = 0
-  let ws: WebSocket | null = null
-  let closed = false
-  let watchdog: ReturnType<typeof setTimeout> | undefined
-  let heartbeatMs = 15_000
-  const url = () => {
-    const sep = path.includes('?') ? '&' : '?'
-    return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}${pos !== undefined ? `${sep}after=${pos}` : ''}`
-  }
-  // Heartbeats come every heartbeatMs: silence for 2.5 of them means the connection is dead.
-  const arm = () => {
-    clearTimeout(watchdog)
-    watchdog = setTimeout(() => { const w = ws; ws = null; if (w) { w.onclose = null; try { w.close() } catch { /* gone */ } lost(1006) } }, heartbeatMs * 2.5)
-  }
-  const lost = (code: number) => {
-    clearTimeout(watchdog)
-    if (closed) return
-    if (code === 1000) return opts.onState('ended')
-    if (code === 4001 || code === 4003 || code === 4004) return opts.onState('refused')
-    opts.onState('retrying')
-    setTimeout(connect, Math.random() * Math.min(15_000, 400 * 2 ** attempt++))
-  }
-  const connect = () => {
-    if (closed) return
-    opts.onState('connecting')
-    const me = new WebSocket(url(), ['runrelay.v1', `runrelay.token.${session.credential}`])
-    ws = me
-    arm()
-    me.onmessage = (m) => {
-      if (ws !== me) return
-      arm()
-      let msg: any
-      try { msg = JSON.parse(String(m.data)) } catch { return }
-      if (msg.type === 'hello') { attempt = 0; heartbeatMs = msg.heartbeatMs || heartbeatMs; if (pos === undefined) pos = msg.after; opts.onState('live') }
-      const events: RunEvent[] = msg.type === 'event' ? [msg.event] : msg.type === 'batch' ? msg.events : []
-      for (const e of events) {
-        const p = opts.position(e)
-        if (pos !== undefined && p <= pos) continue
-        pos = p
-        opts.onEvent(e)
-      }
-    }
-    me.onclose = (e) => { if (ws === me) { ws = null; lost(e.code) } }
-  }
-  connect()
-  return () => { closed = true; clearTimeout(watchdog); if (ws) { ws.onclose = null; ws.close() } ws = null }
+const BADGE: Record<ConnectionState, LiveState | null> = { connecting: 'connecting', open: 'live', reconnecting: 'retrying', closed: null }
+
+interface Watch { onEvent: (e: RunEvent) => void; onState: (s: LiveState) => void }
+
+/** Follow a subscription until stopped: the badge tracks it; a finished run reads "finished", a refusal "refused". */
+function follow(open: (handlers: { onEvent: (e: RunEvent) => void; onStateChange: (s: ConnectionState) => void }) => Subscription, w: Watch): () => void {
+  let stopped = false
+  const sub = open({
+    onEvent: (e) => { if (!stopped) w.onEvent(e as RunEvent) },
+    onStateChange: (s) => { const b = BADGE[s]; if (!stopped && b) w.onState(b) },
+  })
+  sub.finished.then(
+    (r) => { if (!stopped && r.reason === 'completed') w.onState('finished') },
+    (err) => { if (!stopped) w.onState(err instanceof SubscriptionError && err.code ? 'refused' : 'retrying') },
+  )
+  return () => { stopped = true; sub.close() }
+}
+
+/** One run's events from the first (seq 1), then live until it ends. Returns the stop function. */
+export function watchRunEvents(runId: string, w: Watch): () => void {
+  return follow((h) => subscribeRun({ token: session.credential, runId, after: 0, ...h }), w)
+}
+
+/** The tenant feed (or a token's scope) with the filters the server applies; from the live end for a key, from the start for a token. */
+export function watchFeed(filter: { workflowId?: string[]; tag?: string }, w: Watch): () => void {
+  return follow((h) => subscribeFeed({ token: session.credential, workflowId: filter.workflowId, tag: filter.tag || undefined, after: session.isKey ? undefined : 0, ...h }), w)
 }
