@@ -1,10 +1,34 @@
-import { defineConfig } from 'vitest/config'
+/**
+ * The test suite in lanes (vitest projects; the table is test/lanes.ts):
+ *   npm test              the lanes a change needs (DEV_LANES: unit, api, runtimes, workers)
+ *   npm run test:all      every lane (what .ci/run runs)
+ *   npm run test:<lane>   one lane, e.g. `npm run test:cluster`
+ * The workers lane runs inside workerd and has its own config (vitest.workers.config.ts).
+ */
+import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config'
+import { LANES, type LaneName } from './test/lanes.ts'
+
+/** The lanes' own setup, run once per lane before its files (in Node). */
+const GLOBAL_SETUP: Partial<Record<LaneName, string[]>> = {
+  release: ['test/helpers/release-setup.ts'],
+}
+
+const nodeLanes = (Object.keys(LANES) as LaneName[]).filter((name) => name !== 'workers')
 
 export default defineConfig({
   test: {
-    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/conformance/**/*.test.ts', 'test/deno/**/*.test.ts', 'test/reliability/**/*.test.ts', 'test/packages/**/*.test.ts', 'test/multiprocess/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     env: { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
+    projects: [
+      ...nodeLanes.map((name): TestProjectInlineConfiguration => {
+        const lane: { include: string[]; exclude?: string[] } = LANES[name]
+        return {
+          extends: true,
+          test: { name, include: lane.include, exclude: lane.exclude ?? [], globalSetup: GLOBAL_SETUP[name] ?? [] },
+        }
+      }),
+      './vitest.workers.config.ts',
+    ],
   },
 })
