@@ -13,10 +13,18 @@ const GLOBAL_SETUP: Partial<Record<LaneName, string[]>> = {
   release: ['test/helpers/release-setup.ts'],
 }
 
+/**
+ * Files of a lane that run at once (default: the whole run's, RUNRELAY_TEST_FILES or 3). Most
+ * files wait on servers and child processes, not the CPU, so more than the cores pays off; the
+ * cluster lane's process groups and SIGKILL rounds run one file at a time.
+ */
+const MAX_FILES: Partial<Record<LaneName, number>> = { cluster: 1, browser: 1 }
+
 const nodeLanes = (Object.keys(LANES) as LaneName[]).filter((name) => name !== 'workers')
 
 export default defineConfig({
   test: {
+    maxWorkers: Number(process.env.RUNRELAY_TEST_FILES ?? 3),
     testTimeout: 30_000,
     hookTimeout: 30_000,
     env: { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
@@ -25,7 +33,7 @@ export default defineConfig({
         const lane: { include: string[]; exclude?: string[] } = LANES[name]
         return {
           extends: true,
-          test: { name, include: lane.include, exclude: lane.exclude ?? [], globalSetup: GLOBAL_SETUP[name] ?? [] },
+          test: { name, include: lane.include, exclude: lane.exclude ?? [], globalSetup: GLOBAL_SETUP[name] ?? [], ...(MAX_FILES[name] ? { maxWorkers: MAX_FILES[name] } : {}) },
         }
       }),
       './vitest.workers.config.ts',

@@ -52,7 +52,9 @@ export default defineConfig({
     name: 'workers',
     include: LANES.workers.include,
     globalSetup: ['test/workers/global-setup.ts'],
-    // Files run at once: each has its own libSQL server (test/workers/libsql-per-file.ts).
+    // Two files at once (RUNRELAY_WORKERS_FILES to change): each file has its own workerd (the
+    // plugin's isolation; reusing one across files let earlier files' runs still polling slow the
+    // next file's) and its own libSQL server (test/workers/libsql-per-file.ts).
     maxWorkers: Number(process.env.RUNRELAY_WORKERS_FILES ?? 2),
     testTimeout: 30_000,
     hookTimeout: 30_000,
