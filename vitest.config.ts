@@ -20,7 +20,14 @@ const GLOBAL_SETUP: Partial<Record<LaneName, string[]>> = {
  */
 const MAX_FILES: Partial<Record<LaneName, number>> = { cluster: 1, browser: 1 }
 
-const nodeLanes = (Object.keys(LANES) as LaneName[]).filter((name) => name !== 'workers')
+/**
+ * The order lanes run in when several are asked for: lanes of one group share the run's file
+ * slots; the groups run one after another (vitest wants lanes with their own number of files at
+ * once in groups of their own). The workers lane is group 1 (vitest.workers.config.ts).
+ */
+const GROUP: Record<Exclude<LaneName, 'workers'>, number> = { unit: 0, api: 0, runtimes: 0, cluster: 2, browser: 3, release: 4 }
+
+const nodeLanes = (Object.keys(LANES) as LaneName[]).filter((name): name is Exclude<LaneName, 'workers'> => name !== 'workers')
 
 export default defineConfig({
   test: {
@@ -33,7 +40,7 @@ export default defineConfig({
         const lane: { include: string[]; exclude?: string[] } = LANES[name]
         return {
           extends: true,
-          test: { name, include: lane.include, exclude: lane.exclude ?? [], globalSetup: GLOBAL_SETUP[name] ?? [], ...(MAX_FILES[name] ? { maxWorkers: MAX_FILES[name] } : {}) },
+          test: { name, include: lane.include, exclude: lane.exclude ?? [], globalSetup: GLOBAL_SETUP[name] ?? [], sequence: { groupOrder: GROUP[name] }, ...(MAX_FILES[name] ? { maxWorkers: MAX_FILES[name] } : {}) },
         }
       }),
       './vitest.workers.config.ts',

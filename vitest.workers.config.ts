@@ -56,6 +56,8 @@ export default defineConfig({
     // plugin's isolation; reusing one across files let earlier files' runs still polling slow the
     // next file's) and its own libSQL server (test/workers/libsql-per-file.ts).
     maxWorkers: Number(process.env.RUNRELAY_WORKERS_FILES ?? 2),
+    // After the Node lanes of `npm test` (vitest.config.ts: GROUP).
+    sequence: { groupOrder: 1 },
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },
