@@ -1,10 +1,49 @@
-import { defineConfig } from 'vitest/config'
+/**
+ * The test suite in lanes (vitest projects; the table is test/lanes.ts):
+ *   npm test              the lanes a change needs (DEV_LANES: unit, api, runtimes, workers)
+ *   npm run test:all      every lane (what .ci/run runs)
+ *   npm run test:<lane>   one lane, e.g. `npm run test:cluster`
+ * The workers lane runs inside workerd and has its own config (vitest.workers.config.ts).
+ */
+import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config'
+import { LANES, type LaneName } from './test/lanes.ts'
+
+/** The lanes' own setup, run once per lane before its files (in Node). */
+const GLOBAL_SETUP: Partial<Record<LaneName, string[]>> = {
+  release: ['test/helpers/release-setup.ts'],
+}
+
+/**
+ * Files of a lane that run at once (default: the whole run's, RUNRELAY_TEST_FILES or 3). Most
+ * files wait on servers and child processes, not the CPU, so more than the cores pays off; the
+ * cluster lane's process groups and SIGKILL rounds run one file at a time.
+ */
+const MAX_FILES: Partial<Record<LaneName, number>> = { cluster: 1, browser: 1 }
+
+/**
+ * The order lanes run in when several are asked for: lanes of one group share the run's file
+ * slots; the groups run one after another (vitest wants lanes with their own number of files at
+ * once in groups of their own). The workers lane is group 1 (vitest.workers.config.ts).
+ */
+const GROUP: Record<Exclude<LaneName, 'workers'>, number> = { unit: 0, api: 0, runtimes: 0, cluster: 2, browser: 3, release: 4 }
+
+const nodeLanes = (Object.keys(LANES) as LaneName[]).filter((name): name is Exclude<LaneName, 'workers'> => name !== 'workers')
 
 export default defineConfig({
   test: {
-    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/conformance/**/*.test.ts', 'test/deno/**/*.test.ts', 'test/reliability/**/*.test.ts', 'test/packages/**/*.test.ts', 'test/multiprocess/**/*.test.ts'],
+    maxWorkers: Number(process.env.RUNRELAY_TEST_FILES ?? 3),
     testTimeout: 30_000,
     hookTimeout: 30_000,
     env: { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
+    projects: [
+      ...nodeLanes.map((name): TestProjectInlineConfiguration => {
+        const lane: { include: string[]; exclude?: string[] } = LANES[name]
+        return {
+          extends: true,
+          test: { name, include: lane.include, exclude: lane.exclude ?? [], globalSetup: GLOBAL_SETUP[name] ?? [], sequence: { groupOrder: GROUP[name] }, ...(MAX_FILES[name] ? { maxWorkers: MAX_FILES[name] } : {}) },
+        }
+      }),
+      './vitest.workers.config.ts',
+    ],
   },
 })

@@ -18,7 +18,8 @@
  * requests take the same path as production fetches to Turso (the client is
  * `@libsql/client/web` with its own fetch). The URL is passed in as the
  * `LIBSQL_URL` binding (so Worker and Durable Object code read it from `env`
- * like production code) and is also available to tests via `inject('libsqlUrl')`.
+ * like production code). Each test file has its own server (test/workers/libsql-per-file.ts):
+ * the pool calls the options function below once per file's workerd.
  *
  * Static worker shape (entry, compat date/flags, DO binding + migration) is in
  * test/workers/wrangler.test.toml so it parses through the same wrangler config
@@ -26,17 +27,20 @@
  */
 import { cloudflareTest } from '@cloudflare/vitest-plugin'
 import { defineConfig } from 'vitest/config'
+import { LANES } from './test/lanes.ts'
+import { startFileLibsql } from './test/workers/libsql-per-file.ts'
 
 process.env.WRANGLER_SEND_METRICS ??= 'false'
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false'
 
 export default defineConfig({
   plugins: [
-    cloudflareTest(({ inject }) => ({
+    // Called for each test file's workerd: each file gets its own libSQL server (and outage switch).
+    cloudflareTest(async ({ inject }) => ({
       wrangler: { configPath: './test/workers/wrangler.test.toml' },
       miniflare: {
         bindings: {
-          LIBSQL_URL: inject<string>('libsqlUrl'),
+          LIBSQL_URL: await startFileLibsql(),
           LIBSQL_AUTH_TOKEN: inject<string>('libsqlAuthToken'),
           UPSTREAM_URL: inject<string>('upstreamUrl'),
           WEBHOOK_RECEIVER_URL: inject<string>('webhookReceiverUrl'),
@@ -46,10 +50,14 @@ export default defineConfig({
   ],
   test: {
     name: 'workers',
-    include: ['test/workers/**/*.test.ts'],
+    include: LANES.workers.include,
     globalSetup: ['test/workers/global-setup.ts'],
-    // The libSQL outage switch is global to the test server: files must not overlap.
-    fileParallelism: false,
+    // Two files at once (RUNRELAY_WORKERS_FILES to change): each file has its own workerd (the
+    // plugin's isolation; reusing one across files let earlier files' runs still polling slow the
+    // next file's) and its own libSQL server (test/workers/libsql-per-file.ts).
+    maxWorkers: Number(process.env.RUNRELAY_WORKERS_FILES ?? 2),
+    // After the Node lanes of `npm test` (vitest.config.ts: GROUP).
+    sequence: { groupOrder: 1 },
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },

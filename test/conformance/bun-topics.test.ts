@@ -12,8 +12,10 @@ import { openWs, type WsEventLike } from '../helpers/clients.ts'
 import { demoTenant, sleep } from '../helpers/live.ts'
 import { metricValue, parsePrometheus } from '../helpers/prometheus.ts'
 import { api, until } from '../helpers/server.ts'
+import { needTool } from '../helpers/tools.ts'
 import { genericWorkflowConfig, startGenericUpstream, type GenericUpstream, type Step } from '../fakes/generic-upstream.ts'
 import { launchBun, type LaunchedServer } from './launch.ts'
+import { logFigures } from '../helpers/figures.ts'
 
 const SLOW_READER = fileURLToPath(new URL('../helpers/slow-ws-reader.py', import.meta.url))
 const wsBase = (s: LaunchedServer) => s.url.replace(/^http/, 'ws')
@@ -128,7 +130,8 @@ describe('bun: a topic member that stops reading', () => {
   }, 30_000)
   afterAll(async () => { await server?.stop(); await upstream?.close() })
 
-  it('is closed by Bun at the backpressure limit, never skipped past an event; it resumes with after=, and readers are unaffected', async () => {
+  // The slow reader is python3 (Node cannot set SO_RCVBUF): with CI set a missing python3 fails; locally it skips, saying so.
+  it.runIf(needTool('python3', 'the Bun backpressure case of test/conformance/bun-topics.test.ts'))('is closed by Bun at the backpressure limit, never skipped past an event; it resumes with after=, and readers are unaffected', async () => {
     const t = await demoTenant(server, 'slow')
     const conn = await t.client.post('/v1/connections', { name: 'fake', provider: 'http', base_url: upstream.url, config: {}, credentials: {} })
     expect(conn.status, JSON.stringify(conn.body)).toBe(201)
@@ -167,7 +170,7 @@ describe('bun: a topic member that stops reading', () => {
       expect((await resumed.closed).code).toBe(1000)
       expect(seqs(resumed.events)).toEqual(range(events.length + 1, history.length))
       expect(await onTopics(server)).toBe(0)
-      console.log(`slow topic member: ${events.length} of ${history.length} events (${(JSON.stringify(events).length / 1048576).toFixed(1)} MB), then ${JSON.stringify(end)}`)
+      logFigures('slow topic member', `${events.length} of ${history.length} events (${(JSON.stringify(events).length / 1048576).toFixed(1)} MB), then ${JSON.stringify(end)}`)
     } finally {
       reader.kill('SIGKILL')
     }

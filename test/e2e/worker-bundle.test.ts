@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { logFigures } from '../helpers/figures.ts'
 
 const BUDGET_KIB = 700
 const root = join(import.meta.dirname, '..', '..')
@@ -32,7 +33,7 @@ describe('Worker bundle', () => {
     // 7 KiB); its pg query builders, MySQL, SingleStore and Gel must not come along.
     const drizzleCoreAllowed = /pg-core\/(columns\/(common|enum)|foreign-keys|unique-constraint|utils\/array|table|primary-keys)\.js$/
     const unwanted = inputs.filter((f) => (/zod\/v4\/locales\/(?!en\.js)|drizzle-orm\/(pg|mysql|singlestore|gel)-core\//.test(f)) && !drizzleCoreAllowed.test(f))
-    console.log(`Worker bundle: ${kib.toFixed(1)} KiB minified (budget ${BUDGET_KIB} KiB), ${inputs.length} modules`)
+    logFigures('Worker bundle', `${kib.toFixed(1)} KiB minified (budget ${BUDGET_KIB} KiB), ${inputs.length} modules`)
     expect(unwanted, 'modules the Worker does not use').toEqual([])
     expect(kib, `Worker bundle ${kib.toFixed(1)} KiB is over the ${BUDGET_KIB} KiB budget`).toBeLessThanOrEqual(BUDGET_KIB)
   }, 150_000)

@@ -13,6 +13,7 @@ import { startGenericUpstream, type GenericUpstream, type Step } from '../fakes/
 import { allRuns, clusterTenant, countedWorkflow, printClusterLogs, startCluster, type Cluster } from '../helpers/cluster.ts'
 import { until } from '../helpers/server.ts'
 import { recordFigures } from '../reliability/figures.ts'
+import { logFigures } from '../helpers/figures.ts'
 
 const SOAK = process.env.RUNRELAY_SOAK === '1'
 const ROUNDS = SOAK ? 10 : 3
@@ -103,7 +104,7 @@ describe(`multiprocess: ${ROUNDS} SIGKILL rounds × ${RUNS} runs on ${PROCESSES}
       completed, trigger_outcome_unknown: unknown, unknown_with_job_upstream: unknownWithJob, events_checked: events,
       total_ms: Date.now() - started,
     }
-    console.log('multiprocess triggers', JSON.stringify(figures))
+    logFigures('multiprocess triggers', figures)
     recordFigures(SOAK ? 'multiprocess-soak' : 'multiprocess-triggers', figures)
   }, SOAK ? 900_000 : 240_000)
 })

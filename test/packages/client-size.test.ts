@@ -1,6 +1,7 @@
 import { build } from 'esbuild'
 import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
+import { logFigures } from '../helpers/figures.ts'
 
 /** The size budget of @runrelay/client for subscribe + resume (what a page that shows a live run ships). */
 export const CLIENT_BUDGET_BYTES = 6 * 1024
@@ -19,7 +20,7 @@ describe('@runrelay/client size', () => {
     const subscribe = await minGzip(['subscribeRun', 'subscribeFeed', 'waitForCompletion'])
     const snapshot = await minGzip(['watchRun', 'watchRuns', 'triggerRun'])
     const all = await minGzip(['subscribeRun', 'watchRun', 'watchRuns', 'triggerRun', 'foldRun', 'subscribeFeed', 'waitForCompletion'])
-    console.log(`@runrelay/client min+gzip: subscribe+resume ${subscribe} B, run snapshots ${snapshot} B, everything ${all} B (budget ${CLIENT_BUDGET_BYTES} B)`)
+    logFigures('@runrelay/client min+gzip', `subscribe+resume ${subscribe} B, run snapshots ${snapshot} B, everything ${all} B (budget ${CLIENT_BUDGET_BYTES} B)`)
     expect(subscribe).toBeLessThanOrEqual(CLIENT_BUDGET_BYTES)
     expect(all).toBeLessThanOrEqual(CLIENT_BUDGET_BYTES)
   })

@@ -1,18 +1,18 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import {
   buildPackages, buildViteApp, exec, fillHtml, installedPackages, packAndInstall, PACKAGES, ROOT, runWorker, scriptCommand, seedDemo, serveStatic, type Installed,
 } from '../../scripts/examples.ts'
+import { logFigures } from '../helpers/figures.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { CHROMIUM, needTool } from '../helpers/tools.ts'
 
 // Every package built, packed with `npm pack`, installed from its tarball (nothing from the
 // registry), and used by the examples against a live server: scripts on Node 20, Node 22,
 // Deno and Bun, a Worker in workerd, and React, Vue, Svelte and plain-HTML pages in Chromium.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const haveBrowser = existsSync(CHROMIUM)
-if (!haveBrowser && process.env.CI) throw new Error(`CI is set but no Chromium at ${CHROMIUM}`)
+const haveBrowser = needTool('chromium', 'the browser examples (test/packages/examples.test.ts)')
 const SHOTS = join(ROOT, 'test-artifacts', 'screenshots')
 const SERVER_DEPS = ['hono', 'zod', '@libsql/client', 'drizzle-orm', 'jose', 'croner', 'tsx', 'commander', 'ws']
 
@@ -25,7 +25,8 @@ const figures: Record<string, number> = {}
 beforeAll(async () => {
   const started = Date.now()
   server = await startTestServer()
-  figures.buildMs = await buildPackages()
+  // Built once for the release lane by its globalSetup (test/helpers/release-setup.ts).
+  figures.buildMs = inject('packagesBuildMs') ?? await buildPackages()
   installed = await packAndInstall()
   figures.packMs = installed.packMs
   figures.installMs = installed.installMs
@@ -38,7 +39,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close()
   await server?.stop()
-  console.log(`sdk examples: ${JSON.stringify(figures)}`)
+  logFigures('sdk examples', figures)
 })
 
 const env = async () => ({ RUNRELAY_URL: server.url, RUNRELAY_TOKEN: await demo.triggerToken(), RUNRELAY_WORKFLOW: demo.workflowId })

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import type { z } from 'zod'
@@ -9,7 +11,9 @@ import { demoTenant, within } from '../helpers/live.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 
 // The client's hand-written protocol types must say exactly what the server's zod schemas say.
-// The type checks below are enforced by `npm run typecheck`; the runtime ones by vitest.
+// The type checks below are enforced by `npm run typecheck` (a value of type `false` cannot be
+// `true`); vitest cannot see types, so its half checks that the type check covers this file and
+// compares what exists at run time (constants, parsing).
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
 const typeChecks: [
   Same<client.RunEvent, z.infer<typeof RunEvent>>,
@@ -18,14 +22,22 @@ const typeChecks: [
   Same<client.RunStatus, (typeof RUN_STATUSES)[number]>,
   Same<client.EventType, (typeof EVENT_TYPES)[number]>,
 ] = [true, true, true, true, true]
+// Same<> can say false: a drifted type (a status the server does not have) must not pass.
+// @ts-expect-error 'archived' is not a server status
+const driftIsCaught: Same<client.RunStatus | 'archived', (typeof RUN_STATUSES)[number]> = true
 
+const ROOT = join(import.meta.dirname, '..', '..')
 let srv: TestServer
 beforeAll(async () => { srv = await startTestServer() })
 afterAll(async () => { await srv?.stop() })
 
 describe('client protocol = server protocol', () => {
   it('types are equal (compile time) and constants match', () => {
-    expect(typeChecks.every(Boolean)).toBe(true)
+    // The compile-time half runs: `npm run typecheck` (tsc -p tsconfig.json) includes this file.
+    const tsconfig = JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8')) as { include: string[]; exclude: string[] }
+    expect(tsconfig.include).toContain('test')
+    expect(tsconfig.exclude.filter((e) => 'test/packages/protocol.test.ts'.startsWith(e))).toEqual([])
+    expect(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.typecheck).toMatch(/^tsc --noEmit( |&|$)/)
     expectTypeOf<client.HelloMessage>().toEqualTypeOf<z.infer<typeof server.HelloMessage>>()
     expect(client.CLOSE).toEqual(server.CLOSE)
     expect(client.SUBPROTOCOL).toBe(server.SUBPROTOCOL)

@@ -24,7 +24,10 @@ describe('run snapshots', () => {
     expect(run.error?.message).toContain('the demo run was set to fail')
     expect(run.createdAt).toBeTruthy()
     expect(run.finishedAt).toBeTruthy()
-    expect(run.durationMs).toBeGreaterThanOrEqual(0)
+    // The duration a user shows: from the start (running, else created) to the end, in ms, and the same as the server's.
+    expect(run.durationMs).toBe(Date.parse(run.finishedAt!) - Date.parse(run.startedAt ?? run.createdAt!))
+    expect(run.durationMs).toBeGreaterThan(0)
+    expect(run.durationMs).toBe((await t.client.get(`/v1/runs/${runId}`)).body.duration_ms)
     expect(run.events.map((e) => e.seq)).toEqual(run.events.map((_, i) => i + 1))
     // The stored history folds to the same snapshot, and folding it twice changes nothing.
     const history = (await t.client.get(`/v1/runs/${runId}/events?limit=1000`)).body.events as RunEvent[]

@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createClient } from '@libsql/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { genericWorkflowConfig, startGenericUpstream, type GenericUpstream, type Step } from '../fakes/generic-upstream.ts'
 import { startChildServer, type ChildServer } from '../helpers/child.ts'
@@ -27,11 +28,18 @@ describe('reliability: crash (SIGKILL) and graceful shutdown (SIGTERM)', () => {
   let key: string
   let workflowId: string
   const figures: Record<string, unknown> = {}
-  const env = () => ({ RUNRELAY_DATA_DIR: dataDir, RUNRELAY_ROOT_KEY: ROOT, RUNRELAY_ALLOW_PRIVATE_NETWORK: '1', RUNRELAY_HEARTBEAT_MS: '1000', RUNRELAY_LOG: 'info' })
+  // A fixed instance name, as a deployment with a stable name has: the restarted process frees the
+  // dead one's leases at once and resumes its runs at start (without it, after the lease TTL).
+  const env = () => ({ RUNRELAY_INSTANCE_ID: 'crash-test-1', RUNRELAY_DATA_DIR: dataDir, RUNRELAY_ROOT_KEY: ROOT, RUNRELAY_ALLOW_PRIVATE_NETWORK: '1', RUNRELAY_HEARTBEAT_MS: '1000', RUNRELAY_LOG: 'info' })
   const client = () => api(child!.url, key)
   // Twelve polls "running" with rising progress, then completed: 1.5 to 3 s of polling per run.
   const script: Step[] = [...Array.from({ length: 12 }, (_, i) => ({ status: 'running', progress: (i + 1) / 13 })), { status: 'completed', result: { done: true } }]
 
+  /** Runs the database holds as unfinished (read from the file while no server runs). */
+  const storedUnfinished = async () => {
+    const db = createClient({ url: `file:${join(dataDir, 'runrelay.db')}` })
+    try { return Number((await db.execute('SELECT count(*) AS n FROM runs WHERE finished_at IS NULL')).rows[0]!.n) } finally { db.close() }
+  }
   const restart = async () => {
     child = await startChildServer(env(), port)
     return Number(/"resumedRuns":(\d+)/.exec(child.output())?.[1] ?? -1)
@@ -83,19 +91,22 @@ describe('reliability: crash (SIGKILL) and graceful shutdown (SIGTERM)', () => {
   it(`${RUNS} runs in flight, SIGKILL at random moments ${ROUNDS} times: every run finishes, none triggered twice, seq 1..n without gaps`, async () => {
     const started = Date.now()
     const ids = await trigger(RUNS, 'crash')
-    const rounds: Array<{ killed_after_ms: number; unfinished_at_kill: number; resumed: number; restart_ms: number }> = []
+    const rounds: Array<{ killed_after_ms: number; unfinished_at_kill: number; stored_unfinished: number; resumed: number; restart_ms: number }> = []
     for (let r = 0; r < ROUNDS; r++) {
       const wait = 200 + Math.floor(Math.random() * 1200)
       await sleep(wait)
       const unfinished = (await allRuns()).filter((x) => !x.finished_at).length
       child!.proc.kill('SIGKILL')
       await child!.exited
+      const stored = await storedUnfinished()
       const t0 = Date.now()
       const resumed = await restart()
-      rounds.push({ killed_after_ms: wait, unfinished_at_kill: unfinished, resumed, restart_ms: Date.now() - t0 })
-      expect(resumed).toBeGreaterThanOrEqual(0)
+      rounds.push({ killed_after_ms: wait, unfinished_at_kill: unfinished, stored_unfinished: stored, resumed, restart_ms: Date.now() - t0 })
+      // What a user relies on after a crash: the restarted process takes up every run the dead one
+      // left unfinished, at start (-1 would mean it did not report it).
+      expect(resumed, `round ${r}: runs resumed at start vs unfinished in the database`).toBe(stored)
     }
-    expect(rounds.some((r) => r.unfinished_at_kill > 0), 'at least one kill hit runs in flight').toBe(true)
+    expect(rounds.some((r) => r.stored_unfinished > 0), 'at least one kill hit runs in flight').toBe(true)
     await until(async () => (await allRuns()).every((x) => x.finished_at), 60_000, 'every run to finish')
     const events = await expectGaplessCompleted(ids)
     // Exactly one upstream job per run: the workflow declares that this fake honours Idempotency-Key, so a trigger cut by
@@ -130,7 +141,9 @@ describe('reliability: crash (SIGKILL) and graceful shutdown (SIGTERM)', () => {
     child!.proc.kill('SIGTERM')
     expect(await child!.exited).toBe(0)
     const shutdownMs = Date.now() - t0
+    const stored = await storedUnfinished()
     const resumed = await restart()
+    expect(resumed, 'runs resumed at start vs unfinished in the database').toBe(stored)
     try {
       await until(async () => (await allRuns()).every((x) => x.finished_at), 60_000, 'every run to finish')
       await Promise.all(runSubs.map((s) => s.done))

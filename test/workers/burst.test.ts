@@ -9,6 +9,7 @@
 import { env, evictDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { call, openWs, running, setupTenant, trigger, until } from './helpers.ts'
+import { logFigures } from '../helpers/figures.ts'
 
 const SUBS = 200
 const runStub = (runId: string) => env.RUNS.get(env.RUNS.idFromName(runId))
@@ -58,6 +59,6 @@ describe('run object: connect burst', () => {
       expect(seqsBefore.every((q) => q <= position)).toBe(true)
       expect(s.events.slice(seqsBefore.length).every((e) => e.seq > position)).toBe(true)
     })
-    console.log(`connect burst: ${SUBS} subscribers caught up in ${caughtUpMs} ms`)
+    logFigures('connect burst', `${SUBS} subscribers caught up in ${caughtUpMs} ms`)
   }, 90_000)
 })

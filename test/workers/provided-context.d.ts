@@ -4,7 +4,6 @@ import 'vitest'
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    libsqlUrl: string
     libsqlAuthToken: string
     upstreamUrl: string
     webhookReceiverUrl: string

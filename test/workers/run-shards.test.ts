@@ -11,6 +11,7 @@ import { env, evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { STREAM_HEADER } from '../../src/runtime/workers/streams.ts'
 import { call, openWs, recordWs, running, setupTenant, trigger, until } from './helpers.ts'
+import { logFigures } from '../helpers/figures.ts'
 
 const DIRECT = 250
 const SUBS = 400
@@ -103,7 +104,7 @@ describe('run shards: a hot run over 4 socket-holder objects', () => {
     const final = await Promise.all(Array.from({ length: SHARDS }, (_, k) => shardStub(run.id, k).stats()))
     expect(final.every((s) => s.finished && s.top === history.length)).toBe(true)
     expect(await shardStub(run.id, 6).stats()).toMatchObject({ finished: true, top: history.length })
-    console.log(`run shards: ${SUBS} subscribers (${SUBS - DIRECT} over ${SHARDS} shards: ${stats.map((s) => s.sockets).join('/')}) caught up in ${caughtUpMs} ms`)
+    logFigures('run shards', `${SUBS} subscribers (${SUBS - DIRECT} over ${SHARDS} shards: ${stats.map((s) => s.sockets).join('/')}) caught up in ${caughtUpMs} ms`)
   }, 90_000)
 
   it('replays a burst of joins on one shard in batches: a few libSQL reads, not one per socket', async () => {
@@ -129,6 +130,6 @@ describe('run shards: a hot run over 4 socket-holder objects', () => {
     const history = (await call('GET', `/v1/runs/${run.id}/events?limit=1000`, t.key)).body.events as { seq: number }[]
     subs.forEach((s, i) => expect(s.events).toEqual(history.filter((e) => e.seq > afters[i]!)))
     expect(await until(async () => (await shardStub(run.id, 12).stats()).finished, 10_000, 'the shard recorded the end')).toBe(true)
-    console.log(`run shards: a burst of ${BURST} joins on one shard replayed with ${stats.replayReads} libSQL reads`)
+    logFigures('run shards', `a burst of ${BURST} joins on one shard replayed with ${stats.replayReads} libSQL reads`)
   }, 60_000)
 })

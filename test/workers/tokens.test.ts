@@ -25,7 +25,8 @@ describe('runrelay on Workers: subscriber tokens over sockets', () => {
     const t = await setupTenant('tok-run')
     const run = await trigger(t, running(400))
     const other = await trigger(t, running(400))
-    const first = await mint(t.key, { run_ids: [run.id], ttl_seconds: 2 })
+    // Long enough for the two wrong refreshes to reach the socket before it expires on a loaded machine.
+    const first = await mint(t.key, { run_ids: [run.id], ttl_seconds: 5 })
     const ws = await openWs(`/v1/runs/${run.id}/stream`, first.token)
     await until(() => ws.messages.some((m) => m.type === 'caught_up'), 5_000, 'caught_up')
 
@@ -34,7 +35,7 @@ describe('runrelay on Workers: subscriber tokens over sockets', () => {
     ws.send({ type: 'refresh_token', token: t.key })
     await until(() => ws.messages.filter((m) => m.type === 'error' && m.code === 'invalid_token').length === 2, 5_000, 'two invalid_token errors')
 
-    const second = await mint(t.key, { run_ids: [run.id], ttl_seconds: 5 })
+    const second = await mint(t.key, { run_ids: [run.id], ttl_seconds: 9 })
     ws.send({ type: 'refresh_token', token: second.token })
     const refreshed = await until(() => ws.messages.find((m) => m.type === 'token_refreshed'), 5_000, 'token_refreshed')
     expect(Date.parse(refreshed.expiresAt)).toBe(second.expiresAt)
@@ -64,13 +65,13 @@ describe('runrelay on Workers: subscriber tokens over sockets', () => {
 
   it('refreshes a feed socket\'s token and closes it with 4001 at the new expiry', async () => {
     const t = await setupTenant('tok-feed')
-    const first = await mint(t.key, { workflow_ids: [t.workflowId], ttl_seconds: 2 })
+    const first = await mint(t.key, { workflow_ids: [t.workflowId], ttl_seconds: 5 })
     const ws = await openWs(`/v1/stream?workflow_id=${t.workflowId}`, first.token)
     await until(() => ws.messages.some((m) => m.type === 'caught_up'), 5_000, 'caught_up')
     ws.send({ type: 'refresh_token', token: (await mint(t.key, { tags: ['fake'], ttl_seconds: 60 })).token })
     await until(() => ws.messages.some((m) => m.type === 'error' && m.code === 'invalid_token'), 5_000, 'invalid_token')
 
-    const second = await mint(t.key, { workflow_ids: [t.workflowId], ttl_seconds: 5 })
+    const second = await mint(t.key, { workflow_ids: [t.workflowId], ttl_seconds: 9 })
     ws.send({ type: 'refresh_token', token: second.token })
     await until(() => ws.messages.some((m) => m.type === 'token_refreshed'), 5_000, 'token_refreshed')
     await sleep(Math.max(0, first.expiresAt - Date.now()) + 1_200)
