@@ -3,7 +3,8 @@ import * as z from 'zod'
 import type { RunEvent } from '../../core/domain.ts'
 import { sseFrame, sseHeartbeatFrame, sseRetryFrame, sseSlowConsumer } from '../../core/frames.ts'
 import { sha256Hex } from '../../core/crypto.ts'
-import { CLOSE, clientFrameTooBig, parseClientMessage, PROTOCOL_VERSION, selectSubprotocol, type ServerMessage } from '../../core/protocol.ts'
+import { CLOSE, selectSubprotocol } from '../../core/protocol.ts'
+import { answerClientMessage as answer, SLOW_CONSUMER_GRACE_MS } from '../../core/stream-session.ts'
 import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
 import type { Env } from './env.ts'
@@ -11,9 +12,6 @@ import { getShared } from './shared.ts'
 
 /** Header carrying a stream's parameters from the Worker to the Durable Object that serves it. */
 export const STREAM_HEADER = 'x-runrelay-stream'
-export const REPLAY_PAGE = 500
-/** How long a slow SSE consumer has to read up to its end before its stream is failed (as on Node and Deno). */
-const SLOW_CONSUMER_GRACE_MS = 5_000
 /** Clients that send exactly this get PONG from the runtime without waking the object. */
 export const PING = '{"type":"ping"}'
 
@@ -87,23 +85,16 @@ export interface SocketRefresh {
 }
 
 /**
- * A client's message on an object's socket, the same for runs and the feed: `ping` → pong, a
- * malformed message → bad_message, `refresh_token` → verified (refreshedExpiry) and applied.
+ * A client's message on an object's socket, the same for runs and the feed (the core's
+ * answerClientMessage): `refresh_token` is verified (refreshedExpiry) and applied.
  */
-export async function answerClientMessage(ws: WebSocket, message: string | ArrayBuffer, refresh: SocketRefresh): Promise<void> {
-  const send = (msg: ServerMessage) => trySend(ws, JSON.stringify(msg))
-  // workerd takes frames up to its platform limit before the object sees them: refuse them here.
-  if (clientFrameTooBig(message)) return tryClose(ws, CLOSE.MESSAGE_TOO_BIG, 'message too big')
-  const parsed = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
-  if (!parsed.ok) return void send(parsed.error)
-  const msg = parsed.message
-  if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
-  if (msg.type !== 'refresh_token') return
-  const tokens = await refresh.tokens()
-  const expiresAt = await refreshedExpiry(tokens, refresh.scopeKey(), msg.token)
-  if (expiresAt === null) return void send({ type: 'error', code: 'invalid_token', message: 'token refused' })
-  if (!(await refresh.apply(expiresAt))) return
-  send({ type: 'token_refreshed', expiresAt: new Date(expiresAt).toISOString() })
+export function answerClientMessage(ws: WebSocket, message: string | ArrayBuffer, refresh: SocketRefresh): Promise<void> {
+  return answer(message, {
+    send: (text) => void trySend(ws, text),
+    close: (code, reason) => tryClose(ws, code, reason),
+    refresh: async (token) => refreshedExpiry(await refresh.tokens(), refresh.scopeKey(), token),
+    apply: refresh.apply,
+  }, true)
 }
 
 /** A run stream goes to the run's object; the feed to the tenant's feed object. */
@@ -157,13 +148,6 @@ export function trySend(ws: WebSocket, data: string): boolean {
 export function tryClose(ws: WebSocket, code: number, reason: string): void {
   try { ws.close(code, reason) } catch { /* already closed */ }
 }
-
-export function hello(params: StreamParams, heartbeatMs: number): string {
-  const msg: ServerMessage = { type: 'hello', protocol: PROTOCOL_VERSION, stream: params.runId ? 'run' : 'feed', run_id: params.runId, after: params.after, heartbeatMs }
-  return JSON.stringify(msg)
-}
-
-export const heartbeatFrame = () => JSON.stringify({ type: 'heartbeat', at: new Date().toISOString() } satisfies ServerMessage)
 
 /** An SSE subscriber held in memory (SSE cannot hibernate: the object stays awake while it is open). */
 export class SseSink {
