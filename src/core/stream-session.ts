@@ -120,8 +120,60 @@ const WIRES: Record<Transport, Wire> = {
   },
 }
 
-/** The frame a slow SSE consumer gets before its stream ends (used by SSE writers on close 4008). */
-export { sseSlowConsumer }
+/** Where an SSE writer's bytes go: the runtime's response body. */
+export interface SseOut {
+  /** Resolves once the client has taken the text (rejects when it is gone). */
+  write(text: string): Promise<unknown>
+  /** End the response (after every write). Called once or more. */
+  end(): void
+  /** Fail the response at once: the connection drops and what is queued is freed. */
+  fail(reason: Error): void
+}
+
+/**
+ * An SSE response as a SessionSocket, the same on every runtime: writes go out in order behind
+ * the client's reads, `bufferedAmount` counts what it has not taken yet, a close ends the
+ * response once what was written is out, and a slow consumer's close (4008) writes its
+ * slow_consumer event and nothing after it.
+ */
+export class SseWriter implements SessionSocket {
+  bufferedAmount = 0
+  /** Nothing more is sent. */
+  ended = false
+  /** A slow consumer: writes still queued are skipped; only its slow_consumer event goes. */
+  private dropped = false
+  private chain: Promise<unknown> = Promise.resolve()
+
+  constructor(private readonly out: SseOut) {}
+
+  send(text: string): void { if (!this.ended) this.write(text) }
+
+  private write(text: string, evenIfDropped = false): void {
+    this.bufferedAmount += text.length
+    this.chain = this.chain
+      .then(() => (this.dropped && !evenIfDropped ? undefined : this.out.write(text)))
+      .catch(() => { this.ended = true; this.out.end() })
+      .finally(() => { this.bufferedAmount -= text.length })
+  }
+
+  /** Resolves once every write so far is done (or failed). */
+  get flushed(): Promise<unknown> { return this.chain }
+
+  close(code: number): void {
+    if (this.ended) return
+    this.ended = true
+    if (code === CLOSE.SLOW_CONSUMER) {
+      this.dropped = true
+      this.write(sseSlowConsumer, true)
+    }
+    void this.chain.then(() => this.out.end())
+  }
+
+  terminate(): void {
+    // A premature close: what @hono/node-server treats as a client gone (no error logged).
+    this.out.fail(Object.assign(new Error('slow consumer dropped'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }))
+  }
+}
 
 /** What a runtime gives its sessions: live events, history, and where caught-up sessions may move. */
 export interface SessionHost {

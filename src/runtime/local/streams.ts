@@ -1,10 +1,10 @@
 import type { Context } from 'hono'
-import { streamSSE, type SSEStreamingApi } from 'hono/streaming'
+import { streamSSE } from 'hono/streaming'
 import type { UpgradeWebSocket, WSContext } from 'hono/ws'
 import type { RunEvent } from '../../core/domain.ts'
 import { noMetrics, type Metrics } from '../../core/ports.ts'
 import { CLOSE } from '../../core/protocol.ts'
-import { REPLAY_PAGE, sseSlowConsumer, StreamSession, type SessionHost, type SessionSocket, type Transport } from '../../core/stream-session.ts'
+import { REPLAY_PAGE, SseWriter, StreamSession, type SessionHost, type SessionSocket, type Transport } from '../../core/stream-session.ts'
 import type { Store } from '../../db/store.ts'
 import { errorBody } from '../../http/errors.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
@@ -16,9 +16,6 @@ export interface LocalStreamOptions {
   maxBufferedBytes: number
   metrics?: Metrics
 }
-
-/** Why a slow SSE consumer's stream fails: a premature close (what @hono/node-server treats as a client gone). */
-const slowConsumerAbort = () => Object.assign(new Error('slow consumer dropped'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
 
 /** What a stream writes to: `ws`'s WebSocket on Node, Bun's, or an adapter over Hono's WSContext (Deno). */
 export type StreamSocket = SessionSocket
@@ -69,59 +66,6 @@ function fromWsContext(ws: WSContext): StreamSocket {
     close: (code, reason) => ws.close(code, reason),
     get bufferedAmount() { return raw?.bufferedAmount ?? 0 },
     ...(raw?.terminate ? { terminate: () => raw.terminate!() } : {}),
-  }
-}
-
-/**
- * An SSE response as a SessionSocket: writes queue in order behind the client's reads, and
- * `bufferedAmount` counts what it has not taken yet. Ends on a close; a slow consumer's close
- * sends its slow_consumer event first and nothing after it.
- */
-class SseSocket implements SessionSocket {
-  /** Bytes handed to the stream that the client has not taken yet (the writer resolves once it has). */
-  bufferedAmount = 0
-  private finished = false
-  /** A slow consumer: nothing more is written but its slow_consumer event. */
-  private dropped = false
-  private chain: Promise<unknown> = Promise.resolve()
-  private resolveDone!: () => void
-  /** Resolves once the stream has ended (closed, or the client went away) and every write is done. */
-  readonly done = new Promise<void>((r) => (this.resolveDone = r)).then(() => this.chain)
-
-  constructor(private readonly stream: SSEStreamingApi) {
-    stream.onAbort(this.finish)
-  }
-
-  readonly finish = (): void => { this.finished = true; this.resolveDone() }
-
-  send(text: string): void { if (!this.finished) void this.write(text) }
-
-  private write(text: string, evenIfDropped = false): Promise<unknown> {
-    this.bufferedAmount += text.length
-    this.chain = this.chain.then(() => (this.dropped && !evenIfDropped ? undefined : this.stream.write(text))).catch(this.finish).finally(() => { this.bufferedAmount -= text.length })
-    return this.chain
-  }
-
-  close(code: number): void {
-    if (this.finished) return
-    if (code === CLOSE.SLOW_CONSUMER) {
-      this.dropped = true
-      void this.write(sseSlowConsumer, true)
-      return this.finish()
-    }
-    // A finished run's stream ends once its last events are written; any other close at once.
-    if (code === CLOSE.NORMAL) void this.chain.then(this.finish)
-    else this.finish()
-  }
-
-  /**
-   * The end waits behind what is unread; a client that never reads would keep it: the stream
-   * fails, which drops the connection and frees the queue. (Hono's `writer` is private in its
-   * typings only; stream.abort() would end the response cleanly, behind the same unread bytes.)
-   */
-  terminate(): void {
-    const writer = (this.stream as unknown as { writer: WritableStreamDefaultWriter }).writer
-    writer.abort(slowConsumerAbort()).catch(() => {})
   }
 }
 
@@ -232,11 +176,21 @@ export class LocalStreams implements Streams, SessionHost {
 
   private sse(c: Context, req: StreamRequest): Response {
     return streamSSE(c, async (stream) => {
-      const socket = new SseSocket(stream)
+      let finish!: () => void
+      const ended = new Promise<void>((r) => (finish = r))
+      const socket = new SseWriter({
+        write: (text) => stream.write(text),
+        end: () => finish(),
+        // Hono's `writer` is private in its typings only; stream.abort() would end the response
+        // cleanly, behind the same unread bytes.
+        fail: (reason) => { (Reflect.get(stream, 'writer') as WritableStreamDefaultWriter).abort(reason).catch(() => {}) },
+      })
+      stream.onAbort(() => { socket.ended = true; finish() })
       const session = this.attach(socket, req, 'sse')
       try {
         await session.start()
-        await socket.done
+        await ended
+        await socket.flushed
       } finally {
         session.closed()
       }
