@@ -10,6 +10,19 @@ export const ErrorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.array(z.unknown()), request_id: z.string().optional() }),
 }).meta({ id: 'Error' })
 
+/** The error body, for answers made outside a route (runtime entry points, Durable Objects). */
+export function errorBody(code: string, message: string, details: unknown[] = []): z.infer<typeof ErrorBody> {
+  return { error: { code, message, details } }
+}
+
+/** A JSON error answer made outside a route (no Hono context): the body every route answers. */
+export function errorJson(status: number, code: string, message: string, headers?: Record<string, string>): Response {
+  return Response.json(errorBody(code, message), { status, headers })
+}
+
+/** A stream request that is neither a WebSocket upgrade nor SSE (426). */
+export const upgradeRequired = () => errorJson(426, 'upgrade_required', 'use a WebSocket, or Accept: text/event-stream')
+
 export class ApiError extends Error {
   constructor(
     readonly status: ContentfulStatusCode,

@@ -2,6 +2,7 @@ import { lookup } from 'node:dns/promises'
 import { mkdirSync } from 'node:fs'
 import { parseConfig } from '../../config.ts'
 import { SecretBox } from '../../core/crypto.ts'
+import { errorJson } from '../../http/errors.ts'
 import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
 import { runProgram } from '../local/program.ts'
@@ -62,7 +63,7 @@ export async function startBun(env: Record<string, string | undefined> = process
     fetch: (req, srv) => runtime.app.fetch(req, { server: srv } satisfies BunEnv),
     error(err) {
       log('request failed', { error: String(err?.stack ?? err) })
-      return new Response(JSON.stringify({ error: { code: 'internal', message: 'internal error', details: [] } }), { status: 500, headers: { 'content-type': 'application/json' } })
+      return errorJson(500, 'internal', 'internal error')
     },
     websocket: sockets.websocket,
   })

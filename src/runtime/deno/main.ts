@@ -3,6 +3,7 @@ import type { UpgradeWebSocket, WSEvents } from 'hono/ws'
 import { parseConfig } from '../../config.ts'
 import { SecretBox } from '../../core/crypto.ts'
 import type { ResolveHost } from '../../core/outbound.ts'
+import { errorJson } from '../../http/errors.ts'
 import { encryptionKey, logger, openEmbeddedStore, type KeyFiles } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
 import { runProgram } from '../local/program.ts'
@@ -88,7 +89,7 @@ export async function startDeno(env: Record<string, string | undefined> = Deno.e
     onListen: (addr) => listening(addr as Deno.NetAddr),
     onError: (err) => {
       log('request failed', { error: String((err as Error)?.stack ?? err) })
-      return new Response(JSON.stringify({ error: { code: 'internal', message: 'internal error', details: [] } }), { status: 500, headers: { 'content-type': 'application/json' } })
+      return errorJson(500, 'internal', 'internal error')
     },
   }, runtime.app.fetch)
   const addr = await listened

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { MAX_URL_BYTES } from '../../http/app.ts'
+import { errorBody } from '../../http/errors.ts'
 
 const CODES: Record<number, string> = { 400: 'malformed_request', 408: 'request_timeout', 413: 'payload_too_large', 414: 'uri_too_long', 431: 'headers_too_large' }
 const MESSAGES: Record<number, string> = {
@@ -28,6 +29,6 @@ export function answerClientError(err: Error & { code?: string; rawPacket?: Buff
     : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408
     : 400
   if (status === 431 && startsLongRequestLine(err.rawPacket)) status = 414
-  const body = JSON.stringify({ error: { code: CODES[status], message: MESSAGES[status], details: [] } })
+  const body = JSON.stringify(errorBody(CODES[status]!, MESSAGES[status]!))
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
 }

@@ -2,12 +2,13 @@ import { DurableObject } from 'cloudflare:workers'
 import type { RunEvent } from '../../core/domain.ts'
 import { eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
-import type { ServerMessage } from '../../core/protocol.ts'
+import { caughtUpFrame, helloFrame, REPLAY_PAGE, UNAVAILABLE } from '../../core/stream-session.ts'
 import { matchesFeedFilter, type FeedFilter } from '../../db/store.ts'
+import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { getShared, type Shared } from './shared.ts'
 import { logAt, SocketHoldingObject } from './socket-holder.ts'
-import { CLOSE, heartbeatFrame, hello, REPLAY_PAGE, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
 interface FeedSocket {
@@ -58,7 +59,6 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
   private tenantId?: string
   private pulling: Promise<void> | null = null
   private again = false
-  private lastHeartbeat = 0
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, 'FeedObject')
@@ -76,11 +76,11 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
   async fetch(request: Request): Promise<Response> {
     return this.entry('fetch', async () => {
       const params = streamParams(request)
-      if (!params || params.runId) return Response.json({ error: { code: 'bad_request', message: 'not a feed request', details: [] } }, { status: 400 })
+      if (!params || params.runId) return errorJson(400, 'bad_request', 'not a feed request')
       await this.rememberTenant(params.tenantId)
       if (params.transport === 'sse') return this.openSse(params)
       if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
-        return Response.json({ error: { code: 'upgrade_required', message: 'use a WebSocket, or Accept: text/event-stream', details: [] } }, { status: 426 })
+        return upgradeRequired()
       }
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
@@ -88,22 +88,17 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
       this.atts.set(server, { filter: params.filter as FeedFilter ?? {}, seen: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
       this.ctx.waitUntil(this.startSocket(server, params))
       return upgraded(request, client)
-    }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
+    }).catch(() => errorJson(500, 'internal', 'stream failed'))
   }
 
   async alarm(): Promise<void> {
     await this.entry('alarm', async () => {
       try {
-        const now = Date.now()
-        for (const ws of this.ctx.getWebSockets()) {
-          const at = this.atts.get(ws)?.expiresAt
-          if (at !== undefined && at <= now) tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired')
-        }
-        for (const s of this.sse.keys()) if (s.expiresAt !== undefined && s.expiresAt <= now) s.end()
+        // Lapsed credentials close before the read; heartbeats go to the ready streams.
+        await this.sweepStreams(this.sse.keys())
         const tenantId = await this.tenant()
         // A safety net for lost notifications: one read per heartbeat while someone listens.
         if (tenantId && this.subscribers().length) await this.pull(tenantId)
-        this.heartbeat()
       } finally {
         await this.armAlarm()
       }
@@ -205,18 +200,18 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
   private startSocket(ws: WebSocket, params: StreamParams): Promise<void> {
     return this.lock.run(async () => {
       const shared = await this.deps()
-      trySend(ws, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
+      trySend(ws, helloFrame(params, shared.config.RUNRELAY_HEARTBEAT_MS))
       let result: { last: number; seen: number }
       try {
         result = await this.replay(params, (events) => trySend(ws, eventsFrame(events)))
       } catch (err) {
         this.log('replay failed', 'fetch', { error: String(err) })
-        return tryClose(ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
+        return tryClose(ws, UNAVAILABLE.code, UNAVAILABLE.reason)
       }
       // The expiry from the attachment: a refresh may have arrived during the replay.
       const att = this.atts.get(ws)
       this.atts.set(ws, { filter: (params.filter ?? {}) as FeedFilter, seen: result.seen, ready: true, expiresAt: att ? att.expiresAt : params.expiresAt, scopeKey: params.scopeKey })
-      trySend(ws, JSON.stringify({ type: 'caught_up', position: result.last } satisfies ServerMessage))
+      trySend(ws, caughtUpFrame(result.last))
       await this.armAlarm()
     }).catch((err) => this.log('socket start failed', 'fetch', { error: String(err) }))
   }
@@ -239,33 +234,13 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
     return sink.response
   }
 
-  private heartbeat(): void {
-    const sockets = this.ctx.getWebSockets()
-    if (!sockets.length && !this.sse.size) return
-    this.lastHeartbeat = Date.now()
-    const frame = heartbeatFrame()
-    for (const ws of sockets) if (this.atts.get(ws)?.ready) trySend(ws, frame)
-    for (const s of this.sse.keys()) if (s.ready) s.heartbeat()
-  }
-
   /** While anyone listens: one alarm for the next heartbeat (and safety-net read) or token expiry. */
   private async armAlarm(): Promise<void> {
     const sockets = this.ctx.getWebSockets()
-    if (!sockets.length && !this.sse.size) return this.ctx.storage.deleteAlarm()
-    const now = Date.now()
-    const { config } = await this.deps()
-    const due = [Math.max(now, this.lastHeartbeat || now) + config.RUNRELAY_HEARTBEAT_MS]
-    for (const ws of sockets) {
-      const at = this.atts.get(ws)?.expiresAt
-      if (at !== undefined) due.push(at)
-    }
-    for (const s of this.sse.keys()) if (s.expiresAt !== undefined) due.push(s.expiresAt)
-    const at = Math.max(now, Math.min(...due))
-    const current = await this.ctx.storage.getAlarm()
+    const expiries = [...sockets.map((ws) => this.atts.get(ws)?.expiresAt), ...[...this.sse.keys()].map((s) => s.expiresAt)]
     // Keep an earlier alarm that is still due: heartbeats need not move on every call.
-    if (current === null || current > at || current < now) await this.ctx.storage.setAlarm(at)
+    await this.setAlarmAt(await this.streamsDue(sockets.length > 0 || this.sse.size > 0, expiries), true)
   }
-
 }
 
 /**

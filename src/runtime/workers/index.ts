@@ -5,7 +5,7 @@ import { checkOutboundUrl } from '../../core/outbound.ts'
 import { systemClock } from '../../core/ports.ts'
 import { RateBudget } from '../../core/rate-budget.ts'
 import { createApp } from '../../http/app.ts'
-import { ApiError } from '../../http/errors.ts'
+import { ApiError, errorJson } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { WorkersRunHosts } from './hosts.ts'
 import { JOBS_OBJECT } from './jobs-object.ts'
@@ -72,7 +72,7 @@ export default {
       hono = await appFor(env, request)
     } catch (err) {
       logger(env.RUNRELAY_LOG)('start-up failed', { where: 'worker.fetch', error: String((err as Error)?.stack ?? err) })
-      return Response.json({ error: { code: 'unavailable', message: 'runrelay is starting or its database is unavailable', details: [] } }, { status: 503, headers: { 'retry-after': '2' } })
+      return errorJson(503, 'unavailable', 'runrelay is starting or its database is unavailable', { 'retry-after': '2' })
     }
     const res = await hono.fetch(request, env, ctx)
     if (request.method !== 'GET' && res.status < 300 && JOBS_CHANGE.test(new URL(request.url).pathname)) {

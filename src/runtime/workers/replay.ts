@@ -1,8 +1,8 @@
 import type { RunEvent } from '../../core/domain.ts'
 import { endsRun, eventsFrame } from '../../core/frames.ts'
 import type { Mutex } from '../../core/mutex.ts'
-import type { ServerMessage } from '../../core/protocol.ts'
-import { CLOSE, REPLAY_PAGE, tryClose, trySend, type SocketAttachments } from './streams.ts'
+import { caughtUpFrame, FINISHED, REPLAY_PAGE, UNAVAILABLE } from '../../core/stream-session.ts'
+import { tryClose, trySend, type SocketAttachments } from './streams.ts'
 
 /** The attachment fields a run socket's replay reads and writes (RunObject and RunShardObject). */
 export interface ReplaySocket {
@@ -114,7 +114,7 @@ export class ReplayBatches<T extends ReplaySocket> {
       })
     } catch (err) {
       host.log('replay failed', { runId, error: String(err) })
-      for (const j of batch) if (!j.done) tryClose(j.ws, CLOSE.TRY_AGAIN_LATER, 'history unavailable')
+      for (const j of batch) if (!j.done) tryClose(j.ws, UNAVAILABLE.code, UNAVAILABLE.reason)
     }
   }
 
@@ -140,7 +140,7 @@ export class ReplayBatches<T extends ReplaySocket> {
         j.pos = last
         if (f.ends) {
           j.done = true
-          tryClose(j.ws, CLOSE.NORMAL, 'run finished')
+          tryClose(j.ws, FINISHED.code, FINISHED.reason)
           continue
         }
       }
@@ -152,9 +152,9 @@ export class ReplayBatches<T extends ReplaySocket> {
       if (!final) continue
       j.done = true
       this.host.onReady?.(j, att)
-      trySend(j.ws, JSON.stringify({ type: 'caught_up', position: j.pos } satisfies ServerMessage))
+      trySend(j.ws, caughtUpFrame(j.pos))
       // A finished run whose history is all sent (a resume at its end): nothing more will come.
-      if (j.finished || this.host.finished()) tryClose(j.ws, CLOSE.NORMAL, 'run finished')
+      if (j.finished || this.host.finished()) tryClose(j.ws, FINISHED.code, FINISHED.reason)
     }
   }
 }

@@ -7,14 +7,16 @@ import type { BindConnector, ConnectorBinding, RunLedger } from '../../core/port
 import { systemClock } from '../../core/ports.ts'
 import { RateBudget } from '../../core/rate-budget.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
+import { FINISHED, helloFrame, REPLAY_PAGE } from '../../core/stream-session.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
+import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env, WorkersConfig } from './env.ts'
 import type { RunShardObject } from './run-shard-object.ts'
 import { flushToLibsql, type OutboxEvent } from './outbox.ts'
 import { getShared, type Shared } from './shared.ts'
 import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
 import { ReplayBatches, type Joining } from './replay.ts'
-import { CLOSE, heartbeatFrame, hello, REPLAY_PAGE, runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
 const INFRA_RETRY_MS = 2_000
@@ -65,7 +67,6 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   private bindCache?: { at: number; binding: ConnectorBinding }
   private flushFailures = 0
   private tickRetryAt: number | null = null
-  private lastHeartbeat = 0
   /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
   protected readonly sockets = this.socketHandlers({
     tokens: async () => (await this.deps()).shared.tokens,
@@ -172,7 +173,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
         if (this.hasPending()) await this.flush()
         const run = this.meta.get<RunRow>('run')
         if (run && !run.finishedAt) await this.tick(run.id)
-        this.sweep()
+        this.socketExpiry = await this.sweepStreams(this.sse)
       } finally {
         await this.armAlarm()
         await this.cleanupIfDone()
@@ -186,10 +187,10 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   async fetch(request: Request): Promise<Response> {
     return this.entry('fetch', async () => {
       const params = streamParams(request)
-      if (!params?.runId) return Response.json({ error: { code: 'bad_request', message: 'not a stream request', details: [] } }, { status: 400 })
+      if (!params?.runId) return errorJson(400, 'bad_request', 'not a stream request')
       if (params.transport === 'sse') return this.openSse(params)
       if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
-        return Response.json({ error: { code: 'upgrade_required', message: 'use a WebSocket, or Accept: text/event-stream', details: [] } }, { status: 426 })
+        return upgradeRequired()
       }
       const { shared } = await this.deps()
       const shard = this.shardFor(params.runId, shared.config)
@@ -199,10 +200,10 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
       this.ctx.acceptWebSocket(server, ['run'])
       this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
       // The hello goes out at once; the replay joins the next batch.
-      trySend(server, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
+      trySend(server, helloFrame(params, shared.config.RUNRELAY_HEARTBEAT_MS))
       this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
       return upgraded(request, client)
-    }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
+    }).catch(() => errorJson(500, 'internal', 'stream failed'))
   }
 
   // ---- run state --------------------------------------------------------------------------
@@ -301,16 +302,10 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
       due.push(at)
     }
     if (this.hasPending()) due.push(now + Math.min(FLUSH_RETRY_MAX_MS, FLUSH_RETRY_MIN_MS * 2 ** Math.min(this.flushFailures, 10)))
-    if (this.ctx.getWebSockets().length || this.sse.size) {
-      // Heartbeats keep their period: connects and closes do not push the next one back.
-      this.lastHeartbeat ||= now
-      due.push(this.lastHeartbeat + (await this.deps()).shared.config.RUNRELAY_HEARTBEAT_MS)
-      if (this.socketExpiry !== null) due.push(this.socketExpiry)
-      for (const s of this.sse) if (s.expiresAt !== undefined) due.push(s.expiresAt)
-    }
-    if (due.length === 0) return this.ctx.storage.deleteAlarm()
-    const at = Math.max(now, Math.min(...due))
-    if ((await this.ctx.storage.getAlarm()) !== at) await this.ctx.storage.setAlarm(at)
+    const open = this.ctx.getWebSockets().length > 0 || this.sse.size > 0
+    due.push(...await this.streamsDue(open, [this.socketExpiry ?? undefined, ...[...this.sse].map((s) => s.expiresAt)]))
+    // Exactly at the earliest: an earlier alarm would tick the run early.
+    await this.setAlarmAt(due, false)
   }
 
   /** A finished, fully flushed run with no subscriber keeps nothing here (libSQL has it all). */
@@ -349,7 +344,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
         frames.set(pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
       }
       trySend(ws, f.frame)
-      if (f.ends) tryClose(ws, CLOSE.NORMAL, 'run finished')
+      if (f.ends) tryClose(ws, FINISHED.code, FINISHED.reason)
     }
     for (const s of this.sse) {
       if (!s.ready) continue
@@ -440,32 +435,6 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
       await this.armAlarm()
     }).catch(() => sink.end()))
     return sink.response
-  }
-
-  /**
-   * The alarm's pass over the sockets: heartbeats (when due; not before a socket's replay is
-   * done), closing sockets whose credential expired, and the earliest remaining expiry.
-   */
-  private sweep(): void {
-    const sockets = this.ctx.getWebSockets()
-    const now = Date.now()
-    const hb = this.shared?.config.RUNRELAY_HEARTBEAT_MS ?? 15_000
-    const beat = (sockets.length > 0 || this.sse.size > 0) && now >= this.lastHeartbeat + hb - 50
-    if (beat) this.lastHeartbeat = now
-    const frame = beat ? heartbeatFrame() : ''
-    let earliest: number | null = null
-    for (const ws of sockets) {
-      const att = this.atts.get(ws)
-      if (!att) continue
-      if (att.expiresAt !== undefined && att.expiresAt <= now) { tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired'); continue }
-      if (att.expiresAt !== undefined) earliest = Math.min(earliest ?? Infinity, att.expiresAt)
-      if (beat && att.ready) trySend(ws, frame)
-    }
-    this.socketExpiry = earliest
-    for (const s of this.sse) {
-      if (s.expiresAt !== undefined && s.expiresAt <= now) s.end()
-      else if (beat && s.ready) s.heartbeat()
-    }
   }
 
   // ---- wiring -------------------------------------------------------------------------------

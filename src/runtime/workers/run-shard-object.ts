@@ -1,11 +1,13 @@
 import type { RunEvent } from '../../core/domain.ts'
 import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
+import { FINISHED, helloFrame, REPLAY_PAGE } from '../../core/stream-session.ts'
+import { errorJson } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
 import { ReplayBatches, type ReplaySocket } from './replay.ts'
 import { getShared, type Shared } from './shared.ts'
-import { CLOSE, heartbeatFrame, hello, REPLAY_PAGE, streamParams, tryClose, trySend, upgraded } from './streams.ts'
+import { streamParams, tryClose, trySend, upgraded } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
 interface ShardSocket extends ReplaySocket {
@@ -42,7 +44,6 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
     refreshed: () => this.armAlarm(),
     closed: () => this.armAlarm(),
   })
-  private lastHeartbeat = 0
   /** Joining sockets' replays, in batches: one libSQL read per batch, not one per socket. */
   private readonly replays = new ReplayBatches<ShardSocket>({
     atts: this.atts,
@@ -76,7 +77,7 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
   async fetch(request: Request): Promise<Response> {
     return this.entry('fetch', async () => {
       const params = streamParams(request)
-      if (!params?.runId || params.transport !== 'ws') return Response.json({ error: { code: 'bad_request', message: 'not a run WebSocket request', details: [] } }, { status: 400 })
+      if (!params?.runId || params.transport !== 'ws') return errorJson(400, 'bad_request', 'not a run WebSocket request')
       const shared = await this.deps()
       this.meta.set('runId', params.runId)
       // Routed here by the Worker: the run object learns of this shard once, before its first socket.
@@ -88,10 +89,10 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server)
       this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
-      trySend(server, hello(params, shared.config.RUNRELAY_HEARTBEAT_MS))
+      trySend(server, helloFrame(params, shared.config.RUNRELAY_HEARTBEAT_MS))
       this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
       return upgraded(request, client)
-    }).catch(() => Response.json({ error: { code: 'internal', message: 'stream failed', details: [] } }, { status: 500 }))
+    }).catch(() => errorJson(500, 'internal', 'stream failed'))
   }
 
   async alarm(): Promise<void> {
@@ -100,7 +101,7 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
         const runId = this.meta.get<string>('runId')
         // The safety net for a lost delivery (above all a lost terminal event): read what follows top.
         if (runId && !this.meta.get<boolean>('finished')) await this.lock.run(() => this.sendLive(runId, []))
-        this.sweep()
+        await this.sweepStreams()
       } finally {
         await this.armAlarm()
       }
@@ -159,7 +160,7 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
         frames.set(pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
       }
       trySend(ws, f.frame)
-      if (f.ends) tryClose(ws, CLOSE.NORMAL, 'run finished')
+      if (f.ends) tryClose(ws, FINISHED.code, FINISHED.reason)
     }
     if (batch.some(endsRun)) finished = true
     this.ctx.storage.transactionSync(() => {
@@ -168,36 +169,10 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
     })
   }
 
-  /** Heartbeats to ready sockets; closes sockets whose credential expired. */
-  private sweep(): void {
-    const now = Date.now()
-    const hb = this.shared?.config.RUNRELAY_HEARTBEAT_MS ?? 15_000
-    const beat = now >= this.lastHeartbeat + hb - 50
-    if (beat) this.lastHeartbeat = now
-    const frame = heartbeatFrame()
-    for (const ws of this.ctx.getWebSockets()) {
-      const att = this.atts.get(ws)
-      if (!att) continue
-      if (att.expiresAt !== undefined && att.expiresAt <= now) { tryClose(ws, CLOSE.UNAUTHORIZED, 'token expired'); continue }
-      if (beat && att.ready) trySend(ws, frame)
-    }
-  }
-
   /** While sockets are open: one alarm at the next heartbeat or token expiry. */
   private async armAlarm(): Promise<void> {
     const sockets = this.ctx.getWebSockets()
-    if (!sockets.length) return this.ctx.storage.deleteAlarm()
-    const now = Date.now()
-    const { config } = await this.deps()
-    this.lastHeartbeat ||= now
-    let at = this.lastHeartbeat + config.RUNRELAY_HEARTBEAT_MS
-    for (const ws of sockets) {
-      const exp = this.atts.get(ws)?.expiresAt
-      if (exp !== undefined) at = Math.min(at, exp)
-    }
-    at = Math.max(now, at)
-    const current = await this.ctx.storage.getAlarm()
-    if (current === null || current > at || current < now) await this.ctx.storage.setAlarm(at)
+    await this.setAlarmAt(await this.streamsDue(sockets.length > 0, sockets.map((ws) => this.atts.get(ws)?.expiresAt)), true)
   }
 
   private top(): number {

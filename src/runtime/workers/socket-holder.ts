@@ -1,10 +1,16 @@
 import { DurableObject } from 'cloudflare:workers'
+import { credentialLapsed, EXPIRED, heartbeatFrame } from '../../core/stream-session.ts'
 import type { Env } from './env.ts'
-import { logger, type Shared } from './shared.ts'
-import { answerClientMessage, PING, SocketAttachments, tryClose, type SocketRefresh } from './streams.ts'
+import { getShared, logger, type Shared } from './shared.ts'
+import { answerClientMessage, PING, SocketAttachments, tryClose, trySend, type SocketRefresh, type SseSink } from './streams.ts'
 
-/** The attachment fields the shared hibernation handlers read (every socket-holding object has them). */
+/** A heartbeat alarm that fires this much before its due time still sends the heartbeat. */
+const HEARTBEAT_SLACK_MS = 50
+
+/** The attachment fields the shared handlers and the alarm's sweep read (every socket-holding object has them). */
 export interface HeldSocket {
+  /** False until the socket's replay is done: no heartbeat before. */
+  ready: boolean
   expiresAt?: number
   scopeKey?: string
 }
@@ -123,6 +129,70 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
 
   async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     await this.sockets.error(ws, error)
+  }
+
+  // ---- the one alarm helper: heartbeats and credential expiry --------------------------------
+
+  /** When this instance last sent heartbeats (0: not yet). */
+  private lastHeartbeat = 0
+
+  /** The shared pieces (config, store, tokens), loaded once per instance. */
+  protected async loadShared(): Promise<Shared> {
+    return (this.shared ??= await getShared(this.env))
+  }
+
+  /**
+   * The streams' part of the object's one alarm: the next heartbeat (heartbeats keep their
+   * period: connects and closes do not push it back) and the credential expiries. Nothing while
+   * no stream is open.
+   */
+  protected async streamsDue(open: boolean, expiries: Iterable<number | undefined>): Promise<number[]> {
+    if (!open) return []
+    const { config } = await this.loadShared()
+    this.lastHeartbeat ||= Date.now()
+    const due = [this.lastHeartbeat + config.RUNRELAY_HEARTBEAT_MS]
+    for (const at of expiries) if (at !== undefined) due.push(at)
+    return due
+  }
+
+  /**
+   * Set the object's one alarm at the earliest due time, or delete it when nothing is due.
+   * `keepEarlier`: an alarm already set earlier and still ahead stays (it sweeps and rearms).
+   */
+  protected async setAlarmAt(due: number[], keepEarlier: boolean): Promise<void> {
+    if (due.length === 0) return this.ctx.storage.deleteAlarm()
+    const now = Date.now()
+    const at = Math.max(now, Math.min(...due))
+    const current = await this.ctx.storage.getAlarm()
+    if (keepEarlier ? current === null || current > at || current < now : current !== at) await this.ctx.storage.setAlarm(at)
+  }
+
+  /**
+   * The alarm's pass over the streams: a stream whose credential lapsed (the core's one check)
+   * is closed, and when a heartbeat is due the ready ones get it. Returns the earliest expiry
+   * left among the WebSockets (null: none).
+   */
+  protected async sweepStreams(sinks: Iterable<SseSink> = []): Promise<number | null> {
+    const sockets = this.ctx.getWebSockets()
+    const sse = [...sinks]
+    const { config } = await this.loadShared()
+    const now = Date.now()
+    const beat = (sockets.length > 0 || sse.length > 0) && now >= this.lastHeartbeat + config.RUNRELAY_HEARTBEAT_MS - HEARTBEAT_SLACK_MS
+    if (beat) this.lastHeartbeat = now
+    const frame = beat ? heartbeatFrame() : ''
+    let earliest: number | null = null
+    for (const ws of sockets) {
+      const att = this.atts.get(ws)
+      if (!att) continue
+      if (credentialLapsed(att.expiresAt, now)) { tryClose(ws, EXPIRED.code, EXPIRED.reason); continue }
+      if (att.expiresAt !== undefined) earliest = Math.min(earliest ?? Infinity, att.expiresAt)
+      if (beat && att.ready) trySend(ws, frame)
+    }
+    for (const s of sse) {
+      if (credentialLapsed(s.expiresAt, now)) s.end()
+      else if (beat && s.ready) s.heartbeat()
+    }
+    return earliest
   }
 
   protected log(msg: string, handler: string, extra: Record<string, unknown> = {}): void {

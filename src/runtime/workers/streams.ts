@@ -1,9 +1,10 @@
 import type { Context } from 'hono'
 import * as z from 'zod'
 import type { RunEvent } from '../../core/domain.ts'
-import { sseFrame, sseHeartbeatFrame, sseRetryFrame, sseSlowConsumer } from '../../core/frames.ts'
+import { sseFrame, sseHeartbeatFrame, sseRetryFrame } from '../../core/frames.ts'
 import { sha256Hex } from '../../core/crypto.ts'
-import { CLOSE, clientFrameTooBig, parseClientMessage, PROTOCOL_VERSION, selectSubprotocol, type ServerMessage } from '../../core/protocol.ts'
+import { CLOSE, selectSubprotocol } from '../../core/protocol.ts'
+import { answerClientMessage as answer, SLOW_CONSUMER_GRACE_MS, SseWriter } from '../../core/stream-session.ts'
 import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
 import type { Env } from './env.ts'
@@ -11,9 +12,6 @@ import { getShared } from './shared.ts'
 
 /** Header carrying a stream's parameters from the Worker to the Durable Object that serves it. */
 export const STREAM_HEADER = 'x-runrelay-stream'
-export const REPLAY_PAGE = 500
-/** How long a slow SSE consumer has to read up to its end before its stream is failed (as on Node and Deno). */
-const SLOW_CONSUMER_GRACE_MS = 5_000
 /** Clients that send exactly this get PONG from the runtime without waking the object. */
 export const PING = '{"type":"ping"}'
 
@@ -87,23 +85,16 @@ export interface SocketRefresh {
 }
 
 /**
- * A client's message on an object's socket, the same for runs and the feed: `ping` → pong, a
- * malformed message → bad_message, `refresh_token` → verified (refreshedExpiry) and applied.
+ * A client's message on an object's socket, the same for runs and the feed (the core's
+ * answerClientMessage): `refresh_token` is verified (refreshedExpiry) and applied.
  */
-export async function answerClientMessage(ws: WebSocket, message: string | ArrayBuffer, refresh: SocketRefresh): Promise<void> {
-  const send = (msg: ServerMessage) => trySend(ws, JSON.stringify(msg))
-  // workerd takes frames up to its platform limit before the object sees them: refuse them here.
-  if (clientFrameTooBig(message)) return tryClose(ws, CLOSE.MESSAGE_TOO_BIG, 'message too big')
-  const parsed = parseClientMessage(typeof message === 'string' ? message : new TextDecoder().decode(message))
-  if (!parsed.ok) return void send(parsed.error)
-  const msg = parsed.message
-  if (msg.type === 'ping') return void send({ type: 'pong', at: new Date().toISOString() })
-  if (msg.type !== 'refresh_token') return
-  const tokens = await refresh.tokens()
-  const expiresAt = await refreshedExpiry(tokens, refresh.scopeKey(), msg.token)
-  if (expiresAt === null) return void send({ type: 'error', code: 'invalid_token', message: 'token refused' })
-  if (!(await refresh.apply(expiresAt))) return
-  send({ type: 'token_refreshed', expiresAt: new Date(expiresAt).toISOString() })
+export function answerClientMessage(ws: WebSocket, message: string | ArrayBuffer, refresh: SocketRefresh): Promise<void> {
+  return answer(message, {
+    send: (text) => void trySend(ws, text),
+    close: (code, reason) => tryClose(ws, code, reason),
+    refresh: async (token) => refreshedExpiry(await refresh.tokens(), refresh.scopeKey(), token),
+    apply: refresh.apply,
+  }, true)
 }
 
 /** A run stream goes to the run's object; the feed to the tenant's feed object. */
@@ -158,22 +149,15 @@ export function tryClose(ws: WebSocket, code: number, reason: string): void {
   try { ws.close(code, reason) } catch { /* already closed */ }
 }
 
-export function hello(params: StreamParams, heartbeatMs: number): string {
-  const msg: ServerMessage = { type: 'hello', protocol: PROTOCOL_VERSION, stream: params.runId ? 'run' : 'feed', run_id: params.runId, after: params.after, heartbeatMs }
-  return JSON.stringify(msg)
-}
-
-export const heartbeatFrame = () => JSON.stringify({ type: 'heartbeat', at: new Date().toISOString() } satisfies ServerMessage)
-
-/** An SSE subscriber held in memory (SSE cannot hibernate: the object stays awake while it is open). */
+/**
+ * An SSE subscriber held in memory (SSE cannot hibernate: the object stays awake while it is
+ * open): its position, and the core's SseWriter over a TransformStream for the bytes.
+ */
 export class SseSink {
-  private readonly writer: WritableStreamDefaultWriter<Uint8Array>
-  private readonly encoder = new TextEncoder()
+  private readonly out: SseWriter
   readonly response: Response
   closed = false
   ready = false
-  /** Bytes written that the client has not taken yet (a write resolves once the runtime has them). */
-  private pendingBytes = 0
 
   constructor(
     public position: number,
@@ -184,46 +168,46 @@ export class SseSink {
     private readonly maxPendingBytes = 4 * 1024 * 1024,
   ) {
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
-    this.writer = writable.getWriter()
+    const writer = writable.getWriter()
+    const encoder = new TextEncoder()
+    this.out = new SseWriter({
+      write: (text) => writer.write(encoder.encode(text)),
+      end: () => { writer.close().catch(() => {}); this.end() },
+      fail: (reason) => { writer.abort(reason).catch(() => {}) },
+    })
     this.response = new Response(readable, {
       headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' },
     })
-    this.write(sseRetryFrame)
-  }
-
-  write(text: string): void {
-    if (this.closed) return
-    const bytes = this.encoder.encode(text)
-    this.pendingBytes += bytes.byteLength
-    this.writer.write(bytes).then(() => { this.pendingBytes -= bytes.byteLength }, () => this.end())
+    this.out.send(sseRetryFrame)
   }
 
   /** Keep an idle stream open through proxies. */
-  heartbeat(): void { this.write(sseHeartbeatFrame) }
+  heartbeat(): void { this.out.send(sseHeartbeatFrame) }
 
   /** Write the events after this sink's position; returns the ones written (none when it is dropped as a slow consumer). */
   deliver(events: RunEvent[]): RunEvent[] {
     if (this.closed) return []
     // As on Node and Deno: checked before the write, so a page goes out whole to a reading client.
-    if (this.pendingBytes > this.maxPendingBytes) {
-      this.write(sseSlowConsumer)
+    if (this.out.bufferedAmount > this.maxPendingBytes) {
+      this.out.close(CLOSE.SLOW_CONSUMER)
       this.end()
       // The end waits behind what is unread: after the grace period the stream fails instead,
       // which drops the connection and frees what is queued.
-      setTimeout(() => { this.writer.abort(new Error('slow consumer dropped')).catch(() => {}) }, SLOW_CONSUMER_GRACE_MS)
+      setTimeout(() => this.out.terminate(), SLOW_CONSUMER_GRACE_MS)
       return []
     }
     const fresh = events.filter((e) => this.positionOf(e) > this.position)
-    for (const e of fresh) this.write(sseFrame(e, this.positionOf(e)))
+    for (const e of fresh) this.out.send(sseFrame(e, this.positionOf(e)))
     if (fresh.length) this.position = this.positionOf(fresh[fresh.length - 1]!)
     return fresh
   }
 
+  /** End the stream once what was written is out. */
   end(): void {
     if (this.closed) return
     this.closed = true
-    this.writer.close().catch(() => {})
     this.onEnd(this)
+    this.out.close(CLOSE.NORMAL)
   }
 }
 
