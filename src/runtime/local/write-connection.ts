@@ -11,6 +11,19 @@ export interface BatchClient {
 
 type Prepared = ReturnType<InstanceType<typeof Database>['prepare']>
 
+/** Each write connection's `PRAGMA data_version` reader, by the client it serves. */
+const versions = new WeakMap<object, () => number>()
+
+/**
+ * A reader of the database's change counter as the write connection sees it (`PRAGMA
+ * data_version`: it moves whenever another connection, of this process or another one,
+ * commits to the file, never for this connection's own commits), or undefined when `client`
+ * has no write connection (a remote or in-memory database). A native call on a prepared
+ * statement, no table read: timers that look for other processes' changes (the event tail's
+ * safety net, the read-cache sync) skip their queries while it stands still.
+ */
+export function dataVersionOf(client: object): (() => number) | undefined { return versions.get(client) }
+
 /**
  * The database file behind LIBSQL_URL when it is a plain embedded file (unset: the data dir's),
  * or undefined for anything else (remote, in memory, URL parameters), which keeps the client's own path.
@@ -50,6 +63,10 @@ export function withWriteConnection<C extends BatchClient>(client: C, path: stri
     return s
   }
   const begin = db.prepare('BEGIN IMMEDIATE'), commit = db.prepare('COMMIT'), rollback = db.prepare('ROLLBACK')
+  // Raw rows: this driver's pluck mode still answers objects (with timing metadata), never equal twice.
+  const dataVersion = db.prepare('PRAGMA data_version')
+  dataVersion.raw(true)
+  versions.set(client, () => (dataVersion.get() as [number])[0])
   const clientBatch = client.batch.bind(client)
   const clientClose = client.close.bind(client)
   client.batch = async (stmts: unknown[], mode?: string) => {
