@@ -64,7 +64,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   store.enableReadCache(READ_CACHE_MS)
   await store.syncReadCache()
   // A period in which no other connection committed (the file's change counter stood still) has nothing to sync.
-  const dataVersion = dataVersionOf(store.db.$client)
+  const dataVersion = dataVersionOf((store.db as unknown as { $client: object }).$client)
   let syncedVersion: number | undefined
   const cacheSync = setInterval(() => {
     const v = dataVersion?.()
