@@ -34,7 +34,7 @@ function row(r: Omit<Row, 'ratio' | 'met'> & { higherIsBetter?: boolean; limit: 
   rows.push({ ...rest, ratio, met })
   console.log(`  ${r.case} ${r.metric}: runrelay ${fmt(r.runrelay)} ${r.unit}, baseline ${fmt(r.baseline)} ${r.unit}, ratio ${ratio.toFixed(2)} (goal ${r.goal}) ${met ? 'met' : 'MISSED'}`)
 }
-const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(3))
+const fmt = (x: number) => (x === null || !Number.isFinite(x) ? String(x) : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(3))
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]! }
 
 /** A server agent and a client agent for one phase; both stopped whatever happens. */

@@ -34,6 +34,7 @@ class Window {
     const s = this.lags.sort((a, b) => a - b)
     const q = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))]! : NaN)
     const seconds = (performance.now() - this.startedAt) / 1000
+    // No sample (no job polled twice in the window) is reported as null (JSON), shown as "null".
     return { polls: this.polls, seconds, perSec: this.polls / seconds, lagP50: q(0.5), lagP99: q(0.99), lagMax: s.at(-1) ?? NaN, samples: s.length }
   }
 }

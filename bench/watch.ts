@@ -132,7 +132,7 @@ async function window(up: Agent, cpu: () => Promise<number> | number, intervalMs
 
 export async function watch(row: RowFn, details: Record<string, unknown>, quick: boolean): Promise<void> {
   const sizes: Size[] = quick ? [{ runs: 200, intervalMs: 1000 }, { runs: 500, intervalMs: 1000 }, { runs: 1000, intervalMs: 2000 }] : [{ runs: 1000, intervalMs: 1000 }, { runs: 5000, intervalMs: 1000 }, { runs: 10_000, intervalMs: 2000 }]
-  const WARM_S = quick ? 3 : 5, MEASURE_S = quick ? 6 : 15, IDLE_S = quick ? 5 : 15, TRIGGERS = quick ? 300 : 2000
+  const WARM_S = quick ? 3 : 5, MEASURE_S = quick ? 6 : 15, IDLE_S = quick ? 10 : 20, TRIGGERS = quick ? 300 : 2000
   const extraSize = process.env.BENCH_WATCH_SIZES // e.g. "2000:1000" (runs:interval, comma-separated) instead of the default sizes
   if (extraSize) sizes.splice(0, sizes.length, ...extraSize.split(',').map((x) => { const [r, i] = x.split(':').map(Number); return { runs: r!, intervalMs: i ?? 1000 } }))
   console.log(`watch: sizes ${sizes.map((s) => `${s.runs}@${s.intervalMs}ms`).join(', ')}; warm-up ${WARM_S} s, window ${MEASURE_S} s; load ${loadavg()}`)
