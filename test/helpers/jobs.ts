@@ -28,7 +28,7 @@ export async function tempDatabase() {
   }
   const store = await open()
   await store.migrate()
-  return { store, open, close: () => { for (const c of clients) c.close(); rmSync(dir, { recursive: true, force: true }) } }
+  return { store, open, path: join(dir, 'db.sqlite'), close: () => { for (const c of clients) c.close(); rmSync(dir, { recursive: true, force: true }) } }
 }
 
 /** A tenant, a demo connection and a demo workflow written straight into the store. */

@@ -113,4 +113,24 @@ describe('LocalLedger group commit', () => {
       expect((await store.listRunEvents(id, 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3, 4])
     }
   })
+
+  it('keeps the last row of every held run, however many are held: a tick never reads its run back (past 1,024 runs too)', async () => {
+    const ids = Array.from({ length: 1_300 }, (_, i) => `h${i}`)
+    for (const id of ids) ledger.hold(id, 1)
+    const created = await Promise.all(ids.map((id) => ledger.create({ ...row(id), leaseToken: 1 }, { type: 'run.created', data: {} })))
+    let reads = 0
+    const getRunById = store.getRunById.bind(store)
+    store.getRunById = (id) => { reads++; return getRunById(id) }
+    // Two "ticks" of each run: read, then write from the row read.
+    for (let tick = 0; tick < 2; tick++) {
+      const rows = await Promise.all(created.map(({ run }) => ledger.getRun(run.id)))
+      await Promise.all(rows.map((r, i) => ledger.commit(r!, { progress: tick / 2 }, [{ type: 'run.progress', data: { i, tick } }])))
+    }
+    expect(reads).toBe(0)
+    // Released runs leave the cache: their next read is the store's.
+    ledger.release('h0')
+    expect((await ledger.getRun('h0'))?.lastSeq).toBe(3)
+    expect(reads).toBe(1)
+  }, 30_000)
 })
+

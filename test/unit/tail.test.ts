@@ -6,6 +6,10 @@ import type { Store } from '../../src/db/store.ts'
 import { LocalHub } from '../../src/runtime/local/hub.ts'
 import { LocalLedger } from '../../src/runtime/local/ledger.ts'
 import { EventTail } from '../../src/runtime/local/tail.ts'
+import { dataVersionOf, withWriteConnection } from '../../src/runtime/local/write-connection.ts'
+import { createClient } from '@libsql/client'
+import { drizzle } from 'drizzle-orm/libsql'
+import { schema, Store as StoreClass } from '../../src/db/store.ts'
 import { tempDatabase } from '../helpers/jobs.ts'
 import { until } from '../helpers/server.ts'
 
@@ -15,9 +19,9 @@ const row = (id: string) => ({
 })
 
 /** One "process": its own connection, hub, tail and ledger, and a feed subscriber recording what it gets. */
-async function node(store: Store, intervalMs = 0) {
+async function node(store: Store, intervalMs = 0, dataVersion?: () => number) {
   const hub = new LocalHub()
-  const tail = new EventTail(store, hub, { intervalMs, log: () => {} })
+  const tail = new EventTail(store, hub, { intervalMs, log: () => {}, dataVersion })
   await tail.start()
   const ledger = new LocalLedger(store, tail, () => 1_000)
   const feed: RunEvent[] = []
@@ -84,4 +88,29 @@ describe('EventTail', () => {
     // A subscriber connecting on b now replays from the cache: it must hold the event just published.
     expect((await readerStore.listRunEvents('r', 0, 100)).map((e) => e.seq)).toEqual([1, 2])
   })
+
+  it('idle periods skip their probe while the file\'s change counter stands still, and another process\'s commit is still found by the next period', async () => {
+    // Process A commits through a write connection (as the local runtimes do); its tail reads the counter there.
+    const client = createClient({ url: `file:${db.path}`, timeout: 5_000 })
+    stops.push(() => client.close())
+    withWriteConnection(client, db.path, 5_000)
+    const storeA = new StoreClass(drizzle(client, { schema }))
+    const a = await node(storeA, 10, dataVersionOf(client))
+    stops.push(() => a.tail.stop())
+    const b = await node(await db.open())
+    await new Promise((r) => setTimeout(r, 30))
+    const { run } = await a.ledger.create(row('ra'), { type: 'run.created', data: {} })
+    await a.ledger.commit(run, {}, [{ type: 'run.progress', data: {} }])
+    await new Promise((r) => setTimeout(r, 80))
+    // Its own commits were published directly and do not move the counter its connection sees: no probe at all after the first.
+    expect(a.tail.stats.probes).toBeLessThanOrEqual(1)
+    expect(a.tail.stats.skipped).toBeGreaterThan(3)
+    expect(a.tail.stats.reads).toBe(0)
+    // B commits (no notice, no bus): A's next period sees the counter move and reads B's events.
+    await b.ledger.create(row('rb'), { type: 'run.created', data: {} })
+    await until(() => a.feed.length === 3, 5_000, 'b\'s event on a')
+    expect(a.feed.map((e) => e.run_id)).toEqual(['ra', 'ra', 'rb'])
+    expect(a.tail.stats.fromTable).toBe(1)
+  })
 })
+

@@ -7,8 +7,11 @@ import type { PreparedWrite, RunPatch, RunRow, Store } from '../../db/store.ts'
 const MAX_GROUP = 256
 const defer: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => { setImmediate(fn) } : (fn) => { setTimeout(fn, 0) }
 
-/** Runs whose last written row is kept for their next read. */
-const MAX_FRESH = 1_024
+/**
+ * Rows kept for runs this process does not hold (a command's write of another process's run,
+ * a create before its lease): the held runs' rows are kept beside them, whatever their number.
+ */
+const MAX_FRESH_UNHELD = 1_024
 
 interface Pending {
   runId: string
@@ -71,10 +74,18 @@ export class LocalLedger implements RunLedger {
     return this.store.getRunById(runId)
   }
 
+  /**
+   * Sized to the runs in flight: a held run's row is always kept (it leaves with `release`),
+   * so a tick never reads its run back through the store, however many runs are held (with a
+   * fixed cap, past it every tick read its row again: the step in CPU per poll past 1,024
+   * runs, issue 26). Only rows of runs not held here are bounded, oldest first.
+   */
   private remember(run: RunRow): void {
     this.fresh.delete(run.id)
     if (run.finishedAt) return
-    if (this.fresh.size >= MAX_FRESH) this.fresh.delete(this.fresh.keys().next().value!)
+    if (!this.fences.has(run.id) && this.fresh.size >= this.fences.size + MAX_FRESH_UNHELD) {
+      for (const id of this.fresh.keys()) if (!this.fences.has(id)) { this.fresh.delete(id); break }
+    }
     this.fresh.set(run.id, run)
   }
 

@@ -24,6 +24,7 @@ import { LocalRunHost } from './run-host.ts'
 import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
 import { EventTail } from './tail.ts'
+import { dataVersionOf } from './write-connection.ts'
 
 /** How long a key, workflow or connection read stays cached. */
 const READ_CACHE_MS = 5_000
@@ -75,7 +76,14 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   // this process drops its entry at once, one made by another process empties the cache at the next sync.
   store.enableReadCache(READ_CACHE_MS)
   await boot(() => store.syncReadCache())
-  const cacheSync = setInterval(() => { store.syncReadCache().catch((err) => log('read cache sync failed', { error: String(err) })) }, READ_CACHE_SYNC_MS)
+  // A period in which no other connection committed (the file's change counter stood still) has nothing to sync.
+  const dataVersion = dataVersionOf((store.db as unknown as { $client: object }).$client)
+  let syncedVersion: number | undefined
+  const cacheSync = setInterval(() => {
+    const v = dataVersion?.()
+    if (v !== undefined && v === syncedVersion) return
+    store.syncReadCache().then(() => { syncedVersion = v }, (err) => { syncedVersion = undefined; log('read cache sync failed', { error: String(err) }) })
+  }, READ_CACHE_SYNC_MS)
   ;(cacheSync as { unref?: () => void }).unref?.()
   const root = await boot(() => ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now()))
 
@@ -84,7 +92,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const telemetry = { metrics, tracer: tracing?.tracer }
   const hub = new LocalHub()
   // Every event reaches the hub through the tail: this process's commits at once, other processes' on a bus notice or the tail's period.
-  const tail = new EventTail(store, hub, { intervalMs: config.RUNRELAY_TAIL_INTERVAL_MS, log })
+  const tail = new EventTail(store, hub, { intervalMs: config.RUNRELAY_TAIL_INTERVAL_MS, log, dataVersion })
   await boot(() => tail.start())
   // Loaded only when configured: the Redis client is the largest dependency and a single process never needs it.
   const bus = config.RUNRELAY_BUS_URL

@@ -1,7 +1,13 @@
 import Database from 'libsql'
 
-/** Distinct statements kept prepared (a group commit's SQL varies with its number of rows). */
-const MAX_STATEMENTS = 64
+/**
+ * Distinct statements kept prepared, least recently used dropped first. A group commit's SQL
+ * varies with its number of rows (up to the ledger's 256 writes a group), so at a few hundred
+ * polls a second the groups' sizes alone outnumber 64: with that bound, and oldest-first
+ * eviction, the write connection prepared its statements again on most commits (the profile at
+ * 2,000 runs, issue 26). A prepared statement costs a few KB.
+ */
+const MAX_STATEMENTS = 1_024
 
 /** The part of @libsql/client's Client that the write connection takes over. */
 export interface BatchClient {
@@ -10,6 +16,19 @@ export interface BatchClient {
 }
 
 type Prepared = ReturnType<InstanceType<typeof Database>['prepare']>
+
+/** Each write connection's `PRAGMA data_version` reader, by the client it serves. */
+const versions = new WeakMap<object, () => number>()
+
+/**
+ * A reader of the database's change counter as the write connection sees it (`PRAGMA
+ * data_version`: it moves whenever another connection, of this process or another one,
+ * commits to the file, never for this connection's own commits), or undefined when `client`
+ * has no write connection (a remote or in-memory database). A native call on a prepared
+ * statement, no table read: timers that look for other processes' changes (the event tail's
+ * safety net, the read-cache sync) skip their queries while it stands still.
+ */
+export function dataVersionOf(client: object): (() => number) | undefined { return versions.get(client) }
 
 /**
  * The database file behind LIBSQL_URL when it is a plain embedded file (unset: the data dir's),
@@ -42,7 +61,12 @@ export function withWriteConnection<C extends BatchClient>(client: C, path: stri
   const statements = new Map<string, Prepared>()
   const prepared = (sql: string): Prepared => {
     let s = statements.get(sql)
-    if (s) return s
+    if (s) {
+      // Most recently used last: a Map keeps insertion order, so eviction takes the least recently used.
+      statements.delete(sql)
+      statements.set(sql, s)
+      return s
+    }
     if (statements.size >= MAX_STATEMENTS) statements.delete(statements.keys().next().value!)
     s = db.prepare(sql)
     if (s.reader) s.raw(true)
@@ -50,6 +74,10 @@ export function withWriteConnection<C extends BatchClient>(client: C, path: stri
     return s
   }
   const begin = db.prepare('BEGIN IMMEDIATE'), commit = db.prepare('COMMIT'), rollback = db.prepare('ROLLBACK')
+  // Raw rows: this driver's pluck mode still answers objects (with timing metadata), never equal twice.
+  const dataVersion = db.prepare('PRAGMA data_version')
+  dataVersion.raw(true)
+  versions.set(client, () => (dataVersion.get() as [number])[0])
   const clientBatch = client.batch.bind(client)
   const clientClose = client.close.bind(client)
   client.batch = async (stmts: unknown[], mode?: string) => {
