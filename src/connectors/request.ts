@@ -168,6 +168,40 @@ async function readBounded(res: Response, limit: number): Promise<string> {
   return new TextDecoder().decode(bytes)
 }
 
+/**
+ * The whole body when it fits `limit` bytes, else a stream of the same bytes (those read so far,
+ * then the rest as it comes): a caller that only looks at small answers never buffers a large one.
+ */
+export async function readPrefix(body: ReadableStream<Uint8Array> | null, limit: number): Promise<{ bytes: Uint8Array<ArrayBuffer>; rest?: undefined } | { rest: ReadableStream<Uint8Array>; bytes?: undefined }> {
+  if (!body) return { bytes: new Uint8Array(0) }
+  const reader = body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const step = await reader.read()
+    if (step.done) break
+    chunks.push(step.value)
+    total += step.value.byteLength
+    if (total > limit) {
+      const rest = new ReadableStream<Uint8Array>({
+        pull: async (c) => {
+          const next = chunks.shift()
+          if (next) return c.enqueue(next)
+          const more = await reader.read()
+          if (more.done) c.close()
+          else c.enqueue(more.value)
+        },
+        cancel: (reason) => reader.cancel(reason),
+      })
+      return { rest }
+    }
+  }
+  const bytes = new Uint8Array(total)
+  let at = 0
+  for (const c of chunks) { bytes.set(c, at); at += c.byteLength }
+  return { bytes }
+}
+
 function describe(body: unknown): string {
   if (body && typeof body === 'object') {
     const b = body as Record<string, unknown>

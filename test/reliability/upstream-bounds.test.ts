@@ -49,17 +49,19 @@ describe('reliability: bounded upstream answers', () => {
   it('cuts two 300 MB answers off while they stream: RSS bounded, event loop p99 < 100 ms, another tenant keeps its timing', async () => {
     const hostile = await setup('hostile', { max_transient_errors: 2 })
     const calm = await setup('calm', { max_transient_errors: 0 })
-    const gc = (globalThis as { gc?: () => void }).gc
-    gc?.()
-    const baseRss = process.memoryUsage().rss
+    // The other tenant: 40 polls, 100 ms apart, through the whole episode.
+    const calmRun = await calm.start([...Array.from({ length: 40 }, () => ({ status: 'running' }) as Step), { status: 'completed', result: { ok: true } }])
+    // A baseline of the same process with the calm run alone: on a loaded machine the delay is the machine's too.
+    const baseline = monitorEventLoopDelay({ resolution: 10 })
+    baseline.enable()
+    await new Promise((r) => setTimeout(r, 1_000))
+    baseline.disable()
+    const baseRss = process.memoryUsage.rss()
     let maxRss = baseRss
-    const sampler = setInterval(() => { maxRss = Math.max(maxRss, process.memoryUsage().rss) }, 10)
+    const sampler = setInterval(() => { maxRss = Math.max(maxRss, process.memoryUsage.rss()) }, 10)
     const loop = monitorEventLoopDelay({ resolution: 10 })
     loop.enable()
     const started = Date.now()
-
-    // The other tenant: 30 polls, 100 ms apart, through the whole episode.
-    const calmRun = await calm.start([...Array.from({ length: 30 }, () => ({ status: 'running' }) as Step), { status: 'completed', result: { ok: true } }])
     const huge = await Promise.all([hostile.start([{ huge: HUGE }]), hostile.start([{ huge: HUGE, declare: true }])])
     const ended = await Promise.all(huge.map((id) => hostile.finished(id)))
     const hugeDoneMs = Date.now() - started
@@ -91,7 +93,7 @@ describe('reliability: bounded upstream answers', () => {
     expect(maxGap, `calm run's longest gap between polls ${maxGap} ms`).toBeLessThan(600)
     figures.huge_answers = {
       answers: 2, answer_mb: HUGE / MiB, polls_each: 3, limit_bytes: LIMIT, bytes_written_by_fake_mb: +(upstream.hugeBytesSent / MiB).toFixed(1),
-      rss_growth_mb: +growth.toFixed(1), event_loop_p99_ms: +p99.toFixed(1), event_loop_max_ms: +(loop.max / 1e6).toFixed(1),
+      rss_growth_mb: +growth.toFixed(1), event_loop_p99_ms: +p99.toFixed(1), baseline_event_loop_p99_ms: +(baseline.percentile(99) / 1e6).toFixed(1), event_loop_max_ms: +(loop.max / 1e6).toFixed(1),
       run_served_bytes: Math.max(...servedBytes), calm_run_polls: calmJob.pollTimes.length, calm_run_max_gap_ms: maxGap, huge_runs_failed_after_ms: hugeDoneMs,
     }
   }, 120_000)

@@ -81,7 +81,7 @@ describe('reliability: upstream faults', () => {
     for (const [i, c] of cases.entries()) {
       const run = await finished(runs[i]!)
       const events = await history(runs[i]!)
-      expect(run.status, c.name).toBe(c.status)
+      expect(run.status, `${c.name}: ${JSON.stringify(run.error)}`).toBe(c.status)
       expect(events.map((e) => e.seq), c.name).toEqual(events.map((_, j) => j + 1))
       c.check(run, events)
       results[c.name] = { status: run.status, error: run.error?.code ?? null, transient_errors: events.filter((e) => e.type === 'run.error').length, ms: Date.parse(run.finished_at) - Date.parse(run.created_at) }
@@ -140,7 +140,7 @@ describe('reliability: upstream faults', () => {
       const rps = 10
       const wf = await workflow(await connection(limited.url, { rate_limit_per_second: rps }), { first_interval_ms: 100, max_interval_ms: 100 })
       const ids = await Promise.all(Array.from({ length: 20 }, async () => (await client.post(`/v1/workflows/${wf}/runs`, { variables: { script } })).body.id as string))
-      for (const id of ids) expect((await finished(id, 30_000)).status).toBe('completed')
+      for (const id of ids) { const r = await finished(id, 30_000); expect(r.status, JSON.stringify(r.error)).toBe("completed") }
       const t = limited.requestTimes
       expect(t.length).toBe(20 * 6) // a trigger and 5 polls each
       // Token bucket of `rps` a second, bursting up to `rps`: any window [t_i, t_j] holds at most rps + rps·Δt + 1 requests.

@@ -14,7 +14,7 @@ import { LocalHub } from '../../src/runtime/local/hub.ts'
 import { LocalLedger } from '../../src/runtime/local/ledger.ts'
 import { CREATED, migratedStore, queuedRun } from '../helpers/store.ts'
 
-type Answer = number | 'timeout' | 'refused' | 'reset'
+type Answer = number | 'timeout' | 'refused' | 'reset' | 'dns'
 
 describe('triggers at most once (watcher, real store, scripted fetch)', () => {
   let dir: string
@@ -34,6 +34,7 @@ describe('triggers at most once (watcher, real store, scripted fetch)', () => {
     const a = answers.shift() ?? 201
     if (a === 'timeout') throw new DOMException('The operation timed out.', 'TimeoutError')
     if (a === 'refused') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }) })
+    if (a === 'dns') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('getaddrinfo ENOTFOUND up.example'), { code: 'ENOTFOUND' }) })
     if (a === 'reset') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) })
     return new Response(JSON.stringify(a < 300 ? { id: `job-${sent.length}` } : { error: 'no' }), { status: a, headers: { 'content-type': 'application/json' } })
   }
@@ -91,7 +92,7 @@ describe('triggers at most once (watcher, real store, scripted fetch)', () => {
       expect(published.at(-1)).toMatchObject({ type: 'run.status_changed', status: 'failed' })
     })
 
-  it.each<[string, Answer]>([['connection refused', 'refused'], ['HTTP 429', 429], ['HTTP 503', 503]])(
+  it.each<[string, Answer]>([['connection refused', 'refused'], ['a DNS failure', 'dns'], ['HTTP 429', 429], ['HTTP 503', 503]])(
     'after %s (certainly not started) the trigger is retried as before', async (_, answer) => {
       answers = [answer, 201]
       const r = await tickUntilSettled()

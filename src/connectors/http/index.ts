@@ -1,7 +1,7 @@
 import * as z from 'zod'
 import { RunStatus } from '../../core/domain.ts'
 import { renderHeaderValue, renderPath, renderTemplate, TemplateValueError } from '../../core/template.ts'
-import { getPath, joinUrl, requestJson } from '../request.ts'
+import { confineUrl, getPath, joinUrl, requestJson } from '../request.ts'
 import { finalError } from '../shared.ts'
 import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
 
@@ -97,8 +97,8 @@ async function send(ctx: ConnectorContext, tpl: z.infer<typeof RequestTemplate>,
   } catch (err) {
     throw err instanceof TemplateValueError ? finalError(err.code, err.message) : err
   }
-  // requestJson refuses a URL that leaves the base URL (a `..` the template itself holds, say).
-  const url = new URL(joinUrl(ctx.connection.baseUrl, path))
+  // Confined before it is parsed (parsing drops `.` and `..`): a template, a value or an upstream id cannot walk the path.
+  const url = new URL(confineUrl(ctx.connection.baseUrl, joinUrl(ctx.connection.baseUrl, path)))
   const token = ctx.connection.credentials.token ?? ''
   if (conn.auth.type === 'header') headers[conn.auth.header] = conn.auth.scheme ? `${conn.auth.scheme} ${token}` : token
   if (conn.auth.type === 'query') url.searchParams.set(conn.auth.param, token)

@@ -2,7 +2,7 @@ import { and, asc, eq } from 'drizzle-orm'
 import type { Context, Hono } from 'hono'
 import * as z from 'zod'
 import { getConnector } from '../../connectors/index.ts'
-import { joinUrl, redactedError } from '../../connectors/request.ts'
+import { joinUrl, readPrefix, redactedError } from '../../connectors/request.ts'
 import { UpstreamError, type Connector, type ProxyTriggerMatch } from '../../connectors/types.ts'
 import { newId } from '../../core/crypto.ts'
 import { pollPolicyOf } from '../../core/binding.ts'
@@ -105,7 +105,10 @@ async function proxy(c: Context<AuthEnv>, deps: AppDeps): Promise<Response> {
 
   if (!mayBeTrigger(connector, method, res)) return new Response(method === 'HEAD' ? null : res.body, { status: res.status, statusText: res.statusText, headers: outHeaders })
 
-  const bytes = new Uint8Array(await res.arrayBuffer())
+  // A chunked answer declares no length: read at most what a trigger answer may be, else pass it through unread.
+  const read = await readPrefix(res.body, MAX_MATCHED_BODY)
+  if (read.rest) return new Response(read.rest, { status: res.status, statusText: res.statusText, headers: outHeaders })
+  const bytes = read.bytes
   const match = safeMatch(connector, {
     method, path: upstreamPath, query: incoming.searchParams, requestBody: jsonOf(body), status: res.status, responseBody: jsonOf(bytes),
   })

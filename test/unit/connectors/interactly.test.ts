@@ -152,4 +152,12 @@ describe('interactly connector', () => {
     expect(err.message).toContain('greeting')
     expect(fake.requests.length).toBe(before)
   })
+
+  it('issue 23 item 8: without an input template the variables are the dynamic_variables (the input, their copy, is not read)', async () => {
+    const c = ctx()
+    c.workflow.hasInputTemplate = false
+    const r = await ix.trigger(c, trig({ customer: 'Ada' }, { variables: { customer: 'Ada' }, runtimeVariables: { slot: 1 } }))
+    expect(r.upstreamId).toMatch(/^[0-9a-f]{24}$/)
+    expect(fake.requests.at(-1)!.body).toMatchObject({ command: 'start', dynamic_variables: { customer: 'Ada' }, runtime_variables: { slot: 1 } })
+  })
 })
