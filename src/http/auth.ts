@@ -14,7 +14,9 @@ export type Principal =
       /** The token's id (`jti`): its rate-limit bucket, and what `POST /v1/tokens/{id}/revoke` names. */
       tokenId: string
       /** The key that minted it (tokens minted before keys were recorded carry none). */
-      keyId?: string }
+      keyId?: string
+      /** When it was minted (ms): a tenant's "revoke all before" compares with it. */
+      mintedAt: number }
 
 /**
  * What a trigger token may start: runs of one workflow, within a budget kept in the database,
@@ -35,6 +37,8 @@ export interface TriggerGrant {
 
 export interface TokenVerifier {
   verify(token: string): Promise<Extract<Principal, { kind: 'token' }> | null>
+  /** Whether a token verified earlier is still in force (not revoked since); for open streams. */
+  inForce?(p: Extract<Principal, { kind: 'token' }>): Promise<boolean>
 }
 
 export type AuthEnv = { Variables: { principal: Principal; requestId: string } }

@@ -28,6 +28,12 @@ export interface StreamRequest {
   finished?: boolean
   /** When the credential used to open the stream stops being valid (ms epoch). */
   expiresAt?: number
+  /**
+   * Token streams: whether the token (the last one refreshed) is still in force, i.e. not revoked
+   * since the stream opened (its key, its id, or a tenant's revoke-all). A stream that checks it
+   * periodically closes with 4001 (as at expiry) when it answers false.
+   */
+  inForce?: () => Promise<boolean>
 }
 
 export interface Streams {

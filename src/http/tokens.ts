@@ -135,11 +135,21 @@ export class SubscriberTokens implements TokenVerifier {
   /** The token's principal, or null when it is malformed, tampered, expired, revoked (with its key, by id or by time), or signed any other way. */
   async verify(token: string): Promise<TokenPrincipal | null> {
     const p = await this.verifySignature(token)
-    if (!p || !this.standing) return p?.principal ?? null
-    return (await tokenInForce(this.standing, { ...p.principal, mintedAt: p.mintedAt }, this.now())) ? p.principal : null
+    if (!p) return null
+    return (await this.inForce(p)) ? p : null
   }
 
-  private async verifySignature(token: string): Promise<{ principal: TokenPrincipal; mintedAt: number } | null> {
+  /**
+   * Whether a token verified earlier is still in force: not expired, its key live, not revoked
+   * by id or by time. An open stream calls it (through StreamRequest.inForce) at each check
+   * and closes with 4001, the expiry close code, when it answers false.
+   */
+  async inForce(p: TokenPrincipal): Promise<boolean> {
+    if (p.expiresAt <= this.now()) return false
+    return !this.standing || tokenInForce(this.standing, p, this.now())
+  }
+
+  private async verifySignature(token: string): Promise<TokenPrincipal | null> {
     if (token.length > 4096 || token.split('.').length !== 3) return null
     try {
       const { payload } = await jwtVerify(token, await this.signingKey(), {
@@ -158,8 +168,10 @@ export class SubscriberTokens implements TokenVerifier {
         if (scope.runIds || scope.workflowIds || scope.tags?.length !== 1 || scope.tags[0] !== triggerTag(jti)) return null
         trigger = { tokenId: jti, workflowId: trg.w, tag: triggerTag(jti), tags: trg.t ?? [], ...(trg.v && { pinned: trg.v }), ...(trg.a && { allowed: trg.a }) }
       }
-      const principal: TokenPrincipal = { kind: 'token', tenantId: claims.data.sub, scope, expiresAt: claims.data.exp * 1000, tokenId: jti, ...(key && { keyId: key }), ...(trigger && { trigger }) }
-      return { principal, mintedAt: claims.data.iat_ms ?? claims.data.iat * 1000 }
+      return {
+        kind: 'token', tenantId: claims.data.sub, scope, expiresAt: claims.data.exp * 1000, tokenId: jti, mintedAt: claims.data.iat_ms ?? claims.data.iat * 1000,
+        ...(key && { keyId: key }), ...(trigger && { trigger }),
+      }
     } catch {
       return null
     }

@@ -47,6 +47,7 @@ describe('tokens die with their key, by id, and by time', () => {
     const trig = await api(server.url, minter.key).post('/v1/tokens', { scope: 'trigger', workflow_id: wf, max_runs: 5 })
     expect(read.status).toBe(201)
     expect(read.body.id).toMatch(/^tok_/)
+    expect((await api(server.url, read.body.token).get('/v1/me')).body).toMatchObject({ kind: 'token', token_id: read.body.id, key_id: minter.id })
     const reader = api(server.url, read.body.token)
     const browser = api(server.url, trig.body.token)
     expect((await reader.get(`/v1/runs/${run}`)).status).toBe(200)

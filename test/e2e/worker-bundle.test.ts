@@ -7,7 +7,9 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { logFigures } from '../helpers/figures.ts'
 
-const BUDGET_KIB = 700
+// 700 until issue 23: typed inputs (variables_schema) need a JSON Schema validator that runs
+// on Workers, @cfworker/json-schema, 22.6 KiB minified (the bundle went from ~697 to ~720 KiB).
+const BUDGET_KIB = 730
 const root = join(import.meta.dirname, '..', '..')
 const outdir = mkdtempSync(join(tmpdir(), 'runrelay-worker-bundle-'))
 afterAll(() => rmSync(outdir, { recursive: true, force: true }))

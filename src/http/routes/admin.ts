@@ -34,7 +34,8 @@ export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, a
   const Me = z.object({
     kind: z.enum(['root', 'key', 'token']),
     tenant_id: z.string().nullable(),
-    key_id: z.string().nullable(),
+    key_id: z.string().nullable().describe('the key; for a token, the key that minted it'),
+    token_id: z.string().nullable().describe('a token\'s id (revoke it with POST /v1/tokens/{id}/revoke)'),
     scopes: z.array(z.string()).describe('what this credential may do (a subscriber token: runs:read)'),
     token_scope: z.object({ run_ids: z.array(z.string()), workflow_ids: z.array(z.string()), tags: z.array(z.string()) }).nullable(),
     expires_at: z.string().nullable(),
@@ -43,10 +44,10 @@ export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, a
   app.get(d.path, async (c) => {
     const p = await authenticate(c, true)
     const body: z.infer<typeof Me> = p.kind === 'root'
-      ? { kind: 'root', tenant_id: null, key_id: p.keyId, scopes: ['root'], token_scope: null, expires_at: null }
+      ? { kind: 'root', tenant_id: null, key_id: p.keyId, token_id: null, scopes: ['root'], token_scope: null, expires_at: null }
       : p.kind === 'key'
-        ? { kind: 'key', tenant_id: p.tenantId, key_id: p.keyId, scopes: [...p.scopes].sort(), token_scope: null, expires_at: null }
-        : { kind: 'token', tenant_id: p.tenantId, key_id: null, scopes: ['runs:read'], expires_at: new Date(p.expiresAt).toISOString(),
+        ? { kind: 'key', tenant_id: p.tenantId, key_id: p.keyId, token_id: null, scopes: [...p.scopes].sort(), token_scope: null, expires_at: null }
+        : { kind: 'token', tenant_id: p.tenantId, key_id: p.keyId ?? null, token_id: p.tokenId, scopes: ['runs:read'], expires_at: new Date(p.expiresAt).toISOString(),
             token_scope: { run_ids: p.scope.runIds ?? [], workflow_ids: p.scope.workflowIds ?? [], tags: p.scope.tags ?? [] } }
     return c.json(body)
   })

@@ -115,12 +115,19 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   }
   const streamTarget = (c: Context<AuthEnv>) => {
     const p = c.get('principal')
-    return p.kind === 'token'
-      ? { expiresAt: p.expiresAt, refresh: deps.tokens ? async (t: string) => {
-          const next = await deps.tokens!.verify(t)
-          return next && next.tenantId === p.tenantId && JSON.stringify(next.scope) === JSON.stringify(p.scope) ? { expiresAt: next.expiresAt } : null
-        } : undefined }
-      : {}
+    if (p.kind !== 'token') return {}
+    // The token in force: the one that opened the stream, then the last refresh.
+    let current = p
+    return {
+      expiresAt: p.expiresAt,
+      inForce: deps.tokens?.inForce ? () => deps.tokens!.inForce!(current) : undefined,
+      refresh: deps.tokens ? async (t: string) => {
+        const next = await deps.tokens!.verify(t)
+        if (!next || next.tenantId !== p.tenantId || JSON.stringify(next.scope) !== JSON.stringify(p.scope)) return null
+        current = next
+        return { expiresAt: next.expiresAt }
+      } : undefined,
+    }
   }
 
   /**
