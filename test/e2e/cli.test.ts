@@ -154,10 +154,20 @@ describe('runrelay CLI: runs', () => {
     expect(events.at(-1).status).toBe('completed')
 
     const runId = await t.trigger(ok)
-    const r = spawnSync('sh', ['-c', `"${process.execPath}" bin/runrelay.mjs watch ${runId} --json | head -1`], {
-      env: { ...process.env, RUNRELAY_URL: server.url, RUNRELAY_KEY: t.key }, encoding: 'utf8', timeout: 20_000,
+    // Asynchronous: the server under test runs in this process, so a spawnSync would starve it.
+    const r = await new Promise<{ code: number | null; stderr: string; out: string }>((resolve, reject) => {
+      const child = spawn('sh', ['-c', `"${process.execPath}" bin/runrelay.mjs watch ${runId} --json | head -1`], {
+        env: { ...process.env, RUNRELAY_URL: server.url, RUNRELAY_KEY: t.key }, stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let stderr = '', out = ''
+      child.stderr.on('data', (d) => (stderr += d))
+      child.stdout.on('data', (d) => (out += d))
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('pipe case timed out')) }, 20_000)
+      child.on('close', (code) => { clearTimeout(timer); resolve({ code, stderr, out }) })
     })
-    expect(r.stdout.trim().split('\n')).toHaveLength(1)
+    expect(r.code).toBe(0)
+    expect(r.out.trim().split('\n')).toHaveLength(1)
+    expect(JSON.parse(r.out).seq).toBe(1)
     expect(r.stderr).toBe('')
   })
 })
