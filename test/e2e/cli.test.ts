@@ -373,6 +373,20 @@ describe('runrelay CLI: configuration, exit codes, start-up', () => {
     // 150 ms is the target measured with hyperfine on an idle machine (README); under a loaded CI
     // machine the bound is loose, but the tsx path (0.5–1 s) sits far above it.
     expect(median).toBeLessThan(450)
+    // The bundle `npm run build` writes (dist/cli.mjs, also in the Docker image) runs by itself too.
+    const out = mkdtempSync(join(tmpdir(), 'runrelay-cli-build-'))
+    const { buildCli } = await import('../../scripts/build.mjs' as string) as { buildCli: (outdir: string) => Promise<string> }
+    const file = await buildCli(out)
+    const direct = await new Promise<Result>((resolve) => {
+      const child = spawn(process.execPath, [file, 'whoami', '--json'], { env: { ...process.env, RUNRELAY_URL: server.url, RUNRELAY_KEY: t.key }, cwd: tmpdir() })
+      let stdout = '', stderr = ''
+      child.stdout.on('data', (d) => (stdout += d))
+      child.stderr.on('data', (d) => (stderr += d))
+      child.on('close', (code) => resolve({ code, stdout, stderr, ms: 0 }))
+    })
+    expect(direct.stderr).toBe('')
+    expect(JSON.parse(direct.stdout).tenant_id).toBe(t.tenantId)
+    rmSync(out, { recursive: true, force: true })
   }, 60_000)
 
   for (const [name, node] of [['Node 20', NODE20], ['Node 22', NODE22]] as const) {
