@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -197,6 +197,27 @@ describe('runrelay CLI: the catalog', () => {
     expect((await cli(['connections', 'create', '--name', 'x', '--provider', 'demo', '--credential', 'api_key'])).stderr).toContain('needs a terminal')
     expect((await cli(['connections', 'delete', 'acme'])).stdout.trim()).toBe(`deleted ${created.id}`)
     expect((await cli(['connections', 'show', created.id])).code).toBe(4)
+  })
+
+  // A terminal: `script` (util-linux) runs the CLI on a pseudo-terminal and forwards what we type.
+  it.runIf(existsSync('/usr/bin/script') || process.env.CI)('on a terminal, --credential prompts for the value and does not echo it', async () => {
+    const r = await new Promise<Result>((resolve, reject) => {
+      const child = spawn('script', ['-qfec', `"${process.execPath}" bin/runrelay.mjs connections create --name typed --provider demo --credential api_key`, '/dev/null'], {
+        env: { ...process.env, RUNRELAY_URL: server.url, RUNRELAY_KEY: t.key, XDG_CONFIG_HOME: home }, stdio: ['pipe', 'pipe', 'pipe'],
+      })
+      let stdout = '', stderr = '', typed = false
+      child.stdout.on('data', (d) => {
+        stdout += d
+        if (!typed && stdout.includes('api_key: ')) { typed = true; child.stdin.write('sk_typed_secret\r') }
+      })
+      child.stderr.on('data', (d) => (stderr += d))
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`prompt case timed out: ${stdout} ${stderr}`)) }, 20_000)
+      child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, ms: 0 }) })
+    })
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/credential_fields\s+api_key/)
+    expect(r.stdout).not.toContain('sk_typed')
+    expect(json1(await cli(['connections', 'show', 'typed', '--json'])).credential_fields).toEqual(['api_key'])
   })
 
   it('workflows: create from a YAML file and from flags, update, show, summary, delete', async () => {
