@@ -38,6 +38,7 @@ async function entry() {
   } catch (err) {
     if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err
     // No esbuild (dev dependencies omitted): the sources through tsx, slower to start.
+    if (process.stderr.isTTY) process.stderr.write('runrelay: no esbuild to build the CLI; running its TypeScript through tsx (slower start; `npm run build` on a machine with dev dependencies makes dist/cli.mjs)\n')
     return null
   }
 }

@@ -1,4 +1,4 @@
-import { createRunRelay, type RunRelayApi } from '../../packages/sdk/src/index.ts'
+import { createRunRelay, type RunRelayApi } from '../../packages/sdk/src/client.ts'
 
 /**
  * Exit codes a script can branch on (README "CLI"). 1 is kept for "the run ended, not completed"

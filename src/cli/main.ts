@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, CommanderError, Option } from 'commander'
-import { subscribeRun, SubscriptionError, type RunEvent, type WebSocketConstructor } from '../client/index.ts'
-import { isTerminal, type RunStatus } from '../core/domain.ts'
+// From the client, not src/core: core's schemas would load zod at every start (about 110 KB to parse).
+import { isTerminal, subscribeRun, SubscriptionError, type RunEvent, type RunStatus, type WebSocketConstructor } from '../client/index.ts'
 import { apiFor, CliError, EXIT, type Api } from './api.ts'
 import { completionScript } from './completion.ts'
 import { configPath, DEFAULT_URL, readConfig, resolveTarget, writeConfig } from './config.ts'
@@ -756,3 +756,6 @@ const bar = (p: number, width = 20) => {
   return `[${'#'.repeat(n)}${'-'.repeat(width - n)}]`
 }
 const time = (iso: string) => new Date(iso).toISOString().slice(11, 19)
+
+// Run directly (`node dist/cli.mjs …`, as in the Docker image) rather than imported by bin/runrelay.mjs.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) process.exitCode = await main(process.argv.slice(2))

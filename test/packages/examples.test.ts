@@ -45,7 +45,7 @@ afterAll(async () => {
 const env = async () => ({ RUNRELAY_URL: server.url, RUNRELAY_TOKEN: await demo.triggerToken(), RUNRELAY_WORKFLOW: demo.workflowId })
 
 describe('packages from their tarballs', () => {
-  it('install with none of the server dependencies, and ship only dist', async () => {
+  it('install with none of the server dependencies, and ship only dist, README and LICENSE', async () => {
     expect(installedPackages(installed.dir)).toEqual(PACKAGES.map((p) => `@runrelay/${p}`).sort())
     for (const p of PACKAGES) {
       const manifest = JSON.parse(readFileSync(join(installed.dir, 'node_modules', '@runrelay', p, 'package.json'), 'utf8'))
@@ -55,7 +55,8 @@ describe('packages from their tarballs', () => {
       expect(manifest.exports['.'].types).toMatch(/\.d\.ts$/)
       const { stdout } = await exec('tar', ['-tzf', installed.tarballs[`@runrelay/${p}`]!])
       const files = stdout.trim().split('\n').map((f) => f.replace(/^package\//, ''))
-      expect(files.filter((f) => !f.startsWith('dist/') && f !== 'package.json'), p).toEqual([])
+      expect(files.filter((f) => !f.startsWith('dist/') && !['package.json', 'README.md', 'LICENSE'].includes(f)), p).toEqual([])
+      expect(files, p).toEqual(expect.arrayContaining(['README.md', 'LICENSE']))
       expect(files, p).toContain('dist/index.d.ts')
       expect(files, p).toContain('dist/index.js.map')
     }
