@@ -119,7 +119,7 @@ table.list tbody tr{cursor:default}td.actions{text-align:right;white-space:nowra
 .ok{color:var(--ok)}.tag.bad{background:var(--bad-bg);color:var(--bad)}.delivery-succeeded{background:var(--ok-bg);color:var(--ok)}.delivery-failed{background:var(--bad-bg);color:var(--bad)}
 header{flex-wrap:wrap}nav{overflow-x:auto;max-width:100%}
 @media (max-width:760px){
- nav{order:10;flex-basis:100%}td.actions{text-align:left}
+ nav{order:10;flex-basis:100%;flex-wrap:wrap}td.actions{text-align:left}
  header{padding:10px 12px;gap:8px}main{padding:12px}#live-text{display:none}header button{padding:6px 9px}.cols{grid-template-columns:1fr}
  thead{display:none}table,tbody{display:block;width:100%}
  tbody tr{padding:10px 12px;border-bottom:1px solid var(--line);display:grid;grid-template-columns:minmax(0,1fr) auto;gap:3px 10px}
