@@ -4,9 +4,11 @@ import { KeyedMutex } from '../../core/mutex.ts'
 import { Watcher } from '../../core/watcher.ts'
 import { SeqConflictError, type RunRow, type Store } from '../../db/store.ts'
 import type { RunHosts } from '../../http/hosts.ts'
+import { DueQueue } from './due-queue.ts'
 import type { LocalLedger } from './ledger.ts'
 
-const MAX_TIMER_MS = 2 ** 31 - 1
+/** Ticks started and unsettled at once; past it, due runs wait earliest first (lag grows evenly, issue 26). */
+const MAX_TICKS_IN_FLIGHT = 512
 /** When a tick fails for a reason that is not the upstream's (the store is down), retry after this. */
 const INFRA_RETRY_MS = 2_000
 /** Runs claimed per pass (a pass repeats at once while it fills up). */
@@ -20,14 +22,15 @@ export interface LeaseOptions {
 }
 
 /**
- * In-process run host for Node and Deno: one timer per run this process holds the lease of,
+ * In-process run host for Node and Deno: every run this process holds the lease of waits in one due-time index (DueQueue),
  * at its next tick, ticks and commands of a run serialised. Several processes share one
  * database by leases: a run is watched only by the process whose lease row it carries, every
  * write of the run is fenced by the lease's token, leases are renewed in one statement and
  * free or lapsed ones (a dead or stopped process's) are claimed periodically.
  */
 export class LocalRunHost implements RunHosts {
-  private readonly timers = new Map<string, { at: number; timer: ReturnType<typeof setTimeout> }>()
+  /** One timer for every held run (PROTOTYPE, issue 26): a due-time index instead of a setTimeout per run. */
+  private readonly due: DueQueue
   private readonly locks = new KeyedMutex()
   private readonly inFlight = new Set<Promise<unknown>>()
   /** Runs this process holds, by fencing token. */
@@ -51,7 +54,11 @@ export class LocalRunHost implements RunHosts {
     lease?: Partial<LeaseOptions>,
   ) {
     this.lease = { owner: lease?.owner ?? `proc-${Math.random().toString(36).slice(2, 10)}`, ttlMs: lease?.ttlMs ?? 10_000 }
+    this.due = new DueQueue({ now: () => this.now(), run: (runId) => this.track(this.runTick(runId)), maxInFlight: MAX_TICKS_IN_FLIGHT })
   }
+
+  /** Held runs due and waiting for a tick slot, and how late the earliest is (for /metrics). */
+  backlog(): { due: number; lagMs: number } { return this.due.backlog() }
 
   /** Runs held by this process now. */
   get heldRuns(): number { return this.held.size }
@@ -100,15 +107,7 @@ export class LocalRunHost implements RunHosts {
   /** Arrange a tick at `at` unless an earlier one is already due (held runs only). */
   schedule(runId: string, at: number): void {
     if (this.stopped || !this.held.has(runId)) return
-    const existing = this.timers.get(runId)
-    if (existing && existing.at <= at) return
-    if (existing) clearTimeout(existing.timer)
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - this.now()))
-    const timer = setTimeout(() => {
-      this.timers.delete(runId)
-      void this.track(this.runTick(runId))
-    }, delay)
-    this.timers.set(runId, { at, timer })
+    this.due.schedule(runId, at)
   }
 
   private take(runId: string, token: number): void {
@@ -118,9 +117,7 @@ export class LocalRunHost implements RunHosts {
 
   /** Stop watching a run (finished, or taken over by another process). */
   private drop(runId: string, lost: boolean): void {
-    const t = this.timers.get(runId)
-    if (t) clearTimeout(t.timer)
-    this.timers.delete(runId)
+    this.due.cancel(runId)
     this.held.delete(runId)
     this.ledger.release(runId)
     if (lost) this.log('lease lost: run taken over by another process, stopped watching it here', { runId })
@@ -205,8 +202,7 @@ export class LocalRunHost implements RunHosts {
   async stop(): Promise<void> {
     this.stopped = true
     if (this.loop) clearTimeout(this.loop)
-    for (const t of this.timers.values()) clearTimeout(t.timer)
-    this.timers.clear()
+    this.due.stop()
     await Promise.allSettled([...this.inFlight])
     await this.pass
     try {
