@@ -49,7 +49,7 @@ export class EventTail implements Publisher {
   private announceMax = 0
   private announceQueued = false
   private readonly batch: number
-  /** Events published straight from this process's commits, and from reads of the table; reads, and periodic probes that found nothing to read (tests and the bench look). */
+  /** Events published straight from this process's commits, and from reads of the table; reads, periodic probes that found nothing to read, and periods skipped because the file's change counter stood still (tests and the bench look). */
   readonly stats = { direct: 0, fromTable: 0, reads: 0, probes: 0, skipped: 0 }
   /** The change counter at the last periodic probe (undefined: probe on the next period). */
   private probedVersion: number | undefined

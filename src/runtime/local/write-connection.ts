@@ -77,7 +77,8 @@ export function withWriteConnection<C extends BatchClient>(client: C, path: stri
   // Raw rows: this driver's pluck mode still answers objects (with timing metadata), never equal twice.
   const dataVersion = db.prepare('PRAGMA data_version')
   dataVersion.raw(true)
-  versions.set(client, () => (dataVersion.get() as [number])[0])
+  // NaN when it cannot be read (the connection closed at shutdown): never equal, so callers query as before.
+  versions.set(client, () => { try { return (dataVersion.get() as [number])[0] } catch { return NaN } })
   const clientBatch = client.batch.bind(client)
   const clientClose = client.close.bind(client)
   client.batch = async (stmts: unknown[], mode?: string) => {
