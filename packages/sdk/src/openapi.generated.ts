@@ -623,6 +623,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tokens/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke one subscriber or trigger token by its id (the `id` of POST /v1/tokens, or the token's jti): it is refused within a fraction of a second on every process; open streams it authenticated close with 4001 at their next token check
+         * @description Requires scope `runs:read`.
+         */
+        delete: operations["deleteToken"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tokens/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke one subscriber or trigger token by its id (the `id` of POST /v1/tokens, or the token's jti): it is refused within a fraction of a second on every process; open streams it authenticated close with 4001 at their next token check
+         * @description Requires scope `runs:read`.
+         */
+        post: operations["revokeToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tokens/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke every subscriber and trigger token of the tenant minted before a time (default now); admin keys
+         * @description Requires scope `admin`.
+         */
+        post: operations["postTokenRevoke"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/": {
         parameters: {
             query?: never;
@@ -1031,7 +1091,10 @@ export interface components {
             /** @enum {string} */
             kind: "root" | "key" | "token";
             tenant_id: string | null;
+            /** @description the key; for a token, the key that minted it */
             key_id: string | null;
+            /** @description a token's id (revoke it with POST /v1/tokens/{id}/revoke) */
+            token_id: string | null;
             /** @description what this credential may do (a subscriber token: runs:read) */
             scopes: string[];
             token_scope: {
@@ -1163,6 +1226,10 @@ export interface components {
              * @enum {string}
              */
             trigger_retry: "at_most_once" | "at_least_once";
+            /** @description the JSON Schema trigger variables must match (see VariablesSchema); null: any object */
+            variables_schema: {
+                [key: string]: unknown;
+            } | null;
             created_at: string;
             updated_at: string;
         };
@@ -1192,6 +1259,40 @@ export interface components {
              * @enum {string}
              */
             trigger_retry?: "at_most_once" | "at_least_once";
+            variables_schema?: components["schemas"]["VariablesSchema"] | null;
+        };
+        /** @description JSON Schema (2020-12 subset: type, properties, required, additionalProperties, items, enum, const, minLength, maxLength, format, minimum, maximum, minItems, maxItems, uniqueItems) that `variables` of every trigger must match (400 `invalid_variables` naming the path); null: any object */
+        VariablesSchema: components["schemas"]["VariablesSchemaNode"];
+        VariablesSchemaNode: {
+            /** @constant */
+            $schema?: "https://json-schema.org/draft/2020-12/schema";
+            type?: ("object" | "array" | "string" | "number" | "integer" | "boolean" | "null") | ("object" | "array" | "string" | "number" | "integer" | "boolean" | "null")[];
+            title?: string;
+            description?: string;
+            default?: unknown;
+            examples?: unknown[];
+            enum?: unknown[];
+            const?: unknown;
+            minLength?: number;
+            maxLength?: number;
+            /** @enum {string} */
+            format?: "date" | "time" | "date-time" | "duration" | "email" | "hostname" | "ipv4" | "ipv6" | "uri" | "uri-reference" | "url" | "uuid";
+            minimum?: number;
+            maximum?: number;
+            exclusiveMinimum?: number;
+            exclusiveMaximum?: number;
+            multipleOf?: number;
+            items?: components["schemas"]["VariablesSchemaNode"];
+            minItems?: number;
+            maxItems?: number;
+            uniqueItems?: boolean;
+            properties?: {
+                [key: string]: components["schemas"]["VariablesSchemaNode"];
+            };
+            required?: string[];
+            additionalProperties?: boolean | components["schemas"]["VariablesSchemaNode"];
+            minProperties?: number;
+            maxProperties?: number;
         };
         WorkflowList: {
             items: components["schemas"]["Workflow"][];
@@ -1212,6 +1313,7 @@ export interface components {
              * @enum {string}
              */
             trigger_retry?: "at_most_once" | "at_least_once";
+            variables_schema?: components["schemas"]["VariablesSchema"] | null;
         };
         Run: {
             id: string;
@@ -1310,6 +1412,8 @@ export interface components {
             data: unknown;
         };
         TokenCreated: {
+            /** @description the token's id (its jti): revoke it with POST /v1/tokens/{id}/revoke */
+            id: string;
             token: string;
             /** @constant */
             token_type: "Bearer";
@@ -1324,6 +1428,12 @@ export interface components {
             trigger?: {
                 workflow_id: string;
                 max_runs: number;
+                run_tags: string[];
+                /** @description pinned variables */
+                variables: {
+                    [key: string]: unknown;
+                };
+                allowed_variables: string[] | null;
             };
         };
         TokenCreate: {
@@ -1339,8 +1449,31 @@ export interface components {
             workflow_id?: string;
             /** @description trigger tokens: how many runs it may start (default 1), counted in the database */
             max_runs?: number;
+            /** @description trigger tokens: tags every run it starts carries; a trigger body may repeat them but name no other tag (403 tag_not_allowed) */
+            run_tags?: string[];
+            /** @description trigger tokens: pinned variables. Every run it starts gets these values; a trigger body that gives one of them another value gets 403 variable_pinned (the same value is accepted) */
+            variables?: {
+                [key: string]: unknown;
+            };
+            /** @description trigger tokens: the only variables a trigger body may set besides the pinned ones (403 variable_not_allowed); default any */
+            allowed_variables?: string[];
             /** @description lifetime; default 900 (15 minutes), at most 86400 (3600 for trigger tokens). Default: 900. */
             ttl_seconds?: number;
+        };
+        TokenRevoked: {
+            /** @constant */
+            revoked: true;
+            /** @description the revoked token (null when revoking by time) */
+            id: string | null;
+            /** @description tokens minted before this time are refused (null when revoking one token) */
+            before: string | null;
+        };
+        TokenRevokeAll: {
+            /**
+             * Format: date-time
+             * @description revoke every token of the tenant minted before this time (default: now); a later time replaces an earlier one
+             */
+            before?: string;
         };
         Schedule: {
             id: string;
@@ -3223,6 +3356,119 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             414: components["responses"]["UriTooLong"];
             422: components["responses"]["IdempotencyKeyMismatch"];
+            429: components["responses"]["TooManyRequests"];
+            /** @description Unexpected error (5xx); the body never carries internals. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenRevoked"];
+                };
+            };
+            400: components["responses"]["ValidationFailed"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
+            429: components["responses"]["TooManyRequests"];
+            /** @description Unexpected error (5xx); the body never carries internals. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    revokeToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenRevoked"];
+                };
+            };
+            400: components["responses"]["ValidationFailed"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            414: components["responses"]["UriTooLong"];
+            429: components["responses"]["TooManyRequests"];
+            /** @description Unexpected error (5xx); the body never carries internals. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postTokenRevoke: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenRevokeAll"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenRevoked"];
+                };
+            };
+            400: components["responses"]["ValidationFailed"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
             /** @description Unexpected error (5xx); the body never carries internals. */
             default: {
