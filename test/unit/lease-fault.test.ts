@@ -22,15 +22,33 @@ describe('run host: database lost', () => {
   let store: Store
   let host: LocalRunHost
   let polls: number
+  let triggers: number
+  /** Writes to fail (a database fault) once the trigger has been answered. */
+  let failAfterAnswer: number
   const logs: string[] = []
 
   beforeEach(async () => {
     ;({ dir, store } = await migratedStore('lease-fault'))
     polls = 0
+    triggers = 0
+    failAfterAnswer = 0
     const connector: Connector = {
       provider: 'fake',
       connectionConfig: PollPolicy as any, credentials: PollPolicy as any, workflowConfig: PollPolicy as any,
-      async trigger() { return { upstreamId: 'up-1', status: 'running' } },
+      async trigger() {
+        triggers++
+        if (failAfterAnswer > 0) {
+          // The database drops out right after the vendor answered: the answer's writes fail for a while.
+          const { writeBatch } = store
+          let left = failAfterAnswer
+          store.writeBatch = (async (...a: Parameters<Store['writeBatch']>) => {
+            if (left-- > 0) throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })
+            store.writeBatch = writeBatch
+            return writeBatch.apply(store, a)
+          }) as Store['writeBatch']
+        }
+        return { upstreamId: 'up-1', status: 'running' }
+      },
       async poll() { polls++; return { status: 'running' } },
     }
     const policy = PollPolicy.parse({ firstIntervalMs: 100, maxIntervalMs: 100, deadlineMs: 600_000 })
@@ -114,5 +132,19 @@ describe('run host: database lost', () => {
     expect(host.heldRuns).toBe(1)
     expect(polls).toBeGreaterThan(0)
     expect(host.repairs).toBeGreaterThan(0)
+  }, 15_000)
+
+  it('a known trigger answer survives a short database fault: its write is retried under the lease, no unknown outcome', async () => {
+    failAfterAnswer = 4
+    const now = Date.now()
+    await host.create(queuedRun('run_answer', now, { nextTickAt: now }), CREATED)
+    await sleep(3_000)
+    const run = await store.getRunById('run_answer')
+    expect(triggers).toBe(1)
+    expect(run?.upstreamId).toBe('up-1')
+    expect(run?.triggerPendingAt).toBeNull()
+    expect(run?.error).toBeNull()
+    expect(run?.finishedAt).toBeNull()
+    expect(polls).toBeGreaterThan(0)
   }, 15_000)
 })
