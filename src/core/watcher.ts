@@ -24,6 +24,8 @@ export interface WatcherDeps {
 
 /** Default of answerRetryMs: longer than any lease TTL, so the lease decides first where there is one. */
 const ANSWER_RETRY_MS = 60_000
+/** And at most this many writes (about 80 s of backoff), whatever the clock says. */
+const MAX_ANSWER_RETRIES = 20
 
 /** Secret forms of each connection's credentials (the decrypted object is cached per connection version). */
 const formsCache = new WeakMap<object, string[]>()
@@ -178,7 +180,7 @@ export class Watcher {
       } catch (err) {
         if (!(err instanceof WriteConflictError)) {
           const { ledger, answerRetryMs = ANSWER_RETRY_MS } = this.deps
-          if (ledger.holds?.(run.id) === false || this.deps.clock.now() - since >= answerRetryMs) throw err
+          if (ledger.holds?.(run.id) === false || this.deps.clock.now() - since >= answerRetryMs || faults >= MAX_ANSWER_RETRIES) throw err
           await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** faults++)))
           attempt--
           // The failed write may have committed after all: then the answer is stored, and the conflict below says so.

@@ -781,13 +781,16 @@ export class Store {
   // run leases -------------------------------------------------------------
   /**
    * Renew every lease `owner` holds on unfinished runs, in one statement. Returns the runs
-   * still held and their tokens: a run held before and missing now was taken over.
+   * still held and their tokens: a run held before and missing now (or with another token)
+   * was taken over.
    */
-  async renewLeases(owner: string, now: number, expiresAt: number): Promise<Array<{ id: string; token: number }>> {
-    // A lapsed lease is not renewed, even under our name: it is claimed again (a new token),
-    // since this process may have stopped watching it meanwhile.
+  async renewLeases(owner: string, _now: number, expiresAt: number): Promise<Array<{ id: string; token: number }>> {
+    // A lease that lapsed while the database was unreachable is renewed too if nobody claimed
+    // it meanwhile: the row still carries our name and our token, so no other process has
+    // written as its owner, and a claim and this renewal are both conditional single-row
+    // writes (whichever commits first wins). A lapsed lease someone claimed has their name.
     const rows = await this.db.update(runs).set({ leaseExpiresAt: expiresAt })
-      .where(and(eq(runs.leaseOwner, owner), isNull(runs.finishedAt), gte(runs.leaseExpiresAt, now))).returning({ id: runs.id, token: runs.leaseToken })
+      .where(and(eq(runs.leaseOwner, owner), isNull(runs.finishedAt))).returning({ id: runs.id, token: runs.leaseToken })
     return rows
   }
 

@@ -47,8 +47,11 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
 
   app.onError((err, c) => {
     const apiErr = toApiError(err)
-    if (apiErr.code === 'store_unavailable') deps.telemetry?.inc('runrelay_store_errors_total', { where: 'api' })
-    if (apiErr.status >= 500) deps.log?.('request failed', { request_id: c.get('requestId'), method: c.req.method, path: c.req.path, error: String((err as Error)?.stack ?? err) })
+    if (apiErr.code === 'store_unavailable') {
+      // A fault of the database, not of this code: one short line (no stack), counted.
+      deps.telemetry?.inc('runrelay_store_errors_total', { where: 'api' })
+      deps.log?.('request failed: database unavailable (503)', { request_id: c.get('requestId'), method: c.req.method, path: c.req.path, error: String((err as Error)?.cause ?? (err as Error)?.message ?? err).slice(0, 300) })
+    } else if (apiErr.status >= 500) deps.log?.('request failed', { request_id: c.get('requestId'), method: c.req.method, path: c.req.path, error: String((err as Error)?.stack ?? err) })
     return errorResponse(c, apiErr)
   })
   // Every answer carries X-Request-Id (a sane incoming one is kept), and so do error bodies and log lines.

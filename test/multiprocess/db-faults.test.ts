@@ -8,7 +8,8 @@
  * Faults, one after another, runs in flight through each: a stall longer than the TTL
  * (SIGSTOP of the server), a stall of about one TTL, a restart (SIGKILL + start), a network
  * cut (every connection reset, new ones refused). During each: the API answers 503
- * store_unavailable with Retry-After and /healthz says db down. After all: every run
+ * store_unavailable with Retry-After and /healthz says db down; a feed subscriber on each
+ * process stays connected and gets every event once, in order. After all: every run
  * finishes, runs created after each fault complete, 0 double triggers upstream, 0
  * trigger_outcome_unknown from a fault shorter than the TTL, and a trigger retried with its
  * Idempotency-Key (at once, and past the in-flight window) answers its one run.
@@ -23,6 +24,7 @@ import { startGenericUpstream, type GenericUpstream, type Step } from '../fakes/
 import { allRuns, clusterTenant, countedWorkflow, printClusterLogs, startCluster, type Cluster } from '../helpers/cluster.ts'
 import { startLibsqlServer, type LibsqlServerProcess } from '../helpers/libsql-server.ts'
 import { haveRedis, startRedis, type RedisServer } from '../helpers/redis.ts'
+import { openWs } from '../helpers/clients.ts'
 import { api, until } from '../helpers/server.ts'
 import { startTcpProxy } from '../helpers/tcp-proxy.ts'
 
@@ -83,6 +85,9 @@ describe(`multiprocess: database stalls, restarts and network cuts (${ROUNDS} ro
   }))
 
   it('every run finishes, runs after each fault complete, 0 double triggers, 503 + Retry-After during the fault, one run per Idempotency-Key', async () => {
+    // A feed subscriber on every process, through every fault: it stays connected and gets every event once, in order.
+    const feeds = Array.from({ length: PROCESSES }, (_, i) => openWs(`${cluster.url(i).replace('http', 'ws')}/v1/stream?after=0`, { authorization: `Bearer ${tenant.key}` }))
+    await Promise.all(feeds.map((f) => f.opened))
     const phases: Array<{ fault: Fault; round: number; during: string[]; after: string[]; status503: number; retryAfter: boolean; healthDown: boolean; faultMs: number }> = []
     const all: string[] = []
     for (let round = 0; round < ROUNDS; round++) {
@@ -148,6 +153,16 @@ describe(`multiprocess: database stalls, restarts and network cuts (${ROUNDS} ro
       }
     }
     expect(await storeErrors(), '/metrics counts store errors').toBeGreaterThan(0)
+    // Every feed: still open, and exactly the stored history of every run, in id order.
+    const history: Array<{ id: number }> = []
+    for (const id of unique) history.push(...(await c.get(`/v1/runs/${id}/events?limit=1000`)).body.events)
+    const expected = history.map((e) => e.id).sort((a, b) => a - b)
+    for (const [i, feed] of feeds.entries()) {
+      await until(() => feed.events.length >= expected.length, 30_000, `feed on process ${i} to catch up`).catch(() => {})
+      expect(feed.closeInfo, `feed on process ${i} stays connected`).toBeNull()
+      expect(feed.events.map((e) => e.id), `feed on process ${i}: every event once, in order`).toEqual(expected)
+      feed.close()
+    }
   }, SOAK ? 900_000 : 240_000)
 
   /** runrelay_store_errors_total summed over the processes. */

@@ -1,6 +1,7 @@
 /**
- * A process that loses its database stops ticking once its leases may have lapsed, renews
- * nothing, logs the fault once, and claims the runs again when the database answers.
+ * A process that loses its database stops ticking once its leases may have lapsed, logs the
+ * fault once, keeps the runs nobody claimed meanwhile and drops the others when the database
+ * answers; no run is left without a timer.
  * Real store and run host; the database "loss" is the lease statements failing.
  */
 import { rmSync } from 'node:fs'
@@ -21,15 +22,33 @@ describe('run host: database lost', () => {
   let store: Store
   let host: LocalRunHost
   let polls: number
+  let triggers: number
+  /** Writes to fail (a database fault) once the trigger has been answered. */
+  let failAfterAnswer: number
   const logs: string[] = []
 
   beforeEach(async () => {
     ;({ dir, store } = await migratedStore('lease-fault'))
     polls = 0
+    triggers = 0
+    failAfterAnswer = 0
     const connector: Connector = {
       provider: 'fake',
       connectionConfig: PollPolicy as any, credentials: PollPolicy as any, workflowConfig: PollPolicy as any,
-      async trigger() { return { upstreamId: 'up-1', status: 'running' } },
+      async trigger() {
+        triggers++
+        if (failAfterAnswer > 0) {
+          // The database drops out right after the vendor answered: the answer's writes fail for a while.
+          const { writeBatch } = store
+          let left = failAfterAnswer
+          store.writeBatch = (async (...a: Parameters<Store['writeBatch']>) => {
+            if (left-- > 0) throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })
+            store.writeBatch = writeBatch
+            return writeBatch.apply(store, a)
+          }) as Store['writeBatch']
+        }
+        return { upstreamId: 'up-1', status: 'running' }
+      },
       async poll() { polls++; return { status: 'running' } },
     }
     const policy = PollPolicy.parse({ firstIntervalMs: 100, maxIntervalMs: 100, deadlineMs: 600_000 })
@@ -59,16 +78,33 @@ describe('run host: database lost', () => {
     const stoppedAt = polls
     await sleep(800)
     expect(polls, 'no tick once the leases may have lapsed').toBe(stoppedAt)
-    expect(host.heldRuns).toBe(0)
     expect(logs.filter((m) => m.startsWith('lease renewal failed'))).toHaveLength(1)
-    // Back: the lapsed lease is claimed again (a new token) and polling resumes.
+    // Back: nobody claimed the lapsed lease meanwhile, so the renewal keeps it (same token) and polling resumes.
     store.renewLeases = renewLeases
     store.claimRuns = claimRuns
     await sleep(1_000)
     expect(host.heldRuns).toBe(1)
     expect(polls).toBeGreaterThan(stoppedAt)
     expect(logs).toContain('database reachable again: renewing and claiming leases')
-    expect((await store.leaseOf('run_1'))?.token).toBe(2)
+    expect((await store.leaseOf('run_1'))?.token).toBe(1)
+  }, 15_000)
+
+  it('a lapsed lease another process claimed during the fault is dropped here when the database answers', async () => {
+    const now = Date.now()
+    await host.create(queuedRun('run_2', now, { nextTickAt: now }), CREATED)
+    await sleep(300)
+    const { renewLeases, claimRuns } = store
+    store.renewLeases = async () => { throw new Error('fetch failed') }
+    store.claimRuns = async () => { throw new Error('fetch failed') }
+    await sleep(1_600) // lapsed; another process (reaching the database) claims it
+    expect((await claimRuns.call(store, 'p2', Date.now(), Date.now() + 60_000, 10)).map((r) => r.id)).toEqual(['run_2'])
+    const pollsThen = polls
+    store.renewLeases = renewLeases
+    store.claimRuns = claimRuns
+    await sleep(1_000)
+    expect(host.heldRuns).toBe(0)
+    expect(polls, 'p1 never polls a run p2 owns').toBe(pollsThen)
+    expect(logs).toContain('lease lost: run taken over by another process, stopped watching it here')
   }, 15_000)
 
   it('a run created while the lease is unconfirmed keeps its timer and is polled once renewals succeed (no stranded run)', async () => {
@@ -96,5 +132,19 @@ describe('run host: database lost', () => {
     expect(host.heldRuns).toBe(1)
     expect(polls).toBeGreaterThan(0)
     expect(host.repairs).toBeGreaterThan(0)
+  }, 15_000)
+
+  it('a known trigger answer survives a short database fault: its write is retried under the lease, no unknown outcome', async () => {
+    failAfterAnswer = 4
+    const now = Date.now()
+    await host.create(queuedRun('run_answer', now, { nextTickAt: now }), CREATED)
+    await sleep(3_000)
+    const run = await store.getRunById('run_answer')
+    expect(triggers).toBe(1)
+    expect(run?.upstreamId).toBe('up-1')
+    expect(run?.triggerPendingAt).toBeNull()
+    expect(run?.error).toBeNull()
+    expect(run?.finishedAt).toBeNull()
+    expect(polls).toBeGreaterThan(0)
   }, 15_000)
 })

@@ -83,10 +83,22 @@ describe('run object durability', () => {
       await until(async () => (await outboxSize(run.id)) >= 5, 10_000, 'events piling up in the outbox')
       // Nothing that is not in libSQL reaches a subscriber.
       expect(sub.events.length).toBe(during)
-      expect((await call('GET', '/healthz')).status).toBeGreaterThanOrEqual(500)
+      const health = await call('GET', '/healthz')
+      expect(health.status).toBe(503)
+      expect(health.body.db).toBe('down')
+      // The API says what is wrong and when to come back, never a 500.
+      const refused = await call('POST', `/v1/workflows/${t.workflowId}/runs`, t.key, { variables: { script: [{ status: 'completed' }] } }, { 'idempotency-key': 'outage-1' })
+      expect(refused.status).toBe(503)
+      expect(refused.body.error.code).toBe('store_unavailable')
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0)
     } finally {
       await setFailing(false)
     }
+    // Its retry with the same key makes one run, and a second retry answers that run again.
+    const retried = await call('POST', `/v1/workflows/${t.workflowId}/runs`, t.key, { variables: { script: [{ status: 'completed' }] } }, { 'idempotency-key': 'outage-1' })
+    expect(retried.status).toBe(202)
+    const again = await call('POST', `/v1/workflows/${t.workflowId}/runs`, t.key, { variables: { script: [{ status: 'completed' }] } }, { 'idempotency-key': 'outage-1' })
+    expect(again.body.id).toBe(retried.body.id)
 
     expect(await Promise.race([sub.closed, sleep(20_000).then(() => null)])).toMatchObject({ code: 1000 })
     expect(sub.events.length).toBeGreaterThan(during + 5)

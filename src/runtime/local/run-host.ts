@@ -185,7 +185,7 @@ export class LocalRunHost implements RunHosts {
     }, every)
   }
 
-  /** Renew (every third of the TTL), then claim free runs; on a database fault, stop ticking until it is back. */
+  /** Renew (every third of the TTL), check the invariant, then claim free runs; on a database fault, ticks wait until it is back. */
   private async leasePass(): Promise<void> {
     const { owner, ttlMs } = this.lease
     const started = this.now()
@@ -228,15 +228,15 @@ export class LocalRunHost implements RunHosts {
       this.metrics?.inc('runrelay_store_errors_total', { where: 'lease' })
       const message = String((err as Error)?.message ?? err)
       if (this.fault === null) {
-        this.log('lease renewal failed (database unreachable?): ticks stop when the leases lapse, other processes take the runs over', {
+        this.log('lease renewal failed (database unreachable?): ticks wait from when the leases may lapse; runs nobody else claims meanwhile are kept', {
           owner, runs: this.held.size, lapseAt: new Date(this.validUntil).toISOString(), error: message,
         })
       }
       this.fault = message
-      if (this.now() >= this.validUntil) {
-        // Our leases have lapsed: whoever claims them now is the owner. Forget them all.
-        for (const id of [...this.held.keys()]) this.drop(id, false)
-      }
+      // Runs stay held, their ticks deferred (runTick) while the leases may have lapsed: in the
+      // database a lapsed lease is claimable by anyone, so nothing is stranded. When the database
+      // answers again, the renewal keeps those nobody claimed meanwhile (same name, same token:
+      // an answer in hand is then stored, not lost) and reports the others, which are dropped.
     }
   }
 
