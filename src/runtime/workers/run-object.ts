@@ -4,10 +4,10 @@ import type { NewEvent, RunEvent } from '../../core/domain.ts'
 import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
 import type { BindConnector, ConnectorBinding, RunLedger } from '../../core/ports.ts'
-import { systemClock } from '../../core/ports.ts'
+import { noMetrics, systemClock } from '../../core/ports.ts'
 import { RateBudget } from '../../core/rate-budget.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
-import { FINISHED, helloFrame, REPLAY_PAGE } from '../../core/stream-session.ts'
+import { FINISHED, helloFrame, REPLAY_PAGE, StreamSession, type SessionHost } from '../../core/stream-session.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
 import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env, WorkersConfig } from './env.ts'
@@ -16,7 +16,7 @@ import { flushToLibsql, type OutboxEvent } from './outbox.ts'
 import { getShared, type Shared } from './shared.ts'
 import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
 import { ReplayBatches, type Joining } from './replay.ts'
-import { runShardName, SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { runShardName, sseResponse, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
 const INFRA_RETRY_MS = 2_000
@@ -61,7 +61,8 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   private readonly lock = new Mutex()
   /** Small durable values (JSON by key) in the object's SQLite storage. */
   private readonly meta = new MetaTable(this.ctx.storage.sql)
-  private readonly sse = new Set<SseSink>()
+  /** SSE subscribers: each a core StreamSession (it replays, goes live, ends and expires itself). */
+  private readonly sse = new Set<StreamSession>()
   private watcher?: Watcher
   private binder?: Binder
   private bindCache?: { at: number; binding: ConnectorBinding }
@@ -173,7 +174,9 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
         if (this.hasPending()) await this.flush()
         const run = this.meta.get<RunRow>('run')
         if (run && !run.finishedAt) await this.tick(run.id)
-        this.socketExpiry = await this.sweepStreams(this.sse)
+        const { earliest, beat } = await this.sweepStreams()
+        this.socketExpiry = earliest
+        if (beat) for (const s of this.sse) if (!s.replaying) s.heartbeat()
       } finally {
         await this.armAlarm()
         await this.cleanupIfDone()
@@ -188,7 +191,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     return this.entry('fetch', async () => {
       const params = streamParams(request)
       if (!params?.runId) return errorJson(400, 'bad_request', 'not a stream request')
-      if (params.transport === 'sse') return this.openSse(params)
+      if (params.transport === 'sse') return await this.openSse(params)
       if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
         return upgradeRequired()
       }
@@ -303,7 +306,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     }
     if (this.hasPending()) due.push(now + Math.min(FLUSH_RETRY_MAX_MS, FLUSH_RETRY_MIN_MS * 2 ** Math.min(this.flushFailures, 10)))
     const open = this.ctx.getWebSockets().length > 0 || this.sse.size > 0
-    due.push(...await this.streamsDue(open, [this.socketExpiry ?? undefined, ...[...this.sse].map((s) => s.expiresAt)]))
+    due.push(...await this.streamsDue(open, [this.socketExpiry ?? undefined]))
     // Exactly at the earliest: an earlier alarm would tick the run early.
     await this.setAlarmAt(due, false)
   }
@@ -346,10 +349,8 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
       trySend(ws, f.frame)
       if (f.ends) tryClose(ws, FINISHED.code, FINISHED.reason)
     }
-    for (const s of this.sse) {
-      if (!s.ready) continue
-      if (s.deliver(events).some(endsRun)) s.end()
-    }
+    // SSE sessions replay through their gate: it buffers what is published meanwhile and sends each event once.
+    for (const s of this.sse) s.push(events)
     this.notifyShards(run.id, events)
     this.notifyFeed(run.tenantId, run.id, events[events.length - 1]!.id)
   }
@@ -414,27 +415,29 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     return first !== null ? first - 1 : run.lastSeq
   }
 
-  private openSse(params: StreamParams): Response {
-    const sink = new SseSink(params.after, (e) => e.seq, params.expiresAt, (s) => this.sse.delete(s), this.shared?.config.RUNRELAY_WS_MAX_BUFFERED_BYTES)
-    this.sse.add(sink)
-    this.ctx.waitUntil(this.lock.run(async () => {
-      const { shared } = await this.deps()
-      try {
-        for (;;) {
-          const page = await shared.store.listRunEvents(params.runId!, sink.position, REPLAY_PAGE)
-          if (sink.deliver(page).some(endsRun)) return sink.end()
-          if (page.length < REPLAY_PAGE) break
-        }
-      } catch (err) {
-        this.log('replay failed', 'fetch', { runId: params.runId, error: String(err) })
-        return sink.end()
-      }
-      // A finished run whose history is all sent (a resume at its end): nothing more will come.
-      if (params.finished || this.meta.get<RunRow>('run')?.finishedAt) return sink.end()
-      sink.ready = true
-      await this.armAlarm()
-    }).catch(() => sink.end()))
-    return sink.response
+  /** An SSE subscriber: a core StreamSession over sseResponse, fed by publish. */
+  private async openSse(params: StreamParams): Promise<Response> {
+    const { shared } = await this.deps()
+    const runId = params.runId!
+    const host: SessionHost = {
+      heartbeatMs: shared.config.RUNRELAY_HEARTBEAT_MS,
+      maxBufferedBytes: shared.config.RUNRELAY_WS_MAX_BUFFERED_BYTES,
+      metrics: noMetrics,
+      join: (s) => { this.sse.add(s); return undefined },
+      leave: (s) => { this.sse.delete(s) },
+      load: () => (after) => shared.store.listRunEvents(runId, after, REPLAY_PAGE),
+      // Nothing to forget: leaving the set is all (the alarm's next pass sees it gone).
+      forget: () => {},
+    }
+    let session: StreamSession | undefined
+    const { socket, response } = sseResponse(() => session?.closed())
+    // A finished run (or one that finished before this stream opened): it ends once its replay is sent.
+    const finished = params.finished || Boolean(this.meta.get<RunRow>('run')?.finishedAt)
+    session = new StreamSession(host, socket, { runId, after: params.after, expiresAt: params.expiresAt, finished }, 'sse')
+    this.ctx.waitUntil(session.start().then(() => this.lock.run(() => this.armAlarm())).catch((err) => {
+      this.log('replay failed', 'fetch', { runId, error: String(err) })
+    }))
+    return response
   }
 
   // ---- wiring -------------------------------------------------------------------------------

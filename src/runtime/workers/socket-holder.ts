@@ -170,9 +170,9 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
   /**
    * The alarm's pass over the streams: a stream whose credential lapsed (the core's one check)
    * is closed, and when a heartbeat is due the ready ones get it. Returns the earliest expiry
-   * left among the WebSockets (null: none).
+   * left among the WebSockets (null: none), and whether this was a heartbeat.
    */
-  protected async sweepStreams(sinks: Iterable<SseSink> = []): Promise<number | null> {
+  protected async sweepStreams(sinks: Iterable<SseSink> = []): Promise<{ earliest: number | null; beat: boolean }> {
     const sockets = this.ctx.getWebSockets()
     const sse = [...sinks]
     const { config } = await this.loadShared()
@@ -192,7 +192,7 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
       if (credentialLapsed(s.expiresAt, now)) s.end()
       else if (beat && s.ready) s.heartbeat()
     }
-    return earliest
+    return { earliest, beat }
   }
 
   protected log(msg: string, handler: string, extra: Record<string, unknown> = {}): void {

@@ -150,8 +150,28 @@ export function tryClose(ws: WebSocket, code: number, reason: string): void {
 }
 
 /**
- * An SSE subscriber held in memory (SSE cannot hibernate: the object stays awake while it is
- * open): its position, and the core's SseWriter over a TransformStream for the bytes.
+ * An SSE response whose body is written later (from alarms and publishes, with no Hono context):
+ * the core's SseWriter over a TransformStream. `ended` runs once the response is over (ended by
+ * the writer, or the client went away).
+ */
+export function sseResponse(ended: () => void): { socket: SseWriter; response: Response } {
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
+  const writer = writable.getWriter()
+  const encoder = new TextEncoder()
+  const socket = new SseWriter({
+    write: (text) => writer.write(encoder.encode(text)),
+    end: () => { writer.close().catch(() => {}); ended() },
+    fail: (reason) => { writer.abort(reason).catch(() => {}) },
+  })
+  const response = new Response(readable, {
+    headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' },
+  })
+  return { socket, response }
+}
+
+/**
+ * A feed's SSE subscriber held in memory (SSE cannot hibernate: the object stays awake while it
+ * is open): its position, written through sseResponse.
  */
 export class SseSink {
   private readonly out: SseWriter
@@ -167,17 +187,9 @@ export class SseSink {
     /** Unread bytes past which the subscriber is a slow consumer (RUNRELAY_WS_MAX_BUFFERED_BYTES). */
     private readonly maxPendingBytes = 4 * 1024 * 1024,
   ) {
-    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
-    const writer = writable.getWriter()
-    const encoder = new TextEncoder()
-    this.out = new SseWriter({
-      write: (text) => writer.write(encoder.encode(text)),
-      end: () => { writer.close().catch(() => {}); this.end() },
-      fail: (reason) => { writer.abort(reason).catch(() => {}) },
-    })
-    this.response = new Response(readable, {
-      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' },
-    })
+    const { socket, response } = sseResponse(() => this.end())
+    this.out = socket
+    this.response = response
     this.out.send(sseRetryFrame)
   }
 
