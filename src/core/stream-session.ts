@@ -27,6 +27,8 @@ export interface StreamSpec {
   expiresAt?: number
   /** A run stream of a run that had finished when it was opened: it ends once its replay is sent. */
   finished?: boolean
+  /** Token streams: whether the token is still in force (not revoked); asked at every heartbeat. */
+  inForce?: () => Promise<boolean>
 }
 
 /** The first frame of a WebSocket stream. */
@@ -51,6 +53,8 @@ export const credentialLapsed: CredentialCheck = (expiresAt, now) => expiresAt !
 
 /** The close of a stream whose credential lapsed. */
 export const EXPIRED = { code: CLOSE.UNAUTHORIZED, reason: 'token expired' } as const
+/** The close of a stream whose token (or the key that minted it) was revoked: the expiry's code, its own reason. */
+export const REVOKED = { code: CLOSE.UNAUTHORIZED, reason: 'token revoked' } as const
 /** The close of a run stream once its run finished and every event was sent. */
 export const FINISHED = { code: CLOSE.NORMAL, reason: 'run finished' } as const
 /** The close of a stream whose history could not be read. */
@@ -272,6 +276,8 @@ export class StreamSession extends ReplayGate {
   /** A heartbeat (the host's one timer calls every session). */
   heartbeat(): void {
     try { this.socket.send(this.wire.heartbeat()) } catch { /* closing: its close handler forgets it */ }
+    // Revocation is checked at the heartbeat's pace (a read-cached lookup); a store fault keeps the stream.
+    this.spec.inForce?.().then((ok) => { if (!ok && !this.closing) this.end(REVOKED.code, REVOKED.reason) }, () => {})
   }
 
   /** Close the stream with a code; the session leaves its fan-out at once. */

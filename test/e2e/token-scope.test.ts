@@ -81,10 +81,14 @@ describe('tokens die with their key, by id, and by time', () => {
     await expect(within(refused.opened, 5_000, 'ws open')).rejects.toMatchObject({ status: 401 })
     ws.send({ type: 'refresh_token', token: a.token })
     await until(() => ws.messages.find((m) => m.type === 'error' && m.code === 'invalid_token'), 5_000, 'invalid_token')
-    ws.close()
+    // The open stream's own token revoked: it closes at the next heartbeat (1 s here), 4001 as at expiry.
+    expect(ws.closeInfo).toBeNull()
+    expect((await t.client.delete(`/v1/tokens/${c.id}`)).status).toBe(200)
+    expect(await within(ws.closed, 5_000, 'ws closed after revocation')).toEqual({ code: 4001, reason: 'token revoked' })
     // Bad ids are a 400; a key that only reads may revoke, a token may not.
     expect((await t.client.delete('/v1/tokens/not-a-token')).status).toBe(400)
-    expect((await api(server.url, c.token).delete(`/v1/tokens/${c.id}`)).status).toBe(401)
+    const d = await mint()
+    expect((await api(server.url, d.token).delete(`/v1/tokens/${d.id}`)).status).toBe(401)
   })
 
   it('POST /v1/tokens/revoke {before} refuses every token minted before it, not those minted after', async () => {
