@@ -18,7 +18,7 @@ const GLOBAL_SETUP: Partial<Record<LaneName, string[]>> = {
  * files wait on servers and child processes more than on the CPU; the stress lanes
  * (reliability's storms, cluster's process groups and SIGKILL rounds) run one file at a time.
  */
-const MAX_FILES: Partial<Record<LaneName, number>> = { reliability: 1, cluster: 1, browser: 1 }
+const MAX_FILES: Partial<Record<LaneName, number>> = { reliability: 1, cluster: 1, browser: 1, release: 1 }
 
 /**
  * The order lanes run in when several are asked for: lanes of one group share the run's file
