@@ -94,7 +94,8 @@ async function setup(s: Server, upstreamUrl: string, intervalMs: number) {
   const t = await api(s.url, ROOT_KEY, 'POST', '/v1/tenants', { name: 'bench' })
   const key: string = t.key.key
   const conn = await api(s.url, key, 'POST', '/v1/connections', { name: 'fake', provider: 'http', base_url: upstreamUrl })
-  const config = { trigger: { method: 'POST', path: '/jobs', body: { script: '{{script}}' } }, upstreamIdPath: 'id', status: { method: 'GET', path: '/jobs/{{upstream_id}}' }, statusPath: 'status', progressPath: 'progress', messagePath: 'message', resultPath: 'result' }
+  // The job's body is the run's input ({"script":"watch"} or {"script":"done"}): a `{{script}}` variable was never set, so the one-shot runs never completed and kept being polled.
+  const config = { trigger: { method: 'POST', path: '/jobs', body: '{{input}}' }, upstreamIdPath: 'id', status: { method: 'GET', path: '/jobs/{{upstream_id}}' }, statusPath: 'status', progressPath: 'progress', messagePath: 'message', resultPath: 'result' }
   const wf = (script: string) => api(s.url, key, 'POST', '/v1/workflows', { name: `bench-${script}`, connection_id: conn.id, upstream_workflow_id: 'jobs', config, input_template: { script }, poll_policy: { first_interval_ms: intervalMs, max_interval_ms: intervalMs } })
   return { key, watched: (await wf('watch')).id as string, oneShot: (await wf('done')).id as string }
 }
