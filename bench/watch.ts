@@ -121,6 +121,13 @@ async function triggers(servers: Array<{ url: string }>, key: string, workflowId
 
 interface Size { runs: number; intervalMs: number }
 
+/** The server's memory split from its /metrics (prom-client's process metrics): V8 heap used and total, external (Buffers, native), in bytes. */
+async function memorySplit(s: Server): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
+  const text = await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${ROOT_KEY}` } })).text()
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN)
+  return { heapUsed: value('nodejs_heap_size_used_bytes'), heapTotal: value('nodejs_heap_size_total_bytes'), external: value('nodejs_external_memory_bytes') }
+}
+
 /** Measure one window: polls and lags seen by the upstream, CPU of the watcher(s). */
 async function window(up: Agent, cpu: () => Promise<number> | number, intervalMs: number, seconds: number) {
   await up.call('mark', { intervalMs })
@@ -175,6 +182,7 @@ export async function watch(row: RowFn, details: Record<string, unknown>, quick:
           console.log(`  idle (no runs, ${IDLE_S} s): ${JSON.stringify(out.idle)}`)
         }
         const rss0 = procRss(s.pid)
+        const mem0 = await memorySplit(s)
         // Trigger throughput on the idle process (the baseline of the under-load figure).
         const biggest1s = sizes.filter((x) => x.intervalMs === 1000).at(-1)
         if (size === biggest1s) { res.triggersIdle = await triggers([s], ids.key, ids.oneShot, TRIGGERS, 50); res.triggersIdle.load = loadavg(); await sleep(1000) }
@@ -185,6 +193,9 @@ export async function watch(row: RowFn, details: Record<string, unknown>, quick:
         res.runrelay = await window(up, () => procCpuMs(s.pid), size.intervalMs, MEASURE_S)
         res.runrelay.rss = procRss(s.pid)
         res.runrelay.rssPerRunKiB = (res.runrelay.rss - rss0) / size.runs / 1024
+        // Where the RSS per run goes: live JS objects (heap used), heap kept by V8 (heap total), Buffers and native memory (external), the rest (code, sockets' native state, libSQL, malloc arenas).
+        const mem1 = await memorySplit(s)
+        res.runrelay.perRunKiB = Object.fromEntries((['heapUsed', 'heapTotal', 'external'] as const).map((k) => [k, Math.round((mem1[k] - mem0[k]) / size.runs / 102.4) / 10]))
         console.log(`  ${size.runs} runs @ ${size.intervalMs} ms, runrelay (created in ${res.createSeconds.toFixed(1)} s): ${JSON.stringify(res.runrelay)}`)
         if (size === biggest1s) {
           res.triggersLoaded = await triggers([s], ids.key, ids.oneShot, TRIGGERS, 50)
