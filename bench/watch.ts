@@ -94,7 +94,8 @@ async function setup(s: Server, upstreamUrl: string, intervalMs: number) {
   const t = await api(s.url, ROOT_KEY, 'POST', '/v1/tenants', { name: 'bench' })
   const key: string = t.key.key
   const conn = await api(s.url, key, 'POST', '/v1/connections', { name: 'fake', provider: 'http', base_url: upstreamUrl })
-  const config = { trigger: { method: 'POST', path: '/jobs', body: { script: '{{script}}' } }, upstreamIdPath: 'id', status: { method: 'GET', path: '/jobs/{{upstream_id}}' }, statusPath: 'status', progressPath: 'progress', messagePath: 'message', resultPath: 'result' }
+  // The job's body is the run's input ({"script":"watch"} or {"script":"done"}): a `{{script}}` variable was never set, so the one-shot runs never completed and kept being polled.
+  const config = { trigger: { method: 'POST', path: '/jobs', body: '{{input}}' }, upstreamIdPath: 'id', status: { method: 'GET', path: '/jobs/{{upstream_id}}' }, statusPath: 'status', progressPath: 'progress', messagePath: 'message', resultPath: 'result' }
   const wf = (script: string) => api(s.url, key, 'POST', '/v1/workflows', { name: `bench-${script}`, connection_id: conn.id, upstream_workflow_id: 'jobs', config, input_template: { script }, poll_policy: { first_interval_ms: intervalMs, max_interval_ms: intervalMs } })
   return { key, watched: (await wf('watch')).id as string, oneShot: (await wf('done')).id as string }
 }
@@ -119,6 +120,13 @@ async function triggers(servers: Array<{ url: string }>, key: string, workflowId
 }
 
 interface Size { runs: number; intervalMs: number }
+
+/** The server's memory split from its /metrics (prom-client's process metrics): V8 heap used and total, external (Buffers, native), in bytes. */
+async function memorySplit(s: Server): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
+  const text = await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${ROOT_KEY}` } })).text()
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN)
+  return { heapUsed: value('nodejs_heap_size_used_bytes'), heapTotal: value('nodejs_heap_size_total_bytes'), external: value('nodejs_external_memory_bytes') }
+}
 
 /** Measure one window: polls and lags seen by the upstream, CPU of the watcher(s). */
 async function window(up: Agent, cpu: () => Promise<number> | number, intervalMs: number, seconds: number) {
@@ -174,6 +182,7 @@ export async function watch(row: RowFn, details: Record<string, unknown>, quick:
           console.log(`  idle (no runs, ${IDLE_S} s): ${JSON.stringify(out.idle)}`)
         }
         const rss0 = procRss(s.pid)
+        const mem0 = await memorySplit(s)
         // Trigger throughput on the idle process (the baseline of the under-load figure).
         const biggest1s = sizes.filter((x) => x.intervalMs === 1000).at(-1)
         if (size === biggest1s) { res.triggersIdle = await triggers([s], ids.key, ids.oneShot, TRIGGERS, 50); res.triggersIdle.load = loadavg(); await sleep(1000) }
@@ -184,6 +193,9 @@ export async function watch(row: RowFn, details: Record<string, unknown>, quick:
         res.runrelay = await window(up, () => procCpuMs(s.pid), size.intervalMs, MEASURE_S)
         res.runrelay.rss = procRss(s.pid)
         res.runrelay.rssPerRunKiB = (res.runrelay.rss - rss0) / size.runs / 1024
+        // Where the RSS per run goes: live JS objects (heap used), heap kept by V8 (heap total), Buffers and native memory (external), the rest (code, sockets' native state, libSQL, malloc arenas).
+        const mem1 = await memorySplit(s)
+        res.runrelay.perRunKiB = Object.fromEntries((['heapUsed', 'heapTotal', 'external'] as const).map((k) => [k, Math.round((mem1[k] - mem0[k]) / size.runs / 102.4) / 10]))
         console.log(`  ${size.runs} runs @ ${size.intervalMs} ms, runrelay (created in ${res.createSeconds.toFixed(1)} s): ${JSON.stringify(res.runrelay)}`)
         if (size === biggest1s) {
           res.triggersLoaded = await triggers([s], ids.key, ids.oneShot, TRIGGERS, 50)

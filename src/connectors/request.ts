@@ -1,5 +1,5 @@
 import { parseJson } from '../core/json.ts'
-import { isOutboundUrlError } from '../core/outbound.ts'
+import { isOutboundUrlError, settleResponse } from '../core/outbound.ts'
 import { redactDeep, redactText } from '../core/redact.ts'
 import { isDotSegment, isSafeHeaderValue } from '../core/template.ts'
 import { DEFAULT_MAX_UPSTREAM_BODY_BYTES, UpstreamError, type ConnectorContext } from './types.ts'
@@ -94,7 +94,13 @@ async function send<T>(ctx: ConnectorContext, url: string, req: UpstreamRequest)
       transient: true,
     })
   }
-  const text = await readBounded(res, ctx.maxAnswerBytes ?? DEFAULT_MAX_UPSTREAM_BODY_BYTES)
+  let text: string
+  try {
+    text = await readBounded(res, ctx.maxAnswerBytes ?? DEFAULT_MAX_UPSTREAM_BODY_BYTES)
+  } finally {
+    // The request has settled: its deadline timer goes now, not 15 s later.
+    settleResponse(res)
+  }
   let parsed: unknown = text
   let malformed = false
   if (text.length > 0) {

@@ -62,7 +62,8 @@ describe('GET /metrics', () => {
     expect(root.status).toBe(200)
     // Every catalogue metric is exposed, with its help text, before anything happened.
     for (const name of ['runrelay_runs', 'runrelay_ticks_total', 'runrelay_upstream_requests_total', 'runrelay_events_persisted_total', 'runrelay_subscribers',
-      'runrelay_slow_consumer_closes_total', 'runrelay_webhook_deliveries_total', 'runrelay_bus_lag_seconds', 'runrelay_lease_takeovers_total', 'process_resident_memory_bytes']) {
+      'runrelay_slow_consumer_closes_total', 'runrelay_webhook_deliveries_total', 'runrelay_bus_lag_seconds', 'runrelay_lease_takeovers_total', 'process_resident_memory_bytes',
+      'runrelay_watch_backlog_runs', 'runrelay_watch_lag_seconds', 'runrelay_watch_ticks_in_flight', 'runrelay_watch_held_runs']) {
       expect(root.body, name).toMatch(new RegExp(`^# HELP ${name} `, 'm'))
     }
   })

@@ -1,4 +1,4 @@
-// The due-time index that can replace the run host's per-run timers (src/runtime/local/due-queue.ts):
+// The due-time index of the run host (src/runtime/local/due-queue.ts, one timer for every held run):
 // one timer, earliest due first, a bound on work in flight, and a backlog that grows evenly.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { DueQueue } from '../../src/runtime/local/due-queue.ts'

@@ -3,7 +3,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { RunEvent } from '../../src/core/domain.ts'
 import { SeqConflictError, Store } from '../../src/db/store.ts'
 import { LocalHub } from '../../src/runtime/local/hub.ts'
-import { LocalLedger } from '../../src/runtime/local/ledger.ts'
+import { eq } from 'drizzle-orm'
+import { runs } from '../../src/db/schema.ts'
+import { LocalLedger, MAX_UNSTORED_MS } from '../../src/runtime/local/ledger.ts'
 import { migratedStore } from '../helpers/store.ts'
 
 describe('LocalLedger group commit', () => {
@@ -132,5 +134,56 @@ describe('LocalLedger group commit', () => {
     expect((await ledger.getRun('h0'))?.lastSeq).toBe(3)
     expect(reads).toBe(1)
   }, 30_000)
+  it('rejects alone the write of a run whose fence failed (taken over): the others of its group commit and publish', async () => {
+    for (const id of ['a', 'b', 'c']) ledger.hold(id, 1)
+    const created = await Promise.all(['a', 'b', 'c'].map((id) => ledger.create({ ...row(id), leaseToken: 1 }, { type: 'run.created', data: {} })))
+    // Another process claimed b meanwhile: its row carries a new fencing token.
+    await store.db.update(runs).set({ leaseToken: 2 }).where(eq(runs.id, 'b'))
+    published = []
+    batches = 0
+    const outcomes = await Promise.allSettled(created.map(({ run }) => ledger.commit(run, { progress: 0.5 }, [{ type: 'run.progress', data: { id: run.id } }])))
+    expect(batches, 'one group').toBe(1)
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect((outcomes[1] as PromiseRejectedResult).reason).toBeInstanceOf(SeqConflictError)
+    expect(published.map((e) => e.run_id)).toEqual(['a', 'c'])
+    expect((await store.getRunById('b'))).toMatchObject({ lastSeq: 1, progress: null })
+    expect(await store.listRunEvents('b', 1, 10)).toEqual([])
+    expect((await store.getRunById('a'))).toMatchObject({ lastSeq: 2, progress: 0.5 })
+  })
+
+  it('keeps a poll that changed nothing of a held run in memory (polls, next tick) instead of writing it; anything else is written', async () => {
+    ledger.hold('a', 1)
+    const { run } = await ledger.create({ ...row('a'), leaseToken: 1, connectorState: { cursor: 3 }, lastRaw: { status: 'running' } }, { type: 'run.created', data: {} })
+    const stored = await store.getRunById('a')
+    batches = 0
+    published = []
+    // Same state and raw answer (new objects, same content), only the bookkeeping moves: nothing is written or published.
+    const kept = await ledger.commit(run, { polls: 1, nextTickAt: 5_000, transientErrors: 0, connectorState: { cursor: 3 }, lastRaw: { status: 'running' } }, [])
+    expect(batches).toBe(0)
+    expect(published).toEqual([])
+    expect(ledger.skipped).toBe(1)
+    expect(kept.run).toMatchObject({ polls: 1, nextTickAt: 5_000, lastSeq: 1, updatedAt: run.updatedAt })
+    expect(await store.getRunById('a'), 'the stored row keeps the last change').toEqual(stored)
+    // The next tick reads the kept row, not the store's (and again after a tick that wrote nothing).
+    expect(await ledger.getRun('a')).toMatchObject({ polls: 1, nextTickAt: 5_000 })
+    expect(await ledger.getRun('a')).toMatchObject({ polls: 1, nextTickAt: 5_000 })
+    // A changed raw answer is stored, with the bookkeeping.
+    const changed = await ledger.commit(kept.run, { polls: 2, nextTickAt: 6_000, lastRaw: { status: 'running', n: 2 } }, [])
+    expect(batches).toBe(1)
+    expect(await store.getRunById('a')).toEqual(changed.run)
+    expect(changed.run).toMatchObject({ polls: 2, nextTickAt: 6_000, lastRaw: { status: 'running', n: 2 }, updatedAt: 1000 })
+    // A run not held here is always written.
+    const { run: other } = await ledger.create(row('b'), { type: 'run.created', data: {} })
+    batches = 0
+    await ledger.commit(other, { polls: 1, nextTickAt: 5_000 }, [])
+    expect(batches).toBe(1)
+    // And a held run's row is written at least every MAX_UNSTORED_MS.
+    ledger.hold('c', 1)
+    const { run: old } = await ledger.create({ ...row('c'), leaseToken: 1, updatedAt: 1000 - MAX_UNSTORED_MS }, { type: 'run.created', data: {} })
+    batches = 0
+    await ledger.commit(old, { polls: 1, nextTickAt: 5_000 }, [])
+    expect(batches).toBe(1)
+    expect(await store.getRunById('c')).toMatchObject({ polls: 1, nextTickAt: 5_000, updatedAt: 1000 })
+  })
 })
 

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   OutboundUrlError,
   checkOutboundUrl,
@@ -8,6 +8,7 @@ import {
   isPrivateAddress,
   parseIPv4,
   parseIPv6,
+  settleResponse,
   type ResolveHost,
 } from '../../src/core/outbound.ts'
 
@@ -377,6 +378,25 @@ describe('createGuardedFetch (injected fetch)', () => {
     const gf = createGuardedFetch({ allowPrivate: true, fetch: fakeFetch({}).fetch })
     const err = await refusal(gf('http://user:pw@example.com/'))
     expect(err).not.toBeInstanceOf(TypeError)
+  })
+
+  it('ends its deadline timer once the response is settled, or at once when the call fails: no timer outlives a request', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const gf = createGuardedFetch({ allowPrivate: true, fetch: fakeFetch({ 'https://a.example/x': () => new Response('{}') }).fetch, timeoutMs: 60_000 })
+      const res = await gf('https://a.example/x')
+      // The deadline still covers the body until the caller has read it.
+      expect(vi.getTimerCount()).toBe(1)
+      expect(await res.text()).toBe('{}')
+      settleResponse(res)
+      expect(vi.getTimerCount()).toBe(0)
+      await expect(gf('https://a.example/missing')).rejects.toThrow(/no route/)
+      expect(vi.getTimerCount()).toBe(0)
+      // A response of another fetch is left alone.
+      settleResponse(new Response('x'))
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('times out a slow DNS resolution too', async () => {

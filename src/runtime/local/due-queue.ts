@@ -36,6 +36,9 @@ export class DueQueue {
   /** Runs waiting (due or not). */
   get size(): number { return this.entries.size }
 
+  /** Whether `key` waits in the queue (due or not). */
+  has(key: string): boolean { return this.entries.has(key) }
+
   /** Started and not yet settled. */
   get running(): number { return this.inFlight }
 

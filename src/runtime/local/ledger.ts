@@ -13,6 +13,32 @@ const defer: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn
  */
 const MAX_FRESH_UNHELD = 1_024
 
+/**
+ * Columns a poll that saw nothing new changes only as bookkeeping: the count of unchanged polls
+ * (adaptive polling) and the next tick time. Such a change of a held run is kept in memory, not
+ * written (see `LocalLedger.commit`).
+ */
+const BOOKKEEPING = new Set<string>(['polls', 'nextTickAt'])
+/**
+ * A held run's row is written at least this often while it is polled without change, so what
+ * the API shows (next_poll_at, polls) and what another process resumes from are at most this
+ * old, and a change made by another process (a command) is noticed by a conflicting write.
+ */
+export const MAX_UNSTORED_MS = 30_000
+
+/** Whether `patch` would store nothing but bookkeeping over `run` (every other defined field equal). */
+function bookkeepingOnly(run: RunRow, patch: RunPatch): boolean {
+  const row = run as unknown as Record<string, unknown>
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === undefined || BOOKKEEPING.has(k)) continue
+    const was = row[k]
+    if (v === was) continue
+    // JSON columns (connector state, raw answer): the same content is no change.
+    if (v === null || was === null || typeof v !== 'object' || typeof was !== 'object' || JSON.stringify(v) !== JSON.stringify(was)) return false
+  }
+  return true
+}
+
 interface Pending {
   runId: string
   tenantId: string
@@ -57,6 +83,9 @@ export class LocalLedger implements RunLedger {
   /** Whether this process holds `runId` (the run host has its lease). */
   holds(runId: string): boolean { return this.fences.has(runId) }
 
+  /** Polls that changed nothing and were kept in memory instead of written (see `commit`). */
+  skipped = 0
+
   /** This process no longer holds `runId`: forget its token and its last row. */
   release(runId: string): void { this.fences.delete(runId); this.fresh.delete(runId) }
 
@@ -70,7 +99,10 @@ export class LocalLedger implements RunLedger {
 
   getRun(runId: string): Promise<RunRow | undefined> {
     const row = this.fresh.get(runId)
-    if (row) { this.fresh.delete(runId); return Promise.resolve(row) }
+    // A held run's row stays (a tick that ends without a write, one fired a few ms early, must not
+    // make the next read go to the store, where an unwritten poll's bookkeeping is not); any
+    // write of the run drops it first and keeps it again only once committed.
+    if (row) { if (!this.fences.has(runId)) this.fresh.delete(runId); return Promise.resolve(row) }
     return this.store.getRunById(runId)
   }
 
@@ -89,7 +121,23 @@ export class LocalLedger implements RunLedger {
     this.fresh.set(run.id, run)
   }
 
+  /**
+   * Persist a change of `run`, then publish its events. A poll that saw nothing new (no event,
+   * nothing stored but `polls` and `nextTickAt`) of a run held here is not written: the row with
+   * that bookkeeping is kept in memory for the run's next tick, and the stored row keeps the
+   * last change's values (next_poll_at and polls as of then) until a change, or until
+   * MAX_UNSTORED_MS after the last write, whichever comes first. Nothing is published either
+   * way, so "persisted before published" is untouched; a process taking the run over resumes
+   * from the stored row (it polls at once and counts unchanged polls from the stored count).
+   */
   commit(run: RunRow, patch: RunPatch, events: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }> {
+    if (events.length === 0 && this.fences.has(run.id) && !run.finishedAt && this.now() - run.updatedAt < MAX_UNSTORED_MS && bookkeepingOnly(run, patch)) {
+      const kept = { ...run } as Record<string, unknown>
+      for (const k of BOOKKEEPING) { const v = (patch as Record<string, unknown>)[k]; if (v !== undefined) kept[k] = v }
+      this.skipped++
+      this.remember(kept as unknown as RunRow)
+      return Promise.resolve({ run: kept as unknown as RunRow, events: [] })
+    }
     const fence = this.fences.get(run.id) ?? run.leaseToken
     return this.enqueue(run.id, run.tenantId, () => this.store.prepareRunChange(run, patch, events, this.now(), fence), (r) => r.events)
   }

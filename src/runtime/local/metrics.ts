@@ -40,6 +40,22 @@ export class PromMetrics implements Metrics {
     try { collectDefaultMetrics({ register: this.registry, ...(opts.eventLoopPrecisionMs ? { eventLoopMonitoringPrecision: opts.eventLoopPrecisionMs } : {}) }) } catch { /* process metrics are optional */ }
   }
 
+  /**
+   * The run host's backlog as gauges read at scrape time (local runtimes only: a Durable Object
+   * has one run and no queue): `runrelay_watch_backlog_runs` (held runs due and waiting for a
+   * tick slot), `runrelay_watch_lag_seconds` (how late the earliest of them is),
+   * `runrelay_watch_ticks_in_flight` and `runrelay_watch_held_runs`.
+   */
+  watchBacklog(source: () => { due: number; lagMs: number; inFlight: number; held: number }): void {
+    const gauge = (name: string, help: string, read: (b: ReturnType<typeof source>) => number) => new Gauge({
+      name, help, registers: [this.registry], collect() { this.set(read(source())) },
+    })
+    gauge('runrelay_watch_backlog_runs', 'Runs held by this process that are due and wait for a tick slot', (b) => b.due)
+    gauge('runrelay_watch_lag_seconds', 'How late the earliest due run waiting for a tick slot is', (b) => b.lagMs / 1000)
+    gauge('runrelay_watch_ticks_in_flight', 'Ticks running now in this process (bounded)', (b) => b.inFlight)
+    gauge('runrelay_watch_held_runs', 'Runs whose lease this process holds', (b) => b.held)
+  }
+
   inc(name: CounterName, labels?: MetricLabels, by = 1): void {
     const c = this.counters.get(name)!
     if (labels) c.inc(labels, by)

@@ -6,9 +6,15 @@ import { Watcher } from '../../core/watcher.ts'
 import { SeqConflictError, type RunRow, type Store } from '../../db/store.ts'
 import { isStoreUnavailable } from '../../db/store-errors.ts'
 import type { RunHosts } from '../../http/hosts.ts'
+import { DueQueue } from './due-queue.ts'
 import type { LocalLedger } from './ledger.ts'
 
-const MAX_TIMER_MS = 2 ** 31 - 1
+/**
+ * Ticks started and unsettled at once (default of `maxTicksInFlight`). Past it, due runs wait in
+ * the due queue, earliest first: under overload every run's lag grows by the same amount, and
+ * the requests of the API are not queued behind thousands of ticks (issue 26).
+ */
+export const MAX_TICKS_IN_FLIGHT = 512
 /** When a tick fails for a reason that is not the upstream's (the store is down), retry after this, doubling per failure. */
 const INFRA_RETRY_MS = 250
 /** The longest wait between such retries (also capped at the lease TTL, so a run resumes within TTL + its poll interval). */
@@ -21,26 +27,30 @@ export interface LeaseOptions {
   owner: string
   /** Lease length; renewed every third of it, free runs claimed every quarter (at most each second). */
   ttlMs: number
+  /** Ticks running at once at most; the other due runs wait, earliest due first. */
+  maxTicksInFlight?: number
 }
 
 /**
- * In-process run host for Node and Deno: one timer per run this process holds the lease of,
- * at its next tick, ticks and commands of a run serialised. Several processes share one
+ * In-process run host for Node and Deno: every run this process holds the lease of waits in
+ * one due-time index (DueQueue: one timer for all of them, a bounded number of ticks in
+ * flight, earliest due first) for its next tick; ticks and commands of a run are serialised. Several processes share one
  * database by leases: a run is watched only by the process whose lease row it carries, every
  * write of the run is fenced by the lease's token, leases are renewed in one statement and
  * free or lapsed ones (a dead or stopped process's) are claimed periodically.
  */
 export class LocalRunHost implements RunHosts {
-  private readonly timers = new Map<string, { at: number; timer: ReturnType<typeof setTimeout> }>()
+  /** Held runs waiting for their next tick, by due time (one timer for all). */
+  private readonly due: DueQueue
   private readonly locks = new KeyedMutex()
   private readonly inFlight = new Set<Promise<unknown>>()
   /** Runs this process holds, by fencing token. */
   private readonly held = new Map<string, number>()
-  /** Runs whose tick is running now (a held run is either here or has a timer: the invariant the lease pass checks). */
+  /** Runs whose tick is running now (a held run is either here or in the due queue: the invariant the lease pass checks). */
   private readonly ticking = new Set<string>()
   /** Consecutive failed ticks per run (store faults), for the retry backoff. */
   private readonly failures = new Map<string, number>()
-  /** Times the lease pass found a held run with no timer and no tick, and gave it one (should stay 0). */
+  /** Times the lease pass found a held run neither in the due queue nor ticking, and queued it (should stay 0). */
   repairs = 0
   private stopped = false
   private loop?: ReturnType<typeof setTimeout>
@@ -50,7 +60,7 @@ export class LocalRunHost implements RunHosts {
   private lastRenewAt = 0
   /** The database fault being reported, so it is logged once, not every pass. */
   private fault: string | null = null
-  readonly lease: LeaseOptions
+  readonly lease: Required<LeaseOptions>
 
   constructor(
     private readonly store: Store,
@@ -61,8 +71,18 @@ export class LocalRunHost implements RunHosts {
     lease?: Partial<LeaseOptions>,
     private readonly metrics?: Metrics,
   ) {
-    this.lease = { owner: lease?.owner ?? `proc-${Math.random().toString(36).slice(2, 10)}`, ttlMs: lease?.ttlMs ?? 10_000 }
+    this.lease = {
+      owner: lease?.owner ?? `proc-${Math.random().toString(36).slice(2, 10)}`, ttlMs: lease?.ttlMs ?? 10_000,
+      maxTicksInFlight: Math.max(1, lease?.maxTicksInFlight ?? MAX_TICKS_IN_FLIGHT),
+    }
+    this.due = new DueQueue({ now: () => this.now(), run: (runId) => this.track(this.runTick(runId)), maxInFlight: this.lease.maxTicksInFlight })
   }
+
+  /** Held runs due and waiting for a tick slot, and how late the earliest of them is (ms): the backlog /metrics shows. */
+  backlog(): { due: number; lagMs: number } { return this.due.backlog() }
+
+  /** Ticks running now. */
+  get ticksInFlight(): number { return this.due.running }
 
   /** Runs held by this process now. */
   get heldRuns(): number { return this.held.size }
@@ -111,15 +131,7 @@ export class LocalRunHost implements RunHosts {
   /** Arrange a tick at `at` unless an earlier one is already due (held runs only). */
   schedule(runId: string, at: number): void {
     if (this.stopped || !this.held.has(runId)) return
-    const existing = this.timers.get(runId)
-    if (existing && existing.at <= at) return
-    if (existing) clearTimeout(existing.timer)
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - this.now()))
-    const timer = setTimeout(() => {
-      this.timers.delete(runId)
-      void this.track(this.runTick(runId))
-    }, delay)
-    this.timers.set(runId, { at, timer })
+    this.due.schedule(runId, at)
   }
 
   private take(runId: string, token: number): void {
@@ -129,9 +141,7 @@ export class LocalRunHost implements RunHosts {
 
   /** Stop watching a run (finished, or taken over by another process). */
   private drop(runId: string, lost: boolean): void {
-    const t = this.timers.get(runId)
-    if (t) clearTimeout(t.timer)
-    this.timers.delete(runId)
+    this.due.cancel(runId)
     this.held.delete(runId)
     this.failures.delete(runId)
     this.ledger.release(runId)
@@ -141,7 +151,7 @@ export class LocalRunHost implements RunHosts {
   private async runTick(runId: string): Promise<void> {
     if (this.stopped || !this.held.has(runId)) return
     // A lease that may have lapsed (renewals failing or slow) is not acted on: another process may
-    // hold it. The run keeps a timer all the same: the next lease pass either confirms the lease
+    // hold it. The run is queued again all the same: the next lease pass either confirms the lease
     // (the tick then runs) or finds it lost and drops the run, which makes it claimable.
     if (this.now() >= this.validUntil) return this.retryLater(runId)
     this.ticking.add(runId)
@@ -168,7 +178,7 @@ export class LocalRunHost implements RunHosts {
     }
   }
 
-  /** Tick a held run again after a backoff (store fault, or a lease not confirmed yet): never leave it without a timer. */
+  /** Tick a held run again after a backoff (store fault, or a lease not confirmed yet): never leave it out of the due queue. */
   private retryLater(runId: string): void {
     const n = (this.failures.get(runId) ?? 0) + 1
     this.failures.set(runId, n)
@@ -206,9 +216,9 @@ export class LocalRunHost implements RunHosts {
           this.repair(id, 'leased here without being held')
         }
       }
-      // The invariant: every held run has a timer or a tick running.
+      // The invariant: every held run is in the due queue or has a tick running.
       for (const id of this.held.keys()) {
-        if (this.timers.has(id) || this.ticking.has(id)) continue
+        if (this.due.has(id) || this.ticking.has(id)) continue
         this.schedule(id, this.now())
         this.repair(id, 'held without a timer')
       }
@@ -256,8 +266,7 @@ export class LocalRunHost implements RunHosts {
   async stop(): Promise<void> {
     this.stopped = true
     if (this.loop) clearTimeout(this.loop)
-    for (const t of this.timers.values()) clearTimeout(t.timer)
-    this.timers.clear()
+    this.due.stop()
     await Promise.allSettled([...this.inFlight])
     await this.pass
     try {

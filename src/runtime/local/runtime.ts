@@ -108,6 +108,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind, ...telemetry })
   const processId = config.RUNRELAY_INSTANCE_ID ?? processName()
   const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: processId, ttlMs: config.RUNRELAY_LEASE_TTL_MS }, metrics)
+  metrics.watchBacklog(() => ({ ...host.backlog(), inFlight: host.ticksInFlight, held: host.heldRuns }))
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, metrics,
   })

@@ -4,7 +4,8 @@
  * and field, kept answers bounded. The same code runs on every runtime (see also
  * test/workers/upstream-bounds.test.ts and the reliability tests on the real server).
  */
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
+import { createGuardedFetch } from '../../../src/core/outbound.ts'
 import { confineUrl, requestJson } from '../../../src/connectors/request.ts'
 import { boundJson, shownObservation } from '../../../src/core/redact-upstream.ts'
 import { redactSecrets, secretForms } from '../../../src/core/redact.ts'
@@ -97,5 +98,20 @@ describe('bounded answers (item 3)', () => {
     expect((await requestJson(ctx, 'https://v.example/x')).body).toEqual({ s: 'x'.repeat(1000) })
     const small = { ...ctx, maxAnswerBytes: body.length - 1 }
     expect(await requestJson(small, 'https://v.example/x').then(() => null, (e) => e.code)).toBe('upstream_answer_too_large')
+  })
+})
+
+describe('requestJson and the guarded fetch deadline', () => {
+  it('leaves no timer behind once the answer is read (the 15 s deadline timer of each poll used to live on)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const base = (async () => new Response('{"status":"running"}', { headers: { 'content-type': 'application/json' } })) as typeof fetch
+      const ctx = makeCtx({ provider: 'http', baseUrl: 'https://up.example', fetch: createGuardedFetch({ allowPrivate: true, fetch: base, timeoutMs: 15_000 }) })
+      const res = await requestJson(ctx, 'https://up.example/jobs/1')
+      expect(res.body).toEqual({ status: 'running' })
+      expect(vi.getTimerCount()).toBe(0)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })
