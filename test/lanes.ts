@@ -16,10 +16,10 @@ export interface Lane {
 }
 
 /** Files that live in a directory of one lane but belong to another (slow tools, builds, browsers). */
-const BROWSER = ['test/e2e/dashboard.test.ts', 'test/e2e/docs.test.ts']
+const BROWSER = ['test/e2e/dashboard.test.ts', 'test/e2e/dashboard-manage.test.ts', 'test/e2e/docs.test.ts']
 const RELEASE = [
   'test/e2e/packaging.test.ts', 'test/e2e/worker-bundle.test.ts', 'test/e2e/dev-worker.test.ts',
-  'test/packages/examples.test.ts', 'test/packages/client-size.test.ts',
+  'test/packages/examples.test.ts', 'test/packages/client-size.test.ts', 'test/packages/publish.test.ts', 'test/packages/sdk.test.ts',
 ]
 const CLUSTER = ['test/reliability/crash.test.ts']
 
