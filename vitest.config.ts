@@ -14,24 +14,24 @@ const GLOBAL_SETUP: Partial<Record<LaneName, string[]>> = {
 }
 
 /**
- * Files of a lane that run at once (default: the whole run's, RUNRELAY_TEST_FILES or 3). Most
- * files wait on servers and child processes, not the CPU, so more than the cores pays off; the
- * cluster lane's process groups and SIGKILL rounds run one file at a time.
+ * Files of a lane that run at once (default: the whole run's, RUNRELAY_TEST_FILES or 2). Most
+ * files wait on servers and child processes more than on the CPU; the stress lanes
+ * (reliability's storms, cluster's process groups and SIGKILL rounds) run one file at a time.
  */
-const MAX_FILES: Partial<Record<LaneName, number>> = { cluster: 1, browser: 1 }
+const MAX_FILES: Partial<Record<LaneName, number>> = { reliability: 1, cluster: 1, browser: 1 }
 
 /**
  * The order lanes run in when several are asked for: lanes of one group share the run's file
  * slots; the groups run one after another (vitest wants lanes with their own number of files at
  * once in groups of their own). The workers lane is group 1 (vitest.workers.config.ts).
  */
-const GROUP: Record<Exclude<LaneName, 'workers'>, number> = { unit: 0, api: 0, runtimes: 0, cluster: 2, browser: 3, release: 4 }
+const GROUP: Record<Exclude<LaneName, 'workers'>, number> = { unit: 0, api: 0, runtimes: 0, reliability: 2, cluster: 3, browser: 4, release: 5 }
 
 const nodeLanes = (Object.keys(LANES) as LaneName[]).filter((name): name is Exclude<LaneName, 'workers'> => name !== 'workers')
 
 export default defineConfig({
   test: {
-    maxWorkers: Number(process.env.RUNRELAY_TEST_FILES ?? 3),
+    maxWorkers: Number(process.env.RUNRELAY_TEST_FILES ?? 2),
     testTimeout: 30_000,
     hookTimeout: 30_000,
     env: { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },

@@ -26,15 +26,20 @@ const CLUSTER = ['test/reliability/crash.test.ts']
 export const LANES = {
   unit: { about: 'pure modules and one embedded store per file, no server', include: ['test/unit/**/*.test.ts'] },
   api: {
-    about: 'the Node server on loopback: routes, streams, fakes, reliability cases, the SDK against it',
-    include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/reliability/**/*.test.ts', 'test/packages/**/*.test.ts'],
-    exclude: [...BROWSER, ...RELEASE, ...CLUSTER],
+    about: 'the Node server on loopback: routes, streams, fakes, the SDK against it',
+    include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/packages/**/*.test.ts'],
+    exclude: [...BROWSER, ...RELEASE],
   },
   runtimes: {
     about: 'the conformance suite on Node, Deno, Bun and workerd (wrangler dev), and the Deno runtime',
     include: ['test/conformance/**/*.test.ts', 'test/deno/**/*.test.ts'],
   },
   workers: { about: 'the Worker and its Durable Objects inside workerd (@cloudflare/vitest-plugin)', include: ['test/workers/**/*.test.ts'] },
+  reliability: {
+    about: 'stress on one Node server: reconnect storms, slow consumers, fuzzing, upstream faults, hardening, secrets',
+    include: ['test/reliability/**/*.test.ts'],
+    exclude: CLUSTER,
+  },
   cluster: {
     about: 'several server processes on one database, a real redis-server bus, SIGKILL and SIGTERM rounds',
     include: ['test/multiprocess/**/*.test.ts', ...CLUSTER],

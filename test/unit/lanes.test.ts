@@ -47,6 +47,7 @@ describe('test lanes', () => {
     expect(lanesOf('test/e2e/new.test.ts')).toEqual(['api'])
     expect(lanesOf('test/e2e/dashboard.test.ts')).toEqual(['browser'])
     expect(lanesOf('test/reliability/crash.test.ts')).toEqual(['cluster'])
+    expect(lanesOf('test/reliability/new.test.ts')).toEqual(['reliability'])
     expect(lanesOf('test/elsewhere/x.test.ts')).toEqual([])
     expect(globToRegExp('test/unit/**/*.test.ts').test('test/unit/x.test.tsx')).toBe(false)
   })

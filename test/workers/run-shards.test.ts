@@ -118,8 +118,10 @@ describe('run shards: a hot run over 4 socket-holder objects', () => {
     await until(() => subs.every((s) => s.messages.some((m) => m.type === 'caught_up')), 20_000, 'every burst socket caught up')
     const stats = await shardStub(run.id, 12).stats()
     expect(stats.sockets).toBe(BURST)
-    // One read per batch (the first socket's batch, then the rest, plus a catch-up read under the lock at most each).
-    expect(stats.replayReads).toBeLessThanOrEqual(6)
+    // Batched: one read per batch (the first socket's batch, then the rest, plus a catch-up read
+    // under the lock at most each; about 6 when the joins arrive together, a few more when a loaded
+    // machine spreads them out), never one per socket.
+    expect(stats.replayReads).toBeLessThanOrEqual(BURST / 5)
 
     expect((await call('POST', `/v1/runs/${run.id}/cancel`, t.key, {})).status).toBe(200)
     const closes = await Promise.race([
