@@ -17,6 +17,8 @@ const GLOBAL_SETUP: Partial<Record<LaneName, string[]>> = {
  * Files of a lane that run at once (default: the whole run's, RUNRELAY_TEST_FILES or 2). Most
  * files wait on servers and child processes more than on the CPU; the stress lanes
  * (reliability's storms, cluster's process groups and SIGKILL rounds) run one file at a time.
+ * So does the release lane: examples.test.ts packs packages/*\/dist while publish.test.ts and
+ * sdk.test.ts rebuild it through each package's prepack (tsup cleans dist first).
  */
 const MAX_FILES: Partial<Record<LaneName, number>> = { reliability: 1, cluster: 1, browser: 1, release: 1 }
 

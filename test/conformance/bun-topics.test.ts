@@ -114,10 +114,19 @@ describe('bun: run rooms on native topics', () => {
   }, 60_000)
 })
 
-/** Steps of the upstream job: idle long enough for the slow reader to catch up, then big progress messages (the kernel's socket buffers take the first few hundred kilobytes). */
+/**
+ * Steps of the upstream job: idle long enough for the slow reader to catch up, then big events
+ * (the kernel's socket buffers take the first few hundred kilobytes). A run keeps a message to
+ * 8 KiB but an upstream error body to 64 KiB (src/core/redact-upstream.ts), so the big events are
+ * transient 503s with a 100 kB body (each a run.error of about 64 KiB), each followed by a
+ * progress answer (which resets the retry count and its backoff).
+ */
 const BIG_MESSAGES: Step[] = [
   ...Array.from({ length: 15 }, () => ({ status: 'pending' })),
-  ...Array.from({ length: 60 }, (_, i) => ({ status: 'running', progress: (i + 1) / 100, error: `${i} `.padEnd(100_000, 'x') })),
+  ...Array.from({ length: 60 }, (_, i): Step[] => [
+    { http: 503, body: { error: `${i} `.padEnd(100_000, 'x') } },
+    { status: 'running', progress: (i + 1) / 100, error: `step ${i}` },
+  ]).flat(),
   { status: 'completed', progress: 1, result: { ok: true } },
 ]
 
