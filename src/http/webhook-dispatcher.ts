@@ -5,7 +5,7 @@ import { isTerminal, type RunStatus } from '../core/domain.ts'
 import type { Clock, Metrics } from '../core/ports.ts'
 import { redactText } from '../core/redact.ts'
 import type { EventRow, RunRow, Store } from '../db/store.ts'
-import { toRunEvent } from '../db/store.ts'
+import { toRunEvent } from '../core/run-change.ts'
 import { WebhookQueries, type WebhookDeliveryRow, type WebhookEndpointRow } from '../db/webhooks.ts'
 import { runBody } from './serialize.ts'
 
@@ -106,7 +106,7 @@ export class WebhookDispatcher {
   private quietIngests = 0
 
   constructor(private readonly deps: WebhookDispatcherDeps, opts: WebhookDispatcherOptions = {}) {
-    this.q = new WebhookQueries(deps.store.db)
+    this.q = deps.store.webhooks
     this.retrySchedule = opts.retryScheduleMs?.length ? opts.retryScheduleMs : DEFAULT_RETRY_SCHEDULE_MS
     this.disableAfterMs = opts.disableAfterMs ?? DEFAULT_DISABLE_AFTER_MS
     this.timeoutMs = opts.timeoutMs ?? 15_000

@@ -20,8 +20,8 @@ describe('LocalLedger group commit', () => {
 
   beforeEach(async () => {
     ;({ dir, store } = await migratedStore('ledger'))
-    const writeBatch = store.writeBatch.bind(store)
-    store.writeBatch = (w) => { batches++; return writeBatch(w) }
+    const writeBatch = store.runs.writeBatch.bind(store.runs)
+    store.runs.writeBatch = (w) => { batches++; return writeBatch(w) }
     const hub = new LocalHub()
     published = []
     hub.publish = (_t, events) => { published.push(...events) }
@@ -41,8 +41,8 @@ describe('LocalLedger group commit', () => {
     for (const r of results) {
       expect(r.run).toMatchObject({ lastSeq: 3, progress: 0.5, updatedAt: 1000 })
       expect(r.events.map((e) => [e.seq, e.status])).toEqual([[2, 'queued'], [3, 'running']])
-      expect(await store.getRunById(r.run.id)).toEqual(r.run)
-      expect(await store.listRunEvents(r.run.id, 0, 10)).toEqual([created.find((c) => c.run.id === r.run.id)!.event, ...r.events])
+      expect(await store.runs.getById(r.run.id)).toEqual(r.run)
+      expect(await store.runs.events(r.run.id, 0, 10)).toEqual([created.find((c) => c.run.id === r.run.id)!.event, ...r.events])
     }
     const ids = published.map((e) => e.id)
     expect(ids).toEqual([...ids].sort((x, y) => x - y))
@@ -60,7 +60,7 @@ describe('LocalLedger group commit', () => {
     expect(stale.status === 'rejected' && stale.reason).toBeInstanceOf(SeqConflictError)
     expect(fresh.status).toBe('fulfilled')
     expect(published.map((e) => [e.run_id, e.seq])).toEqual([['b', 2]])
-    expect((await store.listRunEvents('a', 0, 10)).map((e) => e.data)).toEqual([{}, {}])
+    expect((await store.runs.events('a', 0, 10)).map((e) => e.data)).toEqual([{}, {}])
   })
 
   it('keeps two writes of one run in order, in separate batches', async () => {
@@ -68,7 +68,7 @@ describe('LocalLedger group commit', () => {
     const first = ledger.commit(run, {}, [{ type: 'run.progress', data: { n: 1 } }])
     const second = first.then((r) => ledger.commit(r.run, {}, [{ type: 'run.progress', data: { n: 2 } }]))
     await second
-    expect((await store.listRunEvents('a', 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3])
+    expect((await store.runs.events('a', 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3])
   })
 
   it('applies the different patches of one group (columns, JSON, null) as written, failing only the stale write', async () => {
@@ -87,16 +87,16 @@ describe('LocalLedger group commit', () => {
     for (const r of [ra, rb, rc]) {
       expect(r.status).toBe('fulfilled')
       const v = (r as PromiseFulfilledResult<Awaited<ReturnType<LocalLedger['commit']>>>).value
-      expect(await store.getRunById(v.run.id)).toEqual(v.run)
-      expect(await store.listRunEvents(v.run.id, 1, 10)).toEqual(v.events)
+      expect(await store.runs.getById(v.run.id)).toEqual(v.run)
+      expect(await store.runs.events(v.run.id, 1, 10)).toEqual(v.events)
     }
     const vb = (rb as PromiseFulfilledResult<Awaited<ReturnType<LocalLedger['commit']>>>).value
     expect(vb.run).toMatchObject({ lastSeq: 3, result: { x: [1, 2] }, tags: ['y', 'z'], message: null, progress: null, updatedAt: 1000 })
     expect(vb.events.map((e) => [e.seq, e.tags])).toEqual([[2, ['y', 'z']], [3, ['y', 'z']]])
     const vc = (rc as PromiseFulfilledResult<Awaited<ReturnType<LocalLedger['commit']>>>).value
     expect(vc.run).toMatchObject({ lastSeq: 2, progress: 0.75, message: 'most', status: 'queued' })
-    expect(await store.getRunById('d')).toMatchObject({ lastSeq: 2, progress: null, message: null })
-    expect((await store.listRunEvents('d', 0, 10)).map((e) => e.data)).toEqual([{}, {}])
+    expect(await store.runs.getById('d')).toMatchObject({ lastSeq: 2, progress: null, message: null })
+    expect((await store.runs.events('d', 0, 10)).map((e) => e.data)).toEqual([{}, {}])
     const ids = published.filter((e) => e.run_id !== 'd').map((e) => e.id)
     expect(ids).toEqual([...ids].sort((x, y) => x - y))
   })
@@ -109,8 +109,8 @@ describe('LocalLedger group commit', () => {
     }
     for (const r of runs) expect(r).toMatchObject({ lastSeq: 4, polls: 3 })
     for (const id of ['r0', 'r150', 'r299']) {
-      expect(await store.getRunById(id)).toMatchObject({ lastSeq: 4, polls: 3 })
-      expect((await store.listRunEvents(id, 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3, 4])
+      expect(await store.runs.getById(id)).toMatchObject({ lastSeq: 4, polls: 3 })
+      expect((await store.runs.events(id, 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3, 4])
     }
   })
 
@@ -119,8 +119,8 @@ describe('LocalLedger group commit', () => {
     for (const id of ids) ledger.hold(id, 1)
     const created = await Promise.all(ids.map((id) => ledger.create({ ...row(id), leaseToken: 1 }, { type: 'run.created', data: {} })))
     let reads = 0
-    const getRunById = store.getRunById.bind(store)
-    store.getRunById = (id) => { reads++; return getRunById(id) }
+    const getRunById = store.runs.getById.bind(store.runs)
+    store.runs.getById = (id) => { reads++; return getRunById(id) }
     // Two "ticks" of each run: read, then write from the row read.
     for (let tick = 0; tick < 2; tick++) {
       const rows = await Promise.all(created.map(({ run }) => ledger.getRun(run.id)))

@@ -71,7 +71,7 @@ export class LocalLedger implements RunLedger {
   getRun(runId: string): Promise<RunRow | undefined> {
     const row = this.fresh.get(runId)
     if (row) { this.fresh.delete(runId); return Promise.resolve(row) }
-    return this.store.getRunById(runId)
+    return this.store.runs.getById(runId)
   }
 
   /**
@@ -91,11 +91,11 @@ export class LocalLedger implements RunLedger {
 
   commit(run: RunRow, patch: RunPatch, events: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }> {
     const fence = this.fences.get(run.id) ?? run.leaseToken
-    return this.enqueue(run.id, run.tenantId, () => this.store.prepareRunChange(run, patch, events, this.now(), fence), (r) => r.events)
+    return this.enqueue(run.id, run.tenantId, () => this.store.runs.prepareChange(run, patch, events, this.now(), fence), (r) => r.events)
   }
 
-  create(...args: Parameters<Store['createRun']>): Promise<Awaited<ReturnType<Store['createRun']>>> {
-    return this.enqueue(args[0].id, args[0].tenantId, () => this.store.prepareCreateRun(...args), (r) => [r.event])
+  create(...args: Parameters<Store['runs']['create']>): Promise<Awaited<ReturnType<Store['runs']['create']>>> {
+    return this.enqueue(args[0].id, args[0].tenantId, () => this.store.runs.prepareCreate(...args), (r) => [r.event])
   }
 
   private enqueue<T>(runId: string, tenantId: string, prepare: Pending['prepare'], events: Pending['events']): Promise<T> {
@@ -135,7 +135,7 @@ export class LocalLedger implements RunLedger {
     let results: Array<{ value?: unknown; error?: unknown }>
     for (const p of group) this.fresh.delete(p.runId)
     try {
-      results = await this.store.writeBatch(group.map((p) => p.prepare()))
+      results = await this.store.runs.writeBatch(group.map((p) => p.prepare()))
     } catch (err) {
       if (group.length === 1) return group[0]!.reject(err)
       for (const p of group) await this.write([p])
