@@ -1,4 +1,4 @@
-import type { NewEvent, RunEvent, RunStatus } from './domain.ts'
+import { RUN_STATUSES, type EventType, type NewEvent, type RunEvent, type RunStatus } from './domain.ts'
 import type { RunPatch, RunRecord } from './run.ts'
 
 /** An event as a store keeps it: the wire form's fields, camelCase, `at` as ms epoch. */
@@ -7,8 +7,8 @@ export interface StoredEvent {
   runId: string
   workflowId: string
   seq: number
-  type: string
-  status: string
+  type: EventType
+  status: RunStatus
   data: Record<string, unknown>
   createdAt: number
 }
@@ -27,7 +27,7 @@ export function applyChange<R extends RunRecord>(run: R, patch: RunPatch, events
   // Each event carries the status in force once it is applied: a status change moves it.
   let status = run.status
   const rows = events.map((e, i) => {
-    if (e.type === 'run.status_changed' && typeof e.data.to === 'string') status = e.data.to
+    if (e.type === 'run.status_changed' && isRunStatus(e.data.to)) status = e.data.to
     return { seq: run.lastSeq + 1 + i, type: e.type, status, data: e.data, createdAt: now }
   })
   // Undefined fields of the patch leave the column as it was (as an SQL update does).
@@ -36,11 +36,15 @@ export function applyChange<R extends RunRecord>(run: R, patch: RunPatch, events
   return { run: next, set, events: rows }
 }
 
+const STATUSES: ReadonlySet<unknown> = new Set(RUN_STATUSES)
+/** Whether `s` names a run status (a status change's `to`). */
+function isRunStatus(s: unknown): s is RunStatus { return STATUSES.has(s) }
+
 /** The wire form of a stored event. */
 export function toRunEvent(row: StoredEvent, tags: string[]): RunEvent {
   return {
-    id: row.id, run_id: row.runId, seq: row.seq, type: row.type as RunEvent['type'], at: new Date(row.createdAt).toISOString(),
-    workflow_id: row.workflowId, status: row.status as RunStatus, tags, data: row.data,
+    id: row.id, run_id: row.runId, seq: row.seq, type: row.type, at: new Date(row.createdAt).toISOString(),
+    workflow_id: row.workflowId, status: row.status, tags, data: row.data,
   }
 }
 

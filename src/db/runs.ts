@@ -229,7 +229,7 @@ export class RunStore {
   }
 
   /** Unfinished runs per status (the gauge /metrics reports). */
-  async countUnfinishedByStatus(): Promise<Array<{ status: string; n: number }>> {
+  async countUnfinishedByStatus(): Promise<Array<{ status: RunStatus; n: number }>> {
     return this.db.select({ status: runs.status, n: count() }).from(runs).where(isNull(runs.finishedAt)).groupBy(runs.status)
   }
 

@@ -10,7 +10,7 @@ export type WebhookAttemptRow = typeof webhookAttempts.$inferSelect
 
 export interface DeliveryFilter {
   endpointId?: string
-  status?: string[]
+  status?: WebhookDeliveryRow['status'][]
   runId?: string
   eventType?: string
   cursor: [number, string] | null

@@ -69,7 +69,7 @@ describe('finding runs and replaying them', () => {
     // Two transient upstream errors recorded for a run of A (as the watcher records them), one for C.
     const runId = await t.trigger(wfA)
     const now = Date.now()
-    const row = (wf: string, seq: number) => ({ tenantId: t.tenantId, runId, workflowId: wf, seq, type: 'run.error', status: 'running', data: { transient: true }, createdAt: now })
+    const row = (wf: string, seq: number) => ({ tenantId: t.tenantId, runId, workflowId: wf, seq, type: 'run.error' as const, status: 'running' as const, data: { transient: true }, createdAt: now })
     await rawDb(server.runtime.store).insert(events).values([row(wfA, 1001), row(wfA, 1002), row(wfC, 1003)])
     const s = (await t.client.get(`/v1/workflows/${wfA}/summary`)).body
     expect(s.upstream_errors).toBe(2)

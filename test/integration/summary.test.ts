@@ -1,7 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newId } from '../../src/core/crypto.ts'
-import { pruneExpired } from '../../src/db/retention.ts'
+import type { RunStatus } from '../../src/core/domain.ts'
 import { events, runs } from '../../src/db/schema.ts'
 import type { Store } from '../../src/db/store.ts'
 import { seedWorkflow, tempDatabase } from '../helpers/jobs.ts'
@@ -18,7 +18,7 @@ function rng(seed: number) {
 }
 
 type Row = typeof runs.$inferInsert
-function makeRun(tenantId: string, workflowId: string, createdAt: number, status: string, durationMs: number | null): Row {
+function makeRun(tenantId: string, workflowId: string, createdAt: number, status: RunStatus, durationMs: number | null): Row {
   const finished = !['running', 'queued', 'scheduled'].includes(status)
   const startedAt = status === 'queued' ? null : createdAt + 100
   return {

@@ -14,7 +14,7 @@ describe('LocalLedger group commit', () => {
   let batches: number
 
   const row = (id: string) => ({
-    id, tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [],
+    id, tenantId: 't', workflowId: 'wf', status: 'queued' as const, variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [],
     lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1,
   })
 

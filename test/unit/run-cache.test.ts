@@ -6,7 +6,7 @@ import { migratedStore } from '../helpers/store.ts'
 describe('Store run cache (read cache on)', () => {
   let dir: string
   let store: Store
-  const row = { id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1 }
+  const row = { id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued' as const, variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1 }
 
   beforeEach(async () => {
     ;({ dir, store } = await migratedStore('runcache'))

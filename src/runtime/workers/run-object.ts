@@ -218,7 +218,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   }
 
   private pendingEvents(): ChangeEvent[] {
-    return this.ctx.storage.sql.exec<{ seq: number; type: string; status: string; data: string; created_at: number }>('SELECT seq, type, status, data, created_at FROM outbox ORDER BY seq').toArray()
+    return this.ctx.storage.sql.exec<{ seq: number; type: ChangeEvent['type']; status: ChangeEvent['status']; data: string; created_at: number }>('SELECT seq, type, status, data, created_at FROM outbox ORDER BY seq').toArray()
       .map((r) => ({ seq: r.seq, type: r.type, status: r.status, data: JSON.parse(r.data), createdAt: r.created_at }))
   }
 
