@@ -140,7 +140,8 @@ export class RunStore {
 
   /** Run several prepared writes as one atomic batch: group commit (see run-batch.ts). */
   writeBatch<T>(writes: PreparedWrite<T>[]): Promise<Array<{ value?: T; error?: unknown }>> {
-    return writeBatch(this.db, writes, (ids) => this.invalidate(ids))
+    // Without the read cache there is nothing to drop: the batch skips collecting the run ids.
+    return writeBatch(this.db, writes, this.rows.enabled ? (ids) => this.invalidate(ids) : undefined)
   }
 
   /**
