@@ -131,7 +131,7 @@ serveAgent({
       PORT: '0', HOST: '127.0.0.1', RUNRELAY_DATA_DIR: dataDir, RUNRELAY_ROOT_KEY: ROOT_KEY, RUNRELAY_ALLOW_PRIVATE_NETWORK: '1',
       RUNRELAY_LOG: 'silent', RUNRELAY_RATE_LIMIT_PER_MINUTE: process.env.BENCH_RATE_LIMIT ?? '0', RUNRELAY_RATE_LIMIT_SYNC_MS: process.env.BENCH_RATE_SYNC_MS ?? '250', ...env,
     })
-    if (process.env.BENCH_SQL_STATS) traceSql((node.runtime.store.db as unknown as { $client: unknown }).$client as Record<string, (...a: any[]) => Promise<unknown>>)
+    if (process.env.BENCH_SQL_STATS) traceSql((node!.runtime.store['db'] as unknown as { $client: unknown }).$client as Record<string, (...a: any[]) => Promise<unknown>>)
     const hub = node.runtime.hub
     const publish = hub.publish.bind(hub)
     hub.publish = (tenantId: string, evs: RunEvent[]) => {
@@ -176,7 +176,7 @@ serveAgent({
     const deadline = Date.now() + 30_000
     for (const id of out) {
       for (;;) {
-        const row = await node!.runtime.store.getRunById(id)
+        const row = await node!.runtime.store.runs.getById(id)
         if (row?.upstreamId) { runsById.set(id, row); break }
         if (Date.now() > deadline) throw new Error(`run ${id} never started`)
         await sleep(20)
@@ -247,7 +247,7 @@ serveAgent({
 
   /** One real event of a run as subscribers see it: the baseline's frames copy its shape. */
   async sampleEvent({ runId }: { runId: string }) {
-    const evs = await node!.runtime.store.listRunEvents(runId, 0, 100)
+    const evs = await node!.runtime.store.runs.events(runId, 0, 100)
     return evs[evs.length - 1]
   },
 
@@ -268,7 +268,7 @@ serveAgent({
     const run = await api('POST', `/v1/workflows/${workflowId}/runs`, { variables: { script: [{ status: 'running', progress: 0.5 }] } })
     const deadline = Date.now() + 10_000
     for (;;) {
-      const row = await node!.runtime.store.getRunById(run.id)
+      const row = await node!.runtime.store.runs.getById(run.id)
       if (row?.upstreamId && upstream!.jobs.get(row.upstreamId)?.polls) return { runId: run.id, jobId: row.upstreamId }
       if (Date.now() > deadline) throw new Error('the http run never polled')
       await sleep(20)
@@ -283,13 +283,13 @@ serveAgent({
   async cancelRun({ runId }: { runId: string }) { await api('POST', `/v1/runs/${runId}/cancel`, {}); return null },
 
   // --- throughput ----------------------------------------------------------------------
-  async countRuns() { return (await node!.runtime.store.db.$count(runsTable)) },
+  async countRuns() { return (await node!.runtime.store['db'].$count(runsTable)) },
 
   /** Baseline for trigger throughput: the same rows (run + run.created event) inserted raw, `concurrency` at a time. */
   async rawRunInserts({ templateRunId, durationMs, concurrency }: { templateRunId: string; durationMs: number; concurrency: number }) {
-    const db = node!.runtime.store.db
-    const [tpl] = await node!.runtime.store.listRunEvents(templateRunId, 0, 1)
-    const row = (await node!.runtime.store.getRunById(templateRunId))!
+    const db = node!.runtime.store['db']
+    const [tpl] = await node!.runtime.store.runs.events(templateRunId, 0, 1)
+    const row = (await node!.runtime.store.runs.getById(templateRunId))!
     let n = 0
     const end = nowMs() + durationMs
     const start = nowMs()
@@ -325,7 +325,7 @@ serveAgent({
 
   /** Baseline for event persistence: single-row autocommit inserts, same concurrency and rows. */
   async singleRowInserts({ runIds, durationMs }: { runIds: string[]; durationMs: number }) {
-    const db = node!.runtime.store.db
+    const db = node!.runtime.store['db']
     let n = 0
     const end = nowMs() + durationMs
     const start = nowMs()

@@ -1,4 +1,4 @@
-import { isTerminal, type RunEvent, type RunStatus } from './domain.ts'
+import { isTerminal, type RunEvent } from './domain.ts'
 import type { Metrics, Tracer } from './ports.ts'
 
 /**
@@ -35,7 +35,7 @@ export type MetricLabels = Readonly<Record<string, string>>
 export function countCommitted(metrics: Metrics, events: readonly RunEvent[]): void {
   for (const e of events) {
     metrics.inc('runrelay_events_persisted_total', { type: e.type })
-    if (e.type === 'run.status_changed' && isTerminal(e.status as RunStatus)) metrics.inc('runrelay_runs_finished_total', { status: e.status })
+    if (e.type === 'run.status_changed' && isTerminal(e.status)) metrics.inc('runrelay_runs_finished_total', { status: e.status })
   }
 }
 

@@ -1,3 +1,5 @@
+import type { RunStatus } from './domain.ts'
+
 /**
  * A run as the core reads and writes it: the store's shape, declared here so the watcher and
  * its ports depend on nothing above the core. src/db/store.ts checks at compile time that the
@@ -7,7 +9,7 @@ export interface RunRecord {
   id: string
   tenantId: string
   workflowId: string
-  status: string
+  status: RunStatus
   upstreamStatus: string | null
   upstreamId: string | null
   input: unknown

@@ -76,7 +76,7 @@ export class Watcher {
 
   async tick(runId: string): Promise<TickResult> {
     const run = await this.deps.ledger.getRun(runId)
-    if (!run || run.finishedAt || isTerminal(run.status as RunStatus)) return { nextAt: null }
+    if (!run || run.finishedAt || isTerminal(run.status)) return { nextAt: null }
     const now = this.deps.clock.now()
     if (run.status === 'scheduled' && run.scheduledAt && run.scheduledAt > now) return { nextAt: run.scheduledAt }
     if (run.nextTickAt && run.nextTickAt > now) return { nextAt: run.nextTickAt }
@@ -101,7 +101,7 @@ export class Watcher {
       const unchanged = changed ? 0 : run.polls + 1
       change.patch.polls = unchanged
       change.patch.transientErrors = 0
-      const next = isTerminal((change.patch.status ?? run.status) as RunStatus)
+      const next = isTerminal(change.patch.status ?? run.status)
         ? null
         : Math.max(now + nextPollDelay(binding.policy, binding.durations, now - (run.startedAt ?? now), unchanged, this.deps.random), obs.notBefore ?? 0)
       return this.plan(run, change, next, binding)
@@ -211,7 +211,7 @@ export class Watcher {
     change.patch.transientErrors = 0
     change.patch.polls = 0
     for (const e of change.events) if (e.type === 'run.status_changed') Object.assign(e.data, extra)
-    const status = (change.patch.status ?? run.status) as RunStatus
+    const status = change.patch.status ?? run.status
     const next = isTerminal(status) ? null : Math.max(now + binding.policy.firstIntervalMs, result.notBefore ?? 0)
     return this.plan(run, change, next, binding)
   }
@@ -280,7 +280,7 @@ export class Watcher {
       if (fresh.length) patch.outputKeys = [...run.outputKeys, ...fresh.map((o) => o.key)]
     }
 
-    const from = run.status as RunStatus
+    const from = run.status
     const to = obs.status
     // Statuses that go backwards (running → queued) are kept as the upstream status only.
     if (to && to !== from && STATUS_RANK[to] >= STATUS_RANK[from]) {
@@ -357,24 +357,24 @@ export class Watcher {
 
   /** Persist a change with the next tick time; the deadline always gets a tick of its own. */
   private async plan(run: RunRecord, change: Change, next: number | null, binding: ConnectorBinding): Promise<TickResult> {
-    const terminal = isTerminal((change.patch.status ?? run.status) as RunStatus)
+    const terminal = isTerminal(change.patch.status ?? run.status)
     const at = terminal ? null : next === null ? run.deadlineAt ?? null : run.deadlineAt ? Math.min(next, run.deadlineAt) : next
     change.patch.nextTickAt = at
     const { run: stored } = await this.commit(run, change.patch, change.events, binding)
-    if (terminal && !isTerminal(run.status as RunStatus)) await this.ended(stored, binding)
+    if (terminal && !isTerminal(run.status)) await this.ended(stored, binding)
     return { nextAt: at }
   }
 
   /** Apply an observation pushed by the upstream (a callback). Idempotent with polls. */
   async push(runId: string, obs: Observation): Promise<RunRecord | undefined> {
     const run = await this.deps.ledger.getRun(runId)
-    if (!run || isTerminal(run.status as RunStatus)) return run
+    if (!run || isTerminal(run.status)) return run
     // The connection's secrets, to keep them out of what the callback brought (none if it is gone).
     const binding = await this.deps.bind(run).catch(() => undefined)
     const change = this.observe(run, obs, binding)
     if (change.events.length === 0 && Object.keys(change.patch).length === 0) return run
     const stored = (await this.commit(run, change.patch, change.events, binding)).run
-    if (change.patch.status && isTerminal(change.patch.status as RunStatus)) await this.ended(stored)
+    if (change.patch.status && isTerminal(change.patch.status)) await this.ended(stored)
     return stored
   }
 
@@ -385,7 +385,7 @@ export class Watcher {
   async command(runId: string, name: CommandName, payload: unknown, by: string): Promise<RunRecord> {
     let run = await this.deps.ledger.getRun(runId)
     if (!run) throw new CommandRejected('not_found', 'run not found')
-    const status = run.status as RunStatus
+    const status = run.status
     if (isTerminal(status)) throw new CommandRejected('run_finished', `run is already ${status}`)
     const binding = await this.deps.bind(run)
     const handler = binding.connector.commands?.[name]
@@ -424,14 +424,14 @@ export class Watcher {
         if (!again) throw new CommandRejected('not_found', 'run not found')
         // The owner may have seen the upstream job canceled (by our own request) before we wrote it.
         if (name === 'cancel' && again.status === 'canceled') return again
-        if (isTerminal(again.status as RunStatus)) throw new CommandRejected('run_finished', `run is already ${again.status}`)
+        if (isTerminal(again.status)) throw new CommandRejected('run_finished', `run is already ${again.status}`)
         run = again
       }
     }
   }
 
   private async applyCommand(run: RunRecord, name: CommandName, obs: Observation | void, commandEvent: NewEvent, binding: ConnectorBinding): Promise<RunRecord> {
-    const status = run.status as RunStatus
+    const status = run.status
     if (name === 'cancel') {
       const now = this.deps.clock.now()
       const data = { from: status, to: 'canceled', upstream_status: run.upstreamStatus, reason: 'canceled_by_user' }

@@ -1,4 +1,4 @@
-import type { Db } from './store.ts'
+import { rawClient, type Db } from './db.ts'
 
 /** Prefix of the rows that mark a live process (not a key's bucket). */
 const LIVE_PREFIX = '~live:'
@@ -7,8 +7,6 @@ const FORGET_AFTER_MS = 10 * 60_000
 
 /** Keys per statement (3 parameters each, well under SQLite's limit). */
 const SYNC_CHUNK = 500
-
-type Client = { execute(s: { sql: string; args: unknown[] }): Promise<{ rows: ArrayLike<unknown>[] }> }
 
 /**
  * The per-API-key buckets every process on one database shares (table key_rate_buckets). A
@@ -21,9 +19,7 @@ export class KeyRateQueries {
 
   constructor(private readonly db: Db, private readonly processId: string, private readonly liveWindowMs: number) {}
 
-  private get client(): Client {
-    return (this.db as unknown as { $client: Client }).$client
-  }
+  private get client() { return rawClient(this.db) }
 
   /** Push `spent` (key → requests accepted here since the last sync); the global tokens of those keys and the number of live processes. */
   async sync(spent: ReadonlyMap<string, number>, perMinute: number, now: number): Promise<{ tokens: Map<string, number>; processes: number }> {
@@ -40,9 +36,8 @@ export class KeyRateQueries {
       })
       for (const r of res.rows) {
         // libSQL rows are indexable, not iterable.
-        const row = r as unknown as unknown[]
-        const key = String(row[0])
-        const left = Number(row[1])
+        const key = String(r[0])
+        const left = Number(r[1])
         if (!key.startsWith(LIVE_PREFIX)) tokens.set(key, left)
       }
     }
@@ -54,7 +49,7 @@ export class KeyRateQueries {
       this.lastPurge = now
       await this.client.execute({ sql: 'delete from "key_rate_buckets" where "at" < ?', args: [now - FORGET_AFTER_MS] })
     }
-    return { tokens, processes: Math.max(1, Number((live.rows[0] as unknown as unknown[])[0])) }
+    return { tokens, processes: Math.max(1, Number(live.rows[0]![0])) }
   }
 
   /** Drop this process's heartbeat (on shutdown): the others stop counting it at once. */

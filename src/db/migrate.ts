@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
-import type { LibSQLDatabase } from 'drizzle-orm/libsql'
+import type { InStatement } from '@libsql/client'
+import type { Db } from './db.ts'
 import { MIGRATIONS } from './migrations.generated.ts'
 
 const TABLE = '__drizzle_migrations'
@@ -8,7 +9,7 @@ const TABLE = '__drizzle_migrations'
  * Apply drizzle-kit's migrations (embedded at build time, see scripts/embed-migrations.ts)
  * with the same bookkeeping table as drizzle's file-based migrator, in one atomic batch.
  */
-export async function migrate(db: LibSQLDatabase<any>): Promise<number> {
+export async function migrate(db: Db): Promise<number> {
   // Several processes may start at once on a fresh database: each computes what is pending and
   // applies it in one atomic batch; a loser's batch fails as a whole (its tables exist now), so it
   // reads the bookkeeping again and finds nothing left to do.
@@ -22,17 +23,18 @@ export async function migrate(db: LibSQLDatabase<any>): Promise<number> {
   }
 }
 
-async function migrateOnce(db: LibSQLDatabase<any>): Promise<number> {
+async function migrateOnce(db: Db): Promise<number> {
   await db.run(sql.raw(`CREATE TABLE IF NOT EXISTS ${TABLE} (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at numeric)`))
   const last = await db.values<[unknown, string, unknown]>(sql.raw(`SELECT id, hash, created_at FROM ${TABLE} ORDER BY created_at DESC LIMIT 1`))
   const lastMillis = last[0] ? Number(last[0][2]) : -1
   const pending = MIGRATIONS.filter((m) => m.folderMillis > lastMillis)
   if (pending.length === 0) return 0
-  const statements: any[] = []
+  const statements: InStatement[] = []
   for (const m of pending) {
-    for (const stmt of m.sql) if (stmt.trim()) statements.push(db.run(sql.raw(stmt)))
-    statements.push(db.run(sql`INSERT INTO ${sql.identifier(TABLE)} ("hash", "created_at") VALUES (${m.hash}, ${m.folderMillis})`))
+    for (const stmt of m.sql) if (stmt.trim()) statements.push({ sql: stmt, args: [] })
+    statements.push({ sql: `INSERT INTO "${TABLE}" ("hash", "created_at") VALUES (?, ?)`, args: [m.hash, m.folderMillis] })
   }
-  await (db as any).session.migrate(statements)
+  // The client's migrate: one batch with foreign keys off, as drizzle's own migrator runs it.
+  await db.$client.migrate(statements)
   return pending.length
 }

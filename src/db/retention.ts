@@ -1,6 +1,6 @@
 import { and, eq, inArray, isNotNull, lt, ne } from 'drizzle-orm'
 import { events, idempotencyKeys, runs, tenants, webhookAttempts, webhookDeliveries, tokenRevocations } from './schema.ts'
-import type { Db } from './store.ts'
+import type { Db } from './db.ts'
 import { TriggerTokenQueries } from './trigger-tokens.ts'
 
 export interface PruneResult { runs: number; events: number; deliveries: number }

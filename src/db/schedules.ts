@@ -1,6 +1,8 @@
 import { and, asc, eq, isNotNull, isNull, lte, min, ne } from 'drizzle-orm'
 import { runs, schedules } from './schema.ts'
-import { newestFirst, type Db, type Page, type RunRow } from './store.ts'
+import type { Db } from './db.ts'
+import { newestFirst, type Page } from './page.ts'
+import type { RunRow } from './runs.ts'
 
 export type ScheduleRow = typeof schedules.$inferSelect
 export type ScheduleInsert = typeof schedules.$inferInsert

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
+import type { EventType, RunStatus } from '../core/domain.ts'
 
 /** A workflow's poll policy as given (camelCase): runrelay's and the connector's defaults fill the rest when it is used. */
 export interface StoredPollPolicy { firstIntervalMs?: number; maxIntervalMs?: number; deadlineMs?: number; maxTransientErrors?: number; adaptive?: boolean }
@@ -63,7 +64,7 @@ export const runs = sqliteTable('runs', {
   id: text('id').primaryKey(),
   tenantId: text('tenant_id').notNull(),
   workflowId: text('workflow_id').notNull(),
-  status: text('status').notNull(),
+  status: text('status').$type<RunStatus>().notNull(),
   upstreamStatus: text('upstream_status'),
   upstreamId: text('upstream_id'),
   input: text('input', { mode: 'json' }).$type<unknown>(),
@@ -133,8 +134,8 @@ export const events = sqliteTable('events', {
   runId: text('run_id').notNull(),
   workflowId: text('workflow_id').notNull(),
   seq: integer('seq').notNull(),
-  type: text('type').notNull(),
-  status: text('status').notNull(),
+  type: text('type').$type<EventType>().notNull(),
+  status: text('status').$type<RunStatus>().notNull(),
   data: text('data', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
   createdAt: integer('created_at').notNull(),
 }, (t) => [
@@ -248,8 +249,7 @@ export const webhookDeliveries = sqliteTable('webhook_deliveries', {
   workflowId: text('workflow_id').notNull(),
   eventType: text('event_type').notNull(),
   payload: text('payload').notNull(),
-  /** 'pending' | 'succeeded' | 'failed'. */
-  status: text('status').notNull(),
+  status: text('status').$type<'pending' | 'succeeded' | 'failed'>().notNull(),
   attempts: integer('attempts').notNull(),
   /** Attempts since the last (re)delivery request: the index into the retry schedule. */
   cycleAttempts: integer('cycle_attempts').notNull(),

@@ -1,6 +1,6 @@
 import { and, eq, isNotNull, sql } from 'drizzle-orm'
 import { connections, settings, webhookEndpoints } from './schema.ts'
-import type { Db } from './store.ts'
+import type { Db } from './db.ts'
 
 /** The settings row holding the fingerprint of the key the stored secrets are sealed with. */
 export const KEY_FINGERPRINT = 'encryption_key_fingerprint'

@@ -1,3 +1,5 @@
+import { WriteConflictError } from '../core/ports.ts'
+
 /**
  * One place that tells a database that cannot answer now (down, restarting, unreachable, locked,
  * too slow) from anything else. The API answers such faults with 503 `store_unavailable` and
@@ -53,4 +55,9 @@ export async function retryStoreFaults<T>(fn: () => Promise<T>, withinMs: number
       await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt) * (0.5 + Math.random())))
     }
   }
+}
+
+/** Thrown when an append races another writer of the same run (seq already taken). */
+export class SeqConflictError extends WriteConflictError {
+  constructor(runId: string) { super(`events of run ${runId} were appended concurrently`) }
 }

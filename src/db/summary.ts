@@ -1,6 +1,6 @@
 import { and, asc, eq, gte, isNotNull, lt, sql } from 'drizzle-orm'
 import { events, runs } from './schema.ts'
-import type { Db } from './store.ts'
+import type { Db } from './db.ts'
 
 export interface SummaryWindow { workflowId: string; from: number; to: number; bucketMs: number }
 

@@ -1,6 +1,6 @@
 import { and, eq, gt, lt, sql } from 'drizzle-orm'
 import { triggerTokens } from './schema.ts'
-import type { Db } from './store.ts'
+import type { Db } from './db.ts'
 
 export type TriggerTokenRow = typeof triggerTokens.$inferSelect
 

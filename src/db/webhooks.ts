@@ -1,6 +1,8 @@
 import { and, asc, eq, gt, inArray, lte, sql } from 'drizzle-orm'
 import { events, runs, settings, webhookAttempts, webhookDeliveries, webhookEndpoints } from './schema.ts'
-import { newestFirst, type Db, type EventRow, type Page, type RunRow } from './store.ts'
+import type { Db } from './db.ts'
+import { newestFirst, type Page } from './page.ts'
+import type { EventRow, RunRow } from './runs.ts'
 
 export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect
@@ -8,7 +10,7 @@ export type WebhookAttemptRow = typeof webhookAttempts.$inferSelect
 
 export interface DeliveryFilter {
   endpointId?: string
-  status?: string[]
+  status?: WebhookDeliveryRow['status'][]
   runId?: string
   eventType?: string
   cursor: [number, string] | null

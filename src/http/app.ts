@@ -86,7 +86,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
   const health = documented({ method: 'get', path: '/healthz', summary: 'Health check', tag: 'meta', auth: 'none', operationId: 'getHealth' })
   app.get(health.path, async (c) => {
     try {
-      await deps.store.getSetting('schema')
+      await deps.store.settings.get('schema')
     } catch (err) {
       // Down is an answer here, not an error: 503 with the part that is down, for load balancers and people.
       deps.telemetry?.inc('runrelay_store_errors_total', { where: 'healthz' })

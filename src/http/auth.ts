@@ -84,13 +84,13 @@ export function authenticate(store: Store, tokens: TokenVerifier | undefined, no
     if (credential.length > 4096) throw new ApiError(401, 'unauthorized', 'invalid API key')
     if (credential.startsWith('rr_')) {
       // Raw keys are not kept in memory beyond the request: hashing is a few µs per request.
-      const key = await store.findApiKeyByHash(await sha256Hex(credential))
+      const key = await store.keys.findByHash(await sha256Hex(credential))
       if (!key || key.revokedAt) throw new ApiError(401, 'unauthorized', 'invalid or revoked API key', [], { 'WWW-Authenticate': 'Bearer' })
       // last_used_at is informative: written at most once a minute per key, off the request path.
       const t = now()
       if ((touched.get(key.id) ?? 0) < t - KEY_TOUCH_INTERVAL_MS) {
         touched.set(key.id, t)
-        store.touchApiKey(key.id, t).catch(() => {})
+        store.keys.touch(key.id, t).catch(() => {})
       }
       let p = principals.get(key)
       if (!p) {

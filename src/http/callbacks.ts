@@ -24,9 +24,9 @@ export async function signedCallbackId(c: Context, verify: (id: string, sig: str
  * A verified run callback URL is still refused (410) once it has expired or its run has
  * finished: a leaked URL cannot rewrite a run's outcome.
  */
-export function assertCallbackLive(exp: string, now: number, run: { status: string; finishedAt: number | null }): void {
+export function assertCallbackLive(exp: string, now: number, run: { status: RunStatus; finishedAt: number | null }): void {
   if (Number(exp) * 1000 < now) throw new ApiError(410, 'callback_expired', 'this callback URL has expired')
-  if (run.finishedAt !== null || isTerminal(run.status as RunStatus)) throw new ApiError(410, 'callback_spent', `the run is already ${run.status}: its callback URL no longer accepts updates`)
+  if (run.finishedAt !== null || isTerminal(run.status)) throw new ApiError(410, 'callback_spent', `the run is already ${run.status}: its callback URL no longer accepts updates`)
 }
 
 /** The callback's JSON body, or a 400. */

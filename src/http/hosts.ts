@@ -1,6 +1,7 @@
 import type { CommandName, Observation } from '../connectors/types.ts'
 import type { NewEvent } from '../core/domain.ts'
-import type { FeedFilter, RunRow, Store } from '../db/store.ts'
+import type { RunRow, Store } from '../db/store.ts'
+import type { FeedFilter } from '../core/run-change.ts'
 import type { Context } from 'hono'
 
 /**
@@ -9,7 +10,7 @@ import type { Context } from 'hono'
  */
 export interface RunHosts {
   /** Persist a new run with its run.created event, publish it, and start watching it. */
-  create(row: Parameters<Store['createRun']>[0], created: NewEvent): Promise<RunRow>
+  create(row: Parameters<Store['runs']['create']>[0], created: NewEvent): Promise<RunRow>
   command(run: RunRow, name: CommandName, payload: unknown, by: string): Promise<RunRow>
   /** An observation the upstream pushed to the run's callback URL. */
   push(run: RunRow, obs: Observation): Promise<void>

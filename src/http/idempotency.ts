@@ -40,7 +40,7 @@ export async function idempotentJson(
   if (key.length === 0 || key.length > IDEMPOTENCY_KEY_MAX) throw new ApiError(400, 'validation_failed', `Idempotency-Key must be 1..${IDEMPOTENCY_KEY_MAX} characters`)
   const hash = await sha256Hex(`${c.req.method} ${c.req.path} ${JSON.stringify(body)}`)
   const now = clock.now()
-  const { claimed, row } = await store.claimIdempotencyKey(tenantId, key, hash, now, deps.config.idempotencyTtlMs, reserved?.newId() ?? null)
+  const { claimed, row } = await store.idempotency.claim(tenantId, key, hash, now, deps.config.idempotencyTtlMs, reserved?.newId() ?? null)
   const id = row.resourceId ?? undefined
   const replay = (payload: string, replayStatus: number) => {
     c.header('Idempotent-Replayed', 'true')
@@ -48,7 +48,7 @@ export async function idempotentJson(
   }
   const answer = async (payload: string) => {
     // The resource exists; an answer not stored is found again by its id, so a fault here costs nothing.
-    await store.completeIdempotencyKey(tenantId, key, status, payload).catch(() => {})
+    await store.idempotency.complete(tenantId, key, status, payload).catch(() => {})
     return payload
   }
   if (!claimed) {
@@ -64,7 +64,7 @@ export async function idempotentJson(
       throw new ApiError(409, 'idempotency_key_in_use', 'a request with this Idempotency-Key is still being processed; retry shortly', [], { 'Retry-After': String(Math.max(1, Math.ceil((wait - age) / 1000))) })
     }
     // The first request died before creating anything: this one takes over (with the same id).
-    await store.touchIdempotencyKey(tenantId, key, now)
+    await store.idempotency.touch(tenantId, key, now)
   }
   try {
     const payload = JSON.stringify(await make(id))
@@ -78,12 +78,12 @@ export async function idempotentJson(
     }
     // Refused before any write (a 4xx): a retry may proceed at once.
     if ((err instanceof ApiError && err.status < 500) || !reserved) {
-      await store.releaseIdempotencyKey(tenantId, key).catch(() => {})
+      await store.idempotency.release(tenantId, key).catch(() => {})
     } else {
       // A fault (the run is not there now, but a write in flight may still land): the claim keeps
       // its reserved id and is marked past the in-flight window, so a retry takes over at once
       // with that same id (a late write and the retry cannot both make a run: one id, one row).
-      await store.touchIdempotencyKey(tenantId, key, now - IN_FLIGHT_MS).catch(() => {})
+      await store.idempotency.touch(tenantId, key, now - IN_FLIGHT_MS).catch(() => {})
     }
     throw err
   }

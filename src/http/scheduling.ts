@@ -122,7 +122,7 @@ export class ScheduleEngine {
   private readonly batch: number
 
   constructor(private readonly deps: ScheduleEngineDeps, opts: ScheduleEngineOptions = {}) {
-    this.q = new ScheduleQueries(deps.store.db)
+    this.q = deps.store.schedules
     this.graceMs = opts.misfireGraceMs ?? 60_000
     this.batch = opts.batch ?? 200
   }
@@ -151,7 +151,7 @@ export class ScheduleEngine {
     let skipped = false
     if (s.misfire === 'skip' && now - fireAt > this.graceMs) {
       // Too late: cancel the pre-created run before the run host starts it (a run already started stays).
-      const run = s.nextRunId ? await this.deps.store.getRunById(s.nextRunId) : undefined
+      const run = s.nextRunId ? await this.deps.store.runs.getById(s.nextRunId) : undefined
       if (!run || run.status === 'scheduled') {
         skipped = true
         if (run) await this.cancel(run, 'misfire_skipped')
@@ -178,7 +178,7 @@ export class ScheduleEngine {
     let run = await this.q.runOfFire(s.id, fireAt)
     let created = false
     if (!run) {
-      const workflow = await this.deps.store.getWorkflow(s.tenantId, s.workflowId)
+      const workflow = await this.deps.store.catalog.getWorkflow(s.tenantId, s.workflowId)
       try {
         if (!workflow) throw new ApiError(409, 'workflow_missing', 'the schedule\'s workflow is gone')
         run = await triggerRun(this.deps, workflow, {
@@ -209,7 +209,7 @@ export class ScheduleEngine {
   /** Stop the waiting occurrence: cancel its pre-created run if it has not started. */
   async dropPending(s: ScheduleRow, reason: string): Promise<void> {
     if (!s.nextRunId) return
-    const run = await this.deps.store.getRunById(s.nextRunId)
+    const run = await this.deps.store.runs.getById(s.nextRunId)
     if (run && run.status === 'scheduled') await this.cancel(run, reason)
   }
 

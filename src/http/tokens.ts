@@ -59,7 +59,7 @@ export const TRIGGER_TOKEN_MAX_GRANT_BYTES = 1536
 export interface TriggerMint { workflowId: string; tags?: string[]; pinned?: Record<string, unknown>; allowed?: string[] }
 
 /** Where verify() learns whether a token was revoked (the Store): the minting key, and the tenant's revocations. */
-export type TokenStanding = Pick<Store, 'findApiKeyById' | 'tokenRevocations'>
+export type TokenStanding = Pick<Store['keys'], 'findById' | 'tokenRevocations'>
 
 /**
  * Whether a token that verified by signature is still in force: its minting key is live (and the
@@ -68,8 +68,8 @@ export type TokenStanding = Pick<Store, 'findApiKeyById' | 'tokenRevocations'>
  * on every runtime). Store faults propagate (a 503), never read as "revoked" or "fine".
  */
 export async function tokenInForce(standing: TokenStanding, t: { tenantId: string; tokenId: string; keyId?: string; mintedAt: number }, now: number): Promise<boolean> {
-  const [key, revocations]: [Awaited<ReturnType<Store['findApiKeyById']>> | null, TokenRevocations] = await Promise.all([
-    t.keyId ? standing.findApiKeyById(t.keyId) : Promise.resolve(null),
+  const [key, revocations]: [Awaited<ReturnType<Store['keys']['findById']>> | null, TokenRevocations] = await Promise.all([
+    t.keyId ? standing.findById(t.keyId) : Promise.resolve(null),
     standing.tokenRevocations(t.tenantId, now),
   ])
   if (t.keyId && (!key || key.revokedAt !== null || key.tenantId !== t.tenantId)) return false
@@ -228,7 +228,7 @@ export function limiterKey(p: Principal): string {
 /** Run `make` (a trigger); for a trigger token, with one run taken from its budget in the database, given back if `make` fails. */
 export async function spendTrigger<T>(deps: { store: Store; clock: Clock }, p: Principal, make: () => Promise<T>): Promise<T> {
   if (p.kind !== 'token' || !p.trigger) return make()
-  const budget = new TriggerTokenQueries(deps.store.db)
+  const budget = deps.store.keys.triggerTokens
   if (!(await budget.take(p.tenantId, p.trigger.tokenId, deps.clock.now()))) {
     throw new ApiError(403, 'trigger_limit_reached', 'this trigger token has started all the runs it may')
   }

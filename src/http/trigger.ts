@@ -30,7 +30,7 @@ export async function triggerRun(
 ): Promise<RunRow> {
   const { occurrence, replayOf } = origin
   const { store, clock, hosts } = deps
-  const connection = await store.getConnection(workflow.tenantId, workflow.connectionId)
+  const connection = await store.catalog.getConnection(workflow.tenantId, workflow.connectionId)
   if (!connection) throw conflict('connection_missing', 'the workflow\'s connection is gone')
   const connector = getConnector(connection.provider)!
   // Typed inputs first: a trigger whose variables do not match is refused before anything else.

@@ -1,11 +1,11 @@
 import { Webhook } from 'standardwebhooks'
 import { parseRetryAfter } from '../connectors/request.ts'
 import { newId, randomBytes, type SecretBox } from '../core/crypto.ts'
-import { isTerminal, type RunStatus } from '../core/domain.ts'
+import { isTerminal } from '../core/domain.ts'
 import type { Clock, Metrics } from '../core/ports.ts'
 import { redactText } from '../core/redact.ts'
 import type { EventRow, RunRow, Store } from '../db/store.ts'
-import { toRunEvent } from '../db/store.ts'
+import { toRunEvent } from '../core/run-change.ts'
 import { WebhookQueries, type WebhookDeliveryRow, type WebhookEndpointRow } from '../db/webhooks.ts'
 import { runBody } from './serialize.ts'
 
@@ -79,7 +79,7 @@ export function wants(e: Pick<WebhookEndpointRow, 'tenantId' | 'workflowId' | 'f
   if (e.workflowId && e.workflowId !== ev.workflowId) return false
   if (ev.createdAt < e.createdAt) return false
   switch (e.filter as WebhookFilter) {
-    case 'terminal': return ev.type === 'run.status_changed' && isTerminal(ev.status as RunStatus)
+    case 'terminal': return ev.type === 'run.status_changed' && isTerminal(ev.status)
     case 'status': return ev.type === 'run.created' || ev.type === 'run.status_changed'
     case 'all': return true
     case 'types': return e.eventTypes.includes(ev.type)
@@ -106,7 +106,7 @@ export class WebhookDispatcher {
   private quietIngests = 0
 
   constructor(private readonly deps: WebhookDispatcherDeps, opts: WebhookDispatcherOptions = {}) {
-    this.q = new WebhookQueries(deps.store.db)
+    this.q = deps.store.webhooks
     this.retrySchedule = opts.retryScheduleMs?.length ? opts.retryScheduleMs : DEFAULT_RETRY_SCHEDULE_MS
     this.disableAfterMs = opts.disableAfterMs ?? DEFAULT_DISABLE_AFTER_MS
     this.timeoutMs = opts.timeoutMs ?? 15_000

@@ -46,7 +46,7 @@ export function createBinder(deps: BinderDeps): Binder {
     const now = deps.clock.now()
     const hit = durationModels.get(workflowId)
     if (hit && now - hit.at < DURATION_MODEL_TTL_MS) return hit.model
-    const model = deps.store.workflowDurations(workflowId, MAX_SAMPLES).then(fitDurations, () => undefined)
+    const model = deps.store.runs.workflowDurations(workflowId, MAX_SAMPLES).then(fitDurations, () => undefined)
     durationModels.set(workflowId, { at: now, model })
     return model
   }
@@ -89,14 +89,14 @@ export function createBinder(deps: BinderDeps): Binder {
   }
 
   const bind: BindConnector = async (run: RunRow) => {
-    const workflow = await deps.store.getWorkflow(run.tenantId, run.workflowId)
+    const workflow = await deps.store.catalog.getWorkflow(run.tenantId, run.workflowId)
     if (!workflow) throw new Error(`workflow ${run.workflowId} of run ${run.id} is gone`)
-    const connection = await deps.store.getConnection(run.tenantId, workflow.connectionId)
+    const connection = await deps.store.catalog.getConnection(run.tenantId, workflow.connectionId)
     if (!connection) throw new Error(`connection ${workflow.connectionId} of run ${run.id} is gone`)
     const { connector, ctx } = await forConnection(connection)
     const policy = pollPolicyOf(workflow, connector)
     ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config, hasInputTemplate: workflow.inputTemplate !== null && workflow.inputTemplate !== undefined }
-    ctx.otherActiveRuns = async () => (await deps.store.activeRunIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
+    ctx.otherActiveRuns = async () => (await deps.store.runs.activeIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
     ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id, callbackExpiry(run))
     const durations = policy.adaptive && run.upstreamId ? await durationsOf(workflow.id) : undefined
     return { connector, policy, ctx, durations, triggerRetry: workflow.triggerRetry === 'at_least_once' ? 'at_least_once' : 'at_most_once' }

@@ -10,13 +10,13 @@ import type { Store } from '../db/store.ts'
  */
 export async function checkEncryptionKey(store: Store, secrets: SecretBox, now: number): Promise<void> {
   const mine = secrets.fingerprints
-  const stored = await store.getSetting(KEY_FINGERPRINT)
+  const stored = await store.settings.get(KEY_FINGERPRINT)
   if (stored === undefined) {
-    const [sample] = await listSealedSecrets(store.db)
+    const [sample] = await store.sealed.list()
     if (sample) await secrets.decrypt(sample.value).catch(() => { throw mismatch('none recorded; a stored secret does not open with it', mine) })
   }
   // Insert unless present (concurrent first starts agree on one row), then compare with what is in force.
-  const inForce = await store.claimSetting(KEY_FINGERPRINT, mine[0]!, now)
+  const inForce = await store.settings.claim(KEY_FINGERPRINT, mine[0]!, now)
   if (!mine.includes(inForce)) throw mismatch(inForce, mine)
 }
 
@@ -35,7 +35,7 @@ export async function rotateEncryptionKeys(store: Store, secrets: SecretBox, now
   let resealed = 0
   let current = 0
   let failed = 0
-  for (const s of await listSealedSecrets(store.db)) {
+  for (const s of await store.sealed.list()) {
     let opened: { value: unknown; current: boolean }
     try {
       opened = await secrets.open(s.value)
@@ -44,9 +44,9 @@ export async function rotateEncryptionKeys(store: Store, secrets: SecretBox, now
       continue
     }
     if (opened.current) { current++; continue }
-    if (await resealSecret(store.db, s, await secrets.encrypt(opened.value), now)) resealed++
+    if (await store.sealed.reseal(s, await secrets.encrypt(opened.value), now)) resealed++
   }
   // Only when every secret opens with the current key may it become the database's key.
-  if (failed === 0) await setKeyFingerprint(store.db, secrets.fingerprints[0]!, now)
+  if (failed === 0) await store.sealed.setKeyFingerprint(secrets.fingerprints[0]!, now)
   return { resealed, current, failed }
 }

@@ -33,21 +33,21 @@ export async function tempDatabase() {
 
 /** A tenant, a demo connection and a demo workflow written straight into the store. */
 export async function seedWorkflow(store: Store, now: number, tenantOverrides: { retentionDays?: number } = {}) {
-  const tenant = await store.createTenant({ id: newId('ten'), name: 'acme', createdAt: now, retentionDays: tenantOverrides.retentionDays ?? null })
-  const connection = await store.createConnection({ id: newId('con'), tenantId: tenant.id, name: 'demo', provider: 'demo', baseUrl: 'http://demo.invalid', config: {}, secret: 'unused', createdAt: now, updatedAt: now })
-  const workflow = await store.createWorkflow({ id: newId('wf'), tenantId: tenant.id, name: 'wf', connectionId: connection.id, upstreamWorkflowId: 'demo', pollPolicy: {}, config: {}, tags: [], createdAt: now, updatedAt: now })
+  const tenant = await store.keys.createTenant({ id: newId('ten'), name: 'acme', createdAt: now, retentionDays: tenantOverrides.retentionDays ?? null })
+  const connection = await store.catalog.createConnection({ id: newId('con'), tenantId: tenant.id, name: 'demo', provider: 'demo', baseUrl: 'http://demo.invalid', config: {}, secret: 'unused', createdAt: now, updatedAt: now })
+  const workflow = await store.catalog.createWorkflow({ id: newId('wf'), tenantId: tenant.id, name: 'wf', connectionId: connection.id, upstreamWorkflowId: 'demo', pollPolicy: {}, config: {}, tags: [], createdAt: now, updatedAt: now })
   return { tenant, connection, workflow }
 }
 
 /** Run hosts that only persist (no timers, nothing triggered): what a scheduler creates stays visible. */
 export function recordingHosts(store: Store, clock: Clock): RunHosts {
   return {
-    async create(row, created) { return (await store.createRun(row, created)).run },
+    async create(row, created) { return (await store.runs.create(row, created)).run },
     async command(run: RunRow, name, payload, by) {
       if (name !== 'cancel') throw new Error(`unexpected command ${name}`)
-      const fresh = (await store.getRunById(run.id))!
+      const fresh = (await store.runs.getById(run.id))!
       if (fresh.finishedAt) return fresh
-      return (await store.applyRunChange(fresh, { status: 'canceled', finishedAt: clock.now(), nextTickAt: null }, [
+      return (await store.runs.applyChange(fresh, { status: 'canceled', finishedAt: clock.now(), nextTickAt: null }, [
         { type: 'run.command', data: { command: 'cancel', by, payload } },
         { type: 'run.status_changed', data: { from: fresh.status, to: 'canceled', reason: 'canceled_by_user' } },
       ], clock.now())).run

@@ -16,7 +16,7 @@ export async function migratedStore(name: string): Promise<{ dir: string; store:
   return { dir, store }
 }
 
-type NewRun = Parameters<Store['createRun']>[0]
+type NewRun = Parameters<Store['runs']['create']>[0]
 
 /** A queued run of tenant `t` and workflow `wf`, created at `at`, its seq 1 the `CREATED` event; `fields` override. */
 export function queuedRun(id: string, at: number, fields: Partial<NewRun> = {}): NewRun {
@@ -28,3 +28,6 @@ export function queuedRun(id: string, at: number, fields: Partial<NewRun> = {}):
 
 /** The `run.created` event a new run starts with. */
 export const CREATED = { type: 'run.created', data: {} } as const
+
+/** The drizzle database under a store, for tests that set up or inspect rows no module writes (src/ never reaches it). */
+export const rawDb = (store: Store) => store['db']

@@ -18,6 +18,7 @@ import { newEncryptionKey, SecretBox } from '../../src/core/crypto.ts'
 import { schema, Store } from '../../src/db/store.ts'
 import { isStoreUnavailable } from '../../src/db/store-errors.ts'
 import { createLocalRuntime } from '../../src/runtime/local/runtime.ts'
+import { rawDb } from '../helpers/store.ts'
 
 const ROOT = 'rr_idem_root_key_0123456789abcdef'
 
@@ -36,7 +37,7 @@ describe('Idempotency-Key: one run per key through faults and delays', () => {
   }
   const trigger = (idem: string) => req('POST', `/v1/workflows/${workflowId}/runs`, { variables: {} }, { 'idempotency-key': idem })
   /** Move a key's row back in time by `ms` (what the key sees of elapsed time). */
-  const age = (idem: string, ms: number) => store.db.run(sql`update idempotency_keys set created_at = created_at - ${ms} where key = ${idem}`)
+  const age = (idem: string, ms: number) => rawDb(store).run(sql`update idempotency_keys set created_at = created_at - ${ms} where key = ${idem}`)
   const runsOfWorkflow = async () => (await req('GET', `/v1/runs?workflow_id=${workflowId}&limit=200`)).body.items as Array<{ id: string }>
 
   beforeAll(async () => {
@@ -78,7 +79,7 @@ describe('Idempotency-Key: one run per key through faults and delays', () => {
   it('a request that created its run but lost its answer (the old 500) is answered with that run at any delay', async () => {
     const first = await trigger('k-lost-answer')
     // As if the answer's write had failed after the run committed.
-    await store.db.run(sql`update idempotency_keys set response_status = null, response_body = null where key = 'k-lost-answer'`)
+    await rawDb(store).run(sql`update idempotency_keys set response_status = null, response_body = null where key = 'k-lost-answer'`)
     for (const ms of [0, 61_000, 10 * 60_000]) {
       await age('k-lost-answer', ms)
       const again = await trigger('k-lost-answer')
@@ -115,9 +116,9 @@ describe('Idempotency-Key: one run per key through faults and delays', () => {
   it('a claim whose request died before creating anything: 409 + Retry-After while it may be in flight, then taken over with the same id', async () => {
     // The claim row a dead request leaves (reserved id, no run, no answer), written as the store writes it.
     const body = await trigger('k-probe-hash')
-    const hash = (await store.db.all<{ request_hash: string }>(sql`select request_hash from idempotency_keys where key = 'k-probe-hash'`))[0]!.request_hash
+    const hash = (await rawDb(store).all<{ request_hash: string }>(sql`select request_hash from idempotency_keys where key = 'k-probe-hash'`))[0]!.request_hash
     void body
-    await store.claimIdempotencyKey(tenantId, 'k-dead', hash, Date.now(), 24 * 3_600_000, 'run_reservedByDeadRequest01')
+    await store.idempotency.claim(tenantId, 'k-dead', hash, Date.now(), 24 * 3_600_000, 'run_reservedByDeadRequest01')
     const busy = await trigger('k-dead')
     expect(busy.status).toBe(409)
     expect(busy.body.error.code).toBe('idempotency_key_in_use')

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { events } from '../../src/db/schema.ts'
 import { demoTenant, sleep } from '../helpers/live.ts'
 import { startTestServer, until, type TestServer } from '../helpers/server.ts'
+import { rawDb } from '../helpers/store.ts'
 
 // What the dashboard finds runs with, and its replay, through the API (real server, real libSQL).
 describe('finding runs and replaying them', () => {
@@ -68,8 +69,8 @@ describe('finding runs and replaying them', () => {
     // Two transient upstream errors recorded for a run of A (as the watcher records them), one for C.
     const runId = await t.trigger(wfA)
     const now = Date.now()
-    const row = (wf: string, seq: number) => ({ tenantId: t.tenantId, runId, workflowId: wf, seq, type: 'run.error', status: 'running', data: { transient: true }, createdAt: now })
-    await server.runtime.store.db.insert(events).values([row(wfA, 1001), row(wfA, 1002), row(wfC, 1003)])
+    const row = (wf: string, seq: number) => ({ tenantId: t.tenantId, runId, workflowId: wf, seq, type: 'run.error' as const, status: 'running' as const, data: { transient: true }, createdAt: now })
+    await rawDb(server.runtime.store).insert(events).values([row(wfA, 1001), row(wfA, 1002), row(wfC, 1003)])
     const s = (await t.client.get(`/v1/workflows/${wfA}/summary`)).body
     expect(s.upstream_errors).toBe(2)
     const bucket = s.timeline.find((b: { start: string }) => Date.parse(b.start) === Math.floor(now / 3_600_000) * 3_600_000)

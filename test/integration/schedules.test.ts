@@ -8,6 +8,7 @@ import { newId } from '../../src/core/crypto.ts'
 import { fakeClock, recordingHosts, seedWorkflow, tempDatabase } from '../helpers/jobs.ts'
 import { demoTenant } from '../helpers/live.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { rawDb } from '../helpers/store.ts'
 
 const T = (iso: string) => Date.parse(iso)
 const isoList = (xs: number[]) => xs.map((x) => new Date(x).toISOString())
@@ -16,14 +17,14 @@ const isoList = (xs: number[]) => xs.map((x) => new Date(x).toISOString())
 async function addSchedule(store: Store, now: number, tenantId: string, workflowId: string, s: { cron?: string; at?: number; timezone?: string; misfire?: 'run_once' | 'skip' }) {
   const { nextOccurrence } = await import('../../src/http/scheduling.ts')
   const row = { cron: s.cron ?? null, at: s.at ?? null, timezone: s.timezone ?? 'UTC' }
-  return new ScheduleQueries(store.db).create({
+  return store.schedules.create({
     id: newId('sch'), tenantId, workflowId, ...row, variables: {}, runtimeVariables: {}, tags: [], misfire: s.misfire ?? 'run_once', paused: false,
     nextFireAt: nextOccurrence(row, now), nextRunId: null, fires: 0, skipped: 0, createdAt: now, updatedAt: now,
   })
 }
 
 const runsOf = (store: Store, scheduleId: string) =>
-  store.db.select().from(runs).where(eq(runs.scheduleId, scheduleId)).orderBy(asc(runs.scheduleFireAt), asc(runs.createdAt))
+  rawDb(store).select().from(runs).where(eq(runs.scheduleId, scheduleId)).orderBy(asc(runs.scheduleFireAt), asc(runs.createdAt))
 
 describe('schedule engine (fake clock, real libSQL)', () => {
   let db: Awaited<ReturnType<typeof tempDatabase>>
@@ -32,7 +33,7 @@ describe('schedule engine (fake clock, real libSQL)', () => {
 
   /** Step the clock to each occurrence in turn (plus `lateMs`) and run the engine there. */
   async function drive(engine: ScheduleEngine, clock: ReturnType<typeof fakeClock>, scheduleId: string, until: number, lateMs = 1_000) {
-    const q = new ScheduleQueries(db.store.db)
+    const q = db.store.schedules
     for (let i = 0; i < 200; i++) {
       const s = (await q.getById(scheduleId))!
       if (s.nextFireAt === null || s.nextFireAt > until) return
@@ -53,7 +54,7 @@ describe('schedule engine (fake clock, real libSQL)', () => {
     expect(isoList(march)).toEqual(['2027-03-27T01:30:00.000Z', '2027-03-28T01:00:00.000Z', '2027-03-29T00:30:00.000Z', '2027-03-30T00:30:00.000Z', '2027-03-31T00:30:00.000Z'])
 
     // October: 02:30 happens twice on the 31st (CEST then CET); the schedule fires once.
-    const q = new ScheduleQueries(db.store.db)
+    const q = db.store.schedules
     const clock2 = fakeClock(T('2027-10-29T12:00:00Z'))
     const engine2 = new ScheduleEngine({ store: db.store, clock: clock2, hosts: recordingHosts(db.store, clock2) })
     const s2 = await addSchedule(db.store, clock2.now(), tenant.id, workflow.id, { cron: '30 2 * * *', timezone: 'Europe/Berlin' })
@@ -92,7 +93,7 @@ describe('schedule engine (fake clock, real libSQL)', () => {
     // Due up to 01:59:30: 00:05 … 01:55 fired (23), 02:00 waiting as a scheduled run.
     const expected = Array.from({ length: 24 }, (_, i) => T('2027-05-01T00:05:00Z') + i * 300_000)
     expect(fires).toEqual(expected)
-    const row = (await new ScheduleQueries(db.store.db).getById(s.id))!
+    const row = (await db.store.schedules.getById(s.id))!
     expect(row.fires).toBe(23)
     expect(row.nextRunId).toBe(live.at(-1)!.id)
   })
@@ -128,7 +129,7 @@ describe('schedule engine (fake clock, real libSQL)', () => {
       ['2027-06-01T02:00:00.000Z', 'canceled'],
       ['2027-06-01T06:00:00.000Z', 'scheduled'],
     ])
-    const row = (await new ScheduleQueries(db.store.db).getById(s.id))!
+    const row = (await db.store.schedules.getById(s.id))!
     expect([row.fires, row.skipped]).toEqual([1, 1])
   })
 
@@ -143,7 +144,7 @@ describe('schedule engine (fake clock, real libSQL)', () => {
     await engine.runDueSchedules()
     const rows = await runsOf(db.store, s.id)
     expect(rows.map((r) => r.scheduleFireAt)).toEqual([T('2027-06-01T09:00:00Z')])
-    const row = (await new ScheduleQueries(db.store.db).getById(s.id))!
+    const row = (await db.store.schedules.getById(s.id))!
     expect([row.nextFireAt, row.fires, row.lastRunId]).toEqual([null, 1, rows[0]!.id])
   })
 })

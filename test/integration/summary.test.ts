@@ -1,12 +1,13 @@
 import { and, eq, sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newId } from '../../src/core/crypto.ts'
-import { pruneExpired } from '../../src/db/retention.ts'
+import type { RunStatus } from '../../src/core/domain.ts'
 import { events, runs } from '../../src/db/schema.ts'
 import type { Store } from '../../src/db/store.ts'
 import { seedWorkflow, tempDatabase } from '../helpers/jobs.ts'
 import { demoTenant } from '../helpers/live.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { rawDb } from '../helpers/store.ts'
 
 const HOUR = 3_600_000
 const STATUSES = ['completed', 'completed', 'completed', 'failed', 'canceled', 'timed_out', 'running', 'queued'] as const
@@ -17,7 +18,7 @@ function rng(seed: number) {
 }
 
 type Row = typeof runs.$inferInsert
-function makeRun(tenantId: string, workflowId: string, createdAt: number, status: string, durationMs: number | null): Row {
+function makeRun(tenantId: string, workflowId: string, createdAt: number, status: RunStatus, durationMs: number | null): Row {
   const finished = !['running', 'queued', 'scheduled'].includes(status)
   const startedAt = status === 'queued' ? null : createdAt + 100
   return {
@@ -30,7 +31,7 @@ function makeRun(tenantId: string, workflowId: string, createdAt: number, status
 
 /** Insert runs straight through the Store's database, 500 a statement. */
 async function insertRuns(store: Store, rows: Row[]) {
-  for (let i = 0; i < rows.length; i += 500) await store.db.insert(runs).values(rows.slice(i, i + 500))
+  for (let i = 0; i < rows.length; i += 500) await rawDb(store).insert(runs).values(rows.slice(i, i + 500))
 }
 
 const nearestRank = (sorted: number[], p: number) => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!
@@ -95,7 +96,7 @@ describe('GET /v1/workflows/{id}/summary', () => {
   })
 
   it('reads only the covering index (no table access) for its queries', async () => {
-    const plan = await server.runtime.store.db.all<{ detail: string }>(sql`explain query plan select status, count(*) from runs where workflow_id = ${wf} and created_at >= 0 and created_at < 1e15 group by status`)
+    const plan = await rawDb(server.runtime.store).all<{ detail: string }>(sql`explain query plan select status, count(*) from runs where workflow_id = ${wf} and created_at >= 0 and created_at < 1e15 group by status`)
     expect(plan.map((p) => p.detail).join(' ')).toMatch(/COVERING INDEX runs_workflow_summary/)
   })
 })
@@ -109,8 +110,8 @@ describe('retention', () => {
       const keeper = await seedWorkflow(db.store, now) // no retention: nothing of it goes
       const mk = async (tenantId: string, workflowId: string, ageDays: number, finished: boolean) => {
         const row = makeRun(tenantId, workflowId, now - ageDays * 86_400_000, finished ? 'completed' : 'running', 1000)
-        const { run } = await db.store.createRun(row, { type: 'run.created', data: {} })
-        await db.store.applyRunChange(run, {}, [{ type: 'run.progress', data: { p: 1 } }, { type: 'run.output', data: { o: 1 } }], row.createdAt)
+        const { run } = await db.store.runs.create(row, { type: 'run.created', data: {} })
+        await db.store.runs.applyChange(run, {}, [{ type: 'run.progress', data: { p: 1 } }, { type: 'run.output', data: { o: 1 } }], row.createdAt)
         return run.id
       }
       const old = await Promise.all(Array.from({ length: 10 }, () => mk(tenant.id, workflow.id, 10, true)))
@@ -118,12 +119,12 @@ describe('retention', () => {
       const recent = await mk(tenant.id, workflow.id, 2, true)
       const otherTenant = await mk(keeper.tenant.id, keeper.workflow.id, 100, true)
       let pauses = 0
-      const result = await pruneExpired(db.store.db, now, { batch: 3, pause: async () => { pauses++ } })
+      const result = await db.store.pruneExpired(now, { batch: 3, pause: async () => { pauses++ } })
       expect(result).toEqual({ runs: 10, events: 30, deliveries: 0 })
       expect(pauses).toBe(4) // 3 + 3 + 3 + 1: batched, yielding between batches
-      for (const id of old) expect(await db.store.getRunById(id)).toBeUndefined()
-      for (const id of [oldLive, recent, otherTenant]) expect(await db.store.getRunById(id)).toBeDefined()
-      const [left] = await db.store.db.select({ n: sql<number>`count(*)` }).from(events).where(and(eq(events.tenantId, tenant.id)))
+      for (const id of old) expect(await db.store.runs.getById(id)).toBeUndefined()
+      for (const id of [oldLive, recent, otherTenant]) expect(await db.store.runs.getById(id)).toBeDefined()
+      const [left] = await rawDb(db.store).select({ n: sql<number>`count(*)` }).from(events).where(and(eq(events.tenantId, tenant.id)))
       expect(Number(left!.n)).toBe(6)
     } finally {
       db.close()
@@ -134,14 +135,14 @@ describe('retention', () => {
     const db = await tempDatabase()
     try {
       const now = Date.parse('2027-03-01T00:00:00Z')
-      await db.store.claimIdempotencyKey('t1', 'old', 'h', now - 25 * 3_600_000, 1e12)
-      await db.store.claimIdempotencyKey('t2', 'fresh', 'h', now - 3_600_000, 1e12)
+      await db.store.idempotency.claim('t1', 'old', 'h', now - 25 * 3_600_000, 1e12)
+      await db.store.idempotency.claim('t2', 'fresh', 'h', now - 3_600_000, 1e12)
       // Answered keys: only their age can drop them.
-      await db.store.completeIdempotencyKey('t1', 'old', 202, '{}')
-      await db.store.completeIdempotencyKey('t2', 'fresh', 202, '{}')
-      await pruneExpired(db.store.db, now)
-      expect((await db.store.claimIdempotencyKey('t1', 'old', 'other', now, 1e12)).claimed).toBe(true)
-      expect((await db.store.claimIdempotencyKey('t2', 'fresh', 'other', now, 1e12)).row).toMatchObject({ requestHash: 'h' })
+      await db.store.idempotency.complete('t1', 'old', 202, '{}')
+      await db.store.idempotency.complete('t2', 'fresh', 202, '{}')
+      await db.store.pruneExpired(now)
+      expect((await db.store.idempotency.claim('t1', 'old', 'other', now, 1e12)).claimed).toBe(true)
+      expect((await db.store.idempotency.claim('t2', 'fresh', 'other', now, 1e12)).row).toMatchObject({ requestHash: 'h' })
     } finally {
       db.close()
     }

@@ -10,6 +10,7 @@ import { WebhookDispatcher } from '../../src/http/webhook-dispatcher.ts'
 import { fakeClock, recordingHosts, seedWorkflow, tempDatabase } from '../helpers/jobs.ts'
 import { demoTenant, sleep } from '../helpers/live.ts'
 import { startTestServer, until, type TestServer } from '../helpers/server.ts'
+import { rawDb } from '../helpers/store.ts'
 
 interface Received { id: string; timestamp: string; signature: string; body: string; at: number; path: string }
 type Answer = { status: number; headers?: Record<string, string> }
@@ -202,7 +203,7 @@ describe('webhook dispatcher (fake clock, real libSQL, real receiver)', () => {
       const eventsAfter = dispatcher.q.eventsAfter.bind(dispatcher.q)
       dispatcher.q.eventsAfter = (...args) => { reads++; return eventsAfter(...args) }
       await dispatcher.ingest()
-      const q = new WebhookQueries(db.store.db)
+      const q = db.store.webhooks
       await q.createEndpoint({ id: newId('whe'), tenantId: tenant.id, workflowId: null, url: 'http://127.0.0.1:9/none', description: null, filter: 'all', eventTypes: [], secret: await secrets.encrypt('whsec_' + Buffer.from('k'.repeat(24)).toString('base64')), enabled: true, createdAt: clock.now(), updatedAt: clock.now() })
       const hosts = recordingHosts(db.store, clock)
       const newRun = () => hosts.create({ id: newId('run'), tenantId: tenant.id, workflowId: workflow.id, status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: clock.now(), updatedAt: clock.now() }, { type: 'run.created', data: {} })
@@ -212,7 +213,7 @@ describe('webhook dispatcher (fake clock, real libSQL, real receiver)', () => {
       for (let i = 0; i < 5; i++) expect(await dispatcher.ingest()).toBe(0)
       expect(reads).toBe(0)
       // ... until it does: the next pass makes the delivery.
-      position = await db.store.maxEventId()
+      position = await db.store.runs.maxEventId()
       expect(await dispatcher.ingest()).toBe(1)
       expect(reads).toBe(1)
       // An event the position never shows (say its process died before this one's tail read it) is scanned by the 10th pass.
@@ -238,7 +239,7 @@ describe('webhook dispatcher (fake clock, real libSQL, real receiver)', () => {
       const make = () => new WebhookDispatcher({ store: db.store, secrets, clock, fetch }, { retryScheduleMs: [0, hour, 6 * hour, 12 * hour, 24 * hour, 24 * hour, 24 * hour, 24 * hour, 24 * hour] })
       let dispatcher = make()
       await dispatcher.ingest() // cursor starts at the current end of the events table
-      const q = new WebhookQueries(db.store.db)
+      const q = db.store.webhooks
       const ep = await q.createEndpoint({ id: newId('whe'), tenantId: tenant.id, workflowId: null, url: `${rx.url}/fail`, description: null, filter: 'all', eventTypes: [], secret: await secrets.encrypt('whsec_' + Buffer.from('k'.repeat(24)).toString('base64')), enabled: true, createdAt: clock.now(), updatedAt: clock.now() })
       const hosts = recordingHosts(db.store, clock)
       await hosts.create({ id: newId('run'), tenantId: tenant.id, workflowId: workflow.id, status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: clock.now(), updatedAt: clock.now() }, { type: 'run.created', data: {} })
@@ -256,8 +257,8 @@ describe('webhook dispatcher (fake clock, real libSQL, real receiver)', () => {
       expect(d!.attempts).toBe(rx.at('/fail').length)
       expect(new Set(rx.at('/fail').map((x) => x.id))).toEqual(new Set([d!.id]))
       // A second ingest of the same events makes no second delivery.
-      await new WebhookQueries(db.store.db).advanceCursor('webhooks.event_cursor', 0, clock.now())
-      await db.store.db.run((await import('drizzle-orm')).sql`update settings set value = '0' where key = 'webhooks.event_cursor'`)
+      await db.store.webhooks.advanceCursor('webhooks.event_cursor', 0, clock.now())
+      await rawDb(db.store).run((await import('drizzle-orm')).sql`update settings set value = '0' where key = 'webhooks.event_cursor'`)
       expect(await make().ingest()).toBe(0)
     } finally {
       db.close()

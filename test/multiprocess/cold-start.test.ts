@@ -18,6 +18,7 @@ import { createLocalRuntime } from '../../src/runtime/local/runtime.ts'
 import { openEmbeddedStore } from '../../src/runtime/local/embedded.ts'
 import { startLibsqlServer, type LibsqlServerProcess } from '../helpers/libsql-server.ts'
 import { freePort, spawnCollecting, startChildServer } from '../helpers/child.ts'
+import { rawDb } from '../helpers/store.ts'
 
 const SOAK = process.env.RUNRELAY_SOAK === '1'
 const ROOT = 'rr_cold_root_key_0123456789abcdef'
@@ -54,7 +55,7 @@ describe('concurrent cold starts on one fresh database', () => {
       expect(failed, `starts that failed (${rootKey ? 'given' : 'generated'} root key)`).toEqual([])
       // One root key however many started; a generated one is printed by exactly one process.
       const { store, client } = await openEmbeddedStore(parseConfig(env))
-      const roots = await store.db.all<{ n: number }>('select count(*) as n from api_keys where tenant_id is null' as any)
+      const roots = await rawDb(store).all<{ n: number }>('select count(*) as n from api_keys where tenant_id is null' as any)
       client.close()
       expect(Number(roots[0]!.n)).toBe(1)
       if (!rootKey) expect(ok.filter((s) => s.runtime.rootKeyCreated).length).toBe(1)

@@ -24,7 +24,7 @@ describe('KeyRateLimiter shared through the database', () => {
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
-  const limiter = (id: string, sync: KeyRateSync = new KeyRateQueries(store.db, id, 3_000), log?: (m: string) => void) =>
+  const limiter = (id: string, sync: KeyRateSync = store.keyRates(id, 3_000), log?: (m: string) => void) =>
     new KeyRateLimiter(PER_MINUTE, () => now, undefined, { sync, intervalMs: 3_600_000, log })
 
   /** Hammer `key` on every limiter (`perStep` tries each 10 ms) for `ms`; limiter i syncs every SYNC_MS, offset by i × offsetMs. */
@@ -76,7 +76,7 @@ describe('KeyRateLimiter shared through the database', () => {
   })
 
   it('a database that fails: each limiter limits on its own, logged once, and catches up when it is back', async () => {
-    const real = new KeyRateQueries(store.db, 'flaky', 3_000)
+    const real = store.keyRates('flaky', 3_000)
     let down = false
     const logs: string[] = []
     const flaky: KeyRateSync = { sync: (...a) => (down ? Promise.reject(new Error('SQLITE_BUSY')) : real.sync(...a)), leave: () => real.leave() }
@@ -100,7 +100,7 @@ describe('KeyRateLimiter shared through the database', () => {
   })
 
   it('a limiter that accepted nothing syncs once a second, not every period; one request makes the next period sync', async () => {
-    const real = new KeyRateQueries(store.db, 'idle', 3_000)
+    const real = store.keyRates('idle', 3_000)
     let syncs = 0
     const counted: KeyRateSync = { sync: (...a) => { syncs++; return real.sync(...a) }, leave: () => real.leave() }
     const l = limiter('idle', counted)

@@ -52,6 +52,14 @@ describe('layout', () => {
     expect(wrong).toEqual([])
   })
 
+  it('only src/db imports drizzle-orm: the database is private to the store (no store.db outside)', () => {
+    const outside = files
+      .filter((f) => !relative(SRC, f).startsWith('db/'))
+      .filter((f) => /from\s+'drizzle-orm[/']|\bstore\.db\b/.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(SRC, f))
+    expect(outside).toEqual([])
+  })
+
   it('no module imports itself back through run-time imports', () => {
     const graph = new Map(files.map((f) => [f, valueImports(f).filter((to) => files.includes(to))]))
     const cycles: string[] = []

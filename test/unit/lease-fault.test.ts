@@ -39,13 +39,13 @@ describe('run host: database lost', () => {
         triggers++
         if (failAfterAnswer > 0) {
           // The database drops out right after the vendor answered: the answer's writes fail for a while.
-          const { writeBatch } = store
+          const { writeBatch } = store.runs
           let left = failAfterAnswer
-          store.writeBatch = (async (...a: Parameters<Store['writeBatch']>) => {
+          store.runs.writeBatch = (async (...a: Parameters<Store['runs']['writeBatch']>) => {
             if (left-- > 0) throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })
-            store.writeBatch = writeBatch
-            return writeBatch.apply(store, a)
-          }) as Store['writeBatch']
+            store.runs.writeBatch = writeBatch
+            return writeBatch.apply(store.runs, a)
+          }) as Store['runs']['writeBatch']
         }
         return { upstreamId: 'up-1', status: 'running' }
       },
@@ -71,36 +71,36 @@ describe('run host: database lost', () => {
     await sleep(500)
     expect(polls).toBeGreaterThan(0)
     // The database stops answering the lease statements.
-    const { renewLeases, claimRuns } = store
-    store.renewLeases = async () => { throw new Error('SQLITE_IOERR: disk I/O error') }
-    store.claimRuns = async () => { throw new Error('SQLITE_IOERR: disk I/O error') }
+    const { renew: renewLeases, claim: claimRuns } = store.leases
+    store.leases.renew = async () => { throw new Error('SQLITE_IOERR: disk I/O error') }
+    store.leases.claim = async () => { throw new Error('SQLITE_IOERR: disk I/O error') }
     await sleep(1_600) // past the TTL: every lease may have lapsed
     const stoppedAt = polls
     await sleep(800)
     expect(polls, 'no tick once the leases may have lapsed').toBe(stoppedAt)
     expect(logs.filter((m) => m.startsWith('lease renewal failed'))).toHaveLength(1)
     // Back: nobody claimed the lapsed lease meanwhile, so the renewal keeps it (same token) and polling resumes.
-    store.renewLeases = renewLeases
-    store.claimRuns = claimRuns
+    store.leases.renew = renewLeases
+    store.leases.claim = claimRuns
     await sleep(1_000)
     expect(host.heldRuns).toBe(1)
     expect(polls).toBeGreaterThan(stoppedAt)
     expect(logs).toContain('database reachable again: renewing and claiming leases')
-    expect((await store.leaseOf('run_1'))?.token).toBe(1)
+    expect((await store.leases.of('run_1'))?.token).toBe(1)
   }, 15_000)
 
   it('a lapsed lease another process claimed during the fault is dropped here when the database answers', async () => {
     const now = Date.now()
     await host.create(queuedRun('run_2', now, { nextTickAt: now }), CREATED)
     await sleep(300)
-    const { renewLeases, claimRuns } = store
-    store.renewLeases = async () => { throw new Error('fetch failed') }
-    store.claimRuns = async () => { throw new Error('fetch failed') }
+    const { renew: renewLeases, claim: claimRuns } = store.leases
+    store.leases.renew = async () => { throw new Error('fetch failed') }
+    store.leases.claim = async () => { throw new Error('fetch failed') }
     await sleep(1_600) // lapsed; another process (reaching the database) claims it
-    expect((await claimRuns.call(store, 'p2', Date.now(), Date.now() + 60_000, 10)).map((r) => r.id)).toEqual(['run_2'])
+    expect((await claimRuns.call(store.leases, 'p2', Date.now(), Date.now() + 60_000, 10)).map((r) => r.id)).toEqual(['run_2'])
     const pollsThen = polls
-    store.renewLeases = renewLeases
-    store.claimRuns = claimRuns
+    store.leases.renew = renewLeases
+    store.leases.claim = claimRuns
     await sleep(1_000)
     expect(host.heldRuns).toBe(0)
     expect(polls, 'p1 never polls a run p2 owns').toBe(pollsThen)
@@ -109,8 +109,8 @@ describe('run host: database lost', () => {
 
   it('a run created while the lease is unconfirmed keeps its timer and is polled once renewals succeed (no stranded run)', async () => {
     // Renewals fail past the TTL (every lease may have lapsed: nothing ticks) ...
-    const { renewLeases } = store
-    store.renewLeases = async () => { throw new Error('fetch failed') }
+    const { renew: renewLeases } = store.leases
+    store.leases.renew = async () => { throw new Error('fetch failed') }
     await sleep(1_200)
     // ... a run is created meanwhile (its row carries a fresh lease under this process's name) ...
     const now = Date.now()
@@ -118,7 +118,7 @@ describe('run host: database lost', () => {
     await sleep(200)
     expect(polls, 'not ticked while the lease is unconfirmed').toBe(0)
     // ... and renewals succeed again, keeping that lease: the run must be ticked, not left without a timer.
-    store.renewLeases = renewLeases
+    store.leases.renew = renewLeases
     await sleep(2_000) // TTL + poll interval, and some
     expect(polls, 'the run is polled once the database answers').toBeGreaterThan(0)
     expect(host.heldRuns).toBe(1)
@@ -127,7 +127,7 @@ describe('run host: database lost', () => {
   it('a run leased under this process\'s name that it does not hold (a create whose answer was lost) is adopted by the lease pass', async () => {
     const now = Date.now()
     // Committed, but the process never learnt it (the answer was lost to a fault).
-    await store.createRun(queuedRun('run_lost', now, { nextTickAt: now, leaseOwner: 'p1', leaseToken: 1, leaseExpiresAt: now + 60_000 }), CREATED)
+    await store.runs.create(queuedRun('run_lost', now, { nextTickAt: now, leaseOwner: 'p1', leaseToken: 1, leaseExpiresAt: now + 60_000 }), CREATED)
     await sleep(1_200)
     expect(host.heldRuns).toBe(1)
     expect(polls).toBeGreaterThan(0)
@@ -139,7 +139,7 @@ describe('run host: database lost', () => {
     const now = Date.now()
     await host.create(queuedRun('run_answer', now, { nextTickAt: now }), CREATED)
     await sleep(3_000)
-    const run = await store.getRunById('run_answer')
+    const run = await store.runs.getById('run_answer')
     expect(triggers).toBe(1)
     expect(run?.upstreamId).toBe('up-1')
     expect(run?.triggerPendingAt).toBeNull()

@@ -6,7 +6,7 @@ import { LocalHub } from '../../src/runtime/local/hub.ts'
 import { eq } from 'drizzle-orm'
 import { runs } from '../../src/db/schema.ts'
 import { LocalLedger, MAX_UNSTORED_MS } from '../../src/runtime/local/ledger.ts'
-import { migratedStore } from '../helpers/store.ts'
+import { migratedStore, rawDb } from '../helpers/store.ts'
 
 describe('LocalLedger group commit', () => {
   let dir: string
@@ -16,14 +16,14 @@ describe('LocalLedger group commit', () => {
   let batches: number
 
   const row = (id: string) => ({
-    id, tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [],
+    id, tenantId: 't', workflowId: 'wf', status: 'queued' as const, variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [],
     lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1,
   })
 
   beforeEach(async () => {
     ;({ dir, store } = await migratedStore('ledger'))
-    const writeBatch = store.writeBatch.bind(store)
-    store.writeBatch = (w) => { batches++; return writeBatch(w) }
+    const writeBatch = store.runs.writeBatch.bind(store.runs)
+    store.runs.writeBatch = (w) => { batches++; return writeBatch(w) }
     const hub = new LocalHub()
     published = []
     hub.publish = (_t, events) => { published.push(...events) }
@@ -43,8 +43,8 @@ describe('LocalLedger group commit', () => {
     for (const r of results) {
       expect(r.run).toMatchObject({ lastSeq: 3, progress: 0.5, updatedAt: 1000 })
       expect(r.events.map((e) => [e.seq, e.status])).toEqual([[2, 'queued'], [3, 'running']])
-      expect(await store.getRunById(r.run.id)).toEqual(r.run)
-      expect(await store.listRunEvents(r.run.id, 0, 10)).toEqual([created.find((c) => c.run.id === r.run.id)!.event, ...r.events])
+      expect(await store.runs.getById(r.run.id)).toEqual(r.run)
+      expect(await store.runs.events(r.run.id, 0, 10)).toEqual([created.find((c) => c.run.id === r.run.id)!.event, ...r.events])
     }
     const ids = published.map((e) => e.id)
     expect(ids).toEqual([...ids].sort((x, y) => x - y))
@@ -62,7 +62,7 @@ describe('LocalLedger group commit', () => {
     expect(stale.status === 'rejected' && stale.reason).toBeInstanceOf(SeqConflictError)
     expect(fresh.status).toBe('fulfilled')
     expect(published.map((e) => [e.run_id, e.seq])).toEqual([['b', 2]])
-    expect((await store.listRunEvents('a', 0, 10)).map((e) => e.data)).toEqual([{}, {}])
+    expect((await store.runs.events('a', 0, 10)).map((e) => e.data)).toEqual([{}, {}])
   })
 
   it('keeps two writes of one run in order, in separate batches', async () => {
@@ -70,7 +70,7 @@ describe('LocalLedger group commit', () => {
     const first = ledger.commit(run, {}, [{ type: 'run.progress', data: { n: 1 } }])
     const second = first.then((r) => ledger.commit(r.run, {}, [{ type: 'run.progress', data: { n: 2 } }]))
     await second
-    expect((await store.listRunEvents('a', 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3])
+    expect((await store.runs.events('a', 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3])
   })
 
   it('applies the different patches of one group (columns, JSON, null) as written, failing only the stale write', async () => {
@@ -89,16 +89,16 @@ describe('LocalLedger group commit', () => {
     for (const r of [ra, rb, rc]) {
       expect(r.status).toBe('fulfilled')
       const v = (r as PromiseFulfilledResult<Awaited<ReturnType<LocalLedger['commit']>>>).value
-      expect(await store.getRunById(v.run.id)).toEqual(v.run)
-      expect(await store.listRunEvents(v.run.id, 1, 10)).toEqual(v.events)
+      expect(await store.runs.getById(v.run.id)).toEqual(v.run)
+      expect(await store.runs.events(v.run.id, 1, 10)).toEqual(v.events)
     }
     const vb = (rb as PromiseFulfilledResult<Awaited<ReturnType<LocalLedger['commit']>>>).value
     expect(vb.run).toMatchObject({ lastSeq: 3, result: { x: [1, 2] }, tags: ['y', 'z'], message: null, progress: null, updatedAt: 1000 })
     expect(vb.events.map((e) => [e.seq, e.tags])).toEqual([[2, ['y', 'z']], [3, ['y', 'z']]])
     const vc = (rc as PromiseFulfilledResult<Awaited<ReturnType<LocalLedger['commit']>>>).value
     expect(vc.run).toMatchObject({ lastSeq: 2, progress: 0.75, message: 'most', status: 'queued' })
-    expect(await store.getRunById('d')).toMatchObject({ lastSeq: 2, progress: null, message: null })
-    expect((await store.listRunEvents('d', 0, 10)).map((e) => e.data)).toEqual([{}, {}])
+    expect(await store.runs.getById('d')).toMatchObject({ lastSeq: 2, progress: null, message: null })
+    expect((await store.runs.events('d', 0, 10)).map((e) => e.data)).toEqual([{}, {}])
     const ids = published.filter((e) => e.run_id !== 'd').map((e) => e.id)
     expect(ids).toEqual([...ids].sort((x, y) => x - y))
   })
@@ -111,8 +111,8 @@ describe('LocalLedger group commit', () => {
     }
     for (const r of runs) expect(r).toMatchObject({ lastSeq: 4, polls: 3 })
     for (const id of ['r0', 'r150', 'r299']) {
-      expect(await store.getRunById(id)).toMatchObject({ lastSeq: 4, polls: 3 })
-      expect((await store.listRunEvents(id, 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3, 4])
+      expect(await store.runs.getById(id)).toMatchObject({ lastSeq: 4, polls: 3 })
+      expect((await store.runs.events(id, 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3, 4])
     }
   })
 
@@ -121,8 +121,8 @@ describe('LocalLedger group commit', () => {
     for (const id of ids) ledger.hold(id, 1)
     const created = await Promise.all(ids.map((id) => ledger.create({ ...row(id), leaseToken: 1 }, { type: 'run.created', data: {} })))
     let reads = 0
-    const getRunById = store.getRunById.bind(store)
-    store.getRunById = (id) => { reads++; return getRunById(id) }
+    const getRunById = store.runs.getById.bind(store.runs)
+    store.runs.getById = (id) => { reads++; return getRunById(id) }
     // Two "ticks" of each run: read, then write from the row read.
     for (let tick = 0; tick < 2; tick++) {
       const rows = await Promise.all(created.map(({ run }) => ledger.getRun(run.id)))
@@ -138,7 +138,7 @@ describe('LocalLedger group commit', () => {
     for (const id of ['a', 'b', 'c']) ledger.hold(id, 1)
     const created = await Promise.all(['a', 'b', 'c'].map((id) => ledger.create({ ...row(id), leaseToken: 1 }, { type: 'run.created', data: {} })))
     // Another process claimed b meanwhile: its row carries a new fencing token.
-    await store.db.update(runs).set({ leaseToken: 2 }).where(eq(runs.id, 'b'))
+    await rawDb(store).update(runs).set({ leaseToken: 2 }).where(eq(runs.id, 'b'))
     published = []
     batches = 0
     const outcomes = await Promise.allSettled(created.map(({ run }) => ledger.commit(run, { progress: 0.5 }, [{ type: 'run.progress', data: { id: run.id } }])))
@@ -146,15 +146,15 @@ describe('LocalLedger group commit', () => {
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
     expect((outcomes[1] as PromiseRejectedResult).reason).toBeInstanceOf(SeqConflictError)
     expect(published.map((e) => e.run_id)).toEqual(['a', 'c'])
-    expect((await store.getRunById('b'))).toMatchObject({ lastSeq: 1, progress: null })
-    expect(await store.listRunEvents('b', 1, 10)).toEqual([])
-    expect((await store.getRunById('a'))).toMatchObject({ lastSeq: 2, progress: 0.5 })
+    expect((await store.runs.getById('b'))).toMatchObject({ lastSeq: 1, progress: null })
+    expect(await store.runs.events('b', 1, 10)).toEqual([])
+    expect((await store.runs.getById('a'))).toMatchObject({ lastSeq: 2, progress: 0.5 })
   })
 
   it('keeps a poll that changed nothing of a held run in memory (polls, next tick) instead of writing it; anything else is written', async () => {
     ledger.hold('a', 1)
     const { run } = await ledger.create({ ...row('a'), leaseToken: 1, connectorState: { cursor: 3 }, lastRaw: { status: 'running' } }, { type: 'run.created', data: {} })
-    const stored = await store.getRunById('a')
+    const stored = await store.runs.getById('a')
     batches = 0
     published = []
     // Same state and raw answer (new objects, same content), only the bookkeeping moves: nothing is written or published.
@@ -163,14 +163,14 @@ describe('LocalLedger group commit', () => {
     expect(published).toEqual([])
     expect(ledger.skipped).toBe(1)
     expect(kept.run).toMatchObject({ polls: 1, nextTickAt: 5_000, lastSeq: 1, updatedAt: run.updatedAt })
-    expect(await store.getRunById('a'), 'the stored row keeps the last change').toEqual(stored)
+    expect(await store.runs.getById('a'), 'the stored row keeps the last change').toEqual(stored)
     // The next tick reads the kept row, not the store's (and again after a tick that wrote nothing).
     expect(await ledger.getRun('a')).toMatchObject({ polls: 1, nextTickAt: 5_000 })
     expect(await ledger.getRun('a')).toMatchObject({ polls: 1, nextTickAt: 5_000 })
     // A changed raw answer is stored, with the bookkeeping.
     const changed = await ledger.commit(kept.run, { polls: 2, nextTickAt: 6_000, lastRaw: { status: 'running', n: 2 } }, [])
     expect(batches).toBe(1)
-    expect(await store.getRunById('a')).toEqual(changed.run)
+    expect(await store.runs.getById('a')).toEqual(changed.run)
     expect(changed.run).toMatchObject({ polls: 2, nextTickAt: 6_000, lastRaw: { status: 'running', n: 2 }, updatedAt: 1000 })
     // A run not held here is always written.
     const { run: other } = await ledger.create(row('b'), { type: 'run.created', data: {} })
@@ -183,7 +183,7 @@ describe('LocalLedger group commit', () => {
     batches = 0
     await ledger.commit(old, { polls: 1, nextTickAt: 5_000 }, [])
     expect(batches).toBe(1)
-    expect(await store.getRunById('c')).toMatchObject({ polls: 1, nextTickAt: 5_000, updatedAt: 1000 })
+    expect(await store.runs.getById('c')).toMatchObject({ polls: 1, nextTickAt: 5_000, updatedAt: 1000 })
   })
 })
 

@@ -46,29 +46,29 @@ describe('cursor pages of every list', () => {
   }
 
   it('tenants', async () => {
-    for (const [id, at] of LISTED) await store.createTenant({ id, name: id, createdAt: at })
-    expect(await walk((c, l) => store.listTenants(c, l))).toEqual(NEWEST_FIRST)
+    for (const [id, at] of LISTED) await store.keys.createTenant({ id, name: id, createdAt: at })
+    expect(await walk((c, l) => store.keys.listTenants(c, l))).toEqual(NEWEST_FIRST)
   })
 
   it('API keys of a tenant', async () => {
-    await seed((id, at, kind) => store.createApiKey({ id, tenantId: kind === 'listed' ? 't' : 'u', name: id, prefix: id, hash: id, scopes: [], createdAt: at }))
-    expect(await walk((c, l) => store.listApiKeys('t', c, l))).toEqual(NEWEST_FIRST)
+    await seed((id, at, kind) => store.keys.create({ id, tenantId: kind === 'listed' ? 't' : 'u', name: id, prefix: id, hash: id, scopes: [], createdAt: at }))
+    expect(await walk((c, l) => store.keys.list('t', c, l))).toEqual(NEWEST_FIRST)
   })
 
   it('connections and workflows of a tenant', async () => {
-    await seed((id, at, kind) => store.createConnection({ id, tenantId: kind === 'listed' ? 't' : 'u', name: id, provider: 'http', baseUrl: 'http://x.test', config: {}, secret: 's', createdAt: at, updatedAt: at }))
-    await seed((id, at, kind) => store.createWorkflow({ id, tenantId: kind === 'listed' ? 't' : 'u', name: id, connectionId: 'c', upstreamWorkflowId: 'u', pollPolicy: {}, config: {}, tags: [], createdAt: at, updatedAt: at }))
-    expect(await walk((c, l) => store.listConnections('t', c, l))).toEqual(NEWEST_FIRST)
-    expect(await walk((c, l) => store.listWorkflows('t', c, l))).toEqual(NEWEST_FIRST)
+    await seed((id, at, kind) => store.catalog.createConnection({ id, tenantId: kind === 'listed' ? 't' : 'u', name: id, provider: 'http', baseUrl: 'http://x.test', config: {}, secret: 's', createdAt: at, updatedAt: at }))
+    await seed((id, at, kind) => store.catalog.createWorkflow({ id, tenantId: kind === 'listed' ? 't' : 'u', name: id, connectionId: 'c', upstreamWorkflowId: 'u', pollPolicy: {}, config: {}, tags: [], createdAt: at, updatedAt: at }))
+    expect(await walk((c, l) => store.catalog.listConnections('t', c, l))).toEqual(NEWEST_FIRST)
+    expect(await walk((c, l) => store.catalog.listWorkflows('t', c, l))).toEqual(NEWEST_FIRST)
   })
 
   it('runs of a tenant, filtered by status', async () => {
-    await seed((id, at, kind) => store.createRun(queuedRun(id, at, { tenantId: kind === 'other' ? 'u' : 't', status: kind === 'left' ? 'failed' : 'queued' }), { type: 'run.created', data: {} }))
-    expect(await walk((cursor, limit) => store.listRuns('t', { status: ['queued'], cursor, limit }))).toEqual(NEWEST_FIRST)
+    await seed((id, at, kind) => store.runs.create(queuedRun(id, at, { tenantId: kind === 'other' ? 'u' : 't', status: kind === 'left' ? 'failed' : 'queued' }), { type: 'run.created', data: {} }))
+    expect(await walk((cursor, limit) => store.runs.list('t', { status: ['queued'], cursor, limit }))).toEqual(NEWEST_FIRST)
   })
 
   it('schedules of a tenant, filtered by workflow', async () => {
-    const q = new ScheduleQueries(store.db)
+    const q = store.schedules
     await seed((id, at, kind) => q.create({
       id, tenantId: kind === 'other' ? 'u' : 't', workflowId: kind === 'left' ? 'wf_2' : 'wf_1', timezone: 'UTC', variables: {}, runtimeVariables: {}, tags: [],
       misfire: 'skip', paused: true, fires: 0, skipped: 0, createdAt: at, updatedAt: at,
@@ -77,7 +77,7 @@ describe('cursor pages of every list', () => {
   })
 
   it('webhook endpoints (filtered by workflow) and deliveries (filtered by status) of a tenant', async () => {
-    const q = new WebhookQueries(store.db)
+    const q = store.webhooks
     await seed((id, at, kind) => q.createEndpoint({
       id, tenantId: kind === 'other' ? 'u' : 't', workflowId: kind === 'left' ? 'wf_2' : 'wf_1', url: 'https://hooks.test/', filter: 'all', eventTypes: [], secret: 's', enabled: true, createdAt: at, updatedAt: at,
     }))

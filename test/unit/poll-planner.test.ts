@@ -4,7 +4,7 @@ import { pollDelay } from '../../src/core/backoff.ts'
 import { PollPolicy } from '../../src/core/domain.ts'
 import { fitDurations, MIN_SAMPLES, nextPollDelay } from '../../src/core/poll-planner.ts'
 import { schema } from '../../src/db/store.ts'
-import { migratedStore } from '../helpers/store.ts'
+import { migratedStore, rawDb } from '../helpers/store.ts'
 
 const policy = PollPolicy.parse({ firstIntervalMs: 1000, maxIntervalMs: 60_000 })
 const half = () => 0.5
@@ -52,12 +52,12 @@ describe('adaptive poll planning', () => {
         { status: 'running', d: 5, i: 101 },
       ]
       for (const r of rows) {
-        await store.db.insert(schema.runs).values({
+        await rawDb(store).insert(schema.runs).values({
           id: `run_${r.i}`, tenantId: 't', workflowId: 'wf', status: r.status, variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [],
           lastSeq: 1, transientErrors: 0, polls: 0, createdAt: t0 + r.i, updatedAt: t0 + r.i, startedAt: t0, finishedAt: r.status === 'running' ? null : t0 + r.d,
         } as typeof schema.runs.$inferInsert)
       }
-      const durations = await store.workflowDurations('wf', 200)
+      const durations = await store.runs.workflowDurations('wf', 200)
       expect(durations).toHaveLength(12)
       expect(Math.exp(fitDurations(durations)!.mu)).toBeGreaterThan(25_000)
     } finally {

@@ -6,7 +6,7 @@ import { migratedStore } from '../helpers/store.ts'
 describe('Store run cache (read cache on)', () => {
   let dir: string
   let store: Store
-  const row = { id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1 }
+  const row = { id: 'run_1', tenantId: 't', workflowId: 'wf', status: 'queued' as const, variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1 }
 
   beforeEach(async () => {
     ;({ dir, store } = await migratedStore('runcache'))
@@ -15,13 +15,13 @@ describe('Store run cache (read cache on)', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
   it('a write through the store drops the run and its history pages', async () => {
-    const { run } = await store.createRun(row, { type: 'run.created', data: {} })
-    expect(run).toEqual(await store.getRunById('run_1'))
-    expect((await store.getRun('t', 'run_1'))!.lastSeq).toBe(1)
-    expect(await store.getRun('other', 'run_1')).toBeUndefined()
-    expect((await store.listRunEvents('run_1', 0, 500)).map((e) => e.seq)).toEqual([1])
-    await store.applyRunChange(run, { progress: 0.5 }, [{ type: 'run.progress', data: { progress: 0.5 } }], 2)
-    expect((await store.getRun('t', 'run_1'))!.lastSeq).toBe(2)
-    expect((await store.listRunEvents('run_1', 0, 500)).map((e) => e.seq)).toEqual([1, 2])
+    const { run } = await store.runs.create(row, { type: 'run.created', data: {} })
+    expect(run).toEqual(await store.runs.getById('run_1'))
+    expect((await store.runs.get('t', 'run_1'))!.lastSeq).toBe(1)
+    expect(await store.runs.get('other', 'run_1')).toBeUndefined()
+    expect((await store.runs.events('run_1', 0, 500)).map((e) => e.seq)).toEqual([1])
+    await store.runs.applyChange(run, { progress: 0.5 }, [{ type: 'run.progress', data: { progress: 0.5 } }], 2)
+    expect((await store.runs.get('t', 'run_1'))!.lastSeq).toBe(2)
+    expect((await store.runs.events('run_1', 0, 500)).map((e) => e.seq)).toEqual([1, 2])
   })
 })

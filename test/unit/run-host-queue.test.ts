@@ -89,7 +89,7 @@ describe('run host: bounded ticks in flight', () => {
     expect(host.backlog().due).toBeGreaterThan(0)
     // Cancel all but two: the rest fit within the bound and nothing waits.
     for (let i = 2; i < RUNS; i++) {
-      const run = (await store.getRunById(`run_${i}`))!
+      const run = (await store.runs.getById(`run_${i}`))!
       await host.command(run, 'cancel', undefined, 'test')
     }
     await sleep(300)

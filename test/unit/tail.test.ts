@@ -14,7 +14,7 @@ import { tempDatabase } from '../helpers/jobs.ts'
 import { until } from '../helpers/server.ts'
 
 const row = (id: string) => ({
-  id, tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [],
+  id, tenantId: 't', workflowId: 'wf', status: 'queued' as const, variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [],
   lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1,
 })
 
@@ -81,12 +81,12 @@ describe('EventTail', () => {
     const { run } = await a.ledger.create(row('r'), { type: 'run.created', data: {} })
     b.tail.wake()
     await until(() => b.feed.length === 1, 5_000, 'created event on b')
-    expect(await readerStore.listRunEvents('r', 0, 100)).toHaveLength(1) // now cached on b
+    expect(await readerStore.runs.events('r', 0, 100)).toHaveLength(1) // now cached on b
     await a.ledger.commit(run, {}, [{ type: 'run.progress', data: {} }])
     b.tail.wake()
     await until(() => b.feed.length === 2, 5_000, 'progress event on b')
     // A subscriber connecting on b now replays from the cache: it must hold the event just published.
-    expect((await readerStore.listRunEvents('r', 0, 100)).map((e) => e.seq)).toEqual([1, 2])
+    expect((await readerStore.runs.events('r', 0, 100)).map((e) => e.seq)).toEqual([1, 2])
   })
 
   it('idle periods skip their probe while the file\'s change counter stands still, and another process\'s commit is still found by the next period', async () => {

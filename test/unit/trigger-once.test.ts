@@ -66,7 +66,7 @@ describe('triggers at most once (watcher, real store, scripted fetch)', () => {
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
-  const run = async () => (await store.getRunById('run_1'))!
+  const run = async () => (await store.runs.getById('run_1'))!
   /** Tick until the run has an upstream id or finishes (at most `n` ticks), jumping the clock to each planned tick. */
   const tickUntilSettled = async (n = 6) => {
     for (let i = 0; i < n; i++) {
@@ -184,41 +184,41 @@ describe('run leases (real store)', () => {
   beforeEach(async () => {
     ;({ dir, store } = await migratedStore('lease'))
     for (const id of ['a', 'b', 'c']) {
-      await store.createRun(queuedRun(id, 1), CREATED)
+      await store.runs.create(queuedRun(id, 1), CREATED)
     }
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
   it('claims free runs once, bumping the token; renewal reports runs taken over; release frees them', async () => {
-    const p1 = await store.claimRuns('p1', 1_000, 11_000, 10)
+    const p1 = await store.leases.claim('p1', 1_000, 11_000, 10)
     expect(p1.map((r) => [r.id, r.leaseToken]).sort()).toEqual([['a', 1], ['b', 1], ['c', 1]])
-    expect(await store.claimRuns('p2', 5_000, 15_000, 10)).toEqual([])
+    expect(await store.leases.claim('p2', 5_000, 15_000, 10)).toEqual([])
     // p1 stops renewing; p2 claims after expiry with a new token.
-    const p2 = await store.claimRuns('p2', 11_001, 21_001, 10)
+    const p2 = await store.leases.claim('p2', 11_001, 21_001, 10)
     expect(p2.map((r) => r.leaseToken)).toEqual([2, 2, 2])
-    expect(await store.renewLeases('p1', 11_002, 30_000)).toEqual([])
-    expect((await store.renewLeases('p2', 11_002, 30_000)).length).toBe(3)
-    expect(await store.releaseLeases('p2')).toBe(3)
-    expect((await store.claimRuns('p1', 12_000, 22_000, 10)).map((r) => r.leaseToken)).toEqual([3, 3, 3])
+    expect(await store.leases.renew('p1', 11_002, 30_000)).toEqual([])
+    expect((await store.leases.renew('p2', 11_002, 30_000)).length).toBe(3)
+    expect(await store.leases.releaseAll('p2')).toBe(3)
+    expect((await store.leases.claim('p1', 12_000, 22_000, 10)).map((r) => r.leaseToken)).toEqual([3, 3, 3])
   })
 
   it('Node/Deno and Workers cannot share a database: the second kind refuses with a clear message', async () => {
-    await store.claimDeployment('local', 1)
-    await store.claimDeployment('local', 2) // any number of Node/Deno processes
-    await expect(store.claimDeployment('workers', 3)).rejects.toThrow(/belongs to a Node\/Deno deployment.*refuses to start/)
+    await store.settings.claimDeployment('local', 1)
+    await store.settings.claimDeployment('local', 2) // any number of Node/Deno processes
+    await expect(store.settings.claimDeployment('workers', 3)).rejects.toThrow(/belongs to a Node\/Deno deployment.*refuses to start/)
   })
 
   it('a write carrying a stale fencing token is refused and appends nothing, even with its seq free', async () => {
-    await store.claimRuns('p1', 1_000, 11_000, 10)
-    const stale = (await store.getRunById('a'))!
-    await store.claimRuns('p2', 20_000, 30_000, 10) // p1's lease lapsed: p2 takes over (token 2)
-    await expect(store.applyRunChange(stale, { message: 'stale' }, [{ type: 'run.progress', data: { progress: 0.5 } }], 2, stale.leaseToken)).rejects.toBeInstanceOf(SeqConflictError)
-    const after = (await store.getRunById('a'))!
+    await store.leases.claim('p1', 1_000, 11_000, 10)
+    const stale = (await store.runs.getById('a'))!
+    await store.leases.claim('p2', 20_000, 30_000, 10) // p1's lease lapsed: p2 takes over (token 2)
+    await expect(store.runs.applyChange(stale, { message: 'stale' }, [{ type: 'run.progress', data: { progress: 0.5 } }], 2, stale.leaseToken)).rejects.toBeInstanceOf(SeqConflictError)
+    const after = (await store.runs.getById('a'))!
     expect(after.message).toBeNull()
     expect(after.lastSeq).toBe(1)
-    expect(await store.listRunEvents('a', 0, 10)).toHaveLength(1)
+    expect(await store.runs.events('a', 0, 10)).toHaveLength(1)
     // The new owner's write, with its token, goes through.
-    const ok = await store.applyRunChange(after, { message: 'fresh' }, [{ type: 'run.progress', data: { progress: 0.5 } }], 3, after.leaseToken)
+    const ok = await store.runs.applyChange(after, { message: 'fresh' }, [{ type: 'run.progress', data: { progress: 0.5 } }], 3, after.leaseToken)
     expect(ok.run.lastSeq).toBe(2)
   })
 })

@@ -72,7 +72,7 @@ describe('watcher (real store, fake upstream connector, injected clock)', () => 
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
-  const run = async () => (await store.getRunById('run_1'))!
+  const run = async () => (await store.runs.getById('run_1'))!
   const types = () => published.map((e) => `${e.type}:${e.status}`)
 
   it('triggers once, then polls at the planned times; an early tick does nothing', async () => {
@@ -160,7 +160,7 @@ describe('watcher (real store, fake upstream connector, injected clock)', () => 
     script = [{ status: 'running' }]
     await watcher.tick('run_1')
     clock.t += policy.deadlineMs + 1
-    await store.applyRunChange(await run(), { nextTickAt: clock.t }, [], clock.t)
+    await store.runs.applyChange(await run(), { nextTickAt: clock.t }, [], clock.t)
     expect((await watcher.tick('run_1')).nextAt).toBeNull()
     const r = await run()
     expect(r.status).toBe('timed_out')
@@ -206,9 +206,9 @@ describe('watcher (real store, fake upstream connector, injected clock)', () => 
     script = [{ status: 'running', progress: 0.1 }]
     await watcher.tick('run_1')
     const stale = await run()
-    await store.applyRunChange(stale, {}, [{ type: 'run.progress', data: { progress: 0.2 } }], clock.t)
-    await expect(store.applyRunChange(stale, {}, [{ type: 'run.progress', data: { progress: 0.3 } }], clock.t)).rejects.toThrow(/concurrently/)
-    const events = await store.listRunEvents('run_1', 0, 100)
+    await store.runs.applyChange(stale, {}, [{ type: 'run.progress', data: { progress: 0.2 } }], clock.t)
+    await expect(store.runs.applyChange(stale, {}, [{ type: 'run.progress', data: { progress: 0.3 } }], clock.t)).rejects.toThrow(/concurrently/)
+    const events = await store.runs.events('run_1', 0, 100)
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1))
   })
 })

@@ -13,7 +13,7 @@ import { embeddedFilePath, withWriteConnection } from '../../src/runtime/local/w
 import { LocalLedger } from '../../src/runtime/local/ledger.ts'
 
 const row = (id: string) => ({
-  id, tenantId: 't', workflowId: 'wf', status: 'queued', variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [],
+  id, tenantId: 't', workflowId: 'wf', status: 'queued' as const, variables: {}, runtimeVariables: {}, tags: ['x'], connectorState: {}, outputKeys: [],
   lastSeq: 1, transientErrors: 0, polls: 0, createdAt: 1, updatedAt: 1,
 })
 
@@ -40,11 +40,11 @@ describe('write connection', () => {
     const { run } = await ledger.create(row('r1'), { type: 'run.created', data: {} })
     const next = await ledger.commit(run, { status: 'running' }, [{ type: 'run.status_changed', data: { from: 'queued', to: 'running' } }, { type: 'run.progress', data: { p: 0.5 } }])
     expect(next.events.map((e) => [e.seq, e.id])).toEqual([[2, 2], [3, 3]])
-    expect((await store.listRunEvents('r1', 0, 10)).map((e) => e.type)).toEqual(['run.created', 'run.status_changed', 'run.progress'])
-    expect((await store.getRunById('r1'))).toMatchObject({ status: 'running', lastSeq: 3 })
+    expect((await store.runs.events('r1', 0, 10)).map((e) => e.type)).toEqual(['run.created', 'run.status_changed', 'run.progress'])
+    expect((await store.runs.getById('r1'))).toMatchObject({ status: 'running', lastSeq: 3 })
     // A writer that read the run before that commit loses: nothing of its write lands.
-    await expect(store.applyRunChange(run, {}, [{ type: 'run.output', data: { late: true } }], 2_000)).rejects.toBeInstanceOf(SeqConflictError)
-    expect((await store.listRunEvents('r1', 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3])
+    await expect(store.runs.applyChange(run, {}, [{ type: 'run.output', data: { late: true } }], 2_000)).rejects.toBeInstanceOf(SeqConflictError)
+    expect((await store.runs.events('r1', 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3])
     expect(published.map((e) => e.seq)).toEqual([1, 2, 3])
   })
 

@@ -18,13 +18,13 @@ export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, a
 
   const createKey = async (tenantId: string, name: string, scopes: string[]) => {
     const { key, prefix } = newApiKey()
-    const row = await store.createApiKey({ id: newId('key'), tenantId, name, prefix, hash: await sha256Hex(key), scopes, createdAt: clock.now() })
+    const row = await store.keys.create({ id: newId('key'), tenantId, name, prefix, hash: await sha256Hex(key), scopes, createdAt: clock.now() })
     return apiKeyBody(row, key)
   }
   /** The tenant a key route acts on: the path's for the root key, the caller's own otherwise. */
   const keyTenant = async (p: Principal, pathTenant: string | undefined): Promise<string> => {
     if (p.kind === 'root') {
-      if (!pathTenant || !(await store.getTenant(pathTenant))) throw notFound('tenant')
+      if (!pathTenant || !(await store.keys.getTenant(pathTenant))) throw notFound('tenant')
       return pathTenant
     }
     if (p.kind !== 'key' || (pathTenant && pathTenant !== p.tenantId)) throw notFound('tenant')
@@ -55,7 +55,7 @@ export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, a
   d = documented({ method: 'post', path: '/v1/tenants', summary: 'Create a tenant (and its first key, shown once)', tag: 'admin', auth: 'root', body: TenantCreate, response: TenantCreated, status: 201 })
   app.post(d.path, auth('root'), valid('json', TenantCreate), async (c) => {
     const body = c.req.valid('json')
-    const tenant = await store.createTenant({ id: newId('ten'), name: body.name, retentionDays: body.retention_days ?? null, createdAt: clock.now() })
+    const tenant = await store.keys.createTenant({ id: newId('ten'), name: body.name, retentionDays: body.retention_days ?? null, createdAt: clock.now() })
     const key = body.create_key ? await createKey(tenant.id, `${body.name} admin`, [...SCOPES]) : undefined
     return c.json({ tenant: tenantBody(tenant), ...(key ? { key } : {}) }, 201)
   })
@@ -63,7 +63,7 @@ export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, a
   d = documented({ method: 'get', path: '/v1/tenants', summary: 'List tenants', tag: 'admin', auth: 'root', query: Pagination, response: list(Tenant) })
   app.get(d.path, auth('root'), valid('query', Pagination), async (c) => {
     const q = c.req.valid('query')
-    const page = await store.listTenants(cursorOf(q.cursor), q.limit)
+    const page = await store.keys.listTenants(cursorOf(q.cursor), q.limit)
     return c.json({ items: page.items.map(tenantBody), next_cursor: page.nextCursor })
   })
 
@@ -79,7 +79,7 @@ export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, a
     app.get(path, auth('root_or_admin'), valid('query', Pagination), async (c) => {
       const tenantId = await keyTenant(c.get('principal'), c.req.param('id'))
       const q = c.req.valid('query')
-      const page = await store.listApiKeys(tenantId, cursorOf(q.cursor), q.limit)
+      const page = await store.keys.list(tenantId, cursorOf(q.cursor), q.limit)
       return c.json({ items: page.items.map((k) => apiKeyBody(k)), next_cursor: page.nextCursor })
     })
   }
@@ -89,7 +89,7 @@ export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, a
     d = documented({ method: 'delete', path, summary: 'Revoke a key', tag: 'admin', scope: 'admin', params: forTenant ? KeyParams : KeyParams.pick({ keyId: true }), response: ApiKey })
     app.delete(path, auth('root_or_admin'), valid('param', forTenant ? KeyParams : KeyParams.pick({ keyId: true })), async (c) => {
       const tenantId = await keyTenant(c.get('principal'), c.req.param('id'))
-      const revoked = found(await store.revokeApiKey(tenantId, c.req.param('keyId')!, clock.now()), 'key')
+      const revoked = found(await store.keys.revoke(tenantId, c.req.param('keyId')!, clock.now()), 'key')
       return c.json(apiKeyBody(revoked))
     })
   }

@@ -42,7 +42,7 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
     return { config: cfg.data, credentials: cred.data, baseUrl: url }
   }
 
-  const load = async (tenantId: string, id: string) => found(await store.getConnection(tenantId, id), 'connection')
+  const load = async (tenantId: string, id: string) => found(await store.catalog.getConnection(tenantId, id), 'connection')
 
   let d = documented({ method: 'post', path: '/v1/connections', summary: 'Create a connection', tag: 'connections', scope: 'workflows:write', body: ConnectionCreate, response: Connection, status: 201 })
   app.post(d.path, auth('workflows:write'), valid('json', ConnectionCreate), async (c) => {
@@ -50,7 +50,7 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
     const b = c.req.valid('json')
     const v = await checked(b.provider, b.base_url, b.config, b.credentials)
     const now = clock.now()
-    const row = await store.createConnection({
+    const row = await store.catalog.createConnection({
       id: newId('con'), tenantId, name: b.name, provider: b.provider, baseUrl: v.baseUrl, config: v.config,
       secret: await secrets.encrypt(v.credentials), rateLimitPerSecond: b.rate_limit_per_second ?? null, createdAt: now, updatedAt: now,
     })
@@ -60,7 +60,7 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
   d = documented({ method: 'get', path: '/v1/connections', summary: 'List connections', tag: 'connections', scope: 'workflows:read', query: Pagination, response: list(Connection) })
   app.get(d.path, auth('workflows:read'), valid('query', Pagination), async (c) => {
     const q = c.req.valid('query')
-    const page = await store.listConnections(tenantOf(c.get('principal')), cursorOf(q.cursor), q.limit)
+    const page = await store.catalog.listConnections(tenantOf(c.get('principal')), cursorOf(q.cursor), q.limit)
     return c.json({ items: await Promise.all(page.items.map(body)), next_cursor: page.nextCursor })
   })
 
@@ -78,7 +78,7 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
       for (const [k, v] of Object.entries(b.credentials)) if (v === '') delete credentials[k]
     }
     const v = await checked(row.provider, b.base_url ?? row.baseUrl, { ...row.config, ...b.config }, credentials)
-    const updated = await store.updateConnection(tenantId, row.id, {
+    const updated = await store.catalog.updateConnection(tenantId, row.id, {
       name: b.name ?? row.name, baseUrl: v.baseUrl, config: v.config, secret: await secrets.encrypt(v.credentials),
       rateLimitPerSecond: b.rate_limit_per_second === undefined ? row.rateLimitPerSecond : b.rate_limit_per_second, updatedAt: Math.max(clock.now(), row.updatedAt + 1),
     })
@@ -89,9 +89,9 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
   app.delete(d.path, auth('workflows:write'), valid('param', IdParam), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const row = await load(tenantId, c.req.valid('param').id)
-    const used = await store.countWorkflowsOfConnection(row.id)
+    const used = await store.catalog.countWorkflowsOfConnection(row.id)
     if (used > 0) throw conflict('connection_in_use', `${used} workflow(s) use this connection; delete them first`)
-    await store.deleteConnection(tenantId, row.id)
+    await store.catalog.deleteConnection(tenantId, row.id)
     return c.json({ deleted: true as const, id: row.id })
   })
 
@@ -129,12 +129,12 @@ export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { au
   d = documented({ method: 'post', path: '/v1/connections/:id/callback', summary: 'Signed account-wide webhook of a connection: routed to the run it names', tag: 'callbacks', auth: 'signature', operationId: 'postConnectionCallback', params: IdParam, query: CallbackQuery, response: CallbackAccepted, status: 202 })
   app.post(d.path, async (c) => {
     const id = await signedCallbackId(c, (connectionId, sig) => verifyConnectionCallbackSignature(secrets, connectionId, sig), 'connection')
-    const connection = await store.getConnectionById(id)
+    const connection = await store.catalog.getConnectionById(id)
     const connector = connection ? getConnector(connection.provider) : undefined
     if (!connection || !connector?.callbackUpstreamId) throw notFound('connection')
     const payload = await callbackBody(c)
     const upstreamId = connector.callbackUpstreamId(payload)
-    const run = upstreamId ? await store.findRunByUpstreamId(connection, upstreamId) : undefined
+    const run = upstreamId ? await store.runs.findByUpstreamId(connection, upstreamId) : undefined
     // A webhook about a run runrelay does not watch is acknowledged (so the vendor stops retrying) and dropped.
     if (!run) return c.json({ accepted: true as const, run_id: null }, 202)
     const { ctx } = await deps.binder.bind(run)

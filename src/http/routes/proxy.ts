@@ -1,4 +1,3 @@
-import { and, asc, eq } from 'drizzle-orm'
 import type { Context, Hono } from 'hono'
 import * as z from 'zod'
 import { getConnector } from '../../connectors/index.ts'
@@ -10,7 +9,6 @@ import type { RunStatus } from '../../core/domain.ts'
 import { parseJson } from '../../core/json.ts'
 import { isOutboundUrlError } from '../../core/outbound.ts'
 import { redactText } from '../../core/redact.ts'
-import { workflows } from '../../db/schema.ts'
 import type { ConnectionRow, RunRow, WorkflowRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../context.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
@@ -61,7 +59,7 @@ async function proxy(c: Context<AuthEnv>, deps: AppDeps): Promise<Response> {
   const tenantId = tenantOf(c.get('principal'))
   const id = c.req.param('id') ?? ''
   if (!IdParam.safeParse({ id }).success) throw notFound('connection')
-  const connection = found(await deps.store.getConnection(tenantId, id), 'connection')
+  const connection = found(await deps.store.catalog.getConnection(tenantId, id), 'connection')
   const { connector, ctx } = await deps.binder.forConnection(connection)
   if (!connector.authHeaders) throw new ApiError(409, 'not_supported', `the ${connection.provider} connector cannot be proxied`)
 
@@ -177,16 +175,11 @@ function upstreamFailure(err: unknown, credentials: Record<string, string>): Api
  * new one named `proxy: <upstream id>`, tagged `proxy`, with the connector's defaults.
  */
 export async function workflowFor(deps: Pick<AppDeps, 'store' | 'clock'>, connection: ConnectionRow, upstreamWorkflowId: string): Promise<WorkflowRow> {
-  const find = async () => {
-    const [row] = await deps.store.db.select().from(workflows)
-      .where(and(eq(workflows.tenantId, connection.tenantId), eq(workflows.connectionId, connection.id), eq(workflows.upstreamWorkflowId, upstreamWorkflowId)))
-      .orderBy(asc(workflows.createdAt), asc(workflows.id)).limit(1)
-    return row
-  }
+  const find = () => deps.store.catalog.oldestWorkflowOfUpstream(connection, upstreamWorkflowId)
   const existing = await find()
   if (existing) return existing
   const now = deps.clock.now()
-  await deps.store.createWorkflow({
+  await deps.store.catalog.createWorkflow({
     id: newId('wf'), tenantId: connection.tenantId, name: `proxy: ${upstreamWorkflowId}`.slice(0, 200), connectionId: connection.id,
     upstreamWorkflowId: upstreamWorkflowId.slice(0, 500), inputTemplate: null, pollPolicy: {}, config: {}, tags: [PROXY_TAG], createdAt: now, updatedAt: now,
   })

@@ -4,7 +4,8 @@ import type { CommandName } from '../../connectors/types.ts'
 import { verifyCallbackSignature } from '../../core/binding.ts'
 import { newId } from '../../core/crypto.ts'
 import { CommandRejected } from '../../core/watcher.ts'
-import type { FeedFilter, RunRow } from '../../db/store.ts'
+import type { RunRow } from '../../db/store.ts'
+import type { FeedFilter } from '../../core/run-change.ts'
 import type { AppDeps, RouteContext } from '../context.ts'
 import { cursorOf, valid } from '../context.ts'
 import { tenantOf, type AuthEnv, type Principal, type TokenScope } from '../auth.ts'
@@ -46,7 +47,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
 
   /** A run the caller may see, or a 404 (another tenant's run, or outside a token's scope). */
   const loadRun = async (p: Principal, id: string): Promise<RunRow> => {
-    const run = await store.getRun(tenantOf(p), id)
+    const run = await store.runs.get(tenantOf(p), id)
     if (!run || (p.kind === 'token' && !tokenSees(p.scope, run))) throw notFound('run')
     return run
   }
@@ -56,13 +57,13 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     idempotentJson(c, deps, tenantId, body, 202, async (id) => runBody(await spendTrigger(deps, c.get('principal'), () => make(id))), {
       // The key reserves the run's id: a retry finds that run (replayed as 202) or creates it, never a second one.
       newId: () => newId('run'),
-      find: async (id) => { const run = await store.getRun(tenantId, id); return run ? runBody(run) : undefined },
+      find: async (id) => { const run = await store.runs.get(tenantId, id); return run ? runBody(run) : undefined },
     })
 
   let d = documented({ method: 'post', path: '/v1/workflows/:id/runs', summary: 'Trigger a run of a workflow (honours Idempotency-Key)', tag: 'runs', scope: 'runs:write', operationId: 'triggerWorkflowRun', params: IdParam, headers: TriggerHeaders, body: RunCreate, response: Run, status: 202, errors: [409, 422], responseHeaders: { 'Idempotent-Replayed': '`true` when this answers a repeated Idempotency-Key with the first answer (no second run)' } })
   app.post(d.path, auth('runs:write', { triggerTokens: true }), valid('param', IdParam), valid('json', RunCreate), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
-    const workflow = found(await store.getWorkflow(tenantId, c.req.valid('param').id), 'workflow')
+    const workflow = found(await store.catalog.getWorkflow(tenantId, c.req.valid('param').id), 'workflow')
     const body = triggerBodyFor(c.get('principal'), workflow.id, c.req.valid('json'))
     return idempotent(c, tenantId, body, (id) => triggerRun(deps, workflow, body, { id }))
   })
@@ -71,7 +72,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   app.post(d.path, auth('runs:write', { triggerTokens: true }), valid('json', RunCreateWithWorkflow), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const { workflow_id, ...requested } = c.req.valid('json')
-    const workflow = found(await store.getWorkflow(tenantId, workflow_id), 'workflow')
+    const workflow = found(await store.catalog.getWorkflow(tenantId, workflow_id), 'workflow')
     const body = triggerBodyFor(c.get('principal'), workflow.id, requested)
     return idempotent(c, tenantId, { workflow_id, ...body }, (id) => triggerRun(deps, workflow, body, { id }))
   })
@@ -80,7 +81,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   app.post(d.path, auth('runs:write'), valid('param', IdParam), async (c) => {
     const p = c.get('principal')
     const original = await loadRun(p, c.req.valid('param').id)
-    const workflow = found(await store.getWorkflow(original.tenantId, original.workflowId), 'workflow')
+    const workflow = found(await store.catalog.getWorkflow(original.tenantId, original.workflowId), 'workflow')
     const body = { variables: original.variables, runtime_variables: original.runtimeVariables, tags: original.tags.filter((t) => !workflow.tags.includes(t)) }
     return idempotent(c, original.tenantId, { replay_of: original.id }, (id) => triggerRun(deps, workflow, body, { replayOf: original.id, id }))
   })
@@ -90,7 +91,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     const p = c.get('principal')
     if (p.kind === 'token') throw new ApiError(403, 'missing_scope', 'subscriber tokens read single runs and streams only')
     const q = c.req.valid('query')
-    const page = await store.listRuns(tenantOf(p), {
+    const page = await store.runs.list(tenantOf(p), {
       workflowIds: q.workflow_id, status: q.status, tag: q.tag, search: q.q, cursor: cursorOf(q.cursor), limit: q.limit,
       createdAfter: q.created_after ? Date.parse(q.created_after) : undefined, createdBefore: q.created_before ? Date.parse(q.created_before) : undefined,
     })
@@ -147,7 +148,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     const run = await loadRun(c.get('principal'), c.req.valid('param').id)
     const q = c.req.valid('query')
     if (wantsSse(c)) return openRunStream(c, run, 'sse', afterOf(c, q.after))
-    const events = await store.listRunEvents(run.id, q.after, q.limit)
+    const events = await store.runs.events(run.id, q.after, q.limit)
     return c.json({ events, next_after: events.length === q.limit ? events[events.length - 1]!.seq : null })
   })
 
@@ -165,7 +166,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
     const filters = feedFilterFor(p, { workflowIds: q.workflow_id, statuses: q.status, tags: q.tag })
     if (filters.length !== 1) throw new ApiError(403, 'forbidden', 'this token may stream its own runs only: use /v1/runs/{id}/stream')
     // A new feed subscriber without `after` starts at the live end, not at the tenant's first event.
-    const after = q.after ?? (c.req.header('last-event-id') ? afterOf(c, undefined) : await store.lastEventId(tenantOf(p)))
+    const after = q.after ?? (c.req.header('last-event-id') ? afterOf(c, undefined) : await store.runs.lastEventId(tenantOf(p)))
     return streams.open(c, { tenantId: tenantOf(p), transport, after, filter: filters[0], ...streamTarget(c) })
   })
 
@@ -189,7 +190,7 @@ export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: R
   d = documented({ method: 'post', path: '/v1/callbacks/:id', summary: 'Signed per-run callback URL for upstreams that push status (410 once expired or once the run has finished)', tag: 'callbacks', auth: 'signature', operationId: 'postRunCallback', params: IdParam, query: RunCallbackQuery, response: Accepted, status: 202, errors: [410] })
   app.post(d.path, async (c) => {
     const id = await signedCallbackId(c, (runId, sig, q) => verifyCallbackSignature(deps.secrets, runId, sig, q.exp), 'run')
-    const run = found(await store.getRunById(id), 'run')
+    const run = found(await store.runs.getById(id), 'run')
     assertCallbackLive(c.req.query('exp')!, deps.clock.now(), run)
     const body = await callbackBody(c)
     const { connector, ctx } = await deps.binder.bind(run)

@@ -92,7 +92,7 @@ export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
   app.post(d.path, auth('runs:write'), valid('json', ScheduleCreate), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const b = c.req.valid('json')
-    const workflow = found(await store.getWorkflow(tenantId, b.workflow_id), 'workflow')
+    const workflow = found(await store.catalog.getWorkflow(tenantId, b.workflow_id), 'workflow')
     const now = clock.now()
     timeZoneOptions(b.timezone)
     if (b.cron) checkCron(b.cron, b.timezone, now)

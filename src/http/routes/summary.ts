@@ -32,14 +32,14 @@ export function registerSummaryRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth 
   const d = documented({ method: 'get', path: '/v1/workflows/:id/summary', summary: 'Counts by status, success rate, p50/p95 durations and runs per hour or day over a window', tag: 'workflows', scope: 'runs:read', params: IdParam, query: SummaryQuery, response: Summary })
   app.get(d.path, auth('runs:read'), valid('param', IdParam), valid('query', SummaryQuery), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
-    const workflow = found(await deps.store.getWorkflow(tenantId, c.req.valid('param').id), 'workflow')
+    const workflow = found(await deps.store.catalog.getWorkflow(tenantId, c.req.valid('param').id), 'workflow')
     const q = c.req.valid('query')
     const to = q.to ? Date.parse(q.to) : deps.clock.now()
     const from = q.from ? Date.parse(q.from) : to - DEFAULT_SPAN[q.bucket]
     const bucketMs = BUCKETS[q.bucket]
     if (from >= to) throw new ApiError(400, 'validation_failed', 'from must be before to', [{ path: 'query.from', message: 'not before to' }])
     if ((to - from) / bucketMs > MAX_BUCKETS) throw new ApiError(400, 'validation_failed', `at most ${MAX_BUCKETS} buckets: use a wider bucket or a shorter window`, [{ path: 'query.bucket', message: 'too many buckets' }])
-    const s = await workflowSummary(deps.store.db, { workflowId: workflow.id, from, to, bucketMs })
+    const s = await deps.store.workflowSummary({ workflowId: workflow.id, from, to, bucketMs })
     return c.json({
       workflow_id: workflow.id, from: new Date(from).toISOString(), to: new Date(to).toISOString(), bucket: q.bucket,
       total: s.total, counts: s.counts, finished: s.finished, success_rate: s.successRate, duration_ms: s.durations, upstream_errors: s.upstreamErrors,

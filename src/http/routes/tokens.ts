@@ -60,7 +60,7 @@ export const TokenCreated = z.object({
 /** The verifier createApp uses when the runtime gives none: every runtime gets tokens from the encryption key. */
 export function tokenService(deps: Pick<AppDeps, 'secrets' | 'clock' | 'tokens' | 'store'>): SubscriberTokens {
   if (deps.tokens instanceof SubscriberTokens) return deps.tokens
-  return new SubscriberTokens(deps.secrets, () => deps.clock.now(), deps.store)
+  return new SubscriberTokens(deps.secrets, () => deps.clock.now(), deps.store.keys)
 }
 
 export const TokenRevokeAll = z.object({
@@ -76,7 +76,7 @@ const TokenIdParam = z.object({ id: z.string().regex(/^tok_[\w-]{1,60}$/, 'not a
 /** `POST /v1/tokens`: an API key mints a read-only subscriber token, or a trigger token, for a browser. */
 export function registerTokenRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
   const tokens = tokenService(deps)
-  const budgets = new TriggerTokenQueries(deps.store.db)
+  const budgets = deps.store.keys.triggerTokens
   const d = documented({
     method: 'post', path: '/v1/tokens',
     summary: 'Mint a short-lived token for a browser: read-only (runs, workflows or tags), or trigger (start up to max_runs runs of one workflow); honours Idempotency-Key',
@@ -88,9 +88,9 @@ export function registerTokenRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }:
     const tenantId = tenantOf(p)
     const b = c.req.valid('json')
     if (b.scope === 'trigger') requireScope(p, 'runs:write')
-    for (const runId of new Set(b.run_ids ?? [])) if (!(await deps.store.getRun(tenantId, runId))) throw notFound(`run ${runId}`)
+    for (const runId of new Set(b.run_ids ?? [])) if (!(await deps.store.runs.get(tenantId, runId))) throw notFound(`run ${runId}`)
     for (const wfId of new Set([...(b.workflow_ids ?? []), ...(b.workflow_id ? [b.workflow_id] : [])])) {
-      if (!(await deps.store.getWorkflow(tenantId, wfId))) throw notFound(`workflow ${wfId}`)
+      if (!(await deps.store.catalog.getWorkflow(tenantId, wfId))) throw notFound(`workflow ${wfId}`)
     }
     return idempotentJson(c, deps, tenantId, b, 201, async () => {
       const trigger = b.scope === 'trigger'
@@ -119,7 +119,7 @@ export function registerTokenRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }:
   const revokeOne = async (tenantId: string, id: string) => {
     const now = deps.clock.now()
     // No token of that id can live past the longest lifetime from now: the row can go then.
-    await deps.store.revokeTokens(tenantId, id, now, now + TOKEN_MAX_TTL_S * 1000)
+    await deps.store.keys.revokeTokens(tenantId, id, now, now + TOKEN_MAX_TTL_S * 1000)
     return { revoked: true as const, id, before: null }
   }
   for (const [method, path] of [['delete', '/v1/tokens/:id'], ['post', '/v1/tokens/:id/revoke']] as const) {
@@ -145,7 +145,7 @@ export function registerTokenRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }:
     // A not-before far ahead would refuse every token minted until then, new ones included.
     if (before > now + 60_000) throw new ApiError(400, 'validation_failed', 'before may not lie in the future', [{ path: 'body.before', message: 'in the future' }])
     // Tokens minted before `before` are all dead by `before` + the longest lifetime.
-    await deps.store.revokeTokens(tenantId, '*', before, Math.max(before, now) + TOKEN_MAX_TTL_S * 1000)
+    await deps.store.keys.revokeTokens(tenantId, '*', before, Math.max(before, now) + TOKEN_MAX_TTL_S * 1000)
     return c.json({ revoked: true as const, id: null, before: new Date(before).toISOString() })
   })
 }

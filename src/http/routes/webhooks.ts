@@ -78,7 +78,7 @@ const filterOf = (events: z.infer<typeof Events>): { filter: WebhookFilter; even
 /** Outbound webhook endpoints (per tenant or per workflow) and their delivery log. */
 export function registerWebhookRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
   const { store, clock, secrets } = deps
-  const q = new WebhookQueries(store.db)
+  const q = store.webhooks
 
   const checkUrl = async (url: string) => {
     try {
@@ -94,7 +94,7 @@ export function registerWebhookRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth 
   app.post(d.path, auth('workflows:write'), valid('json', EndpointCreate), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const b = c.req.valid('json')
-    if (b.workflow_id && !(await store.getWorkflow(tenantId, b.workflow_id))) throw notFound('workflow')
+    if (b.workflow_id && !(await store.catalog.getWorkflow(tenantId, b.workflow_id))) throw notFound('workflow')
     await checkUrl(b.url)
     const secret = newWebhookSecret()
     const now = clock.now()

@@ -17,7 +17,7 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
   const { store, clock } = deps
 
   const checked = async (tenantId: string, connectionId: string, config: Record<string, unknown>, policy: StoredPollPolicy, inputTemplate: unknown) => {
-    const connection = await store.getConnection(tenantId, connectionId)
+    const connection = await store.catalog.getConnection(tenantId, connectionId)
     if (!connection) throw new ApiError(400, 'validation_failed', 'connection_id names no connection of yours', [{ path: 'body.connection_id', message: 'unknown connection' }])
     const connector = getConnector(connection.provider)!
     const cfg = connector.workflowConfig.safeParse(config)
@@ -32,7 +32,7 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     return { config, policy }
   }
 
-  const load = async (tenantId: string, id: string) => found(await store.getWorkflow(tenantId, id), 'workflow')
+  const load = async (tenantId: string, id: string) => found(await store.catalog.getWorkflow(tenantId, id), 'workflow')
 
   let d = documented({ method: 'post', path: '/v1/workflows', summary: 'Create a workflow', tag: 'workflows', scope: 'workflows:write', body: WorkflowCreate, response: Workflow, status: 201 })
   app.post(d.path, auth('workflows:write'), valid('json', WorkflowCreate), async (c) => {
@@ -40,7 +40,7 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     const b = c.req.valid('json')
     const v = await checked(tenantId, b.connection_id, b.config, PolicyFromInput(b.poll_policy), b.input_template)
     const now = clock.now()
-    const row = await store.createWorkflow({
+    const row = await store.catalog.createWorkflow({
       id: newId('wf'), tenantId, name: b.name, connectionId: b.connection_id, upstreamWorkflowId: b.upstream_workflow_id,
       inputTemplate: b.input_template ?? null, pollPolicy: v.policy, config: v.config, tags: b.tags, triggerRetry: b.trigger_retry,
       variablesSchema: (b.variables_schema ?? null) as Record<string, unknown> | null, createdAt: now, updatedAt: now,
@@ -51,7 +51,7 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
   d = documented({ method: 'get', path: '/v1/workflows', summary: 'List workflows', tag: 'workflows', scope: 'workflows:read', query: Pagination, response: list(Workflow) })
   app.get(d.path, auth('workflows:read'), valid('query', Pagination), async (c) => {
     const q = c.req.valid('query')
-    const page = await store.listWorkflows(tenantOf(c.get('principal')), cursorOf(q.cursor), q.limit)
+    const page = await store.catalog.listWorkflows(tenantOf(c.get('principal')), cursorOf(q.cursor), q.limit)
     return c.json({ items: page.items.map(workflowBody), next_cursor: page.nextCursor })
   })
 
@@ -65,7 +65,7 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     const b = c.req.valid('json')
     const policy = b.poll_policy ? { ...row.pollPolicy, ...PolicyFromInput(b.poll_policy) } : row.pollPolicy
     const v = await checked(tenantId, b.connection_id ?? row.connectionId, b.config ?? row.config, policy, b.input_template === undefined ? row.inputTemplate : b.input_template)
-    const updated = await store.updateWorkflow(tenantId, row.id, {
+    const updated = await store.catalog.updateWorkflow(tenantId, row.id, {
       name: b.name ?? row.name, connectionId: b.connection_id ?? row.connectionId, upstreamWorkflowId: b.upstream_workflow_id ?? row.upstreamWorkflowId,
       inputTemplate: b.input_template === undefined ? row.inputTemplate : b.input_template, pollPolicy: v.policy, config: v.config,
       tags: b.tags ?? row.tags, triggerRetry: b.trigger_retry ?? row.triggerRetry,
@@ -78,9 +78,9 @@ export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
   app.delete(d.path, auth('workflows:write'), valid('param', IdParam), async (c) => {
     const tenantId = tenantOf(c.get('principal'))
     const row = await load(tenantId, c.req.valid('param').id)
-    const active = await store.countActiveRunsOfWorkflow(row.id)
+    const active = await store.runs.countActiveOfWorkflow(row.id)
     if (active > 0) throw conflict('workflow_has_active_runs', `${active} run(s) of this workflow are not finished; cancel them first`)
-    await store.deleteWorkflow(tenantId, row.id)
+    await store.catalog.deleteWorkflow(tenantId, row.id)
     return c.json({ deleted: true as const, id: row.id })
   })
 

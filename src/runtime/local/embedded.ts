@@ -1,10 +1,9 @@
 import type { Client, Config as ClientConfig } from '@libsql/client'
-// The sqlite3 flavour of drizzle's driver: it takes any client; its own import is only the embedded one.
-import { drizzle } from 'drizzle-orm/libsql/sqlite3'
 import type { Config } from '../../config.ts'
 import { newEncryptionKey } from '../../core/crypto.ts'
 import { redactText } from '../../core/redact.ts'
-import { schema, Store } from '../../db/store.ts'
+import { openStore } from '../../db/open-embedded.ts'
+import type { Store } from '../../db/store.ts'
 import { StoreTimeoutError } from '../../db/store-errors.ts'
 import { embeddedFilePath, withWriteConnection } from './write-connection.ts'
 
@@ -34,7 +33,7 @@ export async function openEmbeddedStore(config: Config): Promise<{ store: Store;
   // The store's group commits go through a connection that keeps their statements prepared (write-connection.ts).
   const file = embeddedFilePath(config.LIBSQL_URL, config.RUNRELAY_DATA_DIR)
   if (file) withWriteConnection(client, file, BUSY_TIMEOUT_MS)
-  return { store: new Store(drizzle(client, { schema })), client }
+  return { store: openStore(client), client }
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { RunEvent } from '../../core/domain.ts'
 import type { Publisher } from '../../core/ports.ts'
-import { matchesFeedFilter, type FeedFilter } from '../../db/store.ts'
+import { matchesFeedFilter, type FeedFilter } from '../../core/run-change.ts'
 
 export interface HubSubscriber { push(events: RunEvent[]): void }
 

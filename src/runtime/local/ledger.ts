@@ -18,7 +18,7 @@ const MAX_FRESH_UNHELD = 1_024
  * (adaptive polling) and the next tick time. Such a change of a held run is kept in memory, not
  * written (see `LocalLedger.commit`).
  */
-const BOOKKEEPING = new Set<string>(['polls', 'nextTickAt'])
+const BOOKKEEPING: ReadonlySet<keyof RunPatch> = new Set<keyof RunPatch>(['polls', 'nextTickAt'])
 /**
  * A held run's row is written at least this often while it is polled without change, so what
  * the API shows (next_poll_at, polls) and what another process resumes from are at most this
@@ -28,10 +28,10 @@ export const MAX_UNSTORED_MS = 30_000
 
 /** Whether `patch` would store nothing but bookkeeping over `run` (every other defined field equal). */
 function bookkeepingOnly(run: RunRow, patch: RunPatch): boolean {
-  const row = run as unknown as Record<string, unknown>
-  for (const [k, v] of Object.entries(patch)) {
+  for (const k of Object.keys(patch) as Array<keyof RunPatch>) {
+    const v: unknown = patch[k]
     if (v === undefined || BOOKKEEPING.has(k)) continue
-    const was = row[k]
+    const was: unknown = run[k]
     if (v === was) continue
     // JSON columns (connector state, raw answer): the same content is no change.
     if (v === null || was === null || typeof v !== 'object' || typeof was !== 'object' || JSON.stringify(v) !== JSON.stringify(was)) return false
@@ -103,7 +103,7 @@ export class LocalLedger implements RunLedger {
     // make the next read go to the store, where an unwritten poll's bookkeeping is not); any
     // write of the run drops it first and keeps it again only once committed.
     if (row) { if (!this.fences.has(runId)) this.fresh.delete(runId); return Promise.resolve(row) }
-    return this.store.getRunById(runId)
+    return this.store.runs.getById(runId)
   }
 
   /**
@@ -132,18 +132,17 @@ export class LocalLedger implements RunLedger {
    */
   commit(run: RunRow, patch: RunPatch, events: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }> {
     if (events.length === 0 && this.fences.has(run.id) && !run.finishedAt && this.now() - run.updatedAt < MAX_UNSTORED_MS && bookkeepingOnly(run, patch)) {
-      const kept = { ...run } as Record<string, unknown>
-      for (const k of BOOKKEEPING) { const v = (patch as Record<string, unknown>)[k]; if (v !== undefined) kept[k] = v }
+      const kept: RunRow = { ...run, polls: patch.polls ?? run.polls, nextTickAt: patch.nextTickAt !== undefined ? patch.nextTickAt : run.nextTickAt }
       this.skipped++
-      this.remember(kept as unknown as RunRow)
-      return Promise.resolve({ run: kept as unknown as RunRow, events: [] })
+      this.remember(kept)
+      return Promise.resolve({ run: kept, events: [] })
     }
     const fence = this.fences.get(run.id) ?? run.leaseToken
-    return this.enqueue(run.id, run.tenantId, () => this.store.prepareRunChange(run, patch, events, this.now(), fence), (r) => r.events)
+    return this.enqueue(run.id, run.tenantId, () => this.store.runs.prepareChange(run, patch, events, this.now(), fence), (r) => r.events)
   }
 
-  create(...args: Parameters<Store['createRun']>): Promise<Awaited<ReturnType<Store['createRun']>>> {
-    return this.enqueue(args[0].id, args[0].tenantId, () => this.store.prepareCreateRun(...args), (r) => [r.event])
+  create(...args: Parameters<Store['runs']['create']>): Promise<Awaited<ReturnType<Store['runs']['create']>>> {
+    return this.enqueue(args[0].id, args[0].tenantId, () => this.store.runs.prepareCreate(...args), (r) => [r.event])
   }
 
   private enqueue<T>(runId: string, tenantId: string, prepare: Pending['prepare'], events: Pending['events']): Promise<T> {
@@ -183,7 +182,7 @@ export class LocalLedger implements RunLedger {
     let results: Array<{ value?: unknown; error?: unknown }>
     for (const p of group) this.fresh.delete(p.runId)
     try {
-      results = await this.store.writeBatch(group.map((p) => p.prepare()))
+      results = await this.store.runs.writeBatch(group.map((p) => p.prepare()))
     } catch (err) {
       if (group.length === 1) return group[0]!.reject(err)
       for (const p of group) await this.write([p])

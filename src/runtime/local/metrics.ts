@@ -1,9 +1,7 @@
-import { count, isNull } from 'drizzle-orm'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { TERMINAL_STATUSES, RUN_STATUSES } from '../../core/domain.ts'
 import { METRICS, type CounterName, type GaugeName, type HistogramName, type MetricLabels } from '../../core/metrics.ts'
 import type { Metrics } from '../../core/ports.ts'
-import { runs } from '../../db/schema.ts'
 import type { Store } from '../../db/store.ts'
 
 const UNFINISHED = RUN_STATUSES.filter((s) => !TERMINAL_STATUSES.has(s))
@@ -29,7 +27,7 @@ export class PromMetrics implements Metrics {
         this.gauges.set(name, new Gauge({
           ...common,
           async collect() {
-            const rows = await store.db.select({ status: runs.status, n: count() }).from(runs).where(isNull(runs.finishedAt)).groupBy(runs.status)
+            const rows = await store.runs.countUnfinishedByStatus()
             const by = new Map(rows.map((r) => [r.status, r.n]))
             for (const status of UNFINISHED) this.set({ status }, by.get(status) ?? 0)
           },

@@ -91,13 +91,13 @@ export class LocalRunHost implements RunHosts {
   async resumeAll(): Promise<number> {
     const before = this.held.size
     // Leases under this process's name (RUNRELAY_INSTANCE_ID) are a dead predecessor's: free them now, not after the TTL.
-    if (!this.loop) await this.store.releaseLeases(this.lease.owner)
+    if (!this.loop) await this.store.leases.releaseAll(this.lease.owner)
     await this.leasePass()
     this.armLoop()
     return this.held.size - before
   }
 
-  async create(row: Parameters<Store['createRun']>[0], created: NewEvent): Promise<RunRow> {
+  async create(row: Parameters<Store['runs']['create']>[0], created: NewEvent): Promise<RunRow> {
     // New runs are leased by the process that creates them, from their first row on.
     const now = this.now()
     const leased = { ...row, leaseOwner: this.lease.owner, leaseToken: 1, leaseExpiresAt: now + this.lease.ttlMs }
@@ -164,7 +164,7 @@ export class LocalRunHost implements RunHosts {
       if (err instanceof SeqConflictError) {
         // Lost a race: with another writer of the run (a command elsewhere: re-read at once),
         // or with a process that took the run over (stop watching it).
-        const lease = await this.store.leaseOf(runId).catch(() => undefined)
+        const lease = await this.store.leases.of(runId).catch(() => undefined)
         if (lease && (lease.owner !== this.lease.owner || lease.token !== this.held.get(runId))) return this.drop(runId, true)
         return this.schedule(runId, this.now())
       }
@@ -201,7 +201,7 @@ export class LocalRunHost implements RunHosts {
     const started = this.now()
     try {
       if (started - this.lastRenewAt >= ttlMs / 3) {
-        const kept = await this.store.renewLeases(owner, started, started + ttlMs)
+        const kept = await this.store.leases.renew(owner, started, started + ttlMs)
         this.lastRenewAt = started
         this.validUntil = started + ttlMs
         const still = new Map(kept.map((r) => [r.id, r.token]))
@@ -224,7 +224,7 @@ export class LocalRunHost implements RunHosts {
       }
       for (;;) {
         if (this.stopped) return
-        const claimed = await this.store.claimRuns(owner, this.now(), this.now() + ttlMs, CLAIM_BATCH)
+        const claimed = await this.store.leases.claim(owner, this.now(), this.now() + ttlMs, CLAIM_BATCH)
         for (const run of claimed) {
           this.take(run.id, run.leaseToken)
           this.schedule(run.id, run.status === 'scheduled' && run.scheduledAt ? run.scheduledAt : run.nextTickAt ?? this.now())
@@ -270,7 +270,7 @@ export class LocalRunHost implements RunHosts {
     await Promise.allSettled([...this.inFlight])
     await this.pass
     try {
-      const released = await this.store.releaseLeases(this.lease.owner)
+      const released = await this.store.leases.releaseAll(this.lease.owner)
       this.log('leases released', { owner: this.lease.owner, runs: released })
     } catch (err) {
       this.log('could not release leases: other processes take the runs over when they lapse', { owner: this.lease.owner, error: String((err as Error)?.message ?? err) })

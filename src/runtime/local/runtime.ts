@@ -69,7 +69,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
     faultLogged = true
   })
   await boot(() => store.migrate())
-  await boot(() => store.claimDeployment('local', clock.now()))
+  await boot(() => store.settings.claimDeployment('local', clock.now()))
   // A process with another encryption key would accept runs it cannot bind: it refuses to start instead.
   await boot(() => checkEncryptionKey(store, secrets, clock.now()))
   // Keys, workflows and connections are read from memory between changes: a change made through
@@ -77,7 +77,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   store.enableReadCache(READ_CACHE_MS)
   await boot(() => store.syncReadCache())
   // A period in which no other connection committed (the file's change counter stood still) has nothing to sync.
-  const dataVersion = dataVersionOf((store.db as unknown as { $client: object }).$client)
+  const dataVersion = dataVersionOf(store.client)
   let syncedVersion: number | undefined
   const cacheSync = setInterval(() => {
     const v = dataVersion?.()
@@ -101,7 +101,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   tail.announceTo(bus)
   const ledger = new LocalLedger(store, tail, () => clock.now(), telemetry)
   const binder = createBinder({
-    store, secrets, clock, publicUrl: () => publicUrl, budget: new SharedRateBudget((key, perSecond, now) => store.reserveRateToken(key, perSecond, now), () => clock.now()), ...telemetry,
+    store, secrets, clock, publicUrl: () => publicUrl, budget: new SharedRateBudget((key, perSecond, now) => store.settings.reserveRateToken(key, perSecond, now), () => clock.now()), ...telemetry,
     fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
     maxAnswerBytes: config.RUNRELAY_MAX_UPSTREAM_BODY_BYTES,
   })
@@ -116,7 +116,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const appConfig = { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS }
   // The per-key limit holds across the processes on this database: counts meet there every sync period.
   const syncMs = config.RUNRELAY_RATE_LIMIT_SYNC_MS
-  const keyRateLimiter = new KeyRateLimiter(config.RUNRELAY_RATE_LIMIT_PER_MINUTE, () => clock.now(), undefined, { sync: new KeyRateQueries(store.db, processId, Math.max(3_000, 4 * syncMs)), intervalMs: syncMs, log })
+  const keyRateLimiter = new KeyRateLimiter(config.RUNRELAY_RATE_LIMIT_PER_MINUTE, () => clock.now(), undefined, { sync: store.keyRates(processId, Math.max(3_000, 4 * syncMs)), intervalMs: syncMs, log })
   await boot(() => keyRateLimiter.start())
   const app = createApp({
     store, secrets, binder, hosts: host, streams, clock, log, keyRateLimiter,

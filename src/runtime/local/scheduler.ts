@@ -77,7 +77,7 @@ export class LocalScheduler {
       if (now - this.lastRetention >= RETENTION_EVERY_MS && !this.pruning) {
         this.lastRetention = now
         // Off the loop: it deletes in small batches and yields between them, so nothing waits on it.
-        this.pruning = pruneExpired(this.deps.store.db, now, { stopped: () => this.stopped })
+        this.pruning = this.deps.store.pruneExpired(now, { stopped: () => this.stopped })
           .then((pruned) => { if (pruned.runs || pruned.deliveries) this.deps.log?.('retention pruned', { ...pruned }) })
           .catch((err) => this.deps.log?.('retention failed', { error: String(err?.stack ?? err) }))
           .finally(() => { this.pruning = undefined })

@@ -111,8 +111,8 @@ export class LocalStreams implements Streams, SessionHost {
   load(s: Session): (after: number) => Promise<RunEvent[]> {
     const req = s.spec
     return req.runId !== undefined
-      ? (after) => this.store.listRunEvents(req.runId!, after, REPLAY_PAGE)
-      : (after) => this.store.listFeedEvents(req.tenantId, after, req.filter ?? {}, REPLAY_PAGE)
+      ? (after) => this.store.runs.events(req.runId!, after, REPLAY_PAGE)
+      : (after) => this.store.runs.feedEvents(req.tenantId, after, req.filter ?? {}, REPLAY_PAGE)
   }
 
   toTopic(s: Session): boolean {

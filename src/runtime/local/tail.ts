@@ -60,7 +60,7 @@ export class EventTail implements Publisher {
 
   /** Start at the table's end (subscribers replay history themselves) and arm the periodic read. */
   async start(): Promise<void> {
-    this.cursor = await this.store.maxEventId()
+    this.cursor = await this.store.runs.maxEventId()
     if (this.opts.intervalMs > 0) {
       this.timer = setInterval(() => this.poll(), this.opts.intervalMs)
       ;(this.timer as { unref?: () => void }).unref?.()
@@ -124,13 +124,13 @@ export class EventTail implements Publisher {
     this.reading = true
     try {
       if (probeFirst) {
-        const max = await this.store.maxEventId()
+        const max = await this.store.runs.maxEventId()
         // A wake during the probe (a notice, a local commit after a gap) reads anyway.
         if (max <= this.cursor && !this.readAgain) { this.stats.probes++; this.recovered(); return }
       }
       for (;;) {
         this.readAgain = false
-        const rows = await this.store.listEventsAfter(this.cursor, this.batch)
+        const rows = await this.store.runs.eventsAfter(this.cursor, this.batch)
         this.stats.reads++
         this.recovered()
         this.deliver(rows)
@@ -162,7 +162,7 @@ export class EventTail implements Publisher {
     // The store caches run rows and history pages; those of runs written elsewhere are stale now.
     const runIds = new Set<string>()
     for (let i = start; i < rows.length; i++) runIds.add(rows[i]!.event.run_id)
-    this.store.forgetRuns(runIds)
+    this.store.runs.forget(runIds)
     while (start < rows.length) {
       const { tenantId, event } = rows[start]!
       let end = start + 1

@@ -3,7 +3,7 @@ import type { RunEvent } from '../../core/domain.ts'
 import { eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
 import { caughtUpFrame, helloFrame, REPLAY_PAGE, UNAVAILABLE } from '../../core/stream-session.ts'
-import { matchesFeedFilter, type FeedFilter } from '../../db/store.ts'
+import { matchesFeedFilter, type FeedFilter } from '../../core/run-change.ts'
 import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { getShared, type Shared } from './shared.ts'
@@ -165,7 +165,7 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
     const { store } = await this.deps()
     let from = Math.min(...subs.map((s) => s.seen))
     for (;;) {
-      const page = await store.listFeedEvents(tenantId, from, {}, REPLAY_PAGE)
+      const page = await store.runs.feedEvents(tenantId, from, {}, REPLAY_PAGE)
       if (!page.length) break
       const end = page[page.length - 1]!.id
       for (const s of subs) {
@@ -187,10 +187,10 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
   private async replay(params: StreamParams, send: (events: RunEvent[]) => void): Promise<{ last: number; seen: number }> {
     const { store } = await this.deps()
     const filter = (params.filter ?? {}) as FeedFilter
-    const horizon = await store.lastEventId(params.tenantId)
+    const horizon = await store.runs.lastEventId(params.tenantId)
     let last = params.after
     for (;;) {
-      const page = await store.listFeedEvents(params.tenantId, last, filter, REPLAY_PAGE)
+      const page = await store.runs.feedEvents(params.tenantId, last, filter, REPLAY_PAGE)
       if (page.length) { send(page); last = page[page.length - 1]!.id }
       if (page.length < REPLAY_PAGE) break
     }

@@ -15,7 +15,7 @@ export class WorkersRunHosts implements RunHosts {
   }
 
   /** The run object writes the run and run.created to libSQL, publishes it and arms its alarm. */
-  create(row: Parameters<Store['createRun']>[0], created: NewEvent): Promise<RunRow> {
+  create(row: Parameters<Store['runs']['create']>[0], created: NewEvent): Promise<RunRow> {
     return this.stub(row.id).create(row, created, this.publicUrl) as Promise<RunRow>
   }
 

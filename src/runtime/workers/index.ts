@@ -92,7 +92,7 @@ export default {
       await ensureReady(env)
       const { store } = await getShared(env)
       const now = Date.now()
-      const late = (await store.listUnfinishedRuns(1_000)).filter((r) => (r.nextTickAt ?? r.createdAt) < now - SWEEP_GRACE_MS)
+      const late = (await store.runs.listUnfinished(1_000)).filter((r) => (r.nextTickAt ?? r.createdAt) < now - SWEEP_GRACE_MS)
       await Promise.allSettled(late.map((r) => env.RUNS.get(env.RUNS.idFromName(r.id)).wake(r.id)))
       if (late.length) log('woke overdue runs', { where: 'worker.scheduled', runs: late.length })
     } catch (err) {

@@ -94,7 +94,7 @@ export class JobsObject extends DurableObject<Env> {
     if (now - lastRetention >= RETENTION_EVERY_MS) {
       await this.ctx.storage.put('lastRetention', now)
       try {
-        const pruned = await pruneExpired(shared.store.db, now)
+        const pruned = await shared.store.pruneExpired(now)
         if (pruned.runs || pruned.deliveries) log('retention pruned', { where: 'JobsObject.pass', ...pruned })
       } catch (err) {
         log('retention failed', { where: 'JobsObject.pass', error: String((err as Error)?.stack ?? err) })

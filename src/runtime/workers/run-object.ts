@@ -8,11 +8,11 @@ import { noMetrics, systemClock } from '../../core/ports.ts'
 import { RateBudget } from '../../core/rate-budget.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
 import { FINISHED, helloFrame, REPLAY_PAGE, StreamSession, type SessionHost } from '../../core/stream-session.ts'
+import { applyChange, type ChangeEvent } from '../../core/run-change.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
 import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env, WorkersConfig } from './env.ts'
 import type { RunShardObject } from './run-shard-object.ts'
-import { flushToLibsql, type OutboxEvent } from './outbox.ts'
 import { getShared, type Shared } from './shared.ts'
 import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
 import { ReplayBatches, type Joining } from './replay.ts'
@@ -82,7 +82,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   private readonly replays = new ReplayBatches<RunSocket>({
     atts: this.atts,
     lock: this.lock,
-    read: async (runId, after, limit) => (await this.deps()).shared.store.listRunEvents(runId, after, limit),
+    read: async (runId, after, limit) => (await this.deps()).shared.store.runs.events(runId, after, limit),
     runId: () => this.meta.get<RunRow>('run')?.id,
     sentTop: () => this.publishedSeq(),
     finished: () => Boolean(this.meta.get<RunRow>('run')?.finishedAt),
@@ -118,13 +118,13 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   // ---- entry points (each catches and logs with class and handler) ----------------------
 
   /** Persist a new run with run.created in libSQL (a 202 means it is there), then watch it. */
-  create(row: Parameters<Store['createRun']>[0], created: NewEvent, publicUrl: string): Promise<RunRow> {
+  create(row: Parameters<Store['runs']['create']>[0], created: NewEvent, publicUrl: string): Promise<RunRow> {
     return this.entry('create', () => this.lock.run(async () => {
       const existing = this.meta.get<RunRow>('run')
       if (existing) return existing
       this.meta.set('publicUrl', publicUrl)
       const { store } = await this.deps()
-      const { run, event } = await store.createRun(row, created)
+      const { run, event } = await store.runs.create(row, created)
       this.meta.set('run', run)
       this.notifyFeed(run.tenantId, run.id, event.id)
       await this.armAlarm()
@@ -217,8 +217,8 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     sql.exec('CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL)')
   }
 
-  private pendingEvents(): OutboxEvent[] {
-    return this.ctx.storage.sql.exec<{ seq: number; type: string; status: string; data: string; created_at: number }>('SELECT seq, type, status, data, created_at FROM outbox ORDER BY seq').toArray()
+  private pendingEvents(): ChangeEvent[] {
+    return this.ctx.storage.sql.exec<{ seq: number; type: ChangeEvent['type']; status: ChangeEvent['status']; data: string; created_at: number }>('SELECT seq, type, status, data, created_at FROM outbox ORDER BY seq').toArray()
       .map((r) => ({ seq: r.seq, type: r.type, status: r.status, data: JSON.parse(r.data), createdAt: r.created_at }))
   }
 
@@ -232,7 +232,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     const mine = this.meta.get<RunRow>('run')
     if (mine) return mine
     const { store } = await this.deps()
-    const run = await store.getRunById(runId)
+    const run = await store.runs.getById(runId)
     if (run && !run.finishedAt) this.meta.set('run', run)
     return run
   }
@@ -242,13 +242,10 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     const current = this.meta.get<RunRow>('run')
     if (current && current.lastSeq !== run.lastSeq) throw new SeqConflictError(run.id)
     const now = Date.now()
-    // Each event carries the status in force once it is applied (as Store.applyRunChange does).
-    let status = run.status
-    const rows: OutboxEvent[] = newEvents.map((e, i) => {
-      if (e.type === 'run.status_changed' && typeof e.data.to === 'string') status = e.data.to
-      return { seq: run.lastSeq + 1 + i, type: e.type, status, data: e.data, createdAt: now }
-    })
-    const next: RunRow = { ...run, ...patch, lastSeq: run.lastSeq + newEvents.length, updatedAt: now }
+    // The same change as every runtime's (core/run-change.ts), kept here before it goes to libSQL.
+    const change = applyChange(run, patch, newEvents, now)
+    const rows: ChangeEvent[] = change.events
+    const next = change.run
     const sql = this.ctx.storage.sql
     this.ctx.storage.transactionSync(() => {
       this.meta.set('run', next)
@@ -267,7 +264,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     const pending = this.pendingEvents()
     try {
       const { store } = await this.deps()
-      const events = await flushToLibsql(store, run, pending)
+      const events = await store.runs.writeThrough(run, pending)
       const last = pending.length ? pending[pending.length - 1]!.seq : 0
       this.ctx.storage.transactionSync(() => {
         this.ctx.storage.sql.exec('DELETE FROM outbox WHERE seq <= ?', last)
@@ -425,7 +422,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
       metrics: noMetrics,
       join: (s) => { this.sse.add(s); return undefined },
       leave: (s) => { this.sse.delete(s) },
-      load: () => (after) => shared.store.listRunEvents(runId, after, REPLAY_PAGE),
+      load: () => (after) => shared.store.runs.events(runId, after, REPLAY_PAGE),
       // Nothing to forget: leaving the set is all (the alarm's next pass sees it gone).
       forget: () => {},
     }

@@ -48,7 +48,7 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
   private readonly replays = new ReplayBatches<ShardSocket>({
     atts: this.atts,
     lock: this.lock,
-    read: async (runId, after, limit) => (await this.deps()).store.listRunEvents(runId, after, limit),
+    read: async (runId, after, limit) => (await this.deps()).store.runs.events(runId, after, limit),
     runId: () => this.meta.get<string>('runId'),
     sentTop: () => this.top(),
     finished: () => this.meta.get<boolean>('finished') === true,
@@ -132,7 +132,7 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
       const read: RunEvent[] = []
       let cursor = low
       for (;;) {
-        const page = await store.listRunEvents(runId, cursor, REPLAY_PAGE)
+        const page = await store.runs.events(runId, cursor, REPLAY_PAGE)
         const keep = page.filter((e) => e.seq < first)
         read.push(...keep)
         if (page.length < REPLAY_PAGE || keep.length < page.length) break

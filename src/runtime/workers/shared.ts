@@ -1,11 +1,11 @@
 // libSQL over HTTP only (libsql://, https://): the Worker has no use for the WebSocket client, and leaving it out keeps the bundle in budget.
 import { createClient } from '@libsql/client/http'
-import { drizzle } from 'drizzle-orm/libsql/http'
 import { ensureRootKey } from '../../services/bootstrap.ts'
 import { SecretBox } from '../../core/crypto.ts'
 import { createGuardedFetch } from '../../core/outbound.ts'
 import { redactText } from '../../core/redact.ts'
-import { schema, Store } from '../../db/store.ts'
+import { openStore } from '../../db/open-http.ts'
+import type { Store } from '../../db/store.ts'
 import { SubscriberTokens } from '../../http/tokens.ts'
 import { workersConfig, type Env, type WorkersConfig } from './env.ts'
 
@@ -46,14 +46,14 @@ async function build(env: Env): Promise<Shared> {
   // 20 concurrent requests (e.g. sockets connecting) 29 of 100 upgrades failed that way.
   // Workers limits each request's own connections.
   const client = createClient({ url: config.LIBSQL_URL, authToken: config.LIBSQL_AUTH_TOKEN, concurrency: Number.MAX_SAFE_INTEGER })
-  const store = new Store(drizzle(client, { schema }) as unknown as ConstructorParameters<typeof Store>[0])
+  const store = openStore(client)
   const secrets = await SecretBox.fromKey(config.RUNRELAY_ENCRYPTION_KEY)
   return {
     config,
     store,
     secrets,
     // With the store: a refreshed token over a socket is refused once revoked, as on a request.
-    tokens: new SubscriberTokens(secrets, Date.now, store),
+    tokens: new SubscriberTokens(secrets, Date.now, store.keys),
     fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, timeoutMs: 0, fetch: withDeadline(config.RUNRELAY_UPSTREAM_TIMEOUT_MS) }),
     log: logger(config.RUNRELAY_LOG),
   }
@@ -103,7 +103,7 @@ export function ensureReady(env: Env): Promise<void> {
       try {
         const applied = await store.migrate()
         if (applied) log('migrations applied', { where: 'worker.ensureReady', applied })
-        await store.claimDeployment('workers', Date.now())
+        await store.settings.claimDeployment('workers', Date.now())
         const root = await ensureRootKey(store, config.RUNRELAY_ROOT_KEY, Date.now())
         // Without RUNRELAY_ROOT_KEY a key is made once; the log is the only place it is shown.
         if (root.createdKey) console.warn(`runrelay: created a root key (shown once, set RUNRELAY_ROOT_KEY instead): ${root.createdKey}`)

@@ -1,0 +1,161 @@
+import { getTableColumns } from 'drizzle-orm'
+import type { Db, RawStatement } from './db.ts'
+import { rawClient } from './db.ts'
+import { events, runs } from './schema.ts'
+import { SeqConflictError } from './store-errors.ts'
+
+type RunRow = typeof runs.$inferSelect
+export type EventInsert = typeof events.$inferInsert
+
+/** A write as rows and a conditional run update, so several can share one batch. */
+export interface PreparedWrite<T> {
+  /** The run it appends to, if any (names the loser of a seq race). */
+  runId?: string
+  /** Run rows to insert (complete rows): a batch inserts those of all its writes in one statement, first. */
+  runs?: RunRow[]
+  /** A change of an existing run, applied only if its last_seq is still the one read. */
+  update?: RunUpdate
+  /** Event rows to append: a batch inserts those of all its writes in one statement. */
+  events: EventInsert[]
+  /** The result, given whether `update` matched its run, and the ids of `events` in the same order. */
+  finish(updated: boolean, eventIds: number[]): T
+}
+
+/**
+ * Set the defined columns of `set` on run `id` if its last_seq is still `lastSeq`. A batch
+ * applies the updates of the same columns in one statement (see writeBatch).
+ */
+export interface RunUpdate {
+  id: string
+  lastSeq: number
+  set: Partial<RunRow>
+  /** The lease's fencing token the writer holds: the update applies only while the run still carries it. */
+  fence?: number
+}
+
+/** Event rows per insert statement (8 parameters each, well under SQLite's limit). */
+const EVENT_INSERT_CHUNK = 500
+/** Run rows per insert statement (30 parameters each). */
+const RUN_INSERT_CHUNK = 100
+/** Parameters per batched run update statement (SQLite allows 32,766). */
+const UPDATE_PARAMS_MAX = 10_000
+const RUN_COLUMNS: Record<string, { name: string; mapToDriverValue(v: unknown): unknown }> = getTableColumns(runs)
+
+/**
+ * Run updates as statements: those setting the same columns share one
+ * `update … from (values (id, seq read, new values…), …) … returning id`, each row matched by
+ * id and by the seq it was read at, so a run whose seq moved is left alone (and not returned).
+ * Runs named twice (not from the ledger, which writes a run once per batch) get a statement
+ * each, in order.
+ */
+function runUpdates(updates: RunUpdate[]): RawStatement[] {
+  const shapes = new Map<string, { cols: string[]; list: RunUpdate[] }>()
+  const seen = new Set<string>()
+  let unique = true
+  for (const u of updates) {
+    if (seen.has(u.id)) unique = false
+    seen.add(u.id)
+  }
+  const valueOf = (u: RunUpdate, k: string): unknown => Object.getOwnPropertyDescriptor(u.set, k)?.value
+  updates.forEach((u, i) => {
+    const cols = Object.keys(u.set).filter((k) => valueOf(u, k) !== undefined)
+    const key = unique ? cols.join(',') : String(i)
+    let shape = shapes.get(key)
+    if (!shape) shapes.set(key, (shape = { cols, list: [] }))
+    shape.list.push(u)
+  })
+  const out: RawStatement[] = []
+  for (const { cols, list } of shapes.values()) {
+    const columns = cols.map((k) => RUN_COLUMNS[k]!)
+    const assign = columns.map((c, j) => `"${c.name}" = v.column${j + 4}`).join(', ')
+    const tuple = `(${Array(cols.length + 3).fill('?').join(', ')})`
+    const per = Math.max(1, Math.floor(UPDATE_PARAMS_MAX / (cols.length + 3)))
+    for (let i = 0; i < list.length; i += per) {
+      const chunk = list.slice(i, i + per)
+      const args: unknown[] = []
+      for (const u of chunk) {
+        args.push(u.id, u.lastSeq, u.fence ?? null)
+        for (let j = 0; j < cols.length; j++) {
+          const v = valueOf(u, cols[j]!)
+          args.push(v === null ? null : columns[j]!.mapToDriverValue(v))
+        }
+      }
+      out.push({
+        sql: `update "runs" set ${assign} from (values ${Array(chunk.length).fill(tuple).join(', ')}) as v where "runs"."id" = v.column1 and "runs"."last_seq" = v.column2 and (v.column3 is null or "runs"."lease_token" = v.column3) returning "runs"."id"`,
+        args,
+      })
+    }
+  }
+  return out
+}
+
+const EVENT_COLUMNS = ['tenantId', 'runId', 'workflowId', 'seq', 'type', 'status', 'data', 'createdAt'] as const
+const EVENT_INSERT_HEAD = `insert into "events" (${EVENT_COLUMNS.map((k) => `"${events[k].name}"`).join(', ')}) `
+const EVENT_TUPLE = `(${EVENT_COLUMNS.map(() => '?').join(', ')})`
+
+/**
+ * A multi-row insert of event rows returning (id, run_id, seq) for each. A row goes in only if
+ * its run's last_seq already covers its seq, that is if the run update of the same write
+ * matched: a write refused by its condition (seq moved, or a stale lease's fence) appends
+ * nothing, even where its seqs are still free.
+ */
+function eventInsert(rows: EventInsert[]): RawStatement {
+  const args: unknown[] = []
+  for (const r of rows) args.push(r.tenantId, r.runId, r.workflowId, r.seq, r.type, r.status, JSON.stringify(r.data), r.createdAt)
+  return {
+    sql: `${EVENT_INSERT_HEAD}select * from (values ${Array(rows.length).fill(EVENT_TUPLE).join(', ')}) as v `
+      + `where exists (select 1 from "runs" where "runs"."id" = v.column2 and "runs"."last_seq" >= v.column4) returning "id", "run_id", "seq"`,
+    args,
+  }
+}
+
+/**
+ * Run several prepared writes as one atomic batch (one transaction, one commit): group
+ * commit. New runs go first (one multi-row insert), then the run updates (one statement
+ * per set of changed columns), then all the events in one multi-row insert, so event ids
+ * follow the order of the writes. Each write's result or error is its own, except that a
+ * failing statement rolls back the whole batch and rejects. `invalidate` drops cached copies
+ * of the runs written, before and after.
+ */
+export async function writeBatch<T>(db: Db, writes: PreparedWrite<T>[], invalidate?: (runIds: string[]) => void): Promise<Array<{ value?: T; error?: unknown }>> {
+  // Statements go to the libSQL client as they are (sql + args): drizzle's builders cost
+  // more than the writes here, and a batch's statements need no result mapping.
+  const stmts: RawStatement[] = []
+  // New runs first, all in one multi-row insert (a write's statements only touch its own run).
+  const runRows = writes.flatMap((w) => w.runs ?? [])
+  for (let i = 0; i < runRows.length; i += RUN_INSERT_CHUNK) {
+    const q = db.insert(runs).values(runRows.slice(i, i + RUN_INSERT_CHUNK)).toSQL()
+    stmts.push({ sql: q.sql, args: q.params })
+  }
+  const firstUpdate = stmts.length
+  for (const u of runUpdates(writes.flatMap((w) => (w.update ? [w.update] : [])))) stmts.push(u)
+  const lastUpdate = stmts.length
+  const rows = writes.flatMap((w) => w.events)
+  for (let i = 0; i < rows.length; i += EVENT_INSERT_CHUNK) stmts.push(eventInsert(rows.slice(i, i + EVENT_INSERT_CHUNK)))
+  const touched = invalidate ? writes.flatMap((w) => w.runId ?? w.runs?.map((r) => r.id) ?? []) : []
+  invalidate?.(touched)
+  let results: Awaited<ReturnType<ReturnType<typeof rawClient>['batch']>>
+  try {
+    // 'write' begins IMMEDIATE: the write lock is taken (waiting out the busy timeout) before
+    // anything is read, so a batch never has to upgrade a stale read under another process's writes.
+    results = await rawClient(db).batch(stmts, 'write')
+  } catch (err) {
+    invalidate?.(touched)
+    // Only a lone write can tell whose statement failed: a seq already taken is a lost race.
+    if (writes.length === 1 && /UNIQUE constraint failed/i.test(String((err as Error)?.message ?? err)) && writes[0]!.runId) throw new SeqConflictError(writes[0]!.runId)
+    throw err
+  }
+  invalidate?.(touched)
+  // Runs whose update matched (RETURNING id), and each event's id by (run, seq).
+  const updated = new Set<string>()
+  for (let i = firstUpdate; i < lastUpdate; i++) for (const r of results[i]!.rows) updated.add(String(r[0]))
+  const ids = new Map<string, number>()
+  for (let i = lastUpdate; i < results.length; i++) for (const r of results[i]!.rows) ids.set(`${String(r[1])}:${Number(r[2])}`, Number(r[0]))
+  return writes.map((w) => {
+    try {
+      return { value: w.finish(!!w.update && updated.has(w.update.id), w.events.map((e) => ids.get(`${e.runId}:${e.seq}`)!)) }
+    } catch (error) {
+      return { error }
+    }
+  })
+}
