@@ -17,8 +17,8 @@ import type { KeyRateLimiter } from './rate-limit.ts'
  */
 
 export interface AppConfig {
-  /** Public base URL (for callback URLs and the OpenAPI server). */
-  publicUrl: string
+  /** Public base URL (for callback URLs and the OpenAPI server): read, never set (a runtime may learn it late, see runtime/compose.ts). */
+  readonly publicUrl: string
   /** Let connections point at loopback/private addresses (tests, on-premises upstreams). */
   allowPrivateNetwork: boolean
   maxBodyBytes: number

@@ -115,7 +115,7 @@ export class JobsObject extends DurableObject<Env> {
     const { config, store, secrets, log } = shared
     if (!this.schedules) {
       const publicUrl = config.RUNRELAY_PUBLIC_URL ?? (await this.ctx.storage.get<string>('publicUrl')) ?? 'http://localhost'
-      this.schedules = new ScheduleEngine({ store, clock: systemClock, hosts: new WorkersRunHosts(this.env, publicUrl), log })
+      this.schedules = new ScheduleEngine({ store, clock: systemClock, hosts: new WorkersRunHosts(this.env, () => publicUrl), log })
     }
     this.webhooks ??= new WebhookDispatcher({
       store, secrets, clock: systemClock, log,
