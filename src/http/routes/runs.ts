@@ -17,7 +17,7 @@ import {
 } from '../schemas.ts'
 import { assertCallbackLive, callbackBody, callbackObservation, RunCallbackQuery, signedCallbackId } from '../callbacks.ts'
 import { runBody } from '../serialize.ts'
-import { triggerRun } from '../trigger.ts'
+import { triggerRun } from '../../services/trigger.ts'
 
 const Accepted = z.object({ accepted: z.literal(true) })
 

@@ -8,7 +8,7 @@ import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, found } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { isoOf } from '../serialize.ts'
-import { checkCron, nextOccurrence, resolveAt, ScheduleEngine, timeZoneOptions, upcoming } from '../scheduling.ts'
+import { checkCron, nextOccurrence, resolveAt, ScheduleEngine, timeZoneOptions, upcoming } from '../../services/scheduling.ts'
 import { Deleted, Id, IdParam, Pagination, Tag, list } from '../schemas.ts'
 
 const NEXT_SHOWN = 5
@@ -61,7 +61,7 @@ export const scheduleBody = (s: ScheduleRow): z.infer<typeof Schedule> => ({
   created_at: new Date(s.createdAt).toISOString(), updated_at: new Date(s.updatedAt).toISOString(),
 })
 
-/** Schedules: one-off (`at`) or cron, each occurrence pre-created as a `scheduled` run. See src/http/scheduling.ts. */
+/** Schedules: one-off (`at`) or cron, each occurrence pre-created as a `scheduled` run. See src/services/scheduling.ts. */
 export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
   const { store, clock } = deps
   const engine = new ScheduleEngine(deps)

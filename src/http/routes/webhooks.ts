@@ -11,7 +11,7 @@ import { ApiError, conflict, found, notFound } from '../errors.ts'
 import { documented } from '../openapi.ts'
 import { Deleted, csv, HttpUrl, Id, IdParam, Pagination, list } from '../schemas.ts'
 import { isoOf } from '../serialize.ts'
-import { newWebhookSecret, type WebhookFilter } from '../webhook-dispatcher.ts'
+import { newWebhookSecret, type WebhookFilter } from '../../services/webhook-dispatcher.ts'
 
 const iso = z.string()
 const Events = z.union([z.enum(['terminal', 'status', 'all']), z.array(EventType).min(1).max(20)])
