@@ -10,6 +10,7 @@ import { assertJsonDepth } from './body.ts'
 import { ApiError, validationError } from './errors.ts'
 import type { RunHosts, Streams } from './hosts.ts'
 import type { KeyRateLimiter } from './rate-limit.ts'
+import type { RouteDoc } from './openapi.ts'
 
 /**
  * What route modules share with the app that registers them: its dependencies, the auth
@@ -77,10 +78,12 @@ export const valid = <T extends z.ZodType, K extends Target>(target: K, schema: 
   return guarded
 }
 
-/** The auth middleware every route module uses (rate-limited per key). */
+/** What every route module is given: the auth middleware (rate-limited per key) and the app's route documentation. */
 export interface RouteContext {
   auth: ReturnType<typeof authMiddleware>
   authenticate: ReturnType<typeof authenticate>
+  /** Register a route's documentation in this app's OpenAPI document (and return it, so the route uses the same path). */
+  documented: (doc: RouteDoc) => RouteDoc
 }
 
 /** The decoded cursor of a list request, or a 400. */

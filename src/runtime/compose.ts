@@ -11,6 +11,7 @@ import type { AuthEnv, TokenVerifier } from '../http/auth.ts'
 import type { AppConfig, MetricsDeps } from '../http/context.ts'
 import { ApiError } from '../http/errors.ts'
 import type { RunHosts, Streams } from '../http/hosts.ts'
+import { RouteDocs } from '../http/openapi.ts'
 import type { KeyRateLimiter } from '../http/rate-limit.ts'
 import { createBinder, type Binder } from '../services/binder.ts'
 
@@ -95,15 +96,16 @@ export interface AppPieces {
   middleware?: MiddlewareHandler[]
 }
 
-/** The runtime's app, with the binder it was built with. */
-export function composeApp(p: Platform, pieces: AppPieces): { app: Hono<AuthEnv>; binder: Binder } {
+/** The runtime's app, with the binder it was built with and its documented routes. */
+export function composeApp(p: Platform, pieces: AppPieces): { app: Hono<AuthEnv>; binder: Binder; routeDocs: RouteDocs } {
   const binder = pieces.binder ?? composeBinder(p)
+  const routeDocs = new RouteDocs()
   const app = createApp({
     ...pieces,
     store: p.store, secrets: p.secrets, clock: p.clock, binder,
     config: appConfigOf(p),
     checkUrl: urlCheckOf(p),
     accessLog: p.config.RUNRELAY_LOG === 'debug',
-  })
-  return { app, binder }
+  }, routeDocs)
+  return { app, binder, routeDocs }
 }

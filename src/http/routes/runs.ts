@@ -11,7 +11,6 @@ import { tenantOf, type AuthEnv, type Principal, type TokenScope } from '../auth
 import { ApiError, conflict, found, notFound } from '../errors.ts'
 import { idempotentJson } from '../idempotency.ts'
 import { spendTrigger, triggerBodyFor } from '../tokens.ts'
-import { documented } from '../openapi.ts'
 import {
   CommandBody, EventList, EventsQuery, FeedQuery, IdParam, InputBody, list, Run, RunCreate, RunCreateWithWorkflow, RunListQuery, StreamQuery, TriggerHeaders,
 } from '../schemas.ts'
@@ -41,7 +40,7 @@ function feedFilterFor(p: Principal, filter: FeedFilter): FeedFilter[] {
 }
 
 /** Runs: trigger, read, history, streams, commands, and the upstream's callbacks. */
-export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
   const { store, clock, hosts, streams } = deps
 
   /** A run the caller may see, or a 404 (another tenant's run, or outside a token's scope). */

@@ -6,7 +6,6 @@ import type { AppDeps, RouteContext } from '../context.ts'
 import { cursorOf, valid } from '../context.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, found } from '../errors.ts'
-import { documented } from '../openapi.ts'
 import { isoOf } from '../serialize.ts'
 import { checkCron, nextOccurrence, resolveAt, ScheduleEngine, timeZoneOptions, upcoming } from '../../services/scheduling.ts'
 import { Deleted, Id, IdParam, Pagination, Tag, list } from '../schemas.ts'
@@ -62,7 +61,7 @@ export const scheduleBody = (s: ScheduleRow): z.infer<typeof Schedule> => ({
 })
 
 /** Schedules: one-off (`at`) or cron, each occurrence pre-created as a `scheduled` run. See src/services/scheduling.ts. */
-export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
   const { store, clock } = deps
   const engine = new ScheduleEngine(deps)
   const q = engine.q

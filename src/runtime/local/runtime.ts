@@ -113,7 +113,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const syncMs = config.RUNRELAY_RATE_LIMIT_SYNC_MS
   const keyRateLimiter = new KeyRateLimiter(config.RUNRELAY_RATE_LIMIT_PER_MINUTE, () => clock.now(), undefined, { sync: new KeyRateQueries(store.db, processId, Math.max(3_000, 4 * syncMs)), intervalMs: syncMs, log })
   await boot(() => keyRateLimiter.start())
-  const { app } = composeApp(platform, {
+  const { app, routeDocs } = composeApp(platform, {
     binder, hosts: host, streams, log, keyRateLimiter,
     metrics: { scrape: () => metrics.scrape(), token: config.RUNRELAY_METRICS_TOKEN }, telemetry: metrics,
     middleware: tracing ? [tracing.middleware] : [],
@@ -121,6 +121,8 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
 
   return {
     app, host, hub, tail, streams, store, jobs, metrics,
+    /** The app's documented routes (its OpenAPI document is built from them). */
+    routeDocs,
     get publicUrl() { return publicUrl },
     /** Tell the runtime the port it listens on, for callback URLs when RUNRELAY_PUBLIC_URL is unset. */
     listeningOn(port: number): void {
