@@ -70,7 +70,7 @@ const where: Record<Target, string> = { json: 'body', query: 'query', param: 'pa
 /** zod validation answering runrelay's 400 format. */
 export const valid = <T extends z.ZodType, K extends Target>(target: K, schema: T) => {
   const validator = zValidator(target, schema, (result) => {
-    if (!result.success) throw validationError(result.error as unknown as z.ZodError, where[target])
+    if (!result.success) throw validationError(result.error, where[target])
   })
   if (target !== 'json') return validator
   // JSON bodies: too deep a nesting is refused before zod (or anything after it) recurses into it.

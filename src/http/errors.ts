@@ -36,7 +36,7 @@ export function found<T>(row: T | null | undefined, what: string): T {
 export const upstreamApiError = (err: UpstreamError) => new ApiError(502, err.code, `upstream: ${err.message}`, err.status ? [{ upstream_status: err.status }] : [])
 
 /** zod issues as the `details` of a 400. */
-export function validationError(error: z.ZodError, where: string): ApiError {
+export function validationError(error: z.core.$ZodError, where: string): ApiError {
   const details = error.issues.map((i) => ({ path: [where, ...i.path].join('.'), message: i.message, code: i.code }))
   return new ApiError(400, 'validation_failed', `invalid ${where}: ${details[0]?.path} ${details[0]?.message}`, details)
 }
