@@ -7,23 +7,26 @@ import type { ErrorInfo, RunStatus } from './domain.ts'
  * Errors are thrown as UpstreamError so the watcher can tell transient from final.
  */
 
-/** What a connector sees of the connection (credentials already decrypted). */
-export interface ConnectionView {
+/** Config values as stored: the output of a connector's schema, not yet known to a caller that holds any connector. */
+export type ConfigValues = Record<string, unknown>
+
+/** What a connector sees of the connection (credentials already decrypted); `Config` is its config schema's output. */
+export interface ConnectionView<Config = ConfigValues> {
   id: string
   provider: string
   baseUrl: string
   /** Non-secret provider options, validated by the connector's `connectionConfig`. */
-  config: Record<string, unknown>
+  config: Config
   /** Secret values (API keys, passwords, tokens), validated by `credentials`. */
   credentials: Record<string, string>
 }
 
-/** What a connector sees of the workflow binding. */
-export interface WorkflowView {
+/** What a connector sees of the workflow binding; `Config` is its workflow schema's output. */
+export interface WorkflowView<Config = ConfigValues> {
   id: string
   upstreamWorkflowId: string
   /** Provider options for this workflow, validated by the connector's `workflowConfig`. */
-  config: Record<string, unknown>
+  config: Config
   /**
    * Whether the workflow has an input template. Without one a run's input is a copy of its
    * variables (the default mapping), which a connector that places variables itself ignores.
@@ -34,11 +37,12 @@ export interface WorkflowView {
 /** Bytes of an upstream answer read before it is cut off (RUNRELAY_MAX_UPSTREAM_BODY_BYTES). */
 export const DEFAULT_MAX_UPSTREAM_BODY_BYTES = 4 * 1024 * 1024
 
-export interface ConnectorContext {
+/** A call's context; a connector made with `defineConnector` sees its configs typed (`Conn`, `Wf`). */
+export interface ConnectorContext<Conn = ConfigValues, Wf = ConfigValues> {
   /** Outbound fetch: private-network guard, per-connection rate budget and timeout applied. */
   fetch: typeof fetch
-  connection: ConnectionView
-  workflow: WorkflowView
+  connection: ConnectionView<Conn>
+  workflow: WorkflowView<Wf>
   /** The run's signed callback URL, for upstreams that push (empty when not known). */
   callbackUrl: string
   /** Milliseconds since the epoch, from the injected clock. */
@@ -71,8 +75,8 @@ export interface TriggerRequest {
   runtimeVariables: Record<string, unknown>
 }
 
-/** An observation of the upstream run, from a trigger answer, a poll or a callback. */
-export interface Observation {
+/** An observation of the upstream run, from a trigger answer, a poll or a callback; `State` is the connector's run state. */
+export interface Observation<State = ConfigValues> {
   /** runrelay status; undefined when the upstream status is unknown (the run keeps its status). */
   status?: RunStatus
   /** The upstream's own status word. */
@@ -91,21 +95,21 @@ export interface Observation {
   /** The raw upstream answer, kept as the run's last raw answer. */
   raw?: unknown
   /** Connector state to keep with the run (JSON), handed back on the next poll. */
-  state?: Record<string, unknown>
+  state?: State
   /** Earliest time (ms epoch) the upstream wants to be asked again. */
   notBefore?: number
 }
 
-export interface TriggerResult extends Observation {
+export interface TriggerResult<State = ConfigValues> extends Observation<State> {
   upstreamId: string
 }
 
 export type CommandName = 'cancel' | 'pause' | 'resume' | 'input'
 
-export interface RunRef {
+export interface RunRef<State = ConfigValues> {
   runId: string
   upstreamId: string
-  state: Record<string, unknown>
+  state: State
 }
 
 export interface UpstreamWorkflow {
@@ -134,29 +138,34 @@ export interface ProxyTriggerMatch extends Observation {
   upstreamId: string
 }
 
-export interface Connector {
+/**
+ * A connector. `Conn`, `Wf` and `State` are what its connection config, workflow config and run
+ * state are (its schemas' outputs); the registry and the core hold connectors with the defaults,
+ * and `defineConnector` makes one of those from a typed definition, parsing at the boundary.
+ */
+export interface Connector<Conn = ConfigValues, Wf = ConfigValues, State = ConfigValues> {
   provider: string
   /** zod schema for the connection's non-secret config. */
-  connectionConfig: z.ZodType<Record<string, unknown>>
+  connectionConfig: z.ZodType<Conn>
   /** zod schema for the connection's credentials (secrets). */
   credentials: z.ZodType<Record<string, string>>
   /** zod schema for a workflow's config. */
-  workflowConfig: z.ZodType<Record<string, unknown>>
+  workflowConfig: z.ZodType<Wf>
   /** zod schema a workflow's `input_template` must match, where the upstream takes a fixed body shape. */
   inputTemplate?: z.ZodType<unknown>
   /** Default poll policy for workflows on this provider (the vendor's own guidance). */
   defaultPollPolicy?: Partial<{ firstIntervalMs: number; maxIntervalMs: number; deadlineMs: number }>
 
-  trigger(ctx: ConnectorContext, req: TriggerRequest): Promise<TriggerResult>
+  trigger(ctx: ConnectorContext<Conn, Wf>, req: TriggerRequest): Promise<TriggerResult<State>>
   /** Absent for upstreams without a status endpoint (completion comes from a callback). */
-  poll?(ctx: ConnectorContext, run: RunRef): Promise<Observation>
+  poll?(ctx: ConnectorContext<Conn, Wf>, run: RunRef<State>): Promise<Observation<State>>
   /** Commands the upstream supports. A missing one answers 409 to the user. */
-  commands?: Partial<Record<CommandName, (ctx: ConnectorContext, run: RunRef, payload: unknown) => Promise<Observation | void>>>
-  listWorkflows?(ctx: ConnectorContext): Promise<UpstreamWorkflow[]>
+  commands?: Partial<Record<CommandName, (ctx: ConnectorContext<Conn, Wf>, run: RunRef<State>, payload: unknown) => Promise<Observation<State> | void>>>
+  listWorkflows?(ctx: ConnectorContext<Conn, Wf>): Promise<UpstreamWorkflow[]>
   /** A cheap authenticated request proving the connection works. */
-  testConnection?(ctx: ConnectorContext): Promise<{ ok: boolean; message: string }>
+  testConnection?(ctx: ConnectorContext<Conn, Wf>): Promise<{ ok: boolean; message: string }>
   /** Map a callback body the upstream pushed to the run's callback URL. */
-  parseCallback?(ctx: ConnectorContext, run: RunRef, body: unknown): Observation
+  parseCallback?(ctx: ConnectorContext<Conn, Wf>, run: RunRef<State>, body: unknown): Observation<State>
   /**
    * For account-wide webhooks (one URL per connection, like Wokelo's): the upstream id of the
    * run a pushed body is about, so the connection's callback URL can route it.
@@ -166,26 +175,26 @@ export interface Connector {
    * The headers that authenticate a request to this upstream (drop-in proxy). The proxy drops
    * the caller's own auth headers and these names, then sets these.
    */
-  authHeaders?(ctx: ConnectorContext): Promise<Record<string, string>>
+  authHeaders?(ctx: ConnectorContext<Conn, Wf>): Promise<Record<string, string>>
   /** Whether a proxied call was the vendor's trigger, and which upstream run it started. */
   matchTrigger?(call: ProxiedCall): ProxyTriggerMatch | null
   /**
    * Called once, best effort, after the run has ended (any terminal status), to undo what
    * `trigger` set up upstream (e.g. a workflow-wide callback target). Errors are ignored.
    */
-  finished?(ctx: ConnectorContext, run: RunRef): Promise<void>
+  finished?(ctx: ConnectorContext<Conn, Wf>, run: RunRef<State>): Promise<void>
   /**
    * Whether the upstream answers a repeated trigger carrying the same `Idempotency-Key` with
    * the job it already made (its API page says so). Only then is a trigger whose outcome is
    * unknown resent. Absent or false: never resent (see reconcileTrigger).
    */
-  honoursIdempotencyKey?: boolean | ((ctx: ConnectorContext) => boolean)
+  honoursIdempotencyKey?: boolean | ((ctx: ConnectorContext<Conn, Wf>) => boolean)
   /**
    * Find the job a trigger whose outcome is unknown may have started (a crash or a timeout
    * after the request left), through the vendor's API (e.g. a list of executions): the job
    * when found, null when the vendor certainly has none.
    */
-  reconcileTrigger?(ctx: ConnectorContext, req: TriggerRequest & { sentAt: number }): Promise<TriggerResult | null>
+  reconcileTrigger?(ctx: ConnectorContext<Conn, Wf>, req: TriggerRequest & { sentAt: number }): Promise<TriggerResult<State> | null>
 }
 
 /**

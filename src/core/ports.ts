@@ -1,6 +1,6 @@
-import type { Connector, ConnectorContext } from './connector.ts'
+import type { CommandName, Connector, ConnectorContext, Observation } from './connector.ts'
 import type { RunPatch, RunRecord } from './run.ts'
-import type { NewEvent, PollPolicy, RunEvent } from './domain.ts'
+import type { NewEvent, PollPolicy, RunEvent, RunStatus } from './domain.ts'
 import type { DurationModel } from './poll-planner.ts'
 import type { CounterName, GaugeName, HistogramName, MetricLabels } from './metrics.ts'
 
@@ -74,3 +74,51 @@ export interface Tracer {
   current(): SpanParent | undefined
 }
 export const noTracer: Tracer = { span: (_name, _attributes, fn) => fn(undefined), current: () => undefined }
+
+/**
+ * Where runs live (timers, commands), as the HTTP app and the jobs see it: in-process on
+ * Node/Deno/Bun, a Durable Object per run on Workers. `NewRun` is the store's new-run row and
+ * `Run` its run row (the store owns their columns; the core only needs that a run is a RunRecord).
+ */
+export interface RunHosts<NewRun, Run extends RunRecord = RunRecord> {
+  /** Persist a new run with its run.created event, publish it, and start watching it. */
+  create(row: NewRun, created: NewEvent): Promise<Run>
+  command(run: Run, name: CommandName, payload: unknown, by: string): Promise<Run>
+  /** An observation the upstream pushed to the run's callback URL. */
+  push(run: Run, obs: Observation): Promise<void>
+}
+
+/** Which feed events a subscriber wants (each list, when given, must match; tags: any of them). */
+export interface FeedFilter {
+  runIds?: string[]
+  workflowIds?: string[]
+  statuses?: RunStatus[]
+  tags?: string[]
+}
+
+/** A stream the app has authorized: what to replay from, what to follow, and how long it may live. */
+export interface StreamRequest {
+  tenantId: string
+  transport: 'ws' | 'sse'
+  /** A run stream resumes after a seq; the feed after an event id. */
+  after: number
+  runId?: string
+  filter?: FeedFilter
+  /** Subscriber-token streams can refresh their token over the socket. */
+  refresh?: (token: string) => Promise<{ expiresAt: number } | null>
+  /** A run stream of a run that had finished when it was opened: it ends once its replay is sent. */
+  finished?: boolean
+  /** When the credential used to open the stream stops being valid (ms epoch). */
+  expiresAt?: number
+  /**
+   * Token streams: whether the token (the last one refreshed) is still in force, i.e. not revoked
+   * since the stream opened (its key, its id, or a tenant's revoke-all). A stream that checks it
+   * periodically closes with 4001 (as at expiry) when it answers false.
+   */
+  inForce?: () => Promise<boolean>
+}
+
+/** Opens streams for the app; `Ctx` is the HTTP framework's request context (the upgrade needs it). */
+export interface Streams<Ctx> {
+  open(c: Ctx, req: StreamRequest): Response | Promise<Response>
+}

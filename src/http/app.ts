@@ -10,7 +10,7 @@ import { ApiError, errorResponse, STORE_RETRY_AFTER_S, toApiError } from './erro
 import { KeyRateLimiter } from './rate-limit.ts'
 import { accessLog } from './request-log.ts'
 import { buildAsyncApi } from './asyncapi.ts'
-import { buildOpenApi, documented } from './openapi.ts'
+import { buildOpenApi, RouteDocs } from './openapi.ts'
 import { registerAdminRoutes } from './routes/admin.ts'
 import { registerConnectionRoutes } from './routes/connections.ts'
 import { registerMetricsRoutes } from './routes/metrics.ts'
@@ -28,8 +28,9 @@ export const MAX_URL_BYTES = 8192
 /** The 414 for a URL over MAX_URL_BYTES. */
 export const uriTooLong = () => new ApiError(414, 'uri_too_long', 'URL is longer than 8 KiB')
 
-/** Builds the runrelay HTTP app over the given runtime dependencies. */
-export function createApp(deps: AppDeps): Hono<AuthEnv> {
+/** Builds the runrelay HTTP app over the given runtime dependencies; its routes are documented in `docs`. */
+export function createApp(deps: AppDeps, docs: RouteDocs = new RouteDocs()): Hono<AuthEnv> {
+  const documented = docs.add
   deps = { ...deps, tokens: deps.tokens ?? tokenService(deps) }
   const app = new Hono<AuthEnv>()
   const unlimited = authenticate(deps.store, deps.tokens, () => deps.clock.now())
@@ -43,7 +44,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
     return p
   }
   const limited = authMiddleware(authn)
-  const ctx: RouteContext = { auth: limited, authenticate: authn }
+  const ctx: RouteContext = { auth: limited, authenticate: authn, documented }
 
   app.onError((err, c) => {
     const apiErr = toApiError(err)
@@ -96,7 +97,7 @@ export function createApp(deps: AppDeps): Hono<AuthEnv> {
     return c.json({ ok: true, version: deps.config.version, db: 'up' })
   })
   documented({ method: 'get', path: '/openapi.json', summary: 'This OpenAPI document', tag: 'meta', auth: 'none', operationId: 'getOpenApi' })
-  app.get('/openapi.json', (c) => c.json(buildOpenApi({ title: 'runrelay', version: deps.config.version, serverUrl: deps.config.publicUrl })))
+  app.get('/openapi.json', (c) => c.json(buildOpenApi(docs.all(), { title: 'runrelay', version: deps.config.version, serverUrl: deps.config.publicUrl })))
   documented({ method: 'get', path: '/asyncapi.json', summary: 'The AsyncAPI 3 document of the WebSocket and SSE streams', tag: 'meta', auth: 'none', operationId: 'getAsyncApi' })
   app.get('/asyncapi.json', (c) => c.json(buildAsyncApi({ title: 'runrelay', version: deps.config.version, publicUrl: deps.config.publicUrl })))
 

@@ -1,4 +1,4 @@
-import type { z } from 'zod'
+import * as z from 'zod'
 import { RunEvent } from '../core/domain.ts'
 import { ClientMessage, CLOSE, PROTOCOL_VERSION, ServerMessage, SUBPROTOCOL } from '../core/protocol.ts'
 import { keySecuritySchemes, pascal, SchemaComponents, type Json } from './api-documents.ts'
@@ -13,8 +13,9 @@ import { FeedQuery, StreamQuery } from './schemas.ts'
 
 /** The message `type` literal of one option of a discriminated union. */
 function typeOf(option: z.ZodType): string {
-  const shape = (option as unknown as { shape: { type: { value: string } } }).shape
-  return shape.type.value
+  const type = option instanceof z.ZodObject ? option.shape.type : undefined
+  if (!(type instanceof z.ZodLiteral) || typeof type.value !== 'string') throw new Error('every protocol message has a string literal `type`')
+  return type.value
 }
 
 const closeCodes = Object.entries(CLOSE).map(([name, code]) => `${code} ${name.toLowerCase().replace(/_/g, ' ')}`).join(', ')

@@ -10,6 +10,7 @@ import { assertJsonDepth } from './body.ts'
 import { ApiError, validationError } from './errors.ts'
 import type { RunHosts, Streams } from './hosts.ts'
 import type { KeyRateLimiter } from './rate-limit.ts'
+import type { RouteDoc } from './openapi.ts'
 
 /**
  * What route modules share with the app that registers them: its dependencies, the auth
@@ -17,8 +18,8 @@ import type { KeyRateLimiter } from './rate-limit.ts'
  */
 
 export interface AppConfig {
-  /** Public base URL (for callback URLs and the OpenAPI server). */
-  publicUrl: string
+  /** Public base URL (for callback URLs and the OpenAPI server): read, never set (a runtime may learn it late, see runtime/compose.ts). */
+  readonly publicUrl: string
   /** Let connections point at loopback/private addresses (tests, on-premises upstreams). */
   allowPrivateNetwork: boolean
   maxBodyBytes: number
@@ -69,7 +70,7 @@ const where: Record<Target, string> = { json: 'body', query: 'query', param: 'pa
 /** zod validation answering runrelay's 400 format. */
 export const valid = <T extends z.ZodType, K extends Target>(target: K, schema: T) => {
   const validator = zValidator(target, schema, (result) => {
-    if (!result.success) throw validationError(result.error as unknown as z.ZodError, where[target])
+    if (!result.success) throw validationError(result.error, where[target])
   })
   if (target !== 'json') return validator
   // JSON bodies: too deep a nesting is refused before zod (or anything after it) recurses into it.
@@ -77,10 +78,12 @@ export const valid = <T extends z.ZodType, K extends Target>(target: K, schema: 
   return guarded
 }
 
-/** The auth middleware every route module uses (rate-limited per key). */
+/** What every route module is given: the auth middleware (rate-limited per key) and the app's route documentation. */
 export interface RouteContext {
   auth: ReturnType<typeof authMiddleware>
   authenticate: ReturnType<typeof authenticate>
+  /** Register a route's documentation in this app's OpenAPI document (and return it, so the route uses the same path). */
+  documented: (doc: RouteDoc) => RouteDoc
 }
 
 /** The decoded cursor of a list request, or a 400. */

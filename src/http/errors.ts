@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import * as z from 'zod'
 import type { UpstreamError } from '../connectors/types.ts'
 import { isStoreUnavailable } from '../db/store-errors.ts'
+import { ApiError } from '../services/errors.ts'
 
 /** The error body every route answers: `{"error": {"code", "message", "details"}}`. */
 export const ErrorBody = z.object({
@@ -23,17 +24,7 @@ export function errorJson(status: number, code: string, message: string, headers
 /** A stream request that is neither a WebSocket upgrade nor SSE (426). */
 export const upgradeRequired = () => errorJson(426, 'upgrade_required', 'use a WebSocket, or Accept: text/event-stream')
 
-export class ApiError extends Error {
-  constructor(
-    readonly status: ContentfulStatusCode,
-    readonly code: string,
-    message: string,
-    readonly details: unknown[] = [],
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message)
-  }
-}
+export { ApiError, conflict } from '../services/errors.ts'
 
 export const notFound = (what = 'resource') => new ApiError(404, 'not_found', `${what} not found`)
 /** A row that was looked up, or a 404 naming `what` when there is none. */
@@ -41,12 +32,11 @@ export function found<T>(row: T | null | undefined, what: string): T {
   if (row === null || row === undefined) throw notFound(what)
   return row
 }
-export const conflict = (code: string, message: string) => new ApiError(409, code, message)
 /** An upstream's refusal as a 502 with its code (and its HTTP status in the details). */
 export const upstreamApiError = (err: UpstreamError) => new ApiError(502, err.code, `upstream: ${err.message}`, err.status ? [{ upstream_status: err.status }] : [])
 
 /** zod issues as the `details` of a 400. */
-export function validationError(error: z.ZodError, where: string): ApiError {
+export function validationError(error: z.core.$ZodError, where: string): ApiError {
   const details = error.issues.map((i) => ({ path: [where, ...i.path].join('.'), message: i.message, code: i.code }))
   return new ApiError(400, 'validation_failed', `invalid ${where}: ${details[0]?.path} ${details[0]?.message}`, details)
 }

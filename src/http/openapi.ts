@@ -37,16 +37,20 @@ export interface RouteDoc {
   matches?: string[]
 }
 
-// Keyed by method and path: every createApp registers its routes again, and the last one wins.
-const registry = new Map<string, RouteDoc>()
+/** The documented routes of one app, keyed by method and path, in registration order. */
+export class RouteDocs {
+  private readonly byRoute = new Map<string, RouteDoc>()
 
-/** Every documented route, in registration order. */
-export const routeDocs = (): RouteDoc[] => [...registry.values()]
+  /** Register a route's documentation (and return it, so the route uses the same path). */
+  readonly add = (doc: RouteDoc): RouteDoc => {
+    this.byRoute.set(`${doc.method} ${doc.path}`, doc)
+    return doc
+  }
 
-/** Register a route's documentation (and return it, so the route uses the same path). */
-export function documented(doc: RouteDoc): RouteDoc {
-  registry.set(`${doc.method} ${doc.path}`, doc)
-  return doc
+  /** Every documented route, in registration order. */
+  all(): RouteDoc[] {
+    return [...this.byRoute.values()]
+  }
 }
 
 /** The answers runrelay gives besides success; each becomes a shared `components.responses` entry. */
@@ -102,8 +106,8 @@ function errorStatuses(r: RouteDoc): number[] {
   return [...codes].sort((a, b) => a - b)
 }
 
-/** The OpenAPI 3.1 document of every documented route. */
-export function buildOpenApi(opts: { title: string; version: string; serverUrl?: string }): Record<string, unknown> {
+/** The OpenAPI 3.1 document of the given documented routes. */
+export function buildOpenApi(docs: RouteDoc[], opts: { title: string; version: string; serverUrl?: string }): Record<string, unknown> {
   const components = new SchemaComponents()
   const errorBody = components.add(ErrorBody, 'output')
   const responses: Record<string, Json> = {}
@@ -120,7 +124,7 @@ export function buildOpenApi(opts: { title: string; version: string; serverUrl?:
   const paths: Record<string, Record<string, unknown>> = {}
   const operationIds = new Set<string>()
   const tags = new Set<string>()
-  for (const r of routeDocs()) {
+  for (const r of docs) {
     const path = r.path.replace(/:(\w+)/g, '{$1}')
     const parameters: unknown[] = []
     const addParams = (s: z.ZodType | undefined, where: 'path' | 'query' | 'header') => {

@@ -2,7 +2,7 @@ import { and, asc, eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runs } from '../../src/db/schema.ts'
 import type { Store } from '../../src/db/store.ts'
-import { ScheduleEngine } from '../../src/http/scheduling.ts'
+import { ScheduleEngine } from '../../src/services/scheduling.ts'
 import { ScheduleQueries } from '../../src/db/schedules.ts'
 import { newId } from '../../src/core/crypto.ts'
 import { fakeClock, recordingHosts, seedWorkflow, tempDatabase } from '../helpers/jobs.ts'
@@ -15,7 +15,7 @@ const isoList = (xs: number[]) => xs.map((x) => new Date(x).toISOString())
 
 /** A schedule row written as the API would (first occurrence computed by the engine's helper). */
 async function addSchedule(store: Store, now: number, tenantId: string, workflowId: string, s: { cron?: string; at?: number; timezone?: string; misfire?: 'run_once' | 'skip' }) {
-  const { nextOccurrence } = await import('../../src/http/scheduling.ts')
+  const { nextOccurrence } = await import('../../src/services/scheduling.ts')
   const row = { cron: s.cron ?? null, at: s.at ?? null, timezone: s.timezone ?? 'UTC' }
   return store.schedules.create({
     id: newId('sch'), tenantId, workflowId, ...row, variables: {}, runtimeVariables: {}, tags: [], misfire: s.misfire ?? 'run_once', paused: false,

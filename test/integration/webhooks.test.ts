@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newEncryptionKey, newId, SecretBox } from '../../src/core/crypto.ts'
 import { WebhookQueries } from '../../src/db/webhooks.ts'
 import { createGuardedFetch } from '../../src/core/outbound.ts'
-import { WebhookDispatcher } from '../../src/http/webhook-dispatcher.ts'
+import { WebhookDispatcher } from '../../src/services/webhook-dispatcher.ts'
+import { runBody } from '../../src/http/serialize.ts'
 import { fakeClock, recordingHosts, seedWorkflow, tempDatabase } from '../helpers/jobs.ts'
 import { demoTenant, sleep } from '../helpers/live.ts'
 import { startTestServer, until, type TestServer } from '../helpers/server.ts'
@@ -198,7 +199,7 @@ describe('webhook dispatcher (fake clock, real libSQL, real receiver)', () => {
       const secrets = await SecretBox.fromKey(newEncryptionKey())
       const { tenant, workflow } = await seedWorkflow(db.store, clock.now())
       let position = 0
-      const dispatcher = new WebhookDispatcher({ store: db.store, secrets, clock, fetch: createGuardedFetch({ allowPrivate: true, timeoutMs: 5_000 }), latestEventId: () => position })
+      const dispatcher = new WebhookDispatcher({ store: db.store, secrets, clock, runBody, fetch: createGuardedFetch({ allowPrivate: true, timeoutMs: 5_000 }), latestEventId: () => position })
       let reads = 0
       const eventsAfter = dispatcher.q.eventsAfter.bind(dispatcher.q)
       dispatcher.q.eventsAfter = (...args) => { reads++; return eventsAfter(...args) }
@@ -236,7 +237,7 @@ describe('webhook dispatcher (fake clock, real libSQL, real receiver)', () => {
       const { tenant, workflow } = await seedWorkflow(db.store, clock.now())
       const fetch = createGuardedFetch({ allowPrivate: true, timeoutMs: 5_000 })
       const hour = 3_600_000
-      const make = () => new WebhookDispatcher({ store: db.store, secrets, clock, fetch }, { retryScheduleMs: [0, hour, 6 * hour, 12 * hour, 24 * hour, 24 * hour, 24 * hour, 24 * hour, 24 * hour] })
+      const make = () => new WebhookDispatcher({ store: db.store, secrets, clock, fetch, runBody }, { retryScheduleMs: [0, hour, 6 * hour, 12 * hour, 24 * hour, 24 * hour, 24 * hour, 24 * hour, 24 * hour] })
       let dispatcher = make()
       await dispatcher.ingest() // cursor starts at the current end of the events table
       const q = db.store.webhooks

@@ -5,12 +5,10 @@ import {
   OutboundUrlError,
   checkOutboundUrl,
   createGuardedFetch,
-  isPrivateAddress,
-  parseIPv4,
-  parseIPv6,
   settleResponse,
   type ResolveHost,
 } from '../../src/core/outbound.ts'
+import { isPrivateAddress, parseIPv4, parseIPv6 } from '../../src/core/addresses.ts'
 
 const PRIVATE = [
   // IPv4

@@ -1,6 +1,7 @@
 import * as z from 'zod'
 import { finalError } from '../shared.ts'
-import type { Connector, Observation, RunRef } from '../types.ts'
+import { defineConnector } from '../../core/define-connector.ts'
+import type { Observation } from '../types.ts'
 
 /**
  * A simulated upstream with no network, so a newcomer sees live runs with nothing set up.
@@ -17,16 +18,18 @@ const DemoWorkflowConfig = z.object({
 })
 type DemoWorkflowConfig = z.infer<typeof DemoWorkflowConfig>
 
-interface DemoState { startedAt: number; pausedAt?: number | null; plan: DemoWorkflowConfig }
+/** What a demo run keeps between polls: when it started, when it was paused, and its plan. */
+const DemoState = z.object({ startedAt: z.number(), pausedAt: z.number().nullable().optional(), plan: DemoWorkflowConfig })
+type DemoState = z.infer<typeof DemoState>
 
-function plan(config: Record<string, unknown>, variables: Record<string, unknown>): DemoWorkflowConfig {
+function plan(config: Partial<DemoWorkflowConfig>, variables: Record<string, unknown>): DemoWorkflowConfig {
   const merged = { ...config, ...Object.fromEntries(Object.entries(variables).filter(([k]) => k in DemoWorkflowConfig.shape)) }
   const parsed = DemoWorkflowConfig.safeParse(merged)
   if (!parsed.success) throw finalError('demo_invalid_input', `demo: ${parsed.error.issues[0]?.message}`)
   return parsed.data
 }
 
-function observe(now: number, state: DemoState): Observation {
+function observe(now: number, state: DemoState): Observation<DemoState> {
   const { plan: p } = state
   const elapsed = (state.pausedAt ?? now) - state.startedAt
   const raw = { demo: true, elapsedMs: elapsed }
@@ -43,34 +46,33 @@ function observe(now: number, state: DemoState): Observation {
   return { status: 'running', upstreamStatus: 'running', progress: done / p.steps, message: `step ${Math.min(done + 1, p.steps)} of ${p.steps}`, outputs, raw }
 }
 
-const stateOf = (run: RunRef): DemoState => run.state as unknown as DemoState
-
-export const demoConnector: Connector = {
+export const demoConnector = defineConnector({
   provider: 'demo',
   connectionConfig: z.object({}).passthrough(),
   credentials: z.record(z.string(), z.string()),
-  workflowConfig: DemoWorkflowConfig.partial() as unknown as z.ZodType<Record<string, unknown>>,
+  workflowConfig: DemoWorkflowConfig.partial(),
+  runState: DemoState,
   defaultPollPolicy: { firstIntervalMs: 500, maxIntervalMs: 2_000, deadlineMs: 3_600_000 },
   // The simulated job's id is the run's: a resent trigger is the same job.
   honoursIdempotencyKey: true,
 
   async trigger(ctx, req) {
     const state: DemoState = { startedAt: ctx.now(), pausedAt: null, plan: plan(ctx.workflow.config, req.variables) }
-    return { upstreamId: `demo-${req.runId}`, ...observe(ctx.now(), state), state: state as unknown as Record<string, unknown> }
+    return { upstreamId: `demo-${req.runId}`, ...observe(ctx.now(), state), state }
   },
   async poll(ctx, run) {
-    return observe(ctx.now(), stateOf(run))
+    return observe(ctx.now(), run.state)
   },
   commands: {
     async cancel() { return { status: 'canceled', upstreamStatus: 'canceled' } },
     async pause(ctx, run) {
-      const state = { ...stateOf(run), pausedAt: ctx.now() }
-      return { ...observe(ctx.now(), state), state: state as unknown as Record<string, unknown> }
+      const state = { ...run.state, pausedAt: ctx.now() }
+      return { ...observe(ctx.now(), state), state }
     },
     async resume(ctx, run) {
-      const s = stateOf(run)
+      const s = run.state
       const state = { ...s, startedAt: s.startedAt + (ctx.now() - (s.pausedAt ?? ctx.now())), pausedAt: null }
-      return { ...observe(ctx.now(), state), state: state as unknown as Record<string, unknown> }
+      return { ...observe(ctx.now(), state), state }
     },
   },
   async listWorkflows() {
@@ -81,4 +83,4 @@ export const demoConnector: Connector = {
     const b = z.object({ status: z.enum(['running', 'completed', 'failed']), progress: z.number().optional() }).safeParse(body)
     return b.success ? { status: b.data.status, upstreamStatus: b.data.status, progress: b.data.progress, raw: body } : { raw: body }
   },
-}
+})

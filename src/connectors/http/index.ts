@@ -3,7 +3,8 @@ import { RunStatus } from '../../core/domain.ts'
 import { renderHeaderValue, renderPath, renderTemplate, TemplateValueError } from '../../core/template.ts'
 import { confineUrl, getPath, joinUrl, requestJson } from '../request.ts'
 import { finalError } from '../shared.ts'
-import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
+import { defineConnector, untypedState } from '../../core/define-connector.ts'
+import type { ConnectorContext, Observation } from '../types.ts'
 
 /**
  * The declarative connector: enough to wire most poll-only HTTP APIs without code. The
@@ -72,16 +73,16 @@ const DEFAULT_STATUS_WORDS: Record<string, RunStatus> = {
   timed_out: 'timed_out', timeout: 'timed_out', expired: 'timed_out',
 }
 
-function config(ctx: ConnectorContext): { conn: z.infer<typeof ConnectionConfig>; wf: WorkflowConfig } {
-  return { conn: ConnectionConfig.parse(ctx.connection.config), wf: WorkflowConfig.parse(ctx.workflow.config) }
-}
+type ConnectionConfig = z.infer<typeof ConnectionConfig>
+/** A call's context, its configs parsed by the schemas above (defineConnector). */
+type Ctx = ConnectorContext<ConnectionConfig, WorkflowConfig>
 
-function vars(ctx: ConnectorContext, runId: string, extra: Record<string, unknown>): Record<string, unknown> {
+function vars(ctx: Ctx, runId: string, extra: Record<string, unknown>): Record<string, unknown> {
   return { ...extra, run_id: runId, workflow_id: ctx.workflow.upstreamWorkflowId, callback_url: ctx.callbackUrl }
 }
 
-async function send(ctx: ConnectorContext, tpl: z.infer<typeof RequestTemplate>, variables: Record<string, unknown>, defaultBody: unknown) {
-  const { conn } = config(ctx)
+async function send(ctx: Ctx, tpl: z.infer<typeof RequestTemplate>, variables: Record<string, unknown>, defaultBody: unknown) {
+  const conn = ctx.connection.config
   // Every value is encoded for where it lands; what cannot be placed there fails the run before anything is sent.
   let path: string
   const headers: Record<string, string> = { ...conn.headers }
@@ -132,16 +133,17 @@ function mapAnswer(wf: WorkflowConfig, answer: unknown): Observation {
   return obs
 }
 
-export const httpConnector: Connector = {
+export const httpConnector = defineConnector({
   provider: 'http',
-  connectionConfig: ConnectionConfig as unknown as z.ZodType<Record<string, unknown>>,
+  connectionConfig: ConnectionConfig,
   credentials: z.object({ token: z.string().optional() }).catchall(z.string()) as z.ZodType<Record<string, string>>,
-  workflowConfig: WorkflowConfig as unknown as z.ZodType<Record<string, unknown>>,
+  workflowConfig: WorkflowConfig,
+  runState: untypedState,
   // Any HTTP API: whether it dedupes is the user's to say, per connection or per workflow.
   honoursIdempotencyKey: (ctx) => ctx.connection.config.honoursIdempotencyKey === true || ctx.workflow.config.honoursIdempotencyKey === true,
 
   async trigger(ctx, req) {
-    const { wf } = config(ctx)
+    const wf = ctx.workflow.config
     const res = await send(ctx, wf.trigger, vars(ctx, req.runId, { ...req.variables, input: req.input }), req.input)
     const id = getPath(res.body, wf.upstreamIdPath)
     if (id === undefined || id === null || id === '') {
@@ -152,8 +154,8 @@ export const httpConnector: Connector = {
     return { ...obs, upstreamId: String(id) }
   },
 
-  async poll(ctx, run: RunRef) {
-    const { wf } = config(ctx)
+  async poll(ctx, run) {
+    const wf = ctx.workflow.config
     if (!wf.status) return { raw: undefined }
     const res = await send(ctx, wf.status, vars(ctx, run.runId, { upstream_id: run.upstreamId }), undefined)
     return mapAnswer(wf, res.body)
@@ -161,7 +163,7 @@ export const httpConnector: Connector = {
 
   commands: {
     async cancel(ctx, run) {
-      const { wf } = config(ctx)
+      const wf = ctx.workflow.config
       if (!wf.cancel) return { status: 'canceled' }
       await send(ctx, wf.cancel, vars(ctx, run.runId, { upstream_id: run.upstreamId }), undefined)
       return { status: 'canceled' }
@@ -176,6 +178,6 @@ export const httpConnector: Connector = {
   },
 
   parseCallback(ctx, _run, body) {
-    return mapAnswer(config(ctx).wf, body)
+    return mapAnswer(ctx.workflow.config, body)
   },
-}
+})

@@ -5,7 +5,6 @@ import type { AppDeps, RouteContext } from '../context.ts'
 import { cursorOf, valid } from '../context.ts'
 import type { AuthEnv, Principal } from '../auth.ts'
 import { found, notFound } from '../errors.ts'
-import { documented } from '../openapi.ts'
 import { ApiKey, Id, IdParam, KeyCreate, list, Pagination, Tenant, TenantCreate, TenantCreated } from '../schemas.ts'
 import { apiKeyBody, tenantBody } from '../serialize.ts'
 import * as z from 'zod'
@@ -13,7 +12,7 @@ import * as z from 'zod'
 const KeyParams = z.object({ id: Id, keyId: Id })
 
 /** Tenants (root key) and API keys (root key for any tenant, an admin key for its own). */
-export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, authenticate }: RouteContext): void {
+export function registerAdminRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, authenticate, documented }: RouteContext): void {
   const { store, clock } = deps
 
   const createKey = async (tenantId: string, name: string, scopes: string[]) => {

@@ -9,7 +9,6 @@ import type { AppDeps, RouteContext } from '../context.ts'
 import { cursorOf, valid } from '../context.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, conflict, found, notFound, upstreamApiError, validationError } from '../errors.ts'
-import { documented } from '../openapi.ts'
 import { Deleted, Connection, ConnectionCreate, ConnectionUpdate, IdParam, list, Pagination } from '../schemas.ts'
 import { callbackBody, callbackObservation, CallbackQuery, signedCallbackId } from '../callbacks.ts'
 import { connectionBody } from '../serialize.ts'
@@ -21,7 +20,7 @@ export const UpstreamWorkflowList = z.object({ items: z.array(z.object({ id: z.s
 const TestResult = z.object({ ok: z.boolean(), message: z.string() }).meta({ id: 'ConnectionTestResult' })
 
 /** Connections: upstream credentials, write-only and encrypted at rest. */
-export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+export function registerConnectionRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
   const { store, clock, secrets } = deps
 
   const credentialFields = async (c: ConnectionRow) => Object.keys(await secrets.decrypt<Record<string, string>>(c.secret)).sort()

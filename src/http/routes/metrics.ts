@@ -3,7 +3,6 @@ import { sha256Hex } from '../../core/crypto.ts'
 import type { AppDeps, MetricsDeps, RouteContext } from '../context.ts'
 import { credentialOf, type AuthEnv } from '../auth.ts'
 import { ApiError } from '../errors.ts'
-import { documented } from '../openapi.ts'
 
 export type { MetricsDeps } from '../context.ts'
 
@@ -12,7 +11,7 @@ export type { MetricsDeps } from '../context.ts'
  * GET /metrics: Prometheus text, for the root key or the metrics token. Process-wide figures
  * (every tenant's runs), so tenant keys, even admin ones, get a 403.
  */
-export function registerMetricsRoutes(app: Hono<AuthEnv>, deps: AppDeps, { authenticate }: RouteContext): void {
+export function registerMetricsRoutes(app: Hono<AuthEnv>, deps: AppDeps, { authenticate, documented }: RouteContext): void {
   const metrics = deps.metrics
   if (!metrics) return
   // Compared as hashes: equal-length strings, so the comparison leaks nothing of the token.

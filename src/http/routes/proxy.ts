@@ -13,7 +13,6 @@ import type { ConnectionRow, RunRow, WorkflowRow } from '../../db/store.ts'
 import type { AppDeps, RouteContext } from '../context.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, found, notFound, upstreamApiError } from '../errors.ts'
-import { documented } from '../openapi.ts'
 import { IdParam } from '../schemas.ts'
 
 /**
@@ -46,7 +45,7 @@ export const PROXY_TAG = 'proxy'
 const ProxyParams = IdParam.extend({ path: z.string().describe('the upstream path, relative to the connection\'s base URL') })
 
 /** Registers the drop-in proxy (scope runs:write; the outbound guard, the rate budget and the body limit apply). */
-export function registerProxyRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+export function registerProxyRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
   for (const method of ['get', 'post', 'put', 'patch', 'delete'] as const) {
     documented({ method, path: '/v1/connections/:id/proxy/:path', summary: 'Drop-in proxy: a vendor-native call forwarded with the connection\'s credentials; a trigger call answers RunRelay-Run-Id and is watched as a run', tag: 'proxy', scope: 'runs:write', contentType: '*/*', operationId: `proxy${method[0]!.toUpperCase()}${method.slice(1)}`, params: ProxyParams, errors: [409, 502, 504], matches: ['/v1/connections/:id/proxy', '/v1/connections/:id/proxy/*'], description: 'The answer is the upstream\'s (status, headers, body). `path` may contain slashes: everything after `/proxy/` is the upstream path.', responseHeaders: { [RUN_ID_HEADER]: 'the run watching the job this call started (a recognised trigger only)', [WORKFLOW_ID_HEADER]: 'that run\'s workflow' } })
   }

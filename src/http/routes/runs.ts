@@ -12,13 +12,12 @@ import { tenantOf, type AuthEnv, type Principal, type TokenScope } from '../auth
 import { ApiError, conflict, found, notFound } from '../errors.ts'
 import { idempotentJson } from '../idempotency.ts'
 import { spendTrigger, triggerBodyFor } from '../tokens.ts'
-import { documented } from '../openapi.ts'
 import {
   CommandBody, EventList, EventsQuery, FeedQuery, IdParam, InputBody, list, Run, RunCreate, RunCreateWithWorkflow, RunListQuery, StreamQuery, TriggerHeaders,
 } from '../schemas.ts'
 import { assertCallbackLive, callbackBody, callbackObservation, RunCallbackQuery, signedCallbackId } from '../callbacks.ts'
 import { runBody } from '../serialize.ts'
-import { triggerRun } from '../trigger.ts'
+import { triggerRun } from '../../services/trigger.ts'
 
 const Accepted = z.object({ accepted: z.literal(true) })
 
@@ -42,7 +41,7 @@ function feedFilterFor(p: Principal, filter: FeedFilter): FeedFilter[] {
 }
 
 /** Runs: trigger, read, history, streams, commands, and the upstream's callbacks. */
-export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
   const { store, clock, hosts, streams } = deps
 
   /** A run the caller may see, or a 404 (another tenant's run, or outside a token's scope). */

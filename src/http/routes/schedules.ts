@@ -6,9 +6,8 @@ import type { AppDeps, RouteContext } from '../context.ts'
 import { cursorOf, valid } from '../context.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, found } from '../errors.ts'
-import { documented } from '../openapi.ts'
 import { isoOf } from '../serialize.ts'
-import { checkCron, nextOccurrence, resolveAt, ScheduleEngine, timeZoneOptions, upcoming } from '../scheduling.ts'
+import { checkCron, nextOccurrence, resolveAt, ScheduleEngine, timeZoneOptions, upcoming } from '../../services/scheduling.ts'
 import { Deleted, Id, IdParam, Pagination, Tag, list } from '../schemas.ts'
 
 const NEXT_SHOWN = 5
@@ -61,8 +60,8 @@ export const scheduleBody = (s: ScheduleRow): z.infer<typeof Schedule> => ({
   created_at: new Date(s.createdAt).toISOString(), updated_at: new Date(s.updatedAt).toISOString(),
 })
 
-/** Schedules: one-off (`at`) or cron, each occurrence pre-created as a `scheduled` run. See src/http/scheduling.ts. */
-export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+/** Schedules: one-off (`at`) or cron, each occurrence pre-created as a `scheduled` run. See src/services/scheduling.ts. */
+export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
   const { store, clock } = deps
   const engine = new ScheduleEngine(deps)
   const q = engine.q

@@ -5,7 +5,6 @@ import type { AppDeps, RouteContext } from '../context.ts'
 import { valid } from '../context.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, found } from '../errors.ts'
-import { documented } from '../openapi.ts'
 import { IdParam } from '../schemas.ts'
 
 const BUCKETS = { hour: 3_600_000, day: 86_400_000 } as const
@@ -28,7 +27,7 @@ const Summary = z.object({
 }).meta({ id: 'WorkflowSummary' })
 
 /** GET /v1/workflows/{id}/summary: counts, success rate, durations and a timeline, computed in SQL. */
-export function registerSummaryRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+export function registerSummaryRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
   const d = documented({ method: 'get', path: '/v1/workflows/:id/summary', summary: 'Counts by status, success rate, p50/p95 durations and runs per hour or day over a window', tag: 'workflows', scope: 'runs:read', params: IdParam, query: SummaryQuery, response: Summary })
   app.get(d.path, auth('runs:read'), valid('param', IdParam), valid('query', SummaryQuery), async (c) => {
     const tenantId = tenantOf(c.get('principal'))

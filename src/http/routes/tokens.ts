@@ -6,7 +6,6 @@ import { valid } from '../context.ts'
 import { requireScope, tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, notFound } from '../errors.ts'
 import { idempotentJson } from '../idempotency.ts'
-import { documented } from '../openapi.ts'
 import { Id, Tag } from '../schemas.ts'
 import { SubscriberTokens, TOKEN_DEFAULT_TTL_S, TOKEN_MAX_TTL_S, TRIGGER_TOKEN_MAX_GRANT_BYTES, TRIGGER_TOKEN_MAX_TTL_S } from '../tokens.ts'
 
@@ -74,7 +73,7 @@ export const TokenRevoked = z.object({
 const TokenIdParam = z.object({ id: z.string().regex(/^tok_[\w-]{1,60}$/, 'not a token id') })
 
 /** `POST /v1/tokens`: an API key mints a read-only subscriber token, or a trigger token, for a browser. */
-export function registerTokenRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+export function registerTokenRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
   const tokens = tokenService(deps)
   const budgets = deps.store.keys.triggerTokens
   const d = documented({

@@ -2,7 +2,6 @@ import type { Context, Hono } from 'hono'
 import { randomBytes, toBase64Url } from '../../core/crypto.ts'
 import type { AppDeps, RouteContext } from '../context.ts'
 import type { AuthEnv } from '../auth.ts'
-import { documented } from '../openapi.ts'
 import { DASHBOARD_HTML } from '../ui/dashboard.ts'
 import { DOCS_HTML } from '../ui/docs.ts'
 import { EMBED_JS, EMBED_JS_HASH } from '../ui/embed.generated.ts'
@@ -21,7 +20,7 @@ function page(c: Context, html: string): Response {
 }
 
 /** `GET /` (live dashboard), `GET /docs` (API reference) and `GET /embed.js` (the custom elements): self-contained, the same on every runtime. */
-export function registerUiRoutes(app: Hono<AuthEnv>, _deps: AppDeps, _ctx: RouteContext): void {
+export function registerUiRoutes(app: Hono<AuthEnv>, _deps: AppDeps, { documented }: RouteContext): void {
   let d = documented({ method: 'get', path: '/', summary: 'Live dashboard (HTML; sign in with a key or a subscriber token)', tag: 'meta', auth: 'none', operationId: 'getDashboard', contentType: 'text/html' })
   app.get(d.path, (c) => page(c, DASHBOARD_HTML))
   d = documented({ method: 'get', path: '/docs', summary: 'API reference (HTML rendering of /openapi.json)', tag: 'meta', auth: 'none', operationId: 'getDocs', contentType: 'text/html' })

@@ -8,10 +8,9 @@ import type { AppDeps, RouteContext } from '../context.ts'
 import { cursorOf, valid } from '../context.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, conflict, found, notFound } from '../errors.ts'
-import { documented } from '../openapi.ts'
 import { Deleted, csv, HttpUrl, Id, IdParam, Pagination, list } from '../schemas.ts'
 import { isoOf } from '../serialize.ts'
-import { newWebhookSecret, type WebhookFilter } from '../webhook-dispatcher.ts'
+import { newWebhookSecret, type WebhookFilter } from '../../services/webhook-dispatcher.ts'
 
 const iso = z.string()
 const Events = z.union([z.enum(['terminal', 'status', 'all']), z.array(EventType).min(1).max(20)])
@@ -76,7 +75,7 @@ const filterOf = (events: z.infer<typeof Events>): { filter: WebhookFilter; even
   Array.isArray(events) ? { filter: 'types', eventTypes: [...new Set(events)] } : { filter: events, eventTypes: [] }
 
 /** Outbound webhook endpoints (per tenant or per workflow) and their delivery log. */
-export function registerWebhookRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+export function registerWebhookRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
   const { store, clock, secrets } = deps
   const q = store.webhooks
 

@@ -8,12 +8,11 @@ import type { AppDeps, RouteContext } from '../context.ts'
 import { cursorOf, valid } from '../context.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, conflict, found, validationError } from '../errors.ts'
-import { documented } from '../openapi.ts'
 import { Deleted, IdParam, list, Pagination, PolicyFromInput, Workflow, WorkflowCreate, WorkflowUpdate } from '../schemas.ts'
 import { workflowBody } from '../serialize.ts'
 
 /** Workflows: a named binding of a connection, an upstream workflow, an input template and a poll policy. */
-export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth }: RouteContext): void {
+export function registerWorkflowRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
   const { store, clock } = deps
 
   const checked = async (tenantId: string, connectionId: string, config: Record<string, unknown>, policy: StoredPollPolicy, inputTemplate: unknown) => {

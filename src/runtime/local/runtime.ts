@@ -1,30 +1,26 @@
 import type { UpgradeWebSocket } from 'hono/ws'
-import { createBinder } from '../../services/binder.ts'
 import { ensureRootKey } from '../../services/bootstrap.ts'
 import { checkEncryptionKey } from '../../services/keys.ts'
 import { retryStoreFaults } from '../../db/store-errors.ts'
 import type { SecretBox } from '../../core/crypto.ts'
-import { checkOutboundUrl, createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
+import { createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
 import { systemClock, type Clock } from '../../core/ports.ts'
 import { SharedRateBudget } from '../../core/rate-budget.ts'
 import { Watcher } from '../../core/watcher.ts'
 import type { Config } from '../../config.ts'
-import { VERSION } from '../../config.ts'
 import type { Store } from '../../db/store.ts'
-import { createApp } from '../../http/app.ts'
 import { KeyRateLimiter } from '../../http/rate-limit.ts'
 import { KeyRateQueries } from '../../db/key-rates.ts'
-import { ApiError } from '../../http/errors.ts'
 import { LocalHub } from './hub.ts'
 import { LocalLedger } from './ledger.ts'
 import { PromMetrics } from './metrics.ts'
 import { startTracing } from './telemetry.ts'
-import { IDEMPOTENCY_TTL_MS } from '../../db/retention.ts'
 import { LocalRunHost } from './run-host.ts'
 import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
 import { EventTail } from './tail.ts'
 import { dataVersionOf } from './write-connection.ts'
+import { composeApp, composeBinder, type Platform } from '../compose.ts'
 
 /** How long a key, workflow or connection read stays cached. */
 const READ_CACHE_MS = 5_000
@@ -56,7 +52,6 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const { store, secrets, config } = opts
   const clock = opts.clock ?? systemClock
   const log = opts.log ?? (() => {})
-  const allowPrivate = config.RUNRELAY_ALLOW_PRIVATE_NETWORK
   const origin = (port: number) => `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`
   // With PORT=0 the real port is known only once the server listens: see `listeningOn`.
   let publicUrl = config.RUNRELAY_PUBLIC_URL ?? origin(config.PORT)
@@ -100,11 +95,13 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
     : undefined
   tail.announceTo(bus)
   const ledger = new LocalLedger(store, tail, () => clock.now(), telemetry)
-  const binder = createBinder({
-    store, secrets, clock, publicUrl: () => publicUrl, budget: new SharedRateBudget((key, perSecond, now) => store.settings.reserveRateToken(key, perSecond, now), () => clock.now()), ...telemetry,
-    fetch: createGuardedFetch({ allowPrivate, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
-    maxAnswerBytes: config.RUNRELAY_MAX_UPSTREAM_BODY_BYTES,
-  })
+  const platform: Platform = {
+    store, secrets, clock, config, publicUrl: () => publicUrl, resolveHost: opts.resolveHost, ...telemetry,
+    budget: new SharedRateBudget((key, perSecond, now) => store.settings.reserveRateToken(key, perSecond, now), () => clock.now()),
+    fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
+  }
+  // The watcher and the app share one binder (one credential cache per process).
+  const binder = composeBinder(platform)
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind, ...telemetry })
   const processId = config.RUNRELAY_INSTANCE_ID ?? processName()
   const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: processId, ttlMs: config.RUNRELAY_LEASE_TTL_MS }, metrics)
@@ -113,33 +110,25 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, metrics,
   })
   const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost, metrics, latestEventId: () => tail.position })
-  const appConfig = { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS }
   // The per-key limit holds across the processes on this database: counts meet there every sync period.
   const syncMs = config.RUNRELAY_RATE_LIMIT_SYNC_MS
   const keyRateLimiter = new KeyRateLimiter(config.RUNRELAY_RATE_LIMIT_PER_MINUTE, () => clock.now(), undefined, { sync: store.keyRates(processId, Math.max(3_000, 4 * syncMs)), intervalMs: syncMs, log })
   await boot(() => keyRateLimiter.start())
-  const app = createApp({
-    store, secrets, binder, hosts: host, streams, clock, log, keyRateLimiter,
-    config: appConfig,
+  const { app, routeDocs } = composeApp(platform, {
+    binder, hosts: host, streams, log, keyRateLimiter,
     metrics: { scrape: () => metrics.scrape(), token: config.RUNRELAY_METRICS_TOKEN }, telemetry: metrics,
-    middleware: tracing ? [tracing.middleware] : [], accessLog: config.RUNRELAY_LOG === 'debug',
-    async checkUrl(url) {
-      try {
-        await checkOutboundUrl(url, { allowPrivate, resolve: opts.resolveHost })
-      } catch (err) {
-        throw new ApiError(400, 'outbound_url_refused', `base_url is refused: ${(err as Error).message}`, [{ path: 'body.base_url', message: (err as Error).message }])
-      }
-    },
+    middleware: tracing ? [tracing.middleware] : [],
   })
 
   return {
     app, host, hub, tail, streams, store, jobs, metrics,
+    /** The app's documented routes (its OpenAPI document is built from them). */
+    routeDocs,
     get publicUrl() { return publicUrl },
     /** Tell the runtime the port it listens on, for callback URLs when RUNRELAY_PUBLIC_URL is unset. */
     listeningOn(port: number): void {
       if (config.RUNRELAY_PUBLIC_URL) return
       publicUrl = origin(port)
-      appConfig.publicUrl = publicUrl
     },
     rootKeyCreated: root.createdKey,
     /** Watch every unfinished run again (after a restart). */

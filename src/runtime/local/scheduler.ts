@@ -5,8 +5,9 @@ import type { Clock, Metrics } from '../../core/ports.ts'
 import { pruneExpired } from '../../db/retention.ts'
 import type { Store } from '../../db/store.ts'
 import type { RunHosts } from '../../http/hosts.ts'
-import { ScheduleEngine } from '../../http/scheduling.ts'
-import { WebhookDispatcher } from '../../http/webhook-dispatcher.ts'
+import { ScheduleEngine } from '../../services/scheduling.ts'
+import { WebhookDispatcher } from '../../services/webhook-dispatcher.ts'
+import { runBody } from '../../http/serialize.ts'
 
 const RETENTION_EVERY_MS = 3_600_000
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -45,7 +46,7 @@ export class LocalScheduler {
     this.intervalMs = config.RUNRELAY_JOBS_INTERVAL_MS
     this.schedules = new ScheduleEngine({ store: deps.store, clock: deps.clock, hosts: deps.hosts, log: deps.log })
     this.webhooks = new WebhookDispatcher({
-      store: deps.store, secrets: deps.secrets, clock: deps.clock, log: deps.log, metrics: deps.metrics, latestEventId: deps.latestEventId,
+      store: deps.store, secrets: deps.secrets, clock: deps.clock, log: deps.log, metrics: deps.metrics, latestEventId: deps.latestEventId, runBody,
       fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, resolve: deps.resolveHost, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS }),
     }, { retryScheduleMs: config.RUNRELAY_WEBHOOK_RETRY_SCHEDULE, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS })
   }

@@ -1,5 +1,6 @@
 import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
+import type { AuthEnv } from '../../http/auth.ts'
 import { lookup } from 'node:dns/promises'
 import { mkdirSync } from 'node:fs'
 import { parseConfig } from '../../config.ts'
@@ -20,7 +21,7 @@ export async function startNode(env: Record<string, string | undefined> = proces
   mkdirSync(config.RUNRELAY_DATA_DIR, { recursive: true })
   const { store, client } = await openEmbeddedStore(config)
   const log = logger(config.RUNRELAY_LOG)
-  let appRef: Hono<any> | undefined
+  let appRef: Hono<AuthEnv> | undefined
   // Stream upgrades go through the app (auth, validation); the sockets are upgraded here with `ws`.
   const nodeWs = createNodeWebSockets(() => appRef!.fetch)
   const runtime = await createLocalRuntime({
@@ -59,7 +60,7 @@ export async function startNode(env: Record<string, string | undefined> = proces
     await runtime.shutdown()
     await new Promise<void>((resolve) => {
       server.close(() => resolve())
-      ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+      if ('closeAllConnections' in server) server.closeAllConnections()
     })
     client.close()
   })())

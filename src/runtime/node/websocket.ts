@@ -74,7 +74,9 @@ class UpgradeRequest {
   get body(): null { return null }
   get bodyUsed(): boolean { return false }
 }
-Object.setPrototypeOf(UpgradeRequest.prototype, Request.prototype)
+/** The Request class UpgradeRequest inherits from (@hono/node-server later puts its own on globalThis). */
+const BaseRequest = Request
+Object.setPrototypeOf(UpgradeRequest.prototype, BaseRequest.prototype)
 for (const key of ['cache', 'credentials', 'destination', 'integrity', 'mode', 'redirect', 'referrer', 'referrerPolicy', 'signal', 'keepalive', 'duplex'] as const) {
   Object.defineProperty(UpgradeRequest.prototype, key, { get(this: UpgradeRequest) { return materialize(this)[key as keyof Request] } })
 }
@@ -133,7 +135,9 @@ export function createNodeWebSockets(fetch: () => Fetch) {
     socket.on('error', ignore)
     let res: Response
     try {
-      const request = new UpgradeRequest(new URL(req.url ?? '/', 'http://localhost').href, req) as unknown as Request
+      const request = new UpgradeRequest(new URL(req.url ?? '/', 'http://localhost').href, req)
+      // Its prototype is Request's (above): the check is true, and tells the compiler what it is.
+      if (!(request instanceof BaseRequest)) throw new TypeError('UpgradeRequest is not a Request')
       res = await fetch()(request, { incoming: req, outgoing: undefined })
     } catch {
       accepted.delete(req)

@@ -8,7 +8,7 @@ import type { CommandOutcome } from './run-object.ts'
 
 /** Run hosts on Workers: every run lives in its own RunObject, named by the run id. */
 export class WorkersRunHosts implements RunHosts {
-  constructor(private readonly env: Env, private readonly publicUrl: string) {}
+  constructor(private readonly env: Env, private readonly publicUrl: () => string) {}
 
   private stub(runId: string) {
     return this.env.RUNS.get(this.env.RUNS.idFromName(runId))
@@ -16,7 +16,7 @@ export class WorkersRunHosts implements RunHosts {
 
   /** The run object writes the run and run.created to libSQL, publishes it and arms its alarm. */
   create(row: Parameters<Store['runs']['create']>[0], created: NewEvent): Promise<RunRow> {
-    return this.stub(row.id).create(row, created, this.publicUrl) as Promise<RunRow>
+    return this.stub(row.id).create(row, created, this.publicUrl()) as Promise<RunRow>
   }
 
   async command(run: RunRow, name: CommandName, payload: unknown, by: string): Promise<RunRow> {

@@ -1,15 +1,9 @@
-import type { Hono } from 'hono'
-import { VERSION } from '../../config.ts'
-import { createBinder } from '../../services/binder.ts'
-import { checkOutboundUrl } from '../../core/outbound.ts'
-import { systemClock } from '../../core/ports.ts'
-import { RateBudget } from '../../core/rate-budget.ts'
-import { createApp } from '../../http/app.ts'
-import { ApiError, errorJson } from '../../http/errors.ts'
+import { errorJson } from '../../http/errors.ts'
+import { composeApp } from '../compose.ts'
 import type { Env } from './env.ts'
 import { WorkersRunHosts } from './hosts.ts'
 import { JOBS_OBJECT } from './jobs-object.ts'
-import { ensureReady, getShared, logger } from './shared.ts'
+import { ensureReady, getShared, isolateApp, logger, platformOf, type WorkerApp } from './shared.ts'
 import { WorkersStreams } from './streams.ts'
 
 export { FeedObject, FeedRelayObject } from './feed-object.ts'
@@ -20,10 +14,6 @@ export type { Env } from './env.ts'
 
 /** Runs whose next tick is this late are woken by the cron sweep (their alarm may be lost). */
 const SWEEP_GRACE_MS = 5 * 60_000
-
-let app: Promise<Hono<any>> | undefined
-/** The public URL the app was built with (the jobs object creates scheduled runs with it). */
-let appUrl: string | undefined
 
 /** Changes after which the jobs object should look again (a new schedule, endpoint, …). */
 const JOBS_CHANGE = /^\/v1\/(schedules|webhooks|webhook-deliveries)(\/|$)/
@@ -37,46 +27,32 @@ function kickJobs(env: Env, publicUrl?: string): Promise<void> {
  * The HTTP app, built once per isolate after the migrations and the root key. The public URL
  * (for callback URLs) is RUNRELAY_PUBLIC_URL, else the origin of the first request.
  */
-function appFor(env: Env, request: Request): Promise<Hono<any>> {
-  return (app ??= (async () => {
+function appFor(env: Env, request: Request): Promise<WorkerApp> {
+  return isolateApp(async () => {
     await ensureReady(env)
-    const { config, store, secrets, fetch, log, tokens } = await getShared(env)
-    const publicUrl = config.RUNRELAY_PUBLIC_URL ?? new URL(request.url).origin
-    appUrl = publicUrl
-    const allowPrivate = config.RUNRELAY_ALLOW_PRIVATE_NETWORK
-    const binder = createBinder({ store, secrets, fetch, clock: systemClock, budget: new RateBudget(), publicUrl, maxAnswerBytes: config.RUNRELAY_MAX_UPSTREAM_BODY_BYTES })
-    return createApp({
-      store, secrets, binder, clock: systemClock, log, tokens,
-      hosts: new WorkersRunHosts(env, publicUrl),
+    const shared = await getShared(env)
+    const publicUrl = shared.config.RUNRELAY_PUBLIC_URL ?? new URL(request.url).origin
+    const { app } = composeApp(platformOf(shared, () => publicUrl), {
+      log: shared.log, tokens: shared.tokens,
+      hosts: new WorkersRunHosts(env, () => publicUrl),
       streams: new WorkersStreams(env),
-      accessLog: config.RUNRELAY_LOG === 'debug',
-      config: { publicUrl, allowPrivateNetwork: allowPrivate, maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES, idempotencyTtlMs: 24 * 3600_000, version: VERSION, rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE, corsOrigins: config.RUNRELAY_CORS_ORIGINS },
-      async checkUrl(url) {
-        // Workers have no DNS API: only the literal URL is checked (a public name that resolves
-        // to a private address is not caught here; Cloudflare's egress does not reach RFC 1918
-        // space anyway, see the report).
-        try {
-          await checkOutboundUrl(url, { allowPrivate })
-        } catch (err) {
-          throw new ApiError(400, 'outbound_url_refused', `base_url is refused: ${(err as Error).message}`, [{ path: 'body.base_url', message: (err as Error).message }])
-        }
-      },
     })
-  })().catch((err) => { app = undefined; throw err }))
+    return { app, publicUrl }
+  })
 }
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {
-    let hono: Hono<any>
+    let worker: WorkerApp
     try {
-      hono = await appFor(env, request)
+      worker = await appFor(env, request)
     } catch (err) {
       logger(env.RUNRELAY_LOG)('start-up failed', { where: 'worker.fetch', error: String((err as Error)?.stack ?? err) })
       return errorJson(503, 'unavailable', 'runrelay is starting or its database is unavailable', { 'retry-after': '2' })
     }
-    const res = await hono.fetch(request, env, ctx)
+    const res = await worker.app.fetch(request, env, ctx)
     if (request.method !== 'GET' && res.status < 300 && JOBS_CHANGE.test(new URL(request.url).pathname)) {
-      ctx.waitUntil(kickJobs(env, appUrl).catch((err) => logger(env.RUNRELAY_LOG)('jobs kick failed', { where: 'worker.fetch', error: String(err) })))
+      ctx.waitUntil(kickJobs(env, worker.publicUrl).catch((err) => logger(env.RUNRELAY_LOG)('jobs kick failed', { where: 'worker.fetch', error: String(err) })))
     }
     return res
   },

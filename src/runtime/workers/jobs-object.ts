@@ -2,8 +2,9 @@ import { DurableObject } from 'cloudflare:workers'
 import { createGuardedFetch } from '../../core/outbound.ts'
 import { systemClock } from '../../core/ports.ts'
 import { pruneExpired } from '../../db/retention.ts'
-import { ScheduleEngine } from '../../http/scheduling.ts'
-import { WebhookDispatcher } from '../../http/webhook-dispatcher.ts'
+import { ScheduleEngine } from '../../services/scheduling.ts'
+import { WebhookDispatcher } from '../../services/webhook-dispatcher.ts'
+import { runBody } from '../../http/serialize.ts'
 import type { Env } from './env.ts'
 import { WorkersRunHosts } from './hosts.ts'
 import { ensureReady, getShared, logger, withDeadline, type Shared } from './shared.ts'
@@ -115,10 +116,10 @@ export class JobsObject extends DurableObject<Env> {
     const { config, store, secrets, log } = shared
     if (!this.schedules) {
       const publicUrl = config.RUNRELAY_PUBLIC_URL ?? (await this.ctx.storage.get<string>('publicUrl')) ?? 'http://localhost'
-      this.schedules = new ScheduleEngine({ store, clock: systemClock, hosts: new WorkersRunHosts(this.env, publicUrl), log })
+      this.schedules = new ScheduleEngine({ store, clock: systemClock, hosts: new WorkersRunHosts(this.env, () => publicUrl), log })
     }
     this.webhooks ??= new WebhookDispatcher({
-      store, secrets, clock: systemClock, log,
+      store, secrets, clock: systemClock, log, runBody,
       // The deadline timer is cleared once the receiver's answer is read (see withDeadline).
       fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, timeoutMs: 0, fetch: withDeadline(config.RUNRELAY_WEBHOOK_TIMEOUT_MS) }),
     }, { retryScheduleMs: config.RUNRELAY_WEBHOOK_RETRY_SCHEDULE, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS })

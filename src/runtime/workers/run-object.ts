@@ -1,11 +1,10 @@
 import type { CommandName, Observation } from '../../connectors/types.ts'
-import { createBinder, type Binder } from '../../services/binder.ts'
+import type { Binder } from '../../services/binder.ts'
 import type { NewEvent, RunEvent } from '../../core/domain.ts'
 import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
 import type { BindConnector, ConnectorBinding, RunLedger } from '../../core/ports.ts'
 import { noMetrics, systemClock } from '../../core/ports.ts'
-import { RateBudget } from '../../core/rate-budget.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
 import { FINISHED, helloFrame, REPLAY_PAGE, StreamSession, type SessionHost } from '../../core/stream-session.ts'
 import { applyChange, type ChangeEvent } from '../../core/run-change.ts'
@@ -13,7 +12,8 @@ import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../
 import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env, WorkersConfig } from './env.ts'
 import type { RunShardObject } from './run-shard-object.ts'
-import { getShared, type Shared } from './shared.ts'
+import { getShared, platformOf, type Shared } from './shared.ts'
+import { composeBinder } from '../compose.ts'
 import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
 import { ReplayBatches, type Joining } from './replay.ts'
 import { runShardName, sseResponse, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
@@ -43,8 +43,6 @@ interface RunSocket {
 }
 
 export type CommandOutcome = { ok: true; run: RunRow } | { ok: false; code: string; message: string }
-
-const budget = new RateBudget()
 
 /**
  * One object per run (named by the run id). It owns the run's state while the run is not
@@ -461,10 +459,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     if (hit && now - hit.at < BIND_FRESH_MS) return hit.binding
     try {
       const shared = this.shared ?? (await getShared(this.env))
-      this.binder ??= createBinder({
-        store: shared.store, secrets: shared.secrets, fetch: shared.fetch, clock: systemClock, budget, maxAnswerBytes: shared.config.RUNRELAY_MAX_UPSTREAM_BODY_BYTES,
-        publicUrl: shared.config.RUNRELAY_PUBLIC_URL ?? this.meta.get<string>('publicUrl') ?? 'http://localhost',
-      })
+      this.binder ??= composeBinder(platformOf(shared, () => shared.config.RUNRELAY_PUBLIC_URL ?? this.meta.get<string>('publicUrl') ?? 'http://localhost'))
       const binding = await this.binder.bind(run)
       this.bindCache = { at: now, binding }
       return binding

@@ -3,10 +3,15 @@ import { createClient } from '@libsql/client/http'
 import { ensureRootKey } from '../../services/bootstrap.ts'
 import { SecretBox } from '../../core/crypto.ts'
 import { createGuardedFetch } from '../../core/outbound.ts'
+import { systemClock } from '../../core/ports.ts'
+import { RateBudget } from '../../core/rate-budget.ts'
 import { redactText } from '../../core/redact.ts'
 import { openStore } from '../../db/open-http.ts'
 import type { Store } from '../../db/store.ts'
 import { SubscriberTokens } from '../../http/tokens.ts'
+import type { Hono } from 'hono'
+import type { AuthEnv } from '../../http/auth.ts'
+import type { Platform } from '../compose.ts'
 import { workersConfig, type Env, type WorkersConfig } from './env.ts'
 
 export type Log = (msg: string, extra?: Record<string, unknown>) => void
@@ -20,11 +25,30 @@ export interface Shared {
   tokens: SubscriberTokens
   /** Outbound fetch with the literal-URL guard (no DNS API on Workers) and a timeout. */
   fetch: typeof fetch
+  /** Per-connection request budget of this isolate (the app's binder and the run objects' share it). */
+  budget: RateBudget
   log: Log
 }
 
-let shared: Promise<Shared> | undefined
-let ready: Promise<void> | undefined
+/**
+ * The isolate's cache: Workers give no other place that lives as long as an isolate and is
+ * shared by the Worker's requests and the objects in it, so this is the one module-level
+ * holder of the Workers runtime (the entry point and the objects keep nothing at module level).
+ */
+const isolate: { shared?: Promise<Shared>; ready?: Promise<void>; app?: Promise<WorkerApp> } = {}
+
+/** The Worker's HTTP app and the public URL it was built with (the jobs object creates scheduled runs with it). */
+export interface WorkerApp { app: Hono<AuthEnv>; publicUrl: string }
+
+/** The isolate's HTTP app, built once by `make` (a failed build is retried by the next request). */
+export function isolateApp(make: () => Promise<WorkerApp>): Promise<WorkerApp> {
+  return (isolate.app ??= make().catch((err) => { isolate.app = undefined; throw err }))
+}
+
+/** The composition root's platform pieces on Workers (runtime/compose.ts), with where the isolate is reachable. */
+export function platformOf(s: Shared, publicUrl: () => string): Platform {
+  return { store: s.store, secrets: s.secrets, clock: systemClock, config: s.config, fetch: s.fetch, budget: s.budget, publicUrl }
+}
 
 /** A structured log line; `where` names the class and handler (e.g. RunObject.alarm). */
 export function logger(level: string | undefined): Log {
@@ -55,6 +79,7 @@ async function build(env: Env): Promise<Shared> {
     // With the store: a refreshed token over a socket is refused once revoked, as on a request.
     tokens: new SubscriberTokens(secrets, Date.now, store.keys),
     fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, timeoutMs: 0, fetch: withDeadline(config.RUNRELAY_UPSTREAM_TIMEOUT_MS) }),
+    budget: new RateBudget(),
     log: logger(config.RUNRELAY_LOG),
   }
 }
@@ -85,7 +110,7 @@ export function withDeadline(ms: number, base: typeof fetch = (i, init) => globa
 
 /** The isolate's shared dependencies, built once (a failed build is retried by the next caller). */
 export function getShared(env: Env): Promise<Shared> {
-  return (shared ??= build(env).catch((err) => { shared = undefined; throw err }))
+  return (isolate.shared ??= build(env).catch((err) => { isolate.shared = undefined; throw err }))
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -97,7 +122,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  * losing insert fails and the retry finds the key.
  */
 export function ensureReady(env: Env): Promise<void> {
-  return (ready ??= (async () => {
+  return (isolate.ready ??= (async () => {
     const { store, config, log } = await getShared(env)
     for (let attempt = 1; ; attempt++) {
       try {
@@ -113,5 +138,5 @@ export function ensureReady(env: Env): Promise<void> {
         await sleep(50 * attempt)
       }
     }
-  })().catch((err) => { ready = undefined; throw err }))
+  })().catch((err) => { isolate.ready = undefined; throw err }))
 }

@@ -7,7 +7,6 @@ import { redactText } from '../core/redact.ts'
 import type { EventRow, RunRow, Store } from '../db/store.ts'
 import { toRunEvent } from '../core/run-change.ts'
 import { WebhookQueries, type WebhookDeliveryRow, type WebhookEndpointRow } from '../db/webhooks.ts'
-import { runBody } from './serialize.ts'
 
 /**
  * Outbound webhooks, portable (no timers): `runOnce(now)` turns new events into delivery rows
@@ -50,6 +49,8 @@ export interface WebhookDispatcherDeps {
    * FULL_INGEST_EVERY passes scans anyway, for events nobody here has seen).
    */
   latestEventId?: () => number
+  /** The run as the API shows it (src/http/serialize.ts runBody), for the payload's `run`: the representation is the API's, handed in. */
+  runBody: (run: RunRow) => unknown
 }
 
 /** With `latestEventId`, every this-many-th ingest reads the table even when nothing new is known. */
@@ -155,7 +156,7 @@ export class WebhookDispatcher {
   private payload(ev: EventRow, run: RunRow | undefined): string {
     const event = toRunEvent(ev, run?.tags ?? [])
     // Standard Webhooks' recommended envelope; `run` is the run as it is when the delivery is made.
-    return JSON.stringify({ type: ev.type, timestamp: event.at, data: { event, ...(run ? { run: runBody(run) } : {}) } })
+    return JSON.stringify({ type: ev.type, timestamp: event.at, data: { event, ...(run ? { run: this.deps.runBody(run) } : {}) } })
   }
 
   /** Send every due delivery (leased first, so several senders never send one attempt twice). */

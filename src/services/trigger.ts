@@ -1,16 +1,23 @@
-import type { z } from 'zod'
 import { getConnector } from '../connectors/index.ts'
 import { newId } from '../core/crypto.ts'
 import { pollPolicyOf } from '../core/binding.ts'
 import type { RunStatus } from '../core/domain.ts'
 import { renderTemplate } from '../core/template.ts'
 import type { RunRow, WorkflowRow } from '../db/store.ts'
-import type { AppDeps } from './context.ts'
+import type { Clock } from '../core/ports.ts'
+import type { Store } from '../db/store.ts'
 import { ApiError, conflict } from './errors.ts'
-import type { RunCreate } from './schemas.ts'
+import type { RunHosts } from './hosts.ts'
 import { assertVariablesMatch } from './variables.ts'
 
-export type RunCreateInput = z.infer<typeof RunCreate>
+/** What a trigger asks for (the API's RunCreate body, validated by the route or made by a schedule). */
+export interface RunCreateInput {
+  variables: Record<string, unknown>
+  runtime_variables: Record<string, unknown>
+  tags: string[]
+  /** Start later (ISO 8601). */
+  scheduled_at?: string
+}
 
 /**
  * Create a run of a workflow: render its input from the variables (400 when one is missing),
@@ -18,7 +25,7 @@ export type RunCreateInput = z.infer<typeof RunCreate>
  * schedules and the proxy.
  */
 export async function triggerRun(
-  deps: Pick<AppDeps, 'store' | 'clock' | 'hosts'>, workflow: WorkflowRow, body: RunCreateInput,
+  deps: { store: Store; clock: Clock; hosts: RunHosts }, workflow: WorkflowRow, body: RunCreateInput,
   origin: {
     /** Set by schedules: the occurrence this run stands for (unique per schedule among live runs). */
     occurrence?: { scheduleId: string; fireAt: number }

@@ -1,0 +1,111 @@
+import type { Hono, MiddlewareHandler } from 'hono'
+import { VERSION, type Config } from '../config.ts'
+import type { SecretBox } from '../core/crypto.ts'
+import { checkOutboundUrl, type ResolveHost } from '../core/outbound.ts'
+import type { Clock, Metrics, Tracer } from '../core/ports.ts'
+import type { RequestBudget } from '../core/rate-budget.ts'
+import { IDEMPOTENCY_TTL_MS } from '../db/retention.ts'
+import type { Store } from '../db/store.ts'
+import { createApp } from '../http/app.ts'
+import type { AuthEnv, TokenVerifier } from '../http/auth.ts'
+import type { AppConfig, MetricsDeps } from '../http/context.ts'
+import { ApiError } from '../http/errors.ts'
+import type { RunHosts, Streams } from '../http/hosts.ts'
+import { RouteDocs } from '../http/openapi.ts'
+import type { KeyRateLimiter } from '../http/rate-limit.ts'
+import { createBinder, type Binder } from '../services/binder.ts'
+
+/**
+ * The one composition root. Every runtime (Workers and its Durable Objects, Node, Deno, Bun)
+ * builds the binder, the app's config and the app here, from its platform pieces; what differs
+ * between runtimes is only what they pass in. It sits on the runtime floor because it builds
+ * the HTTP app (services sit below http and may not).
+ */
+
+/** The settings the root reads: the shared config schema's (Workers add their own knobs on top). */
+export type RootConfig = Pick<Config,
+  'RUNRELAY_ALLOW_PRIVATE_NETWORK' | 'RUNRELAY_MAX_BODY_BYTES' | 'RUNRELAY_RATE_LIMIT_PER_MINUTE' | 'RUNRELAY_CORS_ORIGINS' | 'RUNRELAY_MAX_UPSTREAM_BODY_BYTES' | 'RUNRELAY_LOG'>
+
+/** What a runtime brings: its store, secrets and clock, its guarded fetch and rate budget, and where it is reachable. */
+export interface Platform {
+  store: Store
+  secrets: SecretBox
+  clock: Clock
+  config: RootConfig
+  /** Outbound fetch under the runtime's private-network guard and deadline. */
+  fetch: typeof fetch
+  /** Per-connection request budget (in memory per isolate, or shared through the database). */
+  budget: RequestBudget
+  /** The public base URL, read when it is needed (a local server learns its port late; a Worker its origin at the first request). */
+  publicUrl: () => string
+  /** DNS for the outbound check (absent on Workers, which have no DNS API: only the literal URL is checked). */
+  resolveHost?: ResolveHost
+  /** Upstream requests are counted and traced when these are given. */
+  metrics?: Metrics
+  tracer?: Tracer
+}
+
+/** The connector binder of a runtime (one per platform: its credential and duration caches live in it). */
+export function composeBinder(p: Platform): Binder {
+  return createBinder({
+    store: p.store, secrets: p.secrets, fetch: p.fetch, clock: p.clock, budget: p.budget, publicUrl: p.publicUrl,
+    maxAnswerBytes: p.config.RUNRELAY_MAX_UPSTREAM_BODY_BYTES, metrics: p.metrics, tracer: p.tracer,
+  })
+}
+
+/** The app's config from the platform's: `publicUrl` is read through, never copied, so a late port is seen without mutating anything. */
+export function appConfigOf(p: Pick<Platform, 'config' | 'publicUrl'>): AppConfig {
+  const { config } = p
+  return {
+    get publicUrl() { return p.publicUrl() },
+    allowPrivateNetwork: config.RUNRELAY_ALLOW_PRIVATE_NETWORK,
+    maxBodyBytes: config.RUNRELAY_MAX_BODY_BYTES,
+    idempotencyTtlMs: IDEMPOTENCY_TTL_MS,
+    version: VERSION,
+    rateLimitPerMinute: config.RUNRELAY_RATE_LIMIT_PER_MINUTE,
+    corsOrigins: config.RUNRELAY_CORS_ORIGINS,
+  }
+}
+
+/** The app's outbound-URL check: a refused URL is a 400 naming `body.base_url`. */
+export function urlCheckOf(p: Pick<Platform, 'config' | 'resolveHost'>): (url: string) => Promise<void> {
+  const allowPrivate = p.config.RUNRELAY_ALLOW_PRIVATE_NETWORK
+  return async (url) => {
+    try {
+      await checkOutboundUrl(url, { allowPrivate, resolve: p.resolveHost })
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err)
+      throw new ApiError(400, 'outbound_url_refused', `base_url is refused: ${message}`, [{ path: 'body.base_url', message }])
+    }
+  }
+}
+
+/** The pieces only the app needs: where runs live and streams open, and the runtime's extras. */
+export interface AppPieces {
+  /** The binder the runtime's watcher uses too (one credential cache); made here when absent. */
+  binder?: Binder
+  hosts: RunHosts
+  streams: Streams
+  log?: (msg: string, extra?: Record<string, unknown>) => void
+  tokens?: TokenVerifier
+  keyRateLimiter?: KeyRateLimiter
+  /** GET /metrics (Node and Deno). */
+  metrics?: MetricsDeps
+  /** Where the app counts what it sees (store errors). */
+  telemetry?: Metrics
+  middleware?: MiddlewareHandler[]
+}
+
+/** The runtime's app, with the binder it was built with and its documented routes. */
+export function composeApp(p: Platform, pieces: AppPieces): { app: Hono<AuthEnv>; binder: Binder; routeDocs: RouteDocs } {
+  const binder = pieces.binder ?? composeBinder(p)
+  const routeDocs = new RouteDocs()
+  const app = createApp({
+    ...pieces,
+    store: p.store, secrets: p.secrets, clock: p.clock, binder,
+    config: appConfigOf(p),
+    checkUrl: urlCheckOf(p),
+    accessLog: p.config.RUNRELAY_LOG === 'debug',
+  }, routeDocs)
+  return { app, binder, routeDocs }
+}
