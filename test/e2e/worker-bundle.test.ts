@@ -9,7 +9,9 @@ import { logFigures } from '../helpers/figures.ts'
 
 // 700 until issue 23: typed inputs (variables_schema) need a JSON Schema validator that runs
 // on Workers, @cfworker/json-schema, 22.6 KiB minified (the bundle went from ~697 to ~720 KiB).
-const BUDGET_KIB = 730
+// 730 until the merge of issues 23 and 25: the dashboard's management views (src/http/ui, which
+// the Worker serves) add 34 KiB; together they measured 768.8 KiB.
+const BUDGET_KIB = 780
 const root = join(import.meta.dirname, '..', '..')
 const outdir = mkdtempSync(join(tmpdir(), 'runrelay-worker-bundle-'))
 afterAll(() => rmSync(outdir, { recursive: true, force: true }))

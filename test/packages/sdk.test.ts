@@ -51,7 +51,8 @@ beforeAll(async () => {
   mkdirSync(join(APP, 'tarballs'), { recursive: true })
   const pack = await exec('npm', ['pack', '-w', 'packages/sdk', '--pack-destination', join(APP, 'tarballs'), '--json'], { timeoutMs: 240_000 })
   figures.packMs = pack.ms
-  const [{ filename }] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<{ filename: string }>
+  // npm prints the build's output (coloured when FORCE_COLOR is set: `\x1b[34mCLI`) and then its JSON report, which starts a line.
+  const [{ filename }] = JSON.parse(pack.stdout.slice(pack.stdout.lastIndexOf('\n[') + 1)) as Array<{ filename: string }>
   const tarball = join(APP, 'tarballs', filename.replace(/^@/, '').replace('/', '-'))
   const dependencies = { '@runrelay/sdk': `file:${tarball}` }
   writeFileSync(join(APP, 'package.json'), JSON.stringify({ name: 'sdk-app', private: true, type: 'module', dependencies }, null, 2))
