@@ -5,7 +5,7 @@ function tree(program: Command): Map<string, { subs: string[]; opts: string[] }>
   const out = new Map<string, { subs: string[]; opts: string[] }>()
   const globals = program.options.map((o) => o.long).filter((x): x is string => Boolean(x))
   const walk = (cmd: Command, path: string) => {
-    const subs = cmd.commands.filter((c) => !(c as unknown as { _hidden?: boolean })._hidden).flatMap((c) => [c.name(), ...c.aliases()])
+    const subs = cmd.commands.filter((c) => !Reflect.get(c, '_hidden')).flatMap((c) => [c.name(), ...c.aliases()])
     const opts = [...new Set([...cmd.options.map((o) => o.long).filter((x): x is string => Boolean(x)), ...globals, '--help'])]
     out.set(path, { subs, opts })
     for (const c of cmd.commands) for (const n of [c.name(), ...c.aliases()]) walk(c, `${path} ${n}`)

@@ -217,8 +217,8 @@ const SETTLE = Symbol.for('runrelay.outbound.settle')
  * response from another fetch is left alone. Until then the deadline still covers the body.
  */
 export function settleResponse(response: Response): void {
-  const settle = (response as unknown as Record<symbol, (() => void) | undefined>)[SETTLE]
-  settle?.()
+  const settle: unknown = Reflect.get(response, SETTLE)
+  if (typeof settle === 'function') settle()
 }
 
 function anySignal(signals: AbortSignal[]): AbortSignal | undefined {

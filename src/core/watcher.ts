@@ -1,15 +1,15 @@
 import type { CommandName, Observation, TriggerResult } from './connector.ts'
-import { CANCEL_NOT_FORWARDED, UpstreamError } from './connector.ts'
+import { UpstreamError } from './connector.ts'
 import type { RunPatch, RunRecord } from './run.ts'
 import { retryDelay } from './backoff.ts'
-import { isTerminal, STATUS_RANK, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
-import { isOutboundUrlError } from './outbound.ts'
+import { isTerminal, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
+import { formsOf, observeChange, type Change } from './observe.ts'
 import { nextPollDelay } from './poll-planner.ts'
 import { noMetrics, noTracer, WriteConflictError, type BindConnector, type Clock, type ConnectorBinding, type Metrics, type RunLedger, type SpanParent, type Tracer } from './ports.ts'
-import { NOT_SENT } from './rate-budget.ts'
-import { secretForms, redactText } from './redact.ts'
-import { shownError, shownEvents, shownObservation, shownPatch } from './redact-upstream.ts'
+import { redactText } from './redact.ts'
+import { shownError, shownEvents, shownPatch } from './redact-upstream.ts'
 import type { RunPatch as Patch } from './run.ts'
+import { errorMessage, isRejection, notForwarded, notSent, recording, triggerRequest, withIdempotencyKey, type TriggerCall } from './trigger-calls.ts'
 
 export interface WatcherDeps {
   ledger: RunLedger
@@ -27,18 +27,6 @@ const ANSWER_RETRY_MS = 60_000
 /** And at most this many writes (about 80 s of backoff), whatever the clock says. */
 const MAX_ANSWER_RETRIES = 20
 
-/** Secret forms of each connection's credentials (the decrypted object is cached per connection version). */
-const formsCache = new WeakMap<object, string[]>()
-
-/** The texts under which a binding's connection secrets must never be stored or shown. */
-function formsOf(binding: ConnectorBinding | undefined): string[] {
-  const creds = binding?.ctx?.connection?.credentials
-  if (!creds || typeof creds !== 'object') return []
-  let forms = formsCache.get(creds)
-  if (!forms) formsCache.set(creds, (forms = secretForms(Object.values(creds))))
-  return forms
-}
-
 /** Runs whose trigger span is kept to parent their polls (tracing only). */
 const MAX_TRACED_RUNS = 10_000
 
@@ -49,8 +37,6 @@ export interface TickResult { nextAt: number | null }
 export class CommandRejected extends Error {
   constructor(readonly code: string, message: string) { super(message) }
 }
-
-interface Change { patch: RunPatch; events: NewEvent[] }
 
 /**
  * The per-run state machine. Each `tick` triggers or polls once, records what changed as
@@ -257,49 +243,7 @@ export class Watcher {
    * the upstream echo them back (its own state is kept as it came).
    */
   observe(run: RunRecord, seen: Observation, binding?: ConnectorBinding): Change {
-    // Compared with the stored run as it will be stored: through the upstream boundary (every field but the connector's state).
-    const obs: Observation = shownObservation(seen, formsOf(binding))
-    const now = this.deps.clock.now()
-    const patch: RunPatch = {}
-    const events: NewEvent[] = []
-    if (obs.raw !== undefined) patch.lastRaw = obs.raw
-    if (obs.state) patch.connectorState = { ...run.connectorState, ...obs.state }
-    if (obs.upstreamStatus !== undefined && obs.upstreamStatus !== run.upstreamStatus) patch.upstreamStatus = obs.upstreamStatus
-
-    const progress = obs.progress === undefined ? undefined : Math.min(1, Math.max(0, obs.progress))
-    const progressChanged = progress !== undefined && progress !== run.progress
-    const messageChanged = obs.message !== undefined && obs.message !== run.message
-    if (progressChanged) patch.progress = progress
-    if (messageChanged) patch.message = obs.message
-    if (progressChanged || messageChanged) events.push({ type: 'run.progress', data: { progress: progress ?? run.progress, message: obs.message ?? run.message } })
-
-    if (obs.outputs?.length) {
-      const seen = new Set(run.outputKeys)
-      const fresh = obs.outputs.filter((o) => !seen.has(o.key))
-      for (const o of fresh) events.push({ type: 'run.output', data: { key: o.key, output: o.data } })
-      if (fresh.length) patch.outputKeys = [...run.outputKeys, ...fresh.map((o) => o.key)]
-    }
-
-    const from = run.status
-    const to = obs.status
-    // Statuses that go backwards (running → queued) are kept as the upstream status only.
-    if (to && to !== from && STATUS_RANK[to] >= STATUS_RANK[from]) {
-      patch.status = to
-      const data: Record<string, unknown> = { from, to, upstream_status: obs.upstreamStatus ?? null }
-      if (to === 'running' && !run.startedAt) patch.startedAt = now
-      if (isTerminal(to)) {
-        patch.finishedAt = now
-        patch.nextTickAt = null
-        if (obs.result !== undefined) { patch.result = obs.result; data.result = obs.result }
-        if (to !== 'completed') {
-          const error = obs.error ?? { code: `upstream_${to}`, message: `upstream reported ${obs.upstreamStatus ?? to}` }
-          patch.error = error
-          data.error = error
-        }
-      }
-      events.push({ type: 'run.status_changed', data })
-    }
-    return { patch, events }
+    return observeChange(run, seen, formsOf(binding), this.deps.clock.now())
   }
 
   private async failure(run: RunRecord, binding: ConnectorBinding, err: unknown, phase: 'trigger' | 'poll' | 'timeout', patch: RunPatch = {}): Promise<TickResult> {
@@ -445,73 +389,4 @@ export class Watcher {
     const change = this.observe(run, implied, binding)
     return (await this.commit(run, change.patch, [commandEvent, ...change.events], binding)).run
   }
-}
-
-/** A cancel the connector kept from the upstream on purpose (it would stop more than this run). */
-const notForwarded = (err: unknown): boolean => err instanceof UpstreamError && err.code === CANCEL_NOT_FORWARDED
-
-/** Adds the run id as Idempotency-Key to a trigger's POST, so a retried trigger is one run upstream. */
-function withIdempotencyKey(f: typeof fetch, key: string): typeof fetch {
-  return (input, init) => {
-    const headers = new Headers(init?.headers)
-    if ((init?.method ?? 'GET').toUpperCase() === 'POST' && !headers.has('idempotency-key')) headers.set('idempotency-key', key)
-    return f(input, { ...init, headers })
-  }
-}
-
-/** A request a trigger made, and how it ended (for the evidence, and to tell "not sent" from "unknown"). */
-interface TriggerCall { method: string; url: string; status?: number; refused?: boolean }
-
-/** Statuses that say the upstream rejected the request without starting anything: 4xx (incl. 408, 425, 429) and 503. */
-function isRejection(status: number): boolean {
-  return (status >= 400 && status < 500) || status === 503
-}
-
-/**
- * Errors that prove no request was sent: refused by the outbound guard, DNS (ENOTFOUND,
- * EAI_AGAIN), nothing listening (ECONNREFUSED), no route, a connect timeout (no connection was
- * made). A reset or a timeout after the connection was made (ECONNRESET, UND_ERR_SOCKET,
- * TimeoutError) proves nothing: the request may have arrived, so it stays unknown.
- */
-const NOT_SENT_CODES = new Set([NOT_SENT, 'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL', 'ERR_INVALID_URL', 'UND_ERR_CONNECT_TIMEOUT'])
-function notSent(err: unknown): boolean {
-  for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
-    if (isOutboundUrlError(e)) return true
-    if (typeof e.code === 'string' && NOT_SENT_CODES.has(e.code)) return true
-    if (typeof e.message === 'string' && /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|Connection refused/i.test(e.message)) return true
-  }
-  return false
-}
-
-/** Wraps a trigger's fetch to note each request: method, URL without its query (may hold a secret), status or refusal. */
-function recording(f: typeof fetch, calls: TriggerCall[]): typeof fetch {
-  return async (input, init) => {
-    const raw = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url
-    let url = raw
-    try { const u = new URL(raw); url = u.origin + u.pathname } catch { /* kept as given */ }
-    const call: TriggerCall = { method: (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase(), url }
-    calls.push(call)
-    // A request fetch refuses to build (an invalid header value or name, a bad URL or method)
-    // throws a TypeError much like a network failure's: built here first, nothing sent yet, so
-    // its refusal is certain. A stream body is not rebuilt (it could be read only once).
-    if (!(init?.body instanceof ReadableStream)) {
-      try { new Request(input instanceof Request ? input.clone() : input, init) } catch (err) { call.refused = true; throw err }
-    }
-    try {
-      const res = await f(input, init)
-      call.status = res.status
-      return res
-    } catch (err) {
-      if (notSent(err)) call.refused = true
-      throw err
-    }
-  }
-}
-
-function triggerRequest(run: RunRecord) {
-  return { runId: run.id, input: run.input, variables: run.variables, runtimeVariables: run.runtimeVariables }
-}
-
-function errorMessage(err: unknown): string {
-  return String((err as Error)?.message ?? err)
 }

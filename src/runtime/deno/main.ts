@@ -1,4 +1,5 @@
 /// <reference lib="deno.ns" />
+import type { Context } from 'hono'
 import type { UpgradeWebSocket, WSEvents } from 'hono/ws'
 import { parseConfig } from '../../config.ts'
 import { SecretBox } from '../../core/crypto.ts'
@@ -47,6 +48,8 @@ export const resolveHost: ResolveHost = async (host) => {
  * socket still open with 1001, which would overtake the 1012 the runtime has just queued (Deno
  * sends close frames asynchronously); so shutdown first waits here for those handshakes.
  */
+type CreateEvents = (c: Context) => WSEvents<WebSocket> | Promise<WSEvents<WebSocket>>
+
 function trackedUpgrade(inner: UpgradeWebSocket<WebSocket>) {
   const open = new Set<WebSocket>()
   const track = (events: WSEvents<WebSocket>): WSEvents<WebSocket> => ({
@@ -54,10 +57,12 @@ function trackedUpgrade(inner: UpgradeWebSocket<WebSocket>) {
     onOpen: (evt, ws) => { if (ws.raw) open.add(ws.raw); events.onOpen?.(evt, ws) },
     onClose: (evt, ws) => { if (ws.raw) open.delete(ws.raw); events.onClose?.(evt, ws) },
   })
-  // deno-lint-ignore no-explicit-any
-  const wrapped = ((a: any, b?: any, c?: any) => typeof a === 'function'
-    ? inner(async (ctx) => track(await a(ctx)), b)
-    : inner(a, track(b), c)) as UpgradeWebSocket<WebSocket>
+  // Both call forms of UpgradeWebSocket: (createEvents, options) and (context, events, options).
+  const wrapped = ((a: Context | CreateEvents, b?: unknown, c?: unknown) => {
+    if (typeof a !== 'function') return inner(a, track(b as WSEvents<WebSocket>), c)
+    const create = a
+    return inner(async (ctx) => track(await create(ctx)), b)
+  }) as UpgradeWebSocket<WebSocket>
   async function drained(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
     while ([...open].some((s) => s.readyState !== WebSocket.CLOSED) && Date.now() < deadline) {

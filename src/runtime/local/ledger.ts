@@ -39,12 +39,19 @@ function bookkeepingOnly(run: RunRow, patch: RunPatch): boolean {
   return true
 }
 
+/** A committed write's outcome, its result type closed over (writes of different results share a group). */
+interface Outcome {
+  run: RunRow
+  /** The events to publish. */
+  events: () => RunEvent[]
+  /** Settle the caller's promise with the typed result. */
+  resolve: () => void
+}
+
 interface Pending {
   runId: string
   tenantId: string
-  prepare: () => PreparedWrite<unknown>
-  events: (result: any) => RunEvent[]
-  resolve: (value: any) => void
+  prepare: () => PreparedWrite<Outcome>
   reject: (err: unknown) => void
   /** The write's persist span (tracing only): its publish is a child of it. */
   span: SpanParent | undefined
@@ -145,10 +152,20 @@ export class LocalLedger implements RunLedger {
     return this.enqueue(args[0].id, args[0].tenantId, () => this.store.runs.prepareCreate(...args), (r) => [r.event])
   }
 
-  private enqueue<T>(runId: string, tenantId: string, prepare: Pending['prepare'], events: Pending['events']): Promise<T> {
+  private enqueue<T extends { run: RunRow }>(runId: string, tenantId: string, prepare: () => PreparedWrite<T>, events: (result: T) => RunEvent[]): Promise<T> {
     // The persist span runs from the queue to the commit; it is a child of the tick or request that wrote.
     return this.tracer.span('runrelay.persist', { 'runrelay.run_id': runId }, () => new Promise<T>((resolve, reject) => {
-      this.queue.push({ runId, tenantId, prepare, events, resolve, reject, span: this.tracer.current() })
+      const typed = (): PreparedWrite<Outcome> => {
+        const w = prepare()
+        return {
+          ...w,
+          finish: (updated, ids) => {
+            const value = w.finish(updated, ids)
+            return { run: value.run, events: () => events(value), resolve: () => resolve(value) }
+          },
+        }
+      }
+      this.queue.push({ runId, tenantId, prepare: typed, reject, span: this.tracer.current() })
       if (!this.flushing) {
         this.flushing = true
         // After the I/O of this loop iteration: writes made by every request and tick handled
@@ -179,7 +196,7 @@ export class LocalLedger implements RunLedger {
   }
 
   private async write(group: Pending[]): Promise<void> {
-    let results: Array<{ value?: unknown; error?: unknown }>
+    let results: Array<{ value?: Outcome; error?: unknown }>
     for (const p of group) this.fresh.delete(p.runId)
     try {
       results = await this.store.runs.writeBatch(group.map((p) => p.prepare()))
@@ -190,10 +207,11 @@ export class LocalLedger implements RunLedger {
     }
     group.forEach((p, i) => {
       const r = results[i]!
-      if (r.error !== undefined) return p.reject(r.error)
-      this.remember((r.value as { run: RunRow }).run)
+      if (r.error !== undefined || r.value === undefined) return p.reject(r.error)
+      const outcome = r.value
+      this.remember(outcome.run)
       try {
-        const events = p.events(r.value)
+        const events = outcome.events()
         // A write without events (a trigger attempt recorded before its request) has nothing to publish.
         if (events.length > 0) {
           countCommitted(this.metrics, events)
@@ -203,7 +221,7 @@ export class LocalLedger implements RunLedger {
       } catch {
         // The write is durable: a subscriber that fails catches up from the store on reconnect.
       }
-      p.resolve(r.value)
+      outcome.resolve()
     })
   }
 }

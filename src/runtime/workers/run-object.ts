@@ -1,22 +1,22 @@
 import type { CommandName, Observation } from '../../connectors/types.ts'
 import type { Binder } from '../../services/binder.ts'
 import type { NewEvent, RunEvent } from '../../core/domain.ts'
-import { endsRun, eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
 import type { BindConnector, ConnectorBinding, RunLedger } from '../../core/ports.ts'
 import { noMetrics, systemClock } from '../../core/ports.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
-import { FINISHED, helloFrame, REPLAY_PAGE, StreamSession, type SessionHost } from '../../core/stream-session.ts'
+import { helloFrame, REPLAY_PAGE, StreamSession, type SessionHost } from '../../core/stream-session.ts'
 import { applyChange, type ChangeEvent } from '../../core/run-change.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
 import { errorJson, upgradeRequired } from '../../http/errors.ts'
-import type { Env, WorkersConfig } from './env.ts'
-import type { RunShardObject } from './run-shard-object.ts'
+import type { Env } from './env.ts'
 import { getShared, platformOf, type Shared } from './shared.ts'
 import { composeBinder } from '../compose.ts'
 import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
 import { ReplayBatches, type Joining } from './replay.ts'
-import { runShardName, sseResponse, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { RunFanout, sendToReady, type RunSocket } from './run-fanout.ts'
+import { RunOutbox } from './run-outbox.ts'
+import { sseResponse, streamParams, trySend, upgraded, type StreamParams } from './streams.ts'
 
 /** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
 const INFRA_RETRY_MS = 2_000
@@ -25,22 +25,6 @@ const FLUSH_RETRY_MIN_MS = 250
 const FLUSH_RETRY_MAX_MS = 5_000
 /** A binding (workflow + connection) is re-read at most this often; a stale one is used while libSQL is down. */
 const BIND_FRESH_MS = 30_000
-
-/** Per-socket state, kept in the socket's attachment so that it survives hibernation. */
-interface RunSocket {
-  /**
-   * The last seq sent by the replay (written with each replay page, and with `ready`). Live
-   * events do not rewrite it: once ready, a socket has been sent every published event after
-   * it, so its position is max(last, the object's published seq) (see publish).
-   */
-  last: number
-  /** False until the replay is done: live events wait for it (the replay reads them from libSQL). */
-  ready: boolean
-  /** When the socket's credential expires (moved on by a token refresh). */
-  expiresAt?: number
-  /** Digest of the opening token's tenant and scope (a refresh must match it). */
-  scopeKey?: string
-}
 
 export type CommandOutcome = { ok: true; run: RunRow } | { ok: false; code: string; message: string }
 
@@ -59,6 +43,8 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   private readonly lock = new Mutex()
   /** Small durable values (JSON by key) in the object's SQLite storage. */
   private readonly meta = new MetaTable(this.ctx.storage.sql)
+  /** The run row and the events not yet in libSQL (run-outbox.ts). */
+  private readonly outbox = new RunOutbox(this.ctx.storage, this.meta)
   /** SSE subscribers: each a core StreamSession (it replays, goes live, ends and expires itself). */
   private readonly sse = new Set<StreamSession>()
   private watcher?: Watcher
@@ -82,7 +68,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     lock: this.lock,
     read: async (runId, after, limit) => (await this.deps()).shared.store.runs.events(runId, after, limit),
     runId: () => this.meta.get<RunRow>('run')?.id,
-    sentTop: () => this.publishedSeq(),
+    sentTop: () => this.outbox.publishedSeq(),
     finished: () => Boolean(this.meta.get<RunRow>('run')?.finishedAt),
     onReady: (_j, att) => { if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt) },
     afterBatch: () => this.armAlarm(),
@@ -94,12 +80,16 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
    * alarm early, and the alarm's sweep recomputes it): armAlarm never reads every attachment.
    */
   private socketExpiry: number | null = null
-  /** Round-robin over the run's shards (RUNRELAY_RUN_SHARDS). */
-  private nextShard = 0
+  /** The run's shards and its tenant's feed (run-fanout.ts). */
+  private readonly fanout = new RunFanout({
+    env: this.env, ctx: this.ctx, meta: this.meta,
+    feedShards: () => this.shared?.config.RUNRELAY_FEED_SHARDS ?? 0,
+    log: (msg, handler, extra) => this.log(msg, handler, extra),
+  })
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, 'RunObject')
-    this.initTables()
+    this.outbox.create()
     // A new instance (first start, or a wake from hibernation): the one full read of the
     // sockets' attachments, for their earliest expiry. A socket whose replay was cut short by an
     // eviction (not ready) gets the rest of it from its recorded position.
@@ -124,7 +114,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
       const { store } = await this.deps()
       const { run, event } = await store.runs.create(row, created)
       this.meta.set('run', run)
-      this.notifyFeed(run.tenantId, run.id, event.id)
+      this.fanout.notifyFeed(run.tenantId, run.id, event.id)
       await this.armAlarm()
       return run
     }))
@@ -169,7 +159,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   async alarm(): Promise<void> {
     await this.entry('alarm', () => this.lock.run(async () => {
       try {
-        if (this.hasPending()) await this.flush()
+        if (this.outbox.hasPending()) await this.flush()
         const run = this.meta.get<RunRow>('run')
         if (run && !run.finishedAt) await this.tick(run.id)
         const { earliest, beat } = await this.sweepStreams()
@@ -194,7 +184,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
         return upgradeRequired()
       }
       const { shared } = await this.deps()
-      const shard = this.shardFor(params.runId, shared.config)
+      const shard = this.fanout.shardFor(params.runId, shared.config)
       if (shard) return shard.fetch(request)
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
@@ -208,22 +198,6 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   }
 
   // ---- run state --------------------------------------------------------------------------
-
-  private initTables(): void {
-    const sql = this.ctx.storage.sql
-    this.meta.create()
-    sql.exec('CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL)')
-  }
-
-  private pendingEvents(): ChangeEvent[] {
-    return this.ctx.storage.sql.exec<{ seq: number; type: ChangeEvent['type']; status: ChangeEvent['status']; data: string; created_at: number }>('SELECT seq, type, status, data, created_at FROM outbox ORDER BY seq').toArray()
-      .map((r) => ({ seq: r.seq, type: r.type, status: r.status, data: JSON.parse(r.data), createdAt: r.created_at }))
-  }
-
-  private hasPending(): boolean {
-    const n = this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM outbox').one().n
-    return n > 0 || this.meta.get<boolean>('dirty') === true
-  }
 
   /** The run as this object knows it; loaded from libSQL the first time (or after cleanup). */
   private async loadRun(runId: string): Promise<RunRow | undefined> {
@@ -244,12 +218,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     const change = applyChange(run, patch, newEvents, now)
     const rows: ChangeEvent[] = change.events
     const next = change.run
-    const sql = this.ctx.storage.sql
-    this.ctx.storage.transactionSync(() => {
-      this.meta.set('run', next)
-      this.meta.set('dirty', true)
-      for (const r of rows) sql.exec('INSERT INTO outbox (seq, type, status, data, created_at) VALUES (?, ?, ?, ?, ?)', r.seq, r.type, r.status, JSON.stringify(r.data), r.createdAt)
-    })
+    this.outbox.stage(next, rows)
     const published = await this.flush()
     // Events still in the outbox (libSQL down) are not returned: they are published by a later flush.
     return { run: next, events: published.filter((e) => e.seq > run.lastSeq) }
@@ -259,15 +228,12 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   private async flush(): Promise<RunEvent[]> {
     const run = this.meta.get<RunRow>('run')
     if (!run) return []
-    const pending = this.pendingEvents()
+    const pending = this.outbox.pending()
     try {
       const { store } = await this.deps()
       const events = await store.runs.writeThrough(run, pending)
       const last = pending.length ? pending[pending.length - 1]!.seq : 0
-      this.ctx.storage.transactionSync(() => {
-        this.ctx.storage.sql.exec('DELETE FROM outbox WHERE seq <= ?', last)
-        this.meta.set('dirty', false)
-      })
+      this.outbox.sent(last)
       this.flushFailures = 0
       this.publish(run, events)
       return events
@@ -299,7 +265,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
       if (this.tickRetryAt !== null && at <= now) at = this.tickRetryAt
       due.push(at)
     }
-    if (this.hasPending()) due.push(now + Math.min(FLUSH_RETRY_MAX_MS, FLUSH_RETRY_MIN_MS * 2 ** Math.min(this.flushFailures, 10)))
+    if (this.outbox.hasPending()) due.push(now + Math.min(FLUSH_RETRY_MAX_MS, FLUSH_RETRY_MIN_MS * 2 ** Math.min(this.flushFailures, 10)))
     const open = this.ctx.getWebSockets().length > 0 || this.sse.size > 0
     due.push(...await this.streamsDue(open, [this.socketExpiry ?? undefined]))
     // Exactly at the earliest: an earlier alarm would tick the run early.
@@ -309,60 +275,22 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   /** A finished, fully flushed run with no subscriber keeps nothing here (libSQL has it all). */
   private async cleanupIfDone(): Promise<void> {
     const run = this.meta.get<RunRow>('run')
-    if (!run?.finishedAt || this.hasPending() || this.ctx.getWebSockets().length || this.sse.size) return
+    if (!run?.finishedAt || this.outbox.hasPending() || this.ctx.getWebSockets().length || this.sse.size) return
     await this.ctx.storage.deleteAlarm()
     await this.ctx.storage.deleteAll()
-    this.initTables()
+    this.outbox.create()
   }
 
   // ---- subscribers --------------------------------------------------------------------------
 
-  /**
-   * Send published events to the ready sockets. Events are published in seq order without gaps
-   * (a flush publishes the whole outbox), and a socket is made ready only at or past the
-   * published seq, so a ready socket has been sent everything up to max(att.last, first - 1):
-   * that is its position, and the attachment is not rewritten. After a wake from hibernation
-   * the same holds (the published seq is durable: the outbox is emptied in the same turn as
-   * the publish), so a socket's recorded position is never behind what it was sent
-   * (no duplicate) nor ahead of it (no gap). Sockets at the same position share one frame.
-   */
+  /** Send published events to the ready sockets (run-fanout.ts), the SSE sessions, the shards and the feed. */
   private publish(run: RunRow, events: RunEvent[]): void {
     if (events.length === 0) return
-    const base = events[0]!.seq - 1
-    const top = events[events.length - 1]!.seq
-    const frames = new Map<number, { frame: string; ends: boolean }>()
-    for (const ws of this.ctx.getWebSockets('run')) {
-      const att = this.atts.get(ws)
-      if (!att?.ready) continue
-      const pos = Math.max(att.last, base)
-      if (pos >= top) continue
-      let f = frames.get(pos)
-      if (!f) {
-        const fresh = pos === base ? events : events.filter((e) => e.seq > pos)
-        frames.set(pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
-      }
-      trySend(ws, f.frame)
-      if (f.ends) tryClose(ws, FINISHED.code, FINISHED.reason)
-    }
+    sendToReady(this.ctx.getWebSockets('run'), this.atts, events)
     // SSE sessions replay through their gate: it buffers what is published meanwhile and sends each event once.
     for (const s of this.sse) s.push(events)
-    this.notifyShards(run.id, events)
-    this.notifyFeed(run.tenantId, run.id, events[events.length - 1]!.id)
-  }
-
-  /**
-   * The shard for a new WebSocket subscriber, or null to hold it here: with RUNRELAY_RUN_SHARDS
-   * = N > 0, once this object holds RUNRELAY_RUN_SHARD_AFTER sockets, subscribers go round-robin
-   * to N shard objects. A shard is recorded before it gets its first socket, so every publish
-   * after that reaches it; what was published before is in libSQL, which its replay reads.
-   */
-  private shardFor(runId: string, config: WorkersConfig): DurableObjectStub<RunShardObject> | null {
-    const n = config.RUNRELAY_RUN_SHARDS
-    if (n <= 0 || this.ctx.getWebSockets('run').length < config.RUNRELAY_RUN_SHARD_AFTER) return null
-    const k = this.nextShard++ % n
-    const shards = this.meta.get<number[]>('shards') ?? []
-    if (!shards.includes(k)) this.meta.set('shards', [...shards, k])
-    return this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(runShardName(runId, k)))
+    this.fanout.notifyShards(run.id, events)
+    this.fanout.notifyFeed(run.tenantId, run.id, events[events.length - 1]!.id)
   }
 
   /**
@@ -374,40 +302,8 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     return this.entry('addShard', () => this.lock.run(async () => {
       const run = this.meta.get<RunRow>('run')
       if (!run || run.id !== runId || run.finishedAt) return
-      const shards = this.meta.get<number[]>('shards') ?? []
-      if (!shards.includes(k)) this.meta.set('shards', [...shards, k])
+      this.fanout.record(k)
     }))
-  }
-
-  /** Forward published events to the run's shards (each completes a lost batch from libSQL). */
-  private notifyShards(runId: string, events: RunEvent[]): void {
-    const shards = this.meta.get<number[]>('shards')
-    if (!shards?.length) return
-    for (const k of shards) {
-      const p = this.env.RUN_SHARDS.get(this.env.RUN_SHARDS.idFromName(runShardName(runId, k))).deliver(runId, events)
-      this.ctx.waitUntil(Promise.resolve(p).catch((err: unknown) => this.log('shard delivery failed', 'publish', { runId, shard: k, error: String(err) })))
-    }
-  }
-
-  /** Tell the tenant's feed (through a relay shard when configured) that events up to `maxId` exist. */
-  private notifyFeed(tenantId: string, runId: string, maxId: number): void {
-    const shards = this.shared?.config.RUNRELAY_FEED_SHARDS ?? 0
-    const p = shards > 0
-      ? this.env.FEED_RELAYS.get(this.env.FEED_RELAYS.idFromName(`${tenantId}:${shardOf(runId, shards)}`)).notify(tenantId, maxId)
-      : this.env.FEEDS.get(this.env.FEEDS.idFromName(tenantId)).notify(tenantId, maxId)
-    // The feed pulls from libSQL, so a lost notification only delays: its heartbeat pull catches up.
-    this.ctx.waitUntil(Promise.resolve(p).catch((err: unknown) => this.log('feed notify failed', 'publish', { tenantId, error: String(err) })))
-  }
-
-  /**
-   * The highest seq published to the sockets: the outbox is emptied in the same turn as its
-   * events are published, so it is the seq before the oldest pending event, or the run's last.
-   */
-  private publishedSeq(): number {
-    const run = this.meta.get<RunRow>('run')
-    if (!run) return 0 // nothing was ever published by this object's storage
-    const first = this.ctx.storage.sql.exec<{ s: number | null }>('SELECT min(seq) AS s FROM outbox').one().s
-    return first !== null ? first - 1 : run.lastSeq
   }
 
   /** An SSE subscriber: a core StreamSession over sseResponse, fed by publish. */
@@ -473,12 +369,4 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
 
 }
 
-/** A stable shard for a run (FNV-1a of its id). */
-export function shardOf(key: string, shards: number): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  return (h >>> 0) % shards
-}
+export { shardOf } from './run-fanout.ts'
