@@ -1,6 +1,5 @@
-import type { CommandName, Observation, TriggerResult } from './connector.ts'
-import { UpstreamError } from './connector.ts'
-import type { RunPatch, RunRecord } from './run.ts'
+import { UpstreamError, type CommandName, type Observation, type TriggerResult } from './connector.ts'
+import type { RunPatch, RunPatch as Patch, RunRecord } from './run.ts'
 import { retryDelay } from './backoff.ts'
 import { isTerminal, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
 import { formsOf, observeChange, type Change } from './observe.ts'
@@ -8,7 +7,6 @@ import { nextPollDelay } from './poll-planner.ts'
 import { noMetrics, noTracer, WriteConflictError, type BindConnector, type Clock, type ConnectorBinding, type Metrics, type RunLedger, type SpanParent, type Tracer } from './ports.ts'
 import { redactText } from './redact.ts'
 import { shownError, shownEvents, shownPatch } from './redact-upstream.ts'
-import type { RunPatch as Patch } from './run.ts'
 import { errorMessage, isRejection, notForwarded, notSent, recording, triggerRequest, withIdempotencyKey, type TriggerCall } from './trigger-calls.ts'
 
 export interface WatcherDeps {
@@ -26,6 +24,8 @@ export interface WatcherDeps {
 const ANSWER_RETRY_MS = 60_000
 /** And at most this many writes (about 80 s of backoff), whatever the clock says. */
 const MAX_ANSWER_RETRIES = 20
+/** Unsent attempts remembered at most; one forgotten only makes its outcome "unknown" again. */
+const MAX_UNSENT_ATTEMPTS = 10_000
 
 /** Runs whose trigger span is kept to parent their polls (tracing only). */
 const MAX_TRACED_RUNS = 10_000
@@ -47,6 +47,8 @@ export class CommandRejected extends Error {
 export class Watcher {
   /** The trigger span of each run being traced, so its polls join the same trace. */
   private readonly triggerSpans = new Map<string, SpanParent>()
+  /** Attempts whose write failed here (no request left) but may have committed, its reply lost: by run, until its next tick. */
+  private readonly unsentAttempts = new Map<string, number>()
 
   constructor(private readonly deps: WatcherDeps) {}
 
@@ -126,7 +128,9 @@ export class Watcher {
   private async trigger(run: RunRecord, binding: ConnectorBinding): Promise<TickResult> {
     // A trigger left pending by an earlier attempt (the process stopped before its answer was
     // stored) may have started a job: it is never sent again blindly.
-    if (run.triggerPendingAt != null) {
+    const unsent = this.unsentAttempts.get(run.id)
+    this.unsentAttempts.delete(run.id)
+    if (run.triggerPendingAt != null && run.triggerPendingAt !== unsent) {
       return this.outcomeUnknown(run, binding, {
         attempt: run.triggerAttempts, sent_at: new Date(run.triggerPendingAt).toISOString(), idempotency_key: run.id,
         what_happened: 'the answer to this attempt was never stored: the process that sent it stopped, lost the run\'s lease, or could not reach the database until it gave up',
@@ -136,7 +140,11 @@ export class Watcher {
     // Committed before the request leaves: from here on a crash leaves an attempt whose outcome is unknown.
     const { run: sending } = await this.commit(run, {
       triggerPendingAt: sentAt, triggerAttempts: run.triggerAttempts + 1, triggerAttemptedAt: run.triggerAttemptedAt ?? sentAt,
-    }, [], binding)
+    }, [], binding).catch((err: unknown) => {
+      if (this.unsentAttempts.size >= MAX_UNSENT_ATTEMPTS) this.unsentAttempts.clear()
+      this.unsentAttempts.set(run.id, sentAt)
+      throw err
+    })
     const calls: TriggerCall[] = []
     let result: TriggerResult
     try {

@@ -147,4 +147,27 @@ describe('run host: database lost', () => {
     expect(run?.finishedAt).toBeNull()
     expect(polls).toBeGreaterThan(0)
   }, 15_000)
+
+  it('a trigger attempt whose write committed but whose reply was lost sent nothing: the next tick sends it, no unknown outcome', async () => {
+    const { writeBatch } = store.runs
+    let lost = false
+    store.runs.writeBatch = (async (...a: Parameters<Store['runs']['writeBatch']>) => {
+      const out = await writeBatch.apply(store.runs, a)
+      // The attempt (trigger_pending_at set) commits; the database dies before its reply arrives.
+      if (!lost && (await store.runs.getById('run_lost'))?.triggerPendingAt != null) {
+        lost = true
+        throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } })
+      }
+      return out
+    }) as Store['runs']['writeBatch']
+    const now = Date.now()
+    await host.create(queuedRun('run_lost', now, { nextTickAt: now }), CREATED)
+    await sleep(3_000)
+    const run = await store.runs.getById('run_lost')
+    expect(lost).toBe(true)
+    expect(triggers).toBe(1)
+    expect(run?.error).toBeNull()
+    expect(run?.upstreamId).toBe('up-1')
+    expect(run?.triggerAttempts).toBe(2)
+  }, 15_000)
 })
