@@ -11,6 +11,25 @@ import { fileURLToPath } from 'node:url'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const defaultOutdir = `${root}dist`
 
+/** What the server and the CLI bundles share: ESM for Node 20+, split into chunks loaded on use. */
+const NODE_BUNDLE = {
+  absWorkingDir: root,
+  splitting: true,
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // The libSQL engine's native addon (@libsql/<platform>) is found by a run-time require; the JS around it is bundled.
+  external: ['@libsql/linux-*', '@libsql/darwin-*', '@libsql/win32-*', '@libsql/freebsd-*', '@libsql/android-*'],
+  // Bundled CommonJS dependencies (ws) call require(); ESM has none, so give them one.
+  banner: { js: "import { createRequire as __runrelayRequire } from 'node:module'; const require = __runrelayRequire(import.meta.url);" },
+  // Minified: less to parse at start-up and a smaller code space; names kept for logs and errors.
+  minify: true,
+  keepNames: true,
+  logLevel: 'warning',
+}
+
 /**
  * Builds dist/main.mjs, the server (it applies pending migrations as it starts). The entry is a
  * small file that enables the compile cache and then loads the server from dist/chunks/; code only
@@ -19,25 +38,11 @@ const defaultOutdir = `${root}dist`
 export async function buildServer(outdir = defaultOutdir) {
   rmSync(outdir, { recursive: true, force: true })
   await build({
-    absWorkingDir: root,
+    ...NODE_BUNDLE,
     entryPoints: { main: 'src/runtime/node/prod.ts' },
-    splitting: true,
     chunkNames: 'chunks/[name]-[hash]',
     outdir,
-    outExtension: { '.js': '.mjs' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    // The libSQL engine's native addon (@libsql/<platform>) is found by a run-time require; the JS around it is bundled.
-    external: ['@libsql/linux-*', '@libsql/darwin-*', '@libsql/win32-*', '@libsql/freebsd-*', '@libsql/android-*'],
-    // Bundled CommonJS dependencies (ws) call require(); ESM has none, so give them one.
-    banner: { js: "import { createRequire as __runrelayRequire } from 'node:module'; const require = __runrelayRequire(import.meta.url);" },
-    // Minified: less to parse at start-up and a smaller code space; names kept for logs and errors.
-    minify: true,
-    keepNames: true,
     sourcemap: 'linked',
-    logLevel: 'warning',
   })
   return outdir
 }
@@ -50,21 +55,10 @@ export async function buildServer(outdir = defaultOutdir) {
 export async function buildCli(outdir = defaultOutdir) {
   const out = `${outdir}/cli.mjs`
   await build({
-    absWorkingDir: root,
+    ...NODE_BUNDLE,
     entryPoints: { cli: 'src/cli/main.ts' },
-    splitting: true,
     chunkNames: 'chunks/cli-[name]-[hash]',
     outdir,
-    outExtension: { '.js': '.mjs' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    external: ['@libsql/linux-*', '@libsql/darwin-*', '@libsql/win32-*', '@libsql/freebsd-*', '@libsql/android-*'],
-    banner: { js: "import { createRequire as __runrelayRequire } from 'node:module'; const require = __runrelayRequire(import.meta.url);" },
-    minify: true,
-    keepNames: true,
-    logLevel: 'warning',
     // The bundle is written next to others' files only when complete: a second `runrelay` started
     // meanwhile sees the old file or none, never half of one.
     write: false,
