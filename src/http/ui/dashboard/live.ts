@@ -10,16 +10,8 @@ const BADGE: Record<ConnectionState, LiveState | null> = { connecting: 'connecti
 
 interface Watch { onEvent: (e: RunEvent) => void; onState: (s: LiveState) => void }
 
-/**
- * The stop of the live subscription on screen. The dashboard shows one live view at a time, so a
- * new one replaces it: a view whose effect runs twice (a re-render racing a route change) must
- * not leave a second socket open behind the first.
- */
-let onScreen: (() => void) | undefined
-
 /** Follow a subscription until stopped: the badge tracks it; a finished run reads "finished", a refusal "refused". */
 function follow(open: (handlers: { onEvent: (e: RunEvent) => void; onStateChange: (s: ConnectionState) => void }) => Subscription, w: Watch): () => void {
-  onScreen?.()
   let stopped = false
   const sub = open({
     onEvent: (e) => { if (!stopped) w.onEvent(e as RunEvent) },
@@ -29,9 +21,7 @@ function follow(open: (handlers: { onEvent: (e: RunEvent) => void; onStateChange
     (r) => { if (!stopped && r.reason === 'completed') w.onState('finished') },
     (err) => { if (!stopped) w.onState(err instanceof SubscriptionError && err.code ? 'refused' : 'retrying') },
   )
-  const stop = () => { stopped = true; sub.close(); if (onScreen === stop) onScreen = undefined }
-  onScreen = stop
-  return stop
+  return () => { stopped = true; sub.close() }
 }
 
 /** One run's events from the first (seq 1), then live until it ends. Returns the stop function. */
