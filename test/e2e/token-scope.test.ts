@@ -208,6 +208,19 @@ describe('typed inputs: variables_schema', () => {
     const accepted = await browser.post(`/v1/workflows/${id}/runs`, { variables: { company: 'Acme' } })
     expect(accepted.status, JSON.stringify(accepted.body)).toBe(202)
     expect(accepted.body.variables.contact).toEqual({ email: 'pinned@example.com' })
+    // A schedule is checked when saved, not first when it fires: a refused one is not created.
+    const cron = { workflow_id: id, cron: '0 9 * * 1', timezone: 'UTC' }
+    const badSchedule = await t.client.post('/v1/schedules', { ...cron, variables: { company: 'A' } })
+    expect(badSchedule.status).toBe(400)
+    expect(badSchedule.body.error.code).toBe('invalid_variables')
+    expect((await t.client.get(`/v1/schedules?workflow_id=${id}`)).body.items).toEqual([])
+    const schedule = await t.client.post('/v1/schedules', { ...cron, variables: good })
+    expect(schedule.status, JSON.stringify(schedule.body)).toBe(201)
+    const badPatch = await t.client.patch(`/v1/schedules/${schedule.body.id}`, { variables: { ...good, extra: 1 } })
+    expect(badPatch.status).toBe(400)
+    expect(badPatch.body.error.details.map((d: { path: string }) => d.path)).toContain('body.variables.extra')
+    expect((await t.client.get(`/v1/schedules/${schedule.body.id}`)).body.variables).toEqual(good)
+    await t.client.delete(`/v1/schedules/${schedule.body.id}`)
     // PATCH can change it or clear it.
     expect((await t.client.patch(`/v1/workflows/${id}`, { variables_schema: { type: 'object', properties: { x: { type: 'strin' } } } })).status).toBe(400)
     expect((await t.client.patch(`/v1/workflows/${id}`, { variables_schema: null })).body.variables_schema).toBeNull()

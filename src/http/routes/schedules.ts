@@ -8,6 +8,7 @@ import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, found } from '../errors.ts'
 import { isoOf } from '../serialize.ts'
 import { checkCron, nextOccurrence, resolveAt, ScheduleEngine, timeZoneOptions, upcoming } from '../../services/scheduling.ts'
+import { assertVariablesMatch } from '../../services/variables.ts'
 import { Deleted, Id, IdParam, Pagination, Tag, list } from '../schemas.ts'
 
 const NEXT_SHOWN = 5
@@ -94,6 +95,8 @@ export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     const workflow = found(await store.catalog.getWorkflow(tenantId, b.workflow_id), 'workflow')
     const now = clock.now()
     timeZoneOptions(b.timezone)
+    // Checked now, not only when it fires: a schedule that can never start a run is refused up front.
+    assertVariablesMatch(workflow.variablesSchema, b.variables)
     if (b.cron) checkCron(b.cron, b.timezone, now)
     const at = b.at !== undefined ? resolveAt(b.at, b.timezone) : null
     if (at !== null && at <= now) throw new ApiError(400, 'validation_failed', 'at is in the past', [{ path: 'body.at', message: 'in the past' }])
@@ -131,6 +134,7 @@ export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth
     if (patch.cron !== undefined) { checkCron(patch.cron, timezone, now); cron = patch.cron; at = null }
     else if (patch.at !== undefined) { at = resolveAt(patch.at, timezone); cron = null }
     else if (cron) checkCron(cron, timezone, now)
+    if (patch.variables) assertVariablesMatch(found(await store.catalog.getWorkflow(tenantId, s.workflowId), 'workflow').variablesSchema, patch.variables)
     // Stop the waiting occurrence first (conditional on it), so no scheduler fires the old plan meanwhile.
     found(await q.update(s.id, { nextFireAt: null, nextRunId: null, updatedAt: now }), 'schedule')
     await engine.dropPending(s, 'schedule_changed')
