@@ -54,7 +54,9 @@ describe('per-connection rate budget', () => {
     // Demand (12 runs polling every 100 ms = 120 rps) far exceeds the budget, so it is binding.
     expect(observed.length).toBeGreaterThanOrEqual(RPS * 2)
     expect(observed.length).toBeLessThanOrEqual(RPS + Math.ceil(RPS * elapsed) + 1)
-    expect(maxInWindow(observed, 1_000)).toBeLessThanOrEqual(2 * RPS)
+    // Times are arrivals at the fake, not sends: one request of slack in each window for a request
+    // that left on time but arrived late (the first second: the full bucket, then its refills).
+    expect(maxInWindow(observed, 1_000)).toBeLessThanOrEqual(2 * RPS + 1)
     const afterBurst = observed.filter((x) => x >= observed[0]! + 1_000)
     expect(maxInWindow(afterBurst, 1_000)).toBeLessThanOrEqual(RPS + 1)
     expect(fake.rateLimited).toBe(0)
