@@ -160,8 +160,9 @@ export const Run = z.object({
   input: json, variables: z.record(z.string(), json), runtime_variables: z.record(z.string(), json), tags: z.array(z.string()),
   progress: z.number().nullable(), message: z.string().nullable(), result: json, error: json, last_raw: json,
   seq: z.number().int().describe('seq of the run\'s latest event'),
-  created_at: iso, scheduled_at: iso.nullable(), started_at: iso.nullable(), finished_at: iso.nullable(), deadline_at: iso.nullable(),
-  next_poll_at: iso.nullable(), updated_at: iso, duration_ms: z.number().nullable(),
+  created_at: iso, scheduled_at: iso.nullable(), started_at: iso.nullable().describe('when the upstream accepted the job (the trigger succeeded), even if it reports queued then'),
+  finished_at: iso.nullable(), deadline_at: iso.nullable(),
+  next_poll_at: iso.nullable(), updated_at: iso, duration_ms: z.number().nullable().describe('finished_at − started_at: the time upstream, queue included'),
   replay_of: z.string().nullable().describe('the run this one replays (POST /v1/runs/{id}/replay)'),
 }).meta({ id: 'Run' })
 

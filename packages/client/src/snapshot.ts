@@ -29,9 +29,10 @@ export interface RunSnapshot<T extends RunTypes = RunTypes> {
   error: RunError | undefined
   tags: string[]
   createdAt: string | undefined
+  /** The first `running` event's time. Events do not carry the trigger's answer, so this can be later than the server's `started_at` (the upstream's acceptance). */
   startedAt: string | undefined
   finishedAt: string | undefined
-  /** From start (or creation) to the end, once finished. */
+  /** From `startedAt` (or creation) to the end, once finished: the running time, where the server's `duration_ms` also counts the upstream queue. */
   durationMs: number | undefined
   /** Whether the run reached a terminal status. */
   finished: boolean

@@ -1338,11 +1338,13 @@ export interface components {
             seq: number;
             created_at: string;
             scheduled_at: string | null;
+            /** @description when the upstream accepted the job (the trigger succeeded), even if it reports queued then */
             started_at: string | null;
             finished_at: string | null;
             deadline_at: string | null;
             next_poll_at: string | null;
             updated_at: string;
+            /** @description finished_at − started_at: the time upstream, queue included */
             duration_ms: number | null;
             /** @description the run this one replays (POST /v1/runs/{id}/replay) */
             replay_of: string | null;
