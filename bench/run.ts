@@ -2,7 +2,7 @@
  * `npm run bench [-- case…]`: each case with its baseline in the same run, on loopback.
  * The server (runrelay or the baseline) and the load run in separate processes; server CPU
  * and RSS are read inside the server process. Prints a table, writes bench/results.json.
- * Cases: fanout (CPU + latency), watch (runs polled per process, opt-in: bench/watch.ts), bun (the Bun runtime against bare Bun and ws), detection (adaptive polling), memory, upstream, trigger, persist, feed, tracing, startup, crossproc, processes; workers (wrangler dev), workers-fanout (local workerd, bench/workers-fanout.ts) and figures (the tests' own figures, bench/figures.ts) are opt-in.
+ * Cases: fanout (CPU + latency), watch (runs polled per process, opt-in: bench/watch.ts), bun (the Bun runtime against bare Bun and ws), detection (adaptive polling), memory, upstream, trigger, persist, feed, tracing, startup, crossproc, processes; workers (wrangler dev), workers-fanout (local workerd, bench/workers-fanout.ts), workers-watch (runs polled by run objects vs a bare alarm loop, bench/workers-watch.ts) and figures (the tests' own figures, bench/figures.ts) are opt-in.
  * BENCH_ROUNDS=n repeats each pair (medians reported), BENCH_SCALE=0.1 shrinks counts,
  * BENCH_CPU_PROF=<dir> profiles the agents, BENCH_SQL_STATS=1 times SQL by statement.
  */
@@ -17,6 +17,7 @@ import { figures } from './figures.ts'
 import { startup } from './startup.ts'
 import { cpuSince, holdingRun, workerdCpu, workersFanout } from './workers-fanout.ts'
 import { watch } from './watch.ts'
+import { workersWatch } from './workers-watch.ts'
 
 const require = createRequire(import.meta.url)
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1))
@@ -520,8 +521,8 @@ async function crossproc() {
   details.crossproc = out
 }
 
-const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, tracing, workers, 'workers-fanout': () => workersFanout(details, n), startup: () => startup(row, details), crossproc, processes, figures: () => figures(details), watch: () => watch(row, details, process.argv.includes('--quick')) }
-// workers (wrangler dev), workers-fanout (workerd through Miniflare), figures (the test lanes with RUNRELAY_FIGURES=1) and watch (minutes; `-- watch --quick` for a smoke run) are opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
+const CASES: Record<string, () => Promise<void>> = { fanout, bun, detection, memory, upstream, trigger, persist, feed, tracing, workers, 'workers-fanout': () => workersFanout(details, n), 'workers-watch': () => workersWatch(row, details, n), startup: () => startup(row, details), crossproc, processes, figures: () => figures(details), watch: () => watch(row, details, process.argv.includes('--quick')) }
+// workers (wrangler dev), workers-fanout and workers-watch (workerd through Miniflare), figures (the test lanes with RUNRELAY_FIGURES=1) and watch (minutes; `-- watch --quick` for a smoke run) are opt-in: `npm run bench -- workers`; see BENCHMARKS.md.
 const DEFAULT = ['fanout', 'bun', 'detection', 'memory', 'upstream', 'trigger', 'persist', 'feed', 'tracing', 'startup', 'crossproc', 'processes']
 const wanted = process.argv.slice(2).filter((a) => a in CASES)
 const started = Date.now()
@@ -545,4 +546,4 @@ if (wk) console.log(`\nworkers (indicative, wrangler dev, no baseline): ${wk.sub
 const out = fileURLToPath(new URL('./results.json', import.meta.url))
 writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: cpus().length, rounds: ROUNDS, scale: SCALE, totalSeconds: (Date.now() - started) / 1000, rows, details }, null, 2) + '\n')
 console.log(`\nwrote ${out} (${((Date.now() - started) / 1000).toFixed(0)} s)`)
-process.exit(rows.length || details.workers || details.workersFanout || (details.figures && !details.figures_error) ? 0 : 1)
+process.exit(rows.length || details.workers || details.workersFanout || details.workersWatch || (details.figures && !details.figures_error) ? 0 : 1)

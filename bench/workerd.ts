@@ -21,7 +21,7 @@ const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..')
 const BIN = join(ROOT, 'node_modules/.bin')
 
 /** The Miniflare that wrangler depends on (not a dependency of ours: wrangler pins it). */
-function loadMiniflare(): {
+export function loadMiniflare(): {
   Miniflare: new (opts: unknown) => { ready: Promise<URL>; dispose(): Promise<void> }
   convertV4MiniflareOptions(opts: Record<string, unknown>): unknown
 } {
