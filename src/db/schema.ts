@@ -1,5 +1,4 @@
-import { sql } from 'drizzle-orm'
-import type { BuildColumns } from 'drizzle-orm'
+import { sql, type BuildColumns } from 'drizzle-orm'
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex, type SQLiteColumnBuilderBase, type SQLiteTableExtraConfigValue } from 'drizzle-orm/sqlite-core'
 import type { EventType, RunStatus } from '../core/domain.ts'
 
