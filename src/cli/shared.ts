@@ -32,7 +32,27 @@ export interface Ctx {
   /** Print a page (or every page with --all) as a table or JSON lines. */
   page: <T>(cmd: Command, o: PagedOpts, fetchPage: (cursor?: string) => Promise<{ items: T[]; next_cursor: string | null }>, cols: Array<Column<T>>) => Promise<void>
   paged: (c: Command) => Command
+  /** The `list` and `show <arg>` commands a resource group opens with (see ListShow). */
+  listShow: <T, O extends object = object>(group: Command, spec: ListShow<T, O>) => void
   id: { path: (v: string) => { params: { path: { id: string } } } }
+}
+
+/** A page of a list route's answer. */
+type PageOf<T> = { items: T[]; next_cursor: string | null }
+
+/**
+ * A resource group's `list` (its filters, then the paging flags; a table of `cols` or JSON
+ * lines) and `show <arg>` (one object).
+ */
+export interface ListShow<T, O> {
+  list: string
+  filters?: (c: Command) => Command
+  /** The page fetcher of one `list` call: names given as filters are resolved to ids here, once. */
+  pages: (api: Api, o: PagedOpts & O) => Promise<(cursor?: string) => Promise<PageOf<T>>>
+  cols: Array<Column<T>>
+  /** `show`'s description, argument and the argument's description. */
+  show: [description: string, argument: string, about?: string]
+  get: (api: Api, arg: string) => Promise<unknown>
 }
 
 /** The context of one `main` call; `setExit` receives each action's exit code. */
@@ -71,8 +91,16 @@ export function makeContext(program: Command, env: Record<string, string | undef
     }
   }
   const paged = (c: Command) => c.option('--limit <n>', 'how many per page (1-200)', int('--limit')).option('--cursor <cursor>', 'continue after a page').option('--all', 'fetch every page', false)
+  const listShow = <T, O extends object = object>(group: Command, spec: ListShow<T, O>) => {
+    paged((spec.filters ?? ((c) => c))(group.command('list').description(spec.list))).action(act(async (cmd, o: PagedOpts & O) => {
+      await page(cmd, o, await spec.pages(g(cmd).api, o), spec.cols)
+    }))
+    group.command('show').description(spec.show[0]).argument(spec.show[1], spec.show[2]).action(act(async (cmd, arg: string) => {
+      one(cmd, await spec.get(g(cmd).api, arg))
+    }))
+  }
   const id = { path: (v: string) => ({ params: { path: { id: v } } }) }
-  return { program, env, io, g, act, one, page, paged, id }
+  return { program, env, io, g, act, one, page, paged, listShow, id }
 }
 
 /** The WebSocket the client uses: the global one (Node 22+, Deno, Bun), else the `ws` package (Node 20). */
@@ -162,6 +190,12 @@ async function byName(api: Api, idOrName: string, prefix: string, what: string, 
 /** A workflow id, or the id of the workflow with that name. */
 export const workflowId = (api: Api, idOrName: string) => byName(api, idOrName, 'wf_', 'workflow', async () =>
   (await api.send(api.raw.GET('/v1/workflows', { params: { query: { limit: 200 } } }), 'list workflows')).items)
+
+/** A list's `--workflow <id-or-name>` filter (ListShow.filters). */
+export const workflowOption = (c: Command) => c.option('--workflow <id-or-name>')
+
+/** The workflow id `--workflow` names, or undefined when it is not given. */
+export const workflowOf = async (api: Api, o: { workflow?: string }) => (o.workflow ? workflowId(api, o.workflow) : undefined)
 
 /** A connection id, or the id of the connection with that name. */
 export const connectionId = (api: Api, idOrName: string) => byName(api, idOrName, 'con_', 'connection', async () =>

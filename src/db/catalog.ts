@@ -1,4 +1,5 @@
 import { and, asc, eq, sql } from 'drizzle-orm'
+import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core'
 import type { Db } from './db.ts'
 import { newestFirst, type Page } from './page.ts'
 import type { ReadCache, SharedReadCache } from './read-cache.ts'
@@ -7,14 +8,54 @@ import { connections, workflows } from './schema.ts'
 export type ConnectionRow = typeof connections.$inferSelect
 export type WorkflowRow = typeof workflows.$inferSelect
 
+/** A table whose rows a tenant owns by id, listed newest first. */
+type TenantTable = SQLiteTable & { id: SQLiteColumn; tenantId: SQLiteColumn; createdAt: SQLiteColumn }
+
+/**
+ * Get, list, update and delete of one tenant's rows by id, the reads cached by `tenant:id`
+ * (emptied when another process announces a change), each change dropping its entry.
+ */
+class TenantRows<T extends TenantTable> {
+  private readonly rows: ReadCache<T['$inferSelect']>
+
+  constructor(private readonly db: Db, private readonly cache: SharedReadCache, private readonly table: T) {
+    this.rows = cache.syncedCache()
+  }
+
+  private byId(tenantId: string, id: string) {
+    return and(eq(this.table.id, id), eq(this.table.tenantId, tenantId))
+  }
+
+  get(tenantId: string, id: string): Promise<T['$inferSelect'] | undefined> {
+    return this.cache.read(this.rows, `${tenantId}:${id}`, async () =>
+      (await this.db.select().from(this.table as SQLiteTable).where(this.byId(tenantId, id)) as T['$inferSelect'][])[0])
+  }
+
+  list(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<T['$inferSelect']>> {
+    return newestFirst(this.db, this.table, [eq(this.table.tenantId, tenantId)], cursor, limit)
+  }
+
+  async update(tenantId: string, id: string, patch: Partial<T['$inferInsert']>): Promise<T['$inferSelect'] | undefined> {
+    const [row] = await this.cache.changing(() => this.rows.delete(`${tenantId}:${id}`),
+      this.db.update(this.table as SQLiteTable).set(patch).where(this.byId(tenantId, id)).returning())
+    return row as T['$inferSelect'] | undefined
+  }
+
+  async delete(tenantId: string, id: string): Promise<boolean> {
+    const rows = await this.cache.changing(() => this.rows.delete(`${tenantId}:${id}`),
+      this.db.delete(this.table as SQLiteTable).where(this.byId(tenantId, id)).returning({ id: this.table.id }))
+    return rows.length > 0
+  }
+}
+
 /** Connections (an upstream and its sealed credentials) and the workflows that run on them; read on every request and tick, so cached. */
 export class CatalogStore {
-  private readonly connectionCache: ReadCache<ConnectionRow>
-  private readonly workflowCache: ReadCache<WorkflowRow>
+  private readonly connections: TenantRows<typeof connections>
+  private readonly workflows: TenantRows<typeof workflows>
 
-  constructor(private readonly db: Db, private readonly cache: SharedReadCache) {
-    this.connectionCache = cache.syncedCache()
-    this.workflowCache = cache.syncedCache()
+  constructor(private readonly db: Db, cache: SharedReadCache) {
+    this.connections = new TenantRows(db, cache, connections)
+    this.workflows = new TenantRows(db, cache, workflows)
   }
 
   // connections ------------------------------------------------------------
@@ -23,10 +64,7 @@ export class CatalogStore {
     return c!
   }
 
-  async getConnection(tenantId: string, id: string): Promise<ConnectionRow | undefined> {
-    return this.cache.read(this.connectionCache, `${tenantId}:${id}`, async () =>
-      (await this.db.select().from(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))))[0])
-  }
+  async getConnection(tenantId: string, id: string): Promise<ConnectionRow | undefined> { return this.connections.get(tenantId, id) }
 
   /** A connection by id alone (inbound webhooks name it in their path), uncached. */
   async getConnectionById(id: string): Promise<ConnectionRow | undefined> {
@@ -34,21 +72,11 @@ export class CatalogStore {
     return c
   }
 
-  async listConnections(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<ConnectionRow>> {
-    return newestFirst(this.db, connections, [eq(connections.tenantId, tenantId)], cursor, limit)
-  }
+  async listConnections(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<ConnectionRow>> { return this.connections.list(tenantId, cursor, limit) }
 
-  async updateConnection(tenantId: string, id: string, patch: Partial<typeof connections.$inferInsert>): Promise<ConnectionRow | undefined> {
-    const [c] = await this.cache.changing(() => this.connectionCache.delete(`${tenantId}:${id}`),
-      this.db.update(connections).set(patch).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning())
-    return c
-  }
+  async updateConnection(tenantId: string, id: string, patch: Partial<typeof connections.$inferInsert>): Promise<ConnectionRow | undefined> { return this.connections.update(tenantId, id, patch) }
 
-  async deleteConnection(tenantId: string, id: string): Promise<boolean> {
-    const rows = await this.cache.changing(() => this.connectionCache.delete(`${tenantId}:${id}`),
-      this.db.delete(connections).where(and(eq(connections.id, id), eq(connections.tenantId, tenantId))).returning({ id: connections.id }))
-    return rows.length > 0
-  }
+  async deleteConnection(tenantId: string, id: string): Promise<boolean> { return this.connections.delete(tenantId, id) }
 
   async countWorkflowsOfConnection(connectionId: string): Promise<number> {
     const [r] = await this.db.select({ n: sql<number>`count(*)` }).from(workflows).where(eq(workflows.connectionId, connectionId))
@@ -61,10 +89,7 @@ export class CatalogStore {
     return w!
   }
 
-  async getWorkflow(tenantId: string, id: string): Promise<WorkflowRow | undefined> {
-    return this.cache.read(this.workflowCache, `${tenantId}:${id}`, async () =>
-      (await this.db.select().from(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))))[0])
-  }
+  async getWorkflow(tenantId: string, id: string): Promise<WorkflowRow | undefined> { return this.workflows.get(tenantId, id) }
 
   /** The oldest workflow of a connection with this upstream workflow id (the proxy's: one configured by hand wins over one it made). */
   async oldestWorkflowOfUpstream(connection: Pick<ConnectionRow, 'id' | 'tenantId'>, upstreamWorkflowId: string): Promise<WorkflowRow | undefined> {
@@ -74,19 +99,9 @@ export class CatalogStore {
     return row
   }
 
-  async listWorkflows(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<WorkflowRow>> {
-    return newestFirst(this.db, workflows, [eq(workflows.tenantId, tenantId)], cursor, limit)
-  }
+  async listWorkflows(tenantId: string, cursor: [number, string] | null, limit: number): Promise<Page<WorkflowRow>> { return this.workflows.list(tenantId, cursor, limit) }
 
-  async updateWorkflow(tenantId: string, id: string, patch: Partial<typeof workflows.$inferInsert>): Promise<WorkflowRow | undefined> {
-    const [w] = await this.cache.changing(() => this.workflowCache.delete(`${tenantId}:${id}`),
-      this.db.update(workflows).set(patch).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning())
-    return w
-  }
+  async updateWorkflow(tenantId: string, id: string, patch: Partial<typeof workflows.$inferInsert>): Promise<WorkflowRow | undefined> { return this.workflows.update(tenantId, id, patch) }
 
-  async deleteWorkflow(tenantId: string, id: string): Promise<boolean> {
-    const rows = await this.cache.changing(() => this.workflowCache.delete(`${tenantId}:${id}`),
-      this.db.delete(workflows).where(and(eq(workflows.id, id), eq(workflows.tenantId, tenantId))).returning({ id: workflows.id }))
-    return rows.length > 0
-  }
+  async deleteWorkflow(tenantId: string, id: string): Promise<boolean> { return this.workflows.delete(tenantId, id) }
 }

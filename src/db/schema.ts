@@ -1,5 +1,5 @@
-import { sql } from 'drizzle-orm'
-import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
+import { sql, type BuildColumns } from 'drizzle-orm'
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex, type SQLiteColumnBuilderBase, type SQLiteTableExtraConfigValue } from 'drizzle-orm/sqlite-core'
 import type { EventType, RunStatus } from '../core/domain.ts'
 
 /** A workflow's poll policy as given (camelCase): runrelay's and the connector's defaults fill the rest when it is used. */
@@ -7,11 +7,44 @@ export interface StoredPollPolicy { firstIntervalMs?: number; maxIntervalMs?: nu
 
 // Times are integer milliseconds since the epoch: cheap to index, compare and bucket in SQL.
 
+/** A JSON column (text in SQL) typed as T. */
+const json = <T>(name: string) => text(name, { mode: 'json' }).$type<T>()
+type JsonObject = Record<string, unknown>
+
+/** The tenant a row belongs to. */
+const tenant = () => text('tenant_id').notNull()
+/** The workflow a row belongs to (a run, its events, a schedule, a delivery, a trigger token). */
+const workflow = () => text('workflow_id').notNull()
+/** When a row was made. */
+const created = () => integer('created_at').notNull()
+/** The text primary key and the owning tenant most tables open with. */
+const owned = () => ({ id: text('id').primaryKey(), tenantId: tenant() })
+/** When a row was made and last changed. */
+const stamps = () => ({ createdAt: created(), updatedAt: integer('updated_at').notNull() })
+
+/**
+ * A tenant's resource (connections, workflows, schedules, webhook endpoints): `owned()` first,
+ * `stamps()` last, and the index newest-first pages walk (db/page.ts), `<table>_tenant` on
+ * (tenant_id, created_at, id), before the table's own.
+ */
+function resourceTable<N extends string, C extends Record<string, SQLiteColumnBuilderBase>>(
+  name: N, columns: C, more: (t: BuildColumns<N, ReturnType<typeof owned> & C & ReturnType<typeof stamps>, 'sqlite'>) => SQLiteTableExtraConfigValue[] = () => [],
+) {
+  return sqliteTable(name, { ...owned(), ...columns, ...stamps() }, (t) => [index(`${name}_tenant`).on(t.tenantId, t.createdAt, t.id), ...more(t)])
+}
+
+/** What a run is started with: kept by the run, and by a schedule for each run it makes. */
+const runInputs = () => ({
+  variables: json<JsonObject>('variables').notNull(),
+  runtimeVariables: json<JsonObject>('runtime_variables').notNull(),
+  tags: json<string[]>('tags').notNull(),
+})
+
 export const tenants = sqliteTable('tenants', {
   id: text('id').primaryKey(),
   name: text('name').notNull(),
   retentionDays: integer('retention_days'),
-  createdAt: integer('created_at').notNull(),
+  createdAt: created(),
 })
 
 export const apiKeys = sqliteTable('api_keys', {
@@ -21,64 +54,53 @@ export const apiKeys = sqliteTable('api_keys', {
   name: text('name').notNull(),
   prefix: text('prefix').notNull(),
   hash: text('hash').notNull(),
-  scopes: text('scopes', { mode: 'json' }).$type<string[]>().notNull(),
-  createdAt: integer('created_at').notNull(),
+  scopes: json<string[]>('scopes').notNull(),
+  createdAt: created(),
   lastUsedAt: integer('last_used_at'),
   revokedAt: integer('revoked_at'),
 }, (t) => [uniqueIndex('api_keys_hash').on(t.hash), index('api_keys_tenant').on(t.tenantId, t.createdAt)])
 
-export const connections = sqliteTable('connections', {
-  id: text('id').primaryKey(),
-  tenantId: text('tenant_id').notNull(),
+export const connections = resourceTable('connections', {
   name: text('name').notNull(),
   provider: text('provider').notNull(),
   baseUrl: text('base_url').notNull(),
-  config: text('config', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+  config: json<JsonObject>('config').notNull(),
   /** AES-GCM sealed JSON of the credentials; never returned by the API. */
   secret: text('secret').notNull(),
   /** Requests per second this connection may send upstream, shared by all its runs. */
   rateLimitPerSecond: real('rate_limit_per_second'),
-  createdAt: integer('created_at').notNull(),
-  updatedAt: integer('updated_at').notNull(),
-}, (t) => [index('connections_tenant').on(t.tenantId, t.createdAt, t.id)])
+})
 
-export const workflows = sqliteTable('workflows', {
-  id: text('id').primaryKey(),
-  tenantId: text('tenant_id').notNull(),
+export const workflows = resourceTable('workflows', {
   name: text('name').notNull(),
   connectionId: text('connection_id').notNull(),
   upstreamWorkflowId: text('upstream_workflow_id').notNull(),
-  inputTemplate: text('input_template', { mode: 'json' }).$type<unknown>(),
-  pollPolicy: text('poll_policy', { mode: 'json' }).$type<StoredPollPolicy>().notNull(),
-  config: text('config', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
-  tags: text('tags', { mode: 'json' }).$type<string[]>().notNull(),
+  inputTemplate: json<unknown>('input_template'),
+  pollPolicy: json<StoredPollPolicy>('poll_policy').notNull(),
+  config: json<JsonObject>('config').notNull(),
+  tags: json<string[]>('tags').notNull(),
   /** 'at_most_once' (default: a trigger whose outcome is unknown is never resent blindly) or 'at_least_once'. */
   triggerRetry: text('trigger_retry').notNull().default('at_most_once'),
   /** JSON Schema (runrelay's subset) a trigger's `variables` must match; null: any object. */
-  variablesSchema: text('variables_schema', { mode: 'json' }).$type<Record<string, unknown>>(),
-  createdAt: integer('created_at').notNull(),
-  updatedAt: integer('updated_at').notNull(),
-}, (t) => [index('workflows_tenant').on(t.tenantId, t.createdAt, t.id), index('workflows_connection').on(t.connectionId)])
+  variablesSchema: json<JsonObject>('variables_schema'),
+}, (t) => [index('workflows_connection').on(t.connectionId)])
 
 export const runs = sqliteTable('runs', {
-  id: text('id').primaryKey(),
-  tenantId: text('tenant_id').notNull(),
-  workflowId: text('workflow_id').notNull(),
+  ...owned(),
+  workflowId: workflow(),
   status: text('status').$type<RunStatus>().notNull(),
   upstreamStatus: text('upstream_status'),
   upstreamId: text('upstream_id'),
-  input: text('input', { mode: 'json' }).$type<unknown>(),
-  variables: text('variables', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
-  runtimeVariables: text('runtime_variables', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
-  tags: text('tags', { mode: 'json' }).$type<string[]>().notNull(),
+  input: json<unknown>('input'),
+  ...runInputs(),
   progress: real('progress'),
   message: text('message'),
-  result: text('result', { mode: 'json' }).$type<unknown>(),
-  error: text('error', { mode: 'json' }).$type<Record<string, unknown>>(),
-  lastRaw: text('last_raw', { mode: 'json' }).$type<unknown>(),
-  connectorState: text('connector_state', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+  result: json<unknown>('result'),
+  error: json<JsonObject>('error'),
+  lastRaw: json<unknown>('last_raw'),
+  connectorState: json<JsonObject>('connector_state').notNull(),
   /** Keys of outputs already emitted as run.output events. */
-  outputKeys: text('output_keys', { mode: 'json' }).$type<string[]>().notNull(),
+  outputKeys: json<string[]>('output_keys').notNull(),
   lastSeq: integer('last_seq').notNull(),
   /** Transient upstream failures in a row (reset by a good answer). */
   transientErrors: integer('transient_errors').notNull(),
@@ -107,7 +129,7 @@ export const runs = sqliteTable('runs', {
   scheduleFireAt: integer('schedule_fire_at'),
   /** The run this one replays (same workflow, variables and tags), from the dashboard's "Replay" or POST /v1/runs/{id}/replay. */
   replayOf: text('replay_of'),
-  createdAt: integer('created_at').notNull(),
+  createdAt: created(),
   startedAt: integer('started_at'),
   finishedAt: integer('finished_at'),
   updatedAt: integer('updated_at').notNull(),
@@ -130,14 +152,14 @@ export const runs = sqliteTable('runs', {
 export const events = sqliteTable('events', {
   /** Global order: the tenant feed resumes on it. */
   id: integer('id').primaryKey({ autoIncrement: true }),
-  tenantId: text('tenant_id').notNull(),
+  tenantId: tenant(),
   runId: text('run_id').notNull(),
-  workflowId: text('workflow_id').notNull(),
+  workflowId: workflow(),
   seq: integer('seq').notNull(),
   type: text('type').$type<EventType>().notNull(),
   status: text('status').$type<RunStatus>().notNull(),
-  data: text('data', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
-  createdAt: integer('created_at').notNull(),
+  data: json<JsonObject>('data').notNull(),
+  createdAt: created(),
 }, (t) => [
   uniqueIndex('events_run_seq').on(t.runId, t.seq), index('events_tenant_id').on(t.tenantId, t.id),
   // A workflow's upstream errors over a window (the summary's errors per bucket).
@@ -145,7 +167,7 @@ export const events = sqliteTable('events', {
 ])
 
 export const idempotencyKeys = sqliteTable('idempotency_keys', {
-  tenantId: text('tenant_id').notNull(),
+  tenantId: tenant(),
   key: text('key').notNull(),
   requestHash: text('request_hash').notNull(),
   /** null while the first request is still being answered. */
@@ -157,7 +179,7 @@ export const idempotencyKeys = sqliteTable('idempotency_keys', {
    * make a second run (the run's primary key refuses it).
    */
   resourceId: text('resource_id'),
-  createdAt: integer('created_at').notNull(),
+  createdAt: created(),
 }, (t) => [primaryKey({ columns: [t.tenantId, t.key] }), index('idempotency_created').on(t.createdAt)])
 
 /** Per-connection request budgets (token buckets) shared by every process on the database. */
@@ -186,19 +208,15 @@ export const settings = sqliteTable('settings', {
 
 // Schedules, outbound webhooks ------------------------------------------------------------
 
-export const schedules = sqliteTable('schedules', {
-  id: text('id').primaryKey(),
-  tenantId: text('tenant_id').notNull(),
-  workflowId: text('workflow_id').notNull(),
+export const schedules = resourceTable('schedules', {
+  workflowId: workflow(),
   name: text('name'),
   /** Five-field cron pattern, or null for a one-off at `at`. */
   cron: text('cron'),
   at: integer('at'),
   /** As given: an IANA name or GMT_plus_1 / GMT_minus_5_30. */
   timezone: text('timezone').notNull(),
-  variables: text('variables', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
-  runtimeVariables: text('runtime_variables', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
-  tags: text('tags', { mode: 'json' }).$type<string[]>().notNull(),
+  ...runInputs(),
   /** What an occurrence missed while no scheduler ran becomes: 'run_once' or 'skip'. */
   misfire: text('misfire').notNull(),
   paused: integer('paused', { mode: 'boolean' }).notNull(),
@@ -212,20 +230,16 @@ export const schedules = sqliteTable('schedules', {
   skipped: integer('skipped').notNull(),
   /** Why the last attempt to create an occurrence's run failed (template variables, workflow gone). */
   lastError: text('last_error'),
-  createdAt: integer('created_at').notNull(),
-  updatedAt: integer('updated_at').notNull(),
-}, (t) => [index('schedules_tenant').on(t.tenantId, t.createdAt, t.id), index('schedules_due').on(t.nextFireAt)])
+}, (t) => [index('schedules_due').on(t.nextFireAt)])
 
-export const webhookEndpoints = sqliteTable('webhook_endpoints', {
-  id: text('id').primaryKey(),
-  tenantId: text('tenant_id').notNull(),
+export const webhookEndpoints = resourceTable('webhook_endpoints', {
   /** null: every workflow of the tenant. */
   workflowId: text('workflow_id'),
   url: text('url').notNull(),
   description: text('description'),
   /** 'terminal' | 'status' | 'all' | 'types' (then eventTypes lists them). */
   filter: text('filter').notNull(),
-  eventTypes: text('event_types', { mode: 'json' }).$type<string[]>().notNull(),
+  eventTypes: json<string[]>('event_types').notNull(),
   /** Sealed whsec_ secret; the previous one keeps signing until previousSecretExpiresAt. */
   secret: text('secret').notNull(),
   previousSecret: text('previous_secret'),
@@ -235,18 +249,15 @@ export const webhookEndpoints = sqliteTable('webhook_endpoints', {
   disabledAt: integer('disabled_at'),
   /** Start of the current run of failed attempts (null after a success). */
   failingSince: integer('failing_since'),
-  createdAt: integer('created_at').notNull(),
-  updatedAt: integer('updated_at').notNull(),
-}, (t) => [index('webhook_endpoints_tenant').on(t.tenantId, t.createdAt, t.id)])
+})
 
 export const webhookDeliveries = sqliteTable('webhook_deliveries', {
-  /** Also the webhook-id header: the same for every attempt, so receivers can deduplicate. */
-  id: text('id').primaryKey(),
-  tenantId: text('tenant_id').notNull(),
+  /** `id` is also the webhook-id header: the same for every attempt, so receivers can deduplicate. */
+  ...owned(),
   endpointId: text('endpoint_id').notNull(),
   eventId: integer('event_id').notNull(),
   runId: text('run_id').notNull(),
-  workflowId: text('workflow_id').notNull(),
+  workflowId: workflow(),
   eventType: text('event_type').notNull(),
   payload: text('payload').notNull(),
   status: text('status').$type<'pending' | 'succeeded' | 'failed'>().notNull(),
@@ -256,8 +267,7 @@ export const webhookDeliveries = sqliteTable('webhook_deliveries', {
   nextAttemptAt: integer('next_attempt_at'),
   lastStatusCode: integer('last_status_code'),
   lastError: text('last_error'),
-  createdAt: integer('created_at').notNull(),
-  updatedAt: integer('updated_at').notNull(),
+  ...stamps(),
   completedAt: integer('completed_at'),
 }, (t) => [
   uniqueIndex('webhook_deliveries_endpoint_event').on(t.endpointId, t.eventId),
@@ -268,7 +278,7 @@ export const webhookDeliveries = sqliteTable('webhook_deliveries', {
 export const webhookAttempts = sqliteTable('webhook_attempts', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   deliveryId: text('delivery_id').notNull(),
-  tenantId: text('tenant_id').notNull(),
+  tenantId: tenant(),
   attempt: integer('attempt').notNull(),
   at: integer('at').notNull(),
   durationMs: integer('duration_ms').notNull(),
@@ -284,14 +294,13 @@ export const webhookAttempts = sqliteTable('webhook_attempts', {
  * process (and every Worker isolate) on the database enforces the same limit.
  */
 export const triggerTokens = sqliteTable('trigger_tokens', {
-  /** The token's `jti`. */
-  id: text('id').primaryKey(),
-  tenantId: text('tenant_id').notNull(),
-  workflowId: text('workflow_id').notNull(),
+  /** `id` is the token's `jti`. */
+  ...owned(),
+  workflowId: workflow(),
   maxRuns: integer('max_runs').notNull(),
   usedRuns: integer('used_runs').notNull(),
   expiresAt: integer('expires_at').notNull(),
-  createdAt: integer('created_at').notNull(),
+  createdAt: created(),
 }, (t) => [index('trigger_tokens_expiry').on(t.expiresAt)])
 
 /**
@@ -301,7 +310,7 @@ export const triggerTokens = sqliteTable('trigger_tokens', {
  * (the longest token lifetime after `before`): retention deletes the row then.
  */
 export const tokenRevocations = sqliteTable('token_revocations', {
-  tenantId: text('tenant_id').notNull(),
+  tenantId: tenant(),
   tokenId: text('token_id').notNull(),
   before: integer('before').notNull(),
   expiresAt: integer('expires_at').notNull(),

@@ -5,6 +5,7 @@ import type { SecretBox } from '../core/crypto.ts'
 import type { Clock, Metrics } from '../core/ports.ts'
 import { decodeCursor, type Store } from '../db/store.ts'
 import type { Binder } from '../services/binder.ts'
+import type { ScheduleEngine } from '../services/scheduling.ts'
 import type { authenticate, authMiddleware, TokenVerifier } from './auth.ts'
 import { assertJsonDepth } from './body.ts'
 import { ApiError, validationError } from './errors.ts'
@@ -46,6 +47,8 @@ export interface AppDeps {
   keyRateLimiter?: KeyRateLimiter
   secrets: SecretBox
   binder: Binder
+  /** The schedule engine (the runtime's jobs loop drives the same one). */
+  schedules: ScheduleEngine
   hosts: RunHosts
   streams: Streams
   clock: Clock

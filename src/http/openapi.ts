@@ -53,20 +53,16 @@ export class RouteDocs {
   }
 }
 
-/** The answers runrelay gives besides success; each becomes a shared `components.responses` entry. */
+/**
+ * The answers runrelay gives besides success; each becomes a shared `components.responses` entry.
+ * Grouped by whose move it is: the caller's credential, the request itself, the object it names,
+ * the upstream behind it.
+ */
 const ERROR_RESPONSES: Record<number, [name: string, description: string]> = {
-  400: ['ValidationFailed', 'The request does not validate (`validation_failed`, details name each field); nothing changed.'],
-  401: ['Unauthorized', 'No credential, an unknown or revoked key, an expired token, or a bad signature.'],
-  403: ['Forbidden', 'The credential lacks the scope this route needs (`missing_scope`).'],
-  404: ['NotFound', 'No such object, or another tenant\'s.'],
-  409: ['Conflict', 'The object\'s state does not allow this now (the code says why).'],
-  413: ['PayloadTooLarge', 'The request body is over the configured limit.'],
-  414: ['UriTooLong', 'The URL is longer than 8 KiB.'],
-  422: ['IdempotencyKeyMismatch', 'This Idempotency-Key was used with a different request.'],
-  426: ['UpgradeRequired', 'A stream route needs a WebSocket upgrade or `Accept: text/event-stream`.'],
-  429: ['TooManyRequests', 'The key\'s request budget is spent; retry after `Retry-After` seconds.'],
-  502: ['BadGateway', 'The upstream refused or failed the call (its status is in the details).'],
-  504: ['GatewayTimeout', 'The upstream did not answer in time.'],
+  401: ['Unauthorized', 'No credential, an unknown or revoked key, an expired token, or a bad signature.'], 403: ['Forbidden', 'The credential lacks the scope this route needs (`missing_scope`).'], 429: ['TooManyRequests', 'The key\'s request budget is spent; retry after `Retry-After` seconds.'],
+  400: ['ValidationFailed', 'The request does not validate (`validation_failed`, details name each field); nothing changed.'], 413: ['PayloadTooLarge', 'The request body is over the configured limit.'], 414: ['UriTooLong', 'The URL is longer than 8 KiB.'], 426: ['UpgradeRequired', 'A stream route needs a WebSocket upgrade or `Accept: text/event-stream`.'],
+  404: ['NotFound', 'No such object, or another tenant\'s.'], 409: ['Conflict', 'The object\'s state does not allow this now (the code says why).'], 422: ['IdempotencyKeyMismatch', 'This Idempotency-Key was used with a different request.'],
+  502: ['BadGateway', 'The upstream refused or failed the call (its status is in the details).'], 504: ['GatewayTimeout', 'The upstream did not answer in time.'],
 }
 
 const SSE_DESCRIPTION = 'Server-Sent Events: each event has `id` (its position: a run\'s seq, or the feed\'s event id), `event` (the event type) and `data` (a `RunEvent` as JSON). Reconnect with `Last-Event-ID` to resume. The messages are described in `/asyncapi.json`.'

@@ -2,8 +2,8 @@ import type { Schemas } from '../../../packages/sdk/src/client.ts'
 import { readFileSync } from 'node:fs'
 import { type Command, Option } from 'commander'
 import { CliError, EXIT, type Api } from '../api.ts'
-import { jsonLines, show, table, type Column } from '../output.ts'
-import { collect, parseJson, bodyInput, defined, withBody, workflowId, connectionId, type BodyOpts, type Ctx, type PagedOpts } from '../shared.ts'
+import { jsonLines, show, table } from '../output.ts'
+import { collect, parseJson, bodyInput, defined, withBody, workflowId, connectionId, type BodyOpts, type Ctx } from '../shared.ts'
 
 /** The flags of `connections create|update`. */
 type ConnOpts = BodyOpts & { name?: string; baseUrl?: string; config?: string; rateLimit?: number; credential?: string[]; credentials?: string }
@@ -12,18 +12,14 @@ type WfOpts = BodyOpts & { name?: string; connection?: string; upstreamId?: stri
 
 /** The commands for connections and workflows. */
 export function registerCatalog(c: Ctx): void {
-  const { program, io, g, act, one, page, paged, id } = c
+  const { program, io, g, act, one, listShow, id } = c
   // ——— connections ———
   const connections = program.command('connections').alias('connection').description('upstream credentials and base URLs (secrets are write-only)')
-  const connCols: Array<Column<Schemas['Connection']>> = [['id', (c) => c.id], ['name', (c) => c.name], ['provider', (c) => c.provider], ['base url', (c) => c.base_url], ['credentials', (c) => c.credential_fields]]
-  paged(connections.command('list').description('list connections')).action(act(async (cmd, o: PagedOpts) => {
-    const { api } = g(cmd)
-    await page(cmd, o, async (cursor) => api.send(api.raw.GET('/v1/connections', { params: { query: { limit: o.limit, cursor } } }), 'list connections'), connCols)
-  }))
-  connections.command('show').description('a connection (credential names only)').argument('<connection>', 'id or name').action(act(async (cmd, c: string) => {
-    const { api } = g(cmd)
-    one(cmd, await api.send(api.raw.GET('/v1/connections/{id}', id.path(await connectionId(api, c))), 'show connection'))
-  }))
+  listShow<Schemas['Connection']>(connections, {
+    list: 'list connections', cols: [['id', (c) => c.id], ['name', (c) => c.name], ['provider', (c) => c.provider], ['base url', (c) => c.base_url], ['credentials', (c) => c.credential_fields]],
+    pages: async (api, o) => async (cursor) => api.send(api.raw.GET('/v1/connections', { params: { query: { limit: o.limit, cursor } } }), 'list connections'),
+    show: ['a connection (credential names only)', '<connection>', 'id or name'], get: async (api, c) => api.send(api.raw.GET('/v1/connections/{id}', id.path(await connectionId(api, c))), 'show connection'),
+  })
   /** Credentials from `--credential NAME` (prompted, hidden) and `--credentials <file|->` (a JSON object). */
   const credentials = async (o: { credential?: string[]; credentials?: string }): Promise<Record<string, string> | undefined> => {
     let out: Record<string, string> | undefined
@@ -82,15 +78,11 @@ export function registerCatalog(c: Ctx): void {
 
   // ——— workflows ———
   const workflows = program.command('workflows').alias('workflow').description('bindings of a connection, an upstream workflow, an input template and a poll policy')
-  const wfCols: Array<Column<Schemas['Workflow']>> = [['id', (w) => w.id], ['name', (w) => w.name], ['connection', (w) => w.connection_id], ['upstream', (w) => w.upstream_workflow_id], ['tags', (w) => w.tags]]
-  paged(workflows.command('list').description('list workflows')).action(act(async (cmd, o: PagedOpts) => {
-    const { api } = g(cmd)
-    await page(cmd, o, async (cursor) => api.send(api.raw.GET('/v1/workflows', { params: { query: { limit: o.limit, cursor } } }), 'list workflows'), wfCols)
-  }))
-  workflows.command('show').description('a workflow').argument('<workflow>', 'id or name').action(act(async (cmd, w: string) => {
-    const { api } = g(cmd)
-    one(cmd, await api.send(api.raw.GET('/v1/workflows/{id}', id.path(await workflowId(api, w))), 'show workflow'))
-  }))
+  listShow<Schemas['Workflow']>(workflows, {
+    list: 'list workflows', cols: [['id', (w) => w.id], ['name', (w) => w.name], ['connection', (w) => w.connection_id], ['upstream', (w) => w.upstream_workflow_id], ['tags', (w) => w.tags]],
+    pages: async (api, o) => async (cursor) => api.send(api.raw.GET('/v1/workflows', { params: { query: { limit: o.limit, cursor } } }), 'list workflows'),
+    show: ['a workflow', '<workflow>', 'id or name'], get: async (api, w) => api.send(api.raw.GET('/v1/workflows/{id}', id.path(await workflowId(api, w))), 'show workflow'),
+  })
   const wfFlags = (c: Command) => withBody(c).option('--name <name>').option('--connection <connection>', 'connection id or name')
     .option('--upstream-id <id>', 'the upstream workflow id (see `connections discover`)').option('--template <json>', 'input template as JSON ({{var}} and [[runtime]] placeholders)')
     .option('--config <json>', 'workflow settings as JSON').option('--poll <json>', 'poll policy as JSON (first_interval_ms, max_interval_ms, deadline_ms, …)')

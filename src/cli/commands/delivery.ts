@@ -2,24 +2,19 @@ import type { Schemas } from '../../../packages/sdk/src/client.ts'
 import { Option } from 'commander'
 import { CliError, EXIT } from '../api.ts'
 import { completionScript } from '../completion.ts'
-import { jsonLines, show, type Column } from '../output.ts'
-import { collect, csvList, int, bodyInput, defined, withBody, workflowId, exitCodeOfStatus, type BodyOpts, type Ctx, type PagedOpts } from '../shared.ts'
+import { jsonLines, show } from '../output.ts'
+import { collect, csvList, int, bodyInput, defined, withBody, workflowId, workflowOf, workflowOption, exitCodeOfStatus, type BodyOpts, type Ctx, type PagedOpts } from '../shared.ts'
 
 /** The commands for webhooks and tokens, any route (`api`), and completion scripts. */
 export function registerDelivery(c: Ctx): void {
-  const { program, io, g, act, one, page, paged, id } = c
+  const { program, io, g, act, one, page, paged, listShow, id } = c
   // ——— webhooks ———
   const webhooks = program.command('webhooks').alias('webhook').description('outbound webhook endpoints and their delivery log')
-  const whCols: Array<Column<Schemas['WebhookEndpoint']>> = [['id', (e) => e.id], ['url', (e) => e.url], ['workflow', (e) => e.workflow_id ?? '(all)'], ['events', (e) => e.events], ['enabled', (e) => e.enabled]]
-  paged(webhooks.command('list').description('list endpoints').option('--workflow <id-or-name>')).action(act(async (cmd, o: PagedOpts & { workflow?: string }) => {
-    const { api } = g(cmd)
-    const wf = o.workflow ? await workflowId(api, o.workflow) : undefined
-    await page(cmd, o, async (cursor) => api.send(api.raw.GET('/v1/webhooks', { params: { query: defined({ limit: o.limit, cursor, workflow_id: wf }) } }), 'list webhooks'), whCols)
-  }))
-  webhooks.command('show').description('an endpoint').argument('<endpoint-id>').action(act(async (cmd, e: string) => {
-    const { api } = g(cmd)
-    one(cmd, await api.send(api.raw.GET('/v1/webhooks/{id}', id.path(e)), 'show webhook'))
-  }))
+  listShow<Schemas['WebhookEndpoint'], { workflow?: string }>(webhooks, {
+    list: 'list endpoints', filters: workflowOption, cols: [['id', (e) => e.id], ['url', (e) => e.url], ['workflow', (e) => e.workflow_id ?? '(all)'], ['events', (e) => e.events], ['enabled', (e) => e.enabled]],
+    pages: async (api, o) => { const wf = await workflowOf(api, o); return async (cursor) => api.send(api.raw.GET('/v1/webhooks', { params: { query: defined({ limit: o.limit, cursor, workflow_id: wf }) } }), 'list webhooks') },
+    show: ['an endpoint', '<endpoint-id>'], get: async (api, e) => api.send(api.raw.GET('/v1/webhooks/{id}', id.path(e)), 'show webhook'),
+  })
   const events = (o: { events?: string }) => (o.events === undefined ? undefined : ['terminal', 'status', 'all'].includes(o.events) ? o.events : csvList(o.events))
   // The endpoint's URL is an argument (or --target-url): --url is the server's, for every command.
   withBody(webhooks.command('create').description('create an endpoint; prints its whsec_ signing secret once').argument('[endpoint-url]', 'where to POST (http or https)')

@@ -3,14 +3,14 @@ import { type Command, Option } from 'commander'
 import { CliError, EXIT } from '../api.ts'
 import { follow } from '../follow.ts'
 import { fmtDuration, jsonLines, show, table, type Column } from '../output.ts'
-import { collect, int, parseVars, parseJson, bodyInput, defined, withBody, workflowId, webSocketImpl, type BodyOpts, type Ctx, type PagedOpts } from '../shared.ts'
+import { collect, int, parseVars, parseJson, bodyInput, defined, withBody, workflowId, workflowOf, workflowOption, webSocketImpl, type BodyOpts, type Ctx, type PagedOpts } from '../shared.ts'
 
 /** The flags of `schedules create|update`. */
 type SchOpts = BodyOpts & { name?: string; cron?: string; at?: string; timezone?: string; var: string[]; tag?: string[]; misfire?: string }
 
 /** The commands that trigger, read, follow and command runs, and schedules. */
 export function registerRuns(c: Ctx): void {
-  const { program, io, g, act, one, page, paged, id } = c
+  const { program, io, g, act, one, page, listShow, id } = c
   // ——— runs ———
   const triggerFlags = (c: Command) => c
     .option('--var <key=value>', 'a template variable (repeatable; JSON values are parsed)', collect, [])
@@ -105,16 +105,11 @@ export function registerRuns(c: Ctx): void {
 
   // ——— schedules ———
   const schedules = program.command('schedules').alias('schedule').description('one-off and cron schedules that trigger runs')
-  const schCols: Array<Column<Schemas['Schedule']>> = [['id', (s) => s.id], ['name', (s) => s.name], ['workflow', (s) => s.workflow_id], ['when', (s) => s.cron ?? s.at], ['timezone', (s) => s.timezone], ['state', (s) => s.state], ['next', (s) => s.next_fire_at]]
-  paged(schedules.command('list').description('list schedules').option('--workflow <id-or-name>')).action(act(async (cmd, o: PagedOpts & { workflow?: string }) => {
-    const { api } = g(cmd)
-    const wf = o.workflow ? await workflowId(api, o.workflow) : undefined
-    await page(cmd, o, async (cursor) => api.send(api.raw.GET('/v1/schedules', { params: { query: defined({ limit: o.limit, cursor, workflow_id: wf }) } }), 'list schedules'), schCols)
-  }))
-  schedules.command('show').description('a schedule with its next fire times').argument('<schedule-id>').action(act(async (cmd, s: string) => {
-    const { api } = g(cmd)
-    one(cmd, await api.send(api.raw.GET('/v1/schedules/{id}', id.path(s)), 'show schedule'))
-  }))
+  listShow<Schemas['Schedule'], { workflow?: string }>(schedules, {
+    list: 'list schedules', filters: workflowOption, cols: [['id', (s) => s.id], ['name', (s) => s.name], ['workflow', (s) => s.workflow_id], ['when', (s) => s.cron ?? s.at], ['timezone', (s) => s.timezone], ['state', (s) => s.state], ['next', (s) => s.next_fire_at]],
+    pages: async (api, o) => { const wf = await workflowOf(api, o); return async (cursor) => api.send(api.raw.GET('/v1/schedules', { params: { query: defined({ limit: o.limit, cursor, workflow_id: wf }) } }), 'list schedules') },
+    show: ['a schedule with its next fire times', '<schedule-id>'], get: async (api, s) => api.send(api.raw.GET('/v1/schedules/{id}', id.path(s)), 'show schedule'),
+  })
   const schFlags = (c: Command) => withBody(c).option('--name <name>').option('--cron <expr>', 'five fields: minute hour day month weekday').option('--at <iso>', 'one-off time (without an offset: wall clock in --timezone)')
     .option('--timezone <tz>', 'IANA name, e.g. Europe/Berlin (default UTC)').option('--var <key=value>', 'a template variable (repeatable)', collect, [])
     .option('--tag <tag>', 'a tag for its runs (repeatable)', collect, undefined).addOption(new Option('--misfire <mode>').choices(['run_once', 'skip']))

@@ -7,7 +7,7 @@ import { cursorOf, valid } from '../context.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'
 import { ApiError, found } from '../errors.ts'
 import { isoOf } from '../serialize.ts'
-import { checkCron, nextOccurrence, resolveAt, ScheduleEngine, timeZoneOptions, upcoming } from '../../services/scheduling.ts'
+import { checkCron, nextOccurrence, resolveAt, timeZoneOptions, upcoming } from '../../services/scheduling.ts'
 import { assertVariablesMatch } from '../../services/variables.ts'
 import { Deleted, Id, IdParam, Pagination, Tag, list } from '../schemas.ts'
 
@@ -63,8 +63,7 @@ export const scheduleBody = (s: ScheduleRow): z.infer<typeof Schedule> => ({
 
 /** Schedules: one-off (`at`) or cron, each occurrence pre-created as a `scheduled` run. See src/services/scheduling.ts. */
 export function registerScheduleRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
-  const { store, clock } = deps
-  const engine = new ScheduleEngine(deps)
+  const { store, clock, schedules: engine } = deps
   const q = engine.q
 
   const load = async (tenantId: string, scheduleId: string) => found(await q.get(tenantId, scheduleId), 'schedule')

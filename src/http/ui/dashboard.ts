@@ -5,16 +5,9 @@
  * is replaced per response (CSP nonce).
  */
 import { DASHBOARD_JS } from './dashboard.generated.ts'
+import { pageHead } from './page.ts'
 
-export const DASHBOARD_HTML = String.raw`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<link rel="icon" href="data:,">
-<title>runrelay</title>
-<style nonce="__NONCE__">
+export const DASHBOARD_HTML = String.raw`${pageHead('runrelay')}
 :root{--bg:#f6f7f9;--panel:#fff;--text:#1b1f24;--muted:#667085;--line:#e4e7ec;--accent:#4f46e5;--accent-2:#eef2ff;
 --ok:#067647;--ok-bg:#dcfae6;--bad:#b42318;--bad-bg:#fee4e2;--run:#175cd3;--run-bg:#d1e9ff;--warn:#b54708;--warn-bg:#fef0c7;--idle:#475467;--idle-bg:#eaecf0;
 --radius:10px;--shadow:0 1px 2px rgba(16,24,40,.06),0 1px 3px rgba(16,24,40,.1);font-size:15px}

@@ -4,15 +4,9 @@
  * step, so the page renders paths, parameters, bodies and responses itself (no CDN).
  * `__NONCE__` is replaced per response (CSP nonce); the script avoids backticks and dollar-brace.
  */
-export const DOCS_HTML = String.raw`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<link rel="icon" href="data:,">
-<title>runrelay API reference</title>
-<style nonce="__NONCE__">
+import { pageHead } from './page.ts'
+
+export const DOCS_HTML = String.raw`${pageHead('runrelay API reference')}
 :root{--bg:#f6f7f9;--panel:#fff;--text:#1b1f24;--muted:#667085;--line:#e4e7ec;--accent:#4f46e5;--accent-2:#eef2ff;--code:#f2f4f7}
 @media (prefers-color-scheme:dark){:root{--bg:#0d1117;--panel:#161b22;--text:#e6edf3;--muted:#8b949e;--line:#30363d;--accent:#818cf8;--accent-2:#1e1b4b;--code:#0d1117}}
 *{box-sizing:border-box}body{margin:0;background:var(--bg);color:var(--text);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}

@@ -5,7 +5,7 @@ import { SecretBox } from '../../core/crypto.ts'
 import { errorJson } from '../../http/errors.ts'
 import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
-import { runProgram } from '../local/program.ts'
+import { runProgram, serving } from '../local/program.ts'
 import { nodeKeyFiles } from '../node/key-files.ts'
 import type { TopicPublisher } from './topics.ts'
 import { createBunWebSockets, type BunEnv, type BunUpgrader } from './websocket.ts'
@@ -68,19 +68,12 @@ export async function startBun(env: Record<string, string | undefined> = process
     websocket: sockets.websocket,
   })
   sockets.topics.serving(server)
-  runtime.listeningOn(server.port)
-  const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST
-  const resumed = await runtime.resume()
-
-  let stopping: Promise<void> | undefined
-  const stop = () => (stopping ??= (async () => {
-    await runtime.shutdown()
+  const started = await serving(runtime, { hostname: config.HOST, port: server.port }, async () => {
     // The 1012 close frames are queued; give clients a moment to answer before cutting the rest.
     await sockets.drained(CLOSE_HANDSHAKE_MS)
     await server.stop(true)
-    client.close()
-  })())
-  return { runtime, server, port: server.port, url: `http://${host}:${server.port}`, resumed, stop, config, log }
+  }, client)
+  return { runtime, server, ...started, config, log }
 }
 
 if (import.meta.main) {

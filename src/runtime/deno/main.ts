@@ -7,7 +7,7 @@ import type { ResolveHost } from '../../core/outbound.ts'
 import { errorJson } from '../../http/errors.ts'
 import { encryptionKey, logger, openEmbeddedStore, type KeyFiles } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
-import { runProgram } from '../local/program.ts'
+import { runProgram, serving } from '../local/program.ts'
 import { upgradeWebSocket } from './websocket.ts'
 
 /** How long a clean shutdown waits for clients to answer the 1012 close handshake. */
@@ -98,13 +98,7 @@ export async function startDeno(env: Record<string, string | undefined> = Deno.e
     },
   }, runtime.app.fetch)
   const addr = await listened
-  runtime.listeningOn(addr.port)
-  const host = addr.hostname.includes(':') ? `[${addr.hostname}]` : addr.hostname
-  const resumed = await runtime.resume()
-
-  let stopping: Promise<void> | undefined
-  const stop = () => (stopping ??= (async () => {
-    await runtime.shutdown()
+  const started = await serving(runtime, addr, async () => {
     await sockets.drained(CLOSE_HANDSHAKE_MS)
     // shutdown() waits for every connection; closed sockets and ended SSE streams go quickly,
     // but a client that never answers the close handshake must not hold the process.
@@ -114,9 +108,8 @@ export async function startDeno(env: Record<string, string | undefined> = Deno.e
       new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS))),
     ])
     clearTimeout(timer)
-    client.close()
-  })())
-  return { runtime, server, port: addr.port, url: `http://${host}:${addr.port}`, resumed, stop, config, log }
+  }, client)
+  return { runtime, server, ...started, config, log }
 }
 
 if (import.meta.main) {

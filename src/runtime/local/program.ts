@@ -35,3 +35,28 @@ export async function runProgram(start: () => Promise<Started>, host: ProgramHos
     })
   }
 }
+
+/** The part of a local runtime (createLocalRuntime) its entry drives once the server listens. */
+interface Serving {
+  listeningOn(port: number): void
+  resume(): Promise<number>
+  shutdown(): Promise<void>
+}
+
+/**
+ * The end of every local runtime's start (Node, Deno, Bun): tell the runtime its port, resume
+ * its runs, and a `stop` that runs once: the runtime's shutdown (1012 to streams, writes in
+ * flight finished), then `closeServer` (the runtime's own), then the database client.
+ */
+export async function serving(runtime: Serving, listening: { hostname: string; port: number }, closeServer: () => Promise<void>, client: { close(): void }) {
+  const { hostname, port } = listening
+  runtime.listeningOn(port)
+  const resumed = await runtime.resume()
+  let stopping: Promise<void> | undefined
+  const stop = () => (stopping ??= (async () => {
+    await runtime.shutdown()
+    await closeServer()
+    client.close()
+  })())
+  return { port, url: `http://${hostname.includes(':') ? `[${hostname}]` : hostname}:${port}`, resumed, stop }
+}

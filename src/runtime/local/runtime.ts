@@ -20,7 +20,7 @@ import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
 import { EventTail } from './tail.ts'
 import { dataVersionOf } from './write-connection.ts'
-import { composeApp, composeBinder, type Platform } from '../compose.ts'
+import { composeApp, composeBinder, composeServices, type Platform } from '../compose.ts'
 
 /** How long a key, workflow or connection read stays cached. */
 const READ_CACHE_MS = 5_000
@@ -109,13 +109,14 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, metrics,
   })
-  const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost, metrics, latestEventId: () => tail.position })
+  const services = composeServices(platform, { hosts: host, log, latestEventId: () => tail.position })
+  const jobs = new LocalScheduler({ store, clock, log, config, ...services })
   // The per-key limit holds across the processes on this database: counts meet there every sync period.
   const syncMs = config.RUNRELAY_RATE_LIMIT_SYNC_MS
   const keyRateLimiter = new KeyRateLimiter(config.RUNRELAY_RATE_LIMIT_PER_MINUTE, () => clock.now(), undefined, { sync: store.keyRates(processId, Math.max(3_000, 4 * syncMs)), intervalMs: syncMs, log })
   await boot(() => keyRateLimiter.start())
   const { app, routeDocs } = composeApp(platform, {
-    binder, hosts: host, streams, log, keyRateLimiter,
+    binder, schedules: services.schedules, hosts: host, streams, log, keyRateLimiter,
     metrics: { scrape: () => metrics.scrape(), token: config.RUNRELAY_METRICS_TOKEN }, telemetry: metrics,
     middleware: tracing ? [tracing.middleware] : [],
   })

@@ -1,28 +1,20 @@
 import type { Config } from '../../config.ts'
-import type { SecretBox } from '../../core/crypto.ts'
-import { createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
-import type { Clock, Metrics } from '../../core/ports.ts'
-import { pruneExpired } from '../../db/retention.ts'
+import type { Clock } from '../../core/ports.ts'
 import type { Store } from '../../db/store.ts'
-import type { RunHosts } from '../../http/hosts.ts'
-import { ScheduleEngine } from '../../services/scheduling.ts'
-import { WebhookDispatcher } from '../../services/webhook-dispatcher.ts'
-import { runBody } from '../../http/serialize.ts'
+import type { ScheduleEngine } from '../../services/scheduling.ts'
+import type { WebhookDispatcher } from '../../services/webhook-dispatcher.ts'
 
 const RETENTION_EVERY_MS = 3_600_000
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 export interface LocalSchedulerDeps {
   store: Store
-  secrets: SecretBox
   clock: Clock
-  hosts: RunHosts
-  config: Pick<Config, 'RUNRELAY_ALLOW_PRIVATE_NETWORK' | 'RUNRELAY_JOBS_INTERVAL_MS' | 'RUNRELAY_WEBHOOK_RETRY_SCHEDULE' | 'RUNRELAY_WEBHOOK_TIMEOUT_MS'>
-  resolveHost?: ResolveHost
+  config: Pick<Config, 'RUNRELAY_JOBS_INTERVAL_MS'>
+  /** The runtime's services, built by the composition root (runtime/compose.ts composeServices). */
+  schedules: ScheduleEngine
+  webhooks: WebhookDispatcher
   log?: (msg: string, extra?: Record<string, unknown>) => void
-  metrics?: Metrics
-  /** The event tail's position: webhook ingest skips its reads while it has not moved (WebhookDispatcherDeps). */
-  latestEventId?: () => number
 }
 
 /**
@@ -42,13 +34,9 @@ export class LocalScheduler {
   private readonly intervalMs: number
 
   constructor(private readonly deps: LocalSchedulerDeps) {
-    const { config } = deps
-    this.intervalMs = config.RUNRELAY_JOBS_INTERVAL_MS
-    this.schedules = new ScheduleEngine({ store: deps.store, clock: deps.clock, hosts: deps.hosts, log: deps.log })
-    this.webhooks = new WebhookDispatcher({
-      store: deps.store, secrets: deps.secrets, clock: deps.clock, log: deps.log, metrics: deps.metrics, latestEventId: deps.latestEventId, runBody,
-      fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, resolve: deps.resolveHost, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS }),
-    }, { retryScheduleMs: config.RUNRELAY_WEBHOOK_RETRY_SCHEDULE, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS })
+    this.intervalMs = deps.config.RUNRELAY_JOBS_INTERVAL_MS
+    this.schedules = deps.schedules
+    this.webhooks = deps.webhooks
   }
 
   /** One schedule pass now (before runs are resumed), then the loop. */

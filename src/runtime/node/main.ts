@@ -7,7 +7,7 @@ import { parseConfig } from '../../config.ts'
 import { SecretBox } from '../../core/crypto.ts'
 import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
-import { runProgram } from '../local/program.ts'
+import { runProgram, serving } from '../local/program.ts'
 import { nodeKeyFiles } from './key-files.ts'
 import { answerClientError } from './client-errors.ts'
 import { createNodeWebSockets } from './websocket.ts'
@@ -52,19 +52,11 @@ export async function startNode(env: Record<string, string | undefined> = proces
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))
   const address = server.address()
   const port = typeof address === 'object' && address ? address.port : config.PORT
-  runtime.listeningOn(port)
-  const resumed = await runtime.resume()
-
-  let stopping: Promise<void> | undefined
-  const stop = () => (stopping ??= (async () => {
-    await runtime.shutdown()
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve())
-      if ('closeAllConnections' in server) server.closeAllConnections()
-    })
-    client.close()
-  })())
-  return { runtime, server, port, url: `http://${config.HOST}:${port}`, resumed, stop, config, log }
+  const started = await serving(runtime, { hostname: config.HOST, port }, () => new Promise<void>((resolve) => {
+    server.close(() => resolve())
+    if ('closeAllConnections' in server) server.closeAllConnections()
+  }), client)
+  return { runtime, server, ...started, config, log }
 }
 
 /** The `npm start` / `node dist/main.mjs` program: start, print the root key once, stop on SIGTERM/SIGINT. */

@@ -1,13 +1,9 @@
 import { DurableObject } from 'cloudflare:workers'
-import { createGuardedFetch } from '../../core/outbound.ts'
-import { systemClock } from '../../core/ports.ts'
 import { pruneExpired } from '../../db/retention.ts'
-import { ScheduleEngine } from '../../services/scheduling.ts'
-import { WebhookDispatcher } from '../../services/webhook-dispatcher.ts'
-import { runBody } from '../../http/serialize.ts'
+import { composeServices, type Services } from '../compose.ts'
 import type { Env } from './env.ts'
 import { WorkersRunHosts } from './hosts.ts'
-import { ensureReady, getShared, logger, withDeadline, type Shared } from './shared.ts'
+import { ensureReady, getShared, logger, platformOf, withDeadline, type Shared } from './shared.ts'
 
 /** The one jobs object's name. */
 export const JOBS_OBJECT = 'jobs'
@@ -31,8 +27,7 @@ const RETRY_MS = 5_000
  */
 export class JobsObject extends DurableObject<Env> {
   private shared?: Shared
-  private schedules?: ScheduleEngine
-  private webhooks?: WebhookDispatcher
+  private services?: Services
   private running: Promise<void> | null = null
   private again = false
 
@@ -41,7 +36,7 @@ export class JobsObject extends DurableObject<Env> {
     await this.entry('kick', async () => {
       if (publicUrl && (await this.ctx.storage.get<string>('publicUrl')) !== publicUrl) {
         await this.ctx.storage.put('publicUrl', publicUrl)
-        this.schedules = undefined
+        this.services = undefined
       }
       await this.pass()
     })
@@ -70,7 +65,7 @@ export class JobsObject extends DurableObject<Env> {
   }
 
   private async passOnce(): Promise<void> {
-    const { shared, schedules, webhooks } = await this.deps()
+    const { shared, services: { schedules, webhooks } } = await this.deps()
     const log = shared.log
     const now = Date.now()
     const due: number[] = []
@@ -110,20 +105,19 @@ export class JobsObject extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(at > Date.now() ? at : Date.now() + Math.max(shared.config.RUNRELAY_JOBS_INTERVAL_MS, 250))
   }
 
-  private async deps(): Promise<{ shared: Shared; schedules: ScheduleEngine; webhooks: WebhookDispatcher }> {
+  private async deps(): Promise<{ shared: Shared; services: Services }> {
     await ensureReady(this.env)
     const shared = (this.shared ??= await getShared(this.env))
-    const { config, store, secrets, log } = shared
-    if (!this.schedules) {
+    const { config, log } = shared
+    if (!this.services) {
       const publicUrl = config.RUNRELAY_PUBLIC_URL ?? (await this.ctx.storage.get<string>('publicUrl')) ?? 'http://localhost'
-      this.schedules = new ScheduleEngine({ store, clock: systemClock, hosts: new WorkersRunHosts(this.env, () => publicUrl), log })
+      this.services = composeServices(platformOf(shared, () => publicUrl), {
+        hosts: new WorkersRunHosts(this.env, () => publicUrl), log,
+        // The deadline timer is cleared once the receiver's answer is read (see withDeadline).
+        webhookFetch: withDeadline(config.RUNRELAY_WEBHOOK_TIMEOUT_MS),
+      })
     }
-    this.webhooks ??= new WebhookDispatcher({
-      store, secrets, clock: systemClock, log, runBody,
-      // The deadline timer is cleared once the receiver's answer is read (see withDeadline).
-      fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, timeoutMs: 0, fetch: withDeadline(config.RUNRELAY_WEBHOOK_TIMEOUT_MS) }),
-    }, { retryScheduleMs: config.RUNRELAY_WEBHOOK_RETRY_SCHEDULE, timeoutMs: config.RUNRELAY_WEBHOOK_TIMEOUT_MS })
-    return { shared, schedules: this.schedules, webhooks: this.webhooks }
+    return { shared, services: this.services }
   }
 
   private async entry<T>(handler: string, fn: () => Promise<T>): Promise<T> {
