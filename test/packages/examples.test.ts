@@ -42,6 +42,13 @@ afterAll(async () => {
   logFigures('sdk examples', figures)
 })
 
+/** Each Vite example built once (the live-run test and the hooks test serve the same build). */
+const builds = new Map<string, Promise<string>>()
+const built = (app: 'react' | 'vue' | 'svelte') => {
+  if (!builds.has(app)) builds.set(app, buildViteApp(join(installed.dir, app)))
+  return builds.get(app)!
+}
+
 const env = async () => ({ RUNRELAY_URL: server.url, RUNRELAY_TOKEN: await demo.triggerToken(), RUNRELAY_WORKFLOW: demo.workflowId })
 
 describe('packages from their tarballs', () => {
@@ -64,7 +71,7 @@ describe('packages from their tarballs', () => {
 })
 
 describe('server rendering', () => {
-  it('importing every package touches no window, and rendering on a server opens no connection', async () => {
+  it('importing every package touches no window, and rendering on a server (React, Vue; Svelte stores) opens no connection and shows `connecting`', async () => {
     // Node 22 has a global WebSocket: it is replaced by one that fails loudly if anything connects.
     const code = `
       globalThis.WebSocket = class { constructor() { throw new Error('a WebSocket was opened during server rendering') } }
@@ -73,12 +80,20 @@ describe('server rendering', () => {
       const { renderToString } = await import('react-dom/server')
       const { useRun, useRuns } = mods[1]
       const App = () => { const { run, state } = useRun('run_x', { url: 'http://127.0.0.1:9' }); const { runs } = useRuns({}, { url: 'http://127.0.0.1:9' }); return createElement('p', null, (run.status ?? 'pending') + ' ' + state + ' ' + runs.length) }
-      console.log(JSON.stringify({ html: renderToString(createElement(App)), window: typeof window, exports: mods.map((m) => Object.keys(m).length) }))`
+      // Vue's composables and Svelte's stores the same way: their initial value, nothing opened.
+      const vue = await import('vue')
+      const { renderToString: vueToString } = await import('vue/server-renderer')
+      const VueApp = vue.defineComponent(() => { const view = mods[2].useRun('run_x', { url: 'http://127.0.0.1:9' }); const list = mods[2].useRuns({}, { url: 'http://127.0.0.1:9' }); return () => vue.h('p', (view.value.run.status ?? 'pending') + ' ' + view.value.state + ' ' + list.value.runs.length) })
+      const { get } = await import('svelte/store')
+      const svelte = get(mods[3].runStore({ url: 'http://127.0.0.1:9', runId: 'run_x' })).state + ' ' + get(mods[3].runsStore({ url: 'http://127.0.0.1:9' })).state
+      console.log(JSON.stringify({ html: renderToString(createElement(App)), vue: await vueToString(vue.createSSRApp(VueApp)), svelte, window: typeof window, exports: mods.map((m) => Object.keys(m).length) }))`
     const { stdout } = await exec(scriptCommand('node', installed.dir)![0], ['--input-type=module', '-e', code], { cwd: installed.dir })
     const out = JSON.parse(stdout.trim().split('\n').at(-1)!)
     expect(out.window).toBe('undefined')
     // Hooks start at `connecting` (they will connect in the browser), and open nothing on the server.
     expect(out.html).toBe('<p>pending connecting 0</p>')
+    expect(out.vue).toBe('<p>pending connecting 0</p>')
+    expect(out.svelte).toBe('connecting connecting')
     expect(out.exports.every((n: number) => n > 0)).toBe(true)
   })
 })
@@ -109,7 +124,7 @@ describe.runIf(haveBrowser)('browser examples in Chromium', () => {
   for (const app of ['react', 'vue', 'svelte'] as const) {
     it(`${app}: a button starts a run with a trigger token; status, outputs and the list update live`, async () => {
       const started = Date.now()
-      const dist = await buildViteApp(join(installed.dir, app))
+      const dist = await built(app)
       figures[`${app}BuildMs`] = Date.now() - started
       const site = await serveStatic(dist)
       const page = await browser!.newPage()
@@ -132,8 +147,10 @@ describe.runIf(haveBrowser)('browser examples in Chromium', () => {
     }, 120_000)
   }
 
-  it('react hooks from the tarball: one socket per run across components, throttleMs, onComplete, stop(), enabled, state starts at connecting; a refused trigger never throws', async () => {
-    const dist = await buildViteApp(join(installed.dir, 'react'))
+  // The same page (the examples' `hooks` view, one test id per figure) and the same assertions for
+  // each binding: React's hooks, Vue's composables, Svelte's stores.
+  for (const app of ['react', 'vue', 'svelte'] as const) it(`${app} hooks from the tarball: one socket per run across components, throttleMs, onComplete, stop(), enabled, state starts at connecting; a refused trigger never throws`, async () => {
+    const dist = await built(app)
     const site = await serveStatic(dist)
     const page = await browser!.newPage()
     const errors: string[] = []
@@ -172,7 +189,7 @@ describe.runIf(haveBrowser)('browser examples in Chromium', () => {
       const runSockets = sockets.filter((p) => p.startsWith('/v1/runs/'))
       expect(runSockets, `sockets: ${sockets.join(' ')}`).toHaveLength(1)
       expect(errors).toEqual([])
-      await page.screenshot({ path: join(SHOTS, 'sdk-react-hooks.png'), fullPage: true })
+      await page.screenshot({ path: join(SHOTS, `sdk-${app}-hooks.png`), fullPage: true })
     } finally {
       await page.close()
       await site.close()

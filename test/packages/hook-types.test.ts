@@ -1,6 +1,8 @@
 import { describe, expectTypeOf, it } from 'vitest'
 import { defineWorkflow, type FromSchema, type RunTypesOf, type VariablesOf } from '../../packages/client/src/index.ts'
 import type { TriggerState, UseRunResult } from '../../packages/react/src/index.ts'
+import type { RunStore, TriggerStore } from '../../packages/svelte/src/index.ts'
+import type { UseRunResult as VueRunResult, UseTrigger } from '../../packages/vue/src/index.ts'
 
 // Types inferred from a workflow's JSON Schemas: checked by `npm run typecheck` (tsc reads this
 // file), and the runtime half checks defineWorkflow keeps the id and schemas.
@@ -22,6 +24,14 @@ describe('types from schemas', () => {
     expectTypeOf<UseRunResult<RunTypesOf<typeof report>>['run']['outputs']['summary']>().toEqualTypeOf<string | undefined>()
     expectTypeOf<Parameters<TriggerState<typeof report>['trigger']>[0]>().toEqualTypeOf<{ variables?: VariablesOf<typeof report>; tags?: string[]; idempotencyKey?: string } | undefined>()
     expectTypeOf<ReturnType<TriggerState<typeof report>['trigger']>>().resolves.toEqualTypeOf<import('../../packages/client/src/index.ts').RunRecord | undefined>()
+    // Vue and Svelte infer the same from the ref; their triggers resolve undefined instead of throwing.
+    type R = RunTypesOf<typeof report>
+    expectTypeOf<VueRunResult<R>['value']['run']['result']>().toEqualTypeOf<{ url: string } | undefined>()
+    expectTypeOf<VueRunResult<R>['stop']>().toEqualTypeOf<() => void>()
+    expectTypeOf<RunStore<R>['stop']>().toEqualTypeOf<() => void>()
+    expectTypeOf<Parameters<UseTrigger<typeof report>['trigger']>[0]>().toEqualTypeOf<{ variables?: VariablesOf<typeof report>; tags?: string[]; idempotencyKey?: string } | undefined>()
+    expectTypeOf<ReturnType<UseTrigger<typeof report>['trigger']>>().resolves.toEqualTypeOf<import('../../packages/client/src/index.ts').RunRecord | undefined>()
+    expectTypeOf<ReturnType<TriggerStore<typeof report>['trigger']>>().resolves.toEqualTypeOf<import('../../packages/client/src/index.ts').RunRecord | undefined>()
     // A type argument instead of schemas.
     const typed = defineWorkflow<{ variables: { n: number }; result: boolean }>('wf_2')
     expectTypeOf<VariablesOf<typeof typed>>().toEqualTypeOf<{ n: number }>()

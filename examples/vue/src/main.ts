@@ -2,6 +2,7 @@
 // Settings come from the query string: ?url=<runrelay server>&token=<trigger token>&workflow=<workflow id>
 import { computed, createApp, defineComponent, h } from 'vue'
 import { useRun, useRuns, useTrigger } from '@runrelay/vue'
+import { Hooks } from './hooks.ts'
 
 const params = new URLSearchParams(location.search)
 const config = { url: params.get('url') ?? undefined, token: params.get('token') ?? undefined }
@@ -26,4 +27,4 @@ const App = defineComponent(() => {
   ])
 })
 
-createApp(App).mount('#app')
+createApp(params.get('view') === 'hooks' ? Hooks : App).mount('#app')

@@ -341,7 +341,10 @@ class Sub implements Subscription {
     const ws = this.ws
     this.ws = null
     if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null
+      ws.onopen = ws.onmessage = ws.onclose = null
+      // A handler, not null: `ws` (Node 20) reports a close before the handshake as an 'error'
+      // event on the next tick, which with no listener is an uncaught exception.
+      ws.onerror = () => {}
       try { ws.close(1000, 'client closed') } catch { /* ignore */ }
     }
     this.setState('closed')

@@ -6,7 +6,7 @@
  */
 import { createContext, createElement, useCallback, useContext, useEffect, useRef, useState, type ReactElement, type ReactNode } from 'react'
 import {
-  emptyRun, triggerRun, watchRun, watchRuns, type Live, type RunRecord, type RunsView, type RunSnapshot, type RunTypes, type RunTypesOf, type RunView,
+  emptyRun, followRun, followRuns, triggerRun, type RunRecord, type RunsView, type RunSnapshot, type RunTypes, type RunTypesOf, type RunView,
   type VariablesOf, type WatchRunsOptions, type WebSocketConstructor, type WorkflowRef,
 } from '@runrelay/client'
 
@@ -41,55 +41,8 @@ function useConfig(options: RunRelayConfig): RunRelayConfig {
   return { ...config, refreshToken }
 }
 
-// ---- one subscription per run, shared by every component that reads it ----
-
-interface Shared { live: Live<RunView<any>>; refs: number; closing?: ReturnType<typeof setTimeout> }
-const shared = new Map<string, Shared>()
-
-/**
- * Take a reference on the run's shared subscription (opened by the first taker). The last
- * release closes it on the next tick, so a remount (React StrictMode, a route change that keeps
- * the run on screen) reuses the open socket instead of reconnecting.
- */
-function acquire(key: string, open: () => Live<RunView<any>>): { live: Live<RunView<any>>; release: () => void } {
-  let s = shared.get(key)
-  if (!s) { s = { live: open(), refs: 0 }; shared.set(key, s) }
-  const entry = s
-  clearTimeout(entry.closing)
-  entry.refs++
-  let released = false
-  return {
-    live: entry.live,
-    release: () => {
-      if (released) return
-      released = true
-      if (--entry.refs > 0) return
-      entry.closing = setTimeout(() => { if (entry.refs === 0 && shared.get(key) === entry) { shared.delete(key); entry.live.close() } }, 0)
-    },
-  }
-}
-
-/** How many runs have an open shared subscription (for tests and devtools). */
-export function sharedRunSubscriptions(): number {
-  return shared.size
-}
-
-/** A setter that lets through at most one update per `ms` (the latest wins); `flush` updates at once. */
-function throttled<V>(set: (v: V) => void, ms: number | undefined): { push: (v: V, flush?: boolean) => void; cancel: () => void } {
-  let last = 0
-  let timer: ReturnType<typeof setTimeout> | undefined
-  let pending: V
-  const fire = () => { timer = undefined; last = Date.now(); set(pending) }
-  return {
-    push(v, flush = false) {
-      pending = v
-      if (!ms) return set(v)
-      const wait = last + ms - Date.now()
-      if (flush || wait <= 0) { clearTimeout(timer); fire() } else if (!timer) timer = setTimeout(fire, wait)
-    },
-    cancel: () => clearTimeout(timer),
-  }
-}
+/** How many runs have an open shared subscription (for tests and devtools); the subscriptions are @runrelay/client's, shared with every binding on the page. */
+export { sharedRunSubscriptions } from '@runrelay/client'
 
 export interface UseRunOptions<T extends RunTypes = RunTypes> extends RunRelayConfig {
   /** false: do not connect (yet). Default true. */
@@ -125,16 +78,11 @@ export function useRun<T = RunTypes>(runId: string | undefined | null, options: 
       setView((v) => (v.state === 'closed' && v.run.id === (runId ?? '') ? v : { run: v.run.id === runId ? v.run : emptyRun<R>(runId ?? ''), state: 'closed', error: v.error }))
       return
     }
-    const key = `${config.url ?? ''}\n${config.token ?? ''}\n${runId}`
-    const { live, release } = acquire(key, () => watchRun<R>({ url: config.url, token: config.token, runId: runId!, refreshToken: config.refreshToken, WebSocket: config.WebSocket }))
-    let completed = false
-    const t = throttled<RunView<R>>(setView, options.throttleMs)
-    const stop = live.subscribe((v: RunView<any>) => {
-      const finished = v.run.finished
-      t.push(v as RunView<R>, finished || v.state !== 'open')
-      if (finished && !completed) { completed = true; onComplete.current?.(v.run as RunSnapshot<R>) }
-    })
-    return () => { t.cancel(); stop(); release() }
+    // The shared subscription, the throttle and the once-per-component onComplete are @runrelay/client's followRun.
+    return followRun<R>({
+      url: config.url, token: config.token, runId: runId!, refreshToken: config.refreshToken, WebSocket: config.WebSocket,
+      throttleMs: options.throttleMs, onComplete: (run) => onComplete.current?.(run),
+    }, setView)
   }, [enabled, runId, config.url, config.token, options.throttleMs])
   const stop = useCallback(() => { if (runId) setStopped(runId) }, [runId])
   return { ...view, stop }
@@ -150,10 +98,7 @@ export function useRuns(filter: RunsFilter = {}, options: RunRelayConfig & { ena
   const key = JSON.stringify(filter)
   useEffect(() => {
     if (!enabled) { setView((v) => ({ ...v, state: 'closed' })); return }
-    const live = watchRuns({ ...filter, url: config.url, token: config.token, refreshToken: config.refreshToken, WebSocket: config.WebSocket })
-    const t = throttled<RunsView>(setView, options.throttleMs)
-    const stop = live.subscribe((v) => t.push(v, v.state !== 'open'))
-    return () => { t.cancel(); stop(); live.close() }
+    return followRuns({ ...filter, url: config.url, token: config.token, refreshToken: config.refreshToken, WebSocket: config.WebSocket, throttleMs: options.throttleMs }, setView)
   }, [enabled, key, config.url, config.token, options.throttleMs])
   return view
 }
