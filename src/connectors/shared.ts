@@ -34,6 +34,7 @@ export function apiKeyApi(header: string, prefix = '') {
   }
 }
 
+/** Whether a value is a plain JSON object (not null, not an array). */
 export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** A final (not retried) error raised by the connector itself, before or instead of calling upstream. */

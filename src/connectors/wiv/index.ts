@@ -2,7 +2,7 @@ import * as z from 'zod'
 import { defineConnector } from '../../core/define-connector.ts'
 import type { RunStatus } from '../../core/domain.ts'
 import { getPath } from '../request.ts'
-import { apiKeyApi, badAnswer, finalError, idAt, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress, upstreamWorkflowId, VendorConnection } from '../shared.ts'
+import { apiKeyApi, badAnswer, idAt, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress, upstreamWorkflowId, VendorConnection } from '../shared.ts'
 import type { ConnectorContext, Observation } from '../types.ts'
 
 /**
