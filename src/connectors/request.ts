@@ -2,7 +2,10 @@ import { parseJson } from '../core/json.ts'
 import { isOutboundUrlError, settleResponse } from '../core/outbound.ts'
 import { redactDeep, redactText } from '../core/redact.ts'
 import { isDotSegment, isSafeHeaderValue } from '../core/template.ts'
-import { DEFAULT_MAX_UPSTREAM_BODY_BYTES, UpstreamError, type ConnectorContext } from './types.ts'
+import { DEFAULT_MAX_UPSTREAM_BODY_BYTES, secretValues, UpstreamError, type ConnectorContext } from './types.ts'
+
+/** A call's context whatever its configs are: all the request helpers read of it. */
+export type UpstreamContext = ConnectorContext<unknown, unknown>
 
 const TRANSIENT_STATUSES = new Set([408, 425, 429])
 
@@ -40,16 +43,16 @@ export interface UpstreamRequest {
  * (confineUrl), every header value must be sendable, and the answer is read up to
  * `ctx.maxAnswerBytes`; each refusal happens before anything is sent (a certain failure).
  */
-export async function requestJson<T = unknown>(ctx: ConnectorContext, url: string, req: UpstreamRequest = {}): Promise<UpstreamResponse<T>> {
+export async function requestJson<T = unknown>(ctx: UpstreamContext, url: string, req: UpstreamRequest = {}): Promise<UpstreamResponse<T>> {
   try {
     return await send<T>(ctx, confineUrl(ctx.connection.baseUrl, url), req)
   } catch (err) {
-    throw err instanceof UpstreamError ? redactedError(err, Object.values(ctx.connection.credentials)) : err
+    throw err instanceof UpstreamError ? redactedError(err, secretValues(ctx)) : err
   }
 }
 
 /**
- * The error with the connection's secret values and URL credentials removed from its message
+ * The error with the connection's secret values (secretValues) and URL credentials removed from its message
  * and the upstream body it keeps: both reach the run's error, its events and the logs.
  */
 export function redactedError(err: UpstreamError, secrets: Iterable<string>): UpstreamError {
@@ -60,7 +63,7 @@ export function redactedError(err: UpstreamError, secrets: Iterable<string>): Up
   return new UpstreamError({ message, code: err.code, transient: err.transient, status: err.status, body, notBefore: err.notBefore })
 }
 
-async function send<T>(ctx: ConnectorContext, url: string, req: UpstreamRequest): Promise<UpstreamResponse<T>> {
+async function send<T>(ctx: UpstreamContext, url: string, req: UpstreamRequest): Promise<UpstreamResponse<T>> {
   const headers: Record<string, string> = { accept: 'application/json', ...req.headers }
   for (const [name, value] of Object.entries(headers)) {
     // fetch would refuse these itself, but as a TypeError that looks like a network failure; and

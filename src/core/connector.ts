@@ -49,7 +49,8 @@ export interface ConnectorContext<Conn = ConfigValues, Wf = ConfigValues> {
   now(): number
   /**
    * Mutable cache shared by calls on the same connection in this process (e.g. a JWT
-   * obtained by exchanging a password). Never persisted.
+   * obtained by exchanging a password). Never persisted. A secret kept here is also given to
+   * `addDerivedSecret`, so it is redacted like the credentials.
    */
   cache: Map<string, unknown>
   /**
@@ -63,6 +64,37 @@ export interface ConnectorContext<Conn = ConfigValues, Wf = ConfigValues> {
    * (its body cancelled) and fails the call. Default DEFAULT_MAX_UPSTREAM_BODY_BYTES.
    */
   maxAnswerBytes?: number
+}
+
+/** Where `addDerivedSecret` keeps a connection's derived secrets: in its `cache`, which lives as long as they do. */
+const DERIVED_SECRETS = 'runrelay:derived-secrets'
+/** Derived secrets remembered per connection (the newest): a renewed token's predecessor may still be echoed. */
+const MAX_DERIVED_SECRETS = 8
+
+/** What the secret values of a call are read from: its connection's credentials and its cache. */
+export type SecretSource = { connection: { credentials: Record<string, string> }; cache: Map<string, unknown> }
+
+/**
+ * Record a secret a connector derived from the connection's credentials (an access token it
+ * exchanged a password for): from then on it is redacted wherever the credentials are.
+ */
+export function addDerivedSecret(ctx: SecretSource, value: string): void {
+  if (!value) return
+  const held = ctx.cache.get(DERIVED_SECRETS)
+  const list = Array.isArray(held) ? held.filter((v): v is string => typeof v === 'string' && v !== value) : []
+  list.push(value)
+  ctx.cache.set(DERIVED_SECRETS, list.slice(-MAX_DERIVED_SECRETS))
+}
+
+/** The secrets a connector derived on this connection (addDerivedSecret), oldest first. */
+export function derivedSecrets(ctx: SecretSource): string[] {
+  const held = ctx.cache.get(DERIVED_SECRETS)
+  return Array.isArray(held) ? held.filter((v): v is string => typeof v === 'string') : []
+}
+
+/** Every value that is redacted for a connection: its credentials and the secrets derived from them. */
+export function secretValues(ctx: SecretSource): string[] {
+  return [...Object.values(ctx.connection.credentials), ...derivedSecrets(ctx)]
 }
 
 export interface TriggerRequest {

@@ -1,11 +1,17 @@
 import * as z from 'zod'
 import type { CommandName, ConfigValues, Connector, ConnectorContext, RunRef } from './connector.ts'
 
-/** A connector's definition: its typed contract plus the schema of the run state it keeps. */
-export interface ConnectorDefinition<Conn, Wf, State> extends Connector<Conn, Wf, State> {
+/**
+ * A connector's definition: its typed contract plus the schema of the run state it keeps. The
+ * state's type comes from that schema only (NoInfer: not from what `trigger` happens to return).
+ */
+export interface ConnectorDefinition<Conn, Wf, State> extends Connector<Conn, Wf, NoInfer<State>> {
   /** Schema of the run state (`Observation.state`), parsed before each call that is handed it back. */
   runState: z.ZodType<State>
 }
+
+/** The definition of a connector that does not describe its run state: `runState` is untypedState. */
+export type UntypedStateDefinition<Conn, Wf> = Omit<ConnectorDefinition<Conn, Wf, ConfigValues>, 'runState'> & { runState?: undefined }
 
 /** A run state the connector does not describe: any JSON object, as stored. */
 export const untypedState = z.record(z.string(), z.unknown())
@@ -14,9 +20,16 @@ export const untypedState = z.record(z.string(), z.unknown())
  * The connector the registry and the core hold, from a typed definition. The configs a call
  * sees are its schemas' outputs: each is parsed when first read (a connection-only context,
  * for a connection test or the proxy, has an empty workflow config the connector never reads),
- * once per stored value. The run state is parsed by `runState` before the call.
+ * once per stored value. The run state is parsed by `runState` before the call (without one,
+ * it is any JSON object, as stored).
  */
-export function defineConnector<Conn extends ConfigValues, Wf extends ConfigValues, State extends ConfigValues>(def: ConnectorDefinition<Conn, Wf, State>): Connector {
+export function defineConnector<Conn extends ConfigValues, Wf extends ConfigValues, State extends ConfigValues>(def: ConnectorDefinition<Conn, Wf, State>): Connector
+export function defineConnector<Conn extends ConfigValues, Wf extends ConfigValues>(def: UntypedStateDefinition<Conn, Wf>): Connector
+export function defineConnector<Conn extends ConfigValues, Wf extends ConfigValues, State extends ConfigValues>(def: ConnectorDefinition<Conn, Wf, State> | UntypedStateDefinition<Conn, Wf>): Connector {
+  return def.runState ? build(def) : build({ ...def, runState: untypedState })
+}
+
+function build<Conn extends ConfigValues, Wf extends ConfigValues, State extends ConfigValues>(def: ConnectorDefinition<Conn, Wf, State>): Connector {
   const conns = new WeakMap<object, Conn>()
   const wfs = new WeakMap<object, Wf>()
   const parsed = <T>(cache: WeakMap<object, T>, schema: z.ZodType<T>, raw: ConfigValues): T => {

@@ -1,4 +1,4 @@
-import type { Observation } from './connector.ts'
+import { derivedSecrets, secretValues, type Observation } from './connector.ts'
 import { isTerminal, STATUS_RANK, type NewEvent } from './domain.ts'
 import type { ConnectorBinding } from './ports.ts'
 import { secretForms } from './redact.ts'
@@ -8,16 +8,21 @@ import type { RunPatch, RunRecord } from './run.ts'
 /** A run's change: its patch and the events it implies. */
 export interface Change { patch: RunPatch; events: NewEvent[] }
 
-/** Secret forms of each connection's credentials (the decrypted object is cached per connection version). */
-const formsCache = new WeakMap<object, string[]>()
+/**
+ * Secret forms of each connection's credentials and derived secrets (the decrypted object is
+ * cached per connection version; the forms are made again when a secret is derived).
+ */
+const formsCache = new WeakMap<object, { derived: string; forms: string[] }>()
 
-/** The texts under which a binding's connection secrets must never be stored or shown. */
+/** The texts under which a binding's connection secrets (credentials and derived ones) must never be stored or shown. */
 export function formsOf(binding: ConnectorBinding | undefined): string[] {
-  const creds = binding?.ctx?.connection?.credentials
-  if (!creds || typeof creds !== 'object') return []
-  let forms = formsCache.get(creds)
-  if (!forms) formsCache.set(creds, (forms = secretForms(Object.values(creds))))
-  return forms
+  const ctx = binding?.ctx
+  const creds = ctx?.connection?.credentials
+  if (!ctx || !creds || typeof creds !== 'object') return []
+  const derived = derivedSecrets(ctx).join('\n')
+  let hit = formsCache.get(creds)
+  if (!hit || hit.derived !== derived) formsCache.set(creds, (hit = { derived, forms: secretForms(secretValues(ctx)) }))
+  return hit.forms
 }
 
 /**

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startFakeIndigenius } from '../fakes/indigenius.ts'
+import { startFakeWokelo } from '../fakes/wokelo.ts'
 import { api, createTenant, startTestServer, until, type TestServer } from '../helpers/server.ts'
 import { recordFigures } from './figures.ts'
 
@@ -162,6 +163,35 @@ describe('reliability: secrets', () => {
     // The vendor did get the credential.
     expect(vendor.seen[0]!.headers.authorization).toBe(`Bearer ${CRED}`)
     figures.echoed_error = { runs: 2, via: ['poll', 'signed callback'], webhook_bodies: hooks.length, forms: ['bare', 'url-encoded', 'basic base64', 'object key'], found: 0 }
+  }, 40_000)
+
+  it('the access token Wokelo issues for the password is redacted like the credentials: run, events, logs, database', async () => {
+    const PASS = 'pw-Wokelo-5f4e3d2c1b'
+    const fake = await startFakeWokelo({ password: PASS })
+    try {
+      const conn = await call('POST', '/v1/connections', { name: 'wk', provider: 'wokelo', base_url: fake.url, credentials: { username: 'analyst@example.com', password: PASS } })
+      expect(conn.status, JSON.stringify(conn.body)).toBe(201)
+      const wf = await call('POST', '/v1/workflows', { name: 'wk', connection_id: conn.body.id, upstream_workflow_id: 'industry_echo', input_template: { industry_research_topic: 'EV' }, poll_policy: { first_interval_ms: 100, max_interval_ms: 200, max_transient_errors: 0 } })
+      expect(wf.status, JSON.stringify(wf.body)).toBe(201)
+      const run = (await call('POST', `/v1/workflows/${wf.body.id}/runs`, {})).body.id as string
+      const reportId = await until(async () => (await call('GET', `/v1/runs/${run}`)).body.upstream_id as string | null, 10_000, 'report started')
+      const token = String(fake.requests.find((r) => r.path === '/api/workflow_manager/start/')!.headers.authorization)
+      expect(token).toMatch(/^ey/)
+      // The vendor echoes the token it was sent in the report's failure (and so in the raw answer).
+      fake.advance(reportId, 'FAILED', { error: `report failed for Authorization: ${token}` })
+      const final = await finished(run)
+      expect(final.status).toBe('failed')
+      expect(final.error.message).toBe('report failed for Authorization: REDACTED')
+      const all = [JSON.stringify(final), JSON.stringify((await call('GET', `/v1/runs/${run}/events`)).body)].join('\n')
+      expect(all).not.toContain(token)
+      expect(logs.join('\n')).not.toContain(token)
+      const files = readdirSync(server.dataDir).filter((f) => f.startsWith('runrelay.db'))
+      const db = Buffer.concat(files.map((f) => readFileSync(join(server.dataDir, f))))
+      expect(db.includes(Buffer.from(token)), 'the token in the database').toBe(false)
+      figures.derived_token = { runs: 1, exchanges: fake.state.tokenExchanges, found: 0 }
+    } finally {
+      await fake.close()
+    }
   }, 40_000)
 
   it('item 8: credentials do not follow a redirect to another origin (trigger, poll, proxy)', async () => {

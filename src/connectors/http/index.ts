@@ -3,7 +3,7 @@ import { RunStatus } from '../../core/domain.ts'
 import { renderHeaderValue, renderPath, renderTemplate, TemplateValueError } from '../../core/template.ts'
 import { confineUrl, getPath, joinUrl, requestJson } from '../request.ts'
 import { finalError } from '../shared.ts'
-import { defineConnector, untypedState } from '../../core/define-connector.ts'
+import { defineConnector } from '../../core/define-connector.ts'
 import type { ConnectorContext, Observation } from '../types.ts'
 
 /**
@@ -138,7 +138,6 @@ export const httpConnector = defineConnector({
   connectionConfig: ConnectionConfig,
   credentials: z.object({ token: z.string().optional() }).catchall(z.string()) as z.ZodType<Record<string, string>>,
   workflowConfig: WorkflowConfig,
-  runState: untypedState,
   // Any HTTP API: whether it dedupes is the user's to say, per connection or per workflow.
   honoursIdempotencyKey: (ctx) => ctx.connection.config.honoursIdempotencyKey === true || ctx.workflow.config.honoursIdempotencyKey === true,
 

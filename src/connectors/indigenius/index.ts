@@ -1,8 +1,9 @@
 import * as z from 'zod'
+import { defineConnector } from '../../core/define-connector.ts'
 import type { RunStatus } from '../../core/domain.ts'
-import { getPath, joinUrl, requestJson, type UpstreamRequest, type UpstreamResponse } from '../request.ts'
-import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress, rewrap, testByListing } from '../shared.ts'
-import { CANCEL_NOT_FORWARDED, UpstreamError, type Connector, type ConnectorContext, type Observation, type RunRef, type UpstreamWorkflow } from '../types.ts'
+import { getPath, type UpstreamRequest, type UpstreamResponse } from '../request.ts'
+import { apiKeyApi, badAnswer, finalError, firstArray, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress, rewrap, testByListing, upstreamWorkflows, upstreamWorkflowId, VendorConnection } from '../shared.ts'
+import { CANCEL_NOT_FORWARDED, UpstreamError, type ConnectorContext, type Observation, type RunRef, type UpstreamWorkflow } from '../types.ts'
 
 /**
  * Indigenius: its API as runrelay uses it (described in docs/connectors.md).
@@ -45,22 +46,39 @@ const JOB_STATUS: Record<string, RunStatus> = {
 
 const STATUS_FIELDS = ['status', 'state', 'jobStatus', 'job_status', 'executionStatus', 'execution_status', 'runStatus']
 
-const connectionConfig = z.object({
+const ConnectionConfig = VendorConnection.extend({
   pushCallback: z.boolean().optional(),
-  sendIdempotencyKey: z.boolean().optional(),
-}).passthrough()
+})
 
-const credentials = z.object({ apiKey: z.string().min(1) })
-
-const workflowConfig = z.object({
+const WorkflowConfig = z.object({
   pushCallback: z.boolean().optional(),
   /** Send the run's input as the JSON body of /run (Indigenius documents no body; off by default). */
   sendInput: z.boolean().optional(),
 }).passthrough()
 
+/** What the workflow's push targets were before runrelay pointed them at a run (null: unset). */
+const PriorTargets = z.object({ callbackUrl: z.string().nullable(), webhookUrl: z.string().nullable() })
+type PriorTargets = z.infer<typeof PriorTargets>
+
+/**
+ * What a run keeps: whether its workflow's callback was pointed at it (and what was there
+ * before), why not, and whether a cancel was sent. Read leniently: a stored value of another
+ * shape counts as absent.
+ */
+const RunState = z.object({
+  push: z.boolean().optional().catch(undefined),
+  priorCallback: PriorTargets.optional().catch(undefined),
+  pushError: z.string().optional().catch(undefined),
+  cancelRequested: z.boolean().optional().catch(undefined),
+}).passthrough()
+type RunState = z.infer<typeof RunState>
+
+/** A call's context, its configs parsed by the schemas above (defineConnector). */
+type Ctx = ConnectorContext<z.infer<typeof ConnectionConfig>, z.infer<typeof WorkflowConfig>>
+
 type Scope = 'workflows:read' | 'workflows:write'
 
-const headers = (ctx: ConnectorContext) => ({ 'X-API-Key': String(ctx.connection.credentials.apiKey ?? '') })
+const api = apiKeyApi('X-API-Key')
 
 /** NestJS-style bodies ({statusCode, message, error}) carry the detail in `message` (string or list). */
 function messageText(body: unknown): string | undefined {
@@ -90,9 +108,9 @@ export function indigeniusError(err: unknown, scope: Scope, what: string): unkno
   }
 }
 
-async function call<T = unknown>(ctx: ConnectorContext, path: string, req: UpstreamRequest, scope: Scope, what: string): Promise<UpstreamResponse<T>> {
+async function call<T = unknown>(ctx: Ctx, path: string, req: UpstreamRequest, scope: Scope, what: string): Promise<UpstreamResponse<T>> {
   try {
-    return await requestJson<T>(ctx, joinUrl(ctx.connection.baseUrl, path), { ...req, headers: { ...headers(ctx), ...req.headers } })
+    return await api.call<T>(ctx, path, req)
   } catch (err) {
     throw indigeniusError(err, scope, what)
   }
@@ -156,13 +174,10 @@ function started(body: unknown, now: number): Observation {
   return obs
 }
 
-const pushEnabled = (ctx: ConnectorContext) => ctx.workflow.config.pushCallback !== false && ctx.connection.config.pushCallback !== false && !!ctx.callbackUrl
-
-/** What the workflow's push targets were before runrelay pointed them at a run (null: unset). */
-interface PriorTargets { callbackUrl: string | null; webhookUrl: string | null }
+const pushEnabled = (ctx: Ctx) => ctx.workflow.config.pushCallback !== false && ctx.connection.config.pushCallback !== false && !!ctx.callbackUrl
 
 /** runrelay's run callback URLs on this server share the run callback URL's path up to the run id. */
-function isRunCallbackUrl(ctx: ConnectorContext, url: unknown): boolean {
+function isRunCallbackUrl(ctx: Ctx, url: unknown): boolean {
   if (typeof url !== 'string' || !ctx.callbackUrl) return false
   try {
     const ours = new URL(ctx.callbackUrl)
@@ -174,7 +189,7 @@ function isRunCallbackUrl(ctx: ConnectorContext, url: unknown): boolean {
 }
 
 /** The customer's own targets, remembered per workflow in this process (a second run finds runrelay's URL in place). */
-const priorKey = (ctx: ConnectorContext) => `indigenius:prior:${ctx.connection.id}:${ctx.workflow.upstreamWorkflowId}`
+const priorKey = (ctx: Ctx) => `indigenius:prior:${ctx.connection.id}:${ctx.workflow.upstreamWorkflowId}`
 
 /** Longest total wait on 429s around the callback PATCH (and its GET) of one trigger or restore. */
 const RATE_LIMIT_BUDGET_MS = 10_000
@@ -182,7 +197,7 @@ const RATE_LIMIT_ATTEMPTS = 4
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** A call retried on 429 after its Retry-After (1 s without one), within a bounded budget. */
-async function callRetrying<T = unknown>(ctx: ConnectorContext, path: string, req: UpstreamRequest, scope: Scope, what: string): Promise<UpstreamResponse<T>> {
+async function callRetrying<T = unknown>(ctx: Ctx, path: string, req: UpstreamRequest, scope: Scope, what: string): Promise<UpstreamResponse<T>> {
   let waited = 0
   for (let attempt = 1; ; attempt++) {
     try {
@@ -206,12 +221,12 @@ type WorkflowDoc = { callbackUrl?: unknown; webhook?: unknown }
  * that were there before (the customer's, even when another run's URL is in place), or
  * undefined when they are unknown (another process set runrelay's URL).
  */
-async function pointCallback(ctx: ConnectorContext, wfPath: string, id: string): Promise<PriorTargets | undefined> {
+async function pointCallback(ctx: Ctx, wfPath: string, id: string): Promise<PriorTargets | undefined> {
   const current = (await callRetrying<WorkflowDoc>(ctx, wfPath, {}, 'workflows:read', `workflow ${id} (reading its callback)`)).body
   const webhook = isRecord(current?.webhook) ? current.webhook : {}
   let prior: PriorTargets | undefined
   if (isRunCallbackUrl(ctx, current?.callbackUrl) || isRunCallbackUrl(ctx, webhook.url)) {
-    prior = ctx.cache.get(priorKey(ctx)) as PriorTargets | undefined
+    prior = cachedPrior(ctx)
   } else {
     prior = { callbackUrl: typeof current?.callbackUrl === 'string' ? current.callbackUrl : null, webhookUrl: typeof webhook.url === 'string' ? webhook.url : null }
     ctx.cache.set(priorKey(ctx), prior)
@@ -224,10 +239,10 @@ async function pointCallback(ctx: ConnectorContext, wfPath: string, id: string):
  * When the last active run of the workflow ends, put back the targets that were there before
  * runrelay's first PATCH, unless someone changed them since (then they are left alone).
  */
-async function restoreCallback(ctx: ConnectorContext, run: RunRef): Promise<void> {
+async function restoreCallback(ctx: Ctx, run: RunRef<RunState>): Promise<void> {
   if (run.state.push !== true) return
   if (((await ctx.otherActiveRuns?.()) ?? []).length > 0) return // the last run to end restores
-  const prior = (run.state.priorCallback as PriorTargets | undefined) ?? (ctx.cache.get(priorKey(ctx)) as PriorTargets | undefined)
+  const prior = run.state.priorCallback ?? cachedPrior(ctx)
   if (!prior) return
   const id = ctx.workflow.upstreamWorkflowId
   const wfPath = `/v1/workflows/${encodeURIComponent(id)}`
@@ -240,18 +255,29 @@ async function restoreCallback(ctx: ConnectorContext, run: RunRef): Promise<void
   ctx.cache.delete(priorKey(ctx))
 }
 
-export const indigeniusConnector: Connector = {
+/** The customer's targets this process remembered for the workflow (priorKey), if any. */
+function cachedPrior(ctx: Ctx): PriorTargets | undefined {
+  const held = PriorTargets.safeParse(ctx.cache.get(priorKey(ctx)))
+  return held.success ? held.data : undefined
+}
+
+async function listWorkflows(ctx: Ctx): Promise<UpstreamWorkflow[]> {
+  const res = await call(ctx, '/v1/workflows', {}, 'workflows:read', 'workflow list')
+  return upstreamWorkflows(firstArray(res.body, ['', 'data', 'items', 'workflows', 'data.workflows', 'data.items']), ['_id', 'id'], ['title', 'name'])
+}
+
+export const indigeniusConnector = defineConnector({
   provider: 'indigenius',
-  connectionConfig,
-  credentials,
-  workflowConfig,
+  connectionConfig: ConnectionConfig,
+  ...api.auth,
+  workflowConfig: WorkflowConfig,
+  runState: RunState,
   defaultPollPolicy: { firstIntervalMs: 5_000, maxIntervalMs: 60_000, deadlineMs: 2 * 3_600_000 },
 
   async trigger(ctx, req) {
-    const id = ctx.workflow.upstreamWorkflowId
-    if (!id) throw finalError('invalid_input', 'the Indigenius workflow id is required')
+    const id = upstreamWorkflowId(ctx, 'the Indigenius workflow id is required')
     const wfPath = `/v1/workflows/${encodeURIComponent(id)}`
-    const state: Record<string, unknown> = {}
+    const state: RunState = {}
     if (pushEnabled(ctx)) {
       try {
         const prior = await pointCallback(ctx, wfPath, id)
@@ -267,7 +293,7 @@ export const indigeniusConnector: Connector = {
     const b = res.body
     if (isRecord(b) && b.status === false) throw finalError('upstream_rejected', `Indigenius did not start workflow ${id}: ${messageText(b) ?? 'status false'}`, { status: res.status, body: b })
     const jobId = jobIdOf(b)
-    if (!jobId) throw finalError('upstream_bad_answer', 'Indigenius run answered without a jobId', { status: res.status, body: b })
+    if (!jobId) throw badAnswer(res, 'Indigenius run answered without a jobId')
     return { ...started(b, ctx.now()), upstreamId: jobId, state }
   },
 
@@ -301,24 +327,10 @@ export const indigeniusConnector: Connector = {
     },
   },
 
-  async listWorkflows(ctx) {
-    const res = await call(ctx, '/v1/workflows', {}, 'workflows:read', 'workflow list')
-    const b = res.body
-    const list = [b, getPath(b, 'data'), getPath(b, 'items'), getPath(b, 'workflows'), getPath(b, 'data.workflows'), getPath(b, 'data.items')].find(Array.isArray) ?? []
-    return (list as unknown[]).filter(isRecord).map((w): UpstreamWorkflow => ({
-      id: String(w._id ?? w.id),
-      name: typeof w.title === 'string' ? w.title : typeof w.name === 'string' ? w.name : undefined,
-      description: typeof w.description === 'string' ? w.description : undefined,
-      raw: w,
-    }))
-  },
+  listWorkflows,
 
   async testConnection(ctx) {
-    return testByListing(() => indigeniusConnector.listWorkflows!(ctx), 'authenticated (workflows:read)')
-  },
-
-  async authHeaders(ctx) {
-    return headers(ctx)
+    return testByListing(() => listWorkflows(ctx), 'authenticated (workflows:read)')
   },
 
   matchTrigger(call) {
@@ -347,4 +359,4 @@ export const indigeniusConnector: Connector = {
     }
     return observeJob(body, ctx.now())
   },
-}
+})

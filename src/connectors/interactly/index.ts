@@ -1,8 +1,9 @@
 import * as z from 'zod'
+import { defineConnector } from '../../core/define-connector.ts'
 import type { RunStatus } from '../../core/domain.ts'
-import { getPath, joinUrl, requestJson } from '../request.ts'
-import { fillPath, finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf } from '../shared.ts'
-import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
+import { getPath } from '../request.ts'
+import { apiKeyApi, badAnswer, fillPath, finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, namedWorkflow, VendorConnection } from '../shared.ts'
+import type { ConnectorContext, Observation, RunRef } from '../types.ts'
 
 /**
  * Interactly: its API as runrelay uses it (described in docs/connectors.md).
@@ -47,14 +48,11 @@ const PollOption = z.object({
   path: z.string().min(1).optional(),
 })
 
-const connectionConfig = z.object({
+const ConnectionConfig = VendorConnection.extend({
   poll: PollOption.optional(),
-  sendIdempotencyKey: z.boolean().optional(),
-}).passthrough()
+})
 
-const credentials = z.object({ apiKey: z.string().min(1) })
-
-const workflowConfig = z.object({
+const WorkflowConfig = z.object({
   poll: PollOption.optional(),
   /** Defaults sent with `start`, under the run's input. */
   miscellaneous: z.record(z.string(), z.unknown()).optional(),
@@ -72,7 +70,10 @@ const RUN_INPUT_KEYS = ['dynamic_variables', 'runtime_variables', 'miscellaneous
 const RunPart = z.union([z.record(z.string(), z.unknown()), z.string()])
 const inputTemplate = z.object(Object.fromEntries(RUN_INPUT_KEYS.map((k) => [k, RunPart.optional()]))).strict()
 
-const headers = (ctx: ConnectorContext) => ({ Authorization: `Bearer ${ctx.connection.credentials.apiKey ?? ''}` })
+/** A call's context, its configs parsed by the schemas above (defineConnector). */
+type Ctx = ConnectorContext<z.infer<typeof ConnectionConfig>, z.infer<typeof WorkflowConfig>>
+
+const api = apiKeyApi('Authorization', 'Bearer ')
 
 function checkId(kind: string, id: string): void {
   if (!HEX24.test(id)) throw finalError('invalid_upstream_id', `Interactly ${kind} must be 24 hex characters, got ${JSON.stringify(id)}`)
@@ -80,7 +81,8 @@ function checkId(kind: string, id: string): void {
 
 const obj = (v: unknown): Record<string, unknown> => (isRecord(v) ? v : {})
 
-export function buildStartBody(ctx: ConnectorContext, input: unknown, variables: Record<string, unknown>, runtimeVariables: Record<string, unknown>): Record<string, unknown> {
+/** The `start` command's body: the template's parts, the run's variables, and the workflow's defaults under them. */
+export function buildStartBody(ctx: Ctx, input: unknown, variables: Record<string, unknown>, runtimeVariables: Record<string, unknown>): Record<string, unknown> {
   // Without a template the input is a copy of the variables (the default mapping): they go to
   // dynamic_variables below, so only a template's input is read and checked.
   const inp = ctx.workflow.hasInputTemplate === false ? {} : obj(input)
@@ -93,8 +95,8 @@ export function buildStartBody(ctx: ConnectorContext, input: unknown, variables:
     workflow_id: ctx.workflow.upstreamWorkflowId,
     dynamic_variables: { ...obj(inp.dynamic_variables), ...variables },
     runtime_variables: { ...obj(inp.runtime_variables), ...runtimeVariables },
-    miscellaneous: { ...obj(cfg.miscellaneous), ...obj(inp.miscellaneous) },
-    thread_to_node_inputs: { ...obj(cfg.thread_to_node_inputs), ...obj(inp.thread_to_node_inputs) },
+    miscellaneous: { ...cfg.miscellaneous, ...obj(inp.miscellaneous) },
+    thread_to_node_inputs: { ...cfg.thread_to_node_inputs, ...obj(inp.thread_to_node_inputs) },
   }
 }
 
@@ -144,12 +146,12 @@ export function observeRun(body: unknown): Observation {
   return obs
 }
 
-async function post(ctx: ConnectorContext, body: Record<string, unknown>, extraHeaders: Record<string, string> = {}) {
-  return requestJson(ctx, joinUrl(ctx.connection.baseUrl, RUNS_PATH), { method: 'POST', headers: { ...headers(ctx), ...extraHeaders }, body })
+async function post(ctx: Ctx, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  return api.call(ctx, RUNS_PATH, { method: 'POST', headers, body })
 }
 
 function runCommand(command: 'data' | 'pause' | 'resume' | 'stop', payloadRequired: boolean) {
-  return async (ctx: ConnectorContext, run: RunRef, payload: unknown): Promise<Observation> => {
+  return async (ctx: Ctx, run: RunRef, payload: unknown): Promise<Observation> => {
     checkId('workflow_run_id', run.upstreamId)
     const body: Record<string, unknown> = { command, workflow_run_id: run.upstreamId }
     if (HEX24.test(ctx.workflow.upstreamWorkflowId)) body.workflow_id = ctx.workflow.upstreamWorkflowId
@@ -167,16 +169,16 @@ function runCommand(command: 'data' | 'pause' | 'resume' | 'stop', payloadRequir
   }
 }
 
-function pollOption(ctx: ConnectorContext): { mode: 'get' | 'data'; path: string } {
-  const o = { ...obj(ctx.connection.config.poll), ...obj(ctx.workflow.config.poll) }
-  return { mode: o.mode === 'data' ? 'data' : 'get', path: typeof o.path === 'string' && o.path ? o.path : `${RUNS_PATH}/{id}` }
+function pollOption(ctx: Ctx): { mode: 'get' | 'data'; path: string } {
+  const o = { ...ctx.connection.config.poll, ...ctx.workflow.config.poll }
+  return { mode: o.mode === 'data' ? 'data' : 'get', path: o.path || `${RUNS_PATH}/{id}` }
 }
 
-export const interactlyConnector: Connector = {
+export const interactlyConnector = defineConnector({
   provider: 'interactly',
-  connectionConfig,
-  credentials,
-  workflowConfig,
+  connectionConfig: ConnectionConfig,
+  ...api.auth,
+  workflowConfig: WorkflowConfig,
   inputTemplate,
   defaultPollPolicy: { firstIntervalMs: 2_000, maxIntervalMs: 30_000, deadlineMs: 2 * 3_600_000 },
 
@@ -184,7 +186,7 @@ export const interactlyConnector: Connector = {
     checkId('workflow_id', ctx.workflow.upstreamWorkflowId)
     const res = await post(ctx, buildStartBody(ctx, req.input, req.variables, req.runtimeVariables), idempotencyHeaders(ctx, req.runId))
     const id = parts(res.body).outer._id
-    if (typeof id !== 'string' || !id) throw finalError('upstream_bad_answer', 'Interactly answered without workflow_run._id', { status: res.status, body: res.body })
+    if (typeof id !== 'string' || !id) throw badAnswer(res, 'Interactly answered without workflow_run._id')
     return { ...observeRun(res.body), upstreamId: id }
   },
 
@@ -193,12 +195,8 @@ export const interactlyConnector: Connector = {
     const opt = pollOption(ctx)
     // A `data` command without data: the run's answer (and one more input/output pair).
     if (opt.mode === 'data') return runCommand('data', false)(ctx, run, undefined)
-    const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, fillPath(opt.path, { id: run.upstreamId })), { headers: headers(ctx) })
+    const res = await api.call(ctx, fillPath(opt.path, { id: run.upstreamId }))
     return observeRun(res.body)
-  },
-
-  async authHeaders(ctx) {
-    return headers(ctx)
   },
 
   matchTrigger(call) {
@@ -208,7 +206,7 @@ export const interactlyConnector: Connector = {
     const { outer, inner } = parts(call.responseBody)
     if (typeof outer._id !== 'string' || !outer._id) return null
     const wf = getPath(call.requestBody, 'workflow_id') ?? inner.workflow_id
-    return { ...observeRun(call.responseBody), upstreamId: outer._id, upstreamWorkflowId: typeof wf === 'string' && wf ? wf : 'unknown' }
+    return { ...observeRun(call.responseBody), upstreamId: outer._id, upstreamWorkflowId: namedWorkflow(wf) }
   },
 
   commands: {
@@ -217,4 +215,4 @@ export const interactlyConnector: Connector = {
     resume: runCommand('resume', false),
     cancel: runCommand('stop', false),
   },
-}
+})

@@ -1,8 +1,9 @@
 import * as z from 'zod'
+import { defineConnector } from '../../core/define-connector.ts'
 import type { RunStatus } from '../../core/domain.ts'
-import { getPath, joinUrl, requestJson } from '../request.ts'
-import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, testByListing } from '../shared.ts'
-import type { Connector, ConnectorContext, Observation, UpstreamWorkflow } from '../types.ts'
+import { getPath } from '../request.ts'
+import { apiKeyApi, badAnswer, finalError, firstArray, idAt, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, namedWorkflow, testByListing, upstreamWorkflows, upstreamWorkflowId, VendorConnection } from '../shared.ts'
+import type { ConnectorContext, Observation, UpstreamWorkflow } from '../types.ts'
 
 /**
  * PipelineGeneration (https://api.pipelinegeneration.ai); its API is described in docs/connectors.md.
@@ -18,33 +19,27 @@ import type { Connector, ConnectorContext, Observation, UpstreamWorkflow } from 
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-const STATUS: Record<string, RunStatus> = {
-  queued: 'queued',
-  running: 'running',
-  completed: 'completed',
-  failed: 'failed',
-}
+/** The execution's status words are runrelay's own. */
+const STATUS: Record<string, RunStatus> = { queued: 'queued', running: 'running', completed: 'completed', failed: 'failed' }
 
-const connectionConfig = z.object({
-  sendIdempotencyKey: z.boolean().optional(),
-}).passthrough()
-
-const credentials = z.object({ apiKey: z.string().min(1) })
-
-const workflowConfig = z.object({
+const WorkflowConfig = z.object({
   /** Defaults merged under the run's input. */
   company_id: z.string().regex(UUID, 'company_id must be a UUID').optional(),
   contact_id: z.string().regex(UUID, 'contact_id must be a UUID').optional(),
   parameters: z.record(z.string(), z.unknown()).optional(),
 }).passthrough()
+type WorkflowConfig = z.infer<typeof WorkflowConfig>
 
-const headers = (ctx: ConnectorContext): Record<string, string> => ({ 'x-api-key': String(ctx.connection.credentials.apiKey ?? '') })
+/** A call's context, its configs parsed by the schemas (defineConnector). */
+type Ctx = ConnectorContext<z.infer<typeof VendorConnection>, WorkflowConfig>
+
+const api = apiKeyApi('x-api-key')
 
 /**
  * Build the trigger body. The run's input may carry `company_id`, `contact_id` and `parameters`;
  * any other top-level input key is treated as a parameter too (so a flat input works).
  */
-export function buildTriggerBody(workflowId: string, config: Record<string, unknown>, input: unknown): Record<string, unknown> {
+export function buildTriggerBody(workflowId: string, config: WorkflowConfig, input: unknown): Record<string, unknown> {
   const inp = isRecord(input) ? input : {}
   const { company_id, contact_id, parameters, ...rest } = inp
   const companyId = company_id ?? config.company_id
@@ -54,7 +49,7 @@ export function buildTriggerBody(workflowId: string, config: Record<string, unkn
     if (typeof v !== 'string' || !UUID.test(v)) throw finalError('invalid_input', `${name} must be a UUID, got ${JSON.stringify(v)}`)
   }
   if (parameters !== undefined && !isRecord(parameters)) throw finalError('invalid_input', 'parameters must be an object')
-  const params = { ...(isRecord(config.parameters) ? config.parameters : {}), ...rest, ...(parameters ?? {}) }
+  const params = { ...config.parameters, ...rest, ...(parameters ?? {}) }
   const body: Record<string, unknown> = { workflow_id: workflowId }
   if (companyId) body.company_id = companyId
   if (contactId) body.contact_id = contactId
@@ -83,61 +78,44 @@ function observeAccepted(body: unknown): Observation {
   return obs
 }
 
-export const pipelinegenerationConnector: Connector = {
+async function listWorkflows(ctx: Ctx): Promise<UpstreamWorkflow[]> {
+  const res = await api.call(ctx, '/v1/workflows')
+  return upstreamWorkflows(firstArray(res.body, ['', 'data']), ['id'], ['name'])
+}
+
+export const pipelinegenerationConnector = defineConnector({
   provider: 'pipelinegeneration',
-  connectionConfig,
-  credentials,
-  workflowConfig,
+  connectionConfig: VendorConnection,
+  ...api.auth,
+  workflowConfig: WorkflowConfig,
   // "Workflow executions may take up to 2 minutes": poll every few seconds, give up after 10.
   defaultPollPolicy: { firstIntervalMs: 3_000, maxIntervalMs: 15_000, deadlineMs: 10 * 60_000 },
 
   async trigger(ctx, req) {
-    const workflowId = ctx.workflow.upstreamWorkflowId
-    if (!workflowId) throw finalError('invalid_input', 'workflow_id is required')
+    const workflowId = upstreamWorkflowId(ctx, 'workflow_id is required')
     const body = buildTriggerBody(workflowId, ctx.workflow.config, req.input)
-    const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, '/v1/workflows/trigger'), {
-      method: 'POST',
-      headers: { ...headers(ctx), ...idempotencyHeaders(ctx, req.runId) },
-      body,
-    })
-    const executionId = getPath(res.body, 'execution_id')
-    if (typeof executionId !== 'string' && typeof executionId !== 'number') {
-      throw finalError('upstream_bad_answer', 'trigger answer has no execution_id', { status: res.status, body: res.body })
-    }
+    const res = await api.call(ctx, '/v1/workflows/trigger', { method: 'POST', headers: idempotencyHeaders(ctx, req.runId), body })
+    const executionId = idAt(res.body, 'execution_id')
+    if (executionId === undefined) throw badAnswer(res, 'trigger answer has no execution_id')
     return { ...observeAccepted(res.body), upstreamId: String(executionId) }
   },
 
   async poll(ctx, run) {
-    const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, `/v1/workflows/executions/${encodeURIComponent(run.upstreamId)}`), {
-      headers: headers(ctx),
-    })
+    const res = await api.call(ctx, `/v1/workflows/executions/${encodeURIComponent(run.upstreamId)}`)
     return observeExecution(res.body)
   },
 
-  async listWorkflows(ctx) {
-    const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, '/v1/workflows'), { headers: headers(ctx) })
-    const list = Array.isArray(res.body) ? res.body : Array.isArray(getPath(res.body, 'data')) ? (getPath(res.body, 'data') as unknown[]) : []
-    return list.filter(isRecord).map((w): UpstreamWorkflow => ({
-      id: String(w.id),
-      name: typeof w.name === 'string' ? w.name : undefined,
-      description: typeof w.description === 'string' ? w.description : undefined,
-      raw: w,
-    }))
-  },
+  listWorkflows,
 
   async testConnection(ctx) {
-    return testByListing(() => pipelinegenerationConnector.listWorkflows!(ctx), 'authenticated')
-  },
-
-  async authHeaders(ctx) {
-    return headers(ctx)
+    return testByListing(() => listWorkflows(ctx), 'authenticated')
   },
 
   matchTrigger(call) {
     if (!matchOkPost(call, /^\/v1\/workflows\/trigger\/?$/)) return null
-    const executionId = getPath(call.responseBody, 'execution_id')
-    if (typeof executionId !== 'string' && typeof executionId !== 'number') return null
+    const executionId = idAt(call.responseBody, 'execution_id')
+    if (executionId === undefined) return null
     const wf = getPath(call.responseBody, 'workflow_id') ?? getPath(call.requestBody, 'workflow_id')
-    return { ...observeAccepted(call.responseBody), upstreamId: String(executionId), upstreamWorkflowId: typeof wf === 'string' && wf ? wf : 'unknown' }
+    return { ...observeAccepted(call.responseBody), upstreamId: String(executionId), upstreamWorkflowId: namedWorkflow(wf) }
   },
-}
+})

@@ -1,8 +1,9 @@
 import * as z from 'zod'
+import { defineConnector } from '../../core/define-connector.ts'
 import type { RunStatus } from '../../core/domain.ts'
-import { getPath, joinUrl, requestJson } from '../request.ts'
-import { finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress } from '../shared.ts'
-import type { Connector, ConnectorContext, Observation, RunRef } from '../types.ts'
+import { getPath } from '../request.ts'
+import { apiKeyApi, badAnswer, idAt, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress, upstreamWorkflowId, VendorConnection } from '../shared.ts'
+import type { ConnectorContext, Observation } from '../types.ts'
 
 /**
  * Wiv: its API as runrelay uses it (described in docs/connectors.md).
@@ -26,6 +27,7 @@ import type { Connector, ConnectorContext, Observation, RunRef } from '../types.
  * `testConnection` are absent (the only documented call would start a workflow).
  */
 
+/** The payload key carrying the run's callback URL when neither the workflow nor the connection names one. */
 export const DEFAULT_CALLBACK_KEY = 'runrelay_callback_url'
 
 const CALLBACK_STATUS: Record<string, RunStatus> = {
@@ -38,29 +40,34 @@ const CALLBACK_STATUS: Record<string, RunStatus> = {
   timed_out: 'timed_out', timeout: 'timed_out',
 }
 
-const connectionConfig = z.object({
+const ConnectionConfig = VendorConnection.extend({
   callbackKey: z.string().min(1).optional(),
-  sendIdempotencyKey: z.boolean().optional(),
-}).passthrough()
+})
 
-const credentials = z.object({ apiKey: z.string().min(1) })
-
-const workflowConfig = z.object({
+const WorkflowConfig = z.object({
   /** Count the accepted trigger as the run's completion (workflows that never call back). */
   completeOnAccept: z.boolean().optional(),
   /** Payload key carrying the run's callback URL; overrides the connection's. `false` disables. */
   callbackKey: z.union([z.string().min(1), z.literal(false)]).optional(),
 }).passthrough()
 
+/** What a run keeps: the trigger's facts, for the result (read leniently: a stored value of another shape is none). */
+const RunState = z.object({
+  trigger: z.record(z.string(), z.unknown()).optional().catch(undefined),
+}).passthrough()
+
+/** A call's context, its configs parsed by the schemas above (defineConnector). */
+type Ctx = ConnectorContext<z.infer<typeof ConnectionConfig>, z.infer<typeof WorkflowConfig>>
+
 const TRIGGER_FIELDS = ['run_by', 'tenant_id', 'trigger_type', 'trigger_id', 'event_type', 'workflow_id'] as const
 
-const headers = (ctx: ConnectorContext): Record<string, string> => ({ 'X-API-KEY': String(ctx.connection.credentials.apiKey ?? '') })
+const api = apiKeyApi('X-API-KEY')
 
 /** The run answer's `data` (trigger facts kept in state and result), or undefined without an execution_id. */
 function accepted(body: unknown): { executionId: string; d: Record<string, unknown>; trigger: Record<string, unknown>; upstreamStatus: string } | undefined {
   const data = getPath(body, 'data')
-  const executionId = getPath(data, 'execution_id')
-  if (typeof executionId !== 'string' && typeof executionId !== 'number') return undefined
+  const executionId = idAt(data, 'execution_id')
+  if (executionId === undefined) return undefined
   const d = isRecord(data) ? data : {}
   const trigger: Record<string, unknown> = { execution_id: String(executionId) }
   for (const f of TRIGGER_FIELDS) if (d[f] !== undefined) trigger[f] = d[f]
@@ -77,39 +84,39 @@ export function wivTimestamp(ts: unknown): string | undefined {
   return `${m[1]}T${m[2]}${m[3] ? m[3].slice(0, 4) : ''}Z`
 }
 
-function callbackKey(ctx: ConnectorContext): string | undefined {
+function callbackKey(ctx: Ctx): string | undefined {
   const wf = ctx.workflow.config.callbackKey
   if (wf === false) return undefined
-  if (typeof wf === 'string' && wf) return wf
-  const conn = ctx.connection.config.callbackKey
-  return typeof conn === 'string' && conn ? conn : DEFAULT_CALLBACK_KEY
+  if (wf) return wf
+  return ctx.connection.config.callbackKey || DEFAULT_CALLBACK_KEY
 }
 
-export function buildPayload(ctx: ConnectorContext, input: unknown): Record<string, unknown> {
+/** The trigger's payload: the run's input (an object, or wrapped as `input`), with the callback URL under callbackKey. */
+export function buildPayload(ctx: Ctx, input: unknown): Record<string, unknown> {
   const payload: Record<string, unknown> = isRecord(input) ? { ...input } : input === undefined || input === null ? {} : { input }
   const key = callbackKey(ctx)
   if (key && ctx.callbackUrl) payload[key] = ctx.callbackUrl
   return payload
 }
 
-export const wivConnector: Connector = {
+export const wivConnector = defineConnector({
   provider: 'wiv',
-  connectionConfig,
-  credentials,
-  workflowConfig,
+  connectionConfig: ConnectionConfig,
+  ...api.auth,
+  workflowConfig: WorkflowConfig,
+  runState: RunState,
   // No poll: the policy's deadline bounds how long a run waits for its callback.
   defaultPollPolicy: { deadlineMs: 6 * 3_600_000 },
 
   async trigger(ctx, req) {
-    const id = ctx.workflow.upstreamWorkflowId
-    if (!id) throw finalError('invalid_input', 'the Wiv workflow_id is required')
-    const res = await requestJson(ctx, joinUrl(ctx.connection.baseUrl, `/workflows/${encodeURIComponent(id)}/run`), {
+    const id = upstreamWorkflowId(ctx, 'the Wiv workflow_id is required')
+    const res = await api.call(ctx, `/workflows/${encodeURIComponent(id)}/run`, {
       method: 'POST',
-      headers: { ...headers(ctx), ...idempotencyHeaders(ctx, req.runId) },
+      headers: idempotencyHeaders(ctx, req.runId),
       body: { payload: buildPayload(ctx, req.input) },
     })
     const a = accepted(res.body)
-    if (!a) throw finalError('upstream_bad_answer', 'Wiv answered without data.execution_id', { status: res.status, body: res.body })
+    if (!a) throw badAnswer(res, 'Wiv answered without data.execution_id')
     const { d, trigger } = a
     const complete = ctx.workflow.config.completeOnAccept === true
     const obs: Observation = {
@@ -123,10 +130,6 @@ export const wivConnector: Connector = {
     return { ...obs, upstreamId: a.executionId }
   },
 
-  async authHeaders(ctx) {
-    return headers(ctx)
-  },
-
   matchTrigger(call) {
     const m = matchOkPost(call, /^\/workflows\/([^/]+)\/run\/?$/)
     if (!m) return null
@@ -138,9 +141,9 @@ export const wivConnector: Connector = {
     }
   },
 
-  parseCallback(_ctx, run: RunRef, body: unknown): Observation {
+  parseCallback(_ctx, run, body) {
     const b = isRecord(body) ? body : {}
-    const trigger = isRecord(run.state.trigger) ? run.state.trigger : {}
+    const trigger = run.state.trigger ?? {}
     const word = b.status ?? b.state
     const mapped = mapStatus(typeof word === 'string' ? word : undefined, CALLBACK_STATUS)
     const obs: Observation = { ...mapped, raw: body }
@@ -162,7 +165,7 @@ export const wivConnector: Connector = {
     }
     return obs
   },
-}
+})
 
 function withoutControl(b: Record<string, unknown>): Record<string, unknown> {
   const { status: _s, state: _st, progress: _p, message: _m, ...rest } = b

@@ -1,6 +1,7 @@
-import { getPath, joinUrl, requestJson, type UpstreamRequest, type UpstreamResponse } from '../request.ts'
+import * as z from 'zod'
+import { getPath, joinUrl, requestJson, type UpstreamContext, type UpstreamRequest, type UpstreamResponse } from '../request.ts'
 import { finalError, messageOf, rewrap } from '../shared.ts'
-import { UpstreamError, type ConnectorContext } from '../types.ts'
+import { addDerivedSecret, UpstreamError, type ConnectorContext } from '../types.ts'
 
 /**
  * Talking to Wokelo: the JWT (given, or exchanged for a username and password and cached per
@@ -9,9 +10,20 @@ import { UpstreamError, type ConnectorContext } from '../types.ts'
 
 // ---------------------------------------------------------------- auth
 
+/** The connection options auth reads (part of Wokelo's connection config). */
+export const AuthOptions = z.object({
+  /** `bearer` sends `Bearer <token>`; the default is the bare token, as Wokelo's API reference sends it. */
+  authScheme: z.enum(['bearer', 'bare']).optional(),
+  /** Dotted path of the token in the /auth/token/ answer (else `access`, `token`, `access_token`…). */
+  tokenPath: z.string().optional(),
+})
+
+/** A call's context as auth sees it: the auth options typed, the workflow config not read. */
+type AuthCtx = ConnectorContext<z.infer<typeof AuthOptions>, unknown>
+
 interface CachedToken { token: string; exp?: number }
 
-const tokenKey = (ctx: ConnectorContext) => `wokelo:token:${ctx.connection.id}`
+const tokenKey = (ctx: UpstreamContext) => `wokelo:token:${ctx.connection.id}`
 
 function jwtExp(token: string): number | undefined {
   const part = token.split('.')[1]
@@ -25,9 +37,10 @@ function jwtExp(token: string): number | undefined {
   }
 }
 
-export const canExchange = (ctx: ConnectorContext) => !!ctx.connection.credentials.username && !!ctx.connection.credentials.password
+/** Whether the connection has a username and password to exchange for a token. */
+export const canExchange = (ctx: UpstreamContext) => !!ctx.connection.credentials.username && !!ctx.connection.credentials.password
 
-async function exchange(ctx: ConnectorContext): Promise<CachedToken> {
+async function exchange(ctx: AuthCtx): Promise<CachedToken> {
   const key = tokenKey(ctx)
   const pending = (async (): Promise<CachedToken> => {
     let res: UpstreamResponse
@@ -42,10 +55,12 @@ async function exchange(ctx: ConnectorContext): Promise<CachedToken> {
       }
       throw err
     }
-    const path = typeof ctx.connection.config.tokenPath === 'string' ? ctx.connection.config.tokenPath : undefined
+    const path = ctx.connection.config.tokenPath
     const candidates = path ? [getPath(res.body, path)] : ['access', 'token', 'access_token', 'data.access', 'data.token'].map((p) => getPath(res.body, p))
     const token = candidates.find((t): t is string => typeof t === 'string' && t.length > 0)
     if (!token) throw finalError('upstream_auth_failed', 'Wokelo /auth/token/ answered without a token', { status: res.status })
+    // The token is as secret as the password it was exchanged for: redacted like the credentials from now on.
+    addDerivedSecret(ctx, token)
     return { token, exp: jwtExp(token) }
   })()
   ctx.cache.set(key, pending)
@@ -57,7 +72,8 @@ async function exchange(ctx: ConnectorContext): Promise<CachedToken> {
   }
 }
 
-export async function getToken(ctx: ConnectorContext, renew: boolean): Promise<string> {
+/** The token to send: the cached exchanged one while it is valid, the static one, or a new exchange (`renew` forces one). */
+export async function getToken(ctx: AuthCtx, renew: boolean): Promise<string> {
   const key = tokenKey(ctx)
   if (!renew) {
     const cached = ctx.cache.get(key) as Promise<CachedToken> | undefined
@@ -76,12 +92,13 @@ export async function getToken(ctx: ConnectorContext, renew: boolean): Promise<s
   return (await exchange(ctx)).token
 }
 
-export function authHeader(ctx: ConnectorContext, token: string): Record<string, string> {
+/** The Authorization header for `token`, bare or `Bearer` per the connection's authScheme. */
+export function authHeader(ctx: AuthCtx, token: string): Record<string, string> {
   return { Authorization: ctx.connection.config.authScheme === 'bearer' ? `Bearer ${token}` : token }
 }
 
 /** requestJson with the JWT, one re-authentication on 401, and the vendor's retry rules applied. */
-export async function wokeloRequest<T = unknown>(ctx: ConnectorContext, path: string, req: UpstreamRequest, retryKey: string): Promise<UpstreamResponse<T>> {
+export async function wokeloRequest<T = unknown>(ctx: AuthCtx, path: string, req: UpstreamRequest, retryKey: string): Promise<UpstreamResponse<T>> {
   const url = joinUrl(ctx.connection.baseUrl, path)
   try {
     let token = await getToken(ctx, false)
@@ -104,16 +121,16 @@ export async function wokeloRequest<T = unknown>(ctx: ConnectorContext, path: st
 const RETRY_LIMITS: Record<number, number> = { 500: 3, 502: 5, 503: 5 }
 
 /** ctx.cache counters: consecutive 429s on the connection, consecutive 5xx of one trigger or poll. */
-const rateLimitKey = (ctx: ConnectorContext) => `wokelo:429:${ctx.connection.id}`
+const rateLimitKey = (ctx: UpstreamContext) => `wokelo:429:${ctx.connection.id}`
 const serverErrorKey = (retryKey: string) => `wokelo:5xx:${retryKey}`
 
-function bump(ctx: ConnectorContext, key: string): number {
+function bump(ctx: UpstreamContext, key: string): number {
   const n = ((ctx.cache.get(key) as number | undefined) ?? 0) + 1
   ctx.cache.set(key, n)
   return n
 }
 
-function applyRetryRules(ctx: ConnectorContext, err: unknown, retryKey: string): unknown {
+function applyRetryRules(ctx: UpstreamContext, err: unknown, retryKey: string): unknown {
   if (!(err instanceof UpstreamError) || err.code === 'upstream_auth_failed') return err
   if (err.status === 401) return rewrap(err, { code: 'upstream_unauthorized', message: `Wokelo refused the token (401)${canExchange(ctx) ? ' even after re-authenticating' : ''}` })
   if (err.status === 403) return rewrap(err, { code: 'upstream_forbidden' })

@@ -1,9 +1,10 @@
 import * as z from 'zod'
+import { defineConnector } from '../../core/define-connector.ts'
 import { RunStatus, type RunStatus as RunStatusT } from '../../core/domain.ts'
 import { getPath, joinUrl, requestJson, type UpstreamRequest } from '../request.ts'
-import { fillPath, finalError, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, normaliseProgress } from '../shared.ts'
-import type { Connector, ConnectorContext, Observation } from '../types.ts'
-import { authHeader, canExchange, getToken, wokeloRequest } from './auth.ts'
+import { badAnswer, fillPath, finalError, idAt, idempotencyHeaders, isRecord, mapStatus, matchOkPost, messageOf, namedWorkflow, normaliseProgress, VendorConnection } from '../shared.ts'
+import type { ConnectorContext, Observation } from '../types.ts'
+import { authHeader, AuthOptions, canExchange, getToken, wokeloRequest } from './auth.ts'
 
 /**
  * Wokelo: its API and its polling and retry guidance as runrelay uses them (described in docs/connectors.md).
@@ -12,7 +13,8 @@ import { authHeader, canExchange, getToken, wokeloRequest } from './auth.ts'
  * exchanged at `POST /auth/token/` (JSON body {username, password}; the token is read from
  * `access`, `token` or `access_token`, or `tokenPath` — the exchange's answer is not documented).
  * The exchanged token is cached in ctx.cache under `wokelo:token:<connection id>`, renewed before
- * its JWT `exp`, and renewed once on a 401 (then the request is retried once). Wokelo's API
+ * its JWT `exp`, and renewed once on a 401 (then the request is retried once); it is redacted like
+ * the credentials (addDerivedSecret) from the moment it is obtained. Wokelo's API
  * reference sends the bare token (`Authorization: <token>`), so that is the default;
  * `authScheme: 'bearer'` sends `Bearer <token>` for accounts that want it.
  *
@@ -40,12 +42,8 @@ import { authHeader, canExchange, getToken, wokeloRequest } from './auth.ts'
  * and 503 up to 5 times (then the error turns final). Poll once a minute, for at most 90 minutes.
  */
 
-const DEFAULT_STATUS_MAP: Record<string, RunStatusT> = {
-  pending: 'queued',
-  processing: 'running',
-  completed: 'completed',
-  failed: 'failed',
-}
+/** The documented status words (PENDING, PROCESSING, COMPLETED, FAILED; matched case-insensitively). */
+const DEFAULT_STATUS_MAP: Record<string, RunStatusT> = { pending: 'queued', processing: 'running', completed: 'completed', failed: 'failed' }
 
 const StatusRequest = z.object({
   method: z.enum(['GET', 'POST']).optional(),
@@ -66,45 +64,47 @@ type StatusRequest = z.infer<typeof StatusRequest>
 
 const FileType = z.enum(['pdf', 'docx', 'json'])
 
-const connectionConfig = z.object({
-  authScheme: z.enum(['bearer', 'bare']).optional(),
-  tokenPath: z.string().optional(),
+/** Options a workflow may set and the connection may default (the workflow's win). */
+const ReportOptions = {
   statusRequest: StatusRequest.optional(),
   fileType: FileType.optional(),
   fetchResult: z.boolean().optional(),
-  sendIdempotencyKey: z.boolean().optional(),
-}).passthrough()
+}
 
-const credentials = z.object({
+const ConnectionConfig = VendorConnection.extend({ ...AuthOptions.shape, ...ReportOptions })
+
+const Credentials = z.object({
   token: z.string().min(1).optional(),
   username: z.string().min(1).optional(),
   password: z.string().min(1).optional(),
 }).refine((c) => !!c.token || (!!c.username && !!c.password), { message: 'either token, or username and password, is required' })
 
-const workflowConfig = z.object({
+const WorkflowConfig = z.object({
   kind: z.enum(['company', 'industry']).optional(),
-  statusRequest: StatusRequest.optional(),
-  fileType: FileType.optional(),
-  fetchResult: z.boolean().optional(),
+  ...ReportOptions,
   /** Defaults for the start body, under the run's input. */
   workbook_name: z.string().optional(),
   industry_research_topic: z.string().optional(),
 }).passthrough()
 
+/** A call's context, its configs parsed by the schemas above (defineConnector). */
+type Ctx = ConnectorContext<z.infer<typeof ConnectionConfig>, z.infer<typeof WorkflowConfig>>
+
 const START_FIELDS = ['workbook_name', 'permalink', 'website', 'industry_research_topic', 'custom_files'] as const
 
 // ---------------------------------------------------------------- trigger / poll
 
-function workflowKind(ctx: ConnectorContext): 'company' | 'industry' | undefined {
+function workflowKind(ctx: Ctx): 'company' | 'industry' | undefined {
   const k = ctx.workflow.config.kind
-  if (k === 'company' || k === 'industry') return k
+  if (k) return k
   const id = ctx.workflow.upstreamWorkflowId.toLowerCase()
   if (id.startsWith('industry')) return 'industry'
   if (id.startsWith('comp')) return 'company'
   return undefined
 }
 
-export function buildStartBody(ctx: ConnectorContext, input: unknown): Record<string, unknown> {
+/** The start body: the run's input over the workflow's defaults, checked against the company / industry rules. */
+export function buildStartBody(ctx: Ctx, input: unknown): Record<string, unknown> {
   const inp = isRecord(input) ? input : {}
   const cfg = ctx.workflow.config
   const body: Record<string, unknown> = { workflow: ctx.workflow.upstreamWorkflowId }
@@ -127,9 +127,11 @@ export function buildStartBody(ctx: ConnectorContext, input: unknown): Record<st
   return body
 }
 
-function statusRequest(ctx: ConnectorContext): Required<Pick<StatusRequest, 'method' | 'path' | 'param' | 'statusPath'>> & StatusRequest {
-  const conn = isRecord(ctx.connection.config.statusRequest) ? (ctx.connection.config.statusRequest as StatusRequest) : {}
-  const wf = isRecord(ctx.workflow.config.statusRequest) ? (ctx.workflow.config.statusRequest as StatusRequest) : {}
+type ResolvedStatusRequest = Required<Pick<StatusRequest, 'method' | 'path' | 'param' | 'statusPath'>> & StatusRequest
+
+function statusRequest(ctx: Ctx): ResolvedStatusRequest {
+  const conn = ctx.connection.config.statusRequest ?? {}
+  const wf = ctx.workflow.config.statusRequest ?? {}
   const merged: StatusRequest = { ...conn, ...wf, statusMap: { ...conn.statusMap, ...wf.statusMap } }
   return {
     ...merged,
@@ -141,7 +143,7 @@ function statusRequest(ctx: ConnectorContext): Required<Pick<StatusRequest, 'met
 }
 
 /** The status request for a report: the id as a query parameter (GET) or a JSON body key (POST). */
-function statusCall(sr: ReturnType<typeof statusRequest>, reportId: string): { path: string; req: UpstreamRequest } {
+function statusCall(sr: ResolvedStatusRequest, reportId: string): { path: string; req: UpstreamRequest } {
   let path = fillPath(sr.path, { id: reportId })
   const req: UpstreamRequest = { method: sr.method }
   if (sr.param) {
@@ -158,12 +160,9 @@ function statusTable(sr: StatusRequest, base: Record<string, RunStatusT>): Recor
   return table
 }
 
-function option<T>(ctx: ConnectorContext, name: string): T | undefined {
-  return (ctx.workflow.config[name] ?? ctx.connection.config[name]) as T | undefined
-}
-
-export function describeResult(ctx: ConnectorContext, reportId: string, statusAnswer: unknown): Record<string, unknown> {
-  const fileType = option<string>(ctx, 'fileType') ?? 'pdf'
+/** The result of a completed report: a description of its download, not the file. */
+export function describeResult(ctx: Ctx, reportId: string, statusAnswer: unknown): Record<string, unknown> {
+  const fileType = ctx.workflow.config.fileType ?? ctx.connection.config.fileType ?? 'pdf'
   const id = /^\d+$/.test(reportId) ? Number(reportId) : reportId
   return {
     report_id: id,
@@ -173,21 +172,26 @@ export function describeResult(ctx: ConnectorContext, reportId: string, statusAn
   }
 }
 
-export const wokeloConnector: Connector = {
+/** The report a pushed body names (`report_id`, `request_id` or `data.report_id`). */
+function namedReport(body: unknown): string | undefined {
+  const b = isRecord(body) ? body : {}
+  const named = b.report_id ?? b.request_id ?? getPath(b, 'data.report_id')
+  return typeof named === 'string' || typeof named === 'number' ? String(named) : undefined
+}
+
+export const wokeloConnector = defineConnector({
   provider: 'wokelo',
-  connectionConfig,
-  credentials,
-  workflowConfig,
+  connectionConfig: ConnectionConfig,
+  credentials: Credentials,
+  workflowConfig: WorkflowConfig,
   // Vendor guidance: poll once a minute, for at most 90 minutes, then treat the job as timed out.
   defaultPollPolicy: { firstIntervalMs: 60_000, maxIntervalMs: 60_000, deadlineMs: 90 * 60_000 },
 
   async trigger(ctx, req) {
     const body = buildStartBody(ctx, req.input)
     const res = await wokeloRequest(ctx, '/api/workflow_manager/start/', { method: 'POST', body, headers: idempotencyHeaders(ctx, req.runId) }, `trigger:${req.runId}`)
-    const reportId = getPath(res.body, 'report_id')
-    if (typeof reportId !== 'number' && typeof reportId !== 'string') {
-      throw finalError('upstream_bad_answer', 'Wokelo start answered without a report_id', { status: res.status, body: res.body })
-    }
+    const reportId = idAt(res.body, 'report_id')
+    if (reportId === undefined) throw badAnswer(res, 'Wokelo start answered without a report_id')
     return { upstreamId: String(reportId), status: 'queued', raw: res.body, state: { report_id: reportId } }
   },
 
@@ -201,7 +205,7 @@ export const wokeloConnector: Connector = {
     if (progress !== undefined) obs.progress = progress
     if (obs.status === 'completed') {
       const result = describeResult(ctx, run.upstreamId, res.body)
-      if (option<boolean>(ctx, 'fetchResult')) {
+      if (ctx.workflow.config.fetchResult ?? ctx.connection.config.fetchResult) {
         const r = await wokeloRequest(ctx, `/api/enterprise/request/result/?request_id=${encodeURIComponent(run.upstreamId)}`, {}, `poll:${run.runId}`)
         result.data = r.body
       }
@@ -221,25 +225,20 @@ export const wokeloConnector: Connector = {
 
   matchTrigger(call) {
     if (!matchOkPost(call, /^\/api\/workflow_manager\/start\/?$/)) return null
-    const reportId = getPath(call.responseBody, 'report_id')
-    if (typeof reportId !== 'number' && typeof reportId !== 'string') return null
-    const wf = getPath(call.requestBody, 'workflow')
-    return { status: 'queued', raw: call.responseBody, state: { report_id: reportId }, upstreamId: String(reportId), upstreamWorkflowId: typeof wf === 'string' && wf ? wf : 'unknown' }
+    const reportId = idAt(call.responseBody, 'report_id')
+    if (reportId === undefined) return null
+    return { status: 'queued', raw: call.responseBody, state: { report_id: reportId }, upstreamId: String(reportId), upstreamWorkflowId: namedWorkflow(getPath(call.requestBody, 'workflow')) }
   },
 
   /**
    * A webhook Wokelo pushes (set up by its support staff; the body is not documented): read
    * defensively like a status answer. A body naming another report is ignored.
    */
-  callbackUpstreamId(body) {
-    const b = isRecord(body) ? body : {}
-    const named = b.report_id ?? b.request_id ?? getPath(b, 'data.report_id')
-    return typeof named === 'string' || typeof named === 'number' ? String(named) : undefined
-  },
+  callbackUpstreamId: namedReport,
 
   parseCallback(ctx, run, body) {
     const b = isRecord(body) ? body : {}
-    const named = wokeloConnector.callbackUpstreamId!(body)
+    const named = namedReport(body)
     if (named !== undefined && named !== run.upstreamId) {
       return { raw: body, message: `callback for another Wokelo report (${String(named)})` }
     }
@@ -272,4 +271,4 @@ export const wokeloConnector: Connector = {
       return { ok: false, message: (err as Error).message }
     }
   },
-}
+})

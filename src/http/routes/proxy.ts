@@ -2,7 +2,7 @@ import type { Context, Hono } from 'hono'
 import * as z from 'zod'
 import { getConnector } from '../../connectors/index.ts'
 import { joinUrl, readPrefix, redactedError } from '../../connectors/request.ts'
-import { UpstreamError, type Connector, type ProxyTriggerMatch } from '../../connectors/types.ts'
+import { secretValues, UpstreamError, type Connector, type ProxyTriggerMatch } from '../../connectors/types.ts'
 import { newId } from '../../core/crypto.ts'
 import { pollPolicyOf } from '../../core/binding.ts'
 import type { RunStatus } from '../../core/domain.ts'
@@ -75,7 +75,7 @@ async function proxy(c: Context<AuthEnv>, deps: AppDeps): Promise<Response> {
     auth = await connector.authHeaders(ctx)
     authNames = new Set(Object.keys(auth).map((k) => k.toLowerCase()))
   } catch (err) {
-    throw upstreamFailure(err, ctx.connection.credentials)
+    throw upstreamFailure(err, secretValues(ctx))
   }
   c.req.raw.headers.forEach((value, name) => {
     const n = name.toLowerCase()
@@ -90,7 +90,7 @@ async function proxy(c: Context<AuthEnv>, deps: AppDeps): Promise<Response> {
   try {
     res = await ctx.fetch(target, { method, headers, body: body && body.byteLength > 0 ? body : undefined })
   } catch (err) {
-    throw upstreamFailure(err, ctx.connection.credentials)
+    throw upstreamFailure(err, secretValues(ctx))
   }
 
   const outHeaders = new Headers()
@@ -156,10 +156,9 @@ function jsonOf(bytes: Uint8Array | undefined): unknown {
   }
 }
 
-/** runrelay's answer for a failed proxied call, without the connection's credentials in it. */
-function upstreamFailure(err: unknown, credentials: Record<string, string>): ApiError {
+/** runrelay's answer for a failed proxied call, without the connection's secret values (secretValues) in it. */
+function upstreamFailure(err: unknown, secrets: string[]): ApiError {
   if (err instanceof ApiError) return err
-  const secrets = Object.values(credentials)
   const text = (e: unknown) => redactText((e as Error)?.message ?? String(e), secrets)
   if (isOutboundUrlError(err)) return new ApiError(502, 'outbound_url_refused', `upstream refused by the outbound guard: ${text(err)}`)
   if (err instanceof UpstreamError) return upstreamApiError(redactedError(err, secrets))

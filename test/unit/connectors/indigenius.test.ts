@@ -106,6 +106,16 @@ describe('indigenius connector', () => {
     expect(await rejection(ind.poll!(ctx(), ref(r.upstreamId)))).toMatchObject({ code: 'upstream_not_found', transient: false })
   })
 
+  it('reads a field of the stored run state that has another shape as absent: no restore, and no parse error', async () => {
+    const r = await ind.trigger(ctx(), trig())
+    const patches = fake.count('PATCH', `/v1/workflows/${WF}`)
+    await ind.finished!(ctx(), ref(r.upstreamId, { push: 'yes', priorCallback: 'x' }))
+    expect(fake.count('PATCH', `/v1/workflows/${WF}`)).toBe(patches)
+    fake.state.jobs.delete(r.upstreamId)
+    // A field of another shape does not hide the others (nor throw).
+    expect(await ind.poll!(ctx(), ref(r.upstreamId, { cancelRequested: true, push: 7, priorCallback: [] }))).toMatchObject({ status: 'canceled' })
+  })
+
   it('missing scope → upstream_forbidden_scope naming the scope', async () => {
     const ro = ctx({ credentials: { apiKey: 'ind-read' } })
     const err = await rejection(ind.trigger(ro, trig()))

@@ -84,6 +84,13 @@ describe('wiv connector', () => {
     }
   })
 
+  it('reads a stored run state of another shape as none (the state schema is lenient, never a thrown parse error)', () => {
+    for (const trigger of ['text', [1, 2], null, 3]) {
+      expect(wiv.parseCallback!(ctx(), ref('exec_1', { trigger }), { result: 'ok' })).toMatchObject({ status: 'completed', result: { result: 'ok' } })
+    }
+    expect(wiv.parseCallback!(ctx(), ref('exec_1', {}), { result: 'ok' }).result).toEqual({ result: 'ok' })
+  })
+
   it('an automatic callback reaches the receiver', async () => {
     const auto = await startFakeWiv({ autoCallback: { afterMs: 10, body: { status: 'completed', output: 'ok' } } })
     try {

@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { wokeloConnector as wk } from '../../../src/connectors/wokelo/index.ts'
+import { secretValues } from '../../../src/connectors/types.ts'
+import { DEFAULT_POLL_POLICY } from '../../../src/core/domain.ts'
+import { formsOf } from '../../../src/core/observe.ts'
+import { shownObservation } from '../../../src/core/redact-upstream.ts'
 import { startFakeWokelo, type FakeWokelo } from '../../fakes/wokelo.ts'
 import { expectOneJobPerRunId, makeCtx, ref, rejection, trig } from './context.ts'
 
@@ -73,6 +77,35 @@ describe('wokelo connector', () => {
     expect(fake.state.tokenExchanges).toBe(before + 1)
     expect([...cache.keys()]).toContain('wokelo:token:conn_test')
     expect(fake.requests.at(-1)!.headers.authorization).toMatch(/^ey/)
+  })
+
+  it('redacts the exchanged access token like the credentials: in upstream errors, and at the boundary of what is stored', async () => {
+    const cache = new Map<string, unknown>()
+    const c = withPassword({ cache })
+    const r = await wk.trigger(c, trig({ industry_research_topic: 'EV' }))
+    const token = String(fake.requests.at(-1)!.headers.authorization)
+    expect(token).toMatch(/^ey/)
+    // Derived from the password: one of the connection's secret values from now on (all contexts share the cache).
+    expect(secretValues(c)).toContain(token)
+    expect(secretValues(withPassword({ cache }))).toContain(token)
+    expect(secretValues(withPassword())).not.toContain(token)
+
+    // An error answer echoing the token (a connection test and the proxy show such errors as they are thrown).
+    fake.fail({ status: 400, body: { error: `bad request with token ${token}`, echo: { authorization: `Bearer ${token}` } }, match: (q) => q.path.startsWith('/api/enterprise') })
+    const err = await rejection(wk.poll!(c, ref(r.upstreamId)))
+    expect(err.status).toBe(400)
+    expect(err.message).toBe('upstream answered 400: bad request with token REDACTED')
+    expect(JSON.stringify(err.body)).not.toContain(token)
+    expect(err.body).toEqual({ error: 'bad request with token REDACTED', echo: { authorization: 'Bearer REDACTED' } })
+
+    // A status answer echoing it: the connector keeps what came; the watcher's one boundary removes it.
+    fake.advance(r.upstreamId, 'FAILED', { error: `failed; Authorization: ${token}` })
+    const obs = await wk.poll!(c, ref(r.upstreamId))
+    expect(obs.error?.message).toBe(`failed; Authorization: ${token}`)
+    const shown = shownObservation(obs, formsOf({ connector: wk, ctx: c, policy: DEFAULT_POLL_POLICY }))
+    expect(JSON.stringify(shown)).not.toContain(token)
+    expect(shown.error?.message).toBe('failed; Authorization: REDACTED')
+    expect(shown.raw).toMatchObject({ status: 'FAILED', error: 'failed; Authorization: REDACTED' })
   })
 
   it('on 401 re-authenticates once and retries', async () => {
