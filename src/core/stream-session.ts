@@ -51,6 +51,26 @@ export type CredentialCheck = (expiresAt: number | undefined, now: number) => bo
 /** The default check: the credential's expiry has passed. */
 export const credentialLapsed: CredentialCheck = (expiresAt, now) => expiresAt !== undefined && expiresAt <= now
 
+/** A run stream's frame of the events after a position, and whether they end the run (the stream then closes FINISHED). */
+export interface RunFrame { frame: string; ends: boolean }
+
+/**
+ * The frames of a batch of run events (ascending seqs) for run streams at various positions:
+ * each position's events after it as one frame, built once and shared by every stream at that
+ * position (the fan-outs of the Durable Objects, whose sockets hold only their position).
+ */
+export function runFrames(events: RunEvent[]): (pos: number) => RunFrame {
+  const frames = new Map<number, RunFrame>()
+  return (pos) => {
+    let f = frames.get(pos)
+    if (!f) {
+      const fresh = events[0]!.seq > pos ? events : events.filter((e) => e.seq > pos)
+      frames.set(pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
+    }
+    return f
+  }
+}
+
 /** The close of a stream whose credential lapsed. */
 export const EXPIRED = { code: CLOSE.UNAUTHORIZED, reason: 'token expired' } as const
 /** The close of a stream whose token (or the key that minted it) was revoked: the expiry's code, its own reason. */

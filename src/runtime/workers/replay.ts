@@ -1,16 +1,17 @@
 import type { RunEvent } from '../../core/domain.ts'
-import { endsRun, eventsFrame } from '../../core/frames.ts'
 import type { Mutex } from '../../core/mutex.ts'
-import { caughtUpFrame, FINISHED, REPLAY_PAGE, UNAVAILABLE } from '../../core/stream-session.ts'
-import { tryClose, trySend, type SocketAttachments } from './streams.ts'
+import { caughtUpFrame, FINISHED, REPLAY_PAGE, runFrames, UNAVAILABLE } from '../../core/stream-session.ts'
+import type { HeldSocket } from './socket-holder.ts'
+import { sendRunFrame, tryClose, trySend, type SocketAttachments } from './streams.ts'
 
-/** The attachment fields a run socket's replay reads and writes (RunObject and RunShardObject). */
-export interface ReplaySocket {
-  /** The last seq sent by the replay. */
+/**
+ * A run socket's attachment (RunObject and RunShardObject; it survives hibernation): the
+ * held-socket fields and the last seq sent by the replay (written with each replay page, and
+ * with `ready`). Live events do not rewrite it: once ready, a socket has been sent every
+ * published event after it, so its position is max(last, the object's published seq).
+ */
+export interface ReplaySocket extends HeldSocket {
   last: number
-  /** False until the replay is done: live events wait for it. */
-  ready: boolean
-  expiresAt?: number
 }
 
 /** A socket waiting for (or in) its replay: the last seq it was sent. */
@@ -125,24 +126,14 @@ export class ReplayBatches<T extends ReplaySocket> {
    */
   private send(batch: Joining[], events: RunEvent[], final: boolean): void {
     const last = events.length ? events[events.length - 1]!.seq : -Infinity
-    const frames = new Map<number, { frame: string; ends: boolean }>()
+    const frames = events.length ? runFrames(events) : null
     for (const j of batch) {
       if (j.done) continue
       const moved = j.pos < last
       if (moved) {
-        let f = frames.get(j.pos)
-        if (!f) {
-          const i = events.findIndex((e) => e.seq > j.pos)
-          const fresh = i === 0 ? events : events.slice(i)
-          frames.set(j.pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
-        }
-        trySend(j.ws, f.frame)
+        const ended = sendRunFrame(j.ws, frames!(j.pos))
         j.pos = last
-        if (f.ends) {
-          j.done = true
-          tryClose(j.ws, FINISHED.code, FINISHED.reason)
-          continue
-        }
+        if (ended) { j.done = true; continue }
       }
       if (!moved && !final) continue
       // The expiry and scope from the attachment: a refresh may have arrived during the replay.

@@ -3,23 +3,21 @@ import type { Binder } from '../../services/binder.ts'
 import type { NewEvent, RunEvent } from '../../core/domain.ts'
 import { Mutex } from '../../core/mutex.ts'
 import type { BindConnector, ConnectorBinding, RunLedger } from '../../core/ports.ts'
-import { noMetrics, systemClock } from '../../core/ports.ts'
+import { systemClock } from '../../core/ports.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
-import { helloFrame, REPLAY_PAGE, StreamSession, type SessionHost } from '../../core/stream-session.ts'
+import { helloFrame, REPLAY_PAGE } from '../../core/stream-session.ts'
 import { applyChange, type ChangeEvent } from '../../core/run-change.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
 import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { getShared, platformOf, type Shared } from './shared.ts'
 import { composeBinder } from '../compose.ts'
-import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
+import { ALARM_RETRY_MS, MetaTable, SocketHoldingObject } from './socket-holder.ts'
 import { ReplayBatches, type Joining } from './replay.ts'
 import { RunFanout, sendToReady, type RunSocket } from './run-fanout.ts'
 import { RunOutbox } from './run-outbox.ts'
-import { sseResponse, streamParams, trySend, upgraded, type StreamParams } from './streams.ts'
+import { streamParams, trySend, upgraded, type StreamParams } from './streams.ts'
 
-/** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
-const INFRA_RETRY_MS = 2_000
 /** Outbox flush retries back off from this to FLUSH_RETRY_MAX_MS while libSQL is unavailable. */
 const FLUSH_RETRY_MIN_MS = 250
 const FLUSH_RETRY_MAX_MS = 5_000
@@ -45,8 +43,6 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   private readonly meta = new MetaTable(this.ctx.storage.sql)
   /** The run row and the events not yet in libSQL (run-outbox.ts). */
   private readonly outbox = new RunOutbox(this.ctx.storage, this.meta)
-  /** SSE subscribers: each a core StreamSession (it replays, goes live, ends and expires itself). */
-  private readonly sse = new Set<StreamSession>()
   private watcher?: Watcher
   private binder?: Binder
   private bindCache?: { at: number; binding: ConnectorBinding }
@@ -156,22 +152,20 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     }))
   }
 
-  async alarm(): Promise<void> {
+  override async alarm(): Promise<void> {
     await this.entry('alarm', () => this.lock.run(async () => {
       try {
         if (this.outbox.hasPending()) await this.flush()
         const run = this.meta.get<RunRow>('run')
         if (run && !run.finishedAt) await this.tick(run.id)
-        const { earliest, beat } = await this.sweepStreams()
-        this.socketExpiry = earliest
-        if (beat) for (const s of this.sse) if (!s.replaying) s.heartbeat()
+        this.socketExpiry = (await this.sweepStreams()).earliest
       } finally {
         await this.armAlarm()
         await this.cleanupIfDone()
       }
     })).catch(async () => {
       // Our own retry, not the runtime's: keep one alarm at the earliest due time.
-      await this.ctx.storage.setAlarm(Date.now() + INFRA_RETRY_MS).catch(() => {})
+      await this.ctx.storage.setAlarm(Date.now() + ALARM_RETRY_MS).catch(() => {})
     })
   }
 
@@ -189,7 +183,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
       const pair = new WebSocketPair()
       const [client, server] = [pair[0], pair[1]]
       this.ctx.acceptWebSocket(server, ['run'])
-      this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
+      this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey, token: params.token })
       // The hello goes out at once; the replay joins the next batch.
       trySend(server, helloFrame(params, shared.config.RUNRELAY_HEARTBEAT_MS))
       this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
@@ -250,13 +244,13 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
       await watcher.tick(runId)
       this.tickRetryAt = null
     } catch (err) {
-      this.tickRetryAt = Date.now() + INFRA_RETRY_MS
+      this.tickRetryAt = Date.now() + ALARM_RETRY_MS
       this.log('tick failed', 'alarm', { runId, error: String((err as Error)?.stack ?? err) })
     }
   }
 
   /** One alarm at the earliest due time: the next tick, a flush retry, a heartbeat or a token expiry. */
-  private async armAlarm(): Promise<void> {
+  protected override async armAlarm(): Promise<void> {
     const now = Date.now()
     const due: number[] = []
     const run = this.meta.get<RunRow>('run')
@@ -306,25 +300,14 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     }))
   }
 
-  /** An SSE subscriber: a core StreamSession over sseResponse, fed by publish. */
+  /** An SSE subscriber: a core StreamSession (socket-holder.ts), fed by publish. */
   private async openSse(params: StreamParams): Promise<Response> {
-    const { shared } = await this.deps()
+    const { store } = await this.deps()
     const runId = params.runId!
-    const host: SessionHost = {
-      heartbeatMs: shared.config.RUNRELAY_HEARTBEAT_MS,
-      maxBufferedBytes: shared.config.RUNRELAY_WS_MAX_BUFFERED_BYTES,
-      metrics: noMetrics,
-      join: (s) => { this.sse.add(s); return undefined },
-      leave: (s) => { this.sse.delete(s) },
-      load: () => (after) => shared.store.runs.events(runId, after, REPLAY_PAGE),
-      // Nothing to forget: leaving the set is all (the alarm's next pass sees it gone).
-      forget: () => {},
-    }
-    let session: StreamSession | undefined
-    const { socket, response } = sseResponse(() => session?.closed())
     // A finished run (or one that finished before this stream opened): it ends once its replay is sent.
     const finished = params.finished || Boolean(this.meta.get<RunRow>('run')?.finishedAt)
-    session = new StreamSession(host, socket, { runId, after: params.after, expiresAt: params.expiresAt, finished }, 'sse')
+    const { session, response } = await this.sseSession({ runId, after: params.after, expiresAt: params.expiresAt, finished }, params.token,
+      (after) => store.runs.events(runId, after, REPLAY_PAGE))
     this.ctx.waitUntil(session.start().then(() => this.lock.run(() => this.armAlarm())).catch((err) => {
       this.log('replay failed', 'fetch', { runId, error: String(err) })
     }))
