@@ -2,13 +2,13 @@ import { DurableObject } from 'cloudflare:workers'
 import type { RunEvent } from '../../core/domain.ts'
 import { eventsFrame } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
-import { caughtUpFrame, helloFrame, REPLAY_PAGE, UNAVAILABLE, type StreamSession } from '../../core/stream-session.ts'
+import { caughtUpFrame, REPLAY_PAGE, UNAVAILABLE, type StreamSession } from '../../core/stream-session.ts'
 import { matchesFeedFilter, type FeedFilter } from '../../core/run-change.ts'
 import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { getShared, type Shared } from './shared.ts'
-import { logAt, SocketHoldingObject, type HeldSocket } from './socket-holder.ts'
-import { streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { heldFrom, logAt, SocketHoldingObject, type HeldSocket } from './socket-holder.ts'
+import { streamParams, tryClose, trySend, type StreamParams } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation). */
 interface FeedSocket extends HeldSocket {
@@ -69,21 +69,15 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
   }
 
   async fetch(request: Request): Promise<Response> {
-    return this.entry('fetch', async () => {
+    return this.serveStream(async () => {
       const params = streamParams(request)
       if (!params || params.runId) return errorJson(400, 'bad_request', 'not a feed request')
       await this.rememberTenant(params.tenantId)
       if (params.transport === 'sse') return await this.openSse(params)
-      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
-        return upgradeRequired()
-      }
-      const pair = new WebSocketPair()
-      const [client, server] = [pair[0], pair[1]]
-      this.ctx.acceptWebSocket(server, ['feed'])
-      this.atts.set(server, { filter: params.filter as FeedFilter ?? {}, seen: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey, token: params.token })
-      this.ctx.waitUntil(this.startSocket(server, params))
-      return upgraded(request, client)
-    }).catch(() => errorJson(500, 'internal', 'stream failed'))
+      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') return upgradeRequired()
+      return this.acceptStream(request, params, 'feed', { ...heldFrom(params), filter: (params.filter ?? {}) as FeedFilter, seen: params.after },
+        (ws) => this.startSocket(ws, params))
+    })
   }
 
   /** The alarm's safety net for lost notifications (after the sweep): one read per heartbeat while someone listens. */
@@ -187,8 +181,6 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
 
   private startSocket(ws: WebSocket, params: StreamParams): Promise<void> {
     return this.lock.run(async () => {
-      const shared = await this.deps()
-      trySend(ws, helloFrame(params, shared.config.RUNRELAY_HEARTBEAT_MS))
       let result: { last: number; seen: number }
       try {
         result = await this.replay(params, (events) => trySend(ws, eventsFrame(events)))
@@ -196,9 +188,10 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
         this.log('replay failed', 'fetch', { error: String(err) })
         return tryClose(ws, UNAVAILABLE.code, UNAVAILABLE.reason)
       }
-      // The expiry from the attachment: a refresh may have arrived during the replay.
+      // Re-read: a refresh may have moved the expiry and token during the replay.
       const att = this.atts.get(ws)
-      this.atts.set(ws, { filter: (params.filter ?? {}) as FeedFilter, seen: result.seen, ready: true, expiresAt: att ? att.expiresAt : params.expiresAt, scopeKey: params.scopeKey, token: att ? att.token : params.token })
+      if (!att) return // gone
+      this.atts.set(ws, { ...att, seen: result.seen, ready: true })
       trySend(ws, caughtUpFrame(result.last))
       await this.armAlarm()
     }).catch((err) => this.log('socket start failed', 'fetch', { error: String(err) }))

@@ -5,18 +5,18 @@ import { Mutex } from '../../core/mutex.ts'
 import type { BindConnector, ConnectorBinding, RunLedger } from '../../core/ports.ts'
 import { systemClock } from '../../core/ports.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
-import { helloFrame, REPLAY_PAGE } from '../../core/stream-session.ts'
+import { REPLAY_PAGE } from '../../core/stream-session.ts'
 import { applyChange, type ChangeEvent } from '../../core/run-change.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
 import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { getShared, platformOf, type Shared } from './shared.ts'
 import { composeBinder } from '../compose.ts'
-import { ALARM_RETRY_MS, MetaTable, SocketHoldingObject } from './socket-holder.ts'
+import { ALARM_RETRY_MS, heldFrom, MetaTable, SocketHoldingObject } from './socket-holder.ts'
 import { ReplayBatches, type Joining } from './replay.ts'
 import { RunFanout, sendToReady, type RunSocket } from './run-fanout.ts'
 import { RunOutbox } from './run-outbox.ts'
-import { streamParams, trySend, upgraded, type StreamParams } from './streams.ts'
+import { streamParams, type StreamParams } from './streams.ts'
 
 /** Outbox flush retries back off from this to FLUSH_RETRY_MAX_MS while libSQL is unavailable. */
 const FLUSH_RETRY_MIN_MS = 250
@@ -170,25 +170,18 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   }
 
   async fetch(request: Request): Promise<Response> {
-    return this.entry('fetch', async () => {
+    return this.serveStream(async () => {
       const params = streamParams(request)
       if (!params?.runId) return errorJson(400, 'bad_request', 'not a stream request')
       if (params.transport === 'sse') return await this.openSse(params)
-      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
-        return upgradeRequired()
-      }
+      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') return upgradeRequired()
       const { shared } = await this.deps()
       const shard = this.fanout.shardFor(params.runId, shared.config)
       if (shard) return shard.fetch(request)
-      const pair = new WebSocketPair()
-      const [client, server] = [pair[0], pair[1]]
-      this.ctx.acceptWebSocket(server, ['run'])
-      this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey, token: params.token })
-      // The hello goes out at once; the replay joins the next batch.
-      trySend(server, helloFrame(params, shared.config.RUNRELAY_HEARTBEAT_MS))
-      this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
-      return upgraded(request, client)
-    }).catch(() => errorJson(500, 'internal', 'stream failed'))
+      // The replay joins the next batch.
+      return this.acceptStream(request, params, 'run', { ...heldFrom(params), last: params.after },
+        (ws) => this.replays.add({ ws, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
+    })
   }
 
   // ---- run state --------------------------------------------------------------------------

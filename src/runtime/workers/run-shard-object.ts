@@ -1,13 +1,13 @@
 import type { RunEvent } from '../../core/domain.ts'
 import { endsRun } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
-import { helloFrame, REPLAY_PAGE, runFrames } from '../../core/stream-session.ts'
+import { REPLAY_PAGE, runFrames } from '../../core/stream-session.ts'
 import { errorJson } from '../../http/errors.ts'
 import type { Env } from './env.ts'
-import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
+import { heldFrom, MetaTable, SocketHoldingObject } from './socket-holder.ts'
 import { ReplayBatches, type ReplaySocket } from './replay.ts'
 import { getShared, type Shared } from './shared.ts'
-import { sendRunFrame, streamParams, trySend, upgraded } from './streams.ts'
+import { sendRunFrame, streamParams } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation); once ready a socket's position is max(last, the shard's top). */
 type ShardSocket = ReplaySocket
@@ -68,24 +68,19 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
   }
 
   async fetch(request: Request): Promise<Response> {
-    return this.entry('fetch', async () => {
+    return this.serveStream(async () => {
       const params = streamParams(request)
       if (!params?.runId || params.transport !== 'ws') return errorJson(400, 'bad_request', 'not a run WebSocket request')
-      const shared = await this.deps()
+      await this.deps()
       this.meta.set('runId', params.runId)
       // Routed here by the Worker: the run object learns of this shard once, before its first socket.
       if (params.shard !== undefined && !this.meta.get<boolean>('registered')) {
         await this.env.RUNS.get(this.env.RUNS.idFromName(params.runId)).addShard(params.runId, params.shard)
         this.meta.set('registered', true)
       }
-      const pair = new WebSocketPair()
-      const [client, server] = [pair[0], pair[1]]
-      this.ctx.acceptWebSocket(server)
-      this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey, token: params.token })
-      trySend(server, helloFrame(params, shared.config.RUNRELAY_HEARTBEAT_MS))
-      this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
-      return upgraded(request, client)
-    }).catch(() => errorJson(500, 'internal', 'stream failed'))
+      return this.acceptStream(request, params, undefined, { ...heldFrom(params), last: params.after },
+        (ws) => this.replays.add({ ws, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
+    })
   }
 
   /** The alarm's safety net for a lost delivery (above all a lost terminal event): read what follows top. */

@@ -1,26 +1,23 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { RunEvent } from '../../core/domain.ts'
 import { noMetrics } from '../../core/ports.ts'
-import { credentialLapsed, EXPIRED, heartbeatFrame, REVOKED, StreamSession, type SessionHost, type StreamSpec } from '../../core/stream-session.ts'
+import { EXPIRED, heartbeatFrame, helloFrame, REVOKED, StreamSession, sweepHeld, type SessionHost, type StreamRecord, type StreamSpec, type TokenRef } from '../../core/stream-session.ts'
+import { errorJson } from '../../http/errors.ts'
 import { tokenInForce, type TokenStanding } from '../../http/tokens.ts'
 import type { Env } from './env.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, PING, SocketAttachments, sseResponse, tryClose, trySend, type SocketRefresh, type TokenRef } from './streams.ts'
+import { answerClientMessage, PING, SocketAttachments, sseResponse, tryClose, trySend, type SocketRefresh, type StreamParams, upgraded } from './streams.ts'
 
 /** A heartbeat alarm that fires this much before its due time still sends the heartbeat. */
 const HEARTBEAT_SLACK_MS = 50
 /** A failed alarm, or a run tick that failed for a reason not the upstream's (libSQL down, a bug), runs again after this. */
 export const ALARM_RETRY_MS = 2_000
 
-/** The attachment fields the shared handlers and the alarm's sweep read (every socket-holding object has them). */
-export interface HeldSocket {
-  /** False until the socket's replay is done: no heartbeat before. */
-  ready: boolean
-  expiresAt?: number
-  scopeKey?: string
-  /** The subscriber token in force (the opening one, then the last refresh): checked for revocation at each heartbeat. */
-  token?: TokenRef
-}
+/** The attachment fields the shared handlers and the alarm's sweep read: the core's StreamRecord (every socket-holding object has them). */
+export type HeldSocket = StreamRecord
+
+/** A new socket's record, from its stream request: not ready, the credential's expiry, scope digest and token. */
+export const heldFrom = (p: StreamParams): StreamRecord => ({ ready: false, expiresAt: p.expiresAt, scopeKey: p.scopeKey, token: p.token })
 
 /** What a socket-holding Durable Object (run, run shard, feed) gives the handlers it shares. */
 export interface SocketHost<T extends HeldSocket> {
@@ -240,16 +237,17 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
     const now = Date.now()
     const beat = (sockets.length > 0 || this.sse.size > 0) && now >= this.lastHeartbeat + shared.config.RUNRELAY_HEARTBEAT_MS - HEARTBEAT_SLACK_MS
     if (beat) this.lastHeartbeat = now
-    const frame = beat ? heartbeatFrame() : ''
-    let earliest: number | null = null
-    const tokens: Array<[WebSocket, TokenRef]> = []
+    const held: Array<[WebSocket, T]> = []
     for (const ws of sockets) {
       const att = this.atts.get(ws)
-      if (!att) continue
-      if (credentialLapsed(att.expiresAt, now)) { tryClose(ws, EXPIRED.code, EXPIRED.reason); continue }
-      if (att.expiresAt !== undefined) earliest = Math.min(earliest ?? Infinity, att.expiresAt)
-      if (beat && att.ready) trySend(ws, frame)
-      if (beat && att.token) tokens.push([ws, att.token])
+      if (att) held.push([ws, att])
+    }
+    // The decisions are the core session's; this only moves bytes.
+    const { expired, beat: beating, tokens, earliest } = sweepHeld(held, now, beat)
+    for (const ws of expired) tryClose(ws, EXPIRED.code, EXPIRED.reason)
+    if (beating.length) {
+      const frame = heartbeatFrame()
+      for (const ws of beating) trySend(ws, frame)
     }
     // SSE sessions check their own token as they beat (spec.inForce, from sseSession).
     if (beat) for (const s of this.sse) if (!s.replaying) s.heartbeat()
@@ -262,6 +260,26 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
       ))))
     }
     return { earliest, beat }
+  }
+
+  /** A stream request's entry (`fetch`): logged like every entry, and a failure answers 500 (the Worker passes it on). */
+  protected serveStream(fn: () => Promise<Response>): Promise<Response> {
+    return this.entry('fetch', fn).catch(() => errorJson(500, 'internal', 'stream failed'))
+  }
+
+  /**
+   * Accept a WebSocket stream: hibernatable (with the object's tag), its record in the
+   * attachment, the hello at once; `start` serves its replay in the background. Returns the 101.
+   */
+  protected async acceptStream(request: Request, params: StreamParams, tag: string | undefined, record: T, start: (ws: WebSocket) => Promise<void>): Promise<Response> {
+    const { config } = await this.loadShared()
+    const pair = new WebSocketPair()
+    const [client, server] = [pair[0], pair[1]]
+    this.ctx.acceptWebSocket(server, tag ? [tag] : undefined)
+    this.atts.set(server, record)
+    trySend(server, helloFrame(params, config.RUNRELAY_HEARTBEAT_MS))
+    this.ctx.waitUntil(start(server))
+    return upgraded(request, client)
   }
 
   /**

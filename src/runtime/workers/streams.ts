@@ -2,7 +2,7 @@ import type { Context } from 'hono'
 import * as z from 'zod'
 import { sha256Hex } from '../../core/crypto.ts'
 import { selectSubprotocol } from '../../core/protocol.ts'
-import { answerClientMessage as answer, FINISHED, SseWriter, type RunFrame } from '../../core/stream-session.ts'
+import { answerClientMessage as answer, FINISHED, SseWriter, type RunFrame, type TokenRef } from '../../core/stream-session.ts'
 import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
 import type { Env } from './env.ts'
@@ -33,17 +33,12 @@ export const StreamParams = z.object({
    * (tokenScopeKey). A refresh over the socket must carry a token with the same digest.
    */
   scopeKey: z.string().optional(),
-  /** For a subscriber-token stream: which token, so the object can tell when it is revoked (TokenRef). */
+  /** For a subscriber-token stream: which token (core TokenRef), so the object can tell when it is revoked. */
   token: z.object({ tenantId: z.string(), tokenId: z.string(), keyId: z.string().optional(), mintedAt: z.number() }).optional(),
   /** Set when the Worker routes a run WebSocket straight to shard k of the run (RUNRELAY_RUN_SHARD_AFTER=0). */
   shard: z.number().int().min(0).optional(),
 })
 export type StreamParams = z.infer<typeof StreamParams>
-/**
- * The token a stream was opened (or last refreshed) with, as tokenInForce reads it: small enough
- * for the socket attachment, so a hibernated socket's revocation is checked after a wake too.
- */
-export type TokenRef = NonNullable<StreamParams['token']>
 
 /** A verified token's TokenRef. */
 export const tokenRef = (p: Extract<Principal, { kind: 'token' }>): TokenRef => ({ tenantId: p.tenantId, tokenId: p.tokenId, keyId: p.keyId, mintedAt: p.mintedAt })
