@@ -4,7 +4,7 @@
  * attachment; an expired token closes the socket with 4001, and so does a revoked one (checked at
  * each heartbeat, the token's identity kept in the attachment). And the 101 selects runrelay.v1.
  */
-import { SELF } from 'cloudflare:test'
+import { env, evictDurableObject, SELF } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { BASE, call, openSse, openWs, running, setupTenant, trigger, until } from './helpers.ts'
 
@@ -174,7 +174,7 @@ describe('runrelay on Workers: subscriber tokens over sockets', () => {
     ws.close()
   })
 
-  it('closes run and feed streams (WebSocket and SSE) with 4001 "token revoked" within a heartbeat of the revocation of the token or of its key', async () => {
+  it('closes run and feed streams (WebSocket and SSE) with 4001 "token revoked" within a heartbeat of the revocation of the token or of its key, hibernated sockets too', async () => {
     // RUNRELAY_HEARTBEAT_MS is 2 s here (wrangler.test.toml): each stream must close within one
     // period of its revocation, plus the store's read and the load of this machine.
     const HEARTBEAT_MS = 2_000
@@ -190,9 +190,13 @@ describe('runrelay on Workers: subscriber tokens over sockets', () => {
     const runWs = await openWs(`/v1/runs/${run.id}/stream`, byId.token)
     const keptWs = await openWs(`/v1/runs/${run.id}/stream`, keep.token)
     const feedWs = await openWs(`/v1/stream?workflow_id=${t.workflowId}`, byKey.token)
+    for (const ws of [runWs, keptWs, feedWs]) await until(() => ws.messages.some((m) => m.type === 'caught_up'), 5_000, 'caught_up')
+    // The sockets hibernate and the instances go: what the check needs must be in the attachments.
+    await evictDurableObject(env.RUNS.get(env.RUNS.idFromName(run.id)))
+    await evictDurableObject(env.FEEDS.get(env.FEEDS.idFromName(t.tenantId)))
+    // SSE cannot hibernate: opened after the evictions.
     const sse = await openSse(`/v1/runs/${run.id}/stream`, sseTok.token)
     expect(sse.status).toBe(200)
-    for (const ws of [runWs, keptWs, feedWs]) await until(() => ws.messages.some((m) => m.type === 'caught_up'), 5_000, 'caught_up')
     await until(() => sse.events.length > 0, 5_000, 'SSE events')
 
     // A token revoked by id: its run socket closes; the other token's socket on the same run stays.
