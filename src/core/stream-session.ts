@@ -10,8 +10,8 @@ import { ReplayGate } from './replay.ts'
  * refresh, revocation, heartbeats and close codes. Runtimes give it a SessionSocket (a
  * WebSocket, or an SSE writer) that only moves bytes. Durable Objects' hibernated WebSockets
  * keep no session object (a woken object would rebuild one per socket): each keeps a
- * StreamRecord in its attachment, and the same decisions are made on it here (sweepHeld,
- * runFrames, answerClientMessage).
+ * StreamRecord in its attachment, and held-streams.ts makes the same decisions on those records
+ * (with this module's frames, closes and answerClientMessage).
  */
 
 /** History is read in pages of this many events. */
@@ -52,74 +52,6 @@ export const caughtUpFrame = (position: number): string => JSON.stringify({ type
 export type CredentialCheck = (expiresAt: number | undefined, now: number) => boolean
 /** The default check: the credential's expiry has passed. */
 export const credentialLapsed: CredentialCheck = (expiresAt, now) => expiresAt !== undefined && expiresAt <= now
-
-/** A run stream's frame of the events after a position, and whether they end the run (the stream then closes FINISHED). */
-export interface RunFrame { frame: string; ends: boolean }
-
-/**
- * The frames of a batch of run events (ascending seqs) for run streams at various positions:
- * each position's events after it as one frame, built once and shared by every stream at that
- * position (the fan-outs of the Durable Objects, whose sockets hold only their position).
- */
-export function runFrames(events: RunEvent[]): (pos: number) => RunFrame {
-  const frames = new Map<number, RunFrame>()
-  return (pos) => {
-    let f = frames.get(pos)
-    if (!f) {
-      const fresh = events[0]!.seq > pos ? events : events.filter((e) => e.seq > pos)
-      frames.set(pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
-    }
-    return f
-  }
-}
-
-/** Which token a stream was opened (or last refreshed) with: what its revocation check reads. */
-export interface TokenRef { tenantId: string; tokenId: string; keyId?: string; mintedAt: number }
-
-/**
- * A stream's state as a small serializable record, for transports that keep no session object
- * per stream: a Durable Object's hibernated WebSocket keeps it in its attachment (2 KiB at most),
- * where it survives eviction, and sweepHeld makes the session's heartbeat, expiry and revocation
- * decisions on it. Objects add their position (a run's seq, the feed's id) beside it.
- */
-export interface StreamRecord {
-  /** False until the replay is done: no live event and no heartbeat before. */
-  ready: boolean
-  /** When the credential stops being valid (moved on by a refresh). */
-  expiresAt?: number
-  /** Digest of the opening token's tenant and scope: a refresh must match it. */
-  scopeKey?: string
-  /** The token in force (the opening one, then the last refresh). */
-  token?: TokenRef
-}
-
-/** What one heartbeat/expiry pass does to streams held as records. */
-export interface HeldSweep<S> {
-  /** Their credential lapsed: close with EXPIRED. */
-  expired: S[]
-  /** Ready streams that get heartbeatFrame() (when the pass is a heartbeat). */
-  beat: S[]
-  /** At a heartbeat, the token streams to check: close with REVOKED those whose token is no longer in force. */
-  tokens: Array<[S, TokenRef]>
-  /** The earliest expiry left among the others (null: none). */
-  earliest: number | null
-}
-
-/**
- * The session's heartbeat, expiry and revocation decisions for streams held as records (what
- * StreamSession decides for itself, with its timers): one pass at `now`, a heartbeat or not.
- */
-export function sweepHeld<S>(held: Iterable<readonly [S, StreamRecord]>, now: number, heartbeat: boolean, lapsed: CredentialCheck = credentialLapsed): HeldSweep<S> {
-  const out: HeldSweep<S> = { expired: [], beat: [], tokens: [], earliest: null }
-  for (const [s, rec] of held) {
-    if (lapsed(rec.expiresAt, now)) { out.expired.push(s); continue }
-    if (rec.expiresAt !== undefined) out.earliest = Math.min(out.earliest ?? Infinity, rec.expiresAt)
-    if (!heartbeat) continue
-    if (rec.ready) out.beat.push(s)
-    if (rec.token) out.tokens.push([s, rec.token])
-  }
-  return out
-}
 
 /** The close of a stream whose credential lapsed. */
 export const EXPIRED = { code: CLOSE.UNAUTHORIZED, reason: 'token expired' } as const

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import type { RunEvent } from '../../src/core/domain.ts'
 import { noMetrics } from '../../src/core/ports.ts'
 import { CLOSE } from '../../src/core/protocol.ts'
-import { runFrames, StreamSession, sweepHeld, type SessionHost, type SessionSocket, type StreamRecord } from '../../src/core/stream-session.ts'
+import { runFrames, sweepHeld, type StreamRecord } from '../../src/core/held-streams.ts'
+import { StreamSession, type SessionHost, type SessionSocket } from '../../src/core/stream-session.ts'
 
 // The core session over a recording socket (the socket is an edge runrelay owns: every runtime's
 // adapter implements it); the runtimes' real sockets are covered by the conformance suite.

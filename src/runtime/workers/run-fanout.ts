@@ -2,12 +2,11 @@ import type { RunEvent } from '../../core/domain.ts'
 import type { Env, WorkersConfig } from './env.ts'
 import type { RunShardObject } from './run-shard-object.ts'
 import type { MetaTable } from './socket-holder.ts'
-import { runFrames } from '../../core/stream-session.ts'
-import type { ReplaySocket } from './replay.ts'
-import { runShardName, sendRunFrame, type SocketAttachments } from './streams.ts'
+import type { RunStreamRecord } from '../../core/held-streams.ts'
+import { runShardName } from './streams.ts'
 
-/** A run socket's attachment (replay.ts). */
-export type RunSocket = ReplaySocket
+/** A run socket's attachment: the core's RunStreamRecord (held-streams.ts). */
+export type RunSocket = RunStreamRecord
 
 /** What the fan-out needs of its run object. */
 export interface FanoutHost {
@@ -69,27 +68,6 @@ export class RunFanout {
       : env.FEEDS.get(env.FEEDS.idFromName(tenantId)).notify(tenantId, maxId)
     // The feed pulls from libSQL, so a lost notification only delays: its heartbeat pull catches up.
     ctx.waitUntil(Promise.resolve(p).catch((err: unknown) => log('feed notify failed', 'publish', { tenantId, error: String(err) })))
-  }
-}
-
-/**
- * Send published events to the ready sockets. Events are published in seq order without gaps
- * (a flush publishes the whole outbox), and a socket is made ready only at or past the
- * published seq, so a ready socket has been sent everything up to max(att.last, first - 1):
- * that is its position, and the attachment is not rewritten. After a wake from hibernation
- * the same holds (the published seq is durable: the outbox is emptied in the same turn as
- * the publish), so a socket's recorded position is never behind what it was sent
- * (no duplicate) nor ahead of it (no gap). Sockets at the same position share one frame.
- */
-export function sendToReady(sockets: WebSocket[], atts: SocketAttachments<RunSocket>, events: RunEvent[]): void {
-  const base = events[0]!.seq - 1
-  const top = events[events.length - 1]!.seq
-  const frames = runFrames(events)
-  for (const ws of sockets) {
-    const att = atts.get(ws)
-    if (!att?.ready) continue
-    const pos = Math.max(att.last, base)
-    if (pos < top) sendRunFrame(ws, frames(pos))
   }
 }
 

@@ -13,10 +13,10 @@ import type { Env } from './env.ts'
 import { getShared, platformOf, type Shared } from './shared.ts'
 import { composeBinder } from '../compose.ts'
 import { ALARM_RETRY_MS, heldFrom, MetaTable, SocketHoldingObject } from './socket-holder.ts'
-import { ReplayBatches, type Joining } from './replay.ts'
-import { RunFanout, sendToReady, type RunSocket } from './run-fanout.ts'
+import { fanOutRun, ReplayBatches, type Joining } from '../../core/held-streams.ts'
+import { RunFanout, type RunSocket } from './run-fanout.ts'
 import { RunOutbox } from './run-outbox.ts'
-import { streamParams, type StreamParams } from './streams.ts'
+import { streamParams, WS_OUT, type StreamParams } from './streams.ts'
 
 /** Outbox flush retries back off from this to FLUSH_RETRY_MAX_MS while libSQL is unavailable. */
 const FLUSH_RETRY_MIN_MS = 250
@@ -59,14 +59,14 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     closed: () => this.lock.run(async () => { await this.armAlarm(); await this.cleanupIfDone() }),
   })
   /** Sockets waiting for their replay, served in batches (one libSQL read per batch). */
-  private readonly replays = new ReplayBatches<RunSocket>({
-    atts: this.atts,
+  private readonly replays = new ReplayBatches<WebSocket>({
+    ...this.held,
     lock: this.lock,
     read: async (runId, after, limit) => (await this.deps()).shared.store.runs.events(runId, after, limit),
     runId: () => this.meta.get<RunRow>('run')?.id,
     sentTop: () => this.outbox.publishedSeq(),
     finished: () => Boolean(this.meta.get<RunRow>('run')?.finishedAt),
-    onReady: (_j, att) => { if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt) },
+    onReady: (rec) => { if (rec.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, rec.expiresAt) },
     afterBatch: () => this.armAlarm(),
     log: (msg, extra) => this.log(msg, 'fetch', extra),
   })
@@ -89,12 +89,12 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     // A new instance (first start, or a wake from hibernation): the one full read of the
     // sockets' attachments, for their earliest expiry. A socket whose replay was cut short by an
     // eviction (not ready) gets the rest of it from its recorded position.
-    const unready: Joining[] = []
+    const unready: Joining<WebSocket>[] = []
     for (const ws of ctx.getWebSockets('run')) {
       const att = this.atts.get(ws)
       if (!att) continue
       if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
-      if (!att.ready) unready.push({ ws, pos: att.last, done: false })
+      if (!att.ready) unready.push({ s: ws, pos: att.last, done: false })
     }
     if (unready.length) ctx.waitUntil(this.replays.add(...unready))
   }
@@ -180,7 +180,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
       if (shard) return shard.fetch(request)
       // The replay joins the next batch.
       return this.acceptStream(request, params, 'run', { ...heldFrom(params), last: params.after },
-        (ws) => this.replays.add({ ws, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
+        (ws) => this.replays.add({ s: ws, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
     })
   }
 
@@ -273,7 +273,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   /** Send published events to the ready sockets (run-fanout.ts), the SSE sessions, the shards and the feed. */
   private publish(run: RunRow, events: RunEvent[]): void {
     if (events.length === 0) return
-    sendToReady(this.ctx.getWebSockets('run'), this.atts, events)
+    fanOutRun(WS_OUT, this.ctx.getWebSockets('run').map((ws) => [ws, this.atts.get(ws)] as const), events)
     // SSE sessions replay through their gate: it buffers what is published meanwhile and sends each event once.
     for (const s of this.sse) s.push(events)
     this.fanout.notifyShards(run.id, events)

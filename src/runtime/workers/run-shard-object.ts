@@ -1,16 +1,16 @@
 import type { RunEvent } from '../../core/domain.ts'
 import { endsRun } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
-import { REPLAY_PAGE, runFrames } from '../../core/stream-session.ts'
+import { REPLAY_PAGE } from '../../core/stream-session.ts'
 import { errorJson } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { heldFrom, MetaTable, SocketHoldingObject } from './socket-holder.ts'
-import { ReplayBatches, type ReplaySocket } from './replay.ts'
+import { ReplayBatches, runFrames, sendRunFrame, type RunStreamRecord } from '../../core/held-streams.ts'
 import { getShared, type Shared } from './shared.ts'
-import { sendRunFrame, streamParams } from './streams.ts'
+import { streamParams, WS_OUT } from './streams.ts'
 
 /** Per-socket state in the attachment (survives hibernation); once ready a socket's position is max(last, the shard's top). */
-type ShardSocket = ReplaySocket
+type ShardSocket = RunStreamRecord
 
 /** What a shard reports about itself (tests and operators); replayReads counts since the instance started. */
 export interface ShardStats { sockets: number; ready: number; top: number; finished: boolean; replayReads: number }
@@ -38,8 +38,8 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
   /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
   protected readonly sockets = this.socketHandlers({ tokens: async () => (await this.deps()).tokens })
   /** Joining sockets' replays, in batches: one libSQL read per batch, not one per socket. */
-  private readonly replays = new ReplayBatches<ShardSocket>({
-    atts: this.atts,
+  private readonly replays = new ReplayBatches<WebSocket>({
+    ...this.held,
     lock: this.lock,
     read: async (runId, after, limit) => (await this.deps()).store.runs.events(runId, after, limit),
     runId: () => this.meta.get<string>('runId'),
@@ -52,7 +52,7 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, 'RunShardObject')
     // A replay cut short by an eviction starts again from the socket's recorded position.
-    const unready = ctx.getWebSockets().flatMap((ws) => { const att = this.atts.get(ws); return att?.ready === false ? [{ ws, pos: att.last, done: false }] : [] })
+    const unready = ctx.getWebSockets().flatMap((ws) => { const att = this.atts.get(ws); return att?.ready === false ? [{ s: ws, pos: att.last, done: false }] : [] })
     if (unready.length) ctx.waitUntil(this.replays.add(...unready))
   }
 
@@ -79,7 +79,7 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
         this.meta.set('registered', true)
       }
       return this.acceptStream(request, params, undefined, { ...heldFrom(params), last: params.after },
-        (ws) => this.replays.add({ ws, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
+        (ws) => this.replays.add({ s: ws, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
     })
   }
 
@@ -133,7 +133,7 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
       const pos = Math.max(att.last, nowTop)
       if (pos >= newTop) continue
       if (pos < batch[0]!.seq - 1) continue // became ready at a lower position meanwhile: the next heartbeat read serves it
-      sendRunFrame(ws, frames(pos))
+      sendRunFrame(WS_OUT, ws, frames(pos))
     }
     const finished = batch.some(endsRun)
     this.ctx.storage.transactionSync(() => {

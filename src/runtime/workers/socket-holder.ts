@@ -1,12 +1,13 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { RunEvent } from '../../core/domain.ts'
 import { noMetrics } from '../../core/ports.ts'
-import { EXPIRED, heartbeatFrame, helloFrame, REVOKED, StreamSession, sweepHeld, type SessionHost, type StreamRecord, type StreamSpec, type TokenRef } from '../../core/stream-session.ts'
+import { sweepHeld, type StreamRecord, type TokenRef } from '../../core/held-streams.ts'
+import { EXPIRED, heartbeatFrame, helloFrame, REVOKED, StreamSession, type SessionHost, type StreamSpec } from '../../core/stream-session.ts'
 import { errorJson } from '../../http/errors.ts'
 import { tokenInForce, type TokenStanding } from '../../http/tokens.ts'
 import type { Env } from './env.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, PING, SocketAttachments, sseResponse, tryClose, trySend, type SocketRefresh, type StreamParams, upgraded } from './streams.ts'
+import { answerClientMessage, PING, SocketAttachments, sseResponse, tryClose, trySend, type SocketRefresh, type StreamParams, upgraded, WS_OUT } from './streams.ts'
 
 /** A heartbeat alarm that fires this much before its due time still sends the heartbeat. */
 const HEARTBEAT_SLACK_MS = 50
@@ -123,6 +124,8 @@ export function logAt(shared: Shared | undefined, msg: string, where: string, ex
 export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableObject<Env> {
   /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
   protected readonly atts = new SocketAttachments<T>()
+  /** The sockets as the core's held streams (held-streams.ts): their bytes, and their records in the attachments. */
+  protected readonly held = { ...WS_OUT, record: (ws: WebSocket) => this.atts.get(ws), save: (ws: WebSocket, rec: T) => this.atts.set(ws, rec) }
   /**
    * SSE streams: core StreamSessions over sseResponse. SSE cannot hibernate (the object stays
    * awake while one is open), so they live in memory and time their own expiry; the alarm

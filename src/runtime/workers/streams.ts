@@ -2,7 +2,8 @@ import type { Context } from 'hono'
 import * as z from 'zod'
 import { sha256Hex } from '../../core/crypto.ts'
 import { selectSubprotocol } from '../../core/protocol.ts'
-import { answerClientMessage as answer, FINISHED, SseWriter, type RunFrame, type TokenRef } from '../../core/stream-session.ts'
+import type { HeldOut, TokenRef } from '../../core/held-streams.ts'
+import { answerClientMessage as answer, SseWriter } from '../../core/stream-session.ts'
 import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
 import type { Env } from './env.ts'
@@ -159,12 +160,8 @@ export function tryClose(ws: WebSocket, code: number, reason: string): void {
   try { ws.close(code, reason) } catch { /* already closed */ }
 }
 
-/** Send a run socket its frame (core runFrames); one that ends the run is followed by the close. Returns whether it ended. */
-export function sendRunFrame(ws: WebSocket, f: RunFrame): boolean {
-  trySend(ws, f.frame)
-  if (f.ends) tryClose(ws, FINISHED.code, FINISHED.reason)
-  return f.ends
-}
+/** A Durable Object's WebSockets as the core's held streams' output: bytes only, never a throw. */
+export const WS_OUT: HeldOut<WebSocket> = { send: trySend, close: tryClose }
 
 /**
  * An SSE response whose body is written later (from alarms and publishes, with no Hono context):
