@@ -1,6 +1,7 @@
 import type { RunEvent } from './domain.ts'
 import { endsRun, eventsFrame } from './frames.ts'
 import type { Mutex } from './mutex.ts'
+import { matchesFeedFilter, type FeedFilter } from './run-change.ts'
 import { caughtUpFrame, credentialLapsed, FINISHED, REPLAY_PAGE, UNAVAILABLE, type CredentialCheck } from './stream-session.ts'
 
 /**
@@ -9,7 +10,8 @@ import { caughtUpFrame, credentialLapsed, FINISHED, REPLAY_PAGE, UNAVAILABLE, ty
  * serializable StreamRecord in their attachment, and this module makes the session's decisions
  * on those records: expiry, heartbeat and revocation (sweepHeld), one frame per position for
  * live events (runFrames, fanOutRun) and the batched replay-then-live of run streams
- * (ReplayBatches). The objects give it a HeldOut that only moves bytes. Frames, closes and the
+ * (ReplayBatches), and the feed's replay and pulled pages (replayFeed, deliverFeedPage). The
+ * objects give it a HeldOut that only moves bytes. Frames, closes and the
  * client-message answer are stream-session.ts's.
  */
 
@@ -256,4 +258,67 @@ export class ReplayBatches<S> {
       if (j.finished || host.finished()) host.close(j.s, FINISHED.code, FINISHED.reason)
     }
   }
+}
+
+/**
+ * A feed stream's record: every event of the tenant with an id up to `seen` that matches the
+ * filter has been sent. It moves past events that do not match, so a narrow filter does not
+ * re-read them.
+ */
+export interface FeedStreamRecord extends StreamRecord {
+  filter: FeedFilter
+  seen: number
+}
+
+/** A ready feed subscriber as a pull sees it, whatever its transport. */
+export interface FeedSubscriber {
+  filter: FeedFilter
+  seen: number
+  send(events: RunEvent[]): void
+  /** Record the new position (in the attachment for a WebSocket). */
+  save(seen: number): void
+}
+
+/**
+ * One page of the tenant's events (in id order, read after the lowest `seen`) to the feed's
+ * subscribers: each gets the events past its `seen` that match its filter, once and in order,
+ * and its `seen` moves to the page's end. Those that take all of it get the page itself, so
+ * they share one frame.
+ */
+export function deliverFeedPage(subs: FeedSubscriber[], page: RunEvent[]): void {
+  const end = page[page.length - 1]!.id
+  for (const s of subs) {
+    const fresh = page.filter((e) => e.id > s.seen && matchesFeedFilter(e, s.filter))
+    if (fresh.length) s.send(fresh.length === page.length ? page : fresh)
+    if (end > s.seen) { s.seen = end; s.save(end) }
+  }
+}
+
+/**
+ * A feed stream's replay: the tenant's last id first (every event up to it is committed), then
+ * the filtered history after `after` in pages, then the stream is ready at max(that id, the last
+ * event replayed) and gets caught_up. A failed read closes it 1013 (and rejects).
+ */
+export async function replayFeed<S>(
+  host: HeldOut<S> & { record(s: S): FeedStreamRecord | null; save(s: S, rec: FeedStreamRecord): void },
+  s: S, after: number, horizon: () => Promise<number>, read: (after: number) => Promise<RunEvent[]>,
+): Promise<void> {
+  let last = after
+  let top: number
+  try {
+    top = await horizon()
+    for (;;) {
+      const page = await read(last)
+      if (page.length) { host.send(s, eventsFrame(page)); last = page[page.length - 1]!.id }
+      if (page.length < REPLAY_PAGE) break
+    }
+  } catch (err) {
+    host.close(s, UNAVAILABLE.code, UNAVAILABLE.reason)
+    throw err
+  }
+  // Re-read: a refresh may have moved the expiry and token during the replay.
+  const rec = host.record(s)
+  if (!rec) return // gone
+  host.save(s, { ...rec, seen: Math.max(top, last), ready: true })
+  host.send(s, caughtUpFrame(last))
 }

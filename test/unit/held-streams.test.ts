@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { RunEvent } from '../../src/core/domain.ts'
-import { fanOutRun, ReplayBatches, type ReplayHost, type RunStreamRecord } from '../../src/core/held-streams.ts'
+import { deliverFeedPage, fanOutRun, replayFeed, ReplayBatches, type FeedStreamRecord, type FeedSubscriber, type ReplayHost, type RunStreamRecord } from '../../src/core/held-streams.ts'
 import { Mutex } from '../../src/core/mutex.ts'
 
 // The core's held streams over an in-memory HeldOut (the edge every Durable Object implements
@@ -97,5 +97,31 @@ describe('held run streams (hibernated sockets as records)', () => {
     expect(h.sent.has('replaying')).toBe(false)
     expect(h.seqsOf('same')).toEqual([5, 6, 7])
     expect([...h.closes]).toEqual([['behind', 1000], ['ahead', 1000], ['same', 1000]])
+  })
+
+  it('gives each feed subscriber the events of a page past its position that match its filter, once, and moves every position to the page\'s end', () => {
+    const page = [ev(1), { ...ev(2), workflow_id: 'other' }, ev(3)]
+    const got: Record<string, number[][]> = { all: [], wf: [], late: [] }
+    const saved: Record<string, number> = {}
+    const sub = (name: string, seen: number, filter: FeedSubscriber['filter'] = {}): FeedSubscriber =>
+      ({ filter, seen, send: (events) => got[name]!.push(events.map((e) => e.id)), save: (n) => { saved[name] = n } })
+    const subs = [sub('all', 0), sub('wf', 0, { workflowIds: ['wf'] }), sub('late', 102)]
+    deliverFeedPage(subs, page)
+    expect(got).toEqual({ all: [[101, 102, 103]], wf: [[101, 103]], late: [[103]] })
+    expect(saved).toEqual({ all: 103, wf: 103, late: 103 })
+    // The same page again (a coalesced notification): nothing twice.
+    deliverFeedPage(subs, page)
+    expect(got.all).toHaveLength(1)
+  })
+
+  it('replays a feed stream: pages of its filtered history, then ready at the tenant\'s last id and caught_up; 1013 when the read fails', async () => {
+    const h = holder([])
+    const records = new Map<string, FeedStreamRecord>([['f', { ready: false, filter: {}, seen: 0 }]])
+    const host = { ...h.host, record: (s: string) => records.get(s) ?? null, save: (s: string, rec: FeedStreamRecord) => { records.set(s, rec) } }
+    await replayFeed(host, 'f', 100, async () => 110, async (after) => (after < 103 ? [ev(2), ev(3)] : []))
+    expect(h.sent.get('f')).toEqual([{ type: 'batch', events: [ev(2), ev(3)] }, { type: 'caught_up', position: 103 }])
+    expect(records.get('f')).toEqual({ ready: true, filter: {}, seen: 110 })
+    await expect(replayFeed(host, 'g', 0, async () => { throw new Error('libSQL down') }, async () => [])).rejects.toThrow('libSQL down')
+    expect(h.closes.get('g')).toBe(1013)
   })
 })

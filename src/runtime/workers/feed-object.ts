@@ -1,36 +1,20 @@
 import { DurableObject } from 'cloudflare:workers'
-import type { RunEvent } from '../../core/domain.ts'
 import { eventsFrame } from '../../core/frames.ts'
+import { deliverFeedPage, replayFeed, type FeedStreamRecord, type FeedSubscriber } from '../../core/held-streams.ts'
 import { Mutex } from '../../core/mutex.ts'
-import { caughtUpFrame, REPLAY_PAGE, UNAVAILABLE, type StreamSession } from '../../core/stream-session.ts'
-import { matchesFeedFilter, type FeedFilter } from '../../core/run-change.ts'
+import { REPLAY_PAGE, type StreamSession } from '../../core/stream-session.ts'
+import type { FeedFilter } from '../../core/run-change.ts'
 import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { getShared, type Shared } from './shared.ts'
-import { heldFrom, logAt, SocketHoldingObject, type HeldSocket } from './socket-holder.ts'
-import { streamParams, tryClose, trySend, type StreamParams } from './streams.ts'
+import { heldFrom, logAt, SocketHoldingObject } from './socket-holder.ts'
+import { streamParams, WS_OUT, type StreamParams } from './streams.ts'
 
-/** Per-socket state in the attachment (survives hibernation). */
-interface FeedSocket extends HeldSocket {
-  filter: FeedFilter
-  /**
-   * Every event of the tenant with an id up to `seen` that matches the filter has been sent.
-   * It moves past events that do not match, so a narrow filter does not re-read them.
-   */
-  seen: number
-}
+/** Per-socket state in the attachment (survives hibernation): the core's FeedStreamRecord. */
+type FeedSocket = FeedStreamRecord
 
 /** What the pulls keep of an SSE session (the session itself knows its last event sent). */
 interface FeedSse { filter: FeedFilter; seen: number }
-
-/** A feed subscriber, whatever its transport. */
-interface Subscriber {
-  filter: FeedFilter
-  seen: number
-  send(events: RunEvent[]): void
-  /** Record the new position (into the attachment for a WebSocket). */
-  save(seen: number): void
-}
 
 /**
  * A tenant's feed: one object per tenant, holding the feed's subscribers (hibernatable
@@ -104,14 +88,14 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
     return (this.tenantId ??= await this.ctx.storage.get<string>('tenant'))
   }
 
-  private subscribers(): Subscriber[] {
-    const subs: Subscriber[] = []
+  private subscribers(): FeedSubscriber[] {
+    const subs: FeedSubscriber[] = []
     for (const ws of this.ctx.getWebSockets('feed')) {
       const att = this.atts.get(ws)
       if (!att?.ready) continue
       subs.push({
         filter: att.filter, seen: att.seen,
-        send: (events) => trySend(ws, eventsFrame(events)),
+        send: (events) => WS_OUT.send(ws, eventsFrame(events)),
         // Re-read: a token refresh may have moved the expiry since this list was made (a pull awaits libSQL).
         save: (seen) => this.atts.set(ws, { ...(this.atts.get(ws) ?? att), seen }),
       })
@@ -149,52 +133,21 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
     for (;;) {
       const page = await store.runs.feedEvents(tenantId, from, {}, REPLAY_PAGE)
       if (!page.length) break
-      const end = page[page.length - 1]!.id
-      for (const s of subs) {
-        const fresh = page.filter((e) => e.id > s.seen && matchesFeedFilter(e, s.filter))
-        // All of the page: send the page itself, so the subscribers that take all of it share one frame.
-        if (fresh.length) s.send(fresh.length === page.length ? page : fresh)
-        if (end > s.seen) { s.seen = end; s.save(end) }
-      }
-      from = end
+      deliverFeedPage(subs, page)
+      from = page[page.length - 1]!.id
       if (page.length < REPLAY_PAGE) break
     }
   }
 
-  /**
-   * Replay the filtered history after `after`, then go live. The tenant's last id is read
-   * first: every event up to it is committed, so once the replay is done the subscriber has
-   * seen everything up to max(that id, the last event replayed).
-   */
-  private async replay(params: StreamParams, send: (events: RunEvent[]) => void): Promise<{ last: number; seen: number }> {
-    const { store } = await this.deps()
-    const filter = (params.filter ?? {}) as FeedFilter
-    const horizon = await store.runs.lastEventId(params.tenantId)
-    let last = params.after
-    for (;;) {
-      const page = await store.runs.feedEvents(params.tenantId, last, filter, REPLAY_PAGE)
-      if (page.length) { send(page); last = page[page.length - 1]!.id }
-      if (page.length < REPLAY_PAGE) break
-    }
-    return { last, seen: Math.max(horizon, last) }
-  }
-
+  /** A socket's replay (core replayFeed), under the lock: pulls wait for it. */
   private startSocket(ws: WebSocket, params: StreamParams): Promise<void> {
     return this.lock.run(async () => {
-      let result: { last: number; seen: number }
-      try {
-        result = await this.replay(params, (events) => trySend(ws, eventsFrame(events)))
-      } catch (err) {
-        this.log('replay failed', 'fetch', { error: String(err) })
-        return tryClose(ws, UNAVAILABLE.code, UNAVAILABLE.reason)
-      }
-      // Re-read: a refresh may have moved the expiry and token during the replay.
-      const att = this.atts.get(ws)
-      if (!att) return // gone
-      this.atts.set(ws, { ...att, seen: result.seen, ready: true })
-      trySend(ws, caughtUpFrame(result.last))
+      const { store } = await this.deps()
+      const filter = (params.filter ?? {}) as FeedFilter
+      await replayFeed(this.held, ws, params.after, () => store.runs.lastEventId(params.tenantId),
+        (after) => store.runs.feedEvents(params.tenantId, after, filter, REPLAY_PAGE))
       await this.armAlarm()
-    }).catch((err) => this.log('socket start failed', 'fetch', { error: String(err) }))
+    }).catch((err) => this.log('replay failed', 'fetch', { error: String(err) }))
   }
 
   /**
