@@ -33,8 +33,6 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
   private readonly lock = new Mutex()
   /** The SSE sessions' filters and `seen` (as FeedSocket's). */
   private readonly sseFeed = new WeakMap<StreamSession, FeedSse>()
-  /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
-  protected readonly sockets = this.socketHandlers({ tokens: async () => (await this.deps()).tokens })
   private tenantId?: string
   private pulling: Promise<void> | null = null
   private again = false

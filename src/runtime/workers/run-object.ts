@@ -49,8 +49,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   private flushFailures = 0
   private tickRetryAt: number | null = null
   /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
-  protected readonly sockets = this.socketHandlers({
-    tokens: async () => (await this.deps()).shared.tokens,
+  protected override readonly sockets = this.socketHandlers({
     refreshed: async (expiresAt) => {
       // A later expiry: the alarm may wake at the old one, and its sweep finds the new one.
       this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, expiresAt)

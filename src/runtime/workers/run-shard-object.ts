@@ -35,8 +35,6 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
   private readonly lock = new Mutex()
   /** Small durable values (JSON by key) in the object's SQLite storage. */
   private readonly meta = new MetaTable(this.ctx.storage.sql)
-  /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
-  protected readonly sockets = this.socketHandlers({ tokens: async () => (await this.deps()).tokens })
   /** Joining sockets' replays, in batches: one libSQL read per batch, not one per socket. */
   private readonly replays = new ReplayBatches<WebSocket>({
     ...this.held,

@@ -133,7 +133,8 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
    */
   protected readonly sse = new Set<StreamSession>()
   protected shared?: Shared
-  protected abstract readonly sockets: SocketHandlers<T>
+  /** The hibernation handlers; the run object gives them its own reactions to a refresh and a close. */
+  protected readonly sockets: SocketHandlers<T> = this.socketHandlers({})
 
   constructor(ctx: DurableObjectState, env: Env, private readonly className: string) {
     super(ctx, env)
@@ -142,9 +143,9 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
   }
 
   /** The shared hibernation handlers; a token refresh and a close rearm the alarm unless the object reacts otherwise. */
-  protected socketHandlers(own: Pick<SocketHost<T>, 'tokens'> & Partial<Pick<SocketHost<T>, 'refreshed' | 'closed'>>): SocketHandlers<T> {
+  protected socketHandlers(own: Partial<Pick<SocketHost<T>, 'refreshed' | 'closed'>>): SocketHandlers<T> {
     return new SocketHandlers<T>({
-      refreshed: () => this.armAlarm(), closed: () => this.armAlarm(), ...own,
+      tokens: async () => (await this.loadShared()).tokens, refreshed: () => this.armAlarm(), closed: () => this.armAlarm(), ...own,
       atts: this.atts, entry: (handler, fn) => this.entry(handler, fn), log: (msg, handler, extra) => this.log(msg, handler, extra),
     })
   }
