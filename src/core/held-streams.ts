@@ -104,19 +104,21 @@ export function sendRunFrame<S>(out: HeldOut<S>, s: S, f: RunFrame): boolean {
 }
 
 /**
- * Send published run events to the ready streams. Events are published in seq order without
- * gaps, and a stream is made ready only at or past the published seq, so a ready stream has
- * been sent everything up to max(rec.last, first - 1): that is its position, and its record is
- * not rewritten. Streams at the same position share one frame.
+ * Send published run events (ascending, no gaps) to the ready streams, each from its position:
+ * max(rec.last, `sent`), `sent` being the highest seq the holder has sent to every ready stream
+ * (by default the seq before the batch: events are published in order without gaps and a stream
+ * is made ready only at or past the published seq, so records are not rewritten). A stream below
+ * the batch (made ready lower meanwhile) is skipped: the holder's next read serves it. Streams at
+ * the same position share one frame.
  */
-export function fanOutRun<S>(out: HeldOut<S>, held: Iterable<readonly [S, RunStreamRecord | null]>, events: RunEvent[]): void {
+export function fanOutRun<S>(out: HeldOut<S>, held: Iterable<readonly [S, RunStreamRecord | null]>, events: RunEvent[], sent = events[0]!.seq - 1): void {
   const base = events[0]!.seq - 1
   const top = events[events.length - 1]!.seq
   const frames = runFrames(events)
   for (const [s, rec] of held) {
     if (!rec?.ready) continue
-    const pos = Math.max(rec.last, base)
-    if (pos < top) sendRunFrame(out, s, frames(pos))
+    const pos = Math.max(rec.last, sent)
+    if (pos < top && pos >= base) sendRunFrame(out, s, frames(pos))
   }
 }
 

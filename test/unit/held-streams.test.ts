@@ -99,6 +99,21 @@ describe('held run streams (hibernated sockets as records)', () => {
     expect([...h.closes]).toEqual([['behind', 1000], ['ahead', 1000], ['same', 1000]])
   })
 
+  it('fans out from what the holder has sent to all (a shard\'s top), skipping a stream below the batch', () => {
+    const h = holder([])
+    const held: Array<[string, RunStreamRecord]> = [['old', { ready: true, last: 2 }], ['new', { ready: true, last: 7 }], ['low', { ready: true, last: 1 }]]
+    // The batch (completed from libSQL) starts at 3; the holder has sent up to 5 to every ready stream.
+    fanOutRun(h.host, held, [ev(3), ev(4), ev(5), ev(6), ev(7), ev(8)], 5)
+    expect(h.seqsOf('old')).toEqual([6, 7, 8])
+    expect(h.seqsOf('new')).toEqual([8])
+    expect(h.seqsOf('low')).toEqual([6, 7, 8])
+    // Nothing sent to all yet: one made ready at 1, below a batch that starts at 9, is not sent 9.. without 2..8.
+    const h2 = holder([])
+    fanOutRun(h2.host, [['at8', { ready: true, last: 8 }], ['at1', { ready: true, last: 1 }]], [ev(9), ev(10)], 0)
+    expect(h2.seqsOf('at8')).toEqual([9, 10])
+    expect(h2.sent.has('at1')).toBe(false)
+  })
+
   it('gives each feed subscriber the events of a page past its position that match its filter, once, and moves every position to the page\'s end', () => {
     const page = [ev(1), { ...ev(2), workflow_id: 'other' }, ev(3)]
     const got: Record<string, number[][]> = { all: [], wf: [], late: [] }

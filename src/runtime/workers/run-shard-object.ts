@@ -5,7 +5,7 @@ import { REPLAY_PAGE } from '../../core/stream-session.ts'
 import { errorJson } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { heldFrom, MetaTable, SocketHoldingObject } from './socket-holder.ts'
-import { ReplayBatches, runFrames, sendRunFrame, type RunStreamRecord } from '../../core/held-streams.ts'
+import { fanOutRun, ReplayBatches, type RunStreamRecord } from '../../core/held-streams.ts'
 import { getShared, type Shared } from './shared.ts'
 import { streamParams, WS_OUT } from './streams.ts'
 
@@ -124,15 +124,8 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
     // Re-read positions after the await: a socket may have become ready, or top moved (another deliver).
     const nowTop = this.top()
     if (newTop <= nowTop) return
-    const frames = runFrames(batch)
-    for (const ws of this.ctx.getWebSockets()) {
-      const att = this.atts.get(ws)
-      if (!att?.ready) continue
-      const pos = Math.max(att.last, nowTop)
-      if (pos >= newTop) continue
-      if (pos < batch[0]!.seq - 1) continue // became ready at a lower position meanwhile: the next heartbeat read serves it
-      sendRunFrame(WS_OUT, ws, frames(pos))
-    }
+    // A socket made ready lower meanwhile is skipped: the next heartbeat read serves it.
+    fanOutRun(WS_OUT, this.ctx.getWebSockets().map((ws) => [ws, this.atts.get(ws)] as const), batch, nowTop)
     const finished = batch.some(endsRun)
     this.ctx.storage.transactionSync(() => {
       this.meta.set('top', newTop)
