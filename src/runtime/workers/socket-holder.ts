@@ -166,6 +166,8 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
 
   /** When this instance last sent heartbeats (0: not yet). */
   private lastHeartbeat = 0
+  /** The token standing as read by the last heartbeat (oncePerSweep). */
+  private standing?: TokenStanding
 
   /** The shared pieces (config, store, tokens), loaded once per instance. */
   protected async loadShared(): Promise<Shared> {
@@ -253,11 +255,13 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
       const frame = heartbeatFrame()
       for (const ws of beating) trySend(ws, frame)
     }
+    if (!beat) return { earliest, beat }
+    // Each key and each tenant's revocations read once for every stream this heartbeat checks.
+    const standing = (this.standing = oncePerSweep(shared.store.keys))
     // SSE sessions check their own token as they beat (spec.inForce, from sseSession).
-    if (beat) for (const s of this.sse) if (!s.replaying) s.heartbeat()
+    for (const s of this.sse) if (!s.replaying) s.heartbeat()
     // Not awaited by the alarm: a slow store read delays no tick.
     if (tokens.length) {
-      const standing = oncePerSweep(shared.store.keys)
       this.ctx.waitUntil(Promise.all(tokens.map(([ws, token]) => tokenInForce(standing, token, now).then(
         (ok) => { if (!ok) tryClose(ws, REVOKED.code, REVOKED.reason) },
         () => {}, // a store fault keeps the stream (as on Node)
@@ -305,7 +309,7 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
     }
     let session: StreamSession | undefined
     const { socket, response } = sseResponse(() => session?.closed())
-    session = new StreamSession(host, socket, token ? { ...spec, inForce: () => tokenInForce(store.keys, token, Date.now()) } : spec, 'sse')
+    session = new StreamSession(host, socket, token ? { ...spec, inForce: () => tokenInForce(this.standing ?? store.keys, token, Date.now()) } : spec, 'sse')
     return { session, response }
   }
 
