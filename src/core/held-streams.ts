@@ -84,9 +84,10 @@ export interface HeldSweep<S> {
  * The session's heartbeat, expiry and revocation decisions for streams held as records (what
  * StreamSession decides for itself, with its timers): one pass at `now`, a heartbeat or not.
  */
-export function sweepHeld<S>(held: Iterable<readonly [S, StreamRecord]>, now: number, heartbeat: boolean, lapsed: CredentialCheck = credentialLapsed): HeldSweep<S> {
+export function sweepHeld<S>(held: Iterable<readonly [S, StreamRecord | null]>, now: number, heartbeat: boolean, lapsed: CredentialCheck = credentialLapsed): HeldSweep<S> {
   const out: HeldSweep<S> = { expired: [], beat: [], tokens: [], earliest: null }
   for (const [s, rec] of held) {
+    if (!rec) continue // gone
     if (lapsed(rec.expiresAt, now)) { out.expired.push(s); continue }
     if (rec.expiresAt !== undefined) out.earliest = Math.min(out.earliest ?? Infinity, rec.expiresAt)
     if (!heartbeat) continue
@@ -180,8 +181,16 @@ export class ReplayBatches<S> {
     return this.drain()
   }
 
+  /** Streams found not ready (a replay an eviction cut short) get the rest of it from their recorded position. */
+  resume(held: Iterable<readonly [S, RunStreamRecord | null]>): Promise<void> {
+    for (const [s, rec] of held) if (rec && !rec.ready) this.joining.push({ s, pos: rec.last, done: false })
+    return this.drain()
+  }
+
   /** Serve the queued sockets, batch after batch (one loop at a time). */
   drain(): Promise<void> {
+    // Nothing queued: a loop would end before it is recorded as running, and stay recorded.
+    if (!this.running && !this.joining.length) return Promise.resolve()
     this.running ??= (async () => {
       try {
         while (this.joining.length) {

@@ -78,6 +78,25 @@ describe('held run streams (hibernated sockets as records)', () => {
     expect(h.closes.get('a')).toBe(1000)
   })
 
+  it('resumes the replays an eviction cut short from the recorded positions, and leaves ready streams alone', async () => {
+    const h = holder([1, 2, 3, 4].map((n) => ev(n)))
+    h.records.set('cut', { ready: false, last: 2 })
+    h.records.set('live', { ready: true, last: 4 })
+    await new ReplayBatches(h.host).resume([['cut', h.records.get('cut')!], ['live', h.records.get('live')!], ['gone', null]])
+    expect(h.seqsOf('cut')).toEqual([3, 4])
+    expect(h.records.get('cut')).toEqual({ ready: true, last: 4 })
+    expect(h.sent.has('live')).toBe(false)
+  })
+
+  it('serves joins after a resume that found nothing to resume', async () => {
+    const h = holder([ev(1)])
+    const batches = new ReplayBatches(h.host)
+    await batches.resume([])
+    h.records.set('a', { ready: false, last: 0 })
+    await batches.add({ s: 'a', runId: 'run_1', pos: 0, done: false })
+    expect(h.records.get('a')).toEqual({ ready: true, last: 1 })
+  })
+
   it('closes the batch 1013 when the history cannot be read', async () => {
     const h = holder([], { read: async () => { throw new Error('libSQL down') } })
     h.records.set('a', { ready: false, last: 0 })

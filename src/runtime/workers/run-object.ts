@@ -13,7 +13,7 @@ import type { Env } from './env.ts'
 import { getShared, platformOf, type Shared } from './shared.ts'
 import { composeBinder } from '../compose.ts'
 import { ALARM_RETRY_MS, heldFrom, MetaTable, SocketHoldingObject } from './socket-holder.ts'
-import { fanOutRun, ReplayBatches, type Joining } from '../../core/held-streams.ts'
+import { fanOutRun, ReplayBatches } from '../../core/held-streams.ts'
 import { RunFanout, type RunSocket } from './run-fanout.ts'
 import { RunOutbox } from './run-outbox.ts'
 import { streamParams, WS_OUT, type StreamParams } from './streams.ts'
@@ -86,16 +86,10 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     super(ctx, env, 'RunObject')
     this.outbox.create()
     // A new instance (first start, or a wake from hibernation): the one full read of the
-    // sockets' attachments, for their earliest expiry. A socket whose replay was cut short by an
-    // eviction (not ready) gets the rest of it from its recorded position.
-    const unready: Joining<WebSocket>[] = []
-    for (const ws of ctx.getWebSockets('run')) {
-      const att = this.atts.get(ws)
-      if (!att) continue
-      if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
-      if (!att.ready) unready.push({ s: ws, pos: att.last, done: false })
-    }
-    if (unready.length) ctx.waitUntil(this.replays.add(...unready))
+    // sockets' attachments, for their earliest expiry; a replay an eviction cut short resumes.
+    const held = this.heldStreams('run')
+    for (const [, att] of held) if (att?.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
+    ctx.waitUntil(this.replays.resume(held))
   }
 
   // ---- entry points (each catches and logs with class and handler) ----------------------
@@ -272,7 +266,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   /** Send published events to the ready sockets (run-fanout.ts), the SSE sessions, the shards and the feed. */
   private publish(run: RunRow, events: RunEvent[]): void {
     if (events.length === 0) return
-    fanOutRun(WS_OUT, this.ctx.getWebSockets('run').map((ws) => [ws, this.atts.get(ws)] as const), events)
+    fanOutRun(WS_OUT, this.heldStreams('run'), events)
     // SSE sessions replay through their gate: it buffers what is published meanwhile and sends each event once.
     for (const s of this.sse) s.push(events)
     this.fanout.notifyShards(run.id, events)

@@ -50,8 +50,7 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, 'RunShardObject')
     // A replay cut short by an eviction starts again from the socket's recorded position.
-    const unready = ctx.getWebSockets().flatMap((ws) => { const att = this.atts.get(ws); return att?.ready === false ? [{ s: ws, pos: att.last, done: false }] : [] })
-    if (unready.length) ctx.waitUntil(this.replays.add(...unready))
+    ctx.waitUntil(this.replays.resume(this.heldStreams()))
   }
 
   /** Events the run object published (in seq order, no gaps within the batch). */
@@ -125,7 +124,7 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
     const nowTop = this.top()
     if (newTop <= nowTop) return
     // A socket made ready lower meanwhile is skipped: the next heartbeat read serves it.
-    fanOutRun(WS_OUT, this.ctx.getWebSockets().map((ws) => [ws, this.atts.get(ws)] as const), batch, nowTop)
+    fanOutRun(WS_OUT, this.heldStreams(), batch, nowTop)
     const finished = batch.some(endsRun)
     this.ctx.storage.transactionSync(() => {
       this.meta.set('top', newTop)

@@ -126,6 +126,10 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
   protected readonly atts = new SocketAttachments<T>()
   /** The sockets as the core's held streams (held-streams.ts): their bytes, and their records in the attachments. */
   protected readonly held = { ...WS_OUT, record: (ws: WebSocket) => this.atts.get(ws), save: (ws: WebSocket, rec: T) => this.atts.set(ws, rec) }
+  /** The sockets (with `tag`) and their records: the core's held streams. */
+  protected heldStreams(tag?: string): Array<readonly [WebSocket, T | null]> {
+    return this.ctx.getWebSockets(tag).map((ws) => [ws, this.atts.get(ws)] as const)
+  }
   /**
    * SSE streams: core StreamSessions over sseResponse. SSE cannot hibernate (the object stays
    * awake while one is open), so they live in memory and time their own expiry; the alarm
@@ -238,16 +242,11 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
    * WebSockets (null: none), and whether this was a heartbeat.
    */
   protected async sweepStreams(): Promise<{ earliest: number | null; beat: boolean }> {
-    const sockets = this.ctx.getWebSockets()
+    const held = this.heldStreams()
     const shared = await this.loadShared()
     const now = Date.now()
-    const beat = (sockets.length > 0 || this.sse.size > 0) && now >= this.lastHeartbeat + shared.config.RUNRELAY_HEARTBEAT_MS - HEARTBEAT_SLACK_MS
+    const beat = (held.length > 0 || this.sse.size > 0) && now >= this.lastHeartbeat + shared.config.RUNRELAY_HEARTBEAT_MS - HEARTBEAT_SLACK_MS
     if (beat) this.lastHeartbeat = now
-    const held: Array<[WebSocket, T]> = []
-    for (const ws of sockets) {
-      const att = this.atts.get(ws)
-      if (att) held.push([ws, att])
-    }
     // The decisions are the core session's; this only moves bytes.
     const { expired, beat: beating, tokens, earliest } = sweepHeld(held, now, beat)
     for (const ws of expired) tryClose(ws, EXPIRED.code, EXPIRED.reason)
