@@ -7,9 +7,11 @@ import { ReplayGate } from './replay.ts'
 /**
  * The stream session, written once for every runtime and transport: the hello, replay-then-live
  * (each event once, in order, after `after` / Last-Event-ID), slow consumers, token expiry and
- * refresh, heartbeats and close codes. Runtimes give it a SessionSocket (a WebSocket, or an
- * SSE writer) that only moves bytes; Durable Objects, whose sockets hibernate, use its frames,
- * its client-message answer and its credential check directly.
+ * refresh, revocation, heartbeats and close codes. Runtimes give it a SessionSocket (a
+ * WebSocket, or an SSE writer) that only moves bytes. Durable Objects' hibernated WebSockets
+ * keep no session object (a woken object would rebuild one per socket): each keeps a
+ * StreamRecord in its attachment, and held-streams.ts makes the same decisions on those records
+ * (with this module's frames, closes and answerClientMessage).
  */
 
 /** History is read in pages of this many events. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { RunEvent } from '../../src/core/domain.ts'
 import { noMetrics } from '../../src/core/ports.ts'
 import { CLOSE } from '../../src/core/protocol.ts'
+import { runFrames, sweepHeld, type StreamRecord } from '../../src/core/held-streams.ts'
 import { StreamSession, type SessionHost, type SessionSocket } from '../../src/core/stream-session.ts'
 
 // The core session over a recording socket (the socket is an edge runrelay owns: every runtime's
@@ -104,5 +105,34 @@ describe('core stream session', () => {
     expect(sent[0]).toBe('retry: 1000\n\n')
     expect(sent.slice(1).join('')).toContain('id: 101\nevent: run.progress\n')
     expect(sent.join('')).not.toContain('caught_up')
+  })
+})
+
+describe('streams held as records (hibernated sockets)', () => {
+  const token = { tenantId: 'ten_1', tokenId: 'tok_1', mintedAt: 1 }
+  const held: Array<[string, StreamRecord]> = [
+    ['replaying', { ready: false, expiresAt: 5_000, token }],
+    ['lapsed', { ready: true, expiresAt: 1_000 }],
+    ['keyed', { ready: true }],
+    ['token', { ready: true, expiresAt: 9_000, token }],
+  ]
+
+  it('closes lapsed credentials at every pass; at a heartbeat beats the ready ones and checks every token stream', () => {
+    expect(sweepHeld(held, 1_000, false)).toEqual({ expired: ['lapsed'], beat: [], tokens: [], earliest: 5_000 })
+    expect(sweepHeld(held, 1_000, true)).toEqual({
+      expired: ['lapsed'], beat: ['keyed', 'token'], tokens: [['replaying', token], ['token', token]], earliest: 5_000,
+    })
+    // The injected check decides (a revocation-aware one, say); nothing lapsed: nothing closes.
+    expect(sweepHeld(held, 1_000, false, () => false).expired).toEqual([])
+  })
+
+  it('builds one frame per position, shared by every stream at it, and says whether it ends the run', () => {
+    const events = [ev(3), ev(4), ev(5, 'completed', 'run.status_changed')]
+    const frames = runFrames(events)
+    expect(frames(2)).toBe(frames(2))
+    expect(JSON.parse(frames(2).frame).events.map((e: RunEvent) => e.seq)).toEqual([3, 4, 5])
+    expect(JSON.parse(frames(4).frame)).toMatchObject({ type: 'event', event: { seq: 5 } })
+    expect(frames(2).ends).toBe(true)
+    expect(runFrames([ev(3), ev(4)])(2).ends).toBe(false)
   })
 })

@@ -1,19 +1,20 @@
 /**
  * Subscriber tokens over Workers sockets: the run and feed objects verify a refreshed token
  * themselves (same tenant, same scope) and move the socket's expiry, which lives in the socket
- * attachment; an expired token closes the socket with 4001. And the 101 selects runrelay.v1.
+ * attachment; an expired token closes the socket with 4001, and so does a revoked one (checked at
+ * each heartbeat, the token's identity kept in the attachment). And the 101 selects runrelay.v1.
  */
-import { SELF } from 'cloudflare:test'
+import { env, evictDurableObject, SELF } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
-import { BASE, call, openWs, running, setupTenant, trigger, until } from './helpers.ts'
+import { BASE, call, openSse, openWs, running, setupTenant, trigger, until } from './helpers.ts'
 
 const UNAUTHORIZED = 4001
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-async function mint(key: string, body: Record<string, unknown>): Promise<{ token: string; expiresAt: number }> {
+async function mint(key: string, body: Record<string, unknown>): Promise<{ token: string; expiresAt: number; id: string }> {
   const res = await call('POST', '/v1/tokens', key, body)
   if (res.status !== 201) throw new Error(`token: ${res.status} ${JSON.stringify(res.body)}`)
-  return { token: res.body.token, expiresAt: Date.parse(res.body.expires_at) }
+  return { token: res.body.token, expiresAt: Date.parse(res.body.expires_at), id: res.body.id }
 }
 
 function closedWithin(sub: { closed: Promise<{ code: number; reason: string }> }, ms: number, what: string) {
@@ -172,4 +173,53 @@ describe('runrelay on Workers: subscriber tokens over sockets', () => {
     await call('POST', `/v1/runs/${run.id}/cancel`, t.key, {})
     ws.close()
   })
+
+  it('closes run and feed streams (WebSocket and SSE) with 4001 "token revoked" within a heartbeat of the revocation of the token or of its key, hibernated sockets too', async () => {
+    // RUNRELAY_HEARTBEAT_MS is 2 s here (wrangler.test.toml): each stream must close within one
+    // period of its revocation, plus the store's read and the load of this machine.
+    const HEARTBEAT_MS = 2_000
+    const t = await setupTenant('tok-revoke-open')
+    const run = await trigger(t, running(400))
+    const minter = await call('POST', '/v1/keys', t.key, { name: 'minter', scopes: ['runs:read'] })
+    expect(minter.status).toBe(201)
+    const long = { ttl_seconds: 600 }
+    const byId = await mint(t.key, { run_ids: [run.id], ...long })
+    const keep = await mint(t.key, { run_ids: [run.id], ...long })
+    const byKey = await mint(minter.body.key, { workflow_ids: [t.workflowId], ...long })
+    const sseTok = await mint(t.key, { run_ids: [run.id], ...long })
+    const runWs = await openWs(`/v1/runs/${run.id}/stream`, byId.token)
+    const keptWs = await openWs(`/v1/runs/${run.id}/stream`, keep.token)
+    const feedWs = await openWs(`/v1/stream?workflow_id=${t.workflowId}`, byKey.token)
+    for (const ws of [runWs, keptWs, feedWs]) await until(() => ws.messages.some((m) => m.type === 'caught_up'), 5_000, 'caught_up')
+    // The sockets hibernate and the instances go: what the check needs must be in the attachments.
+    await evictDurableObject(env.RUNS.get(env.RUNS.idFromName(run.id)))
+    await evictDurableObject(env.FEEDS.get(env.FEEDS.idFromName(t.tenantId)))
+    // SSE cannot hibernate: opened after the evictions.
+    const sse = await openSse(`/v1/runs/${run.id}/stream`, sseTok.token)
+    expect(sse.status).toBe(200)
+    await until(() => sse.events.length > 0, 5_000, 'SSE events')
+
+    // A token revoked by id: its run socket closes; the other token's socket on the same run stays.
+    const revokedAt = Date.now()
+    expect((await call('DELETE', `/v1/tokens/${byId.id}`, t.key)).status).toBe(200)
+    const closed = await closedWithin(runWs, HEARTBEAT_MS + 4_000, 'the close of the revoked token\'s socket')
+    expect(closed).toEqual({ code: UNAUTHORIZED, reason: 'token revoked' })
+    expect(Date.now() - revokedAt).toBeLessThan(HEARTBEAT_MS + 4_000)
+
+    // The key that minted the feed socket's token: the feed socket closes too.
+    expect((await call('DELETE', `/v1/keys/${minter.body.id}`, t.key)).status).toBe(200)
+    expect(await closedWithin(feedWs, HEARTBEAT_MS + 4_000, 'the close of the feed socket')).toEqual({ code: UNAUTHORIZED, reason: 'token revoked' })
+
+    // An SSE stream ends the same way.
+    expect((await call('DELETE', `/v1/tokens/${sseTok.id}`, t.key)).status).toBe(200)
+    await Promise.race([sse.done, sleep(HEARTBEAT_MS + 4_000).then(() => { throw new Error('the revoked SSE stream did not end') })])
+
+    // Not revoked: still open, still heartbeating.
+    const beats = keptWs.messages.filter((m) => m.type === 'heartbeat').length
+    await until(() => keptWs.messages.filter((m) => m.type === 'heartbeat').length > beats, HEARTBEAT_MS + 4_000, 'a heartbeat on the kept socket')
+    expect(keptWs.closeInfo).toBeNull()
+    keptWs.close()
+    await call('POST', `/v1/runs/${run.id}/cancel`, t.key, {})
+  }, 40_000)
 })
+

@@ -1,38 +1,20 @@
 import { DurableObject } from 'cloudflare:workers'
-import type { RunEvent } from '../../core/domain.ts'
 import { eventsFrame } from '../../core/frames.ts'
+import { deliverFeedPage, replayFeed, type FeedStreamRecord, type FeedSubscriber } from '../../core/held-streams.ts'
 import { Mutex } from '../../core/mutex.ts'
-import { caughtUpFrame, helloFrame, REPLAY_PAGE, UNAVAILABLE } from '../../core/stream-session.ts'
-import { matchesFeedFilter, type FeedFilter } from '../../core/run-change.ts'
+import { REPLAY_PAGE, type StreamSession } from '../../core/stream-session.ts'
+import type { FeedFilter } from '../../core/run-change.ts'
 import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { getShared, type Shared } from './shared.ts'
-import { logAt, SocketHoldingObject } from './socket-holder.ts'
-import { SseSink, streamParams, tryClose, trySend, upgraded, type StreamParams } from './streams.ts'
+import { heldFrom, logAt, SocketHoldingObject } from './socket-holder.ts'
+import { streamParams, WS_OUT, type StreamParams } from './streams.ts'
 
-/** Per-socket state in the attachment (survives hibernation). */
-interface FeedSocket {
-  filter: FeedFilter
-  /**
-   * Every event of the tenant with an id up to `seen` that matches the filter has been sent.
-   * It moves past events that do not match, so a narrow filter does not re-read them.
-   */
-  seen: number
-  ready: boolean
-  /** When the socket's credential expires (moved on by a token refresh). */
-  expiresAt?: number
-  /** Digest of the opening token's tenant and scope (a refresh must match it). */
-  scopeKey?: string
-}
+/** Per-socket state in the attachment (survives hibernation): the core's FeedStreamRecord. */
+type FeedSocket = FeedStreamRecord
 
-/** A feed subscriber, whatever its transport. */
-interface Subscriber {
-  filter: FeedFilter
-  seen: number
-  send(events: RunEvent[]): void
-  /** Record the new position (into the attachment for a WebSocket). */
-  save(seen: number): void
-}
+/** What the pulls keep of an SSE session (the session itself knows its last event sent). */
+interface FeedSse { filter: FeedFilter; seen: number }
 
 /**
  * A tenant's feed: one object per tenant, holding the feed's subscribers (hibernatable
@@ -49,13 +31,8 @@ interface Subscriber {
  */
 export class FeedObject extends SocketHoldingObject<FeedSocket> {
   private readonly lock = new Mutex()
-  private readonly sse = new Map<SseSink, FeedFilter>()
-  /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
-  protected readonly sockets = this.socketHandlers({
-    tokens: async () => (await this.deps()).tokens,
-    refreshed: () => this.armAlarm(),
-    closed: () => this.armAlarm(),
-  })
+  /** The SSE sessions' filters and `seen` (as FeedSocket's). */
+  private readonly sseFeed = new WeakMap<StreamSession, FeedSse>()
   private tenantId?: string
   private pulling: Promise<void> | null = null
   private again = false
@@ -74,37 +51,22 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
   }
 
   async fetch(request: Request): Promise<Response> {
-    return this.entry('fetch', async () => {
+    return this.serveStream(async () => {
       const params = streamParams(request)
       if (!params || params.runId) return errorJson(400, 'bad_request', 'not a feed request')
       await this.rememberTenant(params.tenantId)
-      if (params.transport === 'sse') return this.openSse(params)
-      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
-        return upgradeRequired()
-      }
-      const pair = new WebSocketPair()
-      const [client, server] = [pair[0], pair[1]]
-      this.ctx.acceptWebSocket(server, ['feed'])
-      this.atts.set(server, { filter: params.filter as FeedFilter ?? {}, seen: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
-      this.ctx.waitUntil(this.startSocket(server, params))
-      return upgraded(request, client)
-    }).catch(() => errorJson(500, 'internal', 'stream failed'))
+      if (params.transport === 'sse') return await this.openSse(params)
+      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') return upgradeRequired()
+      return this.acceptStream(request, params, 'feed', { ...heldFrom(params), filter: (params.filter ?? {}) as FeedFilter, seen: params.after },
+        (ws) => this.startSocket(ws, params))
+    })
   }
 
-  async alarm(): Promise<void> {
-    await this.entry('alarm', async () => {
-      try {
-        // Lapsed credentials close before the read; heartbeats go to the ready streams.
-        await this.sweepStreams(this.sse.keys())
-        const tenantId = await this.tenant()
-        // A safety net for lost notifications: one read per heartbeat while someone listens.
-        if (tenantId && this.subscribers().length) await this.pull(tenantId)
-      } finally {
-        await this.armAlarm()
-      }
-    }).catch(async () => { await this.ctx.storage.setAlarm(Date.now() + 2_000).catch(() => {}) })
+  /** The alarm's safety net for lost notifications (after the sweep): one read per heartbeat while someone listens. */
+  protected override async catchUp(): Promise<void> {
+    const tenantId = await this.tenant()
+    if (tenantId && this.subscribers().length) await this.pull(tenantId)
   }
-
 
   // ---- internals ------------------------------------------------------------------------------
 
@@ -124,21 +86,23 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
     return (this.tenantId ??= await this.ctx.storage.get<string>('tenant'))
   }
 
-  private subscribers(): Subscriber[] {
-    const subs: Subscriber[] = []
+  private subscribers(): FeedSubscriber[] {
+    const subs: FeedSubscriber[] = []
     for (const ws of this.ctx.getWebSockets('feed')) {
       const att = this.atts.get(ws)
       if (!att?.ready) continue
       subs.push({
         filter: att.filter, seen: att.seen,
-        send: (events) => trySend(ws, eventsFrame(events)),
+        send: (events) => WS_OUT.send(ws, eventsFrame(events)),
         // Re-read: a token refresh may have moved the expiry since this list was made (a pull awaits libSQL).
         save: (seen) => this.atts.set(ws, { ...(this.atts.get(ws) ?? att), seen }),
       })
     }
-    for (const [sink, filter] of this.sse) {
-      if (!sink.ready || sink.closed) continue
-      subs.push({ filter, seen: sink.position, send: (events) => sink.deliver(events), save: (seen) => { sink.position = seen } })
+    for (const s of this.sse) {
+      const f = this.sseFeed.get(s)
+      if (!f || s.replaying || s.closing) continue
+      // The session's gate drops what it has sent already, and ends a slow consumer.
+      subs.push({ filter: f.filter, seen: f.seen, send: (events) => s.push(events), save: (seen) => { f.seen = seen } })
     }
     return subs
   }
@@ -167,80 +131,45 @@ export class FeedObject extends SocketHoldingObject<FeedSocket> {
     for (;;) {
       const page = await store.runs.feedEvents(tenantId, from, {}, REPLAY_PAGE)
       if (!page.length) break
-      const end = page[page.length - 1]!.id
-      for (const s of subs) {
-        const fresh = page.filter((e) => e.id > s.seen && matchesFeedFilter(e, s.filter))
-        // All of the page: send the page itself, so the subscribers that take all of it share one frame.
-        if (fresh.length) s.send(fresh.length === page.length ? page : fresh)
-        if (end > s.seen) { s.seen = end; s.save(end) }
-      }
-      from = end
+      deliverFeedPage(subs, page)
+      from = page[page.length - 1]!.id
       if (page.length < REPLAY_PAGE) break
     }
+  }
+
+  /** A socket's replay (core replayFeed), under the lock: pulls wait for it. */
+  private startSocket(ws: WebSocket, params: StreamParams): Promise<void> {
+    return this.lock.run(async () => {
+      const { store } = await this.deps()
+      const filter = (params.filter ?? {}) as FeedFilter
+      await replayFeed(this.held, ws, params.after, () => store.runs.lastEventId(params.tenantId),
+        (after) => store.runs.feedEvents(params.tenantId, after, filter, REPLAY_PAGE))
+      await this.armAlarm()
+    }).catch((err) => this.log('replay failed', 'fetch', { error: String(err) }))
   }
 
   /**
-   * Replay the filtered history after `after`, then go live. The tenant's last id is read
-   * first: every event up to it is committed, so once the replay is done the subscriber has
-   * seen everything up to max(that id, the last event replayed).
+   * An SSE subscriber: a core StreamSession (socket-holder.ts) that replays the filtered history,
+   * then takes the pulls' events. As for a socket, the tenant's last id is read first, so once
+   * the replay is done everything up to it has been seen.
    */
-  private async replay(params: StreamParams, send: (events: RunEvent[]) => void): Promise<{ last: number; seen: number }> {
+  private async openSse(params: StreamParams): Promise<Response> {
     const { store } = await this.deps()
     const filter = (params.filter ?? {}) as FeedFilter
     const horizon = await store.runs.lastEventId(params.tenantId)
-    let last = params.after
-    for (;;) {
-      const page = await store.runs.feedEvents(params.tenantId, last, filter, REPLAY_PAGE)
-      if (page.length) { send(page); last = page[page.length - 1]!.id }
-      if (page.length < REPLAY_PAGE) break
-    }
-    return { last, seen: Math.max(horizon, last) }
-  }
-
-  private startSocket(ws: WebSocket, params: StreamParams): Promise<void> {
-    return this.lock.run(async () => {
-      const shared = await this.deps()
-      trySend(ws, helloFrame(params, shared.config.RUNRELAY_HEARTBEAT_MS))
-      let result: { last: number; seen: number }
-      try {
-        result = await this.replay(params, (events) => trySend(ws, eventsFrame(events)))
-      } catch (err) {
-        this.log('replay failed', 'fetch', { error: String(err) })
-        return tryClose(ws, UNAVAILABLE.code, UNAVAILABLE.reason)
-      }
-      // The expiry from the attachment: a refresh may have arrived during the replay.
-      const att = this.atts.get(ws)
-      this.atts.set(ws, { filter: (params.filter ?? {}) as FeedFilter, seen: result.seen, ready: true, expiresAt: att ? att.expiresAt : params.expiresAt, scopeKey: params.scopeKey })
-      trySend(ws, caughtUpFrame(result.last))
+    const { session, response } = await this.sseSession({ after: params.after, expiresAt: params.expiresAt }, params.token,
+      (after) => store.runs.feedEvents(params.tenantId, after, filter, REPLAY_PAGE))
+    const feed: FeedSse = { filter, seen: horizon }
+    this.sseFeed.set(session, feed)
+    this.ctx.waitUntil(session.start().then(async () => {
+      feed.seen = Math.max(feed.seen, session.lastPosition)
       await this.armAlarm()
-    }).catch((err) => this.log('socket start failed', 'fetch', { error: String(err) }))
+      // What was committed during the replay (its notifications found no ready subscriber).
+      await this.pull(params.tenantId)
+    }).catch((err) => this.log('replay failed', 'fetch', { error: String(err) })))
+    return response
   }
 
-  private openSse(params: StreamParams): Response {
-    const filter = (params.filter ?? {}) as FeedFilter
-    const sink = new SseSink(params.after, (e) => e.id, params.expiresAt, (s) => this.sse.delete(s), this.shared?.config.RUNRELAY_WS_MAX_BUFFERED_BYTES)
-    this.sse.set(sink, filter)
-    this.ctx.waitUntil(this.lock.run(async () => {
-      try {
-        const { seen } = await this.replay(params, (events) => sink.deliver(events))
-        sink.position = seen
-        sink.ready = true
-        await this.armAlarm()
-      } catch (err) {
-        this.log('replay failed', 'fetch', { error: String(err) })
-        sink.end()
-      }
-    }))
-    return sink.response
-  }
-
-  /** While anyone listens: one alarm for the next heartbeat (and safety-net read) or token expiry. */
-  private async armAlarm(): Promise<void> {
-    const sockets = this.ctx.getWebSockets()
-    const expiries = [...sockets.map((ws) => this.atts.get(ws)?.expiresAt), ...[...this.sse.keys()].map((s) => s.expiresAt)]
-    // Keep an earlier alarm that is still due: heartbeats need not move on every call.
-    await this.setAlarmAt(await this.streamsDue(sockets.length > 0 || this.sse.size > 0, expiries), true)
-  }
 }
 
 /**

@@ -2,25 +2,11 @@ import type { RunEvent } from '../../core/domain.ts'
 import type { Env, WorkersConfig } from './env.ts'
 import type { RunShardObject } from './run-shard-object.ts'
 import type { MetaTable } from './socket-holder.ts'
-import { endsRun, eventsFrame } from '../../core/frames.ts'
-import { FINISHED } from '../../core/stream-session.ts'
-import { runShardName, tryClose, trySend, type SocketAttachments } from './streams.ts'
+import type { RunStreamRecord } from '../../core/held-streams.ts'
+import { runShardName } from './streams.ts'
 
-/** Per-socket state, kept in the socket's attachment so that it survives hibernation. */
-export interface RunSocket {
-  /**
-   * The last seq sent by the replay (written with each replay page, and with `ready`). Live
-   * events do not rewrite it: once ready, a socket has been sent every published event after
-   * it, so its position is max(last, the object's published seq) (see publish).
-   */
-  last: number
-  /** False until the replay is done: live events wait for it (the replay reads them from libSQL). */
-  ready: boolean
-  /** When the socket's credential expires (moved on by a token refresh). */
-  expiresAt?: number
-  /** Digest of the opening token's tenant and scope (a refresh must match it). */
-  scopeKey?: string
-}
+/** A run socket's attachment: the core's RunStreamRecord (held-streams.ts). */
+export type RunSocket = RunStreamRecord
 
 /** What the fan-out needs of its run object. */
 export interface FanoutHost {
@@ -82,34 +68,6 @@ export class RunFanout {
       : env.FEEDS.get(env.FEEDS.idFromName(tenantId)).notify(tenantId, maxId)
     // The feed pulls from libSQL, so a lost notification only delays: its heartbeat pull catches up.
     ctx.waitUntil(Promise.resolve(p).catch((err: unknown) => log('feed notify failed', 'publish', { tenantId, error: String(err) })))
-  }
-}
-
-/**
- * Send published events to the ready sockets. Events are published in seq order without gaps
- * (a flush publishes the whole outbox), and a socket is made ready only at or past the
- * published seq, so a ready socket has been sent everything up to max(att.last, first - 1):
- * that is its position, and the attachment is not rewritten. After a wake from hibernation
- * the same holds (the published seq is durable: the outbox is emptied in the same turn as
- * the publish), so a socket's recorded position is never behind what it was sent
- * (no duplicate) nor ahead of it (no gap). Sockets at the same position share one frame.
- */
-export function sendToReady(sockets: WebSocket[], atts: SocketAttachments<RunSocket>, events: RunEvent[]): void {
-  const base = events[0]!.seq - 1
-  const top = events[events.length - 1]!.seq
-  const frames = new Map<number, { frame: string; ends: boolean }>()
-  for (const ws of sockets) {
-    const att = atts.get(ws)
-    if (!att?.ready) continue
-    const pos = Math.max(att.last, base)
-    if (pos >= top) continue
-    let f = frames.get(pos)
-    if (!f) {
-      const fresh = pos === base ? events : events.filter((e) => e.seq > pos)
-      frames.set(pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
-    }
-    trySend(ws, f.frame)
-    if (f.ends) tryClose(ws, FINISHED.code, FINISHED.reason)
   }
 }
 

@@ -3,23 +3,21 @@ import type { Binder } from '../../services/binder.ts'
 import type { NewEvent, RunEvent } from '../../core/domain.ts'
 import { Mutex } from '../../core/mutex.ts'
 import type { BindConnector, ConnectorBinding, RunLedger } from '../../core/ports.ts'
-import { noMetrics, systemClock } from '../../core/ports.ts'
+import { systemClock } from '../../core/ports.ts'
 import { CommandRejected, Watcher } from '../../core/watcher.ts'
-import { helloFrame, REPLAY_PAGE, StreamSession, type SessionHost } from '../../core/stream-session.ts'
+import { REPLAY_PAGE } from '../../core/stream-session.ts'
 import { applyChange, type ChangeEvent } from '../../core/run-change.ts'
 import { SeqConflictError, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
 import { errorJson, upgradeRequired } from '../../http/errors.ts'
 import type { Env } from './env.ts'
 import { getShared, platformOf, type Shared } from './shared.ts'
 import { composeBinder } from '../compose.ts'
-import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
-import { ReplayBatches, type Joining } from './replay.ts'
-import { RunFanout, sendToReady, type RunSocket } from './run-fanout.ts'
+import { ALARM_RETRY_MS, heldFrom, MetaTable, SocketHoldingObject } from './socket-holder.ts'
+import { fanOutRun, ReplayBatches } from '../../core/held-streams.ts'
+import { RunFanout, type RunSocket } from './run-fanout.ts'
 import { RunOutbox } from './run-outbox.ts'
-import { sseResponse, streamParams, trySend, upgraded, type StreamParams } from './streams.ts'
+import { streamParams, WS_OUT, type StreamParams } from './streams.ts'
 
-/** A tick that failed for a reason that is not the upstream's (libSQL down, a bug) is retried after this. */
-const INFRA_RETRY_MS = 2_000
 /** Outbox flush retries back off from this to FLUSH_RETRY_MAX_MS while libSQL is unavailable. */
 const FLUSH_RETRY_MIN_MS = 250
 const FLUSH_RETRY_MAX_MS = 5_000
@@ -45,16 +43,13 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   private readonly meta = new MetaTable(this.ctx.storage.sql)
   /** The run row and the events not yet in libSQL (run-outbox.ts). */
   private readonly outbox = new RunOutbox(this.ctx.storage, this.meta)
-  /** SSE subscribers: each a core StreamSession (it replays, goes live, ends and expires itself). */
-  private readonly sse = new Set<StreamSession>()
   private watcher?: Watcher
   private binder?: Binder
   private bindCache?: { at: number; binding: ConnectorBinding }
   private flushFailures = 0
   private tickRetryAt: number | null = null
   /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
-  protected readonly sockets = this.socketHandlers({
-    tokens: async () => (await this.deps()).shared.tokens,
+  protected override readonly sockets = this.socketHandlers({
     refreshed: async (expiresAt) => {
       // A later expiry: the alarm may wake at the old one, and its sweep finds the new one.
       this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, expiresAt)
@@ -63,14 +58,14 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     closed: () => this.lock.run(async () => { await this.armAlarm(); await this.cleanupIfDone() }),
   })
   /** Sockets waiting for their replay, served in batches (one libSQL read per batch). */
-  private readonly replays = new ReplayBatches<RunSocket>({
-    atts: this.atts,
+  private readonly replays = new ReplayBatches<WebSocket>({
+    ...this.held,
     lock: this.lock,
     read: async (runId, after, limit) => (await this.deps()).shared.store.runs.events(runId, after, limit),
     runId: () => this.meta.get<RunRow>('run')?.id,
     sentTop: () => this.outbox.publishedSeq(),
     finished: () => Boolean(this.meta.get<RunRow>('run')?.finishedAt),
-    onReady: (_j, att) => { if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt) },
+    onReady: (rec) => { if (rec.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, rec.expiresAt) },
     afterBatch: () => this.armAlarm(),
     log: (msg, extra) => this.log(msg, 'fetch', extra),
   })
@@ -91,16 +86,10 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     super(ctx, env, 'RunObject')
     this.outbox.create()
     // A new instance (first start, or a wake from hibernation): the one full read of the
-    // sockets' attachments, for their earliest expiry. A socket whose replay was cut short by an
-    // eviction (not ready) gets the rest of it from its recorded position.
-    const unready: Joining[] = []
-    for (const ws of ctx.getWebSockets('run')) {
-      const att = this.atts.get(ws)
-      if (!att) continue
-      if (att.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
-      if (!att.ready) unready.push({ ws, pos: att.last, done: false })
-    }
-    if (unready.length) ctx.waitUntil(this.replays.add(...unready))
+    // sockets' attachments, for their earliest expiry; a replay an eviction cut short resumes.
+    const held = this.heldStreams('run')
+    for (const [, att] of held) if (att?.expiresAt !== undefined) this.socketExpiry = Math.min(this.socketExpiry ?? Infinity, att.expiresAt)
+    ctx.waitUntil(this.replays.resume(held))
   }
 
   // ---- entry points (each catches and logs with class and handler) ----------------------
@@ -156,45 +145,36 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     }))
   }
 
-  async alarm(): Promise<void> {
+  override async alarm(): Promise<void> {
     await this.entry('alarm', () => this.lock.run(async () => {
       try {
         if (this.outbox.hasPending()) await this.flush()
         const run = this.meta.get<RunRow>('run')
         if (run && !run.finishedAt) await this.tick(run.id)
-        const { earliest, beat } = await this.sweepStreams()
-        this.socketExpiry = earliest
-        if (beat) for (const s of this.sse) if (!s.replaying) s.heartbeat()
+        this.socketExpiry = (await this.sweepStreams()).earliest
       } finally {
         await this.armAlarm()
         await this.cleanupIfDone()
       }
     })).catch(async () => {
       // Our own retry, not the runtime's: keep one alarm at the earliest due time.
-      await this.ctx.storage.setAlarm(Date.now() + INFRA_RETRY_MS).catch(() => {})
+      await this.ctx.storage.setAlarm(Date.now() + ALARM_RETRY_MS).catch(() => {})
     })
   }
 
   async fetch(request: Request): Promise<Response> {
-    return this.entry('fetch', async () => {
+    return this.serveStream(async () => {
       const params = streamParams(request)
       if (!params?.runId) return errorJson(400, 'bad_request', 'not a stream request')
       if (params.transport === 'sse') return await this.openSse(params)
-      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
-        return upgradeRequired()
-      }
+      if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') return upgradeRequired()
       const { shared } = await this.deps()
       const shard = this.fanout.shardFor(params.runId, shared.config)
       if (shard) return shard.fetch(request)
-      const pair = new WebSocketPair()
-      const [client, server] = [pair[0], pair[1]]
-      this.ctx.acceptWebSocket(server, ['run'])
-      this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
-      // The hello goes out at once; the replay joins the next batch.
-      trySend(server, helloFrame(params, shared.config.RUNRELAY_HEARTBEAT_MS))
-      this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
-      return upgraded(request, client)
-    }).catch(() => errorJson(500, 'internal', 'stream failed'))
+      // The replay joins the next batch.
+      return this.acceptStream(request, params, 'run', { ...heldFrom(params), last: params.after },
+        (ws) => this.replays.add({ s: ws, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
+    })
   }
 
   // ---- run state --------------------------------------------------------------------------
@@ -250,13 +230,13 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
       await watcher.tick(runId)
       this.tickRetryAt = null
     } catch (err) {
-      this.tickRetryAt = Date.now() + INFRA_RETRY_MS
+      this.tickRetryAt = Date.now() + ALARM_RETRY_MS
       this.log('tick failed', 'alarm', { runId, error: String((err as Error)?.stack ?? err) })
     }
   }
 
   /** One alarm at the earliest due time: the next tick, a flush retry, a heartbeat or a token expiry. */
-  private async armAlarm(): Promise<void> {
+  protected override async armAlarm(): Promise<void> {
     const now = Date.now()
     const due: number[] = []
     const run = this.meta.get<RunRow>('run')
@@ -286,7 +266,7 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
   /** Send published events to the ready sockets (run-fanout.ts), the SSE sessions, the shards and the feed. */
   private publish(run: RunRow, events: RunEvent[]): void {
     if (events.length === 0) return
-    sendToReady(this.ctx.getWebSockets('run'), this.atts, events)
+    fanOutRun(WS_OUT, this.heldStreams('run'), events)
     // SSE sessions replay through their gate: it buffers what is published meanwhile and sends each event once.
     for (const s of this.sse) s.push(events)
     this.fanout.notifyShards(run.id, events)
@@ -306,25 +286,14 @@ export class RunObject extends SocketHoldingObject<RunSocket> {
     }))
   }
 
-  /** An SSE subscriber: a core StreamSession over sseResponse, fed by publish. */
+  /** An SSE subscriber: a core StreamSession (socket-holder.ts), fed by publish. */
   private async openSse(params: StreamParams): Promise<Response> {
-    const { shared } = await this.deps()
+    const { store } = await this.deps()
     const runId = params.runId!
-    const host: SessionHost = {
-      heartbeatMs: shared.config.RUNRELAY_HEARTBEAT_MS,
-      maxBufferedBytes: shared.config.RUNRELAY_WS_MAX_BUFFERED_BYTES,
-      metrics: noMetrics,
-      join: (s) => { this.sse.add(s); return undefined },
-      leave: (s) => { this.sse.delete(s) },
-      load: () => (after) => shared.store.runs.events(runId, after, REPLAY_PAGE),
-      // Nothing to forget: leaving the set is all (the alarm's next pass sees it gone).
-      forget: () => {},
-    }
-    let session: StreamSession | undefined
-    const { socket, response } = sseResponse(() => session?.closed())
     // A finished run (or one that finished before this stream opened): it ends once its replay is sent.
     const finished = params.finished || Boolean(this.meta.get<RunRow>('run')?.finishedAt)
-    session = new StreamSession(host, socket, { runId, after: params.after, expiresAt: params.expiresAt, finished }, 'sse')
+    const { session, response } = await this.sseSession({ runId, after: params.after, expiresAt: params.expiresAt, finished }, params.token,
+      (after) => store.runs.events(runId, after, REPLAY_PAGE))
     this.ctx.waitUntil(session.start().then(() => this.lock.run(() => this.armAlarm())).catch((err) => {
       this.log('replay failed', 'fetch', { runId, error: String(err) })
     }))

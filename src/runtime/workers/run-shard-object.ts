@@ -1,19 +1,16 @@
 import type { RunEvent } from '../../core/domain.ts'
-import { endsRun, eventsFrame } from '../../core/frames.ts'
+import { endsRun } from '../../core/frames.ts'
 import { Mutex } from '../../core/mutex.ts'
-import { FINISHED, helloFrame, REPLAY_PAGE } from '../../core/stream-session.ts'
+import { REPLAY_PAGE } from '../../core/stream-session.ts'
 import { errorJson } from '../../http/errors.ts'
 import type { Env } from './env.ts'
-import { MetaTable, SocketHoldingObject } from './socket-holder.ts'
-import { ReplayBatches, type ReplaySocket } from './replay.ts'
+import { heldFrom, MetaTable, SocketHoldingObject } from './socket-holder.ts'
+import { fanOutRun, ReplayBatches, type RunStreamRecord } from '../../core/held-streams.ts'
 import { getShared, type Shared } from './shared.ts'
-import { streamParams, tryClose, trySend, upgraded } from './streams.ts'
+import { streamParams, WS_OUT } from './streams.ts'
 
-/** Per-socket state in the attachment (survives hibernation). */
-interface ShardSocket extends ReplaySocket {
-  /** last: the last seq sent by this socket's replay; once ready its position is max(last, the shard's top). */
-  scopeKey?: string
-}
+/** Per-socket state in the attachment (survives hibernation); once ready a socket's position is max(last, the shard's top). */
+type ShardSocket = RunStreamRecord
 
 /** What a shard reports about itself (tests and operators); replayReads counts since the instance started. */
 export interface ShardStats { sockets: number; ready: number; top: number; finished: boolean; replayReads: number }
@@ -38,15 +35,9 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
   private readonly lock = new Mutex()
   /** Small durable values (JSON by key) in the object's SQLite storage. */
   private readonly meta = new MetaTable(this.ctx.storage.sql)
-  /** The hibernation handlers every socket-holding object shares (socket-holder.ts). */
-  protected readonly sockets = this.socketHandlers({
-    tokens: async () => (await this.deps()).tokens,
-    refreshed: () => this.armAlarm(),
-    closed: () => this.armAlarm(),
-  })
   /** Joining sockets' replays, in batches: one libSQL read per batch, not one per socket. */
-  private readonly replays = new ReplayBatches<ShardSocket>({
-    atts: this.atts,
+  private readonly replays = new ReplayBatches<WebSocket>({
+    ...this.held,
     lock: this.lock,
     read: async (runId, after, limit) => (await this.deps()).store.runs.events(runId, after, limit),
     runId: () => this.meta.get<string>('runId'),
@@ -59,8 +50,7 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, 'RunShardObject')
     // A replay cut short by an eviction starts again from the socket's recorded position.
-    const unready = ctx.getWebSockets().flatMap((ws) => { const att = this.atts.get(ws); return att?.ready === false ? [{ ws, pos: att.last, done: false }] : [] })
-    if (unready.length) ctx.waitUntil(this.replays.add(...unready))
+    ctx.waitUntil(this.replays.resume(this.heldStreams()))
   }
 
   /** Events the run object published (in seq order, no gaps within the batch). */
@@ -75,37 +65,25 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
   }
 
   async fetch(request: Request): Promise<Response> {
-    return this.entry('fetch', async () => {
+    return this.serveStream(async () => {
       const params = streamParams(request)
       if (!params?.runId || params.transport !== 'ws') return errorJson(400, 'bad_request', 'not a run WebSocket request')
-      const shared = await this.deps()
+      await this.deps()
       this.meta.set('runId', params.runId)
       // Routed here by the Worker: the run object learns of this shard once, before its first socket.
       if (params.shard !== undefined && !this.meta.get<boolean>('registered')) {
         await this.env.RUNS.get(this.env.RUNS.idFromName(params.runId)).addShard(params.runId, params.shard)
         this.meta.set('registered', true)
       }
-      const pair = new WebSocketPair()
-      const [client, server] = [pair[0], pair[1]]
-      this.ctx.acceptWebSocket(server)
-      this.atts.set(server, { last: params.after, ready: false, expiresAt: params.expiresAt, scopeKey: params.scopeKey })
-      trySend(server, helloFrame(params, shared.config.RUNRELAY_HEARTBEAT_MS))
-      this.ctx.waitUntil(this.replays.add({ ws: server, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
-      return upgraded(request, client)
-    }).catch(() => errorJson(500, 'internal', 'stream failed'))
+      return this.acceptStream(request, params, undefined, { ...heldFrom(params), last: params.after },
+        (ws) => this.replays.add({ s: ws, runId: params.runId, pos: params.after, done: false, finished: params.finished }))
+    })
   }
 
-  async alarm(): Promise<void> {
-    await this.entry('alarm', async () => {
-      try {
-        const runId = this.meta.get<string>('runId')
-        // The safety net for a lost delivery (above all a lost terminal event): read what follows top.
-        if (runId && !this.meta.get<boolean>('finished')) await this.lock.run(() => this.sendLive(runId, []))
-        await this.sweepStreams()
-      } finally {
-        await this.armAlarm()
-      }
-    }).catch(async () => { await this.ctx.storage.setAlarm(Date.now() + 2_000).catch(() => {}) })
+  /** The alarm's safety net for a lost delivery (above all a lost terminal event): read what follows top. */
+  protected override async catchUp(): Promise<void> {
+    const runId = this.meta.get<string>('runId')
+    if (runId && !this.meta.get<boolean>('finished')) await this.lock.run(() => this.sendLive(runId, []))
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -145,34 +123,13 @@ export class RunShardObject extends SocketHoldingObject<ShardSocket> {
     // Re-read positions after the await: a socket may have become ready, or top moved (another deliver).
     const nowTop = this.top()
     if (newTop <= nowTop) return
-    const frames = new Map<number, { frame: string; ends: boolean }>()
-    let finished = false
-    for (const ws of this.ctx.getWebSockets()) {
-      const att = this.atts.get(ws)
-      if (!att?.ready) continue
-      const pos = Math.max(att.last, nowTop)
-      if (pos >= newTop) continue
-      if (pos < batch[0]!.seq - 1) continue // became ready at a lower position meanwhile: the next heartbeat read serves it
-      let f = frames.get(pos)
-      if (!f) {
-        const i = batch.findIndex((e) => e.seq > pos)
-        const fresh = i === 0 ? batch : batch.slice(i)
-        frames.set(pos, (f = { frame: eventsFrame(fresh), ends: fresh.some(endsRun) }))
-      }
-      trySend(ws, f.frame)
-      if (f.ends) tryClose(ws, FINISHED.code, FINISHED.reason)
-    }
-    if (batch.some(endsRun)) finished = true
+    // A socket made ready lower meanwhile is skipped: the next heartbeat read serves it.
+    fanOutRun(WS_OUT, this.heldStreams(), batch, nowTop)
+    const finished = batch.some(endsRun)
     this.ctx.storage.transactionSync(() => {
       this.meta.set('top', newTop)
       if (finished) this.meta.set('finished', true)
     })
-  }
-
-  /** While sockets are open: one alarm at the next heartbeat or token expiry. */
-  private async armAlarm(): Promise<void> {
-    const sockets = this.ctx.getWebSockets()
-    await this.setAlarmAt(await this.streamsDue(sockets.length > 0, sockets.map((ws) => this.atts.get(ws)?.expiresAt)), true)
   }
 
   private top(): number {

@@ -1,19 +1,24 @@
 import { DurableObject } from 'cloudflare:workers'
-import { credentialLapsed, EXPIRED, heartbeatFrame } from '../../core/stream-session.ts'
+import type { RunEvent } from '../../core/domain.ts'
+import { noMetrics } from '../../core/ports.ts'
+import { sweepHeld, type StreamRecord, type TokenRef } from '../../core/held-streams.ts'
+import { EXPIRED, heartbeatFrame, helloFrame, REVOKED, StreamSession, type SessionHost, type StreamSpec } from '../../core/stream-session.ts'
+import { errorJson } from '../../http/errors.ts'
+import { tokenInForce, type TokenStanding } from '../../http/tokens.ts'
 import type { Env } from './env.ts'
 import { getShared, logger, type Shared } from './shared.ts'
-import { answerClientMessage, PING, SocketAttachments, tryClose, trySend, type SocketRefresh, type SseSink } from './streams.ts'
+import { answerClientMessage, PING, SocketAttachments, sseResponse, tryClose, trySend, type SocketRefresh, type StreamParams, upgraded, WS_OUT } from './streams.ts'
 
 /** A heartbeat alarm that fires this much before its due time still sends the heartbeat. */
 const HEARTBEAT_SLACK_MS = 50
+/** A failed alarm, or a run tick that failed for a reason not the upstream's (libSQL down, a bug), runs again after this. */
+export const ALARM_RETRY_MS = 2_000
 
-/** The attachment fields the shared handlers and the alarm's sweep read (every socket-holding object has them). */
-export interface HeldSocket {
-  /** False until the socket's replay is done: no heartbeat before. */
-  ready: boolean
-  expiresAt?: number
-  scopeKey?: string
-}
+/** The attachment fields the shared handlers and the alarm's sweep read: the core's StreamRecord (every socket-holding object has them). */
+export type HeldSocket = StreamRecord
+
+/** A new socket's record, from its stream request: not ready, the credential's expiry, scope digest and token. */
+export const heldFrom = (p: StreamParams): StreamRecord => ({ ready: false, expiresAt: p.expiresAt, scopeKey: p.scopeKey, token: p.token })
 
 /** What a socket-holding Durable Object (run, run shard, feed) gives the handlers it shares. */
 export interface SocketHost<T extends HeldSocket> {
@@ -42,11 +47,11 @@ export class SocketHandlers<T extends HeldSocket> {
     return host.entry('webSocketMessage', () => answerClientMessage(ws, message, {
       tokens: host.tokens,
       scopeKey: () => host.atts.get(ws)?.scopeKey,
-      apply: async (expiresAt) => {
+      apply: async (expiresAt, token) => {
         // Re-read after the await: a replay or pull may have changed the attachment meanwhile.
         const att = host.atts.get(ws)
         if (!att) return false
-        host.atts.set(ws, { ...att, expiresAt })
+        host.atts.set(ws, { ...att, expiresAt, token })
         await host.refreshed(expiresAt)
         return true
       },
@@ -92,6 +97,20 @@ export class MetaTable {
   }
 }
 
+/** A TokenStanding that reads each key and each tenant's revocations once (one sweep checks many sockets' tokens). */
+function oncePerSweep(standing: TokenStanding): TokenStanding {
+  const memo = new Map<string, Promise<unknown>>()
+  const once = <R>(key: string, read: () => Promise<R>): Promise<R> => {
+    let p = memo.get(key)
+    if (!p) memo.set(key, (p = read()))
+    return p as Promise<R>
+  }
+  return {
+    findById: (id) => once(`k:${id}`, () => standing.findById(id)),
+    tokenRevocations: (tenantId, now) => once(`t:${tenantId}`, () => standing.tokenRevocations(tenantId, now)),
+  }
+}
+
 /** Log `msg` with where it happened (`Class.handler`), through the shared logger once it exists. */
 export function logAt(shared: Shared | undefined, msg: string, where: string, extra: Record<string, unknown> = {}): void {
   (shared?.log ?? logger(undefined))(msg, { where, ...extra })
@@ -105,8 +124,21 @@ export function logAt(shared: Shared | undefined, msg: string, where: string, ex
 export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableObject<Env> {
   /** Attachments as last written or read by this instance (a socket's JS object is stable while the instance lives). */
   protected readonly atts = new SocketAttachments<T>()
+  /** The sockets as the core's held streams (held-streams.ts): their bytes, and their records in the attachments. */
+  protected readonly held = { ...WS_OUT, record: (ws: WebSocket) => this.atts.get(ws), save: (ws: WebSocket, rec: T) => this.atts.set(ws, rec) }
+  /** The sockets (with `tag`) and their records: the core's held streams. */
+  protected heldStreams(tag?: string): Array<readonly [WebSocket, T | null]> {
+    return this.ctx.getWebSockets(tag).map((ws) => [ws, this.atts.get(ws)] as const)
+  }
+  /**
+   * SSE streams: core StreamSessions over sseResponse. SSE cannot hibernate (the object stays
+   * awake while one is open), so they live in memory and time their own expiry; the alarm
+   * gives them heartbeats (and with them the revocation check).
+   */
+  protected readonly sse = new Set<StreamSession>()
   protected shared?: Shared
-  protected abstract readonly sockets: SocketHandlers<T>
+  /** The hibernation handlers; the run object gives them its own reactions to a refresh and a close. */
+  protected readonly sockets: SocketHandlers<T> = this.socketHandlers({})
 
   constructor(ctx: DurableObjectState, env: Env, private readonly className: string) {
     super(ctx, env)
@@ -114,9 +146,12 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, JSON.stringify({ type: 'pong', at: new Date().toISOString() })))
   }
 
-  /** The shared hibernation handlers, with this object's own reactions to a token refresh and a close. */
-  protected socketHandlers(own: Pick<SocketHost<T>, 'tokens' | 'refreshed' | 'closed'>): SocketHandlers<T> {
-    return new SocketHandlers<T>({ ...own, atts: this.atts, entry: (handler, fn) => this.entry(handler, fn), log: (msg, handler, extra) => this.log(msg, handler, extra) })
+  /** The shared hibernation handlers; a token refresh and a close rearm the alarm unless the object reacts otherwise. */
+  protected socketHandlers(own: Partial<Pick<SocketHost<T>, 'refreshed' | 'closed'>>): SocketHandlers<T> {
+    return new SocketHandlers<T>({
+      tokens: async () => (await this.loadShared()).tokens, refreshed: () => this.armAlarm(), closed: () => this.armAlarm(), ...own,
+      atts: this.atts, entry: (handler, fn) => this.entry(handler, fn), log: (msg, handler, extra) => this.log(msg, handler, extra),
+    })
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -135,6 +170,8 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
 
   /** When this instance last sent heartbeats (0: not yet). */
   private lastHeartbeat = 0
+  /** The token standing as read by the last heartbeat (oncePerSweep). */
+  private standing?: TokenStanding
 
   /** The shared pieces (config, store, tokens), loaded once per instance. */
   protected async loadShared(): Promise<Shared> {
@@ -156,6 +193,36 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
   }
 
   /**
+   * The alarm of an object that holds streams only (run shard, feed; the run object has its own):
+   * the sweep, the object's safety-net read, then the next alarm. A failure retries by itself
+   * (our own retry, not the runtime's: one alarm at the earliest due time).
+   */
+  async alarm(): Promise<void> {
+    await this.entry('alarm', async () => {
+      try {
+        // Lapsed credentials close before the read; heartbeats go to the ready streams.
+        await this.sweepStreams()
+        await this.catchUp()
+      } finally {
+        await this.armAlarm()
+      }
+    }).catch(async () => { await this.ctx.storage.setAlarm(Date.now() + ALARM_RETRY_MS).catch(() => {}) })
+  }
+
+  /** What the alarm reads after the sweep: events a lost notification or delivery did not bring. */
+  protected async catchUp(): Promise<void> {}
+
+  /**
+   * While streams are open: one alarm at the next heartbeat or WebSocket token expiry (SSE
+   * sessions time their own). An earlier alarm still due is kept: heartbeats need not move on
+   * every call. The run object adds its ticks and flushes.
+   */
+  protected async armAlarm(): Promise<void> {
+    const sockets = this.ctx.getWebSockets()
+    await this.setAlarmAt(await this.streamsDue(sockets.length > 0 || this.sse.size > 0, sockets.map((ws) => this.atts.get(ws)?.expiresAt)), true)
+  }
+
+  /**
    * Set the object's one alarm at the earliest due time, or delete it when nothing is due.
    * `keepEarlier`: an alarm already set earlier and still ahead stays (it sweeps and rearms).
    */
@@ -168,31 +235,81 @@ export abstract class SocketHoldingObject<T extends HeldSocket> extends DurableO
   }
 
   /**
-   * The alarm's pass over the streams: a stream whose credential lapsed (the core's one check)
-   * is closed, and when a heartbeat is due the ready ones get it. Returns the earliest expiry
-   * left among the WebSockets (null: none), and whether this was a heartbeat.
+   * The alarm's pass over the streams: a WebSocket whose credential lapsed (the core's one
+   * check) is closed, and when a heartbeat is due the ready streams get it and every token
+   * stream's token is checked for revocation (closed with the core's REVOKED when revoked, as
+   * on Node: within one heartbeat period). Returns the earliest expiry left among the
+   * WebSockets (null: none), and whether this was a heartbeat.
    */
-  protected async sweepStreams(sinks: Iterable<SseSink> = []): Promise<{ earliest: number | null; beat: boolean }> {
-    const sockets = this.ctx.getWebSockets()
-    const sse = [...sinks]
-    const { config } = await this.loadShared()
+  protected async sweepStreams(): Promise<{ earliest: number | null; beat: boolean }> {
+    const held = this.heldStreams()
+    const shared = await this.loadShared()
     const now = Date.now()
-    const beat = (sockets.length > 0 || sse.length > 0) && now >= this.lastHeartbeat + config.RUNRELAY_HEARTBEAT_MS - HEARTBEAT_SLACK_MS
+    const beat = (held.length > 0 || this.sse.size > 0) && now >= this.lastHeartbeat + shared.config.RUNRELAY_HEARTBEAT_MS - HEARTBEAT_SLACK_MS
     if (beat) this.lastHeartbeat = now
-    const frame = beat ? heartbeatFrame() : ''
-    let earliest: number | null = null
-    for (const ws of sockets) {
-      const att = this.atts.get(ws)
-      if (!att) continue
-      if (credentialLapsed(att.expiresAt, now)) { tryClose(ws, EXPIRED.code, EXPIRED.reason); continue }
-      if (att.expiresAt !== undefined) earliest = Math.min(earliest ?? Infinity, att.expiresAt)
-      if (beat && att.ready) trySend(ws, frame)
+    // The decisions are the core session's; this only moves bytes.
+    const { expired, beat: beating, tokens, earliest } = sweepHeld(held, now, beat)
+    for (const ws of expired) tryClose(ws, EXPIRED.code, EXPIRED.reason)
+    if (beating.length) {
+      const frame = heartbeatFrame()
+      for (const ws of beating) trySend(ws, frame)
     }
-    for (const s of sse) {
-      if (credentialLapsed(s.expiresAt, now)) s.end()
-      else if (beat && s.ready) s.heartbeat()
+    if (!beat) return { earliest, beat }
+    // Each key and each tenant's revocations read once for every stream this heartbeat checks.
+    const standing = (this.standing = oncePerSweep(shared.store.keys))
+    // SSE sessions check their own token as they beat (spec.inForce, from sseSession).
+    for (const s of this.sse) if (!s.replaying) s.heartbeat()
+    // Not awaited by the alarm: a slow store read delays no tick.
+    if (tokens.length) {
+      this.ctx.waitUntil(Promise.all(tokens.map(([ws, token]) => tokenInForce(standing, token, now).then(
+        (ok) => { if (!ok) tryClose(ws, REVOKED.code, REVOKED.reason) },
+        () => {}, // a store fault keeps the stream (as on Node)
+      ))))
     }
     return { earliest, beat }
+  }
+
+  /** A stream request's entry (`fetch`): logged like every entry, and a failure answers 500 (the Worker passes it on). */
+  protected serveStream(fn: () => Promise<Response>): Promise<Response> {
+    return this.entry('fetch', fn).catch(() => errorJson(500, 'internal', 'stream failed'))
+  }
+
+  /**
+   * Accept a WebSocket stream: hibernatable (with the object's tag), its record in the
+   * attachment, the hello at once; `start` serves its replay in the background. Returns the 101.
+   */
+  protected async acceptStream(request: Request, params: StreamParams, tag: string | undefined, record: T, start: (ws: WebSocket) => Promise<void>): Promise<Response> {
+    const { config } = await this.loadShared()
+    const pair = new WebSocketPair()
+    const [client, server] = [pair[0], pair[1]]
+    this.ctx.acceptWebSocket(server, tag ? [tag] : undefined)
+    this.atts.set(server, record)
+    trySend(server, helloFrame(params, config.RUNRELAY_HEARTBEAT_MS))
+    this.ctx.waitUntil(start(server))
+    return upgraded(request, client)
+  }
+
+  /**
+   * An SSE stream of this object: a core StreamSession (hello, replay-then-live, slow consumer,
+   * expiry, revocation at the heartbeat) over sseResponse, in `sse` until it ends. The caller
+   * starts it, and pushes live events to it.
+   */
+  protected async sseSession(spec: StreamSpec, token: TokenRef | undefined, load: (after: number) => Promise<RunEvent[]>): Promise<{ session: StreamSession; response: Response }> {
+    const { config, store } = await this.loadShared()
+    const host: SessionHost = {
+      heartbeatMs: config.RUNRELAY_HEARTBEAT_MS,
+      maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES,
+      metrics: noMetrics,
+      join: (s) => { this.sse.add(s); return undefined },
+      leave: (s) => { this.sse.delete(s) },
+      load: () => load,
+      // Nothing to forget: leaving the set is all (the alarm's next pass sees it gone).
+      forget: () => {},
+    }
+    let session: StreamSession | undefined
+    const { socket, response } = sseResponse(() => session?.closed())
+    session = new StreamSession(host, socket, token ? { ...spec, inForce: () => tokenInForce(this.standing ?? store.keys, token, Date.now()) } : spec, 'sse')
+    return { session, response }
   }
 
   protected log(msg: string, handler: string, extra: Record<string, unknown> = {}): void {

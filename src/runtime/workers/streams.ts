@@ -1,10 +1,9 @@
 import type { Context } from 'hono'
 import * as z from 'zod'
-import type { RunEvent } from '../../core/domain.ts'
-import { sseFrame, sseHeartbeatFrame, sseRetryFrame } from '../../core/frames.ts'
 import { sha256Hex } from '../../core/crypto.ts'
-import { CLOSE, selectSubprotocol } from '../../core/protocol.ts'
-import { answerClientMessage as answer, SLOW_CONSUMER_GRACE_MS, SseWriter } from '../../core/stream-session.ts'
+import { selectSubprotocol } from '../../core/protocol.ts'
+import type { HeldOut, TokenRef } from '../../core/held-streams.ts'
+import { answerClientMessage as answer, SseWriter } from '../../core/stream-session.ts'
 import type { Principal, TokenScope, TokenVerifier } from '../../http/auth.ts'
 import type { StreamRequest, Streams } from '../../http/hosts.ts'
 import type { Env } from './env.ts'
@@ -35,10 +34,15 @@ export const StreamParams = z.object({
    * (tokenScopeKey). A refresh over the socket must carry a token with the same digest.
    */
   scopeKey: z.string().optional(),
+  /** For a subscriber-token stream: which token (core TokenRef), so the object can tell when it is revoked. */
+  token: z.object({ tenantId: z.string(), tokenId: z.string(), keyId: z.string().optional(), mintedAt: z.number() }).optional(),
   /** Set when the Worker routes a run WebSocket straight to shard k of the run (RUNRELAY_RUN_SHARD_AFTER=0). */
   shard: z.number().int().min(0).optional(),
 })
 export type StreamParams = z.infer<typeof StreamParams>
+
+/** A verified token's TokenRef. */
+export const tokenRef = (p: Extract<Principal, { kind: 'token' }>): TokenRef => ({ tenantId: p.tenantId, tokenId: p.tokenId, keyId: p.keyId, mintedAt: p.mintedAt })
 
 /** Parse the parameters the Worker attached to a stream request (never trusted blindly). */
 export function streamParams(request: Request): StreamParams | null {
@@ -66,34 +70,39 @@ export function tokenScopeKey(tenantId: string, scope: TokenScope): Promise<stri
 
 /**
  * A `refresh_token` over an open socket, as on Node: the new token must verify and be for the
- * same tenant and the same scope as the one that opened the stream. Returns its expiry.
+ * same tenant and the same scope as the one that opened the stream. Returns it.
  */
-export async function refreshedExpiry(tokens: TokenVerifier, scopeKey: string | undefined, token: string): Promise<number | null> {
+export async function refreshedToken(tokens: TokenVerifier, scopeKey: string | undefined, token: string): Promise<Extract<Principal, { kind: 'token' }> | null> {
   if (scopeKey === undefined) return null // opened with an API key: nothing to refresh
   const next = await tokens.verify(token)
   if (!next || (await tokenScopeKey(next.tenantId, next.scope)) !== scopeKey) return null
-  return next.expiresAt
+  return next
 }
 
-/** How an object takes a refreshed token's expiry for one socket. */
+/** How an object takes a refreshed token for one socket. */
 export interface SocketRefresh {
   tokens: () => Promise<TokenVerifier>
   /** The socket's scope digest (undefined: opened with an API key). */
   scopeKey: () => string | undefined
-  /** Store the new expiry; false when the socket is gone (nothing is answered). */
-  apply: (expiresAt: number) => Promise<boolean>
+  /** Store the new expiry and token (revocation is checked against it from now on); false when the socket is gone. */
+  apply: (expiresAt: number, token: TokenRef) => Promise<boolean>
 }
 
 /**
  * A client's message on an object's socket, the same for runs and the feed (the core's
- * answerClientMessage): `refresh_token` is verified (refreshedExpiry) and applied.
+ * answerClientMessage): `refresh_token` is verified (refreshedToken) and applied.
  */
 export function answerClientMessage(ws: WebSocket, message: string | ArrayBuffer, refresh: SocketRefresh): Promise<void> {
+  let next: TokenRef | undefined
   return answer(message, {
     send: (text) => void trySend(ws, text),
     close: (code, reason) => tryClose(ws, code, reason),
-    refresh: async (token) => refreshedExpiry(await refresh.tokens(), refresh.scopeKey(), token),
-    apply: refresh.apply,
+    refresh: async (token) => {
+      const p = await refreshedToken(await refresh.tokens(), refresh.scopeKey(), token)
+      next = p ? tokenRef(p) : undefined
+      return p ? p.expiresAt : null
+    },
+    apply: (expiresAt) => refresh.apply(expiresAt, next!),
   }, true)
 }
 
@@ -105,10 +114,12 @@ export class WorkersStreams implements Streams {
     // The token's refresh callback cannot cross into the object: it gets the scope's digest and
     // verifies refreshed tokens itself.
     const principal = c.get('principal') as Principal | undefined
-    const scopeKey = principal?.kind === 'token' ? await tokenScopeKey(principal.tenantId, principal.scope) : undefined
+    const token = principal?.kind === 'token' ? principal : undefined
+    const scopeKey = token ? await tokenScopeKey(token.tenantId, token.scope) : undefined
     const params: StreamParams = {
       tenantId: req.tenantId, transport: req.transport, after: req.after, runId: req.runId,
       filter: req.filter as StreamParams['filter'], expiresAt: req.expiresAt, finished: req.finished, scopeKey,
+      token: token ? tokenRef(token) : undefined,
     }
     const headers = new Headers()
     for (const h of ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions']) {
@@ -149,6 +160,9 @@ export function tryClose(ws: WebSocket, code: number, reason: string): void {
   try { ws.close(code, reason) } catch { /* already closed */ }
 }
 
+/** A Durable Object's WebSockets as the core's held streams' output: bytes only, never a throw. */
+export const WS_OUT: HeldOut<WebSocket> = { send: trySend, close: tryClose }
+
 /**
  * An SSE response whose body is written later (from alarms and publishes, with no Hono context):
  * the core's SseWriter over a TransformStream. `ended` runs once the response is over (ended by
@@ -169,61 +183,6 @@ export function sseResponse(ended: () => void): { socket: SseWriter; response: R
   return { socket, response }
 }
 
-/**
- * A feed's SSE subscriber held in memory (SSE cannot hibernate: the object stays awake while it
- * is open): its position, written through sseResponse.
- */
-export class SseSink {
-  private readonly out: SseWriter
-  readonly response: Response
-  closed = false
-  ready = false
-
-  constructor(
-    public position: number,
-    private readonly positionOf: (e: RunEvent) => number,
-    readonly expiresAt: number | undefined,
-    private readonly onEnd: (s: SseSink) => void,
-    /** Unread bytes past which the subscriber is a slow consumer (RUNRELAY_WS_MAX_BUFFERED_BYTES). */
-    private readonly maxPendingBytes = 4 * 1024 * 1024,
-  ) {
-    const { socket, response } = sseResponse(() => this.end())
-    this.out = socket
-    this.response = response
-    this.out.send(sseRetryFrame)
-  }
-
-  /** Keep an idle stream open through proxies. */
-  heartbeat(): void { this.out.send(sseHeartbeatFrame) }
-
-  /** Write the events after this sink's position; returns the ones written (none when it is dropped as a slow consumer). */
-  deliver(events: RunEvent[]): RunEvent[] {
-    if (this.closed) return []
-    // As on Node and Deno: checked before the write, so a page goes out whole to a reading client.
-    if (this.out.bufferedAmount > this.maxPendingBytes) {
-      this.out.close(CLOSE.SLOW_CONSUMER)
-      this.end()
-      // The end waits behind what is unread: after the grace period the stream fails instead,
-      // which drops the connection and frees what is queued.
-      setTimeout(() => this.out.terminate(), SLOW_CONSUMER_GRACE_MS)
-      return []
-    }
-    const fresh = events.filter((e) => this.positionOf(e) > this.position)
-    for (const e of fresh) this.out.send(sseFrame(e, this.positionOf(e)))
-    if (fresh.length) this.position = this.positionOf(fresh[fresh.length - 1]!)
-    return fresh
-  }
-
-  /** End the stream once what was written is out. */
-  end(): void {
-    if (this.closed) return
-    this.closed = true
-    this.onEnd(this)
-    this.out.close(CLOSE.NORMAL)
-  }
-}
-
-export { CLOSE }
 
 /**
  * Per-socket attachments of a hibernating object, deserialised once per instance: the cache
