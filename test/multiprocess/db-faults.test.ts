@@ -143,7 +143,7 @@ describe(`multiprocess: database stalls, restarts and network cuts (${ROUNDS} ro
     console.log(JSON.stringify({ db_faults: figures, store_errors: await storeErrors() }))
     for (const p of phases) {
       // Runs created after a fault complete, whatever it was.
-      for (const id of p.after) expect(runs.get(id)?.status, `${p.fault}: run ${id} created after the fault`).toBe('completed')
+      for (const id of p.after) expect(runs.get(id)?.status, `${p.fault}: run ${id} created after the fault (${JSON.stringify(runs.get(id)?.error)})`).toBe('completed')
       for (const id of p.during) {
         const r = runs.get(id)!
         // In flight through the fault: completed, or (a fault longer than the TTL only) failed with a true unknown outcome.
