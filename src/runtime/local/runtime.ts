@@ -19,7 +19,7 @@ import { LocalRunHost } from './run-host.ts'
 import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
 import { EventTail } from './tail.ts'
-import { dataVersionOf } from './write-connection.ts'
+import { changeCounterOf, dataVersionOf } from './write-connection.ts'
 import { composeApp, composeBinder, type Platform } from '../compose.ts'
 
 /** How long a key, workflow or connection read stays cached. */
@@ -104,12 +104,12 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const binder = composeBinder(platform)
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind, ...telemetry })
   const processId = config.RUNRELAY_INSTANCE_ID ?? processName()
-  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: processId, ttlMs: config.RUNRELAY_LEASE_TTL_MS }, metrics)
+  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: processId, ttlMs: config.RUNRELAY_LEASE_TTL_MS, changes: changeCounterOf(store.client) }, metrics)
   metrics.watchBacklog(() => ({ ...host.backlog(), inFlight: host.ticksInFlight, held: host.heldRuns }))
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, metrics,
   })
-  const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost, metrics, latestEventId: () => tail.position })
+  const jobs = new LocalScheduler({ store, secrets, clock, hosts: host, log, config, resolveHost: opts.resolveHost, metrics, latestEventId: () => tail.position, changes: changeCounterOf(store.client) })
   // The per-key limit holds across the processes on this database: counts meet there every sync period.
   const syncMs = config.RUNRELAY_RATE_LIMIT_SYNC_MS
   const keyRateLimiter = new KeyRateLimiter(config.RUNRELAY_RATE_LIMIT_PER_MINUTE, () => clock.now(), undefined, { sync: store.keyRates(processId, Math.max(3_000, 4 * syncMs)), intervalMs: syncMs, log })
