@@ -74,12 +74,22 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   // A period in which no other connection committed (the file's change counter stood still) has nothing to sync.
   const dataVersion = dataVersionOf(store.client)
   let syncedVersion: number | undefined
-  const cacheSync = setInterval(() => {
-    const v = dataVersion?.()
+  let lastSyncAt = 0
+  // With the event tail probing the same counter more often than this sync's period, the sync rides on the
+  // tail's timer (one wake-up and one probe for both, issue 26), at most once per `minGap` so that a change
+  // is still synced within READ_CACHE_SYNC_MS (a change just after a sync waits minGap, then up to one tail period).
+  const tailMs = config.RUNRELAY_TAIL_INTERVAL_MS
+  const onTail = dataVersion !== undefined && tailMs > 0 && tailMs < READ_CACHE_SYNC_MS
+  const minGap = onTail ? READ_CACHE_SYNC_MS - tailMs : 0
+  const syncIfChanged = (v: number | undefined) => {
     if (v !== undefined && v === syncedVersion) return
+    const now = Date.now()
+    if (now - lastSyncAt < minGap) return
+    lastSyncAt = now
     store.syncReadCache().then(() => { syncedVersion = v }, (err) => { syncedVersion = undefined; log('read cache sync failed', { error: String(err) }) })
-  }, READ_CACHE_SYNC_MS)
-  ;(cacheSync as { unref?: () => void }).unref?.()
+  }
+  const cacheSync = onTail ? undefined : setInterval(() => syncIfChanged(dataVersion?.()), READ_CACHE_SYNC_MS)
+  ;(cacheSync as { unref?: () => void } | undefined)?.unref?.()
   const root = await boot(() => ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now()))
 
   const metrics = new PromMetrics(store, { eventLoopPrecisionMs: opts.eventLoopPrecisionMs })
@@ -87,7 +97,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const telemetry = { metrics, tracer: tracing?.tracer }
   const hub = new LocalHub()
   // Every event reaches the hub through the tail: this process's commits at once, other processes' on a bus notice or the tail's period.
-  const tail = new EventTail(store, hub, { intervalMs: config.RUNRELAY_TAIL_INTERVAL_MS, log, dataVersion })
+  const tail = new EventTail(store, hub, { intervalMs: config.RUNRELAY_TAIL_INTERVAL_MS, log, dataVersion, onPeriod: onTail ? syncIfChanged : undefined })
   await boot(() => tail.start())
   // Loaded only when configured: the Redis client is the largest dependency and a single process never needs it.
   const bus = config.RUNRELAY_BUS_URL
@@ -140,7 +150,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
       await jobs.stop()
       await host.stop()
       await keyRateLimiter.stop()
-      clearInterval(cacheSync)
+      if (cacheSync) clearInterval(cacheSync)
       tail.stop()
       await bus?.close()
       // The last spans (the writes just finished) are exported before the process goes.
