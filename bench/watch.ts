@@ -47,6 +47,26 @@ const freePort = () => new Promise<number>((resolve, reject) => {
   s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)) })
 })
 
+/**
+ * BENCH_WATCH_HEAP=<dir>: a V8 heap snapshot of the server (SIGUSR2, written into <dir>, its
+ * working directory) with no runs and again after the window; compare them with
+ * `npx tsx bench/heapdiff.ts <before> <after> <runs>`.
+ */
+async function heapSnapshot(pid: number, label: string): Promise<void> {
+  const dir = process.env.BENCH_WATCH_HEAP
+  if (!dir) return
+  const { readdirSync, statSync } = await import('node:fs')
+  const count = () => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).length
+  const n = count()
+  process.kill(pid, 'SIGUSR2')
+  // Written when the file exists and its size stops growing.
+  for (let last = -1; ;) {
+    await sleep(1000)
+    const files = readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => join(dir, f)).sort((x, y) => statSync(x).mtimeMs - statSync(y).mtimeMs)
+    if (count() > n) { const size = statSync(files.at(-1)!).size; if (size === last && size > 0) { console.log(`  heap snapshot (${label}): ${files.at(-1)}`); return } last = size }
+  }
+}
+
 /** One `node dist/main.mjs` on `dataDir`. */
 interface Server { url: string; pid: number; proc: ChildProcess; stop(): Promise<void> }
 async function startServer(dataDir: string, name: string): Promise<Server> {
@@ -54,7 +74,9 @@ async function startServer(dataDir: string, name: string): Promise<Server> {
   const prof = process.env.BENCH_WATCH_PROF
   // BENCH_WATCH_SOURCE=1: the TypeScript source through tsx instead of the bundle (a profile then names files and functions).
   const entry = process.env.BENCH_WATCH_SOURCE ? ['--import', 'tsx', fileURLToPath(new URL('../src/runtime/node/main.ts', import.meta.url))] : [DIST]
-  const proc = spawn(process.execPath, [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=watch-${name}-${Date.now()}.cpuprofile`] : []), ...entry], {
+  const heap = process.env.BENCH_WATCH_HEAP
+  const proc = spawn(process.execPath, [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=watch-${name}-${Date.now()}.cpuprofile`] : []), ...(heap ? ['--heapsnapshot-signal=SIGUSR2'] : []), ...entry], {
+    cwd: heap ?? undefined,
     env: {
       ...process.env, PORT: String(port), HOST: '127.0.0.1', RUNRELAY_DATA_DIR: dataDir, RUNRELAY_ROOT_KEY: ROOT_KEY, RUNRELAY_ALLOW_PRIVATE_NETWORK: '1',
       RUNRELAY_LOG: 'silent', RUNRELAY_RATE_LIMIT_PER_MINUTE: '0', ...(process.env.BENCH_WATCH_ENV ? JSON.parse(process.env.BENCH_WATCH_ENV) : {}),
@@ -181,6 +203,7 @@ export async function watch(row: RowFn, details: Record<string, unknown>, quick:
           out.idle = { cpuPctOfCore: (100 * (procCpuMs(s.pid) - c0)) / (performance.now() - t0), rss: procRss(s.pid), load: loadavg() }
           console.log(`  idle (no runs, ${IDLE_S} s): ${JSON.stringify(out.idle)}`)
         }
+        await heapSnapshot(s.pid, `${size.runs} runs: before`)
         const rss0 = procRss(s.pid)
         const mem0 = await memorySplit(s)
         // Trigger throughput on the idle process (the baseline of the under-load figure).
@@ -195,6 +218,7 @@ export async function watch(row: RowFn, details: Record<string, unknown>, quick:
         res.runrelay.rssPerRunKiB = (res.runrelay.rss - rss0) / size.runs / 1024
         // Where the RSS per run goes: live JS objects (heap used), heap kept by V8 (heap total), Buffers and native memory (external), the rest (code, sockets' native state, libSQL, malloc arenas).
         const mem1 = await memorySplit(s)
+        await heapSnapshot(s.pid, `${size.runs} runs: after the window`)
         res.runrelay.perRunKiB = Object.fromEntries((['heapUsed', 'heapTotal', 'external'] as const).map((k) => [k, Math.round((mem1[k] - mem0[k]) / size.runs / 102.4) / 10]))
         console.log(`  ${size.runs} runs @ ${size.intervalMs} ms, runrelay (created in ${res.createSeconds.toFixed(1)} s): ${JSON.stringify(res.runrelay)}`)
         if (size === biggest1s) {

@@ -116,6 +116,24 @@ describe('LocalLedger group commit', () => {
     }
   })
 
+  it('a create goes in the next group, ahead of the watchers\' writes queued before it (the API does not wait behind them)', async () => {
+    const ids = Array.from({ length: 600 }, (_, i) => `w${i}`)
+    const runs = (await Promise.all(ids.map((id) => ledger.create(row(id), { type: 'run.created', data: {} })))).map((r) => r.run)
+    batches = 0
+    const done: string[] = []
+    // 600 polls' writes queued (three groups of at most 256), then a trigger's create.
+    const writes = runs.map((r) => ledger.commit(r, { polls: 1 }, [{ type: 'run.progress', data: {} }]).then(() => { done.push(r.id) }))
+    const created = ledger.create(row('api'), { type: 'run.created', data: {} }).then((c) => { done.push('api'); return c })
+    await Promise.all([...writes, created])
+    expect(batches).toBe(3)
+    // Committed (and answered) with the first group, not after all 600.
+    expect(done.indexOf('api')).toBeLessThan(256)
+    expect((await created).run.lastSeq).toBe(1)
+    // Feed order is still commit order: published ids ascend.
+    const pub = published.map((e) => e.id)
+    expect(pub).toEqual([...pub].sort((x, y) => x - y))
+  })
+
   it('keeps the last row of every held run, however many are held: a tick never reads its run back (past 1,024 runs too)', async () => {
     const ids = Array.from({ length: 1_300 }, (_, i) => `h${i}`)
     for (const id of ids) ledger.hold(id, 1)

@@ -112,5 +112,17 @@ describe('EventTail', () => {
     expect(a.feed.map((e) => e.run_id)).toEqual(['ra', 'ra', 'rb'])
     expect(a.tail.stats.fromTable).toBe(1)
   })
+  it('hands every period\'s counter to onPeriod (the read-cache sync rides on it), skipped periods included', async () => {
+    let version = 7
+    const seen: Array<number | undefined> = []
+    const tail = new EventTail(await db.open(), new LocalHub(), { intervalMs: 10, log: () => {}, dataVersion: () => version, onPeriod: (v) => seen.push(v) })
+    await tail.start()
+    stops.push(() => tail.stop())
+    await until(() => seen.length >= 3, 2_000, 'three periods')
+    version = 8
+    await until(() => seen.includes(8), 2_000, 'the moved counter')
+    expect(seen.filter((v) => v !== 7 && v !== 8)).toEqual([])
+    expect(tail.stats.skipped).toBeGreaterThan(0)
+  })
 })
 

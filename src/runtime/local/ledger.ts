@@ -68,6 +68,13 @@ interface Pending {
  */
 export class LocalLedger implements RunLedger {
   private queue: Pending[] = []
+  /**
+   * Creates (an API trigger, a schedule) waiting for a group: they go first in the next one,
+   * ahead of the watchers' queued writes, so a trigger is not answered behind thousands of
+   * polls' commits (issue 26: the API must not queue behind the watchers). A create is its run's
+   * first write, so no write of the same run can be ahead of it: every run's order is kept.
+   */
+  private creates: Pending[] = []
   private flushing = false
   /**
    * The row each unfinished run had after its last write here, for the next read of it (taken
@@ -149,10 +156,10 @@ export class LocalLedger implements RunLedger {
   }
 
   create(...args: Parameters<Store['runs']['create']>): Promise<Awaited<ReturnType<Store['runs']['create']>>> {
-    return this.enqueue(args[0].id, args[0].tenantId, () => this.store.runs.prepareCreate(...args), (r) => [r.event])
+    return this.enqueue(args[0].id, args[0].tenantId, () => this.store.runs.prepareCreate(...args), (r) => [r.event], true)
   }
 
-  private enqueue<T extends { run: RunRow }>(runId: string, tenantId: string, prepare: () => PreparedWrite<T>, events: (result: T) => RunEvent[]): Promise<T> {
+  private enqueue<T extends { run: RunRow }>(runId: string, tenantId: string, prepare: () => PreparedWrite<T>, events: (result: T) => RunEvent[], create = false): Promise<T> {
     // The persist span runs from the queue to the commit; it is a child of the tick or request that wrote.
     return this.tracer.span('runrelay.persist', { 'runrelay.run_id': runId }, () => new Promise<T>((resolve, reject) => {
       const typed = (): PreparedWrite<Outcome> => {
@@ -165,7 +172,7 @@ export class LocalLedger implements RunLedger {
           },
         }
       }
-      this.queue.push({ runId, tenantId, prepare: typed, reject, span: this.tracer.current() })
+      ;(create ? this.creates : this.queue).push({ runId, tenantId, prepare: typed, reject, span: this.tracer.current() })
       if (!this.flushing) {
         this.flushing = true
         // After the I/O of this loop iteration: writes made by every request and tick handled
@@ -179,10 +186,13 @@ export class LocalLedger implements RunLedger {
 
   private async flush(): Promise<void> {
     try {
-      while (this.queue.length) {
+      while (this.queue.length || this.creates.length) {
         const group: Pending[] = []
         const rest: Pending[] = []
         const runs = new Set<string>()
+        // Creates first (each the first write of its run), then the queue in arrival order, one write per run.
+        const creates = this.creates.splice(0, MAX_GROUP)
+        for (const p of creates) { group.push(p); runs.add(p.runId) }
         for (const p of this.queue) {
           if (group.length < MAX_GROUP && !runs.has(p.runId)) { group.push(p); runs.add(p.runId) }
           else rest.push(p)

@@ -29,6 +29,14 @@ export interface LeaseOptions {
   ttlMs: number
   /** Ticks running at once at most; the other due runs wait, earliest due first. */
   maxTicksInFlight?: number
+  /**
+   * A counter that moves on every commit to the database (write-connection.ts
+   * `changeCounterOf`). While it stands still, no run can have become free but by a lease
+   * lapsing, so the claim query runs only when it moved, once a TTL after it last moved (when
+   * every lease renewed before then has lapsed, if its holder died), and at least once a TTL;
+   * an idle process then claims every TTL instead of every second (issue 26). Without it, every pass claims.
+   */
+  changes?: () => number
 }
 
 /**
@@ -60,7 +68,12 @@ export class LocalRunHost implements RunHosts {
   private lastRenewAt = 0
   /** The database fault being reported, so it is logged once, not every pass. */
   private fault: string | null = null
-  readonly lease: Required<LeaseOptions>
+  readonly lease: Required<Omit<LeaseOptions, 'changes'>> & Pick<LeaseOptions, 'changes'>
+  /** The change counter at the last claim query, when that ran, and when the counter was last seen to move. */
+  private lastClaim: { changes: number; at: number } | undefined
+  private changedAt = 0
+  /** Lease passes whose claim query was skipped (nothing committed, no lease could have lapsed); tests look. */
+  claimsSkipped = 0
 
   constructor(
     private readonly store: Store,
@@ -73,7 +86,7 @@ export class LocalRunHost implements RunHosts {
   ) {
     this.lease = {
       owner: lease?.owner ?? `proc-${Math.random().toString(36).slice(2, 10)}`, ttlMs: lease?.ttlMs ?? 10_000,
-      maxTicksInFlight: Math.max(1, lease?.maxTicksInFlight ?? MAX_TICKS_IN_FLIGHT),
+      maxTicksInFlight: Math.max(1, lease?.maxTicksInFlight ?? MAX_TICKS_IN_FLIGHT), changes: lease?.changes,
     }
     this.due = new DueQueue({ now: () => this.now(), run: (runId) => this.track(this.runTick(runId)), maxInFlight: this.lease.maxTicksInFlight })
   }
@@ -222,6 +235,8 @@ export class LocalRunHost implements RunHosts {
         this.schedule(id, this.now())
         this.repair(id, 'held without a timer')
       }
+      if (!this.claimDue()) { this.claimsSkipped++; return this.recovered() }
+      const changes = this.lease.changes?.()
       for (;;) {
         if (this.stopped) return
         const claimed = await this.store.leases.claim(owner, this.now(), this.now() + ttlMs, CLAIM_BATCH)
@@ -232,9 +247,11 @@ export class LocalRunHost implements RunHosts {
         if (claimed.length && this.fault === null) this.log('runs claimed', { runs: claimed.length, owner })
         if (claimed.length < CLAIM_BATCH) break
       }
-      if (this.fault !== null) this.log('database reachable again: renewing and claiming leases', { owner, runs: this.held.size })
-      this.fault = null
+      // Only a claim that went through is the reference of a skip; the counter was read before it, so a commit during it makes the next pass claim.
+      this.lastClaim = changes === undefined || Number.isNaN(changes) ? undefined : { changes, at: started }
+      this.recovered()
     } catch (err) {
+      this.lastClaim = undefined
       this.metrics?.inc('runrelay_store_errors_total', { where: 'lease' })
       const message = String((err as Error)?.message ?? err)
       if (this.fault === null) {
@@ -248,6 +265,33 @@ export class LocalRunHost implements RunHosts {
       // answers again, the renewal keeps those nobody claimed meanwhile (same name, same token:
       // an answer in hand is then stored, not lost) and reports the others, which are dropped.
     }
+  }
+
+  /** The database answered a pass: report the end of a fault once. */
+  private recovered(): void {
+    if (this.fault !== null) this.log('database reachable again: renewing and claiming leases', { owner: this.lease.owner, runs: this.held.size })
+    this.fault = null
+  }
+
+  /**
+   * Whether this pass must query for free runs. A run becomes claimable by a commit (a lease
+   * released, a run created unleased, a holder's renewal that stopped: its last renewal was a
+   * commit) or by time, when a lease lapses: at most one TTL after the last commit anyone made,
+   * since a live holder renews (commits) before then. So with the counter unchanged since the
+   * last claim, the claim is skipped unless a TTL has passed since the counter last moved (and
+   * no claim ran since then), or since the last claim (processes with a longer TTL).
+   */
+  private claimDue(): boolean {
+    const read = this.lease.changes
+    const last = this.lastClaim
+    const now = this.now()
+    // No reference yet (the first pass, or after a fault): leases renewed just before now lapse within a TTL from now.
+    if (!read || !last) { this.changedAt = now; return true }
+    const changes = read()
+    if (Number.isNaN(changes) || changes !== last.changes) { this.changedAt = now; return true }
+    const { ttlMs } = this.lease
+    if (now - last.at >= ttlMs) return true
+    return last.at < this.changedAt + ttlMs && now >= this.changedAt + ttlMs
   }
 
   private repair(runId: string, why: string): void {

@@ -19,7 +19,7 @@ import { LocalRunHost } from './run-host.ts'
 import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
 import { EventTail } from './tail.ts'
-import { dataVersionOf } from './write-connection.ts'
+import { changeCounterOf, dataVersionOf } from './write-connection.ts'
 import { composeApp, composeBinder, composeServices, type Platform } from '../compose.ts'
 
 /** How long a key, workflow or connection read stays cached. */
@@ -74,12 +74,22 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   // A period in which no other connection committed (the file's change counter stood still) has nothing to sync.
   const dataVersion = dataVersionOf(store.client)
   let syncedVersion: number | undefined
-  const cacheSync = setInterval(() => {
-    const v = dataVersion?.()
+  let lastSyncAt = 0
+  // With the event tail probing the same counter more often than this sync's period, the sync rides on the
+  // tail's timer (one wake-up and one probe for both, issue 26), at most once per `minGap` so that a change
+  // is still synced within READ_CACHE_SYNC_MS (a change just after a sync waits minGap, then up to one tail period).
+  const tailMs = config.RUNRELAY_TAIL_INTERVAL_MS
+  const onTail = dataVersion !== undefined && tailMs > 0 && tailMs < READ_CACHE_SYNC_MS
+  const minGap = onTail ? READ_CACHE_SYNC_MS - tailMs : 0
+  const syncIfChanged = (v: number | undefined) => {
     if (v !== undefined && v === syncedVersion) return
+    const now = Date.now()
+    if (now - lastSyncAt < minGap) return
+    lastSyncAt = now
     store.syncReadCache().then(() => { syncedVersion = v }, (err) => { syncedVersion = undefined; log('read cache sync failed', { error: String(err) }) })
-  }, READ_CACHE_SYNC_MS)
-  ;(cacheSync as { unref?: () => void }).unref?.()
+  }
+  const cacheSync = onTail ? undefined : setInterval(() => syncIfChanged(dataVersion?.()), READ_CACHE_SYNC_MS)
+  ;(cacheSync as { unref?: () => void } | undefined)?.unref?.()
   const root = await boot(() => ensureRootKey(store, config.RUNRELAY_ROOT_KEY, clock.now()))
 
   const metrics = new PromMetrics(store, { eventLoopPrecisionMs: opts.eventLoopPrecisionMs })
@@ -87,7 +97,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const telemetry = { metrics, tracer: tracing?.tracer }
   const hub = new LocalHub()
   // Every event reaches the hub through the tail: this process's commits at once, other processes' on a bus notice or the tail's period.
-  const tail = new EventTail(store, hub, { intervalMs: config.RUNRELAY_TAIL_INTERVAL_MS, log, dataVersion })
+  const tail = new EventTail(store, hub, { intervalMs: config.RUNRELAY_TAIL_INTERVAL_MS, log, dataVersion, onPeriod: onTail ? syncIfChanged : undefined })
   await boot(() => tail.start())
   // Loaded only when configured: the Redis client is the largest dependency and a single process never needs it.
   const bus = config.RUNRELAY_BUS_URL
@@ -104,13 +114,13 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const binder = composeBinder(platform)
   const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind, ...telemetry })
   const processId = config.RUNRELAY_INSTANCE_ID ?? processName()
-  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: processId, ttlMs: config.RUNRELAY_LEASE_TTL_MS }, metrics)
+  const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: processId, ttlMs: config.RUNRELAY_LEASE_TTL_MS, changes: changeCounterOf(store.client) }, metrics)
   metrics.watchBacklog(() => ({ ...host.backlog(), inFlight: host.ticksInFlight, held: host.heldRuns }))
   const streams = new LocalStreams(store, hub, opts.upgradeWebSocket, {
     heartbeatMs: config.RUNRELAY_HEARTBEAT_MS, maxBufferedBytes: config.RUNRELAY_WS_MAX_BUFFERED_BYTES, metrics,
   })
   const services = composeServices(platform, { hosts: host, log, latestEventId: () => tail.position })
-  const jobs = new LocalScheduler({ store, clock, log, config, ...services })
+  const jobs = new LocalScheduler({ store, clock, log, config, ...services, changes: changeCounterOf(store.client) })
   // The per-key limit holds across the processes on this database: counts meet there every sync period.
   const syncMs = config.RUNRELAY_RATE_LIMIT_SYNC_MS
   const keyRateLimiter = new KeyRateLimiter(config.RUNRELAY_RATE_LIMIT_PER_MINUTE, () => clock.now(), undefined, { sync: store.keyRates(processId, Math.max(3_000, 4 * syncMs)), intervalMs: syncMs, log })
@@ -141,7 +151,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
       await jobs.stop()
       await host.stop()
       await keyRateLimiter.stop()
-      clearInterval(cacheSync)
+      if (cacheSync) clearInterval(cacheSync)
       tail.stop()
       await bus?.close()
       // The last spans (the writes just finished) are exported before the process goes.

@@ -5,6 +5,13 @@ import type { ScheduleEngine } from '../../services/scheduling.ts'
 import type { WebhookDispatcher } from '../../services/webhook-dispatcher.ts'
 
 const RETENTION_EVERY_MS = 3_600_000
+/**
+ * With a change counter, a pass that could find nothing new (no commit to the file since the
+ * last pass, nothing due by then) is skipped; a full pass still runs at least this often, for
+ * what time alone makes due without a commit and without a known due time (another
+ * process's webhook delivery lease that lapsed).
+ */
+const QUIET_FULL_PASS_MS = 30_000
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 export interface LocalSchedulerDeps {
@@ -15,6 +22,12 @@ export interface LocalSchedulerDeps {
   schedules: ScheduleEngine
   webhooks: WebhookDispatcher
   log?: (msg: string, extra?: Record<string, unknown>) => void
+  /**
+   * A counter that moves on every commit to the database, this process's included
+   * (write-connection.ts `changeCounterOf`): while it stands still and nothing is due, a pass
+   * has nothing to find and is skipped (the idle cost, issue 26). Without it, every pass queries.
+   */
+  changes?: () => number
 }
 
 /**
@@ -32,6 +45,10 @@ export class LocalScheduler {
   private stopped = false
   private lastRetention = 0
   private readonly intervalMs: number
+  /** The change counter when the last full pass started, when it started, and the earliest due time it found (null: none). */
+  private quiet: { changes: number; at: number; wakeAt: number | null } | undefined
+  /** Passes skipped because nothing had changed (tests look). */
+  skipped = 0
 
   constructor(private readonly deps: LocalSchedulerDeps) {
     this.intervalMs = deps.config.RUNRELAY_JOBS_INTERVAL_MS
@@ -57,12 +74,24 @@ export class LocalScheduler {
       let wakeAt: number | null = null
       const now = this.deps.clock.now()
       const earliest = (t: number | null) => { if (t !== null && (wakeAt === null || t < wakeAt)) wakeAt = t }
-      try {
-        earliest((await this.schedules.runDueSchedules(now)).wakeAt)
-      } catch (err) { this.deps.log?.('schedules pass failed', { error: String((err as Error)?.stack ?? err) }) }
-      try {
-        earliest((await this.webhooks.runOnce(now)).wakeAt)
-      } catch (err) { this.deps.log?.('webhooks pass failed', { error: String((err as Error)?.stack ?? err) }) }
+      // Read before the pass: a commit made during it makes the next pass run.
+      const changes = this.deps.changes?.()
+      const q = this.quiet
+      if (q && changes === q.changes && now - q.at < QUIET_FULL_PASS_MS && (q.wakeAt === null || q.wakeAt > now)) {
+        // Nothing committed since the last full pass, and nothing it found is due yet: the same queries would find the same.
+        this.skipped++
+        wakeAt = q.wakeAt
+      } else {
+        let failed = false
+        try {
+          earliest((await this.schedules.runDueSchedules(now)).wakeAt)
+        } catch (err) { failed = true; this.deps.log?.('schedules pass failed', { error: String((err as Error)?.stack ?? err) }) }
+        try {
+          earliest((await this.webhooks.runOnce(now)).wakeAt)
+        } catch (err) { failed = true; this.deps.log?.('webhooks pass failed', { error: String((err as Error)?.stack ?? err) }) }
+        // A failed pass is never the reference of a skip (its work may be left undone).
+        this.quiet = changes === undefined || Number.isNaN(changes) || failed ? undefined : { changes, at: now, wakeAt }
+      }
       if (now - this.lastRetention >= RETENTION_EVERY_MS && !this.pruning) {
         this.lastRetention = now
         // Off the loop: it deletes in small batches and yields between them, so nothing waits on it.

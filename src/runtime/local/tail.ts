@@ -20,6 +20,12 @@ export interface EventTailOptions {
    * committed anything. Without it, every period probes.
    */
   dataVersion?: () => number
+  /**
+   * Called on every period with the counter just read: another timer that looks for other
+   * processes' commits (the read-cache sync) rides on this one, so an idle process pays one
+   * wake-up and one probe a period for both (issue 26).
+   */
+  onPeriod?: (version: number | undefined) => void
 }
 
 /**
@@ -105,10 +111,11 @@ export class EventTail implements Publisher {
    */
   private poll(): void {
     if (this.stopped) return
+    // Idle cost: with no other writer on the file, a period costs one native call, not a query.
+    const v = this.opts.dataVersion?.()
+    this.opts.onPeriod?.(v)
     if (this.reading) { this.readAgain = true; return }
-    if (this.opts.dataVersion) {
-      // Idle cost: with no other writer on the file, a period costs one native call, not a query.
-      const v = this.opts.dataVersion()
+    if (v !== undefined) {
       if (v === this.probedVersion) { this.stats.skipped++; return }
       this.probedVersion = v
     }

@@ -30,6 +30,21 @@ const versions = new WeakMap<object, () => number>()
  */
 export function dataVersionOf(client: object): (() => number) | undefined { return versions.get(client) }
 
+/** Each write connection's count of its own commits, by the client it serves. */
+const ownCommits = new WeakMap<object, () => number>()
+
+/**
+ * A counter that moves on every commit to the database file, whoever makes it: `PRAGMA
+ * data_version` (other connections, this process's pool included) plus the write connection's
+ * own commits (which data_version never counts). Undefined without a write connection. Timers
+ * that look for work any commit may have created (the jobs pass: schedules, webhook
+ * deliveries, written through either connection) skip while it stands still.
+ */
+export function changeCounterOf(client: object): (() => number) | undefined {
+  const version = versions.get(client), own = ownCommits.get(client)
+  return version && own ? () => version() + own() : undefined
+}
+
 /**
  * The database file behind LIBSQL_URL when it is a plain embedded file (unset: the data dir's),
  * or undefined for anything else (remote, in memory, URL parameters), which keeps the client's own path.
@@ -79,11 +94,15 @@ export function withWriteConnection<C extends BatchClient>(client: C, path: stri
   dataVersion.raw(true)
   // NaN when it cannot be read (the connection closed at shutdown): never equal, so callers query as before.
   versions.set(client, () => { try { return (dataVersion.get() as [number])[0] } catch { return NaN } })
+  let committed = 0
+  ownCommits.set(client, () => committed)
   const clientBatch = client.batch.bind(client)
   const clientClose = client.close.bind(client)
   client.batch = async (stmts: unknown[], mode?: string) => {
     if (mode !== 'write') return clientBatch(stmts, mode)
     begin.run()
+    // Counted at the start: a write whose COMMIT failed (or whose outcome is unclear) moves it too.
+    committed++
     try {
       const results = (stmts as Array<{ sql: string; args: unknown[] }>).map(({ sql, args }) => {
         const s = prepared(sql)
