@@ -7,7 +7,7 @@ import { nextPollDelay } from './poll-planner.ts'
 import { noMetrics, noTracer, WriteConflictError, type BindConnector, type Clock, type ConnectorBinding, type Metrics, type RunLedger, type SpanParent, type Tracer } from './ports.ts'
 import { redactText } from './redact.ts'
 import { shownError, shownEvents, shownPatch } from './redact-upstream.ts'
-import { errorMessage, isRejection, notForwarded, notSent, recording, triggerRequest, withIdempotencyKey, type TriggerCall } from './trigger-calls.ts'
+import { errorMessage, isRejection, notForwarded, recording, triggerRequest, withIdempotencyKey, type TriggerCall } from './trigger-calls.ts'
 
 export interface WatcherDeps {
   ledger: RunLedger

@@ -1,5 +1,5 @@
 import type { SecretBox } from '../core/crypto.ts'
-import { KEY_FINGERPRINT, listSealedSecrets, resealSecret, setKeyFingerprint } from '../db/sealed.ts'
+import { KEY_FINGERPRINT } from '../db/sealed.ts'
 import type { Store } from '../db/store.ts'
 
 /**

@@ -22,6 +22,7 @@ const typeChecks: [
   Same<client.RunStatus, (typeof RUN_STATUSES)[number]>,
   Same<client.EventType, (typeof EVENT_TYPES)[number]>,
 ] = [true, true, true, true, true]
+void typeChecks // checked by the compiler, not read
 // Same<> can say false: a drifted type (a status the server does not have) must not pass.
 // @ts-expect-error 'archived' is not a server status
 const driftIsCaught: Same<client.RunStatus | 'archived', (typeof RUN_STATUSES)[number]> = true

@@ -5,7 +5,6 @@
  */
 import { rmSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { KeyRateQueries } from '../../src/db/key-rates.ts'
 import { Store } from '../../src/db/store.ts'
 import { KeyRateLimiter, type KeyRateSync } from '../../src/http/rate-limit.ts'
 import { migratedStore } from '../helpers/store.ts'

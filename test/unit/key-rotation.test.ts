@@ -5,8 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { newEncryptionKey, newId, SecretBox } from '../../src/core/crypto.ts'
-import { KEY_FINGERPRINT, listSealedSecrets } from '../../src/db/sealed.ts'
-import { WebhookQueries } from '../../src/db/webhooks.ts'
+import { KEY_FINGERPRINT } from '../../src/db/sealed.ts'
 import { checkEncryptionKey, rotateEncryptionKeys } from '../../src/services/keys.ts'
 import { seedWorkflow, tempDatabase } from '../helpers/jobs.ts'
 

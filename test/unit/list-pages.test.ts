@@ -6,9 +6,7 @@
  */
 import { rmSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ScheduleQueries } from '../../src/db/schedules.ts'
 import { decodeCursor, type Page, type Store } from '../../src/db/store.ts'
-import { WebhookQueries } from '../../src/db/webhooks.ts'
 import { migratedStore, queuedRun } from '../helpers/store.ts'
 
 /** Ids and creation times of the rows that must be listed: ties on purpose. */

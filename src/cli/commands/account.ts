@@ -28,7 +28,7 @@ async function serve(o: ServerOpts, env: Record<string, string | undefined>, io:
 
 /** The commands for the server, profiles, tenants and keys. */
 export function registerAccount(c: Ctx): void {
-  const { program, env, io, g, act, one, page, paged, id } = c
+  const { program, env, io, g, act, page, paged, id } = c
   // ——— server ———
   const server = (c: Command) => c.option('--port <port>', 'port (env PORT)').option('--host <host>', 'address (env HOST)').option('--data-dir <dir>', 'data directory (env RUNRELAY_DATA_DIR)')
   server(program.command('serve').description('start the server (Node; same settings as npm start: PORT, HOST, RUNRELAY_*)'))

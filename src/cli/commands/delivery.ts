@@ -2,7 +2,7 @@ import type { Schemas } from '../../../packages/sdk/src/client.ts'
 import { Option } from 'commander'
 import { CliError, EXIT } from '../api.ts'
 import { completionScript } from '../completion.ts'
-import { jsonLines, show } from '../output.ts'
+import { jsonLines } from '../output.ts'
 import { collect, csvList, int, bodyInput, defined, withBody, workflowId, workflowOf, workflowOption, exitCodeOfStatus, type BodyOpts, type Ctx, type PagedOpts } from '../shared.ts'
 
 /** The commands for webhooks and tokens, any route (`api`), and completion scripts. */

@@ -2,7 +2,7 @@ import type { Schemas } from '../../../packages/sdk/src/client.ts'
 import { type Command, Option } from 'commander'
 import { CliError, EXIT } from '../api.ts'
 import { follow } from '../follow.ts'
-import { fmtDuration, jsonLines, show, table, type Column } from '../output.ts'
+import { fmtDuration, jsonLines, table, type Column } from '../output.ts'
 import { collect, int, parseVars, parseJson, bodyInput, defined, withBody, workflowId, workflowOf, workflowOption, webSocketImpl, type BodyOpts, type Ctx, type PagedOpts } from '../shared.ts'
 
 /** The flags of `schedules create|update`. */

@@ -1,6 +1,6 @@
 import type { Context, Hono } from 'hono'
 import { sha256Hex } from '../../core/crypto.ts'
-import type { AppDeps, MetricsDeps, RouteContext } from '../context.ts'
+import type { AppDeps, RouteContext } from '../context.ts'
 import { credentialOf, type AuthEnv } from '../auth.ts'
 import { ApiError } from '../errors.ts'
 

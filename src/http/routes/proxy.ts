@@ -1,6 +1,5 @@
 import type { Context, Hono } from 'hono'
 import * as z from 'zod'
-import { getConnector } from '../../connectors/index.ts'
 import { joinUrl, readPrefix, redactedError } from '../../connectors/request.ts'
 import { secretValues, UpstreamError, type Connector, type ProxyTriggerMatch } from '../../connectors/types.ts'
 import { newId } from '../../core/crypto.ts'

@@ -42,7 +42,7 @@ function feedFilterFor(p: Principal, filter: FeedFilter): FeedFilter[] {
 
 /** Runs: trigger, read, history, streams, commands, and the upstream's callbacks. */
 export function registerRunRoutes(app: Hono<AuthEnv>, deps: AppDeps, { auth, documented }: RouteContext): void {
-  const { store, clock, hosts, streams } = deps
+  const { store, hosts, streams } = deps
 
   /** A run the caller may see, or a 404 (another tenant's run, or outside a token's scope). */
   const loadRun = async (p: Principal, id: string): Promise<RunRow> => {

@@ -1,6 +1,5 @@
 import type { Hono } from 'hono'
 import * as z from 'zod'
-import { workflowSummary } from '../../db/summary.ts'
 import type { AppDeps, RouteContext } from '../context.ts'
 import { valid } from '../context.ts'
 import { tenantOf, type AuthEnv } from '../auth.ts'

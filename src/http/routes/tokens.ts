@@ -1,6 +1,5 @@
 import type { Hono } from 'hono'
 import * as z from 'zod'
-import { TriggerTokenQueries } from '../../db/trigger-tokens.ts'
 import type { AppDeps, RouteContext } from '../context.ts'
 import { valid } from '../context.ts'
 import { requireScope, tenantOf, type AuthEnv } from '../auth.ts'

@@ -1,5 +1,4 @@
 import type { Hono } from 'hono'
-import * as z from 'zod'
 import { getConnector } from '../../connectors/index.ts'
 import { newId } from '../../core/crypto.ts'
 import { DEFAULT_POLL_POLICY, PollPolicy } from '../../core/domain.ts'
