@@ -157,13 +157,17 @@ export async function request<R>(opts: HttpOptions, method: string, path: string
 /** A run as the API returns it (`POST …/runs`, `GET /v1/runs/{id}`). */
 export interface RunRecord { id: string; workflow_id: string; status: RunStatus; tags: string[]; created_at: string; [field: string]: unknown }
 
-export interface TriggerOptions extends HttpOptions {
-  /** The workflow to run (a trigger token allows exactly one). */
-  workflowId: string
-  variables?: Record<string, unknown>
+/** What a trigger sends: the workflow's variables (typed from its ref in the framework hooks), tags, an idempotency key. */
+export interface TriggerInput<V = Record<string, unknown>> {
+  variables?: V
   tags?: string[]
   /** Sent as `Idempotency-Key`: the same key and body never start a second run. */
   idempotencyKey?: string
+}
+
+export interface TriggerOptions extends HttpOptions, TriggerInput {
+  /** The workflow to run (a trigger token allows exactly one). */
+  workflowId: string
 }
 
 /** Trigger a run with an API key (runs:write) or a trigger token; resolves to the created run. */

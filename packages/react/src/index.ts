@@ -7,10 +7,10 @@
 import { createContext, createElement, useCallback, useContext, useEffect, useRef, useState, type ReactElement, type ReactNode } from 'react'
 import {
   emptyRun, followRun, followRuns, triggerRun, type RunRecord, type RunsView, type RunSnapshot, type RunTypes, type RunTypesOf, type RunView,
-  type VariablesOf, type WatchRunsOptions, type WebSocketConstructor, type WorkflowRef,
+  type VariablesOf, type WatchRunsOptions, type WebSocketConstructor, type WorkflowRef, type TriggerInput,
 } from '@runrelay/client'
 
-export type { RunRecord, RunSnapshot, RunTypes, RunView, RunsView }
+export type { RunRecord, RunSnapshot, RunTypes, RunView, RunsView, TriggerInput }
 export { defineWorkflow, type FromSchema, type WorkflowRef, type WorkflowTypes, type RunTypesOf, type VariablesOf } from '@runrelay/client'
 
 /** Where and how to connect; given once by `RunRelayProvider`, or per hook. */
@@ -103,13 +103,6 @@ export function useRuns(filter: RunsFilter = {}, options: RunRelayConfig & { ena
   return view
 }
 
-/** What a trigger sends: the workflow's variables (typed from its ref), tags, an idempotency key. */
-export interface TriggerInput<V = Record<string, unknown>> {
-  variables?: V
-  tags?: string[]
-  /** Sent as `Idempotency-Key`: the same key and body never start a second run. */
-  idempotencyKey?: string
-}
 
 export interface TriggerState<W = RunTypes> {
   /**

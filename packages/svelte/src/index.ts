@@ -8,10 +8,10 @@
 import { get, readable, writable, type Readable } from 'svelte/store'
 import {
   emptyRun, followRun, followRuns, triggerRun, type FollowOptions, type RunRecord, type RunsView, type RunSnapshot, type RunTypes, type RunTypesOf,
-  type RunView, type VariablesOf, type WatchRunOptions, type WatchRunsOptions, type WorkflowRef,
+  type RunView, type VariablesOf, type WatchRunOptions, type WatchRunsOptions, type WorkflowRef, type TriggerInput,
 } from '@runrelay/client'
 
-export type { RunRecord, RunSnapshot, RunTypes, RunView, RunsView }
+export type { RunRecord, RunSnapshot, RunTypes, RunView, RunsView, TriggerInput }
 export { defineWorkflow, sharedRunSubscriptions, type FromSchema, type WorkflowRef, type WorkflowTypes, type RunTypesOf, type VariablesOf } from '@runrelay/client'
 
 /** Server rendering has no document: stores then hold their initial value and open nothing. */
@@ -83,13 +83,6 @@ export function runsStore(options: RunsStoreOptions): Readable<RunsView> {
   return { subscribe: store.subscribe }
 }
 
-/** What a trigger sends: the workflow's variables (typed from its ref), tags, an idempotency key. */
-export interface TriggerInput<V = Record<string, unknown>> {
-  variables?: V
-  tags?: string[]
-  /** Sent as `Idempotency-Key`: the same key and body never start a second run. */
-  idempotencyKey?: string
-}
 export interface TriggerState {
   /** The last run started. */
   run: RunRecord | undefined

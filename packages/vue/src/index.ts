@@ -7,10 +7,10 @@
 import { getCurrentInstance, onMounted, onScopeDispose, shallowRef, toValue, watch, type MaybeRefOrGetter, type ShallowRef } from 'vue'
 import {
   emptyRun, followRun, followRuns, triggerRun, type RunRecord, type RunsView, type RunSnapshot, type RunTypes, type RunTypesOf, type RunView,
-  type VariablesOf, type WatchRunsOptions, type WebSocketConstructor, type WorkflowRef,
+  type VariablesOf, type WatchRunsOptions, type WebSocketConstructor, type WorkflowRef, type TriggerInput,
 } from '@runrelay/client'
 
-export type { RunRecord, RunSnapshot, RunTypes, RunView, RunsView }
+export type { RunRecord, RunSnapshot, RunTypes, RunView, RunsView, TriggerInput }
 export { defineWorkflow, sharedRunSubscriptions, type FromSchema, type WorkflowRef, type WorkflowTypes, type RunTypesOf, type VariablesOf } from '@runrelay/client'
 
 export interface RunRelayConfig {
@@ -111,13 +111,6 @@ export function useRuns(filter: MaybeRefOrGetter<RunsFilter> = {}, options: UseR
   return view
 }
 
-/** What a trigger sends: the workflow's variables (typed from its ref), tags, an idempotency key. */
-export interface TriggerInput<V = Record<string, unknown>> {
-  variables?: V
-  tags?: string[]
-  /** Sent as `Idempotency-Key`: the same key and body never start a second run. */
-  idempotencyKey?: string
-}
 
 export interface UseTrigger<W = RunTypes> {
   /** The last run started. */
