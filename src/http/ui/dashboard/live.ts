@@ -10,26 +10,41 @@ const BADGE: Record<ConnectionState, LiveState | null> = { connecting: 'connecti
 
 interface Watch { onEvent: (e: RunEvent) => void; onState: (s: LiveState) => void }
 
+/**
+ * The live subscription on screen. The dashboard shows one live view at a time, so a new one
+ * replaces it. hono/jsx/dom can run a freshly mounted view's effect twice, keeping only the
+ * second cleanup, when its parent updates meanwhile (sign-in and the workflow list land while a
+ * run page loads): the first subscription then stayed open beside the second, and the run page
+ * showed every event twice (8 events as 16, 1 CI run in 3). So the same view (`owner`) asking
+ * for the same stream again keeps its one subscription and socket, with the newest handlers.
+ */
+let onScreen: { key: string; owner: object; stop: () => void; retarget: (w: Watch) => void } | undefined
+
 /** Follow a subscription until stopped: the badge tracks it; a finished run reads "finished", a refusal "refused". */
-function follow(open: (handlers: { onEvent: (e: RunEvent) => void; onStateChange: (s: ConnectionState) => void }) => Subscription, w: Watch): () => void {
+function follow(key: string, owner: object, open: (handlers: { onEvent: (e: RunEvent) => void; onStateChange: (s: ConnectionState) => void }) => Subscription, w: Watch): () => void {
+  if (onScreen && onScreen.key === key && onScreen.owner === owner) { onScreen.retarget(w); return onScreen.stop }
+  onScreen?.stop()
   let stopped = false
+  let to = w
   const sub = open({
-    onEvent: (e) => { if (!stopped) w.onEvent(e as RunEvent) },
-    onStateChange: (s) => { const b = BADGE[s]; if (!stopped && b) w.onState(b) },
+    onEvent: (e) => { if (!stopped) to.onEvent(e as RunEvent) },
+    onStateChange: (s) => { const b = BADGE[s]; if (!stopped && b) to.onState(b) },
   })
   sub.finished.then(
-    (r) => { if (!stopped && r.reason === 'completed') w.onState('finished') },
-    (err) => { if (!stopped) w.onState(err instanceof SubscriptionError && err.code ? 'refused' : 'retrying') },
+    (r) => { if (!stopped && r.reason === 'completed') to.onState('finished') },
+    (err) => { if (!stopped) to.onState(err instanceof SubscriptionError && err.code ? 'refused' : 'retrying') },
   )
-  return () => { stopped = true; sub.close() }
+  const stop = () => { stopped = true; sub.close(); if (onScreen?.stop === stop) onScreen = undefined }
+  onScreen = { key, owner, stop, retarget: (next) => { to = next } }
+  return stop
 }
 
-/** One run's events from the first (seq 1), then live until it ends. Returns the stop function. */
-export function watchRunEvents(runId: string, w: Watch): () => void {
-  return follow((h) => subscribeRun({ token: session.credential, runId, after: 0, ...h }), w)
+/** One run's events from the first (seq 1), then live until it ends; `owner` is the view (one object per mounted view). Returns the stop function. */
+export function watchRunEvents(runId: string, owner: object, w: Watch): () => void {
+  return follow(`run:${runId}`, owner, (h) => subscribeRun({ token: session.credential, runId, after: 0, ...h }), w)
 }
 
 /** The tenant feed (or a token's scope) with the filters the server applies; from the live end for a key, from the start for a token. */
-export function watchFeed(filter: { workflowId?: string[]; tag?: string }, w: Watch): () => void {
-  return follow((h) => subscribeFeed({ token: session.credential, workflowId: filter.workflowId, tag: filter.tag || undefined, after: session.isKey ? undefined : 0, ...h }), w)
+export function watchFeed(filter: { workflowId?: string[]; tag?: string }, owner: object, w: Watch): () => void {
+  return follow(`feed:${JSON.stringify(filter)}`, owner, (h) => subscribeFeed({ token: session.credential, workflowId: filter.workflowId, tag: filter.tag || undefined, after: session.isKey ? undefined : 0, ...h }), w)
 }

@@ -13,6 +13,7 @@ export function RunView({ id, workflows, setLive, canWrite }: { id: string; work
   const [events, setEvents] = useState<RunEvent[]>([])
   const [missing, setMissing] = useState('')
   const [now, setNow] = useState(Date.now())
+  const [self] = useState(() => ({})) // this view, for live.ts (an effect run twice keeps one socket)
   useEffect(() => {
     let stop = () => {}
     let alive = true
@@ -20,7 +21,7 @@ export function RunView({ id, workflows, setLive, canWrite }: { id: string; work
     const load = () => api<Run>('GET', `/v1/runs/${encodeURIComponent(id)}`).then((r) => { if (alive) setRun(r) })
     load().then(() => {
       if (!alive) return // left before the run loaded: no socket for a page that is gone
-      stop = watchRunEvents(id, {
+      stop = watchRunEvents(id, self, {
         onState: setLive,
         onEvent: (e) => {
           setEvents((xs) => [...xs, e])

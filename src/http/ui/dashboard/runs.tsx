@@ -55,6 +55,7 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
   const [flash, setFlash] = useState<Set<string>>(new Set())
   const [, tick] = useState(0)
   const [triggering, setTriggering] = useState(false)
+  const [self] = useState(() => ({})) // this view, for live.ts (an effect run twice keeps one socket)
 
   useEffect(() => {
     let stop = () => {}
@@ -70,7 +71,7 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
       // Live: the tenant feed with the same filters the server can apply; search and time range are applied here.
       const s = tokenScope()
       if (!session.isKey && (s.r ? 1 : 0) + (s.w ? 1 : 0) + (s.t ? 1 : 0) !== 1) return
-      stop = watchFeed({ workflowId: f.workflows, tag: f.tag }, {
+      stop = watchFeed({ workflowId: f.workflows, tag: f.tag }, self, {
         onState: setLive,
         onEvent: (e: RunEvent) => {
           setRuns((list) => {
