@@ -1,4 +1,4 @@
-import { CANCEL_NOT_FORWARDED, UpstreamError } from './connector.ts'
+import { CANCEL_NOT_FORWARDED, UpstreamError, type TriggerResult } from './connector.ts'
 import { isOutboundUrlError } from './outbound.ts'
 import { NOT_SENT } from './rate-budget.ts'
 import type { RunRecord } from './run.ts'
@@ -77,4 +77,28 @@ export function triggerRequest(run: RunRecord) {
 /** The message of anything thrown. */
 export function errorMessage(err: unknown): string {
   return String((err as Error)?.message ?? err)
+}
+
+/**
+ * Trigger attempts a process could not store, by run until its next tick: one whose pending mark
+ * failed (no request left, though the write may have committed with its reply lost), or one whose
+ * answer's write failed (a database restart): its answer, to store then instead of calling the
+ * outcome unknown. Another process taking the run knows neither, and calls it unknown. Bounded:
+ * one forgotten only makes its outcome "unknown" again.
+ */
+export class LostAttempts {
+  private readonly byRun = new Map<string, { pendingAt: number; answer?: TriggerResult }>()
+  constructor(private readonly max = 10_000) {}
+
+  remember(runId: string, lost: { pendingAt: number; answer?: TriggerResult }): void {
+    if (this.byRun.size >= this.max) this.byRun.clear()
+    this.byRun.set(runId, lost)
+  }
+
+  /** What is known of the run's lost attempt, forgotten as it is read. */
+  take(runId: string): { pendingAt: number; answer?: TriggerResult } | undefined {
+    const lost = this.byRun.get(runId)
+    this.byRun.delete(runId)
+    return lost
+  }
 }

@@ -7,7 +7,7 @@ import { nextPollDelay } from './poll-planner.ts'
 import { noMetrics, noTracer, WriteConflictError, type BindConnector, type Clock, type ConnectorBinding, type Metrics, type RunLedger, type SpanParent, type Tracer } from './ports.ts'
 import { redactText } from './redact.ts'
 import { shownError, shownEvents, shownPatch } from './redact-upstream.ts'
-import { errorMessage, isRejection, notForwarded, recording, triggerRequest, withIdempotencyKey, type TriggerCall } from './trigger-calls.ts'
+import { errorMessage, isRejection, LostAttempts, notForwarded, recording, triggerRequest, withIdempotencyKey, type TriggerCall } from './trigger-calls.ts'
 
 export interface WatcherDeps {
   ledger: RunLedger
@@ -24,8 +24,6 @@ export interface WatcherDeps {
 const ANSWER_RETRY_MS = 60_000
 /** And at most this many writes (about 80 s of backoff), whatever the clock says. */
 const MAX_ANSWER_RETRIES = 20
-/** Unsent attempts remembered at most; one forgotten only makes its outcome "unknown" again. */
-const MAX_UNSENT_ATTEMPTS = 10_000
 
 /** Runs whose trigger span is kept to parent their polls (tracing only). */
 const MAX_TRACED_RUNS = 10_000
@@ -47,8 +45,8 @@ export class CommandRejected extends Error {
 export class Watcher {
   /** The trigger span of each run being traced, so its polls join the same trace. */
   private readonly triggerSpans = new Map<string, SpanParent>()
-  /** Attempts whose write failed here (no request left) but may have committed, its reply lost: by run, until its next tick. */
-  private readonly unsentAttempts = new Map<string, number>()
+  /** Trigger attempts this process could not store (trigger-calls.ts LostAttempts). */
+  private readonly lostAttempts = new LostAttempts()
 
   constructor(private readonly deps: WatcherDeps) {}
 
@@ -128,9 +126,9 @@ export class Watcher {
   private async trigger(run: RunRecord, binding: ConnectorBinding): Promise<TickResult> {
     // A trigger left pending by an earlier attempt (the process stopped before its answer was
     // stored) may have started a job: it is never sent again blindly.
-    const unsent = this.unsentAttempts.get(run.id)
-    this.unsentAttempts.delete(run.id)
-    if (run.triggerPendingAt != null && run.triggerPendingAt !== unsent) {
+    const lost = this.lostAttempts.take(run.id)
+    if (run.triggerPendingAt != null && run.triggerPendingAt === lost?.pendingAt && lost.answer) return this.storeAnswer(run, binding, lost.answer)
+    if (run.triggerPendingAt != null && run.triggerPendingAt !== lost?.pendingAt) {
       return this.outcomeUnknown(run, binding, {
         attempt: run.triggerAttempts, sent_at: new Date(run.triggerPendingAt).toISOString(), idempotency_key: run.id,
         what_happened: 'the answer to this attempt was never stored: the process that sent it stopped, lost the run\'s lease, or could not reach the database until it gave up',
@@ -140,11 +138,7 @@ export class Watcher {
     // Committed before the request leaves: from here on a crash leaves an attempt whose outcome is unknown.
     const { run: sending } = await this.commit(run, {
       triggerPendingAt: sentAt, triggerAttempts: run.triggerAttempts + 1, triggerAttemptedAt: run.triggerAttemptedAt ?? sentAt,
-    }, [], binding).catch((err: unknown) => {
-      if (this.unsentAttempts.size >= MAX_UNSENT_ATTEMPTS) this.unsentAttempts.clear()
-      this.unsentAttempts.set(run.id, sentAt)
-      throw err
-    })
+    }, [], binding).catch((err: unknown) => { this.lostAttempts.remember(run.id, { pendingAt: sentAt }); throw err })
     const calls: TriggerCall[] = []
     let result: TriggerResult
     try {
@@ -162,11 +156,17 @@ export class Watcher {
         request: { method: last.method, url: last.url }, what_happened: last.status !== undefined ? `answered HTTP ${last.status}` : `no answer: ${errorMessage(err)}`,
       }, err)
     }
-    // The answer names a job that exists: storing it must not lose it to a concurrent write
-    // (a command on another process). Re-read and store it again; a lost lease still refuses it.
-    // A database fault is waited out: the answer is kept and written again with backoff while this
-    // writer holds the run (every write is fenced), so a short fault costs no known answer.
-    let current = sending
+    return this.storeAnswer(sending, binding, result).catch((err: unknown) => { this.lostAttempts.remember(run.id, { pendingAt: sentAt, answer: result }); throw err })
+  }
+
+  /**
+   * The answer names a job that exists: storing it must not lose it to a concurrent write
+   * (a command on another process). Re-read and store it again; a lost lease still refuses it.
+   * A database fault is waited out: the answer is kept and written again with backoff while this
+   * writer holds the run (every write is fenced), so a short fault costs no known answer.
+   */
+  private async storeAnswer(run: RunRecord, binding: ConnectorBinding, result: TriggerResult): Promise<TickResult> {
+    let current = run
     const since = this.deps.clock.now()
     for (let attempt = 1, faults = 0; ; attempt++) {
       try {

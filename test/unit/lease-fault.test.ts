@@ -25,6 +25,8 @@ describe('run host: database lost', () => {
   let triggers: number
   /** Writes to fail (a database fault) once the trigger has been answered. */
   let failAfterAnswer: number
+  /** The watcher's deps (a test may shorten answerRetryMs). */
+  let deps: ConstructorParameters<typeof Watcher>[0]
   const logs: string[] = []
 
   beforeEach(async () => {
@@ -53,10 +55,11 @@ describe('run host: database lost', () => {
     }
     const policy = PollPolicy.parse({ firstIntervalMs: 100, maxIntervalMs: 100, deadlineMs: 600_000 })
     const ledger = new LocalLedger(store, new LocalHub(), () => Date.now())
-    const watcher = new Watcher({
+    deps = {
       ledger, clock: { now: () => Date.now() }, random: () => 0,
       bind: async () => ({ connector, policy, ctx: { fetch, connection: {} as any, workflow: {} as any, callbackUrl: '', now: () => Date.now(), cache: new Map() } }),
-    })
+    }
+    const watcher = new Watcher(deps)
     host = new LocalRunHost(store, ledger, watcher, () => Date.now(), (msg) => logs.push(msg), { owner: 'p1', ttlMs: 1_000 })
     await host.resumeAll()
   })
@@ -169,5 +172,20 @@ describe('run host: database lost', () => {
     expect(run?.error).toBeNull()
     expect(run?.upstreamId).toBe('up-1')
     expect(run?.triggerAttempts).toBe(2)
+  }, 15_000)
+
+  it('a trigger answer whose write gave up (the lease unconfirmed, a database restart) is stored by the next tick, not called unknown', async () => {
+    // Give up on the answer's write at its first fault, as when the lease cannot be confirmed.
+    deps.answerRetryMs = 0
+    failAfterAnswer = 1
+    const now = Date.now()
+    await host.create(queuedRun('run_answer', now, { nextTickAt: now }), CREATED)
+    await sleep(2_000)
+    const run = await store.runs.getById('run_answer')
+    expect(triggers).toBe(1)
+    expect(run?.error).toBeNull()
+    expect(run?.upstreamId).toBe('up-1')
+    expect(run?.triggerPendingAt).toBeNull()
+    expect(polls).toBeGreaterThan(0)
   }, 15_000)
 })
