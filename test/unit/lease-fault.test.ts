@@ -137,11 +137,12 @@ describe('run host: database lost', () => {
     expect(host.repairs).toBeGreaterThan(0)
   }, 15_000)
 
-  it('a known trigger answer survives a short database fault: its write is retried under the lease, no unknown outcome', async () => {
-    failAfterAnswer = 4
+  /** A run triggered once whose answer's writes fail `failures` times: after `waitMs` its answer is stored and it polls, no unknown outcome. */
+  async function answerStoredThroughFault(failures: number, waitMs: number) {
+    failAfterAnswer = failures
     const now = Date.now()
     await host.create(queuedRun('run_answer', now, { nextTickAt: now }), CREATED)
-    await sleep(3_000)
+    await sleep(waitMs)
     const run = await store.runs.getById('run_answer')
     expect(triggers).toBe(1)
     expect(run?.upstreamId).toBe('up-1')
@@ -149,6 +150,10 @@ describe('run host: database lost', () => {
     expect(run?.error).toBeNull()
     expect(run?.finishedAt).toBeNull()
     expect(polls).toBeGreaterThan(0)
+  }
+
+  it('a known trigger answer survives a short database fault: its write is retried under the lease, no unknown outcome', async () => {
+    await answerStoredThroughFault(4, 3_000)
   }, 15_000)
 
   it('a trigger attempt whose write committed but whose reply was lost sent nothing: the next tick sends it, no unknown outcome', async () => {
@@ -177,15 +182,6 @@ describe('run host: database lost', () => {
   it('a trigger answer whose write gave up (the lease unconfirmed, a database restart) is stored by the next tick, not called unknown', async () => {
     // Give up on the answer's write at its first fault, as when the lease cannot be confirmed.
     deps.answerRetryMs = 0
-    failAfterAnswer = 1
-    const now = Date.now()
-    await host.create(queuedRun('run_answer', now, { nextTickAt: now }), CREATED)
-    await sleep(2_000)
-    const run = await store.runs.getById('run_answer')
-    expect(triggers).toBe(1)
-    expect(run?.error).toBeNull()
-    expect(run?.upstreamId).toBe('up-1')
-    expect(run?.triggerPendingAt).toBeNull()
-    expect(polls).toBeGreaterThan(0)
+    await answerStoredThroughFault(1, 2_000)
   }, 15_000)
 })
