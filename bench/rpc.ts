@@ -87,3 +87,6 @@ export function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return NaN
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 }
+
+/** How a bench case reports one row beside its baseline (bench/run.ts `row`): the ratio and whether the goal is met. */
+export type RowFn = (r: { case: string; metric: string; runrelay: number; baseline: number; unit: string; goal: string; limit: number; higherIsBetter?: boolean; met?: boolean; note?: string }) => void

@@ -4,6 +4,7 @@
  * (`npm start`) and a bare node:http server (the floor), in the same run. RSS is summed over
  * the whole process tree (tsx runs node under a parent process). Goals: ≤ 300 ms, ≤ 100 MB.
  */
+import type { RowFn } from './rpc.ts'
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -11,7 +12,6 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { descendants, freePort, signalGroup, waitHealthy } from '../test/helpers/child.ts'
 
-type Row = (r: { case: string; metric: string; runrelay: number; baseline: number; goal: string; unit: string; limit: number; note?: string }) => void
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]! }
@@ -56,7 +56,7 @@ async function coldStart(cmd: string[]): Promise<{ ms: number; rssMb: number; cp
 }
 
 /** The bench case: BENCH_START_ROUNDS (default 7) alternating cold starts of each server, medians. */
-export async function startup(row: Row, details: Record<string, unknown>) {
+export async function startup(row: RowFn, details: Record<string, unknown>) {
   const rounds = Math.max(1, Number(process.env.BENCH_START_ROUNDS ?? 7))
   execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' })
   const bare = join(mkdtempSync(join(tmpdir(), 'runrelay-bench-bare-')), 'bare.mjs')

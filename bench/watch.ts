@@ -19,9 +19,8 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startAgent, sleep, type Agent } from './rpc.ts'
+import { startAgent, sleep, type Agent, type RowFn } from './rpc.ts'
 
-type RowFn = (r: { case: string; metric: string; runrelay: number; baseline: number; unit: string; goal: string; limit: number; higherIsBetter?: boolean; met?: boolean; note?: string }) => void
 
 const ROOT_KEY = 'rr_bench_root_key_0123456789abcdef'
 /** The server under test: dist/main.mjs, built from the working tree by the case; BENCH_WATCH_DIST=<dir> runs another build (e.g. of an earlier commit) instead. */

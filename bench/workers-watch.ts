@@ -10,11 +10,10 @@
  * N × WINDOW_MS / POLL_MS) and workerd CPU (utime + stime of the workerd processes started here)
  * per poll. The ratio runrelay / bare is the figure; absolute CPU is context.
  */
-import { sleep } from './rpc.ts'
+import { sleep, type RowFn } from './rpc.ts'
 import { launchWorkerd, loadMiniflare } from './workerd.ts'
 import { cpuSince, workerdCpu } from './workers-fanout.ts'
 
-type Row = (r: { case: string; metric: string; runrelay: number; baseline: number; unit: string; goal: string; limit: number; higherIsBetter?: boolean; note?: string }) => void
 
 /** The bare loop: one Durable Object per job; its alarm polls and stores the answer. */
 const BARE_LOOP = `
@@ -116,7 +115,7 @@ async function measureSide(side: 'runrelay' | 'bare', N: number, POLL_MS: number
 }
 
 /** The case: the bare alarm loop and runrelay's run objects, N runs each, in the same bench run. */
-export async function workersWatch(row: Row, details: Record<string, unknown>, n: (x: number) => number) {
+export async function workersWatch(row: RowFn, details: Record<string, unknown>, n: (x: number) => number) {
   const N = Number(process.env.BENCH_WORKERS_WATCH_RUNS ?? n(200)), POLL_MS = 1_000, WINDOW_MS = Number(process.env.BENCH_WORKERS_WATCH_WINDOW_MS ?? 20_000)
   console.log(`workers-watch: ${N} runs polled every ${POLL_MS} ms in local workerd (Miniflare), runrelay's run objects vs a bare alarm loop (GET + one SQLite INSERT per poll), ${WINDOW_MS / 1000} s window`)
   const bare = await measureSide('bare', N, POLL_MS, WINDOW_MS)
