@@ -100,6 +100,25 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     await page.close()
   })
 
+  it('a run that starts and ends while the list loads is shown, with its last status', async () => {
+    const page = await open(VIEWPORTS.desktop)
+    await signIn(page, t.key)
+    await page.waitForSelector('#live.live')
+    // Hold the next list answer (fetched, so its rows are from before the run) until the run has
+    // ended: every event of the run falls between the list and whatever the page does after it.
+    let run = ''
+    await page.route('**/v1/runs?*', async (route) => {
+      const answer = await route.fetch()
+      run = await t.trigger(wfB)
+      await expect.poll(async () => (await t.client.get(`/v1/runs/${run}`)).body.finished_at, { timeout: 15_000 }).toBeTruthy()
+      await route.fulfill({ response: answer })
+    }, { times: 1 })
+    await page.click(`#f-workflow [data-workflow="${wfB}"]`)
+    await expect.poll(() => run).not.toBe('')
+    await page.locator(`tr[data-run="${run}"] .chip[data-status="failed"]`).waitFor({ timeout: 15_000 })
+    await page.close()
+  })
+
   it('a run page opens one socket and shows each event once; a hash typed by hand, a link and the back button replace the view', async () => {
     const long = await t.workflow('long-view', { durationMs: 60_000, steps: 2, queueMs: 0 })
     const running = await t.trigger(long)

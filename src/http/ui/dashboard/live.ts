@@ -26,16 +26,18 @@ function follow(key: string, owner: object, open: (handlers: { onEvent: (e: RunE
   onScreen?.stop()
   let stopped = false
   let to = w
+  let state: LiveState | undefined // the latest, told again to new handlers (a view waits for 'live' to load)
+  const tell = (s: LiveState) => { state = s; if (!stopped) to.onState(s) }
   const sub = open({
     onEvent: (e) => { if (!stopped) to.onEvent(e as RunEvent) },
-    onStateChange: (s) => { const b = BADGE[s]; if (!stopped && b) to.onState(b) },
+    onStateChange: (s) => { const b = BADGE[s]; if (b) tell(b) },
   })
   sub.finished.then(
-    (r) => { if (!stopped && r.reason === 'completed') to.onState('finished') },
-    (err) => { if (!stopped) to.onState(err instanceof SubscriptionError && err.code ? 'refused' : 'retrying') },
+    (r) => { if (r.reason === 'completed') tell('finished') },
+    (err) => tell(err instanceof SubscriptionError && err.code ? 'refused' : 'retrying'),
   )
   const stop = () => { stopped = true; sub.close(); if (onScreen?.stop === stop) onScreen = undefined }
-  onScreen = { key, owner, stop, retarget: (next) => { to = next } }
+  onScreen = { key, owner, stop, retarget: (next) => { to = next; if (state) next.onState(state) } }
   return stop
 }
 

@@ -58,47 +58,77 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
   const [self] = useState(() => ({})) // this view, for live.ts (an effect run twice keeps one socket)
 
   useEffect(() => {
-    let stop = () => {}
+    const noFeed = () => {}
+    let stop = noFeed
     let alive = true
+    let loaded = false // the list's load has started
+    let listed = false // ... and ended: events apply to the list from then on
+    let more = false // the list has pages below: a run older than its last row belongs there
+    const early: RunEvent[] = [] // events that came before the list: applied on top of it
     const pending = new Map<string, ReturnType<typeof setTimeout>>()
-    setLoading(true)
-    const load = session.isKey
-      ? api<Page<Run>>('GET', `/v1/runs?${query(f, null)}`).then((page) => { if (alive) { setRuns(page.items); setCursor(page.next_cursor) } })
-      : Promise.all((tokenScope().r ?? []).map((id) => api<Run>('GET', `/v1/runs/${encodeURIComponent(id)}`).catch(() => null))).then((rs) => { if (alive) setRuns(rs.filter((r): r is Run => r !== null)) })
-    load.catch((err) => showToast(errorText(err))).finally(() => {
-      if (!alive) return // the filters changed while loading: that view opens its own feed
-      setLoading(false)
-      // Live: the tenant feed with the same filters the server can apply; search and time range are applied here.
-      const s = tokenScope()
-      if (!session.isKey && (s.r ? 1 : 0) + (s.w ? 1 : 0) + (s.t ? 1 : 0) !== 1) return
-      stop = watchFeed({ workflowId: f.workflows, tag: f.tag }, self, {
-        onState: setLive,
-        onEvent: (e: RunEvent) => {
-          setRuns((list) => {
-            const i = list.findIndex((r) => r.id === e.run_id)
-            if (i >= 0) {
-              const r = { ...list[i]!, status: e.status }
-              if (typeof e.data.progress === 'number') r.progress = e.data.progress
-              if (typeof e.data.message === 'string') r.message = e.data.message
-              const next = [...list]
-              if (matches(r, f)) next[i] = r; else next.splice(i, 1)
-              return next
-            }
-            const fresh: Run = { id: e.run_id, workflow_id: e.workflow_id, status: e.status, tags: e.tags, created_at: e.at, started_at: null, finished_at: null, duration_ms: null, upstream_id: null, upstream_status: null, progress: null, message: null, input: null, variables: {}, runtime_variables: {}, result: null, error: null, seq: e.seq }
-            return e.type === 'run.created' && matches(fresh, f) ? [fresh, ...list] : list
-          })
-          setFlash((s) => new Set(s).add(e.run_id))
-          // The event carries the status; the row's other columns come from the run itself, once per burst.
-          clearTimeout(pending.get(e.run_id))
-          pending.set(e.run_id, setTimeout(() => {
-            pending.delete(e.run_id)
-            api<Run>('GET', `/v1/runs/${encodeURIComponent(e.run_id)}`).then((r) => setRuns((list) => list.map((x) => (x.id === r.id ? r : x)).filter((x) => matches(x, f))), () => {})
-          }, 150))
-        },
-      })
+    /** The run as the API has it now: replaces its row, or (a run the list missed) takes its place by creation time. */
+    const upsert = (r: Run) => setRuns((list) => {
+      const rest = list.filter((x) => x.id !== r.id)
+      if (!matches(r, f)) return rest
+      const at = rest.findIndex((x) => x.created_at < r.created_at)
+      if (at < 0 && more && list.every((x) => x.id !== r.id)) return rest
+      return at < 0 ? [...rest, r] : [...rest.slice(0, at), r, ...rest.slice(at)]
     })
+    const apply = (e: RunEvent) => {
+      let known = false
+      setRuns((list) => {
+        const i = list.findIndex((r) => r.id === e.run_id)
+        if (i >= 0) {
+          known = true
+          if (list[i]!.seq >= e.seq) return list // the list already shows this event (it came in while the list loaded)
+          const r = { ...list[i]!, status: e.status, seq: e.seq }
+          if (typeof e.data.progress === 'number') r.progress = e.data.progress
+          if (typeof e.data.message === 'string') r.message = e.data.message
+          const next = [...list]
+          if (matches(r, f)) next[i] = r; else next.splice(i, 1)
+          return next
+        }
+        const fresh: Run = { id: e.run_id, workflow_id: e.workflow_id, status: e.status, tags: e.tags, created_at: e.at, started_at: null, finished_at: null, duration_ms: null, upstream_id: null, upstream_status: null, progress: null, message: null, input: null, variables: {}, runtime_variables: {}, result: null, error: null, seq: e.seq }
+        if (e.type === 'run.created' && matches(fresh, f)) { known = true; return [fresh, ...list] }
+        return list
+      })
+      if (known) setFlash((s) => new Set(s).add(e.run_id))
+      // The event carries the status; the row's other columns come from the run itself, once per
+      // burst. A run the list has not seen (its creation came before the feed) is fetched too.
+      clearTimeout(pending.get(e.run_id))
+      pending.set(e.run_id, setTimeout(() => {
+        pending.delete(e.run_id)
+        api<Run>('GET', `/v1/runs/${encodeURIComponent(e.run_id)}`).then((r) => { if (alive) upsert(r) }, () => {})
+      }, 150))
+    }
+    const load = () => {
+      if (loaded || !alive) return
+      loaded = true
+      setLoading(true)
+      const list = session.isKey
+        ? api<Page<Run>>('GET', `/v1/runs?${query(f, null)}`).then((page) => { if (alive) { setRuns(page.items); setCursor(page.next_cursor); more = page.next_cursor !== null } })
+        : Promise.all((tokenScope().r ?? []).map((id) => api<Run>('GET', `/v1/runs/${encodeURIComponent(id)}`).catch(() => null))).then((rs) => { if (alive) setRuns(rs.filter((r): r is Run => r !== null)) })
+      list.catch((err) => showToast(errorText(err))).finally(() => {
+        if (!alive) return
+        setLoading(false)
+        for (const e of early.splice(0)) apply(e)
+        listed = true
+      })
+    }
+    // Live: the tenant feed with the same filters the server can apply; search and time range are
+    // applied here. The feed opens first and the list loads once it answers (or after a second
+    // without an answer), so a run created between the two is in one or the other.
+    const s = tokenScope()
+    if (session.isKey || (s.r ? 1 : 0) + (s.w ? 1 : 0) + (s.t ? 1 : 0) === 1) {
+      stop = watchFeed({ workflowId: f.workflows, tag: f.tag }, self, {
+        onState: (state) => { setLive(state); if (state !== 'connecting') load() },
+        onEvent: (e: RunEvent) => { if (listed) apply(e); else early.push(e) },
+      })
+    }
+    const fallback = setTimeout(load, 1_000)
+    if (stop === noFeed) load()
     // No page state is set while cleaning up (see RunView).
-    return () => { alive = false; stop(); for (const t of pending.values()) clearTimeout(t) }
+    return () => { alive = false; stop(); clearTimeout(fallback); for (const t of pending.values()) clearTimeout(t) }
   }, [params.toString()])
   useEffect(() => { const t = setInterval(() => tick((n) => n + 1), 1000); return () => clearInterval(t) }, [])
 
