@@ -80,25 +80,35 @@ export function errorMessage(err: unknown): string {
 }
 
 /**
- * Trigger attempts a process could not store, by run until its next tick: one whose pending mark
- * failed (no request left, though the write may have committed with its reply lost), or one whose
- * answer's write failed (a database restart): its answer, to store then instead of calling the
- * outcome unknown. Another process taking the run knows neither, and calls it unknown. Bounded:
+ * Trigger attempts a process could not store, by run and by the pending mark (`trigger_pending_at`)
+ * each wrote: one whose mark's write failed (no request left, though the write may commit later:
+ * a timed-out write can land after the next tick has read the run and marked a new attempt, so
+ * every such mark is kept, not the last), or one whose answer's write failed (a database restart):
+ * its answer, to store then instead of calling the outcome unknown. Another process taking the run
+ * knows none of them, and calls it unknown. Forgotten once the run's trigger is settled. Bounded:
  * one forgotten only makes its outcome "unknown" again.
  */
 export class LostAttempts {
-  private readonly byRun = new Map<string, { pendingAt: number; answer?: TriggerResult }>()
+  private readonly byRun = new Map<string, Map<number, TriggerResult | null>>()
   constructor(private readonly max = 10_000) {}
 
-  remember(runId: string, lost: { pendingAt: number; answer?: TriggerResult }): void {
-    if (this.byRun.size >= this.max) this.byRun.clear()
-    this.byRun.set(runId, lost)
+  /** The attempt marked `pendingAt` sent no request (null), or got `answer`. */
+  remember(runId: string, pendingAt: number, answer: TriggerResult | null): void {
+    let marks = this.byRun.get(runId)
+    if (!marks) {
+      if (this.byRun.size >= this.max) this.byRun.clear()
+      this.byRun.set(runId, marks = new Map())
+    }
+    marks.set(pendingAt, answer)
   }
 
-  /** What is known of the run's lost attempt, forgotten as it is read. */
-  take(runId: string): { pendingAt: number; answer?: TriggerResult } | undefined {
-    const lost = this.byRun.get(runId)
+  /** What this process knows of the attempt marked `pendingAt`: its answer, null if it sent nothing, undefined if nothing is known. */
+  of(runId: string, pendingAt: number): TriggerResult | null | undefined {
+    return this.byRun.get(runId)?.get(pendingAt)
+  }
+
+  /** The run's trigger is settled (answer stored, or the run failed or retries afresh). */
+  forget(runId: string): void {
     this.byRun.delete(runId)
-    return lost
   }
 }

@@ -71,7 +71,7 @@ export class Watcher {
     if (run.deadlineAt && now >= run.deadlineAt) {
       return this.traced('timeout', run, binding, async () => { await this.timeOut(run, binding); return { nextAt: null } })
     }
-    if (!run.upstreamId) return this.traced('trigger', run, binding, () => this.trigger(run, binding))
+    if (!run.upstreamId) return this.traced('trigger', run, binding, () => this.trigger(run, binding).then((r) => { this.lostAttempts.forget(run.id); return r })) // written: settled
     if (!binding.connector.poll) {
       // Callback-only upstream: nothing to ask; the deadline is the only thing to wait for.
       return this.plan(run, { patch: {}, events: [] }, run.deadlineAt ?? null, binding)
@@ -124,13 +124,13 @@ export class Watcher {
   }
 
   private async trigger(run: RunRecord, binding: ConnectorBinding): Promise<TickResult> {
-    // A trigger left pending by an earlier attempt (the process stopped before its answer was
-    // stored) may have started a job: it is never sent again blindly.
-    const lost = this.lostAttempts.take(run.id)
-    if (run.triggerPendingAt != null && run.triggerPendingAt === lost?.pendingAt && lost.answer) return this.storeAnswer(run, binding, lost.answer)
-    if (run.triggerPendingAt != null && run.triggerPendingAt !== lost?.pendingAt) {
+    // A trigger left pending by an earlier attempt (its answer never stored) may have started a
+    // job: never sent again blindly, unless this process knows it sent nothing (or has its answer).
+    const known = run.triggerPendingAt == null ? null : this.lostAttempts.of(run.id, run.triggerPendingAt)
+    if (known) return this.storeAnswer(run, binding, known)
+    if (known === undefined) {
       return this.outcomeUnknown(run, binding, {
-        attempt: run.triggerAttempts, sent_at: new Date(run.triggerPendingAt).toISOString(), idempotency_key: run.id,
+        attempt: run.triggerAttempts, sent_at: new Date(run.triggerPendingAt!).toISOString(), idempotency_key: run.id,
         what_happened: 'the answer to this attempt was never stored: the process that sent it stopped, lost the run\'s lease, or could not reach the database until it gave up',
       })
     }
@@ -138,7 +138,7 @@ export class Watcher {
     // Committed before the request leaves: from here on a crash leaves an attempt whose outcome is unknown.
     const { run: sending } = await this.commit(run, {
       triggerPendingAt: sentAt, triggerAttempts: run.triggerAttempts + 1, triggerAttemptedAt: run.triggerAttemptedAt ?? sentAt,
-    }, [], binding).catch((err: unknown) => { this.lostAttempts.remember(run.id, { pendingAt: sentAt }); throw err })
+    }, [], binding).catch((err: unknown) => { this.lostAttempts.remember(run.id, sentAt, null); throw err })
     const calls: TriggerCall[] = []
     let result: TriggerResult
     try {
@@ -156,7 +156,7 @@ export class Watcher {
         request: { method: last.method, url: last.url }, what_happened: last.status !== undefined ? `answered HTTP ${last.status}` : `no answer: ${errorMessage(err)}`,
       }, err)
     }
-    return this.storeAnswer(sending, binding, result).catch((err: unknown) => { this.lostAttempts.remember(run.id, { pendingAt: sentAt, answer: result }); throw err })
+    return this.storeAnswer(sending, binding, result).catch((err: unknown) => { this.lostAttempts.remember(run.id, sentAt, result); throw err })
   }
 
   /**

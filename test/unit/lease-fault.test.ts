@@ -179,6 +179,29 @@ describe('run host: database lost', () => {
     expect(run?.triggerAttempts).toBe(2)
   }, 15_000)
 
+  it('trigger attempts whose writes timed out, one committing late, sent nothing: no unknown outcome', async () => {
+    const { writeBatch } = store.runs
+    let calls = 0
+    let late: (() => Promise<unknown>) | undefined
+    store.runs.writeBatch = (async (...a: Parameters<Store['runs']['writeBatch']>) => {
+      calls++
+      // The 2nd and 3rd writes (two attempts' marks, after the create): the client gives up on
+      // both; the database has the first still, and commits it just after the second failed.
+      if (calls === 2) late = () => writeBatch.apply(store.runs, a)
+      if (calls === 3) await late!()
+      if (calls === 2 || calls === 3) throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } })
+      return writeBatch.apply(store.runs, a)
+    }) as Store['runs']['writeBatch']
+    const now = Date.now()
+    await host.create(queuedRun('run_late', now, { nextTickAt: now }), CREATED)
+    await sleep(3_000)
+    const run = await store.runs.getById('run_late')
+    expect(calls).toBeGreaterThan(3)
+    expect(triggers).toBe(1)
+    expect(run?.error).toBeNull()
+    expect(run?.upstreamId).toBe('up-1')
+  }, 15_000)
+
   it('a trigger answer whose write gave up (the lease unconfirmed, a database restart) is stored by the next tick, not called unknown', async () => {
     // Give up on the answer's write at its first fault, as when the lease cannot be confirmed.
     deps.answerRetryMs = 0
