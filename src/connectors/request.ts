@@ -77,15 +77,11 @@ async function send<T>(ctx: UpstreamContext, url: string, req: UpstreamRequest):
     if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json'
   }
   const init: RequestInit = { method: req.method ?? (body === undefined ? 'GET' : 'POST'), headers, body }
-  // What fetch would refuse to build (a body on a GET, a bad method) is refused here, as certainly
-  // unsent. A plain GET (every poll) has nothing of that kind to refuse (the URL is the guarded
-  // fetch's to check), so it is not built twice.
-  if (body !== undefined || init.method !== 'GET') {
-    try {
-      new Request(url, init)
-    } catch (err) {
-      throw new UpstreamError({ message: `the request could not be built (${(err as Error)?.message ?? String(err)}); nothing was sent`, code: 'invalid_request', transient: false })
-    }
+  try {
+    // What fetch would refuse to build (a body on a GET, a bad method) is refused here, as certainly unsent.
+    new Request(url, init)
+  } catch (err) {
+    throw new UpstreamError({ message: `the request could not be built (${(err as Error)?.message ?? String(err)}); nothing was sent`, code: 'invalid_request', transient: false })
   }
   let res: Response
   try {

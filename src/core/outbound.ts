@@ -232,19 +232,6 @@ function anySignal(signals: AbortSignal[]): AbortSignal | undefined {
   return ctrl.signal
 }
 
-/** Methods the Fetch standard upper-cases; those it refuses; a method's syntax (an HTTP token). */
-const NORMALISED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT'])
-const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
-const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-
-/** A request method as `new Request()` takes it: the standard ones upper-cased, a forbidden or malformed one a TypeError. */
-export function fetchMethod(method: string): string {
-  const upper = method.toUpperCase()
-  if (!METHOD_TOKEN.test(method)) throw new TypeError(`'${method}' is not a valid HTTP method.`)
-  if (FORBIDDEN_METHODS.has(upper)) throw new TypeError(`'${method}' HTTP method is unsupported.`)
-  return NORMALISED_METHODS.has(upper) ? upper : method
-}
-
 /**
  * A `fetch` that checks the URL before each request and follows redirects itself, re-checking
  * every hop (a redirect to a private address throws `OutboundUrlError`). Redirects follow the
@@ -290,25 +277,12 @@ export function createGuardedFetch(opts: GuardedFetchOptions): typeof fetch {
 
     let url = await checkOutboundUrl(firstUrl, { allowPrivate: opts.allowPrivate, resolve: opts.resolve, signal })
 
+    // Normalise method/headers/body through a Request (after the check: credentials would throw).
     const { signal: _s, redirect: _r, method: _m, headers: _h, body: _b, ...passthrough } = init ?? {}
-    let method: string
-    let headers: Headers
-    let body: ArrayBuffer | string | null
-    if (!isRequest && (init?.body == null || typeof init.body === 'string')) {
-      // No body or a string one (every poll and trigger of a connector): it can be sent again on
-      // 307/308 as it is, so no Request is built to buffer it (one object graph less per poll).
-      method = fetchMethod(init?.method ?? 'GET')
-      headers = new Headers(init?.headers)
-      body = init?.body ?? null
-      if (body !== null && (method === 'GET' || method === 'HEAD')) throw new TypeError(`Request with ${method} method cannot have body.`)
-      if (body !== null && !headers.has('content-type')) headers.set('content-type', 'text/plain;charset=UTF-8')
-    } else {
-      // Anything else is normalised through a Request (after the check: credentials would throw), its body buffered.
-      const first = isRequest ? (init ? new Request(input as Request, init) : (input as Request)) : new Request(url.href, init)
-      method = first.method
-      headers = new Headers(first.headers)
-      body = first.body ? await raceSignal(first.arrayBuffer(), signal) : null
-    }
+    const first = isRequest ? (init ? new Request(input as Request, init) : (input as Request)) : new Request(url.href, init)
+    let method = first.method
+    const headers = new Headers(first.headers)
+    let body: ArrayBuffer | null = first.body ? await raceSignal(first.arrayBuffer(), signal) : null
     const redirectMode = init?.redirect ?? (isRequest ? (input as Request).redirect : 'follow')
     const secrets = credentialsOf(init)
 
