@@ -31,6 +31,12 @@ export interface RunUpdate {
   set: Partial<RunRow>
   /** The lease's fencing token the writer holds: the update applies only while the run still carries it. */
   fence?: number
+  /**
+   * The trigger_attempts read, for a write that marks a new attempt: it applies only if no other
+   * mark landed since. A mark carries no event (the seq does not move), so a mark whose write
+   * timed out and landed late would otherwise overwrite a newer attempt's.
+   */
+  attempts?: number
 }
 
 /** Event rows per insert statement (8 parameters each, well under SQLite's limit). */
@@ -67,21 +73,21 @@ function runUpdates(updates: RunUpdate[]): RawStatement[] {
   const out: RawStatement[] = []
   for (const { cols, list } of shapes.values()) {
     const columns = cols.map((k) => RUN_COLUMNS[k]!)
-    const assign = columns.map((c, j) => `"${c.name}" = v.column${j + 4}`).join(', ')
-    const tuple = `(${Array(cols.length + 3).fill('?').join(', ')})`
-    const per = Math.max(1, Math.floor(UPDATE_PARAMS_MAX / (cols.length + 3)))
+    const assign = columns.map((c, j) => `"${c.name}" = v.column${j + 5}`).join(', ')
+    const tuple = `(${Array(cols.length + 4).fill('?').join(', ')})`
+    const per = Math.max(1, Math.floor(UPDATE_PARAMS_MAX / (cols.length + 4)))
     for (let i = 0; i < list.length; i += per) {
       const chunk = list.slice(i, i + per)
       const args: unknown[] = []
       for (const u of chunk) {
-        args.push(u.id, u.lastSeq, u.fence ?? null)
+        args.push(u.id, u.lastSeq, u.fence ?? null, u.attempts ?? null)
         for (let j = 0; j < cols.length; j++) {
           const v = valueOf(u, cols[j]!)
           args.push(v === null ? null : columns[j]!.mapToDriverValue(v))
         }
       }
       out.push({
-        sql: `update "runs" set ${assign} from (values ${Array(chunk.length).fill(tuple).join(', ')}) as v where "runs"."id" = v.column1 and "runs"."last_seq" = v.column2 and (v.column3 is null or "runs"."lease_token" = v.column3) returning "runs"."id"`,
+        sql: `update "runs" set ${assign} from (values ${Array(chunk.length).fill(tuple).join(', ')}) as v where "runs"."id" = v.column1 and "runs"."last_seq" = v.column2 and (v.column3 is null or "runs"."lease_token" = v.column3) and (v.column4 is null or "runs"."trigger_attempts" = v.column4) returning "runs"."id"`,
         args,
       })
     }

@@ -126,7 +126,8 @@ export class RunStore {
     // The update is conditional on the seq read (and the fence held): if it matches nothing, its
     // events are not inserted and finish fails (or the insert hits the unique (run, seq) index
     // and the batch rolls back).
-    const update: RunUpdate = { id: run.id, lastSeq: run.lastSeq, set: change.set, fence }
+    // A write marking a trigger attempt is also conditional on the attempts read (see RunUpdate.attempts).
+    const update: RunUpdate = { id: run.id, lastSeq: run.lastSeq, set: change.set, fence, attempts: patch.triggerAttempts !== undefined ? run.triggerAttempts : undefined }
     const rows = change.events.map((e) => ({ tenantId: run.tenantId, runId: run.id, workflowId: run.workflowId, ...e }))
     return {
       runId: run.id, update, events: rows,

@@ -202,6 +202,32 @@ describe('run host: database lost', () => {
     expect(run?.upstreamId).toBe('up-1')
   }, 15_000)
 
+  it('an attempt\'s mark that lands late cannot overwrite a newer attempt\'s: the job is not started twice', async () => {
+    const { writeBatch } = store.runs
+    let calls = 0
+    let late: (() => Promise<unknown>) | undefined
+    store.runs.writeBatch = (async (...a: Parameters<Store['runs']['writeBatch']>) => {
+      calls++
+      // The 2nd write (the first attempt's mark) times out for the client; the database applies it
+      // only after the next attempt's mark (the 3rd write) has committed and its request left.
+      if (calls === 2) { late = () => writeBatch.apply(store.runs, a); throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } }) }
+      const out = await writeBatch.apply(store.runs, a)
+      if (calls === 3) await late!()
+      return out
+    }) as Store['runs']['writeBatch']
+    // The second attempt's answer cannot be written either: the next tick decides from the row.
+    deps.answerRetryMs = 0
+    failAfterAnswer = 1
+    const now = Date.now()
+    await host.create(queuedRun('run_stale', now, { nextTickAt: now }), CREATED)
+    await sleep(3_000)
+    const run = await store.runs.getById('run_stale')
+    expect(triggers).toBe(1)
+    expect(run?.error).toBeNull()
+    expect(run?.upstreamId).toBe('up-1')
+    expect(run?.triggerAttempts).toBe(1)
+  }, 15_000)
+
   it('a trigger answer whose write gave up (the lease unconfirmed, a database restart) is stored by the next tick, not called unknown', async () => {
     // Give up on the answer's write at its first fault, as when the lease cannot be confirmed.
     deps.answerRetryMs = 0
