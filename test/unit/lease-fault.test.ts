@@ -156,75 +156,64 @@ describe('run host: database lost', () => {
     await answerStoredThroughFault(4, 3_000)
   }, 15_000)
 
-  it('a trigger attempt whose write committed but whose reply was lost sent nothing: the next tick sends it, no unknown outcome', async () => {
+  type Write = ReturnType<Store['runs']['writeBatch']>
+  const reset = () => Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } })
+  /**
+   * Every write of the store goes through `wrap` (its number, and the real write); then run `id`
+   * is created and watched for 3 s: its job is started once and its answer stored, no error.
+   */
+  const startedOnceThrough = async (id: string, wrap: (n: number, write: () => Write) => Write) => {
     const { writeBatch } = store.runs
-    let lost = false
-    store.runs.writeBatch = (async (...a: Parameters<Store['runs']['writeBatch']>) => {
-      const out = await writeBatch.apply(store.runs, a)
-      // The attempt (trigger_pending_at set) commits; the database dies before its reply arrives.
-      if (!lost && (await store.runs.getById('run_lost'))?.triggerPendingAt != null) {
-        lost = true
-        throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } })
-      }
-      return out
-    }) as Store['runs']['writeBatch']
+    let writes = 0
+    store.runs.writeBatch = ((...a: Parameters<Store['runs']['writeBatch']>) => wrap(++writes, () => writeBatch.apply(store.runs, a))) as Store['runs']['writeBatch']
     const now = Date.now()
-    await host.create(queuedRun('run_lost', now, { nextTickAt: now }), CREATED)
+    await host.create(queuedRun(id, now, { nextTickAt: now }), CREATED)
     await sleep(3_000)
-    const run = await store.runs.getById('run_lost')
-    expect(lost).toBe(true)
+    const run = await store.runs.getById(id)
     expect(triggers).toBe(1)
     expect(run?.error).toBeNull()
     expect(run?.upstreamId).toBe('up-1')
+    return { run, writes }
+  }
+
+  it('a trigger attempt whose write committed but whose reply was lost sent nothing: the next tick sends it, no unknown outcome', async () => {
+    let lost = false
+    const { run } = await startedOnceThrough('run_lost', async (_, write) => {
+      const out = await write()
+      // The attempt (trigger_pending_at set) commits; the database dies before its reply arrives.
+      if (!lost && (await store.runs.getById('run_lost'))?.triggerPendingAt != null) { lost = true; throw reset() }
+      return out
+    })
+    expect(lost).toBe(true)
     expect(run?.triggerAttempts).toBe(2)
   }, 15_000)
 
   it('trigger attempts whose writes timed out, one committing late, sent nothing: no unknown outcome', async () => {
-    const { writeBatch } = store.runs
-    let calls = 0
-    let late: (() => Promise<unknown>) | undefined
-    store.runs.writeBatch = (async (...a: Parameters<Store['runs']['writeBatch']>) => {
-      calls++
+    let late: (() => Write) | undefined
+    const { writes } = await startedOnceThrough('run_late', async (n, write) => {
       // The 2nd and 3rd writes (two attempts' marks, after the create): the client gives up on
       // both; the database has the first still, and commits it just after the second failed.
-      if (calls === 2) late = () => writeBatch.apply(store.runs, a)
-      if (calls === 3) await late!()
-      if (calls === 2 || calls === 3) throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } })
-      return writeBatch.apply(store.runs, a)
-    }) as Store['runs']['writeBatch']
-    const now = Date.now()
-    await host.create(queuedRun('run_late', now, { nextTickAt: now }), CREATED)
-    await sleep(3_000)
-    const run = await store.runs.getById('run_late')
-    expect(calls).toBeGreaterThan(3)
-    expect(triggers).toBe(1)
-    expect(run?.error).toBeNull()
-    expect(run?.upstreamId).toBe('up-1')
+      if (n === 2) late = write
+      if (n === 3) await late!()
+      if (n === 2 || n === 3) throw reset()
+      return write()
+    })
+    expect(writes).toBeGreaterThan(3)
   }, 15_000)
 
   it('an attempt\'s mark that lands late cannot overwrite a newer attempt\'s: the job is not started twice', async () => {
-    const { writeBatch } = store.runs
-    let calls = 0
-    let late: (() => Promise<unknown>) | undefined
-    store.runs.writeBatch = (async (...a: Parameters<Store['runs']['writeBatch']>) => {
-      calls++
-      // The 2nd write (the first attempt's mark) times out for the client; the database applies it
-      // only after the next attempt's mark (the 3rd write) has committed and its request left.
-      if (calls === 2) { late = () => writeBatch.apply(store.runs, a); throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } }) }
-      const out = await writeBatch.apply(store.runs, a)
-      if (calls === 3) await late!()
-      return out
-    }) as Store['runs']['writeBatch']
     // The second attempt's answer cannot be written either: the next tick decides from the row.
     deps.answerRetryMs = 0
     failAfterAnswer = 1
-    const now = Date.now()
-    await host.create(queuedRun('run_stale', now, { nextTickAt: now }), CREATED)
-    await sleep(3_000)
-    const run = await store.runs.getById('run_stale')
-    expect(triggers).toBe(1)
-    expect(run?.error).toBeNull()
-    expect(run?.upstreamId).toBe('up-1')
+    let late: (() => Write) | undefined
+    const { run } = await startedOnceThrough('run_stale', async (n, write) => {
+      // The 2nd write (the first attempt's mark) times out for the client; the database applies it
+      // only after the next attempt's mark (the 3rd write) has committed and its request left.
+      if (n === 2) { late = write; throw reset() }
+      const out = await write()
+      if (n === 3) await late!()
+      return out
+    })
     expect(run?.triggerAttempts).toBe(1)
   }, 15_000)
 
