@@ -1,9 +1,32 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { emptyRun, foldRun, watchRun, watchRuns, type RunEvent } from '../../packages/client/src/index.ts'
+import { emptyRun, foldRun, watchRun, watchRuns, type RunEvent, type WebSocketLike } from '../../packages/client/src/index.ts'
 import { demoTenant } from '../helpers/live.ts'
 import { startTestServer, until, type TestServer } from '../helpers/server.ts'
 
 // Run snapshots against a live server: the fold of real events, and live lists.
+
+/** The global WebSocket, connecting `ms` late (a slow handshake, a proxy): the feed opens that much after the list could have loaded. */
+const lateWebSocket = (ms: number) => class implements WebSocketLike {
+  readyState = 0
+  onopen: WebSocketLike['onopen'] = null
+  onmessage: WebSocketLike['onmessage'] = null
+  onclose: WebSocketLike['onclose'] = null
+  onerror: WebSocketLike['onerror'] = null
+  private ws: WebSocket | undefined
+  private closed = false
+  constructor(url: string, protocols?: string | string[]) {
+    setTimeout(() => {
+      if (this.closed) return
+      const ws = this.ws = new WebSocket(url, protocols)
+      ws.onopen = (e) => { this.readyState = ws.readyState; this.onopen?.(e) }
+      ws.onmessage = (e) => this.onmessage?.(e)
+      ws.onclose = (e) => { this.readyState = ws.readyState; this.onclose?.(e) }
+      ws.onerror = (e) => this.onerror?.(e)
+    }, ms)
+  }
+  send(data: string) { this.ws?.send(data) }
+  close(code?: number, reason?: string) { this.closed = true; this.ws?.close(code, reason) }
+}
 let server: TestServer
 let t: Awaited<ReturnType<typeof demoTenant>>
 beforeAll(async () => {
@@ -51,6 +74,15 @@ describe('run snapshots', () => {
     const after = await t.trigger(wf)
     await until(() => live.get().runs.find((r) => r.id === after)?.status === 'completed', 10_000, 'live run completed')
     expect(live.get().runs.map((r) => r.id)).toEqual([after, before])
+    live.close()
+  })
+
+  it('watchRuns with a key lists a run that started and ended while its feed was connecting', async () => {
+    const wf = await t.workflow('between', { durationMs: 200, steps: 1 })
+    const live = watchRuns({ url: server.url, token: t.key, workflowId: wf, WebSocket: lateWebSocket(2_000) })
+    const run = await t.trigger(wf)
+    await until(async () => (await t.client.get(`/v1/runs/${run}`)).body.finished_at, 10_000, 'run done')
+    await until(() => live.get().runs.find((r) => r.id === run)?.status === 'completed', 10_000, 'run listed, completed')
     live.close()
   })
 })

@@ -60,7 +60,7 @@ export function watchRun<T extends RunTypes = RunTypes>(opts: WatchRunOptions): 
 }
 
 export type WatchRunsOptions = Omit<FeedSubscribeOptions, 'onStateChange' | 'onEvent'> & {
-  /** Load the current list first with `GET /v1/runs` (needs an API key; tokens skip it). Default true. */
+  /** Load the current list with `GET /v1/runs` once the feed is open (needs an API key; tokens skip it). Default true. */
   initial?: boolean
   /** Keep at most this many runs, newest first (default 100). */
   limit?: number
@@ -87,16 +87,7 @@ export function watchRuns(opts: WatchRunsOptions): Live<RunsView> {
     if (!byId.has(run.id)) front ? order.unshift(run.id) : order.push(run.id)
     byId.set(run.id, run)
   }
-  sub = subscribeFeed({
-    ...opts,
-    onEvent: (e: RunEvent) => {
-      put(foldRun(byId.get(e.run_id) ?? emptyRun(e.run_id), e, false), true)
-      publish()
-    },
-    onStateChange: (state) => publish({ state }),
-    onError: (error) => { publish({ error }); opts.onError?.(error) },
-  })
-  if (opts.initial !== false && opts.token?.startsWith('rr_')) void loadInitial(opts, limit).then((items) => {
+  const list = () => void loadInitial(opts, limit).then((items) => {
     for (const r of items) {
       if (byId.has(r.id)) continue
       put({
@@ -107,6 +98,18 @@ export function watchRuns(opts: WatchRunsOptions): Live<RunsView> {
     }
     publish()
   }, (error: Error) => publish({ error }))
+  // The list loads once the feed is open (its position then set) or has failed: a run created
+  // between a list loaded first and a feed opened after it, from its live end, was in neither.
+  let listing = opts.initial === false || !opts.token?.startsWith('rr_')
+  sub = subscribeFeed({
+    ...opts,
+    onEvent: (e: RunEvent) => {
+      put(foldRun(byId.get(e.run_id) ?? emptyRun(e.run_id), e, false), true)
+      publish()
+    },
+    onStateChange: (state) => { publish({ state }); if (state !== 'connecting' && !listing) { listing = true; list() } },
+    onError: (error) => { publish({ error }); opts.onError?.(error) },
+  })
   return live
 }
 
