@@ -75,11 +75,9 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
       return at < 0 ? [...rest, r] : [...rest.slice(0, at), r, ...rest.slice(at)]
     })
     const apply = (e: RunEvent) => {
-      let known = false
       setRuns((list) => {
         const i = list.findIndex((r) => r.id === e.run_id)
         if (i >= 0) {
-          known = true
           if (list[i]!.seq >= e.seq) return list // the list already shows this event (it came in while the list loaded)
           const r = { ...list[i]!, status: e.status, seq: e.seq }
           if (typeof e.data.progress === 'number') r.progress = e.data.progress
@@ -89,10 +87,9 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
           return next
         }
         const fresh: Run = { id: e.run_id, workflow_id: e.workflow_id, status: e.status, tags: e.tags, created_at: e.at, started_at: null, finished_at: null, duration_ms: null, upstream_id: null, upstream_status: null, progress: null, message: null, input: null, variables: {}, runtime_variables: {}, result: null, error: null, seq: e.seq }
-        if (e.type === 'run.created' && matches(fresh, f)) { known = true; return [fresh, ...list] }
-        return list
+        return e.type === 'run.created' && matches(fresh, f) ? [fresh, ...list] : list
       })
-      if (known) setFlash((s) => new Set(s).add(e.run_id))
+      setFlash((s) => new Set(s).add(e.run_id))
       // The event carries the status; the row's other columns come from the run itself, once per
       // burst. A run the list has not seen (its creation came before the feed) is fetched too.
       clearTimeout(pending.get(e.run_id))
