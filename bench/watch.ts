@@ -161,7 +161,7 @@ async function window(up: Agent, cpu: () => Promise<number> | number, intervalMs
 
 export async function watch(row: RowFn, details: Record<string, unknown>, quick: boolean): Promise<void> {
   const sizes: Size[] = quick ? [{ runs: 200, intervalMs: 1000 }, { runs: 500, intervalMs: 1000 }, { runs: 1000, intervalMs: 2000 }] : [{ runs: 100, intervalMs: 1000 }, { runs: 1000, intervalMs: 1000 }, { runs: 5000, intervalMs: 1000 }, { runs: 10_000, intervalMs: 2000 }]
-  const WARM_S = quick ? 3 : 5, MEASURE_S = quick ? 6 : 15, IDLE_S = quick ? 10 : 20, TRIGGERS = quick ? 300 : 2000
+  const WARM_S = quick ? 3 : 5, MEASURE_S = quick ? 6 : 15, IDLE_S = quick ? 10 : 20, IDLE_SETTLE_S = 20, TRIGGERS = quick ? 300 : 2000
   const extraSize = process.env.BENCH_WATCH_SIZES // e.g. "2000:1000" (runs:interval, comma-separated) instead of the default sizes
   if (extraSize) sizes.splice(0, sizes.length, ...extraSize.split(',').map((x) => { const [r, i] = x.split(':').map(Number); return { runs: r!, intervalMs: i ?? 1000 } }))
   console.log(`watch: sizes ${sizes.map((s) => `${s.runs}@${s.intervalMs}ms`).join(', ')}; warm-up ${WARM_S} s, window ${MEASURE_S} s; load ${loadavg()}`)
@@ -196,11 +196,14 @@ export async function watch(row: RowFn, details: Record<string, unknown>, quick:
         await sleep(2000)
         const first = size === sizes[0]
         if (first) {
-          // Idle: no runs at all (every timer that runs whatever the load).
+          // Idle: no runs at all (every timer that runs whatever the load). Measured once V8's
+          // memory reducer is done: ~15 s after start-up's allocations stop it runs three full
+          // GCs, once (--trace-gc: 40 ms of CPU; a 10 s window holding them reads ~1.5%).
+          await sleep(IDLE_SETTLE_S * 1000)
           const c0 = procCpuMs(s.pid), t0 = performance.now()
           await sleep(IDLE_S * 1000)
           out.idle = { cpuPctOfCore: (100 * (procCpuMs(s.pid) - c0)) / (performance.now() - t0), rss: procRss(s.pid), load: loadavg() }
-          console.log(`  idle (no runs, ${IDLE_S} s): ${JSON.stringify(out.idle)}`)
+          console.log(`  idle (no runs, ${IDLE_S} s after ${IDLE_SETTLE_S} s settling): ${JSON.stringify(out.idle)}`)
         }
         await heapSnapshot(s.pid, `${size.runs} runs: before`)
         const rss0 = procRss(s.pid)
