@@ -37,34 +37,6 @@ import { isCredentialName, redactUrl } from './redact.ts'
 /** Resolves a host name to its IP addresses (text form). Injected by the runtime. */
 export type ResolveHost = (hostname: string) => Promise<string[]>
 
-/** How long a host's addresses are kept by `cachedResolver` (default). */
-export const RESOLVE_CACHE_MS = 10_000
-
-/**
- * `resolve` with each host's answer kept `ttlMs`, and lookups of one host in flight shared.
- * Every request checks its host: uncached, each poll of a vendor was a DNS lookup (Node's
- * `dns.lookup`: 83 µs of CPU from /etc/hosts, 456 µs and 100 ms of wall time through this
- * machine's resolver, on libuv's four threads: at most ~40 lookups a second here, so polls
- * queued behind DNS). A failed lookup is not kept. The rebinding limit above is unchanged: a
- * zero-TTL answer could already differ between the check and the connection.
- */
-export function cachedResolver(resolve: ResolveHost, opts: { ttlMs?: number; maxHosts?: number; now?: () => number } = {}): ResolveHost {
-  const { ttlMs = RESOLVE_CACHE_MS, maxHosts = 1_000, now = Date.now } = opts
-  const answers = new Map<string, { at: number; addresses: Promise<string[]> }>()
-  return (hostname) => {
-    const key = hostname.toLowerCase()
-    const at = now()
-    const hit = answers.get(key)
-    if (hit && at - hit.at < ttlMs) return hit.addresses
-    const addresses = resolve(hostname)
-    answers.delete(key)
-    if (answers.size >= maxHosts) answers.delete(answers.keys().next().value!)
-    answers.set(key, { at, addresses })
-    addresses.catch(() => { if (answers.get(key)?.addresses === addresses) answers.delete(key) })
-    return addresses
-  }
-}
-
 export type OutboundRefusalReason =
   | 'invalid_url'
   | 'scheme'

@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   OutboundUrlError,
-  cachedResolver,
   checkOutboundUrl,
   createGuardedFetch,
   settleResponse,
@@ -483,59 +482,5 @@ describe('createGuardedFetch (real loopback server)', () => {
     const started = Date.now()
     await expect(gf(`${base}/hang`, { signal: ctrl.signal })).rejects.toMatchObject({ name: 'AbortError' })
     expect(Date.now() - started).toBeLessThan(5_000)
-  })
-})
-
-describe('cachedResolver', () => {
-  const counting = (answer: (host: string) => string[] | Error) => {
-    const calls: string[] = []
-    const resolve: ResolveHost = async (host) => {
-      calls.push(host)
-      await new Promise((r) => setTimeout(r, 5))
-      const a = answer(host)
-      if (a instanceof Error) throw a
-      return a
-    }
-    return { resolve, calls }
-  }
-
-  it('looks a host up once per TTL, shares a lookup in flight, and ignores case', async () => {
-    let now = 0
-    const { resolve, calls } = counting(() => ['93.184.216.34'])
-    const cached = cachedResolver(resolve, { ttlMs: 1_000, now: () => now })
-    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => cached(i % 2 ? 'Vendor.example' : 'vendor.example')))
-    expect(new Set(answers.map((a) => a.join()))).toEqual(new Set(['93.184.216.34']))
-    expect(calls).toHaveLength(1)
-    now = 999
-    await cached('vendor.example')
-    expect(calls).toHaveLength(1)
-    now = 1_000
-    await cached('vendor.example')
-    expect(calls).toHaveLength(2)
-  })
-
-  it('does not keep a failed lookup, and holds at most maxHosts hosts', async () => {
-    let fail = true
-    const { resolve, calls } = counting(() => (fail ? new Error('ENOTFOUND') : ['93.184.216.34']))
-    const cached = cachedResolver(resolve, { maxHosts: 2 })
-    await expect(cached('a.example')).rejects.toThrow('ENOTFOUND')
-    fail = false
-    expect(await cached('a.example')).toEqual(['93.184.216.34'])
-    expect(calls).toEqual(['a.example', 'a.example'])
-    await cached('b.example')
-    await cached('c.example') // a.example is the oldest: it goes
-    await cached('b.example')
-    await cached('a.example')
-    expect(calls).toEqual(['a.example', 'a.example', 'b.example', 'c.example', 'a.example'])
-  })
-
-  it('in the guarded fetch: 50 requests to one host make one lookup, and a private answer refuses each of them', async () => {
-    const fake = fakeFetch({ 'https://vendor.example/jobs/1': ok(), 'https://rebind.example/': ok() })
-    const { resolve: raw, calls } = counting((host) => (host === 'rebind.example' ? ['10.0.0.7'] : ['93.184.216.34']))
-    const gf = createGuardedFetch({ allowPrivate: false, resolve: cachedResolver(raw), fetch: fake.fetch })
-    for (let i = 0; i < 50; i++) expect((await gf('https://vendor.example/jobs/1')).status).toBe(200)
-    for (let i = 0; i < 3; i++) expect((await refusal(gf('https://rebind.example/'))).reason).toBe('resolved_private_address')
-    expect(calls).toEqual(['vendor.example', 'rebind.example'])
-    expect(fake.calls).toHaveLength(50)
   })
 })

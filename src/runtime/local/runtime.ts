@@ -3,7 +3,7 @@ import { ensureRootKey } from '../../services/bootstrap.ts'
 import { checkEncryptionKey } from '../../services/keys.ts'
 import { retryStoreFaults } from '../../db/store-errors.ts'
 import type { SecretBox } from '../../core/crypto.ts'
-import { cachedResolver, createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
+import { createGuardedFetch, type ResolveHost } from '../../core/outbound.ts'
 import { systemClock, type Clock } from '../../core/ports.ts'
 import { SharedRateBudget } from '../../core/rate-budget.ts'
 import { Watcher } from '../../core/watcher.ts'
@@ -104,12 +104,10 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
     : undefined
   tail.announceTo(bus)
   const ledger = new LocalLedger(store, tail, () => clock.now(), telemetry)
-  // One lookup per host every few seconds, not one per request (core/outbound.ts cachedResolver).
-  const resolveHost = opts.resolveHost && cachedResolver(opts.resolveHost)
   const platform: Platform = {
-    store, secrets, clock, config, publicUrl: () => publicUrl, resolveHost, ...telemetry,
+    store, secrets, clock, config, publicUrl: () => publicUrl, resolveHost: opts.resolveHost, ...telemetry,
     budget: new SharedRateBudget((key, perSecond, now) => store.settings.reserveRateToken(key, perSecond, now), () => clock.now()),
-    fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, resolve: resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
+    fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
   }
   // The watcher and the app share one binder (one credential cache per process).
   const binder = composeBinder(platform)
