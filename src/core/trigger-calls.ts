@@ -90,7 +90,8 @@ export function errorMessage(err: unknown): string {
  */
 export class LostAttempts {
   private readonly byRun = new Map<string, Map<number, TriggerResult | null>>()
-  constructor(private readonly max = 10_000) {}
+  /** Runs kept at most, and marks per run (a fault that fails mark after mark keeps the newest). */
+  constructor(private readonly max = 10_000, private readonly marksPerRun = 16) {}
 
   /** The attempt marked `pendingAt` sent no request (null), or got `answer`. */
   remember(runId: string, pendingAt: number, answer: TriggerResult | null): void {
@@ -99,6 +100,7 @@ export class LostAttempts {
       if (this.byRun.size >= this.max) this.byRun.clear()
       this.byRun.set(runId, marks = new Map())
     }
+    if (marks.size >= this.marksPerRun) marks.delete(marks.keys().next().value!)
     marks.set(pendingAt, answer)
   }
 

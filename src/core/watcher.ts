@@ -71,7 +71,7 @@ export class Watcher {
     if (run.deadlineAt && now >= run.deadlineAt) {
       return this.traced('timeout', run, binding, async () => { await this.timeOut(run, binding); return { nextAt: null } })
     }
-    if (!run.upstreamId) return this.traced('trigger', run, binding, () => this.trigger(run, binding).then((r) => { this.lostAttempts.forget(run.id); return r })) // written: settled
+    if (!run.upstreamId) return this.traced('trigger', run, binding, () => this.trigger(run, binding).then((r) => { this.lostAttempts.forget(run.id); return r })) // outcome written: lost attempts settled
     if (!binding.connector.poll) {
       // Callback-only upstream: nothing to ask; the deadline is the only thing to wait for.
       return this.plan(run, { patch: {}, events: [] }, run.deadlineAt ?? null, binding)

@@ -58,20 +58,18 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
   const [self] = useState(() => ({})) // this view, for live.ts (an effect run twice keeps one socket)
 
   useEffect(() => {
-    const noFeed = () => {}
-    let stop = noFeed
+    let stop = () => {}
     let alive = true
     let loaded = false // the list's load has started
-    let listed = false // ... and ended: events apply to the list from then on
     let more = false // the list has pages below: a run older than its last row belongs there
-    const early: RunEvent[] = [] // events that came before the list: applied on top of it
+    let early: RunEvent[] | null = [] // events that came before the list (applied on top of it); null once it is there
     const pending = new Map<string, ReturnType<typeof setTimeout>>()
     /** The run as the API has it now: replaces its row, or (a run the list missed) takes its place by creation time. */
     const upsert = (r: Run) => setRuns((list) => {
       const rest = list.filter((x) => x.id !== r.id)
       if (!matches(r, f)) return rest
       const at = rest.findIndex((x) => x.created_at < r.created_at)
-      if (at < 0 && more && list.every((x) => x.id !== r.id)) return rest
+      if (at < 0 && more && rest.length === list.length) return rest
       return at < 0 ? [...rest, r] : [...rest.slice(0, at), r, ...rest.slice(at)]
     })
     const apply = (e: RunEvent) => {
@@ -108,22 +106,24 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
       list.catch((err) => showToast(errorText(err))).finally(() => {
         if (!alive) return
         setLoading(false)
-        for (const e of early.splice(0)) apply(e)
-        listed = true
+        const before = early ?? []
+        early = null
+        for (const e of before) apply(e)
       })
     }
     // Live: the tenant feed with the same filters the server can apply; search and time range are
     // applied here. The feed opens first and the list loads once it answers (or after a second
     // without an answer), so a run created between the two is in one or the other.
     const s = tokenScope()
-    if (session.isKey || (s.r ? 1 : 0) + (s.w ? 1 : 0) + (s.t ? 1 : 0) === 1) {
+    const live = session.isKey || (s.r ? 1 : 0) + (s.w ? 1 : 0) + (s.t ? 1 : 0) === 1
+    if (live) {
       stop = watchFeed({ workflowId: f.workflows, tag: f.tag }, self, {
         onState: (state) => { setLive(state); if (state !== 'connecting') load() },
-        onEvent: (e: RunEvent) => { if (listed) apply(e); else early.push(e) },
+        onEvent: (e: RunEvent) => { if (early) early.push(e); else apply(e) },
       })
     }
     const fallback = setTimeout(load, 1_000)
-    if (stop === noFeed) load()
+    if (!live) load()
     // No page state is set while cleaning up (see RunView).
     return () => { alive = false; stop(); clearTimeout(fallback); for (const t of pending.values()) clearTimeout(t) }
   }, [params.toString()])
