@@ -24,10 +24,10 @@
  *  - Without `resolve` (Cloudflare Workers has no DNS API) only the literal host is checked: a public
  *    name pointing at 10.0.0.1 passes. On Workers, the platform itself cannot reach private networks
  *    or loopback, which makes up for most of it; pass a DoH resolver for more.
- *  - DNS rebinding (TOCTOU): `resolve` and the actual `fetch` resolve the name separately, so a
+ *  - DNS rebinding (TOCTOU): when `resolve` and the wrapped `fetch` resolve the name separately, a
  *    hostile DNS server with a zero TTL can answer a public address to the check and a private one
- *    to the connection. Closing that needs IP pinning in the transport (Node: an undici Agent whose
- *    `connect.lookup` also applies `isPrivateAddress`, passed as `fetch` or `init.dispatcher`).
+ *    to the connection. Node closes it with IP pinning in the transport (runtime/node/pinned-transport.ts:
+ *    the sockets use the guard's own answers, checked again as they connect); Deno and Bun do not.
  *  - Proxies: if the runtime sends requests through an HTTP proxy, the proxy resolves the name.
  */
 

@@ -45,6 +45,8 @@ export interface Platform {
   publicUrl: () => string
   /** DNS for the outbound check (absent on Workers, which have no DNS API: only the literal URL is checked). */
   resolveHost?: ResolveHost
+  /** The transport under the guard, for what the guard wraps again (webhooks): Node's pins the checked addresses. Absent: the global fetch. */
+  transport?: typeof fetch
   /** Upstream requests are counted and traced when these are given. */
   metrics?: Metrics
   tracer?: Tracer
@@ -67,8 +69,8 @@ export interface ServicePieces {
   latestEventId?: () => number
   /**
    * The fetch webhook deliveries go out through, under the platform's outbound guard, with its
-   * own deadline (Workers: one whose timer ends with the answer). Absent: the global fetch with
-   * the guard's timeout (RUNRELAY_WEBHOOK_TIMEOUT_MS).
+   * own deadline (Workers: one whose timer ends with the answer). Absent: the platform's
+   * transport with the guard's timeout (RUNRELAY_WEBHOOK_TIMEOUT_MS).
    */
   webhookFetch?: typeof fetch
 }
@@ -90,7 +92,7 @@ export function composeWebhooks(p: Platform, s: ServicePieces): WebhookDispatche
   const timeoutMs = config.RUNRELAY_WEBHOOK_TIMEOUT_MS
   const fetch = createGuardedFetch({
     allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, resolve: p.resolveHost,
-    ...(s.webhookFetch ? { fetch: s.webhookFetch, timeoutMs: 0 } : { timeoutMs }),
+    ...(s.webhookFetch ? { fetch: s.webhookFetch, timeoutMs: 0 } : { fetch: p.transport, timeoutMs }),
   })
   return new WebhookDispatcher({
     store: p.store, secrets: p.secrets, clock: p.clock, log: s.log, metrics: p.metrics, latestEventId: s.latestEventId, runBody, fetch,

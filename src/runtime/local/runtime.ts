@@ -35,7 +35,7 @@ export interface LocalRuntimeOptions {
   /** Hono's upgrade helper (Deno), or a runtime that upgrades accepted stream requests itself (Node). */
   upgradeWebSocket: UpgradeWebSocket | WebSocketAcceptor
   resolveHost?: ResolveHost
-  /** The fetch under the outbound guard (tests route names to loopback fakes); default globalThis.fetch. */
+  /** The fetch under the outbound guard, upstream and webhooks (Node: pinned-transport.ts; tests route names to loopback fakes); default globalThis.fetch. */
   fetch?: typeof fetch
   clock?: Clock
   log?: (msg: string, extra?: Record<string, unknown>) => void
@@ -105,7 +105,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   tail.announceTo(bus)
   const ledger = new LocalLedger(store, tail, () => clock.now(), telemetry)
   const platform: Platform = {
-    store, secrets, clock, config, publicUrl: () => publicUrl, resolveHost: opts.resolveHost, ...telemetry,
+    store, secrets, clock, config, publicUrl: () => publicUrl, resolveHost: opts.resolveHost, transport: opts.fetch, ...telemetry,
     budget: new SharedRateBudget((key, perSecond, now) => store.settings.reserveRateToken(key, perSecond, now), () => clock.now()),
     fetch: createGuardedFetch({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK, resolve: opts.resolveHost, fetch: opts.fetch, timeoutMs: config.RUNRELAY_UPSTREAM_TIMEOUT_MS }),
   }

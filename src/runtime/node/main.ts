@@ -1,7 +1,6 @@
 import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
 import type { AuthEnv } from '../../http/auth.ts'
-import { lookup } from 'node:dns/promises'
 import { mkdirSync } from 'node:fs'
 import { parseConfig } from '../../config.ts'
 import { SecretBox } from '../../core/crypto.ts'
@@ -9,6 +8,7 @@ import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
 import { runProgram, serving } from '../local/program.ts'
 import { nodeKeyFiles } from './key-files.ts'
+import { pinnedTransport } from './pinned-transport.ts'
 import { answerClientError } from './client-errors.ts'
 import { createNodeWebSockets } from './websocket.ts'
 
@@ -24,10 +24,12 @@ export async function startNode(env: Record<string, string | undefined> = proces
   let appRef: Hono<AuthEnv> | undefined
   // Stream upgrades go through the app (auth, validation); the sockets are upgraded here with `ws`.
   const nodeWs = createNodeWebSockets(() => appRef!.fetch)
+  // Upstream requests connect only to the addresses the outbound guard checked (pinned-transport.ts).
+  const outbound = pinnedTransport({ allowPrivate: config.RUNRELAY_ALLOW_PRIVATE_NETWORK })
   const runtime = await createLocalRuntime({
     store, config, log, upgradeWebSocket: nodeWs.acceptor,
     secrets: await SecretBox.fromKey(await encryptionKey(config, nodeKeyFiles)),
-    resolveHost: async (host) => (await lookup(host.replace(/\.$/, ''), { all: true })).map((a) => a.address),
+    resolveHost: outbound.resolveHost, fetch: outbound.fetch,
   })
   appRef = runtime.app
 
@@ -55,7 +57,7 @@ export async function startNode(env: Record<string, string | undefined> = proces
   const started = await serving(runtime, { hostname: config.HOST, port }, () => new Promise<void>((resolve) => {
     server.close(() => resolve())
     if ('closeAllConnections' in server) server.closeAllConnections()
-  }), client)
+  }).then(() => outbound.close()), client)
   return { runtime, server, ...started, config, log }
 }
 

@@ -1,0 +1,82 @@
+/**
+ * Node's outbound transport (src/runtime/node/pinned-transport.ts): sockets connect to the
+ * addresses the guard's resolver answered, a private address is refused as the socket connects
+ * (DNS rebinding: a public answer to the check, a private one to the connection), and a name is
+ * looked up once per TTL instead of once per request. Real sockets to loopback servers; only the
+ * DNS answers are made up (names under .runrelay.test, unknown to this machine's resolver).
+ */
+import { createServer, type Server } from 'node:http'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createGuardedFetch, isOutboundUrlError } from '../../src/core/outbound.ts'
+import { cachedResolver, pinnedTransport } from '../../src/runtime/node/pinned-transport.ts'
+
+let server: Server
+let port = 0
+const hosts: string[] = []
+
+beforeAll(async () => {
+  server = createServer((req, res) => { hosts.push(req.headers.host ?? ''); res.end('{"ok":true}') })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  port = (server.address() as { port: number }).port
+})
+afterAll(() => new Promise<void>((r) => server.close(() => r())))
+
+describe('pinned transport', () => {
+  it('connects to the address the guard resolved, under the name the request used', async () => {
+    const asked: string[] = []
+    const t = pinnedTransport({ allowPrivate: true, resolve: async (h) => { asked.push(h); return ['127.0.0.1'] } })
+    try {
+      hosts.length = 0
+      const res = await t.fetch(`http://svc.runrelay.test:${port}/jobs/1`)
+      expect(await res.json()).toEqual({ ok: true })
+      expect(hosts).toEqual([`svc.runrelay.test:${port}`])
+      expect(asked).toEqual(['svc.runrelay.test'])
+    } finally { await t.close() }
+  })
+
+  it('refuses a private address as the socket connects, though the check saw a public one (rebinding)', async () => {
+    // No answer is kept (TTL 0): the check gets the first answer, the connection the second.
+    const answers = [['93.184.216.34'], ['127.0.0.1']]
+    let calls = 0
+    const t = pinnedTransport({ allowPrivate: false, ttlMs: 0, resolve: async () => answers[Math.min(calls++, 1)]! })
+    const guarded = createGuardedFetch({ allowPrivate: false, resolve: t.resolveHost, fetch: t.fetch, timeoutMs: 5_000 })
+    try {
+      hosts.length = 0
+      const err = await guarded(`http://rebind.runrelay.test:${port}/jobs`, { method: 'POST', body: '{}' }).then(() => null, (e: unknown) => e)
+      expect(isOutboundUrlError(err), String(err)).toBe(true)
+      expect((err as { reason: string }).reason).toBe('resolved_private_address')
+      expect(calls).toBe(2)
+      expect(hosts, 'the private server was never reached').toEqual([])
+    } finally { await t.close() }
+  })
+
+  it('looks a name up once for many requests, concurrent or not, within its TTL', async () => {
+    let calls = 0
+    const t = pinnedTransport({ allowPrivate: true, resolve: async (h) => { calls++; await new Promise((r) => setTimeout(r, 20)); return h === 'many.runrelay.test' ? ['127.0.0.1'] : [] } })
+    try {
+      hosts.length = 0
+      await Promise.all(Array.from({ length: 20 }, () => t.fetch(`http://many.runrelay.test:${port}/jobs/2`).then((r) => r.text())))
+      for (let i = 0; i < 20; i++) await (await t.fetch(`http://many.runrelay.test:${port}/jobs/3`)).text()
+      expect(hosts).toHaveLength(40)
+      expect(calls).toBe(1)
+    } finally { await t.close() }
+  })
+})
+
+describe('cachedResolver', () => {
+  it('keeps an answer for its TTL, asks again after it, and never keeps a failure', async () => {
+    let now = 1_000, calls = 0, fail = false
+    const resolve = cachedResolver(async (h) => { calls++; if (fail) throw new Error(`ENOTFOUND ${h}`); return [`93.184.216.${calls}`] }, 10_000, () => now)
+    expect(await resolve('api.example.com')).toEqual(['93.184.216.1'])
+    now += 9_999
+    expect(await resolve('API.example.com.')).toEqual(['93.184.216.1'])
+    now += 1
+    expect(await resolve('api.example.com')).toEqual(['93.184.216.2'])
+    now += 10_000
+    fail = true
+    await expect(resolve('api.example.com')).rejects.toThrow(/ENOTFOUND/)
+    fail = false
+    expect(await resolve('api.example.com')).toEqual(['93.184.216.4'])
+    expect(calls).toBe(4)
+  })
+})
