@@ -98,3 +98,39 @@ describe('run host: bounded ticks in flight', () => {
     expect(host.repairs).toBe(0)
   }, 15_000)
 })
+
+describe('run host: one tick per poll', () => {
+  it('a run is ticked once per poll: the due queue starts a burst a few ms early, and those ticks are on time, not refused and spun', async () => {
+    const { dir, store } = await migratedStore('run-host-spin')
+    let polls = 0, ticks = 0
+    const connector: Connector = {
+      provider: 'fake',
+      connectionConfig: PollPolicy as any, credentials: PollPolicy as any, workflowConfig: PollPolicy as any,
+      async trigger() { return { upstreamId: 'up', status: 'running' } },
+      async poll() { polls++; return { status: 'running', progress: Math.random() } },
+    }
+    const policy = PollPolicy.parse({ firstIntervalMs: 100, maxIntervalMs: 100, deadlineMs: 600_000 })
+    const ledger = new LocalLedger(store, new LocalHub(), () => Date.now())
+    const watcher = new Watcher({
+      ledger, clock: { now: () => Date.now() }, random: () => 0,
+      bind: async () => ({ connector, policy, ctx: { fetch, connection: {} as any, workflow: {} as any, callbackUrl: '', now: () => Date.now(), cache: new Map() } }),
+    })
+    // Counted, then the real tick.
+    const tick = watcher.tick.bind(watcher)
+    watcher.tick = (runId) => { ticks++; return tick(runId) }
+    const host = new LocalRunHost(store, ledger, watcher, () => Date.now(), () => {}, { owner: 'p1', ttlMs: 1_000 })
+    try {
+      await host.resumeAll()
+      const now = Date.now()
+      // Due times a millisecond or two apart: the queue's timer starts them together.
+      for (let i = 0; i < 20; i++) await host.create(queuedRun(`run_${i}`, now, { nextTickAt: now + (i % 4) }), CREATED)
+      await sleep(1_500)
+      expect(polls, 'the runs were polled').toBeGreaterThan(100)
+      // One tick per poll, plus each run's trigger tick and a few early ones (the lease pass, a timer).
+      expect(ticks, `${ticks} ticks for ${polls} polls`).toBeLessThan(polls * 1.2 + 40)
+    } finally {
+      await host.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 15_000)
+})

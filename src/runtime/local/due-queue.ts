@@ -1,3 +1,5 @@
+import { TICK_TOLERANCE_MS } from '../../core/watcher.ts'
+
 /** Longest single timer (setTimeout's limit); a later due time re-arms on the way. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -7,7 +9,7 @@ export interface DueQueueOptions {
   run: (key: string) => Promise<unknown>
   /** At most this many started and unsettled at once; the rest wait, earliest due first. */
   maxInFlight: number
-  /** Due times closer than this fire together (one timer callback for a burst of runs). */
+  /** Due times closer than this fire together (one timer callback for a burst of runs); at most the watcher's TICK_TOLERANCE_MS. */
   slackMs?: number
 }
 
@@ -30,7 +32,7 @@ export class DueQueue {
   private readonly slackMs: number
 
   constructor(private readonly opts: DueQueueOptions) {
-    this.slackMs = opts.slackMs ?? 5
+    this.slackMs = opts.slackMs ?? TICK_TOLERANCE_MS
   }
 
   /** Runs waiting (due or not). */
