@@ -6,6 +6,7 @@
  * DNS answers are made up (names under .runrelay.test, unknown to this machine's resolver).
  */
 import { createServer, type Server } from 'node:http'
+import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGuardedFetch, isOutboundUrlError } from '../../src/core/outbound.ts'
 import { cachedResolver, pinnedTransport } from '../../src/runtime/node/pinned-transport.ts'
@@ -15,7 +16,18 @@ let port = 0
 const hosts: string[] = []
 
 beforeAll(async () => {
-  server = createServer((req, res) => { hosts.push(req.headers.host ?? ''); res.end('{"ok":true}') })
+  server = createServer((req, res) => {
+    hosts.push(req.headers.host ?? '')
+    const path = req.url ?? '/'
+    if (path === '/gzip') { res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }); return res.end(gzipSync('{"zipped":true}')) }
+    if (path === '/empty') { res.writeHead(204); return res.end() }
+    if (path === '/moved') { res.writeHead(302, { location: '/elsewhere' }); return res.end() }
+    if (path === '/echo') { let body = ''; req.on('data', (c) => (body += c)); req.on('end', () => res.end(JSON.stringify({ method: req.method, body, type: req.headers['content-type'], agent: req.headers['user-agent'] }))); return }
+    if (path === '/hang') return // no answer at all
+    if (path === '/slow') { res.writeHead(200); res.write('{"partial":'); return } // never ends
+    if (path === '/big') { res.writeHead(200); const chunk = Buffer.alloc(64 * 1024, 'x'); let n = 0; const more = () => { while (n++ < 1_000) if (!res.write(chunk)) return res.once('drain', more); res.end() }; return more() }
+    res.end('{"ok":true}')
+  })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   port = (server.address() as { port: number }).port
 })
@@ -60,6 +72,44 @@ describe('pinned transport', () => {
       expect(hosts).toHaveLength(40)
       expect(calls).toBe(1)
     } finally { await t.close() }
+  })
+})
+
+describe('pinned transport: what the guard and the connectors rely on of fetch', () => {
+  const t = pinnedTransport({ allowPrivate: true })
+  afterAll(() => t.close())
+  const at = (path: string) => `http://127.0.0.1:${port}${path}`
+
+  it('sends the method, body and headers; decodes gzip; gives 204 no body; hands a redirect back unfollowed', async () => {
+    const echo = await (await t.fetch(at('/echo'), { method: 'POST', body: new TextEncoder().encode('{"a":1}').buffer, headers: new Headers({ 'content-type': 'application/json' }) })).json()
+    expect(echo).toEqual({ method: 'POST', body: '{"a":1}', type: 'application/json', agent: 'runrelay' })
+    expect(await (await t.fetch(at('/gzip'))).json()).toEqual({ zipped: true })
+    const empty = await t.fetch(at('/empty'))
+    expect([empty.status, empty.body]).toEqual([204, null])
+    const moved = await t.fetch(at('/moved'), { redirect: 'manual' })
+    expect([moved.status, moved.headers.get('location')]).toEqual([302, '/elsewhere'])
+  })
+
+  it('fails as fetch does: a refused connection is a TypeError, an abort is the signal\'s reason, before and during the body', async () => {
+    const refused = await t.fetch('http://127.0.0.1:1/').then(() => null, (e: unknown) => e)
+    expect(refused).toBeInstanceOf(TypeError)
+    const early = await t.fetch(at('/hang'), { signal: AbortSignal.timeout(50) }).then(() => null, (e: unknown) => e)
+    expect((early as Error).name).toBe('TimeoutError')
+    const ctrl = new AbortController()
+    const res = await t.fetch(at('/slow'), { signal: ctrl.signal })
+    const reader = res.body!.getReader()
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('{"partial":')
+    ctrl.abort(new DOMException('gone', 'TimeoutError'))
+    await expect(reader.read()).rejects.toBeTruthy()
+  })
+
+  it('streams a large answer and stops reading when the reader cancels', async () => {
+    const res = await t.fetch(at('/big'))
+    const reader = res.body!.getReader()
+    let read = 0
+    while (read < 1_000_000) read += (await reader.read()).value!.byteLength
+    await reader.cancel()
+    expect(read).toBeLessThan(64 * 1024 * 1_000)
   })
 })
 
