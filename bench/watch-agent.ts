@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'libsql'
+import { Agent } from 'undici'
 import { serveAgent } from './rpc.ts'
 
 let cpuMark = process.cpuUsage()
@@ -123,13 +124,15 @@ function rawRole() {
         ids.push(...await Promise.all(Array.from({ length: Math.min(100, runs - i) }, async () => ((await (await fetch(`${url}/jobs`, { method: 'POST', body: '{}' })).json()) as { id: string }).id)))
       }
       stopped = false
+      const agent = new Agent(), origin = new URL(url).origin
       ids.forEach((id, i) => {
         let seq = 0
         const poll = async () => {
           if (stopped) return
           const started = Date.now()
           try {
-            const body = await (await fetch(`${url}/jobs/${id}`)).json() as { progress: number; message: string }
+            // The GET as runrelay's Node transport sends it (undici's request on a keep-alive agent, pinned-transport.ts).
+            const body = await (await agent.request({ origin, path: `/jobs/${id}`, method: 'GET', headers: { accept: 'application/json' } })).body.json() as { progress: number; message: string }
             // ~300 bytes: the shape of a run.progress event row.
             const row = [id, ++seq, 'run.progress', JSON.stringify({ progress: body.progress, message: body.message, status: 'running', tags: ['bench'], workflow: 'wf_0123456789abcdef' }), started]
             if (mode === 'row') { begin.run(); insert.run(row); commit.run() } else { queue.push(row); if (!flushQueued) { flushQueued = true; setImmediate(flush) } }
