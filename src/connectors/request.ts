@@ -171,11 +171,15 @@ async function readBounded(res: Response, limit: number): Promise<string> {
     }
     chunks.push(step.value)
   }
+  if (chunks.length === 1) return UTF8.decode(chunks[0])
   const bytes = new Uint8Array(total)
   let at = 0
   for (const c of chunks) { bytes.set(c, at); at += c.byteLength }
-  return new TextDecoder().decode(bytes)
+  return UTF8.decode(bytes)
 }
+
+/** One decoder for every answer: `decode` without `stream` keeps no state between calls. */
+const UTF8 = new TextDecoder()
 
 /**
  * The whole body when it fits `limit` bytes, else a stream of the same bytes (those read so far,

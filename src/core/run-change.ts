@@ -32,7 +32,8 @@ export function applyChange<R extends RunRecord>(run: R, patch: RunPatch, events
   })
   // Undefined fields of the patch leave the column as it was (as an SQL update does).
   const next: R = { ...run }
-  for (const [k, v] of Object.entries(set)) if (v !== undefined) Object.assign(next, { [k]: v })
+  const into = next as Record<string, unknown>
+  for (const k of Object.keys(set)) { const v: unknown = set[k as keyof typeof set]; if (v !== undefined) into[k] = v }
   return { run: next, set, events: rows }
 }
 

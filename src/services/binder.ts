@@ -5,7 +5,7 @@ import type { SecretBox } from '../core/crypto.ts'
 import { instrumentFetch } from '../core/metrics.ts'
 import { withCredentials } from '../core/outbound.ts'
 import { fitDurations, MAX_SAMPLES, type DurationModel } from '../core/poll-planner.ts'
-import { noMetrics, noTracer, type BindConnector, type Clock, type Metrics, type Tracer } from '../core/ports.ts'
+import { noMetrics, noTracer, type BindConnector, type Clock, type ConnectorBinding, type Metrics, type Tracer } from '../core/ports.ts'
 import type { RequestBudget } from '../core/rate-budget.ts'
 import type { ConnectionRow, RunRow, Store } from '../db/store.ts'
 
@@ -27,6 +27,12 @@ export interface BinderDeps {
 
 /** How long a workflow's fitted duration model is reused before it is fitted again from newer runs. */
 const DURATION_MODEL_TTL_MS = 60_000
+/**
+ * Runs whose binding is kept between ticks (about 1 KB each), the least recently bound dropped
+ * first: building one each tick (a context, a fetch wrapper, an HMAC-signed callback URL) was
+ * ~6% of what a poll allocates (issue 26).
+ */
+const MAX_KEPT_BINDINGS = 10_000
 
 export interface Binder {
   /** A run's connector, context and poll policy. */
@@ -88,18 +94,30 @@ export function createBinder(deps: BinderDeps): Binder {
     return { connector, ctx }
   }
 
+  /** Each run's last binding and what it was built from (rows by version, the callback URL's inputs). */
+  const kept = new Map<string, { version: string; binding: ConnectorBinding }>()
+
   const bind: BindConnector = async (run: RunRow) => {
     const workflow = await deps.store.catalog.getWorkflow(run.tenantId, run.workflowId)
     if (!workflow) throw new Error(`workflow ${run.workflowId} of run ${run.id} is gone`)
     const connection = await deps.store.catalog.getConnection(run.tenantId, workflow.connectionId)
     if (!connection) throw new Error(`connection ${workflow.connectionId} of run ${run.id} is gone`)
-    const { connector, ctx } = await forConnection(connection)
-    const policy = pollPolicyOf(workflow, connector)
-    ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config, hasInputTemplate: workflow.inputTemplate !== null && workflow.inputTemplate !== undefined }
-    ctx.otherActiveRuns = async () => (await deps.store.runs.activeIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
-    ctx.callbackUrl = await callbackUrl(deps.secrets, typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl, run.id, callbackExpiry(run))
-    const durations = policy.adaptive && run.upstreamId ? await durationsOf(workflow.id) : undefined
-    return { connector, policy, ctx, durations, triggerRetry: workflow.triggerRetry === 'at_least_once' ? 'at_least_once' : 'at_most_once' }
+    const publicUrl = typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl
+    const version = `${workflow.id}@${workflow.updatedAt} ${connection.id}@${connection.updatedAt} ${callbackExpiry(run)} ${publicUrl}`
+    let binding = kept.get(run.id)?.version === version ? kept.get(run.id)!.binding : undefined
+    if (!binding) {
+      const { connector, ctx } = await forConnection(connection)
+      const policy = pollPolicyOf(workflow, connector)
+      ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config, hasInputTemplate: workflow.inputTemplate !== null && workflow.inputTemplate !== undefined }
+      ctx.otherActiveRuns = async () => (await deps.store.runs.activeIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
+      ctx.callbackUrl = await callbackUrl(deps.secrets, publicUrl, run.id, callbackExpiry(run))
+      binding = { connector, policy, ctx, triggerRetry: workflow.triggerRetry === 'at_least_once' ? 'at_least_once' : 'at_most_once' }
+    }
+    kept.delete(run.id)
+    kept.set(run.id, { version, binding })
+    if (kept.size > MAX_KEPT_BINDINGS) kept.delete(kept.keys().next().value!)
+    const durations = binding.policy.adaptive && run.upstreamId ? await durationsOf(workflow.id) : undefined
+    return durations ? { ...binding, durations } : binding
   }
   return { bind, forConnection }
 }
