@@ -62,7 +62,7 @@ function runUpdates(updates: RunUpdate[]): RawStatement[] {
     if (seen.has(u.id)) unique = false
     seen.add(u.id)
   }
-  const valueOf = (u: RunUpdate, k: string): unknown => Object.getOwnPropertyDescriptor(u.set, k)?.value
+  const valueOf = (u: RunUpdate, k: string): unknown => u.set[k as keyof RunRow]
   updates.forEach((u, i) => {
     const cols = Object.keys(u.set).filter((k) => valueOf(u, k) !== undefined)
     const key = unique ? cols.join(',') : String(i)
@@ -128,7 +128,7 @@ function runInsert(rows: RunRow[]): RawStatement {
   const args: unknown[] = []
   for (const r of rows) {
     for (const k of RUN_KEYS) {
-      const v: unknown = Object.getOwnPropertyDescriptor(r, k)?.value
+      const v: unknown = r[k as keyof RunRow]
       args.push(v === null || v === undefined ? null : RUN_COLUMNS[k]!.mapToDriverValue(v))
     }
   }

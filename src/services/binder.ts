@@ -103,14 +103,16 @@ export function createBinder(deps: BinderDeps): Binder {
     const connection = await deps.store.catalog.getConnection(run.tenantId, workflow.connectionId)
     if (!connection) throw new Error(`connection ${workflow.connectionId} of run ${run.id} is gone`)
     const publicUrl = typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl
-    const version = `${workflow.id}@${workflow.updatedAt} ${connection.id}@${connection.updatedAt} ${callbackExpiry(run)} ${publicUrl}`
-    let binding = kept.get(run.id)?.version === version ? kept.get(run.id)!.binding : undefined
+    const expiry = callbackExpiry(run)
+    const version = `${workflow.id}@${workflow.updatedAt} ${connection.id}@${connection.updatedAt} ${expiry} ${publicUrl}`
+    const last = kept.get(run.id)
+    let binding = last?.version === version ? last.binding : undefined
     if (!binding) {
       const { connector, ctx } = await forConnection(connection)
       const policy = pollPolicyOf(workflow, connector)
       ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config, hasInputTemplate: workflow.inputTemplate !== null && workflow.inputTemplate !== undefined }
       ctx.otherActiveRuns = async () => (await deps.store.runs.activeIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
-      ctx.callbackUrl = await callbackUrl(deps.secrets, publicUrl, run.id, callbackExpiry(run))
+      ctx.callbackUrl = await callbackUrl(deps.secrets, publicUrl, run.id, expiry)
       binding = { connector, policy, ctx, triggerRetry: workflow.triggerRetry === 'at_least_once' ? 'at_least_once' : 'at_most_once' }
     }
     kept.delete(run.id)

@@ -1,10 +1,10 @@
-import { lookup } from 'node:dns/promises'
 import { mkdirSync } from 'node:fs'
 import { parseConfig } from '../../config.ts'
 import { SecretBox } from '../../core/crypto.ts'
 import { errorJson } from '../../http/errors.ts'
 import { encryptionKey, logger, openEmbeddedStore } from '../local/embedded.ts'
 import { createLocalRuntime } from '../local/runtime.ts'
+import { systemResolve } from '../local/system-resolve.ts'
 import { runProgram, serving } from '../local/program.ts'
 import { nodeKeyFiles } from '../node/key-files.ts'
 import type { TopicPublisher } from './topics.ts'
@@ -53,7 +53,7 @@ export async function startBun(env: Record<string, string | undefined> = process
   const runtime = await createLocalRuntime({
     store, config, log, upgradeWebSocket: sockets.acceptor, eventLoopPrecisionMs: EVENT_LOOP_PRECISION_MS,
     secrets: await SecretBox.fromKey(await encryptionKey(config, nodeKeyFiles)),
-    resolveHost: async (host) => (await lookup(host.replace(/\.$/, ''), { all: true })).map((a) => a.address),
+    resolveHost: systemResolve,
   })
 
   const server = Bun.serve({

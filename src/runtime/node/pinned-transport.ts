@@ -1,10 +1,10 @@
-import { lookup } from 'node:dns/promises'
 import { isIPv6, type LookupFunction } from 'node:net'
 import type { Readable } from 'node:stream'
 import { constants, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { Agent, type Dispatcher } from 'undici'
 import { isPrivateAddress } from '../../core/addresses.ts'
 import { OutboundUrlError, isOutboundUrlError, type ResolveHost } from '../../core/outbound.ts'
+import { systemResolve } from '../local/system-resolve.ts'
 
 /**
  * How long a host name's answer is kept. `getaddrinfo` gives no TTL; 10 s is below the TTL of
@@ -15,9 +15,6 @@ import { OutboundUrlError, isOutboundUrlError, type ResolveHost } from '../../co
 export const DNS_ANSWER_MS = 10_000
 /** Names kept at most (the hosts of every tenant's connections and webhooks); the oldest go first. */
 const MAX_NAMES = 4_096
-
-/** The system resolver, as the guard wants it: every address of the name (A and AAAA). */
-export const systemResolve: ResolveHost = async (host) => (await lookup(host, { all: true })).map((a) => a.address)
 
 /**
  * `resolve` with its answers kept `ttlMs` per name, and one lookup in flight per name shared by
@@ -167,23 +164,20 @@ export function pinnedTransport(opts: { allowPrivate: boolean; resolve?: Resolve
   }
 
   const send = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const b = init?.body
+    const bytes = b === undefined || b === null ? undefined : typeof b === 'string' ? b : b instanceof ArrayBuffer ? new Uint8Array(b) : ArrayBuffer.isView(b) ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : null
     try {
-      const b = init?.body
-      const bytes = b === undefined || b === null ? undefined : typeof b === 'string' ? b : b instanceof ArrayBuffer ? new Uint8Array(b) : ArrayBuffer.isView(b) ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : null
-      if (input instanceof Request || bytes === null) return await viaFetch(input, init)
-      try {
-        return await viaRequest(input instanceof URL ? input : new URL(input), init, bytes)
-      } catch (err) {
-        if (isOutboundUrlError(err) || (err as Error)?.name === 'TimeoutError' || (err as Error)?.name === 'AbortError' || err instanceof TypeError) throw err
-        // As Node's fetch: a network failure is a TypeError whose cause says what failed.
-        throw new TypeError('fetch failed', { cause: err })
-      }
+      return input instanceof Request || bytes === null ? await viaFetch(input, init) : await viaRequest(input instanceof URL ? input : new URL(input), init, bytes)
     } catch (err) {
-      // A connection refused by pinnedLookup is the guard's refusal (certain: nothing was sent).
+      // A connection refused by pinnedLookup is the guard's refusal (certain: nothing was sent), bare or inside fetch's TypeError.
       const cause: unknown = err instanceof Error ? err.cause : undefined
       if (isOutboundUrlError(cause)) throw cause
-      throw err
+      const name = (err as Error)?.name
+      if (isOutboundUrlError(err) || err instanceof TypeError || name === 'TimeoutError' || name === 'AbortError') throw err
+      // As Node's fetch: a network failure is a TypeError whose cause says what failed.
+      throw new TypeError('fetch failed', { cause: err })
     }
   }
-  return { resolveHost, fetch: send as typeof fetch, close: () => agent.close() }
+  // Called once the runtime has stopped: nothing should be in flight, and a hung socket must not hold the exit.
+  return { resolveHost, fetch: send as typeof fetch, close: () => agent.destroy() }
 }
