@@ -1,5 +1,5 @@
 import { parseJson } from '../core/json.ts'
-import { isOutboundUrlError, settleResponse } from '../core/outbound.ts'
+import { HTTP_TOKEN, isOutboundUrlError, requestMethod, settleResponse } from '../core/outbound.ts'
 import { redactDeep, redactText } from '../core/redact.ts'
 import { isDotSegment, isSafeHeaderValue } from '../core/template.ts'
 import { DEFAULT_MAX_UPSTREAM_BODY_BYTES, secretValues, UpstreamError, type ConnectorContext } from './types.ts'
@@ -68,7 +68,7 @@ async function send<T>(ctx: UpstreamContext, url: string, req: UpstreamRequest):
   for (const [name, value] of Object.entries(headers)) {
     // fetch would refuse these itself, but as a TypeError that looks like a network failure; and
     // a line break in a value is how a header (or a whole request) is smuggled in.
-    if (!HEADER_NAME.test(name)) throw new UpstreamError({ message: `header name ${JSON.stringify(name.slice(0, 100))} is not a valid HTTP header name; nothing was sent`, code: 'invalid_header', transient: false })
+    if (!HTTP_TOKEN.test(name)) throw new UpstreamError({ message: `header name ${JSON.stringify(name.slice(0, 100))} is not a valid HTTP header name; nothing was sent`, code: 'invalid_header', transient: false })
     if (!isSafeHeaderValue(value)) throw new UpstreamError({ message: `the value of header ${name} holds a line break or another character that is not visible ASCII; nothing was sent`, code: 'invalid_header_value', transient: false })
   }
   let body: string | undefined
@@ -78,8 +78,9 @@ async function send<T>(ctx: UpstreamContext, url: string, req: UpstreamRequest):
   }
   const init: RequestInit = { method: req.method ?? (body === undefined ? 'GET' : 'POST'), headers, body }
   try {
-    // What fetch would refuse to build (a body on a GET, a bad method) is refused here, as certainly unsent.
-    new Request(url, init)
+    // What fetch would refuse to build (a body on a GET, a bad method) is refused here, as certainly
+    // unsent. The URL (confineUrl) and the headers (above) are checked already.
+    requestMethod(init.method, body !== undefined)
   } catch (err) {
     throw new UpstreamError({ message: `the request could not be built (${(err as Error)?.message ?? String(err)}); nothing was sent`, code: 'invalid_request', transient: false })
   }
@@ -129,9 +130,6 @@ async function send<T>(ctx: UpstreamContext, url: string, req: UpstreamRequest):
   return { status: res.status, headers: res.headers, body: parsed as T }
 }
 
-/** RFC 9110 token: the characters a header name may have. */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-
 /**
  * An answer's body as text, read while it streams and cut off past `limit` bytes: the reader is
  * cancelled (so is the connection) and nothing past the limit is buffered. A Content-Length
@@ -147,10 +145,21 @@ async function readBounded(res: Response, limit: number): Promise<string> {
     message: `upstream answer larger than ${limit} bytes (${read}); cut off unread (RUNRELAY_MAX_UPSTREAM_BODY_BYTES)`,
     code: 'upstream_answer_too_large', transient: true, status: res.status,
   })
+  const interrupted = (err: unknown) => new UpstreamError({ message: `upstream body interrupted: ${(err as Error)?.message ?? String(err)}`, code: 'upstream_network_error', transient: true, status: res.status })
   const declared = Number(res.headers.get('content-length') ?? NaN)
   if (Number.isFinite(declared) && declared > limit) {
     await res.body?.cancel().catch(() => {})
     throw tooLarge(`Content-Length ${declared}`)
+  }
+  const coding = res.headers.get('content-encoding')
+  if (Number.isFinite(declared) && (coding === null || coding.trim().toLowerCase() === 'identity')) {
+    // The declared length bounds the body (no coding to expand it): read whole, without a
+    // reader (Node's transport then builds no web stream at all, issue 26).
+    try {
+      return UTF8.decode(await res.arrayBuffer())
+    } catch (err) {
+      throw interrupted(err)
+    }
   }
   if (!res.body) return ''
   const reader = res.body.getReader()
@@ -161,7 +170,7 @@ async function readBounded(res: Response, limit: number): Promise<string> {
     try {
       step = await reader.read()
     } catch (err) {
-      throw new UpstreamError({ message: `upstream body interrupted: ${(err as Error)?.message ?? String(err)}`, code: 'upstream_network_error', transient: true, status: res.status })
+      throw interrupted(err)
     }
     if (step.done) break
     total += step.value.byteLength

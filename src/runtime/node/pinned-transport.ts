@@ -5,6 +5,7 @@ import { Agent, type Dispatcher } from 'undici'
 import { isPrivateAddress } from '../../core/addresses.ts'
 import { OutboundUrlError, isOutboundUrlError, type ResolveHost } from '../../core/outbound.ts'
 import { systemResolve } from '../local/system-resolve.ts'
+import { UpstreamAnswer } from './answer.ts'
 
 /**
  * How long a host name's answer is kept. `getaddrinfo` gives no TTL; 10 s is below the TTL of
@@ -84,30 +85,6 @@ function decoded(body: Readable, encoding: string | undefined): Readable {
 }
 
 /**
- * A Node stream as a web stream, paused while the reader is behind. Not `Readable.toWeb`: its
- * adapter enqueues a chunk still in flight after the reader cancels, and that throws where
- * nothing catches it (ERR_INVALID_STATE, an uncaught exception: upstream-bounds.test.ts).
- */
-function webStream(body: Readable): ReadableStream<Uint8Array> {
-  let settled = false
-  const settle = (end: () => void) => { if (!settled) { settled = true; end() } }
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      body.on('data', (chunk: Buffer) => {
-        if (settled) return
-        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-        if ((controller.desiredSize ?? 0) <= 0) body.pause()
-      })
-      body.once('end', () => settle(() => controller.close()))
-      body.once('error', (err) => settle(() => controller.error(err)))
-      body.once('close', () => settle(() => controller.error(new Error('the upstream body ended before it was complete'))))
-    },
-    pull() { body.resume() },
-    cancel() { settled = true; body.destroy() },
-  })
-}
-
-/**
  * Node's outbound transport (IP pinning). The guard (core/outbound.ts) checks a name's addresses
  * before each request; with the platform's fetch the connection then resolved the name again by
  * itself, so a DNS server answering a public address to the check and a private one to the
@@ -115,7 +92,7 @@ function webStream(body: Readable): ReadableStream<Uint8Array> {
  * sockets share one cached resolver, and each socket's address is checked again as it connects.
  *
  * The guard hands it a URL and bytes (or no body) and follows redirects itself, so a request
- * goes out through undici's `request` and its answer comes back as a standard `Response`: less
+ * goes out through undici's `request` and its answer comes back as a `Response` (answer.ts): less
  * than half the CPU of Node's `fetch` per request (131 against 294 µs for a poll-sized GET,
  * client and server together), which runs the whole Fetch algorithm again under the guard's.
  * Anything else (a `Request`, a streamed or form body) goes through Node's `fetch` on the same
@@ -158,9 +135,9 @@ export function pinnedTransport(opts: { allowPrivate: boolean; resolve?: Resolve
     if (NULL_BODY_STATUSES.has(status) || init?.method === 'HEAD') {
       // Nothing to read: drained, so the socket stays in the pool.
       stream.dump().catch(() => {})
-      return new Response(null, { status, headers: out })
+      return new UpstreamAnswer(url.href, status, out, null)
     }
-    return new Response(webStream(decoded(stream, out.get('content-encoding') ?? undefined)), { status, headers: out })
+    return new UpstreamAnswer(url.href, status, out, decoded(stream, out.get('content-encoding') ?? undefined))
   }
 
   const send = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
