@@ -304,7 +304,9 @@ export function createGuardedFetch(opts: GuardedFetchOptions): typeof fetch {
     const signal = anySignal(signals)
     try {
       signal?.throwIfAborted()
-      const response = await follow(input, init, isRequest, firstUrl, signal)
+      // Taken as fetch takes it, when called: the caller may reuse its buffer once this returns.
+      const plain = isRequest ? undefined : plainRequest(init)
+      const response = await follow(input, init, isRequest, firstUrl, signal, plain)
       // The deadline covers the body too: it ends when the caller says the response is read (settleResponse).
       if (deadline) {
         try { Object.defineProperty(response, SETTLE, { value: deadline.clear, configurable: true }) } catch { deadline.clear() }
@@ -316,7 +318,7 @@ export function createGuardedFetch(opts: GuardedFetchOptions): typeof fetch {
     }
   }
 
-  const follow = async (input: RequestInfo | URL, init: RequestInit | undefined, isRequest: boolean, firstUrl: string, signal: AbortSignal | undefined): Promise<Response> => {
+  const follow = async (input: RequestInfo | URL, init: RequestInit | undefined, isRequest: boolean, firstUrl: string, signal: AbortSignal | undefined, plain: ReturnType<typeof plainRequest>): Promise<Response> => {
 
     let url = await checkOutboundUrl(firstUrl, { allowPrivate: opts.allowPrivate, resolve: opts.resolve, signal })
 
@@ -325,7 +327,6 @@ export function createGuardedFetch(opts: GuardedFetchOptions): typeof fetch {
     let method: string
     let headers: Headers
     let body: ArrayBuffer | Uint8Array<ArrayBuffer> | string | null
-    const plain = isRequest ? undefined : plainRequest(init)
     if (plain) ({ method, headers, body } = plain)
     else {
       const first = isRequest ? (init ? new Request(input as Request, init) : (input as Request)) : new Request(url.href, init)

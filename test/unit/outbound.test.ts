@@ -286,6 +286,49 @@ describe('createGuardedFetch (injected fetch)', () => {
     expect(fake.calls.map((c) => c.url)).toEqual(['https://public.example/a', 'https://public.example/b', 'https://dual.example/c'])
   })
 
+  it('sends what a Request built from the same init would: method, headers, body bytes, and the same refusals', async () => {
+    // The guard normalises string and byte bodies itself (no Request per call); a Request is the oracle.
+    const sent: Array<{ method: string; headers: Record<string, string>; body: string | null }> = []
+    const raw = (async (_input: RequestInfo | URL, init?: RequestInit) => {
+      const b = init?.body
+      const body = b === null || b === undefined ? null : typeof b === 'string' ? b : new TextDecoder().decode(b as Uint8Array)
+      sent.push({ method: String(init?.method), headers: Object.fromEntries(new Headers(init?.headers)), body })
+      return new Response('ok')
+    }) as typeof fetch
+    const gf = createGuardedFetch({ allowPrivate: false, resolve, fetch: raw })
+    const url = 'https://public.example/x'
+    const bytes = new TextEncoder().encode('{"b":2}')
+    const inits: RequestInit[] = [
+      {}, { method: 'post', body: 'plain' }, { method: 'Put', body: '{"a":1}', headers: { 'Content-Type': 'application/json' } },
+      { method: 'patch', body: bytes }, { method: 'delete', body: bytes.buffer }, { method: 'OPTIONS' }, { method: 'purge' },
+      { method: 'POST', body: new Uint8Array(bytes.buffer, 1, 3), headers: [['x-a', 'one'], ['x-a', 'two']] },
+    ]
+    for (const init of inits) {
+      sent.length = 0
+      const expected = new Request(url, init)
+      await gf(url, init)
+      expect(sent[0], JSON.stringify(init)).toEqual({
+        method: expected.method,
+        headers: Object.fromEntries(expected.headers),
+        body: expected.body ? await expected.text() : null,
+      })
+    }
+    for (const init of [{ method: 'GET', body: 'x' }, { method: 'head', body: 'x' }, { method: 'TRACE' }, { method: 'connect' }, { method: 'bad method' }, { method: '' }]) {
+      expect(() => new Request(url, init), JSON.stringify(init)).toThrow(TypeError)
+      await expect(gf(url, init), JSON.stringify(init)).rejects.toBeInstanceOf(TypeError)
+    }
+  })
+
+  it('replays a byte body on 307 though the caller changed its buffer after the call', async () => {
+    const fake = fakeFetch({ 'https://public.example/307': redirect(307, '/done'), 'https://public.example/done': ok() })
+    const gf = createGuardedFetch({ allowPrivate: false, resolve, fetch: fake.fetch })
+    const body = new TextEncoder().encode('first')
+    const pending = gf('https://public.example/307', { method: 'POST', body })
+    body.set(new TextEncoder().encode('XXXXX'))
+    await pending
+    expect(fake.calls.map((c) => c.body)).toEqual(['first', 'first'])
+  })
+
   it('303 turns into GET without body; 307/308 keep method and body', async () => {
     const fake = fakeFetch({
       'https://public.example/303': redirect(303, '/done'),

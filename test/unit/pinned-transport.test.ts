@@ -24,6 +24,7 @@ beforeAll(async () => {
     if (path === '/moved') { res.writeHead(302, { location: '/elsewhere' }); return res.end() }
     if (path === '/echo') { let body = ''; req.on('data', (c) => (body += c)); req.on('end', () => res.end(JSON.stringify({ method: req.method, body, type: req.headers['content-type'], agent: req.headers['user-agent'] }))); return }
     if (path === '/hang') return // no answer at all
+    if (path === '/cut') { res.writeHead(200, { 'content-length': '100' }); res.write('{"partial":'); setTimeout(() => res.socket?.destroy(), 20); return }
     if (path === '/slow') { res.writeHead(200); res.write('{"partial":'); return } // never ends
     if (path === '/big') { res.writeHead(200); const chunk = Buffer.alloc(64 * 1024, 'x'); let n = 0; const more = () => { while (n++ < 1_000) if (!res.write(chunk)) return res.once('drain', more); res.end() }; return more() }
     res.end('{"ok":true}')
@@ -101,6 +102,22 @@ describe('pinned transport: what the guard and the connectors rely on of fetch',
     expect(new TextDecoder().decode((await reader.read()).value)).toBe('{"partial":')
     ctrl.abort(new DOMException('gone', 'TimeoutError'))
     await expect(reader.read()).rejects.toBeTruthy()
+  })
+
+  it('reads an answer whole as a Response would: once, or twice through clone; a cut body rejects', async () => {
+    const whole = await t.fetch(at('/jobs/1'))
+    expect([whole.ok, whole.bodyUsed, whole.url]).toEqual([true, false, at('/jobs/1')])
+    const copy = whole.clone()
+    expect(await whole.json()).toEqual({ ok: true })
+    expect(whole.bodyUsed).toBe(true)
+    await expect(whole.text()).rejects.toBeInstanceOf(TypeError)
+    expect(new TextDecoder().decode(await copy.arrayBuffer())).toBe('{"ok":true}')
+    // A body begun as a stream reads on as one.
+    const streamed = await t.fetch(at('/jobs/2'))
+    expect(await new Response(streamed.body).text()).toBe('{"ok":true}')
+    await expect(streamed.text()).rejects.toBeInstanceOf(TypeError)
+    const cut = await t.fetch(at('/cut'))
+    await expect(cut.text()).rejects.toBeTruthy()
   })
 
   it('streams a large answer and stops reading when the reader cancels', async () => {
