@@ -94,8 +94,8 @@ export function createBinder(deps: BinderDeps): Binder {
     return { connector, ctx }
   }
 
-  /** Each run's last binding and what it was built from (rows by version, the callback URL's inputs). */
-  const kept = new Map<string, { version: string; binding: ConnectorBinding }>()
+  /** Each run's last binding and what it was built from (the rows' versions, the callback URL's inputs). */
+  const kept = new Map<string, { workflowAt: number; connectionId: string; connectionAt: number; expiry: number; publicUrl: string; binding: ConnectorBinding }>()
 
   const bind: BindConnector = async (run: RunRow) => {
     const workflow = await deps.store.catalog.getWorkflow(run.tenantId, run.workflowId)
@@ -104,9 +104,9 @@ export function createBinder(deps: BinderDeps): Binder {
     if (!connection) throw new Error(`connection ${workflow.connectionId} of run ${run.id} is gone`)
     const publicUrl = typeof deps.publicUrl === 'function' ? deps.publicUrl() : deps.publicUrl
     const expiry = callbackExpiry(run)
-    const version = `${workflow.id}@${workflow.updatedAt} ${connection.id}@${connection.updatedAt} ${expiry} ${publicUrl}`
     const last = kept.get(run.id)
-    let binding = last?.version === version ? last.binding : undefined
+    let binding = last && last.workflowAt === workflow.updatedAt && last.connectionId === connection.id && last.connectionAt === connection.updatedAt
+      && last.expiry === expiry && last.publicUrl === publicUrl ? last.binding : undefined
     if (!binding) {
       const { connector, ctx } = await forConnection(connection)
       const policy = pollPolicyOf(workflow, connector)
@@ -114,10 +114,11 @@ export function createBinder(deps: BinderDeps): Binder {
       ctx.otherActiveRuns = async () => (await deps.store.runs.activeIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
       ctx.callbackUrl = await callbackUrl(deps.secrets, publicUrl, run.id, expiry)
       binding = { connector, policy, ctx, triggerRetry: workflow.triggerRetry === 'at_least_once' ? 'at_least_once' : 'at_most_once' }
+      // The first bound goes first (a run in flight is bound again as soon as it ticks).
+      kept.delete(run.id)
+      kept.set(run.id, { workflowAt: workflow.updatedAt, connectionId: connection.id, connectionAt: connection.updatedAt, expiry, publicUrl, binding })
+      if (kept.size > MAX_KEPT_BINDINGS) kept.delete(kept.keys().next().value!)
     }
-    kept.delete(run.id)
-    kept.set(run.id, { version, binding })
-    if (kept.size > MAX_KEPT_BINDINGS) kept.delete(kept.keys().next().value!)
     const durations = binding.policy.adaptive && run.upstreamId ? await durationsOf(workflow.id) : undefined
     return durations ? { ...binding, durations } : binding
   }

@@ -226,6 +226,34 @@ describe('webhook dispatcher (fake clock, real libSQL, real receiver)', () => {
     }
   })
 
+  it('with no endpoint enabled, ingest moves past the events without reading them; an endpoint enabled then gets the next ones', async () => {
+    const db = await tempDatabase()
+    try {
+      const clock = fakeClock(Date.parse('2027-01-01T00:00:00Z'))
+      const secrets = await SecretBox.fromKey(newEncryptionKey())
+      const { tenant, workflow } = await seedWorkflow(db.store, clock.now())
+      const dispatcher = new WebhookDispatcher({ store: db.store, secrets, clock, runBody, fetch: createGuardedFetch({ allowPrivate: true, timeoutMs: 5_000 }) })
+      let reads = 0
+      const eventsAfter = dispatcher.q.eventsAfter.bind(dispatcher.q)
+      dispatcher.q.eventsAfter = (...args) => { reads++; return eventsAfter(...args) }
+      await dispatcher.ingest()
+      const hosts = recordingHosts(db.store, clock)
+      const newRun = () => hosts.create({ id: newId('run'), tenantId: tenant.id, workflowId: workflow.id, status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: clock.now(), updatedAt: clock.now() }, { type: 'run.created', data: {} })
+      for (let i = 0; i < 30; i++) await newRun()
+      reads = 0
+      expect(await dispatcher.ingest()).toBe(0)
+      expect(reads, 'no event is read while no endpoint could want it').toBe(0)
+      expect(await db.store.webhooks.cursor('webhooks.event_cursor', async () => -1, clock.now())).toBe(await db.store.runs.maxEventId())
+      await db.store.webhooks.createEndpoint({ id: newId('whe'), tenantId: tenant.id, workflowId: null, url: 'http://127.0.0.1:9/none', description: null, filter: 'all', eventTypes: [], secret: await secrets.encrypt('whsec_' + Buffer.from('k'.repeat(24)).toString('base64')), enabled: true, createdAt: clock.now(), updatedAt: clock.now() })
+      await newRun()
+      await newRun()
+      expect(await dispatcher.ingest()).toBe(2)
+      expect(reads).toBe(1)
+    } finally {
+      db.close()
+    }
+  })
+
   it('disables an endpoint that has failed continuously for 5 days; deliveries survive a new dispatcher', async () => {
     const rx = await startReceiver()
     rx.script('/fail', [{ status: 500 }])
