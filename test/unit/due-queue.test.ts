@@ -66,3 +66,27 @@ describe('DueQueue', () => {
     q.stop()
   })
 })
+
+describe('DueQueue: a turn of the event loop', () => {
+  it('starts at most maxStartsPerTurn runs per turn, so I/O waiting behind a backlog is handled between them', async () => {
+    // Real timers: what matters is what runs between turns (an incoming request's callback).
+    const started: number[] = []
+    let turn = 0
+    const never = new Promise<void>(() => {})
+    const q = new DueQueue({ now: () => Date.now(), run: () => { started.push(turn); return never }, maxInFlight: 1_000, slackMs: 0, maxStartsPerTurn: 10 })
+    // Counts the turns of the loop: an immediate queued by an immediate runs in the next turn.
+    let counting = true
+    const count = () => { turn++; if (counting) setImmediate(count) }
+    setImmediate(count)
+    const turns = new Promise((r) => setTimeout(r, 50))
+    for (let i = 0; i < 45; i++) q.schedule(`run-${i}`, Date.now() - 1)
+    await turns
+    counting = false
+    q.stop()
+    expect(started).toHaveLength(45)
+    const perTurn = new Map<number, number>()
+    for (const t of started) perTurn.set(t, (perTurn.get(t) ?? 0) + 1)
+    expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(10)
+    expect(perTurn.size).toBeGreaterThanOrEqual(5)
+  })
+})

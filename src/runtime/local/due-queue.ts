@@ -1,4 +1,5 @@
 import { TICK_TOLERANCE_MS } from '../../core/watcher.ts'
+import { afterIo } from './next-turn.ts'
 
 /** Longest single timer (setTimeout's limit); a later due time re-arms on the way. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -11,7 +12,19 @@ export interface DueQueueOptions {
   maxInFlight: number
   /** Due times closer than this fire together (one timer callback for a burst of runs); at most the watcher's TICK_TOLERANCE_MS. */
   slackMs?: number
+  /** At most this many started per turn of the event loop (default MAX_STARTS_PER_TURN); the rest start in the next turns. */
+  maxStartsPerTurn?: number
 }
+
+/**
+ * Ticks started per turn of the event loop. When the runs due outrun the CPU, a slot freed was
+ * filled at once, so every turn handled as many answers as had come in (hundreds, ~100 ms of
+ * work) and an API request waited that long at each of its turns (a trigger takes ~6: its
+ * commits and its upstream requests). Starting at most this many per turn keeps a turn to a few
+ * ms of watcher work at ~300 µs a tick, whatever the backlog: the API does not queue behind
+ * the watchers (issue 26). Throughput is unchanged: turns get shorter, not fewer ticks done.
+ */
+export const MAX_STARTS_PER_TURN = 32
 
 /**
  * One timer for every run a process watches, instead of one per run: a due-time index (binary
@@ -30,9 +43,13 @@ export class DueQueue {
   private inFlight = 0
   private stopped = false
   private readonly slackMs: number
+  private readonly maxStartsPerTurn: number
+  /** Started in this turn of the loop; reset after its I/O (`afterIo`), which starts the next ones. */
+  private startedThisTurn = 0
 
   constructor(private readonly opts: DueQueueOptions) {
     this.slackMs = opts.slackMs ?? TICK_TOLERANCE_MS
+    this.maxStartsPerTurn = Math.max(1, opts.maxStartsPerTurn ?? MAX_STARTS_PER_TURN)
   }
 
   /** Runs waiting (due or not). */
@@ -87,7 +104,8 @@ export class DueQueue {
   }
 
   private arm(): void {
-    if (this.stopped || this.inFlight >= this.opts.maxInFlight) return
+    // At the turn's cap, the turn's end starts what is due next (see fire).
+    if (this.stopped || this.inFlight >= this.opts.maxInFlight || this.startedThisTurn >= this.maxStartsPerTurn) return
     const first = this.heap[0]
     if (!first) { clearTimeout(this.timer); this.timer = undefined; this.timerAt = Infinity; return }
     // A timer armed for no later than the earliest due time (within the slack) stays.
@@ -99,11 +117,12 @@ export class DueQueue {
 
   private fire(): void {
     const limit = this.opts.now() + this.slackMs
-    while (!this.stopped && this.inFlight < this.opts.maxInFlight && this.heap.length && this.heap[0]!.at <= limit) {
+    while (!this.stopped && this.inFlight < this.opts.maxInFlight && this.startedThisTurn < this.maxStartsPerTurn && this.heap.length && this.heap[0]!.at <= limit) {
       const e = this.heap[0]!
       this.entries.delete(e.key)
       this.removeAt(0)
       this.inFlight++
+      if (this.startedThisTurn++ === 0) afterIo(() => { this.startedThisTurn = 0; this.fire() })
       let p: Promise<unknown>
       try { p = this.opts.run(e.key) } catch (err) { p = Promise.reject(err) }
       p.catch(() => {}).finally(() => {

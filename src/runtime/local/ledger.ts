@@ -2,10 +2,10 @@ import type { NewEvent, RunEvent } from '../../core/domain.ts'
 import { countCommitted } from '../../core/metrics.ts'
 import { noMetrics, noTracer, type Metrics, type Publisher, type RunLedger, type SpanParent, type Tracer } from '../../core/ports.ts'
 import type { PreparedWrite, RunPatch, RunRow, Store } from '../../db/store.ts'
+import { afterIo } from './next-turn.ts'
 
 /** Most writes committed in one transaction. */
 const MAX_GROUP = 256
-const defer: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => { setImmediate(fn) } : (fn) => { setTimeout(fn, 0) }
 
 /**
  * Rows kept for runs this process does not hold (a command's write of another process's run,
@@ -179,7 +179,7 @@ export class LocalLedger implements RunLedger {
         // in it share the first group. The SQLite driver writes synchronously, so nothing can
         // queue while a group is written: without this wait, only writes of the same microtask
         // run would ever share a commit.
-        defer(() => void this.flush())
+        afterIo(() => void this.flush())
       }
     }))
   }
