@@ -259,10 +259,10 @@ export function joinUrl(base: string, path: string): string {
  */
 export function confineUrl(baseUrl: string, url: string): string {
   const refuse = (why: string) => new UpstreamError({ message: `the request URL leaves the connection's base URL (${why}); nothing was sent`, code: 'url_outside_base', transient: false })
-  let base: URL
+  let base: ParsedBase
   let target: URL
   try {
-    base = new URL(baseUrl)
+    base = parsedBase(baseUrl)
     target = new URL(url)
   } catch {
     throw new UpstreamError({ message: 'the request URL is not a valid URL; nothing was sent', code: 'invalid_url', transient: false })
@@ -271,7 +271,23 @@ export function confineUrl(baseUrl: string, url: string): string {
   if (rawPath.split(/[/\\]/).some(isDotSegment)) throw refuse('a . or .. path segment')
   if (target.protocol !== base.protocol || target.host !== base.host) throw refuse(`${target.protocol}//${target.host} is not ${base.protocol}//${base.host}`)
   if (target.username || target.password) throw refuse('user info')
-  const basePath = base.pathname.replace(/\/+$/, '')
+  const { basePath } = base
   if (basePath && target.pathname !== basePath && !target.pathname.startsWith(`${basePath}/`)) throw refuse(`the path is not under ${basePath}`)
   return target.href
+}
+
+interface ParsedBase { protocol: string; host: string; basePath: string }
+/** Connections' base URLs as parsed (a few per tenant, asked on every request); emptied when full. */
+const parsedBases = new Map<string, ParsedBase>()
+const MAX_PARSED_BASES = 1_024
+
+function parsedBase(baseUrl: string): ParsedBase {
+  let parsed = parsedBases.get(baseUrl)
+  if (!parsed) {
+    const base = new URL(baseUrl)
+    parsed = { protocol: base.protocol, host: base.host, basePath: base.pathname.replace(/\/+$/, '') }
+    if (parsedBases.size >= MAX_PARSED_BASES) parsedBases.clear()
+    parsedBases.set(baseUrl, parsed)
+  }
+  return parsed
 }

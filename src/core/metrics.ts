@@ -1,5 +1,5 @@
 import { isTerminal, type RunEvent } from './domain.ts'
-import type { Metrics, Tracer } from './ports.ts'
+import { noTracer, type Metrics, type SpanHandle, type Tracer } from './ports.ts'
 
 /**
  * Every metric runrelay reports: the single list the runtime's registry is built from and the
@@ -44,27 +44,30 @@ export function countCommitted(metrics: Metrics, events: readonly RunEvent[]): v
  * `runrelay.upstream` span with the method and host only: URLs can carry credentials).
  */
 export function instrumentFetch(f: typeof fetch, provider: string, metrics: Metrics, tracer: Tracer): typeof fetch {
+  const measured = async (input: RequestInfo | URL, init: RequestInit | undefined, span: SpanHandle | undefined): Promise<Response> => {
+    const started = performance.now()
+    let status = 'network_error'
+    try {
+      const res = await f(input, init)
+      status = String(res.status)
+      span?.set('http.response.status_code', res.status)
+      return res
+    } catch (err) {
+      const name = (err as Error)?.name
+      if (name === 'TimeoutError' || name === 'AbortError') status = 'timeout'
+      throw err
+    } finally {
+      metrics.inc('runrelay_upstream_requests_total', { provider, status })
+      metrics.observe('runrelay_upstream_request_duration_seconds', { provider }, (performance.now() - started) / 1000)
+    }
+  }
+  // Without tracing, no span's attributes (a URL parsed per request) are built for nothing.
+  if (tracer === noTracer) return (input, init) => measured(input, init, undefined)
   return (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url
     const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase()
     let host = ''
     try { host = new URL(url).host } catch { /* the fetch itself reports a bad URL */ }
-    return tracer.span('runrelay.upstream', { 'runrelay.provider': provider, 'http.request.method': method, 'server.address': host }, async (span) => {
-      const started = performance.now()
-      let status = 'network_error'
-      try {
-        const res = await f(input, init)
-        status = String(res.status)
-        span?.set('http.response.status_code', res.status)
-        return res
-      } catch (err) {
-        const name = (err as Error)?.name
-        if (name === 'TimeoutError' || name === 'AbortError') status = 'timeout'
-        throw err
-      } finally {
-        metrics.inc('runrelay_upstream_requests_total', { provider, status })
-        metrics.observe('runrelay_upstream_request_duration_seconds', { provider }, (performance.now() - started) / 1000)
-      }
-    })
+    return tracer.span('runrelay.upstream', { 'runrelay.provider': provider, 'http.request.method': method, 'server.address': host }, (span) => measured(input, init, span))
   }
 }

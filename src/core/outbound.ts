@@ -338,7 +338,8 @@ export function createGuardedFetch(opts: GuardedFetchOptions): typeof fetch {
     const secrets = credentialsOf(init)
 
     for (let hop = 0; ; hop++) {
-      const response = await baseFetch(url.href, {
+      // The URL as checked, not its text: the transport need not parse it again.
+      const response = await baseFetch(url, {
         ...passthrough,
         method,
         headers,
