@@ -197,7 +197,10 @@ function plainRequest(init: RequestInit | undefined): { method: string; headers:
   else if (typeof given === 'string') body = given
   // Copied, as a Request copies: the caller may reuse its buffer while a redirect replays this one.
   else if (given instanceof ArrayBuffer) body = new Uint8Array(given.slice(0))
-  else if (ArrayBuffer.isView(given)) body = new Uint8Array(given.buffer.slice(given.byteOffset, given.byteOffset + given.byteLength))
+  else if (ArrayBuffer.isView(given)) {
+    body = new Uint8Array(given.byteLength)
+    body.set(new Uint8Array(given.buffer, given.byteOffset, given.byteLength))
+  }
   else return undefined
   const method = requestMethod(init?.method, body !== null)
   const headers = new Headers(init?.headers)
