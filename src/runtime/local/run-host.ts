@@ -54,6 +54,9 @@ export class LocalRunHost implements RunHosts {
   private readonly inFlight = new Set<Promise<unknown>>()
   /** Runs this process holds, by fencing token. */
   private readonly held = new Map<string, number>()
+  /** When each held run was taken (a count of takes): a renewal only speaks for runs taken before it began. */
+  private readonly takenAt = new Map<string, number>()
+  private takes = 0
   /** Runs whose tick is running now (a held run is either here or in the due queue: the invariant the lease pass checks). */
   private readonly ticking = new Set<string>()
   /** Consecutive failed ticks per run (store faults), for the retry backoff. */
@@ -149,6 +152,7 @@ export class LocalRunHost implements RunHosts {
 
   private take(runId: string, token: number): void {
     this.held.set(runId, token)
+    this.takenAt.set(runId, ++this.takes)
     this.ledger.hold(runId, token)
   }
 
@@ -156,6 +160,7 @@ export class LocalRunHost implements RunHosts {
   private drop(runId: string, lost: boolean): void {
     this.due.cancel(runId)
     this.held.delete(runId)
+    this.takenAt.delete(runId)
     this.failures.delete(runId)
     this.ledger.release(runId)
     if (lost) this.log('lease lost: run taken over by another process, stopped watching it here', { runId })
@@ -214,11 +219,14 @@ export class LocalRunHost implements RunHosts {
     const started = this.now()
     try {
       if (started - this.lastRenewAt >= ttlMs / 3) {
+        const takesBefore = this.takes
         const kept = await this.store.leases.renew(owner, started, started + ttlMs)
         this.lastRenewAt = started
         this.validUntil = started + ttlMs
         const still = new Map(kept.map((r) => [r.id, r.token]))
-        for (const [id, token] of [...this.held]) if (still.get(id) !== token) this.drop(id, true)
+        // A run created or claimed while the renewal was on its way may have committed after it:
+        // its absence says nothing (it was dropped as lost, and an answer in flight with it).
+        for (const [id, token] of [...this.held]) if (still.get(id) !== token && (this.takenAt.get(id) ?? 0) <= takesBefore) this.drop(id, true)
         // Rows under our name that this process does not hold (a create or claim whose answer was
         // lost to a fault, though it committed): the renewal just kept them from anyone else, so
         // watch them here, or they would be renewed for ever and never ticked.

@@ -1,0 +1,79 @@
+/**
+ * The lease pass's renewal against a run created while it is on its way (found by
+ * db-faults.test.ts after a database restart: a run created just then ended
+ * `trigger_outcome_unknown`). The renewal's UPDATE ran before the create committed, so its
+ * answer lacks the new run; the pass took that absence for a lost lease and stopped watching
+ * the run, its trigger in flight. Real store, ledger, watcher and run host; the renewal is held
+ * between its statement and its answer, as a slow database holds it.
+ */
+import { rmSync } from 'node:fs'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { Connector } from '../../src/connectors/types.ts'
+import { PollPolicy } from '../../src/core/domain.ts'
+import { Watcher } from '../../src/core/watcher.ts'
+import type { Store } from '../../src/db/store.ts'
+import { LocalHub } from '../../src/runtime/local/hub.ts'
+import { LocalLedger } from '../../src/runtime/local/ledger.ts'
+import { LocalRunHost } from '../../src/runtime/local/run-host.ts'
+import { CREATED, migratedStore, queuedRun } from '../helpers/store.ts'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const TTL_MS = 600
+
+describe('lease renewal racing a create', () => {
+  let dir: string
+  let store: Store
+  let host: LocalRunHost
+  const triggers: string[] = []
+
+  beforeEach(async () => {
+    ;({ dir, store } = await migratedStore('lease-renew-race'))
+    triggers.length = 0
+    const connector: Connector = {
+      provider: 'fake',
+      connectionConfig: PollPolicy as any, credentials: PollPolicy as any, workflowConfig: PollPolicy as any,
+      async trigger(_ctx, req) { triggers.push(req.runId); await sleep(50); return { upstreamId: `up-${req.runId}`, status: 'running' } },
+      async poll() { return { status: 'completed', result: { ok: true } } },
+    }
+    const policy = PollPolicy.parse({ firstIntervalMs: 100, maxIntervalMs: 100, deadlineMs: 600_000 })
+    const ledger = new LocalLedger(store, new LocalHub(), () => Date.now())
+    const watcher = new Watcher({
+      ledger, clock: { now: () => Date.now() }, random: () => 0,
+      bind: async () => ({ connector, policy, ctx: { fetch, connection: {} as any, workflow: {} as any, callbackUrl: '', now: () => Date.now(), cache: new Map() } }),
+    })
+    host = new LocalRunHost(store, ledger, watcher, () => Date.now(), () => {}, { owner: 'p1', ttlMs: TTL_MS })
+    await host.resumeAll()
+  })
+  afterEach(async () => {
+    await host.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a run created while a renewal is on its way stays watched, and is triggered once and completes', async () => {
+    // The next renewal runs its statement, then waits until the run below is created and held.
+    let entered!: () => void
+    const renewing = new Promise<void>((r) => { entered = r })
+    let release!: () => void
+    const gate = new Promise<void>((r) => { release = r })
+    const renew = store.leases.renew.bind(store.leases)
+    let held = false
+    store.leases.renew = async (...args) => {
+      const kept = await renew(...args)
+      if (!held) { held = true; entered(); await gate }
+      return kept
+    }
+    await renewing
+    const run = await host.create(queuedRun('run_race', Date.now(), { nextTickAt: Date.now() }), CREATED)
+    expect(host.heldRuns).toBe(1)
+    release()
+    await sleep(100)
+    expect(host.heldRuns, 'the renewal that began before the create did not drop the run').toBe(1)
+    for (let i = 0; i < 60; i++) {
+      if ((await store.runs.getById(run.id))?.finishedAt) break
+      await sleep(50)
+    }
+    const stored = await store.runs.getById(run.id)
+    expect({ status: stored?.status, error: stored?.error?.code }).toEqual({ status: 'completed', error: undefined })
+    expect(triggers).toEqual([run.id])
+  })
+})
