@@ -94,7 +94,11 @@ describe('run host: bounded ticks in flight', () => {
     }
     await sleep(300)
     expect(host.heldRuns).toBe(2)
-    expect(host.backlog()).toEqual({ due: 0, lagMs: 0 })
+    // Nothing waits for a slot any more. A run may be due this very ms, its timer not yet run
+    // (a loaded machine widens that window): the backlog is sampled until it reads empty.
+    let backlog = host.backlog()
+    for (let i = 0; i < 100 && backlog.due > 0; i++) { await sleep(10); backlog = host.backlog() }
+    expect(backlog).toEqual({ due: 0, lagMs: 0 })
     expect(host.repairs).toBe(0)
   }, 15_000)
 })
