@@ -28,8 +28,8 @@ export interface BinderDeps {
 /** How long a workflow's fitted duration model is reused before it is fitted again from newer runs. */
 const DURATION_MODEL_TTL_MS = 60_000
 /**
- * Runs whose binding is kept between ticks (about 1 KB each), the least recently bound dropped
- * first: building one each tick (a context, a fetch wrapper, an HMAC-signed callback URL) was
+ * Runs whose binding is kept between ticks (about 1 KB each), the first built dropped first (a
+ * run in flight is bound again as soon as it ticks): building one each tick (a context, a fetch wrapper, an HMAC-signed callback URL) was
  * ~6% of what a poll allocates (issue 26).
  */
 const MAX_KEPT_BINDINGS = 10_000
@@ -114,7 +114,6 @@ export function createBinder(deps: BinderDeps): Binder {
       ctx.otherActiveRuns = async () => (await deps.store.runs.activeIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
       ctx.callbackUrl = await callbackUrl(deps.secrets, publicUrl, run.id, expiry)
       binding = { connector, policy, ctx, triggerRetry: workflow.triggerRetry === 'at_least_once' ? 'at_least_once' : 'at_most_once' }
-      // The first bound goes first (a run in flight is bound again as soon as it ticks).
       kept.delete(run.id)
       kept.set(run.id, { workflowAt: workflow.updatedAt, connectionId: connection.id, connectionAt: connection.updatedAt, expiry, publicUrl, binding })
       if (kept.size > MAX_KEPT_BINDINGS) kept.delete(kept.keys().next().value!)

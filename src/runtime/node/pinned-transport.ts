@@ -115,7 +115,9 @@ export function pinnedTransport(opts: { allowPrivate: boolean; resolve?: Resolve
   const viaRequest = async (url: URL, init: RequestInit | undefined, body: Uint8Array | string | undefined): Promise<Response> => {
     const signal = init?.signal ?? undefined
     const headers: Record<string, string> = { ...DEFAULT_HEADERS }
-    new Headers(init?.headers).forEach((value, name) => { headers[name] = value })
+    // The guard hands a Headers already: copied once into undici's plain record, not twice.
+    const given = init?.headers instanceof Headers ? init.headers : new Headers(init?.headers)
+    given.forEach((value, name) => { headers[name] = value })
     let answer: Dispatcher.ResponseData
     try {
       answer = await agent.request({ origin: url.origin, path: url.pathname + url.search, method: (init?.method ?? 'GET') as Dispatcher.HttpMethod, headers, body, signal })
@@ -124,7 +126,7 @@ export function pinnedTransport(opts: { allowPrivate: boolean; resolve?: Resolve
       throw err
     }
     const { statusCode: status, headers: raw, body: stream } = answer
-    // Errors reach the reader through the web stream (below); this listener keeps a late one (an abort, a reset) from being uncaught.
+    // Errors reach the reader through the answer's body (answer.ts); this listener keeps a late one (an abort, a reset) from being uncaught.
     stream.on('error', () => {})
     if (status < 200 || status > 599) {
       stream.destroy()
