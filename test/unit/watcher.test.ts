@@ -94,6 +94,23 @@ describe('watcher (real store, fake upstream connector, injected clock)', () => 
     expect((await run()).upstreamStatus).toBe('RUNNING')
   })
 
+  it('a scheduled run is never triggered before its time, even by a tick a few ms early', async () => {
+    // The real clock: the host's timers start a burst of due runs up to TICK_TOLERANCE_MS early.
+    clock.now = () => Date.now()
+    let sentAt = 0
+    connector.trigger = async () => { sentAt = Date.now(); return { upstreamId: 'up-2' } }
+    for (let i = 0; i < 5; i++) {
+      const id = `run_s${i}`, at = Date.now() + 4
+      await store.runs.create(queuedRun(id, Date.now(), { status: 'scheduled', scheduledAt: at, nextTickAt: at, deadlineAt: at + 60_000 }), CREATED)
+      await watcher.tick(id)
+      const row = (await store.runs.getById(id))!
+      expect(row.upstreamId).toBe('up-2')
+      // Both the request and the time stored for it (trigger_attempted_at) are at or after the time asked.
+      expect(row.triggerAttemptedAt).toBeGreaterThanOrEqual(at)
+      expect(sentAt).toBeGreaterThanOrEqual(at)
+    }
+  })
+
   it('with a learned duration model, skips ahead early and polls every first interval where runs usually end', async () => {
     // Twenty earlier runs took 20–40 s: nothing is likely to change in the first seconds.
     durations = fitDurations(Array.from({ length: 20 }, (_, i) => 20_000 + i * 1_000))
