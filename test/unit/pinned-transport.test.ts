@@ -6,7 +6,7 @@
  * DNS answers are made up (names under .runrelay.test, unknown to this machine's resolver).
  */
 import { createServer, type Server } from 'node:http'
-import { gzipSync } from 'node:zlib'
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGuardedFetch, isOutboundUrlError } from '../../src/core/outbound.ts'
 import { cachedResolver, pinnedTransport } from '../../src/runtime/node/pinned-transport.ts'
@@ -19,6 +19,14 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     hosts.push(req.headers.host ?? '')
     const path = req.url ?? '/'
+    if (path.startsWith('/coded/')) {
+      // Codings applied in the order the header lists them (an unknown one is only named).
+      const codings = decodeURIComponent(path.slice('/coded/'.length))
+      const apply = { gzip: gzipSync, deflate: deflateSync, br: brotliCompressSync } as Record<string, (b: Buffer) => Buffer>
+      const body = codings.split(',').map((c) => c.trim()).reduce<Buffer>((b, c) => apply[c]?.(b) ?? b, Buffer.from('{"layers":"undone"}'))
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': codings })
+      return res.end(body)
+    }
     if (path === '/gzip') { res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }); return res.end(gzipSync('{"zipped":true}')) }
     if (path === '/empty') { res.writeHead(204); return res.end() }
     if (path === '/moved') { res.writeHead(302, { location: '/elsewhere' }); return res.end() }
@@ -89,6 +97,17 @@ describe('pinned transport: what the guard and the connectors rely on of fetch',
     expect([empty.status, empty.body]).toEqual([204, null])
     const moved = await t.fetch(at('/moved'), { redirect: 'manual' })
     expect([moved.status, moved.headers.get('location')]).toEqual([302, '/elsewhere'])
+  })
+
+  it('undoes several content codings in turn, as Node\'s fetch does, and refuses more than five', async () => {
+    for (const codings of ['gzip, br', 'deflate,gzip', 'br, gzip, deflate', 'gzip, x-unknown']) {
+      const url = at(`/coded/${encodeURIComponent(codings)}`)
+      const ours = await t.fetch(url), node = await fetch(url)
+      expect(Buffer.from(await ours.arrayBuffer()), codings).toEqual(Buffer.from(await node.arrayBuffer()))
+    }
+    expect(await (await t.fetch(at(`/coded/${encodeURIComponent('gzip, br')}`))).json()).toEqual({ layers: 'undone' })
+    const six = await t.fetch(at(`/coded/${encodeURIComponent('gzip,gzip,gzip,gzip,gzip,gzip')}`)).then(() => null, (e: unknown) => e)
+    expect(six).toBeInstanceOf(TypeError)
   })
 
   it('fails as fetch does: a refused connection is a TypeError, an abort is the signal\'s reason, before and during the body', async () => {

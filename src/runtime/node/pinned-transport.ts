@@ -1,5 +1,5 @@
 import { isIPv6, type LookupFunction } from 'node:net'
-import type { Readable } from 'node:stream'
+import type { Readable, Transform } from 'node:stream'
 import { constants, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { Agent, type Dispatcher } from 'undici'
 import { isPrivateAddress } from '../../core/addresses.ts'
@@ -71,17 +71,36 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304])
 /** Sent when the caller sets none, as Node's fetch does (it decodes what comes back; so does `decoded`). */
 const DEFAULT_HEADERS = { 'accept': '*/*', 'accept-encoding': 'gzip, deflate, br', 'user-agent': 'runrelay' }
 
-/** The body decoded per its Content-Encoding (one coding; an unknown one passes as it is, as with fetch). */
+/** Content codings decoded in a row at most: more is refused (a decompression chain is work an upstream makes us do), as Node's fetch does. */
+const MAX_CODINGS = 5
+
+/**
+ * The body decoded per its Content-Encoding, as Node's fetch does: codings listed in the order
+ * they were applied, so undone last first; a list with a coding not known here passes as it is.
+ */
 function decoded(body: Readable, encoding: string | undefined): Readable {
-  const coding = encoding?.trim().toLowerCase()
+  const codings = encoding ? encoding.toLowerCase().split(',').map((c) => c.trim()) : []
+  if (codings.length > MAX_CODINGS) {
+    body.destroy()
+    throw new TypeError(`upstream answered with ${codings.length} content codings (at most ${MAX_CODINGS} are decoded)`)
+  }
   // Lenient on a truncated end, as Node's fetch is.
   const flush = { flush: constants.Z_SYNC_FLUSH, finishFlush: constants.Z_SYNC_FLUSH }
-  const z = coding === 'gzip' || coding === 'x-gzip' ? createGunzip(flush) : coding === 'deflate' ? createInflate(flush)
-    : coding === 'br' ? createBrotliDecompress({ flush: constants.BROTLI_OPERATION_FLUSH, finishFlush: constants.BROTLI_OPERATION_FLUSH }) : undefined
-  if (!z) return body
-  body.on('error', (err) => z.destroy(err))
-  z.on('close', () => body.destroy())
-  return body.pipe(z)
+  const decoders: Transform[] = []
+  for (const coding of codings.reverse()) {
+    const z = coding === 'gzip' || coding === 'x-gzip' ? createGunzip(flush) : coding === 'deflate' ? createInflate(flush)
+      : coding === 'br' ? createBrotliDecompress({ flush: constants.BROTLI_OPERATION_FLUSH, finishFlush: constants.BROTLI_OPERATION_FLUSH }) : undefined
+    if (!z) return body
+    decoders.push(z)
+  }
+  let out = body
+  for (const z of decoders) {
+    const from = out
+    from.on('error', (err) => z.destroy(err))
+    z.on('close', () => from.destroy())
+    out = from.pipe(z)
+  }
+  return out
 }
 
 /**
