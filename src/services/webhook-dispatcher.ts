@@ -134,16 +134,21 @@ export class WebhookDispatcher {
     // highest id is read before the endpoints, so an endpoint enabled meanwhile misses none of
     // its events). Reading every event to match none was ~1 read row per poll (issue 26).
     const highest = await this.q.maxEventId()
-    if (highest > cursor && (await this.q.enabledEndpoints()).length === 0) {
+    if (highest <= cursor) return this.scanned(latest, cursor)
+    let endpoints = await this.q.enabledEndpoints()
+    if (endpoints.length === 0) {
       await this.q.advanceCursor(CURSOR_KEY, highest, now)
-      if (latest !== undefined) this.scannedThrough = Math.min(latest, highest)
-      return 0
+      return this.scanned(latest, highest)
     }
+    // The endpoints are matched against events committed before they were read: those up to
+    // `current` (an endpoint enabled later misses none of its events); later ones read them again.
+    let current = highest
     let created = 0
     for (let round = 0; round < 20; round++) {
       const evs = await this.q.eventsAfter(cursor, this.batch)
       if (evs.length === 0) break
-      const endpoints = await this.q.enabledEndpoints()
+      const last = evs[evs.length - 1]!.id
+      if (last > current) { endpoints = await this.q.enabledEndpoints(); current = last }
       const matches = endpoints.length ? evs.flatMap((ev) => endpoints.filter((e) => wants(e, ev)).map((e) => ({ ev, e }))) : []
       if (matches.length) {
         const runs = new Map((await this.q.runsByIds([...new Set(matches.map((m) => m.ev.runId))])).map((r) => [r.id, r]))
@@ -153,12 +158,16 @@ export class WebhookDispatcher {
           nextAttemptAt: now + this.retrySchedule[0]!, createdAt: now, updatedAt: now,
         })))
       }
-      cursor = evs[evs.length - 1]!.id
+      cursor = last
       await this.q.advanceCursor(CURSOR_KEY, cursor, now)
       if (evs.length < this.batch) break
     }
-    // Read before the scan: an event committed during it is past this and is scanned next time.
-    if (latest !== undefined) this.scannedThrough = Math.min(latest, cursor)
+    return this.scanned(latest, cursor, created)
+  }
+
+  /** `latest` was read before the scan: an event committed during it is past this and is scanned next time. */
+  private scanned(latest: number | undefined, through: number, created = 0): number {
+    if (latest !== undefined) this.scannedThrough = Math.min(latest, through)
     return created
   }
 

@@ -5,6 +5,7 @@ import { Webhook } from 'standardwebhooks'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newEncryptionKey, newId, SecretBox } from '../../src/core/crypto.ts'
 import { createGuardedFetch } from '../../src/core/outbound.ts'
+import type { Store } from '../../src/db/store.ts'
 import { WebhookDispatcher } from '../../src/services/webhook-dispatcher.ts'
 import { runBody } from '../../src/http/serialize.ts'
 import { fakeClock, recordingHosts, seedWorkflow, tempDatabase } from '../helpers/jobs.ts'
@@ -191,31 +192,43 @@ describe('outbound webhooks: private networks refused by default', () => {
 })
 
 describe('webhook dispatcher (fake clock, real libSQL, real receiver)', () => {
-  it('given the event tail\'s position, ingest reads only once it moved, and every 10th pass regardless', async () => {
+  /** A database with one workflow, a dispatcher over it (made by `make`), and counters of its reads. */
+  async function dispatcherOver(make: (deps: { store: Store; secrets: SecretBox; clock: ReturnType<typeof fakeClock> }) => WebhookDispatcher) {
     const db = await tempDatabase()
+    const clock = fakeClock(Date.parse('2027-01-01T00:00:00Z'))
+    const secrets = await SecretBox.fromKey(newEncryptionKey())
+    const { tenant, workflow } = await seedWorkflow(db.store, clock.now())
+    const reads = { events: 0, endpoints: 0 }
+    const count = (d: WebhookDispatcher) => {
+      const eventsAfter = d.q.eventsAfter.bind(d.q), enabledEndpoints = d.q.enabledEndpoints.bind(d.q)
+      d.q.eventsAfter = (...args) => { reads.events++; return eventsAfter(...args) }
+      d.q.enabledEndpoints = () => { reads.endpoints++; return enabledEndpoints() }
+      return d
+    }
+    const hosts = recordingHosts(db.store, clock)
+    const newRun = () => hosts.create({ id: newId('run'), tenantId: tenant.id, workflowId: workflow.id, status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: clock.now(), updatedAt: clock.now() }, { type: 'run.created', data: {} })
+    const endpoint = async (url: string) => db.store.webhooks.createEndpoint({ id: newId('whe'), tenantId: tenant.id, workflowId: null, url, description: null, filter: 'all', eventTypes: [], secret: await secrets.encrypt('whsec_' + Buffer.from('k'.repeat(24)).toString('base64')), enabled: true, createdAt: clock.now(), updatedAt: clock.now() })
+    const make_ = () => count(make({ store: db.store, secrets, clock }))
+    return { db, clock, tenant, reads, newRun, endpoint, make: make_ }
+  }
+  const guarded = createGuardedFetch({ allowPrivate: true, timeoutMs: 5_000 })
+
+  it('given the event tail\'s position, ingest reads only once it moved, and every 10th pass regardless', async () => {
+    let position = 0
+    const { db, reads, newRun, endpoint, make } = await dispatcherOver((deps) => new WebhookDispatcher({ ...deps, runBody, fetch: guarded, latestEventId: () => position }))
     try {
-      const clock = fakeClock(Date.parse('2027-01-01T00:00:00Z'))
-      const secrets = await SecretBox.fromKey(newEncryptionKey())
-      const { tenant, workflow } = await seedWorkflow(db.store, clock.now())
-      let position = 0
-      const dispatcher = new WebhookDispatcher({ store: db.store, secrets, clock, runBody, fetch: createGuardedFetch({ allowPrivate: true, timeoutMs: 5_000 }), latestEventId: () => position })
-      let reads = 0
-      const eventsAfter = dispatcher.q.eventsAfter.bind(dispatcher.q)
-      dispatcher.q.eventsAfter = (...args) => { reads++; return eventsAfter(...args) }
+      const dispatcher = make()
       await dispatcher.ingest()
-      const q = db.store.webhooks
-      await q.createEndpoint({ id: newId('whe'), tenantId: tenant.id, workflowId: null, url: 'http://127.0.0.1:9/none', description: null, filter: 'all', eventTypes: [], secret: await secrets.encrypt('whsec_' + Buffer.from('k'.repeat(24)).toString('base64')), enabled: true, createdAt: clock.now(), updatedAt: clock.now() })
-      const hosts = recordingHosts(db.store, clock)
-      const newRun = () => hosts.create({ id: newId('run'), tenantId: tenant.id, workflowId: workflow.id, status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: clock.now(), updatedAt: clock.now() }, { type: 'run.created', data: {} })
+      await endpoint('http://127.0.0.1:9/none')
       await newRun()
-      reads = 0
+      reads.events = 0
       // The position has not moved: the passes skip their reads ...
       for (let i = 0; i < 5; i++) expect(await dispatcher.ingest()).toBe(0)
-      expect(reads).toBe(0)
+      expect(reads.events).toBe(0)
       // ... until it does: the next pass makes the delivery.
       position = await db.store.runs.maxEventId()
       expect(await dispatcher.ingest()).toBe(1)
-      expect(reads).toBe(1)
+      expect(reads.events).toBe(1)
       // An event the position never shows (say its process died before this one's tail read it) is scanned by the 10th pass.
       await newRun()
       let passes = 0, created = 0
@@ -227,28 +240,22 @@ describe('webhook dispatcher (fake clock, real libSQL, real receiver)', () => {
   })
 
   it('with no endpoint enabled, ingest moves past the events without reading them; an endpoint enabled then gets the next ones', async () => {
-    const db = await tempDatabase()
+    const { db, clock, reads, newRun, endpoint, make } = await dispatcherOver((deps) => new WebhookDispatcher({ ...deps, runBody, fetch: guarded }))
     try {
-      const clock = fakeClock(Date.parse('2027-01-01T00:00:00Z'))
-      const secrets = await SecretBox.fromKey(newEncryptionKey())
-      const { tenant, workflow } = await seedWorkflow(db.store, clock.now())
-      const dispatcher = new WebhookDispatcher({ store: db.store, secrets, clock, runBody, fetch: createGuardedFetch({ allowPrivate: true, timeoutMs: 5_000 }) })
-      let reads = 0
-      const eventsAfter = dispatcher.q.eventsAfter.bind(dispatcher.q)
-      dispatcher.q.eventsAfter = (...args) => { reads++; return eventsAfter(...args) }
+      const dispatcher = make()
       await dispatcher.ingest()
-      const hosts = recordingHosts(db.store, clock)
-      const newRun = () => hosts.create({ id: newId('run'), tenantId: tenant.id, workflowId: workflow.id, status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: clock.now(), updatedAt: clock.now() }, { type: 'run.created', data: {} })
       for (let i = 0; i < 30; i++) await newRun()
-      reads = 0
+      reads.events = 0
       expect(await dispatcher.ingest()).toBe(0)
-      expect(reads, 'no event is read while no endpoint could want it').toBe(0)
+      expect(reads.events, 'no event is read while no endpoint could want it').toBe(0)
       expect(await db.store.webhooks.cursor('webhooks.event_cursor', async () => -1, clock.now())).toBe(await db.store.runs.maxEventId())
-      await db.store.webhooks.createEndpoint({ id: newId('whe'), tenantId: tenant.id, workflowId: null, url: 'http://127.0.0.1:9/none', description: null, filter: 'all', eventTypes: [], secret: await secrets.encrypt('whsec_' + Buffer.from('k'.repeat(24)).toString('base64')), enabled: true, createdAt: clock.now(), updatedAt: clock.now() })
+      await endpoint('http://127.0.0.1:9/none')
       await newRun()
       await newRun()
+      reads.endpoints = 0
       expect(await dispatcher.ingest()).toBe(2)
-      expect(reads).toBe(1)
+      // The endpoints read after the table's highest id serve the events up to it: one read of each.
+      expect(reads).toEqual({ events: 1, endpoints: 1 })
     } finally {
       db.close()
     }
@@ -257,20 +264,14 @@ describe('webhook dispatcher (fake clock, real libSQL, real receiver)', () => {
   it('disables an endpoint that has failed continuously for 5 days; deliveries survive a new dispatcher', async () => {
     const rx = await startReceiver()
     rx.script('/fail', [{ status: 500 }])
-    const db = await tempDatabase()
+    const hour = 3_600_000
+    const { db, clock, tenant, newRun, endpoint, make } = await dispatcherOver((deps) => new WebhookDispatcher({ ...deps, fetch: guarded, runBody }, { retryScheduleMs: [0, hour, 6 * hour, 12 * hour, 24 * hour, 24 * hour, 24 * hour, 24 * hour, 24 * hour] }))
     try {
-      const clock = fakeClock(Date.parse('2027-01-01T00:00:00Z'))
-      const secrets = await SecretBox.fromKey(newEncryptionKey())
-      const { tenant, workflow } = await seedWorkflow(db.store, clock.now())
-      const fetch = createGuardedFetch({ allowPrivate: true, timeoutMs: 5_000 })
-      const hour = 3_600_000
-      const make = () => new WebhookDispatcher({ store: db.store, secrets, clock, fetch, runBody }, { retryScheduleMs: [0, hour, 6 * hour, 12 * hour, 24 * hour, 24 * hour, 24 * hour, 24 * hour, 24 * hour] })
       let dispatcher = make()
       await dispatcher.ingest() // cursor starts at the current end of the events table
       const q = db.store.webhooks
-      const ep = await q.createEndpoint({ id: newId('whe'), tenantId: tenant.id, workflowId: null, url: `${rx.url}/fail`, description: null, filter: 'all', eventTypes: [], secret: await secrets.encrypt('whsec_' + Buffer.from('k'.repeat(24)).toString('base64')), enabled: true, createdAt: clock.now(), updatedAt: clock.now() })
-      const hosts = recordingHosts(db.store, clock)
-      await hosts.create({ id: newId('run'), tenantId: tenant.id, workflowId: workflow.id, status: 'queued', variables: {}, runtimeVariables: {}, tags: [], connectorState: {}, outputKeys: [], lastSeq: 1, transientErrors: 0, polls: 0, createdAt: clock.now(), updatedAt: clock.now() }, { type: 'run.created', data: {} })
+      const ep = await endpoint(`${rx.url}/fail`)
+      await newRun()
       for (let i = 0; i < 20; i++) {
         const { wakeAt } = await dispatcher.runOnce()
         if ((await q.getEndpoint(tenant.id, ep.id))!.enabled === false || wakeAt === null) break
