@@ -1,6 +1,6 @@
 import { UpstreamError, type CommandName, type Observation, type TriggerResult } from './connector.ts'
 import type { RunPatch, RunPatch as Patch, RunRecord } from './run.ts'
-import { retryDelay } from './backoff.ts'
+import { notBefore, retryDelay } from './backoff.ts'
 import { isTerminal, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
 import { formsOf, observeChange, type Change } from './observe.ts'
 import { nextPollDelay } from './poll-planner.ts'
@@ -14,6 +14,8 @@ export interface WatcherDeps {
   clock: Clock
   random: () => number
   bind: BindConnector
+  /** Drop what `bind` keeps for a run between its ticks (see `release`). */
+  unbind?: (runId: string) => void
   metrics?: Metrics
   tracer?: Tracer
   /** How long a known trigger answer's write is retried through a database fault (while the run is held). */
@@ -67,14 +69,7 @@ export class Watcher {
     const onTime = now + TICK_TOLERANCE_MS
     if (run.status === 'scheduled' && run.scheduledAt) {
       if (run.scheduledAt > onTime) return { nextAt: run.scheduledAt }
-      // A tick on time but a few ms early (a host timer starting a burst) waits them out: a poll
-      // may come early, a scheduled run's trigger never leaves before the time it was given.
-      // A timer may end early by the time its turn had run already (Node's loop clock is read at
-      // the turn's start), hence a few rounds; bounded, for a clock that does not move (tests).
-      for (let round = 0; round < 3 && run.scheduledAt > now; round++) {
-        await new Promise((resolve) => setTimeout(resolve, run.scheduledAt! - now))
-        now = this.deps.clock.now()
-      }
+      now = await notBefore(this.deps.clock, run.scheduledAt, now)
     }
     if (run.nextTickAt && run.nextTickAt > onTime) return { nextAt: run.nextTickAt }
 
@@ -326,6 +321,12 @@ export class Watcher {
     const { run: stored } = await this.commit(run, change.patch, change.events, binding)
     if (terminal && !isTerminal(run.status)) await this.ended(stored, binding)
     return { nextAt: at }
+  }
+
+  /** The host stopped watching a run here (it finished, or another process took it over): drop what is kept for its ticks. */
+  release(runId: string): void {
+    this.triggerSpans.delete(runId)
+    this.deps.unbind?.(runId)
   }
 
   /** Apply an observation pushed by the upstream (a callback). Idempotent with polls. */

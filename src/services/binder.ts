@@ -37,6 +37,8 @@ const MAX_KEPT_BINDINGS = 10_000
 export interface Binder {
   /** A run's connector, context and poll policy. */
   bind: BindConnector
+  /** Forget the binding kept for a run (it has finished): otherwise it stays until MAX_KEPT_BINDINGS newer ones push it out. */
+  unbind(runId: string): void
   /** A connection's connector and a context without a workflow (connection test, discovery, proxy). */
   forConnection(connection: ConnectionRow): Promise<{ connector: Connector; ctx: ConnectorContext }>
 }
@@ -121,5 +123,5 @@ export function createBinder(deps: BinderDeps): Binder {
     const durations = binding.policy.adaptive && run.upstreamId ? await durationsOf(workflow.id) : undefined
     return durations ? { ...binding, durations } : binding
   }
-  return { bind, forConnection }
+  return { bind, unbind: (runId) => { kept.delete(runId) }, forConnection }
 }

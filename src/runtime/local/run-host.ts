@@ -163,6 +163,7 @@ export class LocalRunHost implements RunHosts {
     this.takenAt.delete(runId)
     this.failures.delete(runId)
     this.ledger.release(runId)
+    this.watcher.release(runId)
     if (lost) this.log('lease lost: run taken over by another process, stopped watching it here', { runId })
   }
 

@@ -111,7 +111,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   }
   // The watcher and the app share one binder (one credential cache per process).
   const binder = composeBinder(platform)
-  const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind, ...telemetry })
+  const watcher = new Watcher({ ledger, clock, random: Math.random, bind: binder.bind, unbind: binder.unbind, ...telemetry })
   const processId = config.RUNRELAY_INSTANCE_ID ?? processName()
   const host = new LocalRunHost(store, ledger, watcher, () => clock.now(), log, { owner: processId, ttlMs: config.RUNRELAY_LEASE_TTL_MS, changes: changeCounterOf(store.client) }, metrics)
   metrics.watchBacklog(() => ({ ...host.backlog(), inFlight: host.ticksInFlight, held: host.heldRuns }))
