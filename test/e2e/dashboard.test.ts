@@ -206,7 +206,23 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     expect(await page.locator('#load-more').count()).toBe(0)
     const shown = await rowIds(page)
     expect(shown).toEqual([...ids].reverse()) // newest first, each once
+
+    // Filtered to canceled, all pages loaded: a run older than every row that is canceled now
+    // joins the list live at its end (it was dropped while the list still thought it had pages below).
+    const cancel = async (id: string) => expect((await pager.client.post(`/v1/runs/${id}/cancel`, { reason: 'paging test' })).status).toBe(200)
+    for (const id of ids.slice(1, 102)) await cancel(id)
     await page.close()
+    const canceled = await open(VIEWPORTS.desktop)
+    await signIn(canceled, pager.key)
+    await canceled.goto(`${server.url}/#/runs?status=canceled`)
+    await expect.poll(() => canceled.locator('#runs-body tr').count()).toBe(100)
+    await canceled.click('#load-more')
+    await expect.poll(() => canceled.locator('#runs-body tr').count()).toBe(101)
+    await expect.poll(() => canceled.locator('#live-text').textContent()).toBe('live')
+    await cancel(ids[0]!)
+    await expect.poll(async () => (await rowIds(canceled)).at(-1)).toBe(ids[0])
+    expect(await rowIds(canceled)).toEqual(ids.slice(0, 102).reverse())
+    await canceled.close()
   })
 
   it('a run page: waterfall, JSON views, errors with the upstream body; trigger, cancel and replay from the page', async () => {

@@ -56,12 +56,14 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
   const [, tick] = useState(0)
   const [triggering, setTriggering] = useState(false)
   const [self] = useState(() => ({})) // this view, for live.ts (an effect run twice keeps one socket)
+  // Whether the list has pages below (a run older than its last row belongs there): read by the
+  // live updates, set by every page load, "Load more" included.
+  const [paging] = useState(() => ({ more: false }))
 
   useEffect(() => {
     let stop = () => {}
     let alive = true
     let loaded = false // the list's load has started
-    let more = false // the list has pages below: a run older than its last row belongs there
     let early: RunEvent[] | null = [] // events that came before the list (applied on top of it); null once it is there
     const pending = new Map<string, ReturnType<typeof setTimeout>>()
     /** The run as the API has it now: replaces its row, or (a run the list missed) takes its place by creation time. */
@@ -69,7 +71,7 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
       const rest = list.filter((x) => x.id !== r.id)
       if (!matches(r, f)) return rest
       const at = rest.findIndex((x) => x.created_at < r.created_at)
-      if (at < 0 && more && rest.length === list.length) return rest
+      if (at < 0 && paging.more && rest.length === list.length) return rest
       return at < 0 ? [...rest, r] : [...rest.slice(0, at), r, ...rest.slice(at)]
     })
     const apply = (e: RunEvent) => {
@@ -101,7 +103,7 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
       loaded = true
       setLoading(true)
       const list = session.isKey
-        ? api<Page<Run>>('GET', `/v1/runs?${query(f, null)}`).then((page) => { if (alive) { setRuns(page.items); setCursor(page.next_cursor); more = page.next_cursor !== null } })
+        ? api<Page<Run>>('GET', `/v1/runs?${query(f, null)}`).then((page) => { if (alive) { setRuns(page.items); setCursor(page.next_cursor); paging.more = page.next_cursor !== null } })
         : Promise.all((tokenScope().r ?? []).map((id) => api<Run>('GET', `/v1/runs/${encodeURIComponent(id)}`).catch(() => null))).then((rs) => { if (alive) setRuns(rs.filter((r): r is Run => r !== null)) })
       list.catch((err) => showToast(errorText(err))).finally(() => {
         if (!alive) return
@@ -132,7 +134,7 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
   const set = (patch: Partial<Filters>) => go(hashOf({ ...f, ...patch }))
   const wfName = (id: string) => workflows.find((w) => w.id === id)?.name ?? id
   const toggle = (xs: string[], x: string) => (xs.includes(x) ? xs.filter((y) => y !== x) : [...xs, x])
-  const loadMore = () => api<Page<Run>>('GET', `/v1/runs?${query(f, cursor)}`).then((page) => { setRuns((list) => [...list, ...page.items.filter((r) => !list.some((x) => x.id === r.id))]); setCursor(page.next_cursor) }, (err) => showToast(errorText(err)))
+  const loadMore = () => api<Page<Run>>('GET', `/v1/runs?${query(f, cursor)}`).then((page) => { setRuns((list) => [...list, ...page.items.filter((r) => !list.some((x) => x.id === r.id))]); setCursor(page.next_cursor); paging.more = page.next_cursor !== null }, (err) => showToast(errorText(err)))
   const filtered = f.q || f.workflows.length || f.statuses.length || f.tag || f.from || f.to
 
   if (session.isKey && workflows.length === 0 && !filtered && !loading && runs.length === 0) return <EmptyTenant canWrite={session.has('workflows:write')} />
