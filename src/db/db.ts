@@ -8,12 +8,30 @@ export type Db = LibSQLDatabase<typeof schema> & { $client: Client }
 /** A raw statement for the libSQL client: sql with positional args. */
 export interface RawStatement { sql: string; args: unknown[] }
 
+/**
+ * Write batches that no pass of this process waits for: the per-key rate limiter's heartbeat,
+ * once a second on an idle process. The local write connection (runtime/local/write-connection.ts)
+ * leaves them out of its count of own commits, so they do not wake the passes that sleep while
+ * the database's change counter stands still (issue 26: they woke every pass each second).
+ */
+const bookkeeping = new WeakSet<object>()
+
+/** Whether a batch's statements were marked as bookkeeping by `rawClient(…).batch(…, { bookkeeping: true })`. */
+export function isBookkeeping(statements: object): boolean { return bookkeeping.has(statements) }
+
 /** The libSQL client under `db`, for statements drizzle's builders would only slow down (batches of raw SQL). */
-export function rawClient(db: Db): { execute(s: RawStatement): Promise<ResultSet>; batch(s: RawStatement[], mode?: 'write' | 'read' | 'deferred'): Promise<ResultSet[]> } {
+export function rawClient(db: Db): {
+  execute(s: RawStatement): Promise<ResultSet>
+  batch(s: RawStatement[], mode?: 'write' | 'read' | 'deferred', opts?: { bookkeeping?: boolean }): Promise<ResultSet[]>
+} {
   const client = db.$client
   return {
     execute: (s) => client.execute(statement(s)),
-    batch: (s, mode) => client.batch(s.map(statement), mode),
+    batch: (s, mode, opts) => {
+      const statements = s.map(statement)
+      if (opts?.bookkeeping) bookkeeping.add(statements)
+      return client.batch(statements, mode)
+    },
   }
 }
 

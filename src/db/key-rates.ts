@@ -1,4 +1,4 @@
-import { rawClient, type Db } from './db.ts'
+import { rawClient, type Db, type RawStatement } from './db.ts'
 
 /** Prefix of the rows that mark a live process (not a key's bucket). */
 const LIVE_PREFIX = '~live:'
@@ -26,14 +26,25 @@ export class KeyRateQueries {
     const tokens = new Map<string, number>()
     // This process's heartbeat rides in the first statement; a new bucket starts full minus what was spent.
     const entries: Array<[string, number]> = [[`${LIVE_PREFIX}${this.processId}`, 0], ...[...spent].map(([key, n]): [string, number] => [key, perMinute - n])]
+    const statements: RawStatement[] = []
     for (let i = 0; i < entries.length; i += SYNC_CHUNK) {
       const chunk = entries.slice(i, i + SYNC_CHUNK)
-      const res = await this.client.execute({
+      statements.push({
         sql: `insert into "key_rate_buckets" ("key", "tokens", "at") values ${chunk.map(() => '(?, ?, ?)').join(', ')} on conflict ("key") do update set `
           + `"tokens" = case when "key" like '${LIVE_PREFIX}%' then 0 else min(?, "tokens" + max(0, excluded."at" - "at") * ? / 60000.0) - (? - excluded."tokens") end, `
           + `"at" = max("at", excluded."at") returning "key", "tokens"`,
         args: [...chunk.flatMap(([key, t]) => [key, t, now]), perMinute, perMinute, perMinute],
       })
+    }
+    const upserts = statements.length
+    statements.push({ sql: `select count(*) from "key_rate_buckets" where "key" like '${LIVE_PREFIX}%' and "at" > ?`, args: [now - this.liveWindowMs] })
+    if (now - this.lastPurge > 60_000) {
+      this.lastPurge = now
+      statements.push({ sql: 'delete from "key_rate_buckets" where "at" < ?', args: [now - FORGET_AFTER_MS] })
+    }
+    // One transaction, marked as bookkeeping: no pass of this process waits for a heartbeat.
+    const results = await this.client.batch(statements, 'write', { bookkeeping: true })
+    for (const res of results.slice(0, upserts)) {
       for (const r of res.rows) {
         // libSQL rows are indexable, not iterable.
         const key = String(r[0])
@@ -41,15 +52,7 @@ export class KeyRateQueries {
         if (!key.startsWith(LIVE_PREFIX)) tokens.set(key, left)
       }
     }
-    const live = await this.client.execute({
-      sql: `select count(*) from "key_rate_buckets" where "key" like '${LIVE_PREFIX}%' and "at" > ?`,
-      args: [now - this.liveWindowMs],
-    })
-    if (now - this.lastPurge > 60_000) {
-      this.lastPurge = now
-      await this.client.execute({ sql: 'delete from "key_rate_buckets" where "at" < ?', args: [now - FORGET_AFTER_MS] })
-    }
-    return { tokens, processes: Math.max(1, Number(live.rows[0]![0])) }
+    return { tokens, processes: Math.max(1, Number(results[upserts]!.rows[0]![0])) }
   }
 
   /** Drop this process's heartbeat (on shutdown): the others stop counting it at once. */

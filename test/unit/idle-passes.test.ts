@@ -21,6 +21,7 @@ import { LocalRunHost } from '../../src/runtime/local/run-host.ts'
 import { LocalScheduler } from '../../src/runtime/local/scheduler.ts'
 import { ScheduleEngine } from '../../src/services/scheduling.ts'
 import { WebhookDispatcher } from '../../src/services/webhook-dispatcher.ts'
+import { KeyRateLimiter } from '../../src/http/rate-limit.ts'
 import { runBody } from '../../src/http/serialize.ts'
 import { changeCounterOf, withWriteConnection } from '../../src/runtime/local/write-connection.ts'
 import { CREATED, queuedRun, storeIn } from '../helpers/store.ts'
@@ -139,5 +140,40 @@ describe('idle passes', () => {
     const ledger = new LocalLedger(store, new LocalHub(), () => Date.now())
     await ledger.create(queuedRun('r_y', Date.now()), CREATED)
     await until(() => listed > mid, 1_000, 'a pass after this process\'s own commit')
+  })
+
+  it('the per-key rate limiter\'s heartbeat wakes no pass here, and still reaches the other processes', async () => {
+    let listed = 0
+    const listDue = store.schedules.listDue.bind(store.schedules)
+    store.schedules.listDue = (...a) => { listed++; return listDue(...a) }
+    const clock = { now: () => Date.now() }
+    const secrets = await SecretBox.fromKey(Buffer.alloc(32, 7).toString('base64'))
+    const jobs = new LocalScheduler({
+      store, clock, log: () => {}, config: { RUNRELAY_JOBS_INTERVAL_MS: 50 },
+      schedules: new ScheduleEngine({ store, clock, hosts: host }),
+      webhooks: new WebhookDispatcher({ store, secrets, clock, runBody, fetch }, { timeoutMs: 1_000 }),
+      changes: changeCounterOf(client),
+    })
+    stops.push(() => jobs.stop())
+    // The default limit, synced every 50 ms: an idle process writes its heartbeat once a second.
+    const limiter = new KeyRateLimiter(6_000, () => Date.now(), undefined, { sync: store.keyRates('p1', 3_000), intervalMs: 50 })
+    stops.push(() => limiter.stop())
+    // Another process on the file counts this one as live through the heartbeat.
+    const seen = new KeyRateLimiter(6_000, () => Date.now(), undefined, { sync: other.keyRates('p2', 3_000), intervalMs: 50 })
+    stops.push(() => seen.stop())
+    await jobs.start()
+    await host.resumeAll()
+    await limiter.start()
+    await sleep(500)
+    const counter = changeCounterOf(client)!
+    const [passes, claimed, count] = [listed, claims, counter()]
+    await sleep(2_200)
+    // Two heartbeats or more went out; the change counter stood still, so every jobs pass since
+    // skipped its queries, and the lease pass claimed only on its lapse timer (once a TTL, 1 s).
+    expect(counter()).toBe(count)
+    expect(listed - passes).toBe(0)
+    expect(claims - claimed).toBeLessThanOrEqual(3)
+    await seen.start()
+    expect(seen['processes']).toBe(2)
   })
 })

@@ -1,4 +1,5 @@
 import Database from 'libsql'
+import { isBookkeeping } from '../../db/db.ts'
 
 /**
  * Distinct statements kept prepared, least recently used dropped first. A group commit's SQL
@@ -102,7 +103,8 @@ export function withWriteConnection<C extends BatchClient>(client: C, path: stri
     if (mode !== 'write') return clientBatch(stmts, mode)
     begin.run()
     // Counted at the start: a write whose COMMIT failed (or whose outcome is unclear) moves it too.
-    committed++
+    // Bookkeeping (the rate limiter's heartbeat) is not: no pass waits for it (db.ts isBookkeeping).
+    if (!isBookkeeping(stmts)) committed++
     try {
       const results = (stmts as Array<{ sql: string; args: unknown[] }>).map(({ sql, args }) => {
         const s = prepared(sql)
