@@ -77,6 +77,23 @@ describe('idle passes', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
+  /** The jobs pass (every 50 ms) on the change counter, and how many times it listed due schedules (a pass that ran its queries). */
+  async function jobsPass() {
+    const listed = { count: 0 }
+    const listDue = store.schedules.listDue.bind(store.schedules)
+    store.schedules.listDue = (...a) => { listed.count++; return listDue(...a) }
+    const clock = { now: () => Date.now() }
+    const secrets = await SecretBox.fromKey(Buffer.alloc(32, 7).toString('base64'))
+    const jobs = new LocalScheduler({
+      store, clock, log: () => {}, config: { RUNRELAY_JOBS_INTERVAL_MS: 50 },
+      schedules: new ScheduleEngine({ store, clock, hosts: host }),
+      webhooks: new WebhookDispatcher({ store, secrets, clock, runBody, fetch }, { timeoutMs: 1_000 }),
+      changes: changeCounterOf(client),
+    })
+    stops.push(() => jobs.stop())
+    return { jobs, listed }
+  }
+
   it('the lease pass claims only after a commit, or once a lease may have lapsed; a free run and a dead holder\'s run are still taken', async () => {
     await host.resumeAll()
     await sleep(900)
@@ -113,48 +130,26 @@ describe('idle passes', () => {
   })
 
   it('the jobs pass skips while nothing is committed and nothing is due, and runs again after any commit, this process\'s write connection included', async () => {
-    let listed = 0
-    const listDue = store.schedules.listDue.bind(store.schedules)
-    store.schedules.listDue = (...a) => { listed++; return listDue(...a) }
-    const clock = { now: () => Date.now() }
-    const secrets = await SecretBox.fromKey(Buffer.alloc(32, 7).toString('base64'))
-    const jobs = new LocalScheduler({
-      store, clock, log: () => {}, config: { RUNRELAY_JOBS_INTERVAL_MS: 50 },
-      schedules: new ScheduleEngine({ store, clock, hosts: host }),
-      webhooks: new WebhookDispatcher({ store, secrets, clock, runBody, fetch }, { timeoutMs: 1_000 }),
-      changes: changeCounterOf(client),
-    })
-    stops.push(() => jobs.stop())
+    const { jobs, listed } = await jobsPass()
     await jobs.start()
     await sleep(500)
     // The start pass, the first loop pass (no reference yet), maybe one more after its own cursor write; then skips.
-    expect(listed).toBeLessThanOrEqual(4)
+    expect(listed.count).toBeLessThanOrEqual(4)
     expect(jobs.skipped).toBeGreaterThanOrEqual(5)
     // Another process commits: the next pass runs.
-    const before = listed
+    const before = listed.count
     await other.runs.create(queuedRun('r_x', Date.now()), CREATED)
-    await until(() => listed > before, 1_000, 'a pass after another process\'s commit')
+    await until(() => listed.count > before, 1_000, 'a pass after another process\'s commit')
     // This process's own group commit (the write connection, which data_version never counts): runs too.
     await sleep(300)
-    const mid = listed
+    const mid = listed.count
     const ledger = new LocalLedger(store, new LocalHub(), () => Date.now())
     await ledger.create(queuedRun('r_y', Date.now()), CREATED)
-    await until(() => listed > mid, 1_000, 'a pass after this process\'s own commit')
+    await until(() => listed.count > mid, 1_000, 'a pass after this process\'s own commit')
   })
 
   it('the per-key rate limiter\'s heartbeat wakes no pass here, and still reaches the other processes', async () => {
-    let listed = 0
-    const listDue = store.schedules.listDue.bind(store.schedules)
-    store.schedules.listDue = (...a) => { listed++; return listDue(...a) }
-    const clock = { now: () => Date.now() }
-    const secrets = await SecretBox.fromKey(Buffer.alloc(32, 7).toString('base64'))
-    const jobs = new LocalScheduler({
-      store, clock, log: () => {}, config: { RUNRELAY_JOBS_INTERVAL_MS: 50 },
-      schedules: new ScheduleEngine({ store, clock, hosts: host }),
-      webhooks: new WebhookDispatcher({ store, secrets, clock, runBody, fetch }, { timeoutMs: 1_000 }),
-      changes: changeCounterOf(client),
-    })
-    stops.push(() => jobs.stop())
+    const { jobs, listed } = await jobsPass()
     // The default limit, synced every 50 ms: an idle process writes its heartbeat once a second.
     const limiter = new KeyRateLimiter(6_000, () => Date.now(), undefined, { sync: store.keyRates('p1', 3_000), intervalMs: 50 })
     stops.push(() => limiter.stop())
@@ -166,12 +161,12 @@ describe('idle passes', () => {
     await limiter.start()
     await sleep(500)
     const counter = changeCounterOf(client)!
-    const [passes, claimed, count] = [listed, claims, counter()]
+    const [passes, claimed, count] = [listed.count, claims, counter()]
     await sleep(2_200)
     // Two heartbeats or more went out; the change counter stood still, so every jobs pass since
     // skipped its queries, and the lease pass claimed only on its lapse timer (once a TTL, 1 s).
     expect(counter()).toBe(count)
-    expect(listed - passes).toBe(0)
+    expect(listed.count - passes).toBe(0)
     expect(claims - claimed).toBeLessThanOrEqual(3)
     await seen.start()
     expect(seen['processes']).toBe(2)

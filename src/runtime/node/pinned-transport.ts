@@ -86,13 +86,9 @@ function decoded(body: Readable, encoding: string | undefined): Readable {
   }
   // Lenient on a truncated end, as Node's fetch is.
   const flush = { flush: constants.Z_SYNC_FLUSH, finishFlush: constants.Z_SYNC_FLUSH }
-  const decoders: Transform[] = []
-  for (const coding of codings.reverse()) {
-    const z = coding === 'gzip' || coding === 'x-gzip' ? createGunzip(flush) : coding === 'deflate' ? createInflate(flush)
-      : coding === 'br' ? createBrotliDecompress({ flush: constants.BROTLI_OPERATION_FLUSH, finishFlush: constants.BROTLI_OPERATION_FLUSH }) : undefined
-    if (!z) return body
-    decoders.push(z)
-  }
+  if (!codings.every((c) => c === 'gzip' || c === 'x-gzip' || c === 'deflate' || c === 'br')) return body
+  const decoders: Transform[] = codings.reverse().map((c) => c === 'deflate' ? createInflate(flush)
+    : c === 'br' ? createBrotliDecompress({ flush: constants.BROTLI_OPERATION_FLUSH, finishFlush: constants.BROTLI_OPERATION_FLUSH }) : createGunzip(flush))
   let out = body
   for (const z of decoders) {
     const from = out
