@@ -27,7 +27,10 @@ export class LeaseStore {
     // it meanwhile: the row still carries our name and our token, so no other process has
     // written as its owner, and a claim and this renewal are both conditional single-row
     // writes (whichever commits first wins). A lapsed lease someone claimed has their name.
-    return this.db.update(runs).set({ leaseExpiresAt: expiresAt })
+    // Never shortened: a renewal that reaches the database late (sent before a stall, run after
+    // it) would otherwise pull back a lease set since by a create or a newer renewal, and another
+    // process could claim the run mid-trigger (db-faults.test.ts, a stall of about one TTL).
+    return this.db.update(runs).set({ leaseExpiresAt: sql`max(coalesce(${runs.leaseExpiresAt}, 0), ${expiresAt})` })
       .where(and(eq(runs.leaseOwner, owner), isNull(runs.finishedAt))).returning({ id: runs.id, token: runs.leaseToken })
   }
 

@@ -1,5 +1,6 @@
 /**
- * The lease pass's renewal against a run created while it is on its way (found by
+ * The lease pass's renewal against a run created while it is on its way (and a renewal that
+ * lands late: it must never shorten a lease written since) (found by
  * db-faults.test.ts after a database restart: a run created just then ended
  * `trigger_outcome_unknown`). The renewal's UPDATE ran before the create committed, so its
  * answer lacks the new run; the pass took that absence for a lost lease and stopped watching
@@ -75,5 +76,17 @@ describe('lease renewal racing a create', () => {
     const stored = await store.runs.getById(run.id)
     expect({ status: stored?.status, error: stored?.error?.code }).toEqual({ status: 'completed', error: undefined })
     expect(triggers).toEqual([run.id])
+  })
+
+  it('a renewal that reaches the database late never shortens a lease, so nobody claims the run before it lapses', async () => {
+    // Another process's run, leased by a create a moment ago for 3 s.
+    const now = Date.now()
+    await store.runs.create(queuedRun('run_late', now, { leaseOwner: 'p9', leaseToken: 1, leaseExpiresAt: now + 3_000 }), CREATED)
+    // Its renewal sent before a database stall runs after it: its expiry is older than the create's.
+    await store.leases.renew('p9', now - 2_000, now + 1_000)
+    expect((await store.runs.getById('run_late'))!.leaseExpiresAt).toBe(now + 3_000)
+    // So a claim between the two expiries finds nothing to take; one after the lease's end does.
+    expect(await store.leases.claim('p8', now + 1_500, now + 4_500, 10)).toEqual([])
+    expect((await store.leases.claim('p8', now + 3_001, now + 6_000, 10)).map((r) => r.id)).toEqual(['run_late'])
   })
 })
