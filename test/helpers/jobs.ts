@@ -31,11 +31,15 @@ export async function tempDatabase() {
   return { store, open, path: join(dir, 'db.sqlite'), close: () => { for (const c of clients) c.close(); rmSync(dir, { recursive: true, force: true }) } }
 }
 
-/** A tenant, a demo connection and a demo workflow written straight into the store. */
-export async function seedWorkflow(store: Store, now: number, tenantOverrides: { retentionDays?: number } = {}) {
-  const tenant = await store.keys.createTenant({ id: newId('ten'), name: 'acme', createdAt: now, retentionDays: tenantOverrides.retentionDays ?? null })
-  const connection = await store.catalog.createConnection({ id: newId('con'), tenantId: tenant.id, name: 'demo', provider: 'demo', baseUrl: 'http://demo.invalid', config: {}, secret: 'unused', createdAt: now, updatedAt: now })
-  const workflow = await store.catalog.createWorkflow({ id: newId('wf'), tenantId: tenant.id, name: 'wf', connectionId: connection.id, upstreamWorkflowId: 'demo', pollPolicy: {}, config: {}, tags: [], createdAt: now, updatedAt: now })
+/**
+ * A tenant, a demo connection and a demo workflow written straight into the store. `secret`: the
+ * connection's sealed credentials, for code that opens them (the binder); `pollPolicy` and
+ * `config`: the workflow's.
+ */
+export async function seedWorkflow(store: Store, now: number, o: { retentionDays?: number; secret?: string; pollPolicy?: Record<string, unknown>; config?: Record<string, unknown> } = {}) {
+  const tenant = await store.keys.createTenant({ id: newId('ten'), name: 'acme', createdAt: now, retentionDays: o.retentionDays ?? null })
+  const connection = await store.catalog.createConnection({ id: newId('con'), tenantId: tenant.id, name: 'demo', provider: 'demo', baseUrl: 'http://demo.invalid', config: {}, secret: o.secret ?? 'unused', createdAt: now, updatedAt: now })
+  const workflow = await store.catalog.createWorkflow({ id: newId('wf'), tenantId: tenant.id, name: 'wf', connectionId: connection.id, upstreamWorkflowId: 'demo', pollPolicy: o.pollPolicy ?? {}, config: o.config ?? {}, tags: [], createdAt: now, updatedAt: now })
   return { tenant, connection, workflow }
 }
 

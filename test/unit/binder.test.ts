@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { newEncryptionKey, newId, SecretBox } from '../../src/core/crypto.ts'
+import { newEncryptionKey, SecretBox } from '../../src/core/crypto.ts'
 import type { ConnectorBinding } from '../../src/core/ports.ts'
 import { Watcher } from '../../src/core/watcher.ts'
 import { LocalHub } from '../../src/runtime/local/hub.ts'
 import { LocalLedger } from '../../src/runtime/local/ledger.ts'
 import { LocalRunHost } from '../../src/runtime/local/run-host.ts'
 import { createBinder } from '../../src/services/binder.ts'
-import { tempDatabase } from '../helpers/jobs.ts'
+import { seedWorkflow, tempDatabase } from '../helpers/jobs.ts'
 import { queuedRun } from '../helpers/store.ts'
 
 // The binder keeps each run's binding between its ticks (issue 26); a finished run's is dropped.
@@ -18,11 +18,8 @@ describe('binder (real store)', () => {
   async function demoWorld(config: Record<string, unknown> = {}) {
     const db = await tempDatabase()
     close = db.close
-    const now = Date.now()
     const secrets = await SecretBox.fromKey(newEncryptionKey())
-    const tenant = await db.store.keys.createTenant({ id: newId('ten'), name: 'acme', createdAt: now, retentionDays: null })
-    const connection = await db.store.catalog.createConnection({ id: newId('con'), tenantId: tenant.id, name: 'demo', provider: 'demo', baseUrl: 'http://demo.invalid', config: {}, secret: await secrets.encrypt({}), createdAt: now, updatedAt: now })
-    const workflow = await db.store.catalog.createWorkflow({ id: newId('wf'), tenantId: tenant.id, name: 'wf', connectionId: connection.id, upstreamWorkflowId: 'demo', pollPolicy: { firstIntervalMs: 100, maxIntervalMs: 100 }, config, tags: [], createdAt: now, updatedAt: now })
+    const { tenant, workflow } = await seedWorkflow(db.store, Date.now(), { secret: await secrets.encrypt({}), pollPolicy: { firstIntervalMs: 100, maxIntervalMs: 100 }, config })
     const binder = createBinder({ store: db.store, secrets, fetch, clock: { now: () => Date.now() }, budget: { take: async () => {} }, publicUrl: 'http://127.0.0.1:1' })
     const newRun = (id: string) => queuedRun(id, Date.now(), { tenantId: tenant.id, workflowId: workflow.id, nextTickAt: Date.now(), deadlineAt: Date.now() + 60_000 })
     return { store: db.store, binder, newRun }

@@ -79,7 +79,9 @@ const MAX_CODINGS = 5
  * they were applied, so undone last first; a list with a coding not known here passes as it is.
  */
 function decoded(body: Readable, encoding: string | undefined): Readable {
-  const codings = encoding ? encoding.toLowerCase().split(',').map((c) => c.trim()) : []
+  // Most answers (every poll of a plain JSON API) carry none: nothing to split or allocate.
+  if (!encoding) return body
+  const codings = encoding.toLowerCase().split(',').map((c) => c.trim())
   if (codings.length > MAX_CODINGS) {
     body.destroy()
     throw new TypeError(`upstream answered with ${codings.length} content codings (at most ${MAX_CODINGS} are decoded)`)

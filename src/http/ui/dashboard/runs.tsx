@@ -59,6 +59,8 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
   // Whether the list has pages below (a run older than its last row belongs there): read by the
   // live updates, set by every page load, "Load more" included.
   const [paging] = useState(() => ({ more: false }))
+  /** A page came in: where the next starts (null: none), and whether the list has pages below. */
+  const nextPage = (next: string | null) => { setCursor(next); paging.more = next !== null }
 
   useEffect(() => {
     let stop = () => {}
@@ -103,7 +105,7 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
       loaded = true
       setLoading(true)
       const list = session.isKey
-        ? api<Page<Run>>('GET', `/v1/runs?${query(f, null)}`).then((page) => { if (alive) { setRuns(page.items); setCursor(page.next_cursor); paging.more = page.next_cursor !== null } })
+        ? api<Page<Run>>('GET', `/v1/runs?${query(f, null)}`).then((page) => { if (alive) { setRuns(page.items); nextPage(page.next_cursor) } })
         : Promise.all((tokenScope().r ?? []).map((id) => api<Run>('GET', `/v1/runs/${encodeURIComponent(id)}`).catch(() => null))).then((rs) => { if (alive) setRuns(rs.filter((r): r is Run => r !== null)) })
       list.catch((err) => showToast(errorText(err))).finally(() => {
         if (!alive) return
@@ -134,7 +136,7 @@ export function Runs({ params, workflows, setLive, canWrite }: { params: URLSear
   const set = (patch: Partial<Filters>) => go(hashOf({ ...f, ...patch }))
   const wfName = (id: string) => workflows.find((w) => w.id === id)?.name ?? id
   const toggle = (xs: string[], x: string) => (xs.includes(x) ? xs.filter((y) => y !== x) : [...xs, x])
-  const loadMore = () => api<Page<Run>>('GET', `/v1/runs?${query(f, cursor)}`).then((page) => { setRuns((list) => [...list, ...page.items.filter((r) => !list.some((x) => x.id === r.id))]); setCursor(page.next_cursor); paging.more = page.next_cursor !== null }, (err) => showToast(errorText(err)))
+  const loadMore = () => api<Page<Run>>('GET', `/v1/runs?${query(f, cursor)}`).then((page) => { setRuns((list) => [...list, ...page.items.filter((r) => !list.some((x) => x.id === r.id))]); nextPage(page.next_cursor) }, (err) => showToast(errorText(err)))
   const filtered = f.q || f.workflows.length || f.statuses.length || f.tag || f.from || f.to
 
   if (session.isKey && workflows.length === 0 && !filtered && !loading && runs.length === 0) return <EmptyTenant canWrite={session.has('workflows:write')} />
