@@ -22,8 +22,10 @@ interface Bucket {
   periodSpent: number
 }
 
-/** How often a process that accepted nothing syncs anyway (its heartbeat, and the others' spending). */
+/** How often a process that accepted nothing, but saw a key within the last minute, syncs anyway (its heartbeat, and the others' spending). */
 const IDLE_SYNC_EVERY_MS = 1_000
+/** A key seen (accepted or refused) within this long is synced even when this process accepted nothing for it. */
+const KEY_ACTIVE_MS = 60_000
 
 /**
  * Per-key request budget: a token bucket of `perMinute` requests that refills continuously.
@@ -31,8 +33,9 @@ const IDLE_SYNC_EVERY_MS = 1_000
  * Bun on one database) every process keeps its local bucket and, every sync period, pushes what
  * it accepted per key in one batched upsert and takes back the global bucket, so the others'
  * requests lower its allowance; between syncs each process spends at most 1/N (N live processes)
- * of the tokens it saw plus 1/N of the refill. No database round trip on a request. Bounded:
- * full buckets carry no information and are dropped first when the table grows.
+ * of the tokens it saw plus 1/N of the refill. No database round trip on a request. A process
+ * with no key active for a minute stops syncing (and so stops counting among the N) until its
+ * next request. Bounded: full buckets carry no information and are dropped first when the table grows.
  */
 export class KeyRateLimiter {
   private readonly buckets = new Map<string, Bucket>()
@@ -41,6 +44,8 @@ export class KeyRateLimiter {
   private syncing: Promise<void> | undefined
   private failing = false
   private lastSyncAt = -Infinity
+  /** The last sync period was skipped because no key was active here: the next request syncs at once. */
+  private dormant = false
 
   constructor(
     private readonly perMinute: number,
@@ -53,6 +58,9 @@ export class KeyRateLimiter {
   take(key: string): void {
     if (this.perMinute <= 0) return
     const now = this.now()
+    // Back from a stretch without keys: refresh the view of the others (and announce this process)
+    // now, not a period later; after this request is counted, so the sync carries it.
+    if (this.dormant) { this.dormant = false; queueMicrotask(() => { void this.syncNow() }) }
     const ratePerMs = this.perMinute / 60_000
     let b = this.buckets.get(key)
     if (!b) {
@@ -98,9 +106,15 @@ export class KeyRateLimiter {
       const now = this.now()
       const spent = new Map<string, number>()
       for (const [key, b] of this.buckets) {
-        if (b.unsynced > 0 || now - b.seen < 60_000) spent.set(key, b.unsynced)
+        if (b.unsynced > 0 || now - b.seen < KEY_ACTIVE_MS) spent.set(key, b.unsynced)
         b.unsynced = 0
       }
+      // No key active here for a minute (or ever, after the first sync): a process that serves no
+      // keyed request takes no share of any bucket, so it writes nothing and drops out of the
+      // others' count of live processes once its last heartbeat ages past the window. Its
+      // heartbeat was the only commit of an idle process, and with several processes on one
+      // file each one's commit woke the others' idle passes once a second (issue 26).
+      if (spent.size === 0 && this.lastSyncAt > -Infinity) { this.dormant = true; return }
       // Nothing accepted here since the last sync: a write (and fsync) every period buys nothing but
       // fresher views of the others' spending, which the 1/N share already bounds. The heartbeat
       // (liveness window ≥ 3 s) still goes out once a second.

@@ -6,6 +6,7 @@
  */
 import { createClient } from '@libsql/client'
 import { drizzle } from 'drizzle-orm/libsql'
+import Database from 'libsql'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -150,7 +151,8 @@ describe('idle passes', () => {
 
   it('the per-key rate limiter\'s heartbeat wakes no pass here, and still reaches the other processes', async () => {
     const { jobs, listed } = await jobsPass()
-    // The default limit, synced every 50 ms: an idle process writes its heartbeat once a second.
+    // The default limit, synced every 50 ms: a process that served a key within the last minute
+    // writes its heartbeat once a second even while it accepts nothing.
     const limiter = new KeyRateLimiter(6_000, () => Date.now(), undefined, { sync: store.keyRates('p1', 3_000), intervalMs: 50 })
     stops.push(() => limiter.stop())
     // Another process on the file counts this one as live through the heartbeat.
@@ -159,6 +161,7 @@ describe('idle passes', () => {
     await jobs.start()
     await host.resumeAll()
     await limiter.start()
+    limiter.take('key:k')
     await sleep(500)
     const counter = changeCounterOf(client)!
     const [passes, claimed, count] = [listed.count, claims, counter()]
@@ -170,5 +173,35 @@ describe('idle passes', () => {
     expect(claims - claimed).toBeLessThanOrEqual(3)
     await seen.start()
     expect(seen['processes']).toBe(2)
+  })
+
+  it('a process whose rate limiter has served no key writes nothing after its first sync: no commit to wake another process\'s passes', async () => {
+    // Two processes on one file, neither serving requests (the default limit, synced every 50 ms).
+    const quiet = new KeyRateLimiter(6_000, () => Date.now(), undefined, { sync: store.keyRates('p1', 3_000), intervalMs: 50 })
+    stops.push(() => quiet.stop())
+    await quiet.start()
+    // Another connection's view of the file's change counter.
+    const probe = new Database(join(dir, 'db'))
+    stops.push(() => probe.close())
+    const dataVersion = probe.prepare('PRAGMA data_version').raw(true)
+    const version = () => (dataVersion.get() as [number])[0]
+    const v0 = version()
+    await sleep(1_500)
+    // Nothing committed by this process: the other one's change counter stood still.
+    expect(version()).toBe(v0)
+    // The other process, starting now, counts only itself once the first heartbeat aged out of the window.
+    const late = new KeyRateLimiter(6_000, () => Date.now(), undefined, { sync: other.keyRates('p2', 1_000), intervalMs: 50 })
+    stops.push(() => late.stop())
+    await late.start()
+    expect(late['processes']).toBe(1)
+    // A request here makes it sync at once: it counts again for the others.
+    const v1 = version()
+    quiet.take('key:k')
+    await until(() => version() !== v1, 1_000, 'the heartbeat of a process that serves a key again')
+    // (The other process syncs its view on its own first request.)
+    late.take('key:j')
+    await sleep(0)
+    await late.syncNow()
+    expect(late['processes']).toBe(2)
   })
 })

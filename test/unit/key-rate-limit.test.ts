@@ -116,5 +116,17 @@ describe('KeyRateLimiter shared through the database', () => {
     const idleBefore = syncs
     await l.syncNow()
     expect(syncs - idleBefore).toBe(1)
+    // A minute without a request for any key: the heartbeat stops (the process takes no share, writes nothing)…
+    for (let t = 0; t < 60_000; t += SYNC_MS) { now += SYNC_MS; await l.syncNow() }
+    const dormantFrom = syncs
+    for (let t = 0; t < 10_000; t += SYNC_MS) { now += SYNC_MS; await l.syncNow() }
+    expect(syncs - dormantFrom).toBe(0)
+    // …until the next request, which syncs at once (not a period later), carrying that request.
+    expect(accept(l, 'key:i')).toBe(true)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(syncs - dormantFrom).toBe(1)
+    const other = limiter('other')
+    await other.syncNow()
+    expect(other['processes']).toBe(2)
   })
 })
