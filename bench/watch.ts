@@ -217,12 +217,24 @@ export async function watch(row: RowFn, details: Record<string, unknown>, quick:
           }
           console.log(`  idle (no runs, ${IDLE_S} s after ${IDLE_SETTLE_S} s settling): rate limit off ${JSON.stringify(out.idle)}, default configuration ${JSON.stringify(out.idleDefault)}`)
         }
+        // Trigger throughput on the idle process (the baseline of the under-load figure), warm: a
+        // fresh process runs its trigger path cold (V8 compiles and tiers up its code, the write
+        // connection prepares a statement per group size), and its first burst of 2,000 measured
+        // ~500/s with p99 ~1 s where the same burst again took ~1,000/s with p99 ~90 ms; the first
+        // 50 requests, all in flight at once, waited 0.3–1.3 s. The cold burst is reported as info.
+        // Both go before the memory baseline: what they leave (compiled code, caches) is no run's.
+        const biggest1s = sizes.filter((x) => x.intervalMs === 1000).at(-1)
+        if (size === biggest1s) {
+          res.triggersCold = await triggers([s], ids.key, ids.oneShot, TRIGGERS, 50)
+          res.triggersCold.load = loadavg()
+          await sleep(2000)
+          res.triggersIdle = await triggers([s], ids.key, ids.oneShot, TRIGGERS, 50)
+          res.triggersIdle.load = loadavg()
+          await sleep(2000)
+        }
         await heapSnapshot(s.pid, `${size.runs} runs: before`)
         const rss0 = procRss(s.pid)
         const mem0 = await memorySplit(s)
-        // Trigger throughput on the idle process (the baseline of the under-load figure).
-        const biggest1s = sizes.filter((x) => x.intervalMs === 1000).at(-1)
-        if (size === biggest1s) { res.triggersIdle = await triggers([s], ids.key, ids.oneShot, TRIGGERS, 50); res.triggersIdle.load = loadavg(); await sleep(1000) }
         const tc = performance.now()
         await triggers([s], ids.key, ids.watched, size.runs, 50)
         res.createSeconds = (performance.now() - tc) / 1000
@@ -238,7 +250,7 @@ export async function watch(row: RowFn, details: Record<string, unknown>, quick:
         if (size === biggest1s) {
           res.triggersLoaded = await triggers([s], ids.key, ids.oneShot, TRIGGERS, 50)
           res.triggersLoaded.load = loadavg()
-          console.log(`  triggers, ${TRIGGERS} at concurrency 50: idle ${JSON.stringify(res.triggersIdle)}, with ${size.runs} runs in flight ${JSON.stringify(res.triggersLoaded)}`)
+          console.log(`  triggers, ${TRIGGERS} at concurrency 50: fresh process ${JSON.stringify(res.triggersCold)}, idle (warm) ${JSON.stringify(res.triggersIdle)}, with ${size.runs} runs in flight ${JSON.stringify(res.triggersLoaded)}`)
         }
       } finally {
         await s.stop()
@@ -258,6 +270,8 @@ export async function watch(row: RowFn, details: Record<string, unknown>, quick:
         const tl = res.triggersLoaded, ti = res.triggersIdle
         row({ case: 'watch', metric: `triggers/s with ${size.runs} runs in flight vs idle process (${TRIGGERS}, concurrency 50)`, runrelay: tl.perSec, baseline: ti.perSec, unit: '/s', goal: '≥ 1,000/s', limit: 0, higherIsBetter: true, met: tl.perSec >= 1000 })
         row({ case: 'watch', metric: `trigger p99 with ${size.runs} runs in flight vs idle process`, runrelay: tl.p99, baseline: ti.p99, unit: 'ms', goal: '≤ 100 ms', limit: Infinity, met: tl.p99 <= 100 })
+        const tc = res.triggersCold
+        row({ case: 'watch', metric: `trigger p99, first burst on a fresh process vs the same burst warm (info: ${Math.round(tc.perSec)} vs ${Math.round(ti.perSec)} /s)`, runrelay: tc.p99, baseline: ti.p99, unit: 'ms', goal: 'info', limit: Infinity })
       }
     }
     if (out.idle) {

@@ -1,3 +1,4 @@
+import { setNewest } from '../core/bounded-map.ts'
 import { parseJson } from '../core/json.ts'
 import { HTTP_TOKEN, isOutboundUrlError, requestMethod, settleResponse } from '../core/outbound.ts'
 import { redactDeep, redactText } from '../core/redact.ts'
@@ -277,7 +278,7 @@ export function confineUrl(baseUrl: string, url: string): string {
 }
 
 interface ParsedBase { protocol: string; host: string; basePath: string }
-/** Connections' base URLs as parsed (a few per tenant, asked on every request); emptied when full. */
+/** Connections' base URLs as parsed (a few per tenant, asked on every request); the oldest parsed dropped first. */
 const parsedBases = new Map<string, ParsedBase>()
 const MAX_PARSED_BASES = 1_024
 
@@ -286,8 +287,7 @@ function parsedBase(baseUrl: string): ParsedBase {
   if (!parsed) {
     const base = new URL(baseUrl)
     parsed = { protocol: base.protocol, host: base.host, basePath: base.pathname.replace(/\/+$/, '') }
-    if (parsedBases.size >= MAX_PARSED_BASES) parsedBases.clear()
-    parsedBases.set(baseUrl, parsed)
+    setNewest(parsedBases, baseUrl, parsed, MAX_PARSED_BASES)
   }
   return parsed
 }

@@ -1,3 +1,4 @@
+import { setNewest } from './bounded-map.ts'
 import { CANCEL_NOT_FORWARDED, UpstreamError, type TriggerResult } from './connector.ts'
 import { isOutboundUrlError } from './outbound.ts'
 import { NOT_SENT } from './rate-budget.ts'
@@ -100,8 +101,7 @@ export class LostAttempts {
       if (this.byRun.size >= this.max) this.byRun.clear()
       this.byRun.set(runId, marks = new Map())
     }
-    if (marks.size >= this.marksPerRun) marks.delete(marks.keys().next().value!)
-    marks.set(pendingAt, answer)
+    setNewest(marks, pendingAt, answer, this.marksPerRun)
   }
 
   /** What this process knows of the attempt marked `pendingAt`: its answer, null if it sent nothing, undefined if nothing is known. */

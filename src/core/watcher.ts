@@ -1,6 +1,7 @@
 import { UpstreamError, type CommandName, type Observation, type TriggerResult } from './connector.ts'
 import type { RunPatch, RunPatch as Patch, RunRecord } from './run.ts'
 import { notBefore, retryDelay } from './backoff.ts'
+import { setNewest } from './bounded-map.ts'
 import { isTerminal, type ErrorInfo, type NewEvent, type RunStatus } from './domain.ts'
 import { formsOf, observeChange, type Change } from './observe.ts'
 import { nextPollDelay } from './poll-planner.ts'
@@ -112,10 +113,7 @@ export class Watcher {
     const parent = phase === 'trigger' ? undefined : this.triggerSpans.get(run.id)
     return tracer.span(`runrelay.${phase}`, { 'runrelay.run_id': run.id, 'runrelay.provider': binding.connector.provider }, async () => {
       const current = phase === 'trigger' ? tracer.current() : undefined
-      if (current) {
-        if (this.triggerSpans.size >= MAX_TRACED_RUNS) this.triggerSpans.delete(this.triggerSpans.keys().next().value!)
-        this.triggerSpans.set(run.id, current)
-      }
+      if (current) setNewest(this.triggerSpans, run.id, current, MAX_TRACED_RUNS)
       let outcome = 'error'
       try {
         const result = await fn()

@@ -1,5 +1,6 @@
 import type { BatchItem } from 'drizzle-orm/batch'
 import { eq, sql } from 'drizzle-orm'
+import { setNewest } from '../core/bounded-map.ts'
 import type { Db } from './db.ts'
 import { settings } from './schema.ts'
 
@@ -19,16 +20,13 @@ export class ReadCache<T> {
     if (!hit) return undefined
     if (Date.now() - hit.at > this.ttlMs) { this.rows.delete(key); return undefined }
     // Map order is insertion order: moving a hit to the end makes the first key the least recently used.
-    this.rows.delete(key)
-    this.rows.set(key, hit)
+    setNewest(this.rows, key, hit, this.max)
     return hit.row
   }
 
   set(key: string, row: T): void {
     if (!this.enabled) return
-    this.rows.delete(key)
-    if (this.rows.size >= this.max) this.rows.delete(this.rows.keys().next().value!)
-    this.rows.set(key, { row, at: Date.now() })
+    setNewest(this.rows, key, { row, at: Date.now() }, this.max)
   }
 
   delete(key: string): void { this.rows.delete(key) }

@@ -1,5 +1,6 @@
 import { getConnector } from '../connectors/index.ts'
 import { callbackExpiry, callbackUrl, pollPolicyOf } from '../core/binding.ts'
+import { setNewest } from '../core/bounded-map.ts'
 import type { ConnectionView, Connector, ConnectorContext } from '../core/connector.ts'
 import type { SecretBox } from '../core/crypto.ts'
 import { instrumentFetch } from '../core/metrics.ts'
@@ -116,9 +117,7 @@ export function createBinder(deps: BinderDeps): Binder {
       ctx.otherActiveRuns = async () => (await deps.store.runs.activeIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
       ctx.callbackUrl = await callbackUrl(deps.secrets, publicUrl, run.id, expiry)
       binding = { connector, policy, ctx, triggerRetry: workflow.triggerRetry === 'at_least_once' ? 'at_least_once' : 'at_most_once' }
-      kept.delete(run.id)
-      kept.set(run.id, { workflowAt: workflow.updatedAt, connectionId: connection.id, connectionAt: connection.updatedAt, expiry, publicUrl, binding })
-      if (kept.size > MAX_KEPT_BINDINGS) kept.delete(kept.keys().next().value!)
+      setNewest(kept, run.id, { workflowAt: workflow.updatedAt, connectionId: connection.id, connectionAt: connection.updatedAt, expiry, publicUrl, binding }, MAX_KEPT_BINDINGS)
     }
     const durations = binding.policy.adaptive && run.upstreamId ? await durationsOf(workflow.id) : undefined
     return durations ? { ...binding, durations } : binding

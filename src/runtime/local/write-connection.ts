@@ -1,4 +1,5 @@
 import Database from 'libsql'
+import { setNewest } from '../../core/bounded-map.ts'
 import { isBookkeeping } from '../../db/db.ts'
 
 /**
@@ -77,16 +78,12 @@ export function withWriteConnection<C extends BatchClient>(client: C, path: stri
   const statements = new Map<string, Prepared>()
   const prepared = (sql: string): Prepared => {
     let s = statements.get(sql)
-    if (s) {
-      // Most recently used last: a Map keeps insertion order, so eviction takes the least recently used.
-      statements.delete(sql)
-      statements.set(sql, s)
-      return s
+    if (!s) {
+      s = db.prepare(sql)
+      if (s.reader) s.raw(true)
     }
-    if (statements.size >= MAX_STATEMENTS) statements.delete(statements.keys().next().value!)
-    s = db.prepare(sql)
-    if (s.reader) s.raw(true)
-    statements.set(sql, s)
+    // Most recently used last, so the least recently used is dropped first.
+    setNewest(statements, sql, s, MAX_STATEMENTS)
     return s
   }
   const begin = db.prepare('BEGIN IMMEDIATE'), commit = db.prepare('COMMIT'), rollback = db.prepare('ROLLBACK')
