@@ -29,11 +29,13 @@ export interface BinderDeps {
 /** How long a workflow's fitted duration model is reused before it is fitted again from newer runs. */
 const DURATION_MODEL_TTL_MS = 60_000
 /**
- * Runs whose binding is kept between ticks (about 1 KB each), the first built dropped first (a
+ * Runs whose binding is kept between ticks (a context object and a callback URL, a few hundred bytes each), the first built dropped first (a
  * run in flight is bound again as soon as it ticks): building one each tick (a context, a fetch wrapper, an HMAC-signed callback URL) was
  * ~6% of what a poll allocates (issue 26).
  */
 const MAX_KEPT_BINDINGS = 10_000
+/** Connection versions whose shared context parts are kept (see `bases`), the least recently built dropped first. */
+const MAX_CONNECTION_BASES = 1_024
 
 export interface Binder {
   /** A run's connector, context and poll policy. */
@@ -46,7 +48,6 @@ export interface Binder {
 
 /** Resolves connectors and their contexts (credentials decrypted once per connection version). */
 export function createBinder(deps: BinderDeps): Binder {
-  const credentialCache = new Map<string, { updatedAt: number; view: ConnectionView }>()
   const connectorCaches = new Map<string, Map<string, unknown>>()
   const durationModels = new Map<string, { at: number; model: Promise<DurationModel | undefined> }>()
 
@@ -60,22 +61,27 @@ export function createBinder(deps: BinderDeps): Binder {
     return model
   }
 
-  const viewOf = async (c: ConnectionRow): Promise<ConnectionView> => {
-    const hit = credentialCache.get(c.id)
-    if (hit && hit.updatedAt === c.updatedAt) return hit.view
-    const view: ConnectionView = {
-      id: c.id, provider: c.provider, baseUrl: c.baseUrl, config: c.config,
-      credentials: await deps.secrets.decrypt<Record<string, string>>(c.secret),
-    }
-    credentialCache.set(c.id, { updatedAt: c.updatedAt, view })
-    return view
-  }
+  /** A connection version's connector and the context parts all its runs share. */
+  interface ConnectionBase { updatedAt: number; connector: Connector; fetch: typeof fetch; view: ConnectionView; cache: Map<string, unknown> }
+  /**
+   * Each connection version's base: the credentials decrypted once, the instrumented fetch (its
+   * closures), the connector's cache. A binding's context refers to them and adds its run's own
+   * parts (workflow, callback URL), so a run in flight keeps one small object, not its own
+   * closures (issue 26: memory per run).
+   */
+  const bases = new Map<string, ConnectionBase>()
+  const now = () => deps.clock.now()
 
-  const forConnection = async (connection: ConnectionRow) => {
+  const baseOf = async (connection: ConnectionRow): Promise<ConnectionBase> => {
+    const hit = bases.get(connection.id)
+    if (hit && hit.updatedAt === connection.updatedAt) return hit
     const connector = getConnector(connection.provider)
     if (!connector) throw new Error(`unknown provider ${connection.provider}`)
     const rps = connection.rateLimitPerSecond
-    const view = await viewOf(connection)
+    const view: ConnectionView = {
+      id: connection.id, provider: connection.provider, baseUrl: connection.baseUrl, config: connection.config,
+      credentials: await deps.secrets.decrypt<Record<string, string>>(connection.secret),
+    }
     // Every request carries the connection's secret values, so no redirect takes them to another origin.
     const secretValues = Object.values(view.credentials)
     const upstream = deps.metrics || deps.tracer ? instrumentFetch(deps.fetch, connection.provider, deps.metrics ?? noMetrics, deps.tracer ?? noTracer) : deps.fetch
@@ -85,17 +91,41 @@ export function createBinder(deps: BinderDeps): Binder {
     }
     let cache = connectorCaches.get(connection.id)
     if (!cache) connectorCaches.set(connection.id, (cache = new Map()))
-    const ctx: ConnectorContext = {
-      fetch: fetcher,
-      connection: view,
-      workflow: { id: '', upstreamWorkflowId: '', config: {} },
-      callbackUrl: '',
-      now: () => deps.clock.now(),
-      cache,
-      maxAnswerBytes: deps.maxAnswerBytes,
-    }
-    return { connector, ctx }
+    const base = { updatedAt: connection.updatedAt, connector, fetch: fetcher, view, cache }
+    setNewest(bases, connection.id, base, MAX_CONNECTION_BASES)
+    return base
   }
+
+  /**
+   * A context over `base`, every field given in one object literal: objects of one literal share
+   * their hidden class. A copy made by spreading a context and then completed property by
+   * property got a hidden class of its own (a map and its descriptors, ~300 B, in heap snapshots
+   * at 5,000 runs: one per run), and a binding lives as long as its run.
+   */
+  const contextOf = (base: ConnectionBase, run?: { workflow: ConnectorContext['workflow']; callbackUrl: string; otherActiveRuns: () => Promise<string[]> }): ConnectorContext => ({
+    fetch: base.fetch,
+    connection: base.view,
+    workflow: run?.workflow ?? { id: '', upstreamWorkflowId: '', config: {} },
+    callbackUrl: run?.callbackUrl ?? '',
+    now,
+    cache: base.cache,
+    otherActiveRuns: run?.otherActiveRuns,
+    maxAnswerBytes: deps.maxAnswerBytes,
+  })
+
+  const forConnection = async (connection: ConnectionRow) => {
+    const base = await baseOf(connection)
+    return { connector: base.connector, ctx: contextOf(base) }
+  }
+
+  /**
+   * The unfinished runs of the same upstream workflow on the connection but `runId`. Made here, out
+   * of `bind`, so it closes over the ids alone: a closure in `bind` kept the whole run row it was
+   * bound from (and that row's own hidden class, ~1 KB) for as long as the binding is kept, that
+   * is for the run's life (issue 26: heap snapshots at 5,000 runs, one such row per run).
+   */
+  const otherActiveRuns = (connectionId: string, upstreamWorkflowId: string, runId: string) => async () =>
+    (await deps.store.runs.activeIdsOfUpstreamWorkflow(connectionId, upstreamWorkflowId)).filter((id) => id !== runId)
 
   /** Each run's last binding and what it was built from (the rows' versions, the callback URL's inputs). */
   const kept = new Map<string, { workflowAt: number; connectionId: string; connectionAt: number; expiry: number; publicUrl: string; binding: ConnectorBinding }>()
@@ -111,11 +141,14 @@ export function createBinder(deps: BinderDeps): Binder {
     let binding = last && last.workflowAt === workflow.updatedAt && last.connectionId === connection.id && last.connectionAt === connection.updatedAt
       && last.expiry === expiry && last.publicUrl === publicUrl ? last.binding : undefined
     if (!binding) {
-      const { connector, ctx } = await forConnection(connection)
+      const base = await baseOf(connection)
+      const { connector } = base
       const policy = pollPolicyOf(workflow, connector)
-      ctx.workflow = { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config, hasInputTemplate: workflow.inputTemplate !== null && workflow.inputTemplate !== undefined }
-      ctx.otherActiveRuns = async () => (await deps.store.runs.activeIdsOfUpstreamWorkflow(connection.id, workflow.upstreamWorkflowId)).filter((id) => id !== run.id)
-      ctx.callbackUrl = await callbackUrl(deps.secrets, publicUrl, run.id, expiry)
+      const ctx = contextOf(base, {
+        workflow: { id: workflow.id, upstreamWorkflowId: workflow.upstreamWorkflowId, config: workflow.config, hasInputTemplate: workflow.inputTemplate !== null && workflow.inputTemplate !== undefined },
+        callbackUrl: await callbackUrl(deps.secrets, publicUrl, run.id, expiry),
+        otherActiveRuns: otherActiveRuns(connection.id, workflow.upstreamWorkflowId, run.id),
+      })
       binding = { connector, policy, ctx, triggerRetry: workflow.triggerRetry === 'at_least_once' ? 'at_least_once' : 'at_most_once' }
       setNewest(kept, run.id, { workflowAt: workflow.updatedAt, connectionId: connection.id, connectionAt: connection.updatedAt, expiry, publicUrl, binding }, MAX_KEPT_BINDINGS)
     }

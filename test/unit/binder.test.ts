@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { afterEach, describe, expect, it } from 'vitest'
 import { newEncryptionKey, SecretBox } from '../../src/core/crypto.ts'
 import type { ConnectorBinding } from '../../src/core/ports.ts'
@@ -36,6 +38,32 @@ describe('binder (real store)', () => {
     const again = await binder.bind(run)
     expect(again).not.toBe(first)
     expect(again.ctx.callbackUrl).toBe(first.ctx.callbackUrl)
+  })
+
+  it('a kept binding holds neither the run row it was bound from nor closures of its own: runs of one connection share them', async () => {
+    const { store, binder, newRun } = await demoWorld()
+    const created = await store.runs.create(newRun('run_m'), { type: 'run.created', data: {} })
+    const other = await store.runs.create(newRun('run_n'), { type: 'run.created', data: {} })
+    // The row is read back (a copy nobody else holds), bound, then let go.
+    let row = await store.runs.getById(created.run.id)
+    const rowGone = new WeakRef(row!)
+    const binding = await binder.bind(row!)
+    row = undefined
+    const otherBinding = await binder.bind(other.run)
+    // The connection's parts are shared; each run has its own callback URL.
+    expect(binding.ctx.fetch).toBe(otherBinding.ctx.fetch)
+    expect(binding.ctx.cache).toBe(otherBinding.ctx.cache)
+    expect(binding.ctx.connection).toBe(otherBinding.ctx.connection)
+    expect(binding.ctx.callbackUrl).not.toBe(otherBinding.ctx.callbackUrl)
+    // The binding is kept for the run's life (bound again: the same), but the row is collectable.
+    expect(await binder.bind(created.run)).toBe(binding)
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    await new Promise((r) => setTimeout(r, 0))
+    gc()
+    expect(rowGone.deref()).toBeUndefined()
+    // What the binding still does with the run: its other active runs (ids only).
+    expect(await binding.ctx.otherActiveRuns!()).toEqual(['run_n'])
   })
 
   it('the run host releases the binding of a run that finished', async () => {
