@@ -4,12 +4,13 @@ import { isBookkeeping } from '../../db/db.ts'
 
 /**
  * Distinct statements kept prepared, least recently used dropped first. A group commit's SQL
- * varies with its number of rows (up to the ledger's 256 writes a group), so at a few hundred
- * polls a second the groups' sizes alone outnumber 64: with that bound, and oldest-first
- * eviction, the write connection prepared its statements again on most commits (the profile at
- * 2,000 runs, issue 26). A prepared statement costs a few KB.
+ * varies with its number of rows, written for one of 32 size classes (db/run-batch.ts), times
+ * each set of updated columns: with a bound of 64 and oldest-first eviction the write connection
+ * prepared its statements again on most commits (the profile at 2,000 runs, issue 26). A
+ * prepared multi-row statement holds up to ~250 KiB of native memory, so the bound is also a
+ * bound on that (when each group size had its own text, 1,024 of them could hold ~130 MB).
  */
-const MAX_STATEMENTS = 1_024
+const MAX_STATEMENTS = 256
 
 /** The part of @libsql/client's Client that the write connection takes over. */
 export interface BatchClient {
