@@ -45,9 +45,9 @@ export interface RunUpdate {
  * 14, 16, 20, … 448, 512). A statement's SQL text varies with its number of rows, and the local
  * write connection keeps each text prepared: a prepared statement of a few hundred rows holds
  * 100–250 KiB of native memory, so one per group size (1 to 256 writes, times each set of
- * updated columns) held ~100 MB at 10,000 runs in flight, none of it per run (issue 26: RSS per
- * run). Padding adds less than a seventh more rows, each a lookup that finds nothing; classes
- * half as dense (1, 2, 3, 4, 6, 8, 12, …) padded up to a third and cost a few % of CPU per poll.
+ * updated columns) could hold ~130 MB at the connection's old cap of 1,024 texts (512 measured:
+ * 67 MiB), none of it per run (issue 26: RSS per run). Padding adds less than a seventh more
+ * rows, each a lookup that finds nothing (below this machine's noise in CPU per poll).
  */
 const SIZE_CLASSES: readonly number[] = (() => {
   const out = [1, 2, 3, 4, 5, 6, 7]
@@ -61,7 +61,7 @@ function sizeClass(n: number): number {
   return n
 }
 
-/** Rows `n` is cut into chunks of at most `max`, the largest size class that fits `maxParams` parameters of `perRow` each. */
+/** Rows per statement when each row takes `perRow` parameters: the largest size class within `maxParams`. */
 function chunkSize(perRow: number, maxParams: number): number {
   let best = 1
   for (const c of SIZE_CLASSES) if (c * perRow <= maxParams) best = c
@@ -171,7 +171,7 @@ function runInsert(rows: RunRow[]): RawStatement {
   return { sql: `${RUN_INSERT_HEAD}select * from (values ${Array(n).fill(RUN_TUPLE).join(', ')}) as v where v.column1 is not null`, args }
 }
 
-/** Rows per run insert statement (one parameter per column). */
+/** Rows per run insert statement (one parameter per column; ~100 rows, as before: creates come a group at a time). */
 const RUN_INSERT_CHUNK = chunkSize(RUN_KEYS.length, MAX_PARAMS / 3)
 
 /** Append `rows` rows of `width` nulls (the padding of a statement written for a size class). */

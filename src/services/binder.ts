@@ -46,6 +46,9 @@ export interface Binder {
   forConnection(connection: ConnectionRow): Promise<{ connector: Connector; ctx: ConnectorContext }>
 }
 
+/** A connection version's connector and the context parts all its runs share. */
+interface ConnectionBase { updatedAt: number; connector: Connector; fetch: typeof fetch; view: ConnectionView; cache: Map<string, unknown> }
+
 /** Resolves connectors and their contexts (credentials decrypted once per connection version). */
 export function createBinder(deps: BinderDeps): Binder {
   const connectorCaches = new Map<string, Map<string, unknown>>()
@@ -61,8 +64,6 @@ export function createBinder(deps: BinderDeps): Binder {
     return model
   }
 
-  /** A connection version's connector and the context parts all its runs share. */
-  interface ConnectionBase { updatedAt: number; connector: Connector; fetch: typeof fetch; view: ConnectionView; cache: Map<string, unknown> }
   /**
    * Each connection version's base: the credentials decrypted once, the instrumented fetch (its
    * closures), the connector's cache. A binding's context refers to them and adds its run's own
