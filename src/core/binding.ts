@@ -36,7 +36,10 @@ export function callbackExpiry(run: { deadlineAt: number | null; createdAt: numb
  */
 export async function callbackUrl(secrets: SecretBox, publicUrl: string, runId: string, expiresAt: number): Promise<string> {
   const exp = Math.ceil(expiresAt / 1000)
-  return `${publicUrl.replace(/\/+$/, '')}/v1/callbacks/${runId}?exp=${exp}&sig=${await secrets.sign(`callback:${runId}:${exp}`)}`
+  const sig = await secrets.sign(`callback:${runId}:${exp}`)
+  // Joined, not a template: a run's binding keeps its URL for the run's life, and V8 keeps a
+  // concatenation as a tree of its parts (six nodes here, ~200 B more per run in flight).
+  return [publicUrl.replace(/\/+$/, ''), '/v1/callbacks/', runId, '?exp=', exp, '&sig=', sig].join('')
 }
 
 /** The signed callback URL of a whole connection, for upstreams with one webhook per account. */
