@@ -22,7 +22,7 @@ export type ChangeEvent = Omit<StoredEvent, 'id' | 'runId' | 'workflowId'>
  * (the local ledger through the store, the Workers run object through its outbox) uses this, so
  * a run's status per event is decided in one place.
  */
-export function applyChange<R extends RunRecord>(run: R, patch: RunPatch, events: NewEvent[], now: number): { run: R; set: RunPatch & { lastSeq: number; updatedAt: number }; events: ChangeEvent[] } {
+export function applyChange<R extends RunRecord>(run: R, patch: RunPatch, events: NewEvent[], now: number, copy: (run: R) => R = (r) => ({ ...r })): { run: R; set: RunPatch & { lastSeq: number; updatedAt: number }; events: ChangeEvent[] } {
   const set = { ...patch, lastSeq: run.lastSeq + events.length, updatedAt: now }
   // Each event carries the status in force once it is applied: a status change moves it.
   let status = run.status
@@ -30,8 +30,9 @@ export function applyChange<R extends RunRecord>(run: R, patch: RunPatch, events
     if (e.type === 'run.status_changed' && isRunStatus(e.data.to)) status = e.data.to
     return { seq: run.lastSeq + 1 + i, type: e.type, status, data: e.data, createdAt: now }
   })
-  // Undefined fields of the patch leave the column as it was (as an SQL update does).
-  const next: R = { ...run }
+  // Undefined fields of the patch leave the column as it was (as an SQL update does). `copy`: the
+  // store's own copy of its row type (see db/runs.ts copyRunRow), where a spread would do.
+  const next: R = copy(run)
   const into = next as Record<string, unknown>
   for (const k of Object.keys(set)) { const v: unknown = set[k as keyof typeof set]; if (v !== undefined) into[k] = v }
   return { run: next, set, events: rows }

@@ -21,6 +21,7 @@ export { decodeCursor, encodeCursor, type Page } from './page.ts'
 export type { ApiKeyRow, TenantRow, TokenRevocations } from './keys.ts'
 export type { ConnectionRow, WorkflowRow } from './catalog.ts'
 export type { EventRow, RunFilter, RunPatch, RunRow } from './runs.ts'
+export { copyRunRow } from './runs.ts'
 export type { PreparedWrite, RunUpdate } from './run-batch.ts'
 export { SeqConflictError } from './store-errors.ts'
 

@@ -5,8 +5,20 @@
  */
 import { rmSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Store } from '../../src/db/store.ts'
+import { getTableColumns } from 'drizzle-orm'
+import { copyRunRow, schema, type RunRow, type Store } from '../../src/db/store.ts'
 import { CREATED, migratedStore, queuedRun, rawDb } from '../helpers/store.ts'
+
+describe('copyRunRow', () => {
+  it('copies every column of a run row, each to its own field', () => {
+    // A distinct value per column: a field copied from the wrong column shows.
+    const row = Object.fromEntries(Object.keys(getTableColumns(schema.runs)).map((k, i) => [k, `${k}:${i}`])) as unknown as RunRow
+    const copy = copyRunRow(row)
+    expect(copy).toEqual(row)
+    expect(copy).not.toBe(row)
+    expect(Object.keys(copy).sort()).toEqual(Object.keys(row).sort())
+  })
+})
 
 describe('run batches', () => {
   let dir: string

@@ -1,7 +1,7 @@
 import type { NewEvent, RunEvent } from '../../core/domain.ts'
 import { countCommitted } from '../../core/metrics.ts'
 import { noMetrics, noTracer, type Metrics, type Publisher, type RunLedger, type SpanParent, type Tracer } from '../../core/ports.ts'
-import type { PreparedWrite, RunPatch, RunRow, Store } from '../../db/store.ts'
+import { copyRunRow, type PreparedWrite, type RunPatch, type RunRow, type Store } from '../../db/store.ts'
 import { afterIo } from './next-turn.ts'
 
 /** Most writes committed in one transaction. */
@@ -146,7 +146,9 @@ export class LocalLedger implements RunLedger {
    */
   commit(run: RunRow, patch: RunPatch, events: NewEvent[]): Promise<{ run: RunRow; events: RunEvent[] }> {
     if (events.length === 0 && this.fences.has(run.id) && !run.finishedAt && this.now() - run.updatedAt < MAX_UNSTORED_MS && bookkeepingOnly(run, patch)) {
-      const kept: RunRow = { ...run, polls: patch.polls ?? run.polls, nextTickAt: patch.nextTickAt !== undefined ? patch.nextTickAt : run.nextTickAt }
+      const kept = copyRunRow(run)
+      kept.polls = patch.polls ?? run.polls
+      if (patch.nextTickAt !== undefined) kept.nextTickAt = patch.nextTickAt
       this.skipped++
       this.remember(kept)
       return Promise.resolve({ run: kept, events: [] })
