@@ -11,7 +11,9 @@ import { logFigures } from '../helpers/figures.ts'
 // on Workers, @cfworker/json-schema, 22.6 KiB minified (the bundle went from ~697 to ~720 KiB).
 // 730 until the merge of issues 23 and 25: the dashboard's management views (src/http/ui, which
 // the Worker serves) add 34 KiB; together they measured 768.8 KiB.
-const BUDGET_KIB = 780
+// 780 until issue 26's memory round: the run row copied by one literal of its 36 columns
+// (db/runs.ts copyRunRow) and the group commits' size classes took it to 780.8 KiB.
+const BUDGET_KIB = 784
 const root = join(import.meta.dirname, '..', '..')
 const outdir = mkdtempSync(join(tmpdir(), 'runrelay-worker-bundle-'))
 afterAll(() => rmSync(outdir, { recursive: true, force: true }))
