@@ -26,14 +26,16 @@ describe('lease renewal racing a create', () => {
   let store: Store
   let host: LocalRunHost
   const triggers: string[] = []
+  const triggeredAt = new Map<string, number>()
 
   beforeEach(async () => {
     ;({ dir, store } = await migratedStore('lease-renew-race'))
     triggers.length = 0
+    triggeredAt.clear()
     const connector: Connector = {
       provider: 'fake',
       connectionConfig: PollPolicy as any, credentials: PollPolicy as any, workflowConfig: PollPolicy as any,
-      async trigger(_ctx, req) { triggers.push(req.runId); await sleep(50); return { upstreamId: `up-${req.runId}`, status: 'running' } },
+      async trigger(_ctx, req) { triggers.push(req.runId); triggeredAt.set(req.runId, Date.now()); await sleep(50); return { upstreamId: `up-${req.runId}`, status: 'running' } },
       async poll() { return { status: 'completed', result: { ok: true } } },
     }
     const policy = PollPolicy.parse({ firstIntervalMs: 100, maxIntervalMs: 100, deadlineMs: 600_000 })
@@ -48,6 +50,31 @@ describe('lease renewal racing a create', () => {
   afterEach(async () => {
     await host.stop()
     rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a create that commits after most of its lease is not held on that lease: a claim leases it afresh, then it is triggered once and completes', async () => {
+    // The database holds the create's commit for 80% of a TTL (a stall the ledger waits out).
+    let release!: () => void
+    const gate = new Promise<void>((r) => { release = r })
+    const writeBatch = store.runs.writeBatch.bind(store.runs)
+    let first = true
+    store.runs.writeBatch = (async (writes: Parameters<typeof writeBatch>[0]) => {
+      if (first) { first = false; await gate }
+      return writeBatch(writes)
+    }) as typeof store.runs.writeBatch
+    const now = Date.now()
+    const creating = host.create(queuedRun('r_late', now, { nextTickAt: now }), CREATED)
+    await sleep(TTL_MS * 0.8)
+    release()
+    const run = await creating
+    // Not held on a lease with a fifth of a TTL left, so no trigger on it.
+    expect(host.heldRuns).toBe(0)
+    expect(triggers).toEqual([])
+    // Once that lease lapses, the claim pass leases the run afresh and watches it to the end:
+    // its one trigger went out after the create's lease had ended.
+    await expect.poll(async () => (await store.runs.getById(run.id))!.status, { timeout: 5_000 }).toBe('completed')
+    expect(triggers).toEqual(['r_late'])
+    expect(triggeredAt.get('r_late')!).toBeGreaterThanOrEqual(now + TTL_MS)
   })
 
   it('a run created while a renewal is on its way stays watched, and is triggered once and completes', async () => {
