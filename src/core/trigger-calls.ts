@@ -97,10 +97,7 @@ export class LostAttempts {
   /** The attempt marked `pendingAt` sent no request (null), or got `answer`. */
   remember(runId: string, pendingAt: number, answer: TriggerResult | null): void {
     let marks = this.byRun.get(runId)
-    if (!marks) {
-      if (this.byRun.size >= this.max) this.byRun.clear()
-      this.byRun.set(runId, marks = new Map())
-    }
+    if (!marks) setNewest(this.byRun, runId, marks = new Map(), this.max)
     setNewest(marks, pendingAt, answer, this.marksPerRun)
   }
 

@@ -1,4 +1,5 @@
 import { getTableColumns } from 'drizzle-orm'
+import { setNewest } from '../core/bounded-map.ts'
 import type { Db, RawStatement } from './db.ts'
 import { rawClient } from './db.ts'
 import { events, runs } from './schema.ts'
@@ -105,7 +106,6 @@ function runUpdates(updates: RunUpdate[]): RawStatement[] {
     const per = chunkSize(cols.length + 4, MAX_PARAMS)
     for (let i = 0; i < list.length; i += per) {
       const chunk = list.slice(i, i + per)
-      const rows = sizeClass(chunk.length)
       const args: unknown[] = []
       for (const u of chunk) {
         args.push(u.id, u.lastSeq, u.fence ?? null, u.attempts ?? null)
@@ -115,9 +115,8 @@ function runUpdates(updates: RunUpdate[]): RawStatement[] {
         }
       }
       // Padding rows: a null id matches no run.
-      padArgs(args, rows - chunk.length, cols.length + 4)
       out.push({
-        sql: `update "runs" set ${assign} from (values ${Array(rows).fill(tuple).join(', ')}) as v where "runs"."id" = v.column1 and "runs"."last_seq" = v.column2 and (v.column3 is null or "runs"."lease_token" = v.column3) and (v.column4 is null or "runs"."trigger_attempts" = v.column4) returning "runs"."id"`,
+        sql: `update "runs" set ${assign} from (values ${paddedValues(args, chunk.length, cols.length + 4, tuple)}) as v where "runs"."id" = v.column1 and "runs"."last_seq" = v.column2 and (v.column3 is null or "runs"."lease_token" = v.column3) and (v.column4 is null or "runs"."trigger_attempts" = v.column4) returning "runs"."id"`,
         args,
       })
     }
@@ -139,10 +138,8 @@ function eventInsert(rows: EventInsert[]): RawStatement {
   const args: unknown[] = []
   for (const r of rows) args.push(r.tenantId, r.runId, r.workflowId, r.seq, r.type, r.status, JSON.stringify(r.data), r.createdAt)
   // Padding rows: a null run id has no run, so they are never inserted.
-  const n = sizeClass(rows.length)
-  padArgs(args, n - rows.length, EVENT_COLUMNS.length)
   return {
-    sql: `${EVENT_INSERT_HEAD}select * from (values ${Array(n).fill(EVENT_TUPLE).join(', ')}) as v `
+    sql: `${EVENT_INSERT_HEAD}select * from (values ${paddedValues(args, rows.length, EVENT_COLUMNS.length, EVENT_TUPLE)}) as v `
       + `where exists (select 1 from "runs" where "runs"."id" = v.column2 and "runs"."last_seq" >= v.column4) returning "id", "run_id", "seq"`,
     args,
   }
@@ -166,17 +163,27 @@ function runInsert(rows: RunRow[]): RawStatement {
     }
   }
   // Padding rows: a null id is filtered out before the insert.
-  const n = sizeClass(rows.length)
-  padArgs(args, n - rows.length, RUN_KEYS.length)
-  return { sql: `${RUN_INSERT_HEAD}select * from (values ${Array(n).fill(RUN_TUPLE).join(', ')}) as v where v.column1 is not null`, args }
+  return { sql: `${RUN_INSERT_HEAD}select * from (values ${paddedValues(args, rows.length, RUN_KEYS.length, RUN_TUPLE)}) as v where v.column1 is not null`, args }
 }
 
 /** Rows per run insert statement (one parameter per column; ~100 rows, as before: creates come a group at a time). */
 const RUN_INSERT_CHUNK = chunkSize(RUN_KEYS.length, MAX_PARAMS / 3)
 
-/** Append `rows` rows of `width` nulls (the padding of a statement written for a size class). */
-function padArgs(args: unknown[], rows: number, width: number): void {
-  for (let i = rows * width; i > 0; i--) args.push(null)
+/** VALUES lists by tuple and row count: one string per size class, not one join per statement. */
+const valuesLists = new Map<string, string>()
+
+/**
+ * The VALUES list of a statement over `count` rows of `width` parameters (`args` holds theirs),
+ * written for its size class: `args` is padded with rows of nulls, which each statement's
+ * condition keeps from matching or inserting anything.
+ */
+function paddedValues(args: unknown[], count: number, width: number, tuple: string): string {
+  const n = sizeClass(count)
+  for (let i = (n - count) * width; i > 0; i--) args.push(null)
+  const key = `${n}${tuple}`
+  let list = valuesLists.get(key)
+  if (list === undefined) setNewest(valuesLists, key, (list = Array(n).fill(tuple).join(', ')), 1_024)
+  return list
 }
 
 /**
