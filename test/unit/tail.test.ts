@@ -6,7 +6,7 @@ import type { Store } from '../../src/db/store.ts'
 import { LocalHub } from '../../src/runtime/local/hub.ts'
 import { LocalLedger } from '../../src/runtime/local/ledger.ts'
 import { EventTail } from '../../src/runtime/local/tail.ts'
-import { dataVersionOf, withWriteConnection } from '../../src/runtime/local/write-connection.ts'
+import { dataVersionOf, fileWatchOf, withWriteConnection } from '../../src/runtime/local/write-connection.ts'
 import { createClient } from '@libsql/client'
 import { drizzle } from 'drizzle-orm/libsql'
 import { schema, Store as StoreClass } from '../../src/db/store.ts'
@@ -19,9 +19,9 @@ const row = (id: string) => ({
 })
 
 /** One "process": its own connection, hub, tail and ledger, and a feed subscriber recording what it gets. */
-async function node(store: Store, intervalMs = 0, dataVersion?: () => number) {
+async function node(store: Store, intervalMs = 0, dataVersion?: () => number, watchFile?: (onChange: () => void) => () => void) {
   const hub = new LocalHub()
-  const tail = new EventTail(store, hub, { intervalMs, log: () => {}, dataVersion })
+  const tail = new EventTail(store, hub, { intervalMs, log: () => {}, dataVersion, watchFile, sleepPeriodMs: 5_000 })
   await tail.start()
   const ledger = new LocalLedger(store, tail, () => 1_000)
   const feed: RunEvent[] = []
@@ -124,5 +124,52 @@ describe('EventTail', () => {
     expect(seen.filter((v) => v !== 7 && v !== 8)).toEqual([])
     expect(tail.stats.skipped).toBeGreaterThan(0)
   })
-})
 
+  it('sleeps once its counter stood still for a second, and wakes at once on another process\'s commit to the file', async () => {
+    const client = createClient({ url: `file:${db.path}`, timeout: 5_000 })
+    stops.push(() => client.close())
+    withWriteConnection(client, db.path, 5_000)
+    const storeA = new StoreClass(drizzle(client, { schema }))
+    const a = await node(storeA, 10, dataVersionOf(client), fileWatchOf(client))
+    stops.push(() => a.tail.stop())
+    const b = await node(await db.open())
+    // Its own commit does not keep it awake: its connection's counter does not move for it.
+    const { run } = await a.ledger.create(row('ra'), { type: 'run.created', data: {} })
+    await until(() => a.tail.asleep, 3_000, 'a asleep')
+    // Asleep, a period is 5 s here: over 300 ms none, against 30 at 10 ms.
+    const skipped = a.tail.stats.skipped
+    await new Promise((r) => setTimeout(r, 300))
+    expect(a.tail.stats.skipped - skipped).toBe(0)
+    // B commits (no notice, no bus): the file's change wakes A, which reads B's event long before its sleeping period ends.
+    const t0 = performance.now()
+    await b.ledger.create(row('rb'), { type: 'run.created', data: {} })
+    await until(() => a.feed.length === 2, 5_000, 'b\'s event on a')
+    expect(performance.now() - t0).toBeLessThan(400)
+    expect(a.feed.map((e) => e.run_id)).toEqual(['ra', 'rb'])
+    expect(a.tail.asleep).toBe(false)
+    // A's own commit while asleep wakes it too (the file changed), and it falls asleep again.
+    await until(() => a.tail.asleep, 3_000, 'a asleep again')
+    const sleeps = a.tail.stats.sleeps
+    await a.ledger.commit(run, {}, [{ type: 'run.progress', data: {} }])
+    await until(() => a.tail.stats.sleeps > sleeps, 3_000, 'a asleep after its own commit')
+    expect(a.feed).toHaveLength(3)
+  })
+
+  it('never sleeps when the file cannot be watched, and says so once', async () => {
+    const logs: string[] = []
+    let version = 1
+    const tail = new EventTail(await db.open(), new LocalHub(), {
+      intervalMs: 10, log: (m) => logs.push(m), dataVersion: () => version, watchFile: () => { throw new Error('ENOSPC') },
+    })
+    await tail.start()
+    stops.push(() => tail.stop())
+    await new Promise((r) => setTimeout(r, 1_300))
+    version = 2
+    await new Promise((r) => setTimeout(r, 1_300))
+    expect(tail.asleep).toBe(false)
+    expect(tail.stats.sleeps).toBe(0)
+    // Still every 10 ms: far more periods than a sleeping tail's one a second.
+    expect(tail.stats.skipped).toBeGreaterThan(100)
+    expect(logs.filter((m) => m.includes('cannot watch'))).toHaveLength(1)
+  })
+})

@@ -18,7 +18,7 @@ import { LocalRunHost } from './run-host.ts'
 import { LocalScheduler } from './scheduler.ts'
 import { LocalStreams, type WebSocketAcceptor } from './streams.ts'
 import { EventTail } from './tail.ts'
-import { changeCounterOf, dataVersionOf } from './write-connection.ts'
+import { changeCounterOf, dataVersionOf, fileWatchOf } from './write-connection.ts'
 import { composeApp, composeBinder, composeServices, type Platform } from '../compose.ts'
 
 /** How long a key, workflow or connection read stays cached. */
@@ -96,7 +96,7 @@ export async function createLocalRuntime(opts: LocalRuntimeOptions) {
   const telemetry = { metrics, tracer: tracing?.tracer }
   const hub = new LocalHub()
   // Every event reaches the hub through the tail: this process's commits at once, other processes' on a bus notice or the tail's period.
-  const tail = new EventTail(store, hub, { intervalMs: config.RUNRELAY_TAIL_INTERVAL_MS, log, dataVersion, onPeriod: onTail ? syncIfChanged : undefined })
+  const tail = new EventTail(store, hub, { intervalMs: config.RUNRELAY_TAIL_INTERVAL_MS, log, dataVersion, onPeriod: onTail ? syncIfChanged : undefined, watchFile: fileWatchOf(store.client) })
   await boot(() => tail.start())
   // Loaded only when configured: the Redis client is the largest dependency and a single process never needs it.
   const bus = config.RUNRELAY_BUS_URL

@@ -1,3 +1,4 @@
+import { watch } from 'node:fs'
 import Database from 'libsql'
 import { setNewest } from '../../core/bounded-map.ts'
 import { isBookkeeping } from '../../db/db.ts'
@@ -32,6 +33,28 @@ const versions = new WeakMap<object, () => number>()
  * safety net, the read-cache sync) skip their queries while it stands still.
  */
 export function dataVersionOf(client: object): (() => number) | undefined { return versions.get(client) }
+
+/** Each write connection's database file, by the client it serves. */
+const files = new WeakMap<object, string>()
+
+/**
+ * A watch of the database file's commits, for the event tail's sleep (tail.ts `watchFile`), or
+ * undefined without a write connection. It watches the WAL: every commit of any connection, in
+ * this process or another, appends to it (nothing else writes it; the wal-index in -shm changes
+ * through shared memory, which raises no change notice), and an idle process's file stays
+ * untouched. It throws when the file cannot be watched.
+ */
+export function fileWatchOf(client: object): ((onChange: () => void) => () => void) | undefined {
+  const file = files.get(client)
+  if (file === undefined) return undefined
+  return (onChange) => {
+    // Not persistent: a watch never keeps the process alive.
+    const watcher = watch(`${file}-wal`, { persistent: false }, () => onChange())
+    // A watch that fails later (the file replaced, the watch limit) wakes the tail: its period reads as before.
+    watcher.on('error', () => { watcher.close(); onChange() })
+    return () => watcher.close()
+  }
+}
 
 /** Each write connection's count of its own commits, by the client it serves. */
 const ownCommits = new WeakMap<object, () => number>()
@@ -95,6 +118,7 @@ export function withWriteConnection<C extends BatchClient>(client: C, path: stri
   versions.set(client, () => { try { return (dataVersion.get() as [number])[0] } catch { return NaN } })
   let committed = 0
   ownCommits.set(client, () => committed)
+  files.set(client, path)
   const clientBatch = client.batch.bind(client)
   const clientClose = client.close.bind(client)
   client.batch = async (stmts: unknown[], mode?: string) => {
