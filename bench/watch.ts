@@ -162,7 +162,7 @@ async function window(up: Agent, cpu: () => Promise<number> | number, intervalMs
 
 export async function watch(row: RowFn, details: Record<string, unknown>, quick: boolean): Promise<void> {
   const sizes: Size[] = quick ? [{ runs: 200, intervalMs: 1000 }, { runs: 500, intervalMs: 1000 }, { runs: 1000, intervalMs: 2000 }] : [{ runs: 100, intervalMs: 1000 }, { runs: 1000, intervalMs: 1000 }, { runs: 5000, intervalMs: 1000 }, { runs: 10_000, intervalMs: 2000 }]
-  const WARM_S = quick ? 3 : 5, MEASURE_S = quick ? 6 : 15, IDLE_S = quick ? 10 : 20, IDLE_SETTLE_S = 20, TRIGGERS = quick ? 300 : 2000
+  const WARM_S = quick ? 3 : 5, MEASURE_S = quick ? 6 : 15, IDLE_S = quick ? 10 : 20, IDLE_SETTLE_S = 45, TRIGGERS = quick ? 300 : 2000
   const extraSize = process.env.BENCH_WATCH_SIZES // e.g. "2000:1000" (runs:interval, comma-separated) instead of the default sizes
   if (extraSize) sizes.splice(0, sizes.length, ...extraSize.split(',').map((x) => { const [r, i] = x.split(':').map(Number); return { runs: r!, intervalMs: i ?? 1000 } }))
   console.log(`watch: sizes ${sizes.map((s) => `${s.runs}@${s.intervalMs}ms`).join(', ')}; warm-up ${WARM_S} s, window ${MEASURE_S} s; load ${loadavg()}`)
@@ -198,8 +198,10 @@ export async function watch(row: RowFn, details: Record<string, unknown>, quick:
         const first = size === sizes[0]
         if (first) {
           // Idle: no runs at all (every timer that runs whatever the load). Measured once V8's
-          // memory reducer is done: ~15 s after start-up's allocations stop it runs three full
-          // GCs, once (--trace-gc: 40 ms of CPU; a 10 s window holding them reads ~1.5%).
+          // memory reducer is done: ~15–25 s after start-up's allocations stop it runs three full
+          // GCs, once (--trace-gc: 40 ms of CPU; a 10 s window holding them reads 1.0–1.7%, and
+          // after a 20 s settle they still fell in the window of one server or the other in two
+          // runs of three: a CPU profile put them 24–25 s after start), hence 45 s.
           // Beside it, in the same window, a server with the default configuration: its per-key
           // rate limit (off in this bench) keeps a heartbeat in the database once a second.
           const idleDir = mkdtempSync(join(DB_DIR, 'runrelay-bench-idle-'))
