@@ -34,7 +34,11 @@ const DURATION_MODEL_TTL_MS = 60_000
  * ~6% of what a poll allocates (issue 26).
  */
 const MAX_KEPT_BINDINGS = 10_000
-/** Connection versions whose shared context parts are kept (see `bases`), the least recently built dropped first. */
+/**
+ * Connection versions whose shared context parts are kept (see `bases`), the least recently built
+ * dropped first; also the bound on connectors' caches (one per connection) and on duration models
+ * (one per workflow, the least recently fitted dropped first): each is built again when needed.
+ */
 const MAX_CONNECTION_BASES = 1_024
 
 export interface Binder {
@@ -60,7 +64,7 @@ export function createBinder(deps: BinderDeps): Binder {
     const hit = durationModels.get(workflowId)
     if (hit && now - hit.at < DURATION_MODEL_TTL_MS) return hit.model
     const model = deps.store.runs.workflowDurations(workflowId, MAX_SAMPLES).then(fitDurations, () => undefined)
-    durationModels.set(workflowId, { at: now, model })
+    setNewest(durationModels, workflowId, { at: now, model }, MAX_CONNECTION_BASES)
     return model
   }
 
@@ -91,7 +95,7 @@ export function createBinder(deps: BinderDeps): Binder {
       return upstream(input, withCredentials(init, secretValues))
     }
     let cache = connectorCaches.get(connection.id)
-    if (!cache) connectorCaches.set(connection.id, (cache = new Map()))
+    if (!cache) setNewest(connectorCaches, connection.id, (cache = new Map()), MAX_CONNECTION_BASES)
     const base = { updatedAt: connection.updatedAt, connector, fetch: fetcher, view, cache }
     setNewest(bases, connection.id, base, MAX_CONNECTION_BASES)
     return base
