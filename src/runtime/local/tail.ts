@@ -27,8 +27,8 @@ export interface EventTailOptions {
    */
   onPeriod?: (version: number | undefined) => void
   /**
-   * Watch the database file for commits (runtime/local/file-watch.ts: the WAL, which every commit
-   * appends to and nothing else touches): calls `onChange` on a change, answers the watch's
+   * Watch the database file for commits (write-connection.ts `fileWatchOf`: the WAL, which every
+   * commit appends to and nothing else touches): calls `onChange` on a change, answers the watch's
    * disarm, and throws when the file cannot be watched. With it and `dataVersion`, a tail whose
    * counter stood still for QUIET_MS sleeps: its period slows to SLEEP_PERIOD_MS and the file's
    * next change wakes it at once (issue 26: an idle process spent ~0.25% of a core on ten
@@ -83,12 +83,14 @@ export class EventTail implements Publisher {
   private quietPeriods = 0
   /** While asleep: the file watch's disarm. */
   private disarmWatch: (() => void) | undefined
-  /** The file could not be watched: the tail never sleeps. */
-  private watchFailed = false
+  /** How the tail watches the file while asleep; dropped when the file cannot be watched (it never sleeps then). */
+  private watchFile: EventTailOptions['watchFile']
 
   constructor(private readonly store: Store, private readonly hub: LocalHub, private readonly opts: EventTailOptions) {
     this.batch = opts.batch ?? TAIL_BATCH
     this.sleepPeriodMs = opts.sleepPeriodMs ?? SLEEP_PERIOD_MS
+    // A sleeping tail needs both: the counter tells it when to sleep, the watch wakes it.
+    this.watchFile = opts.dataVersion && opts.intervalMs > 0 && opts.intervalMs < this.sleepPeriodMs ? opts.watchFile : undefined
   }
 
   /** Start at the table's end (subscribers replay history themselves) and arm the periodic read. */
@@ -110,11 +112,11 @@ export class EventTail implements Publisher {
   get asleep(): boolean { return this.disarmWatch !== undefined }
 
   /** Slow the period and wake on the file's next change instead (see EventTailOptions.watchFile). */
-  private sleep(): void {
+  private sleep(watchFile: NonNullable<EventTailOptions['watchFile']>): void {
     try {
-      this.disarmWatch = this.opts.watchFile!(() => this.wakeFromSleep(true))
+      this.disarmWatch = watchFile(() => this.wakeFromSleep(true))
     } catch (err) {
-      this.watchFailed = true
+      this.watchFile = undefined
       this.opts.log('event tail: cannot watch the database file; it keeps reading every period', { error: String((err as Error)?.message ?? err) })
       return
     }
@@ -178,8 +180,7 @@ export class EventTail implements Publisher {
     if (v !== undefined) {
       if (v === this.probedVersion) {
         this.stats.skipped++
-        const sleepy = this.opts.watchFile && !this.watchFailed && !this.disarmWatch && this.opts.intervalMs < this.sleepPeriodMs
-        if (sleepy && ++this.quietPeriods * this.opts.intervalMs >= QUIET_MS) this.sleep()
+        if (this.watchFile && !this.disarmWatch && ++this.quietPeriods * this.opts.intervalMs >= QUIET_MS) this.sleep(this.watchFile)
         return
       }
       this.probedVersion = v
